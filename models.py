@@ -1,0 +1,254 @@
+"""The shop's data: SQLAlchemy models and the database set-up.
+
+    from models import connect, User, Category, Product, Purchase
+
+    Session = connect("sqlite:///shop.db")      # creates missing tables
+    with Session() as session:
+        session.add(Category(name="Keys"))
+        session.commit()
+
+Four models from the spec: a ``User`` buys ``Purchase``s of ``Product``s, which
+live in ``Category``s (User 1-N Purchase, Category 1-N Product, Product 1-N
+Purchase). Prices are integers in the currency's smallest unit, exactly as the
+Telegram Bot API counts them (Stars: 1 = 1 star; USD: cents).
+
+Nothing here opens a session on its own: the bot opens one short-lived session
+per update and passes it to the helpers that need it.
+"""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+# What a seller may store, checked again by the admin dialogs. Telegram's own
+# limits: a product name must fit an invoice title (32) comfortably shown on a
+# button, file ids are opaque strings of about 70-90 characters.
+NAME_MAX = 64
+FILE_ID_MAX = 255
+
+
+def utcnow() -> datetime:
+    """Naive UTC time: stored the same way on SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """The declarative base every model inherits from."""
+
+
+class User(Base):
+    """A Telegram user who has talked to the shop."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Telegram user ids need more than 32 bits.
+    telegram_id: Mapped[int] = mapped_column(BigInteger, unique=True)
+    username: Mapped[str | None] = mapped_column(String(64), default=None)
+    first_name: Mapped[str] = mapped_column(String(128), default="")
+    language_code: Mapped[str] = mapped_column(String(16), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # Set when Telegram answers 403: the user blocked the bot. Cleared when
+    # they write to the bot again.
+    is_blocked: Mapped[bool] = mapped_column(default=False)
+
+    purchases: Mapped[list[Purchase]] = relationship(back_populates="user")
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.telegram_id} @{self.username}>"
+
+
+class Category(Base):
+    """A shelf of products, shown in the seller's order (``position``)."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
+    position: Mapped[int] = mapped_column(default=0)
+
+    products: Mapped[list[Product]] = relationship(back_populates="category")
+
+    def __repr__(self) -> str:
+        return f"<Category {self.id} {self.name!r}>"
+
+
+class Product(Base):
+    """Something to sell: a public card plus hidden content delivered after payment."""
+
+    __tablename__ = "products"
+    # The storefront lists the products on sale in one category, page by page.
+    __table_args__ = (Index("ix_products_category_active", "category_id", "is_active", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # RESTRICT: a category can only be deleted once it is empty.
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(NAME_MAX))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[int] = mapped_column(default=0)
+    # The "file with the description": a photo or a document shown with the card.
+    description_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_MAX), default=None)
+    description_file_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    # What the buyer receives: a text, a file, or both. Never shown before payment.
+    hidden_content: Mapped[str] = mapped_column(Text, default="")
+    hidden_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_MAX), default=None)
+    hidden_file_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Hidden instead of deleted, so that people who bought it keep their access.
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    category: Mapped[Category] = relationship(back_populates="products")
+    purchases: Mapped[list[Purchase]] = relationship(back_populates="product")
+
+    def __repr__(self) -> str:
+        return f"<Product {self.id} {self.name!r} {self.price}>"
+
+
+class Purchase(Base):
+    """One sale: who bought what, for how much, and Telegram's charge id."""
+
+    __tablename__ = "purchases"
+    __table_args__ = (
+        Index("ix_purchases_user_created", "user_id", "created_at"),
+        Index("ix_purchases_product_user", "product_id", "user_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # RESTRICT: a sale is a record of money; deleting a buyer or a product
+    # must never delete it silently.
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    price: Mapped[int] = mapped_column(default=0)  # what was paid: the price may change later
+    currency: Mapped[str] = mapped_column(String(8), default="XTR")
+    payment_type: Mapped[str] = mapped_column(String(16), default="stars")  # stars, card, free, manual
+    # Telegram's telegram_payment_charge_id. Unique, so a payment that Telegram
+    # delivers twice is recorded once. NULL for free and manual purchases.
+    payment_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    refunded_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(back_populates="purchases")
+    product: Mapped[Product] = relationship(back_populates="purchases")
+
+    def __repr__(self) -> str:
+        return f"<Purchase {self.id} user={self.user_id} product={self.product_id} {self.price} {self.currency}>"
+
+
+class Setting(Base):
+    """A small key-value store for the seller's switches (e.g. sale alerts per admin)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255), default="")
+
+    def __repr__(self) -> str:
+        return f"<Setting {self.key}={self.value!r}>"
+
+
+# ---------------------------------------------------------------------------
+# Database set-up
+# ---------------------------------------------------------------------------
+
+def _tune_sqlite(dbapi_connection, _connection_record) -> None:
+    """Per-connection SQLite settings the bot relies on."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite
+    # WAL lets customers read while a purchase is being written; the busy
+    # timeout makes a second writer wait instead of failing with
+    # "database is locked".
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 15000")
+    cursor.close()
+
+
+def connect(database_url: str, pool_size: int = 5) -> sessionmaker:
+    """Create the engine and any missing tables; return a session factory.
+
+    ``pool_size`` matters for server databases only: give it the number of
+    worker threads that may hold a connection at once.
+    """
+    if database_url.startswith("sqlite"):
+        # telebot's worker threads share the engine, hence check_same_thread.
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 15})
+        event.listen(engine, "connect", _tune_sqlite)
+    else:
+        # pool_pre_ping: a restarted database server costs one reconnect,
+        # not an error shown to a customer.
+        engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    # expire_on_commit=False: a handler may still read what it just committed
+    # (to deliver a purchase) without another round trip to the database.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+# ---------------------------------------------------------------------------
+# The demo catalog in shop.db.example (rebuild it after a schema change with
+# `python models.py shop.db.example`)
+# ---------------------------------------------------------------------------
+
+DEMO_CATALOG = {
+    "🔑 Software keys": [
+        ("Windows 11 Pro", 450, "A genuine retail key for Windows 11 Pro, activates online in a minute. "
+         "Works for new installs and upgrades from Home.", "Your key: W11P-7XKQ2-9HV4M-T3C8R-BD6YJ\n"
+         "Activate: Settings → System → Activation → Change product key."),
+        ("Office 2021 для дома", 390, "Ключ Microsoft Office 2021 для дома и учёбы: Word, Excel, PowerPoint. "
+         "Бессрочная лицензия на один компьютер.", "Ваш ключ: O21HS-4MNB8-QW2ZX-77KLP-3RT9V\n"
+         "Установка: setup.office.com → войдите в аккаунт Microsoft → введите ключ."),
+        ("Antivirus 1 year", 250, "One year of protection for up to 3 devices (Windows, macOS, Android).",
+         "Licence code: AV1Y-3DEV-88QK-Z71M\nDownload the installer from the vendor's site and enter the code."),
+    ],
+    "🎬 Streaming": [
+        ("Netflix 1 month", 150, "A gift code for one month of Netflix Standard. Redeem at netflix.com/redeem.",
+         "Gift code: NFX-2Q7R-K9PL-M3TD"),
+        ("Spotify Premium на 3 месяца", 300, "Код подписки Spotify Premium на три месяца. Активируйте на "
+         "spotify.com/redeem — подходит для новых и текущих аккаунтов.", "Код: SPT3-XR8N-4LQW-P2KD"),
+    ],
+    "📚 Guides": [
+        ("Telegram Stars for sellers", 0, "A free 12-page guide: how Telegram Stars work, fees, withdrawals "
+         "and refunds. Yours with one tap.", "Read the guide: https://telegra.ph/stars-for-sellers-demo"),
+        ("Python за выходные", 120, "Пошаговый курс по Python для начинающих: 10 уроков с задачами и ответами.",
+         "Ссылка на курс: https://example.com/python-weekend\nПароль: weekend2026"),
+        ("Notion templates pack", 90, "25 ready Notion templates: habit tracker, budget, reading list, "
+         "weekly planner and more.", "Duplicate the pack: https://example.com/notion-pack-demo"),
+    ],
+}
+
+
+def add_demo_catalog(session) -> None:
+    """Fill an empty database with three categories and eight products."""
+    for position, (category_name, products) in enumerate(DEMO_CATALOG.items()):
+        category = Category(name=category_name, position=position)
+        session.add(category)
+        for name, price, description, hidden in products:
+            session.add(Product(category=category, name=name, price=price, description=description,
+                                hidden_content=hidden))
+    session.commit()
+
+
+if __name__ == "__main__":
+    import os
+    import sys
+
+    target = sys.argv[1] if len(sys.argv) > 1 else "shop.db.example"
+    if os.path.exists(target):
+        os.remove(target)
+    with connect(f"sqlite:///{target}")() as demo_session:
+        add_demo_catalog(demo_session)
+    demo_session.get_bind().dispose()
+    # One self-contained file: fold the write-ahead log back into the database.
+    import sqlite3
+
+    with sqlite3.connect(target) as raw:
+        raw.execute("PRAGMA journal_mode = DELETE")
+    print(f"Wrote the demo catalog to {target}")
