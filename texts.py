@@ -1,0 +1,370 @@
+"""Everything the shop says, in English and Russian: edit your shop's words here.
+
+Each text is an HTML template for Telegram's ``parse_mode="HTML"``. Values
+filled into ``{placeholders}`` are escaped by ``shopbot.text()``, so a product
+called ``<b>Tom & Jerry</b>`` shows exactly as the seller typed it. Button
+labels are plain text (Telegram shows them as they are).
+
+A user whose Telegram language starts with ``ru`` reads Russian, everyone else
+English. To add a language, add a dictionary with the same keys and a line to
+``shopbot.language_of()``.
+"""
+
+SHOP_NAME = "Digital Shop"
+
+EN = {
+    # --- the storefront -------------------------------------------------
+    "welcome": "👋 Hello, {name}!\n\nWelcome to <b>{shop}</b>. Pick something in the catalog: "
+               "you pay right here in Telegram and receive it instantly.",
+    "menu": "What would you like to do?",
+    "btn_catalog": "🛍 Catalog",
+    "btn_purchases": "📦 My purchases",
+    "btn_help": "❓ Help",
+    "btn_back": "⬅️ Back",
+    "btn_menu": "🏠 Menu",
+    "btn_prev": "◀️ Prev",
+    "btn_next": "Next ▶️",
+    "catalog": "🛍 <b>Catalog</b>\n\nChoose a category:",
+    "catalog_empty": "🛍 The shop is being stocked right now. Please come back a little later!",
+    "category": "🗂 <b>{name}</b>\n\nChoose a product:",
+    "category_button": "{name} ({count})",
+    "product_button": "{name} — {price}",
+    "product_card": "<b>{name}</b>\n💰 {price}\n\n{description}",
+    "btn_buy": "Buy for {price}",
+    "btn_get_free": "Get for free",
+    "btn_owned": "✅ Yours — open",
+    "free": "Free",
+    "unavailable": "This item is no longer available.",
+    "stale_button": "This button is out of date.",
+    "page_out_of_range": "That page no longer exists.",
+    "product_not_found": "Sorry, this product is not available any more. Here is the menu:",
+    "hint": "I'm a shop bot: use the buttons below, or /help to see how everything works.",
+    "help": "❓ <b>How it works</b>\n\n"
+            "1. Open the 🛍 Catalog and pick a product.\n"
+            "2. Tap <b>Buy</b> and pay right here in Telegram.\n"
+            "3. You receive the product at once. It stays in 📦 My purchases for good.\n\n"
+            "<b>Commands</b>\n"
+            "/start — main menu\n/catalog — the catalog\n/purchases — my purchases\n"
+            "/paysupport — a problem with a payment\n/terms — terms of sale\n/help — this help",
+    "sorry": "😔 Sorry, something went wrong on our side. Please try again in a moment.",
+    "private_only": "I sell in private chats only: {link}",
+    # --- paying -----------------------------------------------------------
+    "invoice_sent": "Invoice sent below 👇",
+    "already_owned": "You already own this. Here it is again:",
+    "thanks": "✅ <b>Thank you for your purchase!</b>\n\nHere is <b>{name}</b>:",
+    "here_again": "📦 <b>{name}</b>",
+    "nothing_hidden": "(The seller has not added any content yet. They will contact you.)",
+    "file_failed": "⚠️ We could not send the file for this purchase. The seller has been told "
+                   "and will contact you shortly. Your purchase is saved.",
+    "checkout_invalid": "This invoice is no longer valid. Please open the product again.",
+    "checkout_unavailable": "Sorry, this product is no longer on sale.",
+    "checkout_price_changed": "The price has changed. Please open the product again.",
+    "checkout_owned": "You already own this product: open it in My purchases.",
+    "paid_but_gone": "⚠️ This product was removed while you were paying. Your payment has been refunded.",
+    "paid_but_gone_card": "⚠️ This product was removed while you were paying. The seller has been told "
+                          "and will refund you.",
+    "payment_problem": "⚠️ We received your payment but could not match it to a product. The seller has been "
+                       "told and will contact you.",
+    # --- my purchases -----------------------------------------------------
+    "purchases": "📦 <b>My purchases</b>\n\nTap one to open it again:",
+    "purchases_empty": "📦 You have no purchases yet. Have a look at the catalog!",
+    "purchase_button": "{name} · {date}",
+    "purchase_refunded_button": "↩️ {name} (refunded)",
+    "purchase_refunded": "This purchase was refunded.",
+    "not_your_purchase": "This purchase is not available.",
+    # --- support ----------------------------------------------------------
+    "paysupport": "🆘 <b>Payment support</b>\n\nYour request has been passed to the seller, who will "
+                  "write to you here. Please describe the problem in your next message.",
+    "terms": "📄 <b>Terms of sale</b>\n\n"
+             "• You buy digital goods delivered in this chat right after payment.\n"
+             "• Payments are processed by Telegram.\n"
+             "• If something you bought does not work, write /paysupport: the seller will help "
+             "or refund you.",
+    "cancelled": "Cancelled.",
+    "nothing_to_cancel": "There is nothing to cancel.",
+    # --- the seller's panel (/admin) -----------------------------------------
+    "admin_panel": "🛠 <b>Admin panel</b>\n\nWhat would you like to do?",
+    "btn_add_product": "➕ Add product",
+    "btn_categories": "🗂 Categories",
+    "btn_products": "📦 Products",
+    "btn_sales": "📊 Sales",
+    "btn_recent": "🧾 Recent purchases",
+    "btn_broadcast": "📣 Broadcast",
+    "btn_export": "📄 Export CSV",
+    "btn_backup": "💾 Backup",
+    "btn_alerts_on": "🔔 Sale alerts: on",
+    "btn_alerts_off": "🔕 Sale alerts: off",
+    "btn_cancel": "✖️ Cancel",
+    "btn_save": "✅ Save",
+    "btn_send": "✅ Send",
+    "btn_new_category": "➕ New category",
+    "btn_edit_name": "✏️ Name",
+    "btn_edit_price": "✏️ Price",
+    "btn_edit_description": "✏️ Description",
+    "btn_edit_description_file": "✏️ Description file",
+    "btn_edit_hidden": "✏️ Hidden content",
+    "btn_hide": "🙈 Hide",
+    "btn_show": "👁 Show",
+    "btn_delete": "🗑 Delete",
+    "btn_refund": "↩️ Refund",
+    "btn_confirm_refund": "↩️ Yes, refund",
+    "try_again": "Please send it again, or /cancel.",
+    "admin_choose_category": "➕ <b>New product</b>\n\nChoose its category:",
+    "admin_ask_category_name": "Send the category's name (up to 64 characters).",
+    "admin_ask_name": "Send the product's name (up to 64 characters).",
+    "admin_ask_price": "Send the price, e.g. <code>150</code> (Stars) or <code>9.99</code>. "
+                       "<code>0</code> makes it free.",
+    "admin_ask_description": "Send the product's description (what customers see before buying).",
+    "admin_ask_description_file": "Send a photo or a document to show with the description, or /skip for none.",
+    "admin_ask_hidden": "Send the hidden content: what the buyer receives after paying. A text (key, link...), "
+                        "a document or a photo; a file's caption is kept too.",
+    "admin_preview": "👀 <b>Preview</b>: this is how customers will see the card.",
+    "admin_saved": "Saved: the product is on sale.",
+    "admin_categories": "🗂 <b>Categories</b>\n\n⬆️⬇️ reorder · ✏️ rename · 🗑 delete (only when empty).",
+    "admin_category_not_empty": "Only an empty category can be deleted.",
+    "admin_deleted": "Deleted.",
+    "admin_products": "📦 <b>Products</b>\n\nChoose a category:",
+    "admin_category": "🗂 <b>{name}</b>: {count} products (🙈 = hidden)",
+    "admin_on_sale": "on sale",
+    "admin_hidden": "🙈 hidden",
+    "admin_product": "<b>#{id} {name}</b>\nCategory: {category}\nPrice: {price}\nStatus: {status}\n"
+                     "Sold: {sales} · revenue {revenue}\n\n<b>Description</b>\n{description}\n"
+                     "Description file: {file}\n\n<b>Hidden content</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
+                     "Hidden file: {hidden_file}",
+    "admin_hidden_not_deleted": "People bought it, so it was hidden instead: they keep their access.",
+    "admin_confirm_delete": "Delete <b>{name}</b> for good?",
+    "admin_sales": "📊 <b>Sales</b>",
+    "admin_sales_line": "\n<b>{period}</b>: {count} sales · {revenue}\n↩️ refunds: {refunds} · 👤 new customers: "
+                        "{customers}",
+    "period_today": "Today",
+    "period_7d": "7 days",
+    "period_30d": "30 days",
+    "period_all": "All time",
+    "admin_top": "\n🏆 <b>Top products</b>",
+    "admin_top_line": "{place}. {name} — {count}",
+    "admin_recent": "🧾 <b>Recent purchases</b> (↩️ = refunded)",
+    "admin_no_purchases": "🧾 No purchases yet.",
+    "admin_purchase": "🧾 <b>Purchase #{id}</b>\nBuyer: {buyer} · id <code>{buyer_id}</code>\nProduct: {product}\n"
+                      "Price: {price}\nPayment: {type} · <code>{payment_id}</code>\nDate: {date}",
+    "admin_refunded_at": "↩️ Refunded: {date}",
+    "admin_confirm_refund": "Refund purchase #{id} ({product}, {price}) to {buyer}? They lose access to it.",
+    "admin_refunded": "✅ Refunded: the Stars are back with the buyer.",
+    "admin_refund_marked": "✅ Marked as refunded. Refund the money in your payment provider's dashboard.",
+    "admin_refund_failed": "❌ Telegram refused the refund: {error}. Nothing was changed.",
+    "admin_already_refunded": "This purchase is already refunded.",
+    "admin_refund_usage": "Usage: <code>/refund &lt;payment id&gt;</code> (see 🧾 Recent purchases).",
+    "admin_grant_usage": "Usage: <code>/grant &lt;telegram id&gt; &lt;product id&gt;</code>",
+    "admin_grant_owned": "This customer already owns the product.",
+    "admin_granted": "✅ Granted and delivered (purchase #{id}).",
+    "admin_new_sale": "💰 New sale: <b>{product}</b> — {price} ({type}) to {who}",
+    "admin_support_request": "🆘 /paysupport from {who} (id <code>{id}</code>).\nLatest purchases:\n{purchases}",
+    "admin_unmatched_payment": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} (id <code>{id}</code>) "
+                               "was for a product that no longer exists. Please refund it.",
+    "admin_unmatched_payment_refunded": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} "
+                                        "(id <code>{id}</code>) was for a product that no longer exists. "
+                                        "It was refunded automatically.",
+    "admin_file_failed": "⚠️ Telegram refused the file of <b>{product}</b> for purchase #{purchase}: {error}. "
+                         "Please send it to the buyer and fix the product.",
+    "admin_ask_broadcast": "📣 Send the message for all customers: a text, or a photo or document with a caption.",
+    "admin_confirm_broadcast": "☝️ This is the preview. Send it to {count} customers?",
+    "admin_broadcast_busy": "A broadcast is already running.",
+    "admin_broadcast_started": "📣 Sending to {count} customers. The shop keeps serving meanwhile.",
+    "admin_broadcast_progress": "📣 Broadcast: {done} of {total}…",
+    "admin_broadcast_done": "📣 Broadcast finished: {sent} sent, {blocked} blocked the bot, {failed} failed.",
+    "admin_exported": "CSV sent.",
+    "admin_backup_sent": "Backup sent.",
+    "admin_backup_server": "💾 The shop uses a database server: back it up with its own tools, e.g. "
+                           "<code>pg_dump DATABASE_URL &gt; shop.sql</code> for PostgreSQL.",
+    # --- why the seller's answer was not taken -------------------------------
+    "err_expected_text": "❗ I need a text here.",
+    "err_expected_file": "❗ I need a photo or a document here (or /skip).",
+    "err_name_too_long": "❗ That is too long: at most {limit} characters.",
+    "err_description_too_long": "❗ The description has {length} characters; at most {limit} fit the card.",
+    "err_price_not_number": "❗ That is not a price. Send a number such as 150 or 9.99.",
+    "err_price_decimals": "❗ This currency allows {places} decimal places.",
+    "err_price_too_high": "❗ Telegram accepts at most {limit} per payment.",
+    "err_category_exists": "❗ A category with this name already exists.",
+    "err_use_buttons": "❗ Use the buttons under the preview: ✅ Save or ✖️ Cancel.",
+    "err_broadcast_kind": "❗ Send a text, a photo or a document.",
+}
+
+RU = {
+    "welcome": "👋 Здравствуйте, {name}!\n\nДобро пожаловать в <b>{shop}</b>. Выберите товар в каталоге: "
+               "оплата прямо в Telegram, товар приходит сразу.",
+    "menu": "Что вы хотите сделать?",
+    "btn_catalog": "🛍 Каталог",
+    "btn_purchases": "📦 Мои покупки",
+    "btn_help": "❓ Помощь",
+    "btn_back": "⬅️ Назад",
+    "btn_menu": "🏠 Меню",
+    "btn_prev": "◀️ Назад",
+    "btn_next": "Далее ▶️",
+    "catalog": "🛍 <b>Каталог</b>\n\nВыберите категорию:",
+    "catalog_empty": "🛍 Магазин сейчас наполняется товарами. Загляните чуть позже!",
+    "category": "🗂 <b>{name}</b>\n\nВыберите товар:",
+    "category_button": "{name} ({count})",
+    "product_button": "{name} — {price}",
+    "product_card": "<b>{name}</b>\n💰 {price}\n\n{description}",
+    "btn_buy": "Купить за {price}",
+    "btn_get_free": "Получить бесплатно",
+    "btn_owned": "✅ Уже ваше — открыть",
+    "free": "Бесплатно",
+    "unavailable": "Этот товар больше недоступен.",
+    "stale_button": "Эта кнопка устарела.",
+    "page_out_of_range": "Такой страницы больше нет.",
+    "product_not_found": "К сожалению, этого товара больше нет. Вот меню:",
+    "hint": "Я бот-магазин: пользуйтесь кнопками ниже или откройте /help, чтобы узнать, как всё устроено.",
+    "help": "❓ <b>Как это работает</b>\n\n"
+            "1. Откройте 🛍 Каталог и выберите товар.\n"
+            "2. Нажмите <b>Купить</b> и оплатите прямо в Telegram.\n"
+            "3. Товар придёт сразу и навсегда останется в разделе 📦 Мои покупки.\n\n"
+            "<b>Команды</b>\n"
+            "/start — главное меню\n/catalog — каталог\n/purchases — мои покупки\n"
+            "/paysupport — проблема с оплатой\n/terms — условия продажи\n/help — эта справка",
+    "sorry": "😔 Извините, у нас что-то пошло не так. Попробуйте ещё раз через минуту.",
+    "private_only": "Я продаю только в личных сообщениях: {link}",
+    "invoice_sent": "Счёт отправлен ниже 👇",
+    "already_owned": "Этот товар уже ваш. Вот он ещё раз:",
+    "thanks": "✅ <b>Спасибо за покупку!</b>\n\nВот ваш товар «<b>{name}</b>»:",
+    "here_again": "📦 <b>{name}</b>",
+    "nothing_hidden": "(Продавец ещё не добавил содержимое. Он свяжется с вами.)",
+    "file_failed": "⚠️ Не удалось отправить файл к этой покупке. Продавец уже знает об этом и скоро "
+                   "свяжется с вами. Покупка сохранена.",
+    "checkout_invalid": "Этот счёт больше не действителен. Откройте товар ещё раз.",
+    "checkout_unavailable": "К сожалению, этот товар больше не продаётся.",
+    "checkout_price_changed": "Цена изменилась. Откройте товар ещё раз.",
+    "checkout_owned": "Этот товар уже ваш: откройте его в разделе «Мои покупки».",
+    "paid_but_gone": "⚠️ Товар убрали из продажи, пока вы платили. Деньги возвращены.",
+    "paid_but_gone_card": "⚠️ Товар убрали из продажи, пока вы платили. Продавец уже знает об этом "
+                          "и вернёт деньги.",
+    "payment_problem": "⚠️ Оплата получена, но мы не смогли понять, за какой товар. Продавец уже знает "
+                       "об этом и свяжется с вами.",
+    "purchases": "📦 <b>Мои покупки</b>\n\nНажмите на покупку, чтобы открыть её снова:",
+    "purchases_empty": "📦 У вас пока нет покупок. Загляните в каталог!",
+    "purchase_button": "{name} · {date}",
+    "purchase_refunded_button": "↩️ {name} (возврат)",
+    "purchase_refunded": "За эту покупку оформлен возврат.",
+    "not_your_purchase": "Эта покупка недоступна.",
+    "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nВаш запрос передан продавцу, он ответит вам здесь. "
+                  "Опишите, пожалуйста, проблему следующим сообщением.",
+    "terms": "📄 <b>Условия продажи</b>\n\n"
+             "• Вы покупаете цифровые товары, которые приходят в этот чат сразу после оплаты.\n"
+             "• Платежи проводит Telegram.\n"
+             "• Если купленное не работает, напишите /paysupport: продавец поможет или вернёт деньги.",
+    "cancelled": "Отменено.",
+    "nothing_to_cancel": "Отменять нечего.",
+    "admin_panel": "🛠 <b>Панель продавца</b>\n\nЧто будем делать?",
+    "btn_add_product": "➕ Добавить товар",
+    "btn_categories": "🗂 Категории",
+    "btn_products": "📦 Товары",
+    "btn_sales": "📊 Продажи",
+    "btn_recent": "🧾 Последние покупки",
+    "btn_broadcast": "📣 Рассылка",
+    "btn_export": "📄 Выгрузка CSV",
+    "btn_backup": "💾 Резервная копия",
+    "btn_alerts_on": "🔔 Уведомления о продажах: вкл",
+    "btn_alerts_off": "🔕 Уведомления о продажах: выкл",
+    "btn_cancel": "✖️ Отмена",
+    "btn_save": "✅ Сохранить",
+    "btn_send": "✅ Отправить",
+    "btn_new_category": "➕ Новая категория",
+    "btn_edit_name": "✏️ Название",
+    "btn_edit_price": "✏️ Цена",
+    "btn_edit_description": "✏️ Описание",
+    "btn_edit_description_file": "✏️ Файл описания",
+    "btn_edit_hidden": "✏️ Скрытое содержимое",
+    "btn_hide": "🙈 Скрыть",
+    "btn_show": "👁 Показать",
+    "btn_delete": "🗑 Удалить",
+    "btn_refund": "↩️ Вернуть деньги",
+    "btn_confirm_refund": "↩️ Да, вернуть",
+    "try_again": "Отправьте ещё раз или нажмите /cancel.",
+    "admin_choose_category": "➕ <b>Новый товар</b>\n\nВыберите категорию:",
+    "admin_ask_category_name": "Отправьте название категории (до 64 символов).",
+    "admin_ask_name": "Отправьте название товара (до 64 символов).",
+    "admin_ask_price": "Отправьте цену, например <code>150</code> (звёзды) или <code>9.99</code>. "
+                       "<code>0</code> — бесплатно.",
+    "admin_ask_description": "Отправьте описание товара (его видят до покупки).",
+    "admin_ask_description_file": "Отправьте фото или документ к описанию или /skip, если не нужно.",
+    "admin_ask_hidden": "Отправьте скрытое содержимое — то, что покупатель получит после оплаты: текст "
+                        "(ключ, ссылку…), документ или фото; подпись к файлу тоже сохранится.",
+    "admin_preview": "👀 <b>Предпросмотр</b>: так карточку увидят покупатели.",
+    "admin_saved": "Сохранено: товар в продаже.",
+    "admin_categories": "🗂 <b>Категории</b>\n\n⬆️⬇️ порядок · ✏️ переименовать · 🗑 удалить (только пустую).",
+    "admin_category_not_empty": "Удалить можно только пустую категорию.",
+    "admin_deleted": "Удалено.",
+    "admin_products": "📦 <b>Товары</b>\n\nВыберите категорию:",
+    "admin_category": "🗂 <b>{name}</b>: товаров — {count} (🙈 — скрытые)",
+    "admin_on_sale": "в продаже",
+    "admin_hidden": "🙈 скрыт",
+    "admin_product": "<b>#{id} {name}</b>\nКатегория: {category}\nЦена: {price}\nСтатус: {status}\n"
+                     "Продано: {sales} · выручка {revenue}\n\n<b>Описание</b>\n{description}\n"
+                     "Файл описания: {file}\n\n<b>Скрытое содержимое</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
+                     "Скрытый файл: {hidden_file}",
+    "admin_hidden_not_deleted": "Товар уже покупали, поэтому он скрыт, а не удалён: у покупателей остаётся доступ.",
+    "admin_confirm_delete": "Удалить <b>{name}</b> насовсем?",
+    "admin_sales": "📊 <b>Продажи</b>",
+    "admin_sales_line": "\n<b>{period}</b>: продаж — {count} · {revenue}\n↩️ возвратов: {refunds} · "
+                        "👤 новых покупателей: {customers}",
+    "period_today": "Сегодня",
+    "period_7d": "7 дней",
+    "period_30d": "30 дней",
+    "period_all": "Всё время",
+    "admin_top": "\n🏆 <b>Лучшие товары</b>",
+    "admin_top_line": "{place}. {name} — {count}",
+    "admin_recent": "🧾 <b>Последние покупки</b> (↩️ — возврат)",
+    "admin_no_purchases": "🧾 Покупок пока нет.",
+    "admin_purchase": "🧾 <b>Покупка #{id}</b>\nПокупатель: {buyer} · id <code>{buyer_id}</code>\n"
+                      "Товар: {product}\nЦена: {price}\nОплата: {type} · <code>{payment_id}</code>\nДата: {date}",
+    "admin_refunded_at": "↩️ Возврат: {date}",
+    "admin_confirm_refund": "Вернуть деньги за покупку #{id} ({product}, {price}) покупателю {buyer}? "
+                            "Доступ к товару у него пропадёт.",
+    "admin_refunded": "✅ Деньги возвращены: звёзды снова у покупателя.",
+    "admin_refund_marked": "✅ Отмечено как возврат. Верните деньги в кабинете платёжного провайдера.",
+    "admin_refund_failed": "❌ Telegram отклонил возврат: {error}. Ничего не изменилось.",
+    "admin_already_refunded": "За эту покупку деньги уже возвращены.",
+    "admin_refund_usage": "Формат: <code>/refund &lt;id платежа&gt;</code> (см. 🧾 Последние покупки).",
+    "admin_grant_usage": "Формат: <code>/grant &lt;telegram id&gt; &lt;id товара&gt;</code>",
+    "admin_grant_owned": "У покупателя уже есть этот товар.",
+    "admin_granted": "✅ Выдано и доставлено (покупка #{id}).",
+    "admin_new_sale": "💰 Новая продажа: <b>{product}</b> — {price} ({type}), покупатель {who}",
+    "admin_support_request": "🆘 /paysupport от {who} (id <code>{id}</code>).\nПоследние покупки:\n{purchases}",
+    "admin_unmatched_payment": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} (id <code>{id}</code>) "
+                               "пришёл за товар, которого больше нет. Верните деньги.",
+    "admin_unmatched_payment_refunded": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} "
+                                        "(id <code>{id}</code>) пришёл за товар, которого больше нет. "
+                                        "Деньги возвращены автоматически.",
+    "admin_file_failed": "⚠️ Telegram не принял файл товара <b>{product}</b> для покупки #{purchase}: {error}. "
+                         "Отправьте его покупателю и исправьте товар.",
+    "admin_ask_broadcast": "📣 Отправьте сообщение для всех покупателей: текст, фото или документ с подписью.",
+    "admin_confirm_broadcast": "☝️ Это предпросмотр. Отправить покупателям ({count})?",
+    "admin_broadcast_busy": "Рассылка уже идёт.",
+    "admin_broadcast_started": "📣 Рассылаю ({count}). Магазин тем временем работает как обычно.",
+    "admin_broadcast_progress": "📣 Рассылка: {done} из {total}…",
+    "admin_broadcast_done": "📣 Рассылка завершена: доставлено — {sent}, заблокировали бота — {blocked}, "
+                            "ошибок — {failed}.",
+    "admin_exported": "CSV отправлен.",
+    "admin_backup_sent": "Резервная копия отправлена.",
+    "admin_backup_server": "💾 Магазин работает с сервером баз данных: делайте копию его средствами, например "
+                           "<code>pg_dump DATABASE_URL &gt; shop.sql</code> для PostgreSQL.",
+    "err_expected_text": "❗ Здесь нужен текст.",
+    "err_expected_file": "❗ Здесь нужно фото или документ (или /skip).",
+    "err_name_too_long": "❗ Слишком длинно: не больше {limit} символов.",
+    "err_description_too_long": "❗ В описании {length} символов, а в карточку помещается не больше {limit}.",
+    "err_price_not_number": "❗ Это не цена. Отправьте число, например 150 или 9.99.",
+    "err_price_decimals": "❗ В этой валюте не больше {places} знаков после точки.",
+    "err_price_too_high": "❗ Telegram принимает не больше {limit} за один платёж.",
+    "err_category_exists": "❗ Категория с таким названием уже есть.",
+    "err_use_buttons": "❗ Воспользуйтесь кнопками под предпросмотром: ✅ Сохранить или ✖️ Отмена.",
+    "err_broadcast_kind": "❗ Отправьте текст, фото или документ.",
+}
+
+# The commands shown in Telegram's menu, registered at start-up (setMyCommands).
+COMMANDS = {
+    "en": [("start", "Main menu"), ("catalog", "Catalog"), ("purchases", "My purchases"),
+           ("help", "How it works"), ("paysupport", "Help with a payment"), ("terms", "Terms of sale")],
+    "ru": [("start", "Главное меню"), ("catalog", "Каталог"), ("purchases", "Мои покупки"),
+           ("help", "Как это работает"), ("paysupport", "Помощь с оплатой"), ("terms", "Условия продажи")],
+}
+
+TEXTS = {"en": EN, "ru": RU}
