@@ -890,14 +890,19 @@ class Shop:
     # =======================================================================
 
     def notify_admins(self, key: str, markup=None, setting: str | None = None, **values) -> None:
-        """Message every admin in their language; with ``setting``, skip those who switched it off."""
+        """Message every admin in their language; with ``setting``, skip those who switched it off.
+
+        Telegram lets a bot write only to people who have opened it, so an admin
+        hears from the shop once they have sent it /start.
+        """
         with self.Session() as session:
-            languages = dict(session.execute(select(User.telegram_id, User.language_code)
-                                             .where(User.telegram_id.in_(self.config.admin_ids))).all())
+            reachable = dict(session.execute(
+                select(User.telegram_id, User.language_code)
+                .where(User.telegram_id.in_(self.config.admin_ids), User.is_blocked.is_(False))).all())
             muted = muted_admins(session, setting) if setting else set()
-        for admin_id in sorted(self.config.admin_ids - muted):
+        for admin_id in sorted(reachable.keys() - muted):
             try:
-                self.send(admin_id, text(language_for_code(languages.get(admin_id)), key, **values), markup)
+                self.send(admin_id, text(language_for_code(reachable[admin_id]), key, **values), markup)
             except ApiTelegramException as error:
                 logger.warning("Could not notify admin %s: %s", admin_id, error.description)
 
