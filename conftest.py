@@ -1,0 +1,358 @@
+"""Test fixtures: a shop on a temp SQLite file, driven by updates as Telegram sends them.
+
+No network: every Bot API call the bot makes goes through
+``telebot.apihelper.CUSTOM_REQUEST_SENDER`` into ``FakeApi``, which records it,
+answers like Telegram, and keeps each chat's messages (edits and deletions
+applied) so a test can look at what a user sees. A test may queue an error for
+the next call of a method (``api.fail("sendMessage", 403, "Forbidden: bot was
+blocked by the user")``).
+
+The helpers read like a user's actions:
+
+    alice.sends("/start")
+    alice.taps("Catalog")          # an inline button, by part of its label
+    alice.pays()                   # pre-checkout query, then successful payment
+    assert "KEY-1" in alice.all_texts()
+"""
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+
+import pytest
+from telebot import apihelper, types
+
+import shopbot
+from models import Category, Product, Purchase, User, connect
+
+TOKEN = "1234567:TEST-token"
+ADMIN_ID = 1
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict
+    files: dict | None = None
+
+
+@dataclass
+class FakeResponse:
+    """What telebot reads from requests' Response."""
+
+    status_code: int
+    payload: dict
+    text: str = ""
+
+    def __post_init__(self):
+        self.text = json.dumps(self.payload)
+
+    def json(self):
+        return self.payload
+
+
+@dataclass
+class FakeApi:
+    """A recording stand-in for the Bot API."""
+
+    calls: list[Call] = field(default_factory=list)
+    chats: dict[int, dict[int, dict]] = field(default_factory=dict)  # chat id -> message id -> message
+    failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
+    ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+
+    def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
+        self.failures.setdefault(method, []).extend([(code, description, retry_after)] * times)
+
+    def __call__(self, http_method, url, params=None, files=None, **_):
+        method = url.rsplit("/", 1)[1]
+        params = {k: v for k, v in (params or {}).items()}
+        self.calls.append(Call(method, params, {name: read_upload(value) for name, value in (files or {}).items()}))
+        failure = self.failures[method].pop(0) if self.failures.get(method) else self.refusal(method, params)
+        if failure:
+            code, description, retry_after = failure
+            payload = {"ok": False, "error_code": code, "description": description}
+            if retry_after is not None:
+                payload["parameters"] = {"retry_after": retry_after}
+            return FakeResponse(code, payload)
+        return FakeResponse(200, {"ok": True, "result": self.result(method, params, files)})
+
+    def refusal(self, method, params) -> tuple | None:
+        """Telegram's own refusals that the shop must cope with."""
+        if method == "editMessageText":
+            message = self.chats.get(int(params["chat_id"]), {}).get(int(params["message_id"]))
+            if message is None:
+                return 400, "Bad Request: message to edit not found", None
+            if "text" not in message:
+                return 400, "Bad Request: there is no text in the message to edit", None
+            markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
+            if message["text"] == params["text"] and message.get("reply_markup") == markup:
+                return 400, "Bad Request: message is not modified: specified new message content and reply " \
+                            "markup are exactly the same as a current content and reply markup of the message", None
+        return None
+
+    def result(self, method, params, files):
+        chat_id = int(params["chat_id"]) if "chat_id" in params else None
+        markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
+        if method in ("sendMessage", "sendPhoto", "sendDocument", "sendInvoice", "copyMessage"):
+            message = {"message_id": next(self.ids), "date": 1, "chat": {"id": chat_id, "type": "private"},
+                       "from": {"id": 1234567, "is_bot": True, "first_name": "Shop"}}
+            if method == "sendMessage":
+                message["text"] = params["text"]
+            elif method == "sendPhoto":
+                message["photo"] = [{"file_id": params.get("photo", "upload"), "file_unique_id": "u", "width": 1,
+                                     "height": 1}]
+                message["caption"] = params.get("caption")
+            elif method == "sendDocument":
+                message["document"] = {"file_id": str(params.get("document", "upload")), "file_unique_id": "u"}
+                message["caption"] = params.get("caption")
+            elif method == "sendInvoice":
+                message["invoice"] = {"title": params["title"], "description": params["description"],
+                                      "start_parameter": "", "currency": params["currency"],
+                                      "total_amount": json.loads(params["prices"])[0]["amount"]}
+                message["payload"] = params["payload"]
+            else:
+                message["copy_of"] = int(params["message_id"])
+            if markup:
+                message["reply_markup"] = markup
+            self.chats.setdefault(chat_id, {})[message["message_id"]] = message
+            return {"message_id": message["message_id"]} if method == "copyMessage" else message
+        if method == "editMessageText":
+            message = self.chats[chat_id][int(params["message_id"])]
+            message.update(text=params["text"])
+            message.pop("reply_markup", None)
+            if markup:
+                message["reply_markup"] = markup
+            return message
+        if method == "deleteMessage":
+            self.chats.get(chat_id, {}).pop(int(params["message_id"]), None)
+        if method == "getMe":
+            return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
+        return True
+
+    # --- what was sent ---------------------------------------------------------
+
+    def of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def messages(self, chat_id: int) -> list[dict]:
+        """The chat as the user sees it now, oldest first."""
+        return [m for _, m in sorted(self.chats.get(chat_id, {}).items())]
+
+
+def read_upload(value) -> tuple[str, bytes]:
+    """An uploaded file as (name, bytes), read while the bot still has it open."""
+    name, handle = value if isinstance(value, tuple) else ("file", value)
+    return name, handle.read()
+
+
+def visible_text(message: dict) -> str:
+    """A message's text as Telegram shows it: HTML parsed away."""
+    raw = message.get("text") or message.get("caption") or ""
+    return shopbot.html_to_plain(raw)
+
+
+def buttons(message: dict | None) -> list[dict]:
+    if not message or not message.get("reply_markup"):
+        return []
+    return [b for row in message["reply_markup"]["inline_keyboard"] for b in row]
+
+
+class Person:
+    """A Telegram user talking to the shop in a private chat."""
+
+    update_ids = itertools.count(1)
+
+    def __init__(self, shop: ShopUnderTest, telegram_id: int, first_name: str, username: str | None = None,
+                 language_code: str = "en"):
+        self.shop, self.api = shop, shop.api
+        self.user = {"id": telegram_id, "is_bot": False, "first_name": first_name, "language_code": language_code}
+        if username:
+            self.user["username"] = username
+        self.id = telegram_id
+        self.message_ids = itertools.count(1)
+
+    # --- doing things ---------------------------------------------------------------
+
+    def feed(self, kind: str, payload: dict) -> None:
+        update = types.Update.de_json({"update_id": next(self.update_ids), kind: payload})
+        self.shop.bot.process_new_updates([update])
+
+    def message(self, **content) -> dict:
+        return {"message_id": next(self.message_ids), "date": 1, "from": self.user,
+                "chat": {"id": self.id, "type": "private", "first_name": self.user["first_name"]}, **content}
+
+    def sends(self, text: str) -> None:
+        content = {"text": text}
+        if text.startswith("/"):
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        self.feed("message", self.message(**content))
+
+    def sends_photo(self, file_id: str = "PHOTO-1", caption: str | None = None) -> None:
+        photo = [{"file_id": file_id + "-small", "file_unique_id": "s", "width": 90, "height": 90},
+                 {"file_id": file_id, "file_unique_id": "b", "width": 800, "height": 800}]
+        self.feed("message", self.message(photo=photo, **({"caption": caption} if caption else {})))
+
+    def sends_document(self, file_id: str = "DOC-1", file_name: str = "file.pdf", caption: str | None = None):
+        document = {"file_id": file_id, "file_unique_id": "d", "file_name": file_name}
+        self.feed("message", self.message(document=document, **({"caption": caption} if caption else {})))
+
+    def sends_sticker(self) -> None:
+        sticker = {"file_id": "STICKER", "file_unique_id": "st", "type": "regular", "width": 512, "height": 512,
+                   "is_animated": False, "is_video": False}
+        self.feed("message", self.message(sticker=sticker))
+
+    def taps_data(self, data: str, message: dict | None = None) -> str:
+        """Tap a button with this callback data (as a modified client could send anything)."""
+        message = message or self.last_with_buttons() or {"message_id": 1, "date": 0, "text": "old",
+                                                            "chat": {"id": self.id, "type": "private"}}
+        query_id = f"q{next(self.update_ids)}"
+        self.feed("callback_query", {"id": query_id, "from": self.user, "chat_instance": "ci", "data": data,
+                                     "message": message})
+        return query_id
+
+    def taps(self, label_part: str) -> str:
+        """Tap the inline button whose label contains ``label_part`` on the latest message that has it."""
+        for message in reversed(self.api.messages(self.id)):
+            for b in buttons(message):
+                if label_part.lower() in b["text"].lower() and "callback_data" in b:
+                    return self.taps_data(b["callback_data"], message)
+        raise AssertionError(f"no button {label_part!r}; buttons: {self.button_labels()}")
+
+    def pays(self, invoice: dict | None = None, amount: int | None = None, payload: str | None = None,
+             currency: str | None = None, charge_id: str | None = None) -> dict:
+        """Pay the latest invoice: pre-checkout, then (if allowed) the successful payment."""
+        invoice = invoice or self.last_invoice()
+        amount = invoice["invoice"]["total_amount"] if amount is None else amount
+        payload = invoice["payload"] if payload is None else payload
+        currency = currency or invoice["invoice"]["currency"]
+        query_id = f"pc{next(self.update_ids)}"
+        self.feed("pre_checkout_query", {"id": query_id, "from": self.user, "currency": currency,
+                                         "total_amount": amount, "invoice_payload": payload})
+        answer = [c for c in self.api.of("answerPreCheckoutQuery")
+                  if c.params["pre_checkout_query_id"] == query_id][-1].params
+        if answer["ok"] in (True, "True", "true"):
+            self.payment = {"currency": currency, "total_amount": amount, "invoice_payload": payload,
+                            "telegram_payment_charge_id": charge_id or f"charge-{query_id}",
+                            "provider_payment_charge_id": f"provider-{query_id}"}
+            self.feed("message", self.message(successful_payment=self.payment))
+        return answer
+
+    def repeats_payment(self) -> None:
+        """Telegram delivering the same successful payment again."""
+        self.feed("message", self.message(successful_payment=self.payment))
+
+    # --- what they see ------------------------------------------------------------------
+
+    def last(self) -> dict:
+        return self.api.messages(self.id)[-1]
+
+    def last_text(self) -> str:
+        return visible_text(self.last())
+
+    def all_texts(self) -> str:
+        return "\n".join(visible_text(m) for m in self.api.messages(self.id))
+
+    def last_with_buttons(self) -> dict | None:
+        return next((m for m in reversed(self.api.messages(self.id)) if buttons(m)), None)
+
+    def button_labels(self) -> list[str]:
+        return [b["text"] for b in buttons(self.last_with_buttons())]
+
+    def last_invoice(self) -> dict:
+        return [m for m in self.api.messages(self.id) if "invoice" in m][-1]
+
+    def callback_answers(self) -> list[dict]:
+        return [c.params for c in self.api.of("answerCallbackQuery")]
+
+    def last_toast(self) -> str | None:
+        return self.callback_answers()[-1].get("text")
+
+
+class ShopUnderTest:
+    """The bot under test plus shortcuts to stock it and inspect the database."""
+
+    def __init__(self, bot, api: FakeApi):
+        self.bot, self.api = bot, api
+        self.Session = bot.shop.Session
+
+    def add_category(self, name: str = "Keys", position: int = 0) -> Category:
+        with self.Session() as session:
+            category = Category(name=name, position=position)
+            session.add(category)
+            session.commit()
+            return category
+
+    def add_product(self, name: str = "Pro license", price: int = 25, hidden: str = "KEY-123",
+                    category: Category | None = None, **fields) -> Product:
+        with self.Session() as session:
+            if category is None:
+                category = session.query(Category).order_by(Category.id).first() or Category(name="Keys")
+                session.add(category)
+                session.flush()
+            product = Product(name=name, price=price, hidden_content=hidden, category_id=category.id,
+                              description=fields.pop("description", f"About {name}"), **fields)
+            session.add(product)
+            session.commit()
+            return product
+
+    def purchases(self) -> list[tuple]:
+        with self.Session() as session:
+            rows = session.query(User.username, Product.name, Purchase.price, Purchase.payment_type) \
+                .join(Purchase.user).join(Purchase.product).order_by(Purchase.id)
+            return [tuple(row) for row in rows]
+
+
+
+def make_config(tmp_path, **overrides) -> shopbot.Config:
+    values = {"token": TOKEN, "admin_ids": frozenset({ADMIN_ID}),
+              "database_url": f"sqlite:///{tmp_path / 'shop.db'}"}
+    return shopbot.Config(**{**values, **overrides})
+
+
+@pytest.fixture
+def api(monkeypatch):
+    fake = FakeApi()
+    monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", fake)
+    return fake
+
+
+@pytest.fixture
+def config(tmp_path):
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def shop(config, api):
+    bot = shopbot.create_bot(config, threaded=False)
+    bot.shop.sleep = lambda seconds: None  # flood-control waits are counted, not slept
+    yield ShopUnderTest(bot, api)
+    bot.shop.Session.kw["bind"].dispose()
+
+
+@pytest.fixture
+def alice(shop):
+    return Person(shop, 1001, "Alice", "alice")
+
+
+@pytest.fixture
+def bob(shop):
+    return Person(shop, 1002, "Bob", "bob")
+
+
+@pytest.fixture
+def seller(shop):
+    """The shop's admin, who has opened the bot (so the bot may write to them)."""
+    person = Person(shop, ADMIN_ID, "Seller", "seller")
+    person.sends("/start")
+    return person
+
+
+@pytest.fixture
+def session(config):
+    """A plain session on a fresh database, for model tests."""
+    factory = connect(config.database_url)
+    with factory() as session:
+        yield session
+    factory.kw["bind"].dispose()
+

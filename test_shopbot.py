@@ -1,0 +1,1031 @@
+"""shopbot's tests: the bot is driven with updates as Telegram sends them.
+
+Run them with:  pip install -r requirements.txt && python -m pytest
+
+The fixtures (conftest.py) give each test a fresh SQLite file, a bot built with
+``threaded=False`` and a recorder of every Bot API call. The people in the
+tests (``alice``, ``bob``, the ``seller``) send messages, tap buttons and pay;
+the tests check what they see and what the database holds.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, select
+from sqlalchemy.exc import IntegrityError
+
+import models
+import shopbot
+from conftest import ADMIN_ID, TOKEN, Person, ShopUnderTest, make_config, visible_text
+from models import Base, Category, Product, Purchase, User, connect
+
+HERE = Path(__file__).parent
+
+
+# ===========================================================================
+# The data model (the spec's usage must keep working as written)
+# ===========================================================================
+
+def test_spec_usage_works_as_written(session):
+    session.add(Category(name="Keys"))
+    user = User(telegram_id=123456789, username='username')
+    product = Product(name='Товар 1', description='Описание товара 1', price=100, category_id=1)
+    session.add_all([user, product])
+    session.commit()
+
+    products = session.query(Product).filter(Product.name == 'Товар 1').all()
+
+    assert repr(products) == "[<Product 1 'Товар 1' 100>]"
+    assert repr(user) == "<User 1 123456789 @username>"
+    assert product.is_active and product.hidden_content == "" and product.description_file_id is None
+
+
+def test_every_model_has_a_readable_repr(session):
+    category = Category(name="Keys")
+    user = User(telegram_id=5, username=None)
+    product = Product(name="Key", price=5, category=category)
+    purchase = Purchase(user=user, product=product, price=5, payment_id="ch-1")
+    session.add(purchase)
+    session.commit()
+    assert repr(category) == "<Category 1 'Keys'>"
+    assert repr(purchase) == "<Purchase 1 user=1 product=1 5 XTR>"
+
+
+def test_telegram_ids_beyond_32_bits_are_stored(session):
+    session.add(User(telegram_id=2**40 + 7))
+    session.commit()
+    assert session.scalar(select(User.telegram_id)) == 2**40 + 7
+
+
+def test_telegram_id_is_unique(session):
+    session.add_all([User(telegram_id=1), User(telegram_id=1)])
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_payment_id_is_unique_but_free_purchases_have_none(session):
+    product = Product(name="Key", category=Category(name="Keys"))
+    user = User(telegram_id=1)
+    session.add_all([Purchase(user=user, product=product, payment_type="free"),
+                     Purchase(user=user, product=product, payment_type="free")])
+    session.commit()  # two NULL payment ids are fine
+    session.add_all([Purchase(user=user, product=product, payment_id="charge-1"),
+                     Purchase(user=user, product=product, payment_id="charge-1")])
+    with pytest.raises(IntegrityError):
+        session.commit()
+
+
+def test_a_sold_product_and_a_full_category_cannot_be_deleted(session):
+    category = Category(name="Keys")
+    product = Product(name="Key", category=category)
+    session.add(Purchase(user=User(telegram_id=1), product=product))
+    session.commit()
+    session.delete(product)
+    with pytest.raises(IntegrityError):
+        session.commit()
+    session.rollback()
+    with pytest.raises(IntegrityError):  # bypassing the ORM: the database itself refuses
+        session.execute(Category.__table__.delete())
+
+
+def test_demo_database_matches_the_models():
+    # Read-only: a missing table must fail this test, not be created in the shipped file.
+    engine = create_engine(f"sqlite:///file:{HERE / 'shop.db.example'}?mode=ro&uri=true")
+    try:
+        inspector = inspect(engine)
+        for table in Base.metadata.sorted_tables:
+            columns = {c["name"] for c in inspector.get_columns(table.name)}
+            assert columns == set(table.columns.keys()), table.name
+        with sqlite3.connect(HERE / "shop.db.example") as db:
+            assert db.execute("SELECT count(*) FROM categories").fetchone() == (3,)
+            assert db.execute("SELECT count(*) FROM products").fetchone() == (8,)
+            assert db.execute("SELECT count(*) FROM products WHERE price = 0").fetchone() == (1,)
+            assert db.execute("SELECT count(*) FROM products WHERE hidden_content = ''").fetchone() == (0,)
+    finally:
+        engine.dispose()
+
+
+def test_demo_database_is_what_the_code_builds(tmp_path):
+    subprocess.run([sys.executable, str(HERE / "models.py"), str(tmp_path / "demo.db")], check=True,
+                   capture_output=True)
+    query = "SELECT c.name, p.name, p.price, p.description, p.hidden_content FROM products p " \
+            "JOIN categories c ON c.id = p.category_id ORDER BY p.id"
+    with sqlite3.connect(tmp_path / "demo.db") as built, sqlite3.connect(HERE / "shop.db.example") as shipped:
+        assert built.execute(query).fetchall() == shipped.execute(query).fetchall()
+
+
+# ===========================================================================
+# Configuration and start-up
+# ===========================================================================
+
+def run_shopbot(env: dict, timeout: float = 10) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "ADMIN_IDS", "DATABASE_URL")}
+    return subprocess.run([sys.executable, str(HERE / "shopbot.py")], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=timeout, cwd=HERE)
+
+
+def test_missing_token_prints_one_line_and_exits_2():
+    result = run_shopbot({})
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "BOT_TOKEN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_admin_ids_are_a_clear_error():
+    result = run_shopbot({"BOT_TOKEN": TOKEN, "ADMIN_IDS": "123,alice"})
+    assert result.returncode == 2
+    assert "ADMIN_IDS" in result.stderr and "'alice'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_config_defaults_to_telegram_stars_and_a_local_sqlite_file():
+    config = shopbot.load_config({"BOT_TOKEN": TOKEN, "ADMIN_IDS": " 1, 22 ,"})
+    assert config.admin_ids == {1, 22}
+    assert (config.currency, config.provider_token, config.payment_type) == ("XTR", "", "stars")
+    assert config.database_url == "sqlite:///shop.db" and config.api_url is None
+
+
+def test_config_with_a_card_provider():
+    config = shopbot.load_config({"BOT_TOKEN": TOKEN, "PAYMENT_PROVIDER_TOKEN": "pay:1", "CURRENCY": "eur"})
+    assert (config.currency, config.payment_type) == ("EUR", "card")
+    with pytest.raises(shopbot.ConfigError, match="PAYMENT_PROVIDER_TOKEN"):
+        shopbot.load_config({"BOT_TOKEN": TOKEN, "CURRENCY": "USD"})
+
+
+class FakeBotApiServer:
+    """A tiny HTTP Bot API for the start-up test: records the methods called."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, float, dict]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # telebot posts every call
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode()
+                method = self.path.rsplit("/", 1)[1].split("?")[0]
+                server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
+                if method == "getUpdates":
+                    time.sleep(0.2)
+                result = {"getMe": {"id": 1, "is_bot": True, "first_name": "Shop", "username": "shop_bot"},
+                          "getUpdates": []}.get(method, True)
+                data = json.dumps({"ok": True, "result": result}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot was stopped
+                    self.wfile.write(data)
+
+            do_GET = do_POST
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def methods(self):
+        return [method for method, _, _ in self.calls]
+
+
+def test_bot_polls_the_configured_api_and_stops_cleanly_on_sigterm(tmp_path):
+    server = FakeBotApiServer()
+    env = {**os.environ, "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": server.url,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, str(HERE / "shopbot.py")], env=env, cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        while "getUpdates" not in server.methods() and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        first_poll = next(t for m, t, _ in server.calls if m == "getUpdates")
+        assert first_poll - started < 2.0
+        poll = next(c for m, _, c in server.calls if m == "getUpdates")
+        asked_for = poll["path"] + poll["body"]
+        assert "callback_query" in asked_for and "pre_checkout_query" in asked_for
+        assert "setMyCommands" in server.methods()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=5)
+    finally:
+        process.kill()
+        server.httpd.shutdown()
+    assert process.returncode == 0
+    assert "Traceback" not in stderr and TOKEN not in stderr
+    assert "Telegram API: " + server.url in stderr
+
+
+def test_the_token_never_reaches_the_log():
+    record = shopbot.logging.LogRecord("TeleBot", 40, __file__, 1, "Failed: %s", (
+        f"HTTPSConnectionPool: Max retries exceeded with url: /bot{TOKEN}/getUpdates",), None)
+    shopbot.RedactSecrets(TOKEN).filter(record)
+    assert TOKEN not in record.getMessage() and "<BOT_TOKEN>" in record.getMessage()
+
+
+# ===========================================================================
+# The storefront
+# ===========================================================================
+
+def test_start_greets_by_name_and_saves_the_user(shop, alice):
+    alice.user["first_name"] = "<b>Al & Co</b>"
+    alice.sends("/start")
+    assert "Hello, <b>Al & Co</b>!" in alice.last_text()
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    with shop.Session() as session:
+        assert session.scalar(select(User.username).where(User.telegram_id == alice.id)) == "alice"
+
+
+def test_start_updates_a_changed_username_and_language(shop, alice):
+    alice.sends("/start")
+    alice.user.update(username="alice2", language_code="ru")
+    alice.sends("/start")
+    with shop.Session() as session:
+        user = session.scalar(select(User).where(User.telegram_id == alice.id))
+        assert (user.username, user.language_code) == ("alice2", "ru")
+        assert session.query(User).count() == 1
+    assert "Здравствуйте" in alice.last_text()
+
+
+def test_a_customer_reaches_a_product_in_three_taps_and_goes_back(shop, alice):
+    shop.add_product("Netflix 1 month", price=150, description="One month of Netflix.")
+    alice.sends("/start")
+    alice.taps("Catalog")
+    assert alice.button_labels() == ["Keys (1)", "⬅️ Back"]
+    alice.taps("Keys")
+    assert alice.button_labels() == ["Netflix 1 month — 150 ⭐", "⬅️ Back"]
+    alice.taps("Netflix")
+    assert alice.last_text() == "Netflix 1 month\n💰 150 ⭐\n\nOne month of Netflix."
+    assert alice.button_labels() == ["Buy for 150 ⭐", "⬅️ Back"]
+    alice.taps("Back")
+    assert "Keys" in alice.last_text()
+    assert len(shop.api.messages(alice.id)) == 1  # one message, edited in place
+
+
+def test_catalog_hides_empty_categories_and_counts_products_on_sale(shop, alice):
+    games = shop.add_category("Games", position=2)
+    keys = shop.add_category("Keys", position=1)
+    shop.add_category("Empty", position=0)
+    shop.add_product("A", category=games)
+    shop.add_product("B", category=keys)
+    shop.add_product("C", category=keys)
+    shop.add_product("Hidden", category=keys, is_active=False)
+    alice.sends("/catalog")
+    assert alice.button_labels() == ["Keys (2)", "Games (1)", "⬅️ Back"]
+
+
+def test_an_empty_shop_says_it_is_being_stocked(shop, alice):
+    alice.sends("/catalog")
+    assert "being stocked" in alice.last_text()
+    assert alice.button_labels() == ["⬅️ Back"]
+
+
+def test_a_category_of_20_products_has_three_pages(shop, alice):
+    category = shop.add_category("Keys")
+    for n in range(20):
+        shop.add_product(f"Key {n:02d}", price=10 + n, category=category)
+    alice.sends("/catalog")
+    alice.taps("Keys")
+    assert alice.button_labels()[:8] == [f"Key {n:02d} — {10 + n} ⭐" for n in range(8)]
+    assert alice.button_labels()[8:] == ["1/3", "Next ▶️", "⬅️ Back"]
+    alice.taps("Next")
+    assert alice.button_labels()[0] == "Key 08 — 18 ⭐"
+    assert alice.button_labels()[8:] == ["◀️ Prev", "2/3", "Next ▶️", "⬅️ Back"]
+    alice.taps("Next")
+    assert alice.button_labels() == [f"Key {n} — {10 + n} ⭐" for n in range(16, 20)] + ["◀️ Prev", "3/3",
+                                                                                        "⬅️ Back"]
+    alice.taps("Key 17")
+    alice.taps("Back")  # back to the page the customer came from
+    assert "3/3" in alice.button_labels()
+    alice.taps("3/3")  # the page indicator does nothing, but is answered
+    assert shop.api.of("answerCallbackQuery")[-1].params == {"callback_query_id": shop.api.calls[-1].params[
+        "callback_query_id"]}
+
+
+def test_a_page_that_no_longer_exists_shows_the_first(shop, alice):
+    category = shop.add_category("Keys")
+    shop.add_product("Only", category=category)
+    alice.taps_data(f"1:cat:{category.id}:7")
+    assert alice.button_labels() == ["Only — 25 ⭐", "⬅️ Back"]
+
+
+def test_product_card_with_a_photo_is_sent_as_a_photo_with_caption(shop, alice):
+    shop.add_product("Poster", description_file_id="PHOTO-9", description_file_type="photo")
+    alice.sends("/catalog")
+    alice.taps("Keys")
+    alice.taps("Poster")
+    photo = shop.api.of("sendPhoto")[-1].params
+    assert photo["photo"] == "PHOTO-9" and "Poster" in photo["caption"]
+    assert alice.button_labels() == ["Buy for 25 ⭐", "⬅️ Back"]
+    assert shop.api.of("deleteMessage")  # the old text screen made way for the photo
+    alice.taps("Back")
+    assert "Choose a product" in alice.last_text()
+
+
+def test_a_long_card_with_a_document_puts_the_text_below_the_file(shop, alice):
+    shop.add_product("Manual", description="x" * 2000, description_file_id="DOC-9",
+                     description_file_type="document")
+    alice.sends("/catalog")
+    alice.taps("Keys")
+    alice.taps("Manual")
+    document = shop.api.of("sendDocument")[-1].params
+    assert document["document"] == "DOC-9" and not document.get("caption")
+    assert alice.last_text().startswith("Manual") and alice.button_labels()[0] == "Buy for 25 ⭐"
+
+
+def test_deep_link_opens_the_product_card(shop, alice):
+    product = shop.add_product("Netflix", price=150)
+    alice.sends(f"/start p_{product.id}")
+    assert alice.last_text().startswith("Netflix")
+    assert alice.button_labels() == ["Buy for 150 ⭐", "⬅️ Back"]
+
+
+@pytest.mark.parametrize("argument", ["p_999", "p_", "p_-1", "p_12abc", "junk<>&", "p_" + "9" * 40])
+def test_a_deep_link_to_nothing_says_so_and_shows_the_menu(shop, alice, argument):
+    shop.add_product("Hidden", is_active=False)
+    alice.sends(f"/start {argument}")
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    if argument.startswith("p_") and argument[2:].isdigit() and len(argument) < 20:
+        assert "not available" in alice.last_text()
+
+
+def test_deep_link_to_a_hidden_product_says_it_is_gone(shop, alice):
+    product = shop.add_product("Hidden", is_active=False)
+    alice.sends(f"/start p_{product.id}")
+    assert "not available any more" in alice.last_text()
+
+
+def test_seller_text_is_escaped_everywhere(shop, alice):
+    category = shop.add_category("<i>Tom & Jerry</i>")
+    shop.add_product("<b>&", price=5, description="<script>alert(1)</script> & co", category=category)
+    alice.sends("/catalog")
+    assert alice.button_labels()[0] == "<i>Tom & Jerry</i> (1)"
+    alice.taps("Tom")
+    assert "<i>Tom & Jerry</i>" in alice.last_text()
+    alice.taps("<b>&")
+    assert alice.last_text() == "<b>&\n💰 5 ⭐\n\n<script>alert(1)</script> & co"
+    assert "&lt;b&gt;&amp;" in shop.api.of("editMessageText")[-1].params["text"]
+
+
+def test_free_and_owned_products_have_the_right_button(shop, alice):
+    free = shop.add_product("Guide", price=0)
+    alice.sends(f"/start p_{free.id}")
+    assert alice.button_labels()[0] == "Get for free"
+    assert "Free" in alice.last_text()
+    alice.taps("Get for free")
+    alice.sends(f"/start p_{free.id}")
+    assert alice.button_labels()[0] == "✅ Yours — open"
+
+
+def test_russian_speakers_get_russian(shop):
+    ivan = Person(shop, 2001, "Иван", language_code="ru")
+    shop.add_product("Ключ", price=100)
+    ivan.sends("/start")
+    assert "Здравствуйте, Иван" in ivan.last_text()
+    assert ivan.button_labels() == ["🛍 Каталог", "📦 Мои покупки", "❓ Помощь"]
+    ivan.taps("Каталог")
+    ivan.taps("Keys")
+    ivan.taps("Ключ")
+    assert ivan.button_labels() == ["Купить за 100 ⭐", "⬅️ Назад"]
+
+
+def test_help_and_commands(shop, alice):
+    alice.sends("/help")
+    assert "/paysupport" in alice.last_text() and "/purchases" in alice.last_text()
+    alice.taps("Help")
+    assert "How it works" in alice.last_text()
+    alice.sends("/terms")
+    assert "Terms of sale" in alice.last_text()
+
+
+def test_commands_are_registered_in_english_and_russian(shop):
+    shopbot.register_commands(shop.bot)
+    calls = shop.api.of("setMyCommands")
+    assert [c.params.get("language_code") for c in calls] == [None, "ru"]
+    assert all(len(json.loads(c.params["commands"])) == 6 for c in calls)
+
+
+@pytest.mark.parametrize("send", [
+    lambda p: p.sends("hello"), lambda p: p.sends_sticker(), lambda p: p.sends_photo(),
+    lambda p: p.sends_document(), lambda p: p.sends("/unknown"), lambda p: p.sends("x" * 4096),
+])
+def test_anything_else_gets_a_hint_and_the_menu(shop, alice, send):
+    send(alice)
+    assert "/help" in alice.last_text()
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+
+
+def test_editing_into_the_same_screen_is_not_an_error(shop, alice, caplog):
+    alice.sends("/catalog")
+    alice.taps("Back")
+    alice.taps("Catalog")
+    alice.taps_data("1:cats")  # the same screen again: Telegram says "message is not modified"
+    assert "Error" not in caplog.text
+    assert len(alice.callback_answers()) == 3
+
+
+def test_a_screen_that_cannot_be_edited_is_sent_anew(shop, alice):
+    alice.sends("/start")
+    gone = {"message_id": 99999, "date": 1, "chat": {"id": alice.id, "type": "private"}, "text": "old"}
+    alice.taps_data("1:cats", gone)
+    assert "being stocked" in alice.last_text()
+
+
+# ===========================================================================
+# Checkout and delivery
+# ===========================================================================
+
+def test_buying_with_stars_delivers_the_hidden_content(shop, alice, seller):
+    product = shop.add_product("Pro license", price=25, hidden="KEY-123")
+    alice.sends(f"/start p_{product.id}")
+    assert "KEY-123" not in alice.all_texts()
+    alice.taps("Buy")
+    invoice = shop.api.of("sendInvoice")[-1].params
+    assert (invoice["currency"], json.loads(invoice["prices"])) == ("XTR", [{"label": "Pro license", "amount": 25}])
+    assert "provider_token" not in invoice or not invoice["provider_token"]
+    assert "KEY-123" not in json.dumps(invoice) and "KEY-123" not in json.dumps(alice.callback_answers())
+
+    answer = alice.pays()
+
+    assert answer["ok"] is True
+    assert "Thank you for your purchase" in alice.all_texts() and "KEY-123" in alice.last_text()
+    assert shop.purchases() == [("alice", "Pro license", 25, "stars")]
+    with shop.Session() as session:
+        purchase = session.scalar(select(Purchase))
+        assert (purchase.currency, purchase.payment_id) == ("XTR", alice.payment["telegram_payment_charge_id"])
+    assert "New sale" in visible_text(shop.api.messages(ADMIN_ID)[-1])
+
+
+def test_admins_who_never_opened_the_bot_are_not_messaged(shop, alice):
+    product = shop.add_product("Guide", price=0)
+    alice.taps_data(f"1:buy:{product.id}")
+    assert [c for c in shop.api.of("sendMessage") if c.params["chat_id"] == str(ADMIN_ID)] == []
+
+
+def test_invoice_fits_telegrams_limits(shop, alice):
+    product = shop.add_product("N" * 64, price=100000, description="d" * 3000)
+    alice.taps_data(f"1:buy:{product.id}")
+    invoice = shop.api.of("sendInvoice")[-1].params
+    assert len(invoice["title"]) == 32 and len(invoice["description"]) == 255
+    assert invoice["title"].endswith("…")
+
+
+@pytest.fixture
+def card_shop(tmp_path, api):
+    """A shop that takes card payments in US dollars through a provider."""
+    bot = shopbot.create_bot(make_config(tmp_path, provider_token="prov:1", currency="USD"), threaded=False)
+    yield ShopUnderTest(bot, api)
+    bot.shop.Session.kw["bind"].dispose()
+
+
+def test_a_card_provider_invoice_uses_its_token_and_currency(card_shop):
+    product = card_shop.add_product("Course", price=999)
+    alice = Person(card_shop, 1001, "Alice", "alice")
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for $9.99"
+    alice.taps("Buy")
+    invoice = card_shop.api.of("sendInvoice")[-1].params
+    assert (invoice["provider_token"], invoice["currency"]) == ("prov:1", "USD")
+    assert alice.pays()["ok"] is True
+    assert card_shop.purchases() == [("alice", "Course", 999, "card")]
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda shop, p, pay: pay(payload="garbage"), "no longer valid"),
+    (lambda shop, p, pay: pay(payload=f"shop1:{p.id}:999"), "no longer valid"),  # another buyer's invoice
+    (lambda shop, p, pay: pay(payload="shop1:999999:1001"), "no longer on sale"),
+    (lambda shop, p, pay: pay(amount=1), "price has changed"),
+    (lambda shop, p, pay: pay(currency="USD"), "price has changed"),
+    (lambda shop, p, pay: (set_product(shop, p.id, price=30), pay())[1], "price has changed"),
+    (lambda shop, p, pay: (set_product(shop, p.id, is_active=False), pay())[1], "no longer on sale"),
+])
+def test_pre_checkout_refuses_with_a_reason(shop, alice, change, reason):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    answer = change(shop, product, alice.pays)
+    assert answer["ok"] is False and reason in answer["error_message"]
+    assert shop.purchases() == []
+
+
+def admin_texts(shop) -> str:
+    return "\n".join(visible_text(m) for m in shop.api.messages(ADMIN_ID))
+
+
+def set_product(shop, product_id, **values):
+    with shop.Session() as session:
+        product = session.get(Product, product_id)
+        for name, value in values.items():
+            setattr(product, name, value)
+        session.commit()
+
+
+def test_pre_checkout_refuses_what_the_buyer_already_owns(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    invoice = alice.last_invoice()
+    alice.pays(invoice)
+    answer = alice.pays(invoice)
+    assert answer["ok"] is False and "already own" in answer["error_message"]
+    assert len(shop.purchases()) == 1
+
+
+def test_a_repeated_payment_is_recorded_once_and_delivered_again(shop, alice, seller):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    alice.repeats_payment()
+    assert len(shop.purchases()) == 1
+    assert alice.all_texts().count("KEY-1") == 2
+    assert len([m for m in shop.api.messages(ADMIN_ID) if "New sale" in visible_text(m)]) == 1
+
+
+def test_the_purchase_is_committed_before_delivery(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(f"1:buy:{product.id}")
+    shop.api.fail("sendMessage", 500, "Internal Server Error", times=2)  # the delivery and the apology
+    alice.pays()
+    assert shop.purchases() == [("alice", "Pro", 25, "stars")]  # delivery failed, the sale is kept
+    alice.sends("/purchases")
+    alice.taps("Pro")
+    assert "KEY-1" in alice.last_text()
+
+
+def test_a_payment_for_a_product_hidden_meanwhile_is_still_delivered(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(f"1:buy:{product.id}")
+    invoice = alice.last_invoice()
+    alice.pays(invoice)  # approved...
+    set_product(shop, product.id, is_active=False)
+    alice.repeats_payment()  # ...and the payment lands after the seller hid it
+    assert "KEY-1" in alice.last_text()
+
+
+def test_a_payment_for_a_deleted_product_is_refunded(shop, alice, seller):
+    shop.add_product("Pro", price=25)
+    alice.pays({"invoice": {"total_amount": 25, "currency": "XTR"}, "payload": "shop1:999:1001"})
+    alice.payment = {"currency": "XTR", "total_amount": 25, "invoice_payload": "shop1:999:1001",
+                     "telegram_payment_charge_id": "ch-gone", "provider_payment_charge_id": "p"}
+    alice.repeats_payment()
+    refund = shop.api.of("refundStarPayment")[-1].params
+    assert (refund["user_id"], refund["telegram_payment_charge_id"]) == (1001, "ch-gone")
+    assert "refunded" in alice.last_text()
+    assert "refunded automatically" in visible_text(shop.api.messages(ADMIN_ID)[-1])
+
+
+def test_free_products_are_delivered_once(shop, alice):
+    product = shop.add_product("Guide", price=0, hidden="https://example.com/guide")
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.taps_data(f"1:buy:{product.id}")
+    assert shop.purchases() == [("alice", "Guide", 0, "free")]
+    assert alice.all_texts().count("https://example.com/guide") == 2  # the second tap shows it again
+    assert not shop.api.of("sendInvoice")
+
+
+def test_a_hidden_file_is_delivered_by_file_id(shop, alice):
+    product = shop.add_product("Ebook", price=0, hidden="Enjoy!", hidden_file_id="DOC-42",
+                               hidden_file_type="document")
+    alice.taps_data(f"1:buy:{product.id}")
+    assert shop.api.of("sendDocument")[-1].params["document"] == "DOC-42"
+    assert "Enjoy!" in alice.all_texts()
+
+
+def test_a_rejected_file_is_explained_and_the_purchase_kept(shop, alice, seller, caplog):
+    product = shop.add_product("Ebook", price=25, hidden="", hidden_file_id="GONE", hidden_file_type="document")
+    alice.taps_data(f"1:buy:{product.id}")
+    shop.api.fail("sendDocument", 400, "Bad Request: wrong file identifier/HTTP URL specified")
+    alice.pays()
+    assert "seller" in alice.last_text() and "will contact you" in alice.last_text()
+    assert len(shop.purchases()) == 1
+    assert "Could not send the file of purchase 1" in caplog.text
+    assert "Telegram refused the file" in admin_texts(shop)
+
+
+def test_long_hidden_content_is_split_into_messages_telegram_accepts(shop, alice):
+    secret = ("line with <tags> & 🎁 emoji\n" * 400).strip()  # about 10,000 UTF-16 units
+    product = shop.add_product("Big", price=0, hidden=secret)
+    alice.taps_data(f"1:buy:{product.id}")
+    pieces = [shopbot.html_to_plain(c.params["text"]) for c in shop.api.of("sendMessage")[1:]]
+    assert all(shopbot.utf16_len(p) <= 4096 for p in pieces) and len(pieces) == 3
+    assert "\n".join(p.strip("\n") for p in pieces) == secret
+
+
+def test_my_purchases_pages_and_reopens_content(shop, alice):
+    for n in range(10):
+        shop.add_product(f"Guide {n}", price=0, hidden=f"SECRET-{n}")
+    for product_id in range(1, 11):
+        alice.taps_data(f"1:buy:{product_id}")
+    alice.sends("/purchases")
+    labels = alice.button_labels()
+    assert labels[0].startswith("Guide 9 · ") and labels[8:] == ["1/2", "Next ▶️", "⬅️ Back"]
+    alice.taps("Next")
+    assert alice.button_labels()[:2] == [labels[0].replace("9", "1"), labels[0].replace("9", "0")]
+    alice.taps("Guide 0")
+    assert alice.last_text() == "SECRET-0"
+
+
+def test_nobody_opens_someone_elses_purchase(shop, alice, bob):
+    product = shop.add_product("Guide", price=0, hidden="ALICE-ONLY")
+    alice.taps_data(f"1:buy:{product.id}")
+    bob.taps_data("1:open:1")
+    assert "ALICE-ONLY" not in bob.all_texts()
+    assert bob.last_toast() == "This purchase is not available."
+
+
+def test_a_refunded_purchase_is_marked_and_no_longer_opens(shop, alice, seller):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    seller.taps_data("1:arefok:1")
+    alice.sends("/purchases")
+    assert alice.button_labels()[0] == "↩️ Pro (refunded)"
+    before = alice.all_texts().count("KEY-1")
+    alice.taps("Pro")
+    assert alice.last_toast() == "This purchase was refunded."
+    assert alice.all_texts().count("KEY-1") == before
+
+
+def test_paysupport_tells_the_admins_with_latest_purchases(shop, alice, seller):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    alice.sends("/paysupport")
+    assert "passed to the seller" in alice.last_text()
+    note = visible_text(shop.api.messages(ADMIN_ID)[-1])
+    assert "Alice (@alice)" in note and "1001" in note and "#1 Pro — 25 ⭐" in note
+
+
+# ===========================================================================
+# Callback data is validated; every tap is answered
+# ===========================================================================
+
+@pytest.mark.parametrize("data", [
+    "", "garbage", "x" * 64, "1", "1:", "2:cats", "1:nope", "1:cat", "1:cat:1", "1:cat:a:0", "1:cat:-1:0",
+    "1:cat:1:0:0", "1:prod:99999:0", "1:open:424242", "1:buy:77", "1:cat:" + "9" * 30 + ":0", "1:mine:999",
+    "1:adm", "1:aref:1", "1:arefok:1", "1:abcgo", "1:abak", "1:acsv", "1:ap:1",
+])
+def test_forged_or_stale_callback_data_gets_a_polite_answer(shop, alice, data, caplog):
+    shop.add_product("Guide", price=0, hidden="SECRET")
+    alice.sends("/start")
+    alice.taps_data(data)
+    assert len(alice.callback_answers()) == 1
+    assert "SECRET" not in alice.all_texts()
+    assert "Traceback" not in caplog.text and "Error handling" not in caplog.text
+    assert not shop.api.of("refundStarPayment") and not shop.api.of("sendDocument")
+    assert shop.purchases() == []
+
+
+def test_all_our_callback_data_fits_64_bytes():
+    biggest = shopbot.MAX_ID
+    assert len(shopbot.callback("arefok", biggest).encode()) <= 64
+    assert len(shopbot.callback("aedit", biggest, 4).encode()) <= 64
+    assert shopbot.parse_callback(shopbot.callback("cat", biggest, 3)) == ("cat", [biggest, 3])
+
+
+def test_a_crashing_handler_apologises_and_the_bot_keeps_serving(shop, alice, bob, caplog, monkeypatch):
+    monkeypatch.setattr(shopbot.Shop, "catalog_screen", lambda *a: 1 / 0)
+    alice.taps_data("1:cats")
+    assert alice.last_toast() == "😔 Sorry, something went wrong on our side. Please try again in a moment."
+    assert "ZeroDivisionError" in caplog.text and "CallbackQuery from user 1001" in caplog.text
+    bob.sends("/help")
+    assert "How it works" in bob.last_text()
+
+
+# ===========================================================================
+# The admin panel
+# ===========================================================================
+
+@pytest.mark.parametrize("command", ["/admin", "/refund ch-1", "/grant 1001 1"])
+def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, command, caplog):
+    shop.add_product("Pro")
+    alice.sends(command)
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    assert "tried admin action" in caplog.text
+    assert shop.purchases() == []
+
+
+ADMIN_ACTIONS = ["aadd", "aaddc", "aalerts", "abak", "abc", "abcgo", "acancel", "acats", "acdel", "acdn", "acren",
+                 "acsv", "acup", "adel", "adelok", "adm", "aedit", "ahide", "anewc", "ap", "apc", "aprods", "apur",
+                 "aref", "arefok", "arecent", "asales", "asave"]
+
+
+def test_the_admin_action_list_below_covers_every_admin_button(shop):
+    assert sorted(ADMIN_ACTIONS) == sorted(a for a in shop.bot.shop.routes if a.startswith("a"))
+
+
+@pytest.mark.parametrize("action", ADMIN_ACTIONS)
+def test_non_admins_cannot_use_any_admin_button(shop, alice, action, caplog):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    nargs = shop.bot.shop.routes[action][1]
+    alice.taps_data(shopbot.callback(action, *[1] * nargs))
+    assert "tried admin action" in caplog.text
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    assert not shop.api.of("refundStarPayment") and not shop.api.of("sendDocument")
+    with shop.Session() as session:
+        assert session.get(Product, product.id).is_active and session.get(Purchase, 1).refunded_at is None
+
+
+def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alice):
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps("New category")
+    seller.sends("E-books")
+    assert "product's name" in seller.last_text()
+    seller.sends("Python <3")
+    seller.sends("4.5")
+    assert "decimal" in seller.last_text()  # Stars have no fractions: asked again
+    seller.sends("45")
+    seller.sends("A friendly book & exercises.")
+    seller.sends_photo("COVER")
+    seller.sends_document("BOOK-PDF", caption="Your password: py3")
+    assert "Preview" in seller.all_texts()
+    preview = shop.api.of("sendPhoto")[-1].params
+    assert preview["photo"] == "COVER" and "Python &lt;3" in preview["caption"] and "45 ⭐" in preview["caption"]
+    seller.taps("Save")
+    with shop.Session() as session:
+        product = session.scalar(select(Product))
+        assert (product.name, product.price, product.category.name) == ("Python <3", 45, "E-books")
+        assert (product.description_file_id, product.description_file_type) == ("COVER", "photo")
+        assert (product.hidden_file_id, product.hidden_file_type, product.hidden_content) == (
+            "BOOK-PDF", "document", "Your password: py3")
+        assert product.is_active
+    alice.sends("/catalog")
+    assert alice.button_labels()[0] == "E-books (1)"
+
+
+@pytest.mark.parametrize("field, bad, reason", [
+    ("name", "N" * 65, "at most 64"),
+    ("name", None, "need a text"),  # a sticker
+    ("price", "ten", "not a price"),
+    ("price", "-5", "not a price"),
+    ("price", "1.5", "decimal places"),
+    ("price", "100001", "at most 100000 ⭐"),
+    ("description", "d" * 3501, "at most 3500"),
+    ("description_file", "a text", "photo or a document"),
+    ("hidden", None, "need a text"),
+])
+def test_bad_input_is_explained_and_asked_again(shop, seller, field, bad, reason):
+    shop.add_category("Keys")
+    answers = {"name": "Key", "price": "10", "description": "About", "description_file": "/skip"}
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps("Keys")
+    for step, value in answers.items():
+        if step == field:
+            break
+        seller.sends(value)
+    seller.sends_sticker() if bad is None else seller.sends(bad)
+    assert reason in seller.last_text() and "/cancel" in seller.last_text()
+    seller.sends("/cancel")
+    assert "Cancelled" in seller.last_text()
+    seller.sends("Key")  # no dialog any more: a plain text
+    with shop.Session() as session:
+        assert session.query(Product).count() == 0
+
+
+def test_a_free_product_and_skipping_the_description_file(shop, seller):
+    shop.add_category("Keys")
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps("Keys")
+    for answer in ["Guide", "0", "Free guide", "/skip", "https://example.com/guide"]:
+        seller.sends(answer)
+    assert "Get for free" not in seller.all_texts()  # the preview is the card, without the buy button
+    seller.taps("Save")
+    with shop.Session() as session:
+        product = session.scalar(select(Product))
+        assert (product.price, product.description_file_id, product.hidden_content) == (
+            0, None, "https://example.com/guide")
+
+
+def test_text_sent_where_buttons_are_expected_is_explained(shop, seller):
+    shop.add_category("Keys")
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps("Keys")
+    for answer in ["Guide", "1", "About", "/skip", "KEY"]:
+        seller.sends(answer)
+    seller.sends("save please")
+    assert "Use the buttons" in seller.last_text()
+    seller.taps("Save")
+    with shop.Session() as session:
+        assert session.query(Product).count() == 1
+
+
+def test_seller_edits_a_price_with_the_same_validation(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    seller.taps_data(f"1:ap:{product.id}")
+    assert "KEY-1" in seller.last_text() and "Sold: 0" in seller.last_text()
+    seller.taps("Price")
+    seller.sends("abc")
+    assert "not a price" in seller.last_text()
+    seller.sends("30")
+    assert "Price: 30 ⭐" in seller.last_text()
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for 30 ⭐"
+
+
+def test_hiding_showing_and_deleting_products(shop, seller, alice):
+    sold = shop.add_product("Sold", price=0)
+    unsold = shop.add_product("Unsold", price=5)
+    alice.taps_data(f"1:buy:{sold.id}")
+    seller.taps_data(f"1:ap:{unsold.id}")
+    seller.taps("Hide")
+    assert "hidden" in seller.last_text()
+    alice.sends(f"/start p_{unsold.id}")
+    assert "not available" in alice.last_text()
+    seller.taps_data(f"1:ap:{unsold.id}")
+    seller.taps("Show")
+    seller.taps("Delete")
+    assert "for good" in seller.last_text()
+    seller.taps("Delete")
+    seller.taps_data(f"1:ap:{sold.id}")
+    seller.taps("Delete")
+    assert "hidden instead" in seller.last_toast()
+    with shop.Session() as session:
+        assert session.get(Product, unsold.id) is None
+        assert session.get(Product, sold.id).is_active is False
+    alice.sends("/purchases")
+    alice.taps("Sold")
+    assert "KEY-123" in alice.last_text()  # buyers keep their access
+
+
+def test_products_list_marks_hidden_ones(shop, seller):
+    category = shop.add_category("Keys")
+    shop.add_product("Visible", category=category)
+    shop.add_product("Secret", category=category, is_active=False)
+    seller.sends("/admin")
+    seller.taps("Products")
+    seller.taps("Keys")
+    assert seller.button_labels()[:2] == ["Visible — 25 ⭐", "🙈 Secret — 25 ⭐"]
+
+
+def test_categories_rename_reorder_and_delete_when_empty(shop, seller):
+    first, second = shop.add_category("First", 0), shop.add_category("Second", 0)
+    shop.add_product("P", category=first)
+    seller.sends("/admin")
+    seller.taps("Categories")
+    assert [b for b in seller.button_labels() if "(" in b] == ["First (1)", "Second (0)"]
+    seller.taps_data(f"1:acdn:{first.id}")
+    assert [b for b in seller.button_labels() if "(" in b] == ["Second (0)", "First (1)"]
+    seller.taps_data(f"1:acren:{second.id}")
+    seller.sends("First")
+    assert "already exists" in seller.last_text()
+    seller.sends("Renamed")
+    assert "Renamed (0)" in seller.button_labels()
+    seller.taps_data(f"1:acdel:{first.id}")
+    assert seller.last_toast() == "Only an empty category can be deleted."
+    seller.taps_data(f"1:acdel:{second.id}")
+    with shop.Session() as session:
+        assert [c.name for c in session.scalars(select(Category))] == ["First"]
+
+
+def test_sales_figures_match_the_rows(shop, seller, alice, bob):
+    cheap, dear = shop.add_product("Cheap", price=10), shop.add_product("Dear", price=100)
+    for person, product in [(alice, cheap), (alice, dear), (bob, cheap)]:
+        person.taps_data(f"1:buy:{product.id}")
+        person.pays()
+    seller.taps_data("1:arefok:2")  # Dear is refunded
+    with shop.Session() as session:
+        old = session.get(Purchase, 3)
+        old.created_at = models.utcnow().replace(year=2020)
+        session.commit()
+    seller.sends("/admin")
+    seller.taps("Sales")
+    report = seller.last_text()
+    assert "Today: 1 sales · 10 ⭐" in report
+    assert "All time: 2 sales · 20 ⭐" in report
+    assert "refunds: 1" in report
+    assert "1. Cheap — 2" in report
+
+
+def test_recent_purchases_and_a_stars_refund(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    seller.sends("/admin")
+    seller.taps("Recent purchases")
+    seller.taps("#1 Pro")
+    assert "Alice (@alice)" in seller.last_text() and "1001" in seller.last_text()
+    seller.taps("Refund")
+    assert not shop.api.of("refundStarPayment")  # a confirmation first
+    seller.taps("Yes, refund")
+    refund = shop.api.of("refundStarPayment")[-1].params
+    assert refund["telegram_payment_charge_id"] == alice.payment["telegram_payment_charge_id"]
+    assert "Refunded" in seller.last_text()
+    with shop.Session() as session:
+        assert session.get(Purchase, 1).refunded_at is not None
+
+
+def test_a_refund_telegram_rejects_changes_nothing(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    shop.api.fail("refundStarPayment", 400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+    seller.sends(f"/refund {alice.payment['telegram_payment_charge_id']}")
+    assert "refused the refund: Bad Request: CHARGE_ALREADY_REFUNDED" in seller.last_text()
+    with shop.Session() as session:
+        assert session.get(Purchase, 1).refunded_at is None
+
+
+def test_a_card_refund_is_marked_only(card_shop):
+    product = card_shop.add_product("Course", price=999)
+    alice, seller = Person(card_shop, 1001, "Alice", "alice"), Person(card_shop, ADMIN_ID, "Seller")
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    seller.sends(f"/refund {alice.payment['telegram_payment_charge_id']}")
+    assert "payment provider" in seller.last_text() and not card_shop.api.of("refundStarPayment")
+    with card_shop.Session() as session:
+        assert session.get(Purchase, 1).refunded_at is not None
+
+
+def test_grant_gives_and_delivers_a_product(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-9")
+    alice.sends("/start")
+    seller.sends(f"/grant {alice.id} {product.id}")
+    assert "Granted" in seller.last_text()
+    assert "KEY-9" in alice.last_text()
+    assert shop.purchases() == [("alice", "Pro", 0, "manual")]
+    seller.sends(f"/grant {alice.id} {product.id}")
+    assert "already owns" in seller.last_text()
+    seller.sends("/grant alice")
+    assert "Usage" in seller.last_text()
+
+
+def test_sale_alerts_can_be_switched_off(shop, seller, alice):
+    product = shop.add_product("Pro", price=0)
+    seller.sends("/admin")
+    seller.taps("Sale alerts: on")
+    assert "🔕 Sale alerts: off" in seller.button_labels()
+    alice.taps_data(f"1:buy:{product.id}")
+    product2 = shop.add_product("Pro 2", price=5)
+    alice.taps_data(f"1:buy:{product2.id}")
+    alice.pays()
+    assert "New sale" not in admin_texts(shop)
+
+
+def test_broadcast_reaches_everyone_and_reports_blocked_users(shop, seller, alice, bob):
+    carol = Person(shop, 1003, "Carol")
+    for person in (alice, bob, carol):
+        person.sends("/start")
+    seller.sends("/admin")
+    seller.taps("Broadcast")
+    seller.sends("🎉 New arrivals!")
+    assert shop.api.of("copyMessage")  # the preview
+    assert "Send it to 4 customers?" in seller.last_text()  # the seller is a user too
+    shop.api.fail("copyMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+    shop.api.fail("copyMessage", 403, "Forbidden: bot was blocked by the user")
+    seller.taps("Send")
+    shop.bot.shop.broadcast_thread.join(timeout=10)
+    assert "3 sent, 1 blocked the bot, 0 failed" in seller.last_text()
+    with shop.Session() as session:
+        blocked = session.scalars(select(User.telegram_id).where(User.is_blocked)).all()
+    assert len(blocked) == 1
+    # the preview, then 4 recipients, one of them tried twice because of the 429
+    assert len(shop.api.of("copyMessage")) == 1 + 4 + 1
+
+
+def test_only_one_broadcast_at_a_time(shop, seller):
+    shop.bot.shop.broadcast_lock.acquire()
+    seller.sends("/admin")
+    seller.taps("Broadcast")
+    seller.sends("Hello")
+    seller.taps("Send")
+    assert seller.last_toast() == "A broadcast is already running."
+
+
+def test_export_csv_lists_every_purchase(shop, seller, alice):
+    product = shop.add_product("Course, part \"1\"", price=25)
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    seller.taps_data("1:acsv")
+    name, data = shop.api.of("sendDocument")[-1].files["document"]
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    assert name.startswith("purchases-") and name.endswith(".csv")
+    assert rows[0] == ["date", "purchase_id", "buyer_id", "username", "product", "price", "currency",
+                       "payment_type", "payment_id", "refunded_at"]
+    assert rows[1][1:] == ["1", "1001", "alice", 'Course, part "1"', "25", "XTR", "stars",
+                           alice.payment["telegram_payment_charge_id"], ""]
+
+
+def test_backup_is_a_consistent_sqlite_copy(shop, seller, tmp_path):
+    shop.add_product("Pro")
+    seller.taps_data("1:abak")
+    name, data = shop.api.of("sendDocument")[-1].files["document"]
+    assert name.startswith("shop-backup-")
+    (tmp_path / "copy.db").write_bytes(data)
+    with sqlite3.connect(tmp_path / "copy.db") as copy:
+        assert copy.execute("SELECT name FROM products").fetchall() == [("Pro",)]
