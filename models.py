@@ -178,14 +178,17 @@ def connect(database_url: str, pool_size: int = 5) -> sessionmaker:
     ``pool_size`` matters for server databases only: give it the number of
     worker threads that may hold a connection at once.
     """
+    # hide_parameters: a database error must not print a product's hidden content into the log.
     if database_url.startswith("sqlite"):
         # telebot's worker threads share the engine, hence check_same_thread.
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 15})
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 15},
+                               hide_parameters=True)
         event.listen(engine, "connect", _tune_sqlite)
     else:
         # pool_pre_ping: a restarted database server costs one reconnect,
         # not an error shown to a customer.
-        engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               hide_parameters=True)
     Base.metadata.create_all(engine)
     # expire_on_commit=False: a handler may still read what it just committed
     # (to deliver a purchase) without another round trip to the database.

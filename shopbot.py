@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import functools
 import html
 import io
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -453,19 +455,19 @@ class Shop:
 
     # --- talking to Telegram ------------------------------------------------
 
-    def call(self, method, chat_id: int, *args, **kwargs):
-        """Call the Bot API for a chat: wait out flood limits, note users who blocked us.
+    def call(self, chat_id: int, method, *args, **kwargs):
+        """Call ``method`` (a Bot API call about ``chat_id``): wait out flood limits, note blocked users.
 
         Returns the API's result, or None when the user has blocked the bot.
         """
         for attempt in range(3):
             try:
-                return method(chat_id, *args, **kwargs)
+                return method(*args, **kwargs)
             except ApiTelegramException as error:
-                if error.error_code == 429 and attempt < 2:
-                    time.sleep(retry_after(error))
+                if error.error_code == 429 and attempt < 2:  # Too Many Requests: Telegram says how long to wait
+                    self.sleep(retry_after(error))
                     continue
-                if error.error_code == 403:
+                if error.error_code == 403:  # Forbidden: the user blocked the bot (or never opened it)
                     self.mark_blocked(chat_id)
                     return None
                 raise
@@ -477,20 +479,20 @@ class Shop:
             session.commit()
 
     def send(self, chat_id: int, html_text: str, markup=None):
-        return self.call(self.bot.send_message, chat_id, html_text, reply_markup=markup,
+        return self.call(chat_id, self.bot.send_message, chat_id, html_text, reply_markup=markup,
                          link_preview_options=types.LinkPreviewOptions(is_disabled=True))
 
     def send_file(self, chat_id: int, file_type: str, file_id: str, caption: str | None = None, markup=None):
         sender = self.bot.send_photo if file_type == "photo" else self.bot.send_document
-        return self.call(sender, chat_id, file_id, caption=caption, reply_markup=markup)
+        return self.call(chat_id, sender, chat_id, file_id, caption=caption, reply_markup=markup)
 
     def show(self, chat_id: int, screen: Screen, replace: types.Message | None = None) -> None:
         """Show a screen, editing ``replace`` in place when Telegram allows it."""
         # An InaccessibleMessage (over 48 hours old) has no content_type: it cannot be edited.
         if replace is not None and screen.file_id is None and getattr(replace, "content_type", None) == "text":
             try:
-                self.bot.edit_message_text(screen.text, chat_id, replace.message_id, reply_markup=screen.markup,
-                                           link_preview_options=types.LinkPreviewOptions(is_disabled=True))
+                self.call(chat_id, self.bot.edit_message_text, screen.text, chat_id, replace.message_id,
+                          reply_markup=screen.markup, link_preview_options=types.LinkPreviewOptions(is_disabled=True))
                 return
             except ApiTelegramException as error:
                 if "message is not modified" in error.description:
@@ -790,7 +792,7 @@ class Shop:
     def send_invoice(self, chat_id: int, buyer_id: int, product: Product) -> None:
         # Invoices are plain text: title up to 32 characters, description up to 255.
         self.call(
-            self.bot.send_invoice, chat_id,
+            chat_id, self.bot.send_invoice, chat_id,
             title=truncate(product.name, 32),
             description=truncate(product.description.strip() or product.name, 255),
             invoice_payload=invoice_payload(product.id, buyer_id),
@@ -1402,7 +1404,7 @@ class Shop:
             for telegram_id in recipients:
                 started = time.monotonic()
                 try:
-                    copied = self.call(self.bot.copy_message, telegram_id, admin_chat, message_id)
+                    copied = self.call(telegram_id, self.bot.copy_message, telegram_id, admin_chat, message_id)
                     counts["sent" if copied is not None else "blocked"] += 1
                 except ApiTelegramException as error:
                     logger.warning("Broadcast to %s failed: %s", telegram_id, error.description)
@@ -1543,11 +1545,16 @@ def message_text(message: types.Message) -> str:
 
 def read_name(message: types.Message) -> str:
     name = " ".join(message_text(message).split())  # one line: it is shown on buttons
-    if not name:
+    if not has_visible_text(name):
         raise InputError("err_expected_text")
     if len(name) > NAME_MAX:
         raise InputError("err_name_too_long", limit=NAME_MAX)
     return name
+
+
+def has_visible_text(value: str) -> bool:
+    """False for texts made only of spaces and invisible characters (zero-width, direction marks)."""
+    return any(unicodedata.category(char)[0] not in "CZ" for char in value)
 
 
 def read_description(message: types.Message) -> str:
@@ -1580,7 +1587,7 @@ def read_hidden(message: types.Message) -> dict:
     file = attached_file(message)
     if file is None:
         content = message_text(message)
-        if not content:
+        if not has_visible_text(content):
             raise InputError("err_expected_text")
         return {"hidden_content": content, "hidden_file_id": None, "hidden_file_type": None}
     return {"hidden_content": message.caption or "", "hidden_file_id": file[0], "hidden_file_type": file[1]}
@@ -1718,6 +1725,34 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True) -> t
     return bot
 
 
+class PollingErrors(telebot.ExceptionHandler):
+    """Explain the polling errors a seller can fix; telebot retries all of them with backoff."""
+
+    def __init__(self):
+        self.last_conflict = 0.0
+
+    def handle(self, exception: Exception) -> bool:
+        if isinstance(exception, ApiTelegramException) and exception.error_code == 409:
+            if time.monotonic() - self.last_conflict > 60:  # say it once a minute, not on every poll
+                logger.error("Another instance of this bot is running: Telegram answered 409 Conflict because "
+                             "someone else polls with the same BOT_TOKEN. Stop the other instance.")
+            self.last_conflict = time.monotonic()
+            return True
+        return False
+
+
+def hold_instance_lock(token: str):
+    """Refuse to start twice on one machine: return an open lock file, or None if another instance holds it."""
+    path = os.path.join(tempfile.gettempdir(), f"shopbot-{token.partition(':')[0]}.lock")
+    lock_file = open(path, "a+")  # noqa: SIM115 (held open for the life of the process)
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        return None
+    return lock_file
+
+
 def register_commands(bot: telebot.TeleBot) -> None:
     """Fill Telegram's command menu, in English and Russian."""
     for lang, commands in texts.COMMANDS.items():
@@ -1732,8 +1767,13 @@ def main() -> int:
         print(f"shopbot: {error}", file=sys.stderr)
         return 2
     setup_logging(config.token)
+    lock = hold_instance_lock(config.token)
+    if lock is None:
+        logger.error("Another instance of this bot is already running on this machine; exiting.")
+        return 1
     use_api_server(config.api_url)
     bot = create_bot(config)
+    bot.exception_handler = PollingErrors()
     logger.info("Database: %s; Telegram API: %s; payments: %s", safe_url(config.database_url),
                 config.api_url or "https://api.telegram.org", config.currency)
 
@@ -1753,6 +1793,7 @@ def main() -> int:
         pass
     finally:
         bot.stop_bot()
+        lock.close()
     logger.info("Stopped")
     return 0
 
