@@ -197,6 +197,10 @@ class Person:
         document = {"file_id": file_id, "file_unique_id": "d", "file_name": file_name}
         self.feed("message", self.message(document=document, **({"caption": caption} if caption else {})))
 
+    def sends_content(self, **content) -> None:
+        """Any other kind of message: voice, contact, location..."""
+        self.feed("message", self.message(**content))
+
     def sends_sticker(self) -> None:
         sticker = {"file_id": "STICKER", "file_unique_id": "st", "type": "regular", "width": 512, "height": 512,
                    "is_animated": False, "is_video": False}

@@ -22,6 +22,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import create_engine, inspect, select
@@ -180,11 +181,9 @@ class FakeBotApiServer:
                 body = self.rfile.read(length).decode()
                 method = self.path.rsplit("/", 1)[1].split("?")[0]
                 server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
-                if method == "getUpdates":
-                    time.sleep(0.2)
-                result = {"getMe": {"id": 1, "is_bot": True, "first_name": "Shop", "username": "shop_bot"},
-                          "getUpdates": []}.get(method, True)
-                data = json.dumps({"ok": True, "result": result}).encode()
+                params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                params.update({k: v[-1] for k, v in parse_qs(body).items()})
+                data = json.dumps({"ok": True, "result": server.answer(method, params)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -197,6 +196,14 @@ class FakeBotApiServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, method: str, params: dict):
+        if method == "getUpdates":
+            time.sleep(0.2)  # a long poll with nothing new
+            return []
+        if method == "getMe":
+            return {"id": 1, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
+        return True
 
     def methods(self):
         return [method for method, _, _ in self.calls]
@@ -1029,3 +1036,270 @@ def test_backup_is_a_consistent_sqlite_copy(shop, seller, tmp_path):
     (tmp_path / "copy.db").write_bytes(data)
     with sqlite3.connect(tmp_path / "copy.db") as copy:
         assert copy.execute("SELECT name FROM products").fetchall() == [("Pro",)]
+
+
+# ===========================================================================
+# Hardening: hostile input, Telegram errors, crashes, threads
+# ===========================================================================
+
+def shop_contents(shop) -> list:
+    """Everything a hostile update must leave alone."""
+    with shop.Session() as session:
+        return [session.execute(select(*table.__table__.columns)).all() for table in (Category, Product, Purchase)]
+
+
+VOICE = {"voice": {"file_id": "VOICE", "file_unique_id": "v", "duration": 3}}
+CONTACT = {"contact": {"phone_number": "+100", "first_name": "X"}}
+LOCATION = {"location": {"latitude": 1.0, "longitude": 2.0}}
+STRANGE_NAME = "\u202eevil\u200b 𝕏 <b>"  # right-to-left override, zero-width space, astral letter, a tag
+
+HOSTILE_CUSTOMER_INPUTS = {
+    "4096 characters": lambda p: p.sends("я" * 4096),
+    "emoji only": lambda p: p.sends("🔥🛍️👨‍👩‍👧"),
+    "zero-width and RTL": lambda p: p.sends("\u200b\u200f\u202e"),
+    "voice": lambda p: p.sends_content(**VOICE),
+    "contact": lambda p: p.sends_content(**CONTACT),
+    "location": lambda p: p.sends_content(**LOCATION),
+    "sticker": lambda p: p.sends_sticker(),
+    "photo": lambda p: p.sends_photo(),
+    "junk deep link": lambda p: p.sends("/start p_1'; DROP TABLE products;--"),
+    "huge deep link": lambda p: p.sends("/start " + "p_" + "9" * 4000),
+    "junk command": lambda p: p.sends("/" + "x" * 100),
+    "empty callback": lambda p: p.taps_data(""),
+    "64 bytes of junk": lambda p: p.taps_data("\x00" * 64),
+    "someone else's purchase": lambda p: p.taps_data("1:open:1"),
+    "an id that never existed": lambda p: p.taps_data("1:prod:123456789:0"),
+    "a refund": lambda p: p.taps_data("1:arefok:1"),
+    "forged pre-checkout": lambda p: p.pays({"invoice": {"total_amount": 1, "currency": "XTR"}, "payload": "x"}),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_CUSTOMER_INPUTS, ids=list(HOSTILE_CUSTOMER_INPUTS))
+def test_hostile_customer_input_is_answered_and_changes_nothing(shop, alice, bob, case, caplog):
+    product = shop.add_product("Pro", price=0, hidden="BOB-SECRET")
+    bob.taps_data(f"1:buy:{product.id}")
+    alice.user["first_name"] = STRANGE_NAME
+    alice.user.pop("username")
+    before, calls = shop_contents(shop), len(shop.api.calls)
+
+    HOSTILE_CUSTOMER_INPUTS[case](alice)
+
+    answers = [c for c in shop.api.calls[calls:] if c.method in (
+        "sendMessage", "editMessageText", "answerCallbackQuery", "answerPreCheckoutQuery")]
+    assert answers, "every input gets an answer"
+    assert "BOB-SECRET" not in alice.all_texts()
+    assert "Error handling" not in caplog.text
+    assert shop_contents(shop) == before
+
+
+@pytest.mark.parametrize("content", [VOICE, CONTACT, LOCATION, {"text": "\u200b\u200f"}, {"text": "  "}],
+                         ids=["voice", "contact", "location", "invisible", "blank"])
+def test_hostile_input_in_an_admin_dialog_is_explained(shop, seller, content, caplog):
+    shop.add_category("Keys")
+    seller.taps_data("1:aadd")
+    seller.taps("Keys")
+    seller.sends_content(**content)
+    assert "I need a text here" in seller.last_text()
+    assert "Error handling" not in caplog.text
+    seller.sends("Real name")
+    assert "price" in seller.last_text()
+
+
+def test_strange_names_are_shown_as_typed(shop, seller, alice):
+    alice.user["first_name"] = STRANGE_NAME
+    alice.sends("/start")
+    assert f"Hello, {STRANGE_NAME}!" in alice.last_text()
+    shop.add_category("Keys")
+    seller.taps_data("1:aadd")
+    seller.taps("Keys")
+    seller.sends(STRANGE_NAME)
+    assert "price" in seller.last_text()
+
+
+def test_in_groups_the_shop_points_to_the_private_chat_once(shop, alice):
+    group = {"id": -100123, "type": "supergroup", "title": "Chat"}
+    alice.feed("message", {"message_id": 5, "date": 1, "from": alice.user, "chat": group, "text": "/start",
+                           "entities": [{"type": "bot_command", "offset": 0, "length": 6}]})
+    alice.feed("message", {"message_id": 6, "date": 1, "from": alice.user, "chat": group, "text": "hi all"})
+    replies = [c for c in shop.api.of("sendMessage") if c.params["chat_id"] == "-100123"]
+    assert len(replies) == 1 and "https://t.me/test_shop_bot" in replies[0].params["text"]
+
+
+def test_edited_messages_and_channel_posts_are_ignored(shop, alice, caplog):
+    alice.feed("edited_message", {**alice.message(text="/start"), "edit_date": 2})
+    alice.feed("channel_post", {"message_id": 1, "date": 1, "chat": {"id": -100, "type": "channel"}, "text": "x"})
+    assert shop.api.calls == [] and "Error" not in caplog.text
+
+
+def test_a_flood_limit_is_waited_out_and_the_message_sent(shop, alice):
+    waits = []
+    shop.bot.shop.sleep = waits.append
+    shop.api.fail("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
+    alice.sends("/help")
+    assert waits == [7.0]
+    assert "How it works" in alice.last_text()
+
+
+def test_a_flood_limit_on_an_edit_is_waited_out_too(shop, alice):
+    alice.sends("/start")
+    shop.api.fail("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)
+    alice.taps("Catalog")
+    assert "being stocked" in alice.last_text()
+
+
+def test_a_user_who_blocked_the_bot_is_marked_and_nothing_breaks(shop, alice, caplog):
+    alice.sends("/start")
+    shop.api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    alice.sends("/help")
+    with shop.Session() as session:
+        assert session.scalar(select(User.is_blocked).where(User.telegram_id == alice.id)) is True
+    assert "Error handling" not in caplog.text
+    alice.sends("/start")  # they unblocked us and wrote again
+    with shop.Session() as session:
+        assert session.scalar(select(User.is_blocked).where(User.telegram_id == alice.id)) is False
+
+
+def test_logs_at_info_hold_no_hidden_content(shop, seller, alice, caplog):
+    caplog.set_level("DEBUG", logger="shopbot")
+    product = shop.add_product("Pro", price=25, hidden="TOP-SECRET-KEY")
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    alice.repeats_payment()
+    seller.taps_data(f"1:ap:{product.id}")
+    assert "TOP-SECRET-KEY" in alice.all_texts()
+    assert "TOP-SECRET-KEY" not in caplog.text
+
+
+def test_database_errors_do_not_print_the_hidden_content(session):
+    session.add(Product(name="X", category_id=999, hidden_content="TOP-SECRET-KEY"))  # no such category
+    with pytest.raises(IntegrityError) as error:
+        session.commit()
+    assert "TOP-SECRET-KEY" not in str(error.value)
+
+
+def test_a_second_instance_on_the_same_machine_refuses_to_start():
+    token = "777:lock-test"
+    first = shopbot.hold_instance_lock(token)
+    try:
+        assert first is not None
+        assert shopbot.hold_instance_lock(token) is None
+    finally:
+        first.close()
+    shopbot.hold_instance_lock(token).close()  # free again once the first has gone
+
+
+def test_a_polling_conflict_is_explained(caplog):
+    conflict = shopbot.ApiTelegramException("getUpdates", None, {
+        "error_code": 409, "description": "Conflict: terminated by other getUpdates request"})
+    handler = shopbot.PollingErrors()
+    assert handler.handle(conflict) and handler.handle(conflict)
+    assert caplog.text.count("Another instance of this bot is running") == 1
+    assert not handler.handle(ValueError("other"))
+
+
+def test_many_customers_buying_and_browsing_at_once(shop, seller, caplog):
+    """Threads share one SQLite file, as telebot's workers do, while a broadcast runs."""
+    products = [shop.add_product(f"Item {n}", price=5 + n) for n in range(4)]
+    people = [Person(shop, 5000 + n, f"User {n}") for n in range(8)]
+    for person in people:
+        person.sends("/start")
+    seller.taps_data("1:abc")
+    seller.sends("Sale today!")
+    seller.taps("Send")
+
+    def shop_around(person):
+        for product in products:
+            person.sends("/catalog")
+            person.taps("Keys")
+            person.taps(product.name)
+            person.taps("Buy")
+            person.pays()
+            person.sends("/purchases")
+
+    threads = [threading.Thread(target=shop_around, args=(p,)) for p in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    shop.bot.shop.broadcast_thread.join(timeout=30)
+
+    assert "locked" not in caplog.text and "Error handling" not in caplog.text
+    with shop.Session() as session:
+        charges = session.scalars(select(Purchase.payment_id)).all()
+    assert len(charges) == len(set(charges)) == len(people) * len(products)
+    taps = len(people) * len(products) * 3 + 2  # and the seller's two taps to start the broadcast
+    assert len(shop.api.of("answerCallbackQuery")) == taps
+    assert "9 sent, 0 blocked the bot, 0 failed" in admin_texts(shop)
+
+
+class UpdateServer(FakeBotApiServer):
+    """A Bot API that hands out queued updates the way getUpdates does (offset confirms)."""
+
+    def __init__(self):
+        self.updates: list[dict] = []
+        self.sent_messages = threading.Event()
+        super().__init__()
+
+    def answer(self, method: str, params: dict):
+        if method == "getUpdates":
+            offset = int(params.get("offset") or 0)
+            pending = [u for u in self.updates if u["update_id"] >= offset][:20]
+            if not pending:
+                time.sleep(0.2)
+            return pending
+        if method == "sendMessage":
+            self.sent_messages.set()
+            return {"message_id": 1, "date": 1, "chat": {"id": int(params["chat_id"]), "type": "private"},
+                    "text": "ok"}
+        return super().answer(method, params)
+
+
+def payment_update(update_id: int, user_id: int, product_id: int, charge: str) -> dict:
+    user = {"id": user_id, "is_bot": False, "first_name": f"Buyer {user_id}"}
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 1, "from": user, "chat": {"id": user_id, "type": "private"},
+        "successful_payment": {"currency": "XTR", "total_amount": 10,
+                               "invoice_payload": f"shop1:{product_id}:{user_id}",
+                               "telegram_payment_charge_id": charge, "provider_payment_charge_id": "p"}}}
+
+
+def test_kill_9_mid_purchase_loses_nothing_and_the_next_start_serves(tmp_path):
+    database = tmp_path / "shop.db"
+    with connect(f"sqlite:///{database}")() as session:
+        session.add(Product(name="Key", price=10, hidden_content="KEY", category=Category(name="Keys")))
+        session.commit()
+        session.get_bind().dispose()
+    server = UpdateServer()
+    server.updates = [payment_update(n, 7000 + n, 1, f"charge-{n}") for n in range(1, 41)]
+    env = {**os.environ, "BOT_TOKEN": "4242:crash", "TELEGRAM_API_URL": server.url,
+           "DATABASE_URL": f"sqlite:///{database}"}
+    command = [sys.executable, str(HERE / "shopbot.py")]
+    try:
+        first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+        assert server.sent_messages.wait(10), "the bot never delivered anything"
+        first.kill()  # SIGKILL while payments are being recorded and delivered
+        first.wait()
+        with sqlite3.connect(database) as raw:
+            assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        started = time.monotonic()
+        polls = len([m for m in server.methods() if m == "getUpdates"])
+        second = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.DEVNULL)
+        while len([m for m in server.methods() if m == "getUpdates"]) == polls and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        assert time.monotonic() - started < 2.0, "the restarted bot serves at once"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with sqlite3.connect(database) as raw:
+                if raw.execute("SELECT count(*) FROM purchases").fetchone()[0] == 40:
+                    break
+            time.sleep(0.1)
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=10)
+    finally:
+        for process in ("first", "second"):
+            if process in locals():
+                locals()[process].kill()
+        server.httpd.shutdown()
+    with sqlite3.connect(database) as raw:
+        charges = [row[0] for row in raw.execute("SELECT payment_id FROM purchases")]
+    assert sorted(charges) == sorted(f"charge-{n}" for n in range(1, 41))  # each payment exactly once
