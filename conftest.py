@@ -86,7 +86,7 @@ class FakeApi:
             if "text" not in message:
                 return 400, "Bad Request: there is no text in the message to edit", None
             markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
-            if message["text"] == params["text"] and message.get("reply_markup") == markup:
+            if message["text"] == as_telegram_shows(params["text"]) and message.get("reply_markup") == markup:
                 return 400, "Bad Request: message is not modified: specified new message content and reply " \
                             "markup are exactly the same as a current content and reply markup of the message", None
         return None
@@ -98,14 +98,14 @@ class FakeApi:
             message = {"message_id": next(self.ids), "date": 1, "chat": {"id": chat_id, "type": "private"},
                        "from": {"id": 1234567, "is_bot": True, "first_name": "Shop"}}
             if method == "sendMessage":
-                message["text"] = params["text"]
+                message["text"] = as_telegram_shows(params["text"])
             elif method == "sendPhoto":
                 message["photo"] = [{"file_id": params.get("photo", "upload"), "file_unique_id": "u", "width": 1,
                                      "height": 1}]
-                message["caption"] = params.get("caption")
+                message["caption"] = as_telegram_shows(params.get("caption"))
             elif method == "sendDocument":
                 message["document"] = {"file_id": str(params.get("document", "upload")), "file_unique_id": "u"}
-                message["caption"] = params.get("caption")
+                message["caption"] = as_telegram_shows(params.get("caption"))
             elif method == "sendInvoice":
                 message["invoice"] = {"title": params["title"], "description": params["description"],
                                       "start_parameter": "", "currency": params["currency"],
@@ -119,7 +119,7 @@ class FakeApi:
             return {"message_id": message["message_id"]} if method == "copyMessage" else message
         if method == "editMessageText":
             message = self.chats[chat_id][int(params["message_id"])]
-            message.update(text=params["text"])
+            message.update(text=as_telegram_shows(params["text"]))
             message.pop("reply_markup", None)
             if markup:
                 message["reply_markup"] = markup
@@ -146,10 +146,13 @@ def read_upload(value) -> tuple[str, bytes]:
     return name, handle.read()
 
 
+def as_telegram_shows(html_text: str | None) -> str | None:
+    """Telegram parses the HTML we send and shows (and returns) the plain text."""
+    return None if html_text is None else shopbot.html_to_plain(html_text).strip()
+
+
 def visible_text(message: dict) -> str:
-    """A message's text as Telegram shows it: HTML parsed away."""
-    raw = message.get("text") or message.get("caption") or ""
-    return shopbot.html_to_plain(raw)
+    return message.get("text") or message.get("caption") or ""
 
 
 def buttons(message: dict | None) -> list[dict]:

@@ -338,6 +338,13 @@ class Screen:
     toast: str | None = None  # a short note for the callback answer
 
 
+def shows_already(message: types.Message, screen: Screen) -> bool:
+    """True when editing ``message`` into ``screen`` would change nothing (Telegram refuses such edits)."""
+    same_text = (message.text or "").strip() == html_to_plain(screen.text).strip()
+    old_markup = message.reply_markup.to_dict() if message.reply_markup else None
+    return same_text and old_markup == (screen.markup.to_dict() if screen.markup else None)
+
+
 def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
     return keyboard(
         [button(label(lang, "btn_catalog"), "cats")],
@@ -490,13 +497,15 @@ class Shop:
         """Show a screen, editing ``replace`` in place when Telegram allows it."""
         # An InaccessibleMessage (over 48 hours old) has no content_type: it cannot be edited.
         if replace is not None and screen.file_id is None and getattr(replace, "content_type", None) == "text":
+            if shows_already(replace, screen):
+                return  # e.g. the user tapped the button of the screen they are on
             try:
                 self.call(chat_id, self.bot.edit_message_text, screen.text, chat_id, replace.message_id,
                           reply_markup=screen.markup, link_preview_options=types.LinkPreviewOptions(is_disabled=True))
                 return
             except ApiTelegramException as error:
                 if "message is not modified" in error.description:
-                    return  # the user tapped the button of the screen they are on
+                    return  # two quick taps on the same button
                 if error.error_code != 400:
                     raise
                 # Too old, deleted, or not a text any more: send a fresh message below.

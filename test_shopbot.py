@@ -434,13 +434,22 @@ def test_anything_else_gets_a_hint_and_the_menu(shop, alice, send):
     assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
 
 
-def test_editing_into_the_same_screen_is_not_an_error(shop, alice, caplog):
+def test_tapping_the_screen_you_are_on_edits_nothing(shop, alice, caplog):
     alice.sends("/catalog")
     alice.taps("Back")
     alice.taps("Catalog")
-    alice.taps_data("1:cats")  # the same screen again: Telegram says "message is not modified"
-    assert "Error" not in caplog.text
+    edits = len(shop.api.of("editMessageText"))
+    alice.taps_data("1:cats")  # the same screen again: Telegram would say "message is not modified"
+    assert len(shop.api.of("editMessageText")) == edits
     assert len(alice.callback_answers()) == 3
+
+
+def test_a_message_is_not_modified_answer_is_not_an_error(shop, alice, caplog):
+    alice.sends("/start")
+    shop.api.fail("editMessageText", 400, "Bad Request: message is not modified: specified new message content "
+                  "and reply markup are exactly the same as a current content and reply markup of the message")
+    alice.taps("Catalog")
+    assert "Error" not in caplog.text and alice.last_toast() is None
 
 
 def test_a_screen_that_cannot_be_edited_is_sent_anew(shop, alice):
