@@ -25,10 +25,13 @@ from sqlalchemy import (
     Index,
     String,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
 )
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.sql.expression import FunctionElement
 
 # What a seller may store, checked again by the admin dialogs. Telegram's own
 # limits: a product name must fit an invoice title (32) comfortably shown on a
@@ -109,6 +112,8 @@ class Product(Base):
 
     category: Mapped[Category] = relationship(back_populates="products")
     purchases: Mapped[list[Purchase]] = relationship(back_populates="product")
+    # A product with stock items is "stocked": each buyer gets one item of their own.
+    stock_items: Mapped[list[StockItem]] = relationship(back_populates="product", passive_deletes=True)
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.name!r} {self.price}>"
@@ -144,6 +149,46 @@ class Purchase(Base):
         return f"<Purchase {self.id} user={self.user_id} product={self.product_id} {self.price} {self.currency}>"
 
 
+class StockItem(Base):
+    """One unique thing to sell (a licence key, a gift code, an account): delivered to exactly one buyer."""
+
+    __tablename__ = "stock_items"
+    # "How many are left" and "take the next unsold one" both read this index.
+    __table_args__ = (Index("ix_stock_items_product_unsold", "product_id", "purchase_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # CASCADE: deleting a product (only possible while nobody bought it) drops its unsold stock.
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    content: Mapped[str] = mapped_column(Text, default="")
+    file_id: Mapped[str | None] = mapped_column(String(FILE_ID_MAX), default=None)
+    file_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    # NULL until sold; unique, so one purchase can never hold two items.
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id", ondelete="RESTRICT"), unique=True,
+                                                    default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    product: Mapped[Product] = relationship(back_populates="stock_items")
+
+    def __repr__(self) -> str:
+        state = f"sold in purchase {self.purchase_id}" if self.purchase_id else "unsold"
+        return f"<StockItem {self.id} product={self.product_id} {state}>"
+
+
+class WaitlistEntry(Base):
+    """A customer who tapped "Notify me" on a sold-out product."""
+
+    __tablename__ = "waitlist"
+    __table_args__ = (UniqueConstraint("product_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<WaitlistEntry product={self.product_id} user={self.user_id}>"
+
+
 class Setting(Base):
     """A small key-value store for the seller's switches (e.g. sale alerts per admin)."""
 
@@ -160,8 +205,35 @@ class Setting(Base):
 # Database set-up
 # ---------------------------------------------------------------------------
 
+class lowercase(FunctionElement):
+    """lower() that knows every alphabet: SQLite's own lower() only folds ASCII ("Ключ" stays "Ключ").
+
+    Search compares ``lowercase(column)`` with the lower-cased words; PostgreSQL's
+    lower() already handles Unicode, SQLite gets Python's str.lower (see _tune_sqlite).
+    """
+
+    type = Text()
+    name = "lowercase"
+    inherit_cache = True
+
+
+@compiles(lowercase)
+def _lowercase_default(element, compiler, **kw) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(lowercase, "sqlite")
+def _lowercase_sqlite(element, compiler, **kw) -> str:
+    return f"unicode_lower({compiler.process(element.clauses, **kw)})"
+
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
+
+
 def _tune_sqlite(dbapi_connection, _connection_record) -> None:
     """Per-connection SQLite settings the bot relies on."""
+    dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite
     # WAL lets customers read while a purchase is being written; the busy
@@ -208,8 +280,9 @@ DEMO_CATALOG = {
         ("Office 2021 для дома", 390, "Ключ Microsoft Office 2021 для дома и учёбы: Word, Excel, PowerPoint. "
          "Бессрочная лицензия на один компьютер.", "Ваш ключ: O21HS-4MNB8-QW2ZX-77KLP-3RT9V\n"
          "Установка: setup.office.com → войдите в аккаунт Microsoft → введите ключ."),
-        ("Antivirus 1 year", 250, "One year of protection for up to 3 devices (Windows, macOS, Android).",
-         "Licence code: AV1Y-3DEV-88QK-Z71M\nDownload the installer from the vendor's site and enter the code."),
+        ("Antivirus 1 year", 250, "One year of protection for up to 3 devices (Windows, macOS, Android). "
+         "Every buyer gets a licence code of their own.",
+         "Download the installer from the vendor's site and enter your code when asked."),
     ],
     "🎬 Streaming": [
         ("Netflix 1 month", 150, "A gift code for one month of Netflix Standard. Redeem at netflix.com/redeem.",
@@ -228,14 +301,20 @@ DEMO_CATALOG = {
 }
 
 
+# A stocked product: each buyer receives one of these codes.
+DEMO_STOCK = {"Antivirus 1 year": [f"AV1Y-3DEV-{n:04d}-Z71M" for n in range(1001, 1011)]}
+
+
 def add_demo_catalog(session) -> None:
-    """Fill an empty database with three categories and eight products."""
+    """Fill an empty database with three categories and eight products, one of them stocked."""
     for position, (category_name, products) in enumerate(DEMO_CATALOG.items()):
         category = Category(name=category_name, position=position)
         session.add(category)
         for name, price, description, hidden in products:
-            session.add(Product(category=category, name=name, price=price, description=description,
-                                hidden_content=hidden))
+            product = Product(category=category, name=name, price=price, description=description,
+                              hidden_content=hidden)
+            product.stock_items = [StockItem(content=code) for code in DEMO_STOCK.get(name, [])]
+            session.add(product)
     session.commit()
 
 
