@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import telebot
-from sqlalchemy import case, func, select, update
+from sqlalchemy import and_, case, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import apihelper, types
@@ -55,7 +55,19 @@ from telebot.apihelper import ApiTelegramException
 from telebot.storage import StateMemoryStorage
 
 import texts
-from models import NAME_MAX, Category, Product, Purchase, Setting, User, connect, utcnow
+from models import (
+    NAME_MAX,
+    Category,
+    Product,
+    Purchase,
+    Setting,
+    StockItem,
+    User,
+    WaitlistEntry,
+    connect,
+    lowercase,
+    utcnow,
+)
 
 logger = logging.getLogger("shopbot")
 
@@ -308,6 +320,9 @@ def keyboard(*rows: list[types.InlineKeyboardButton]) -> types.InlineKeyboardMar
 
 
 PAGE_SIZE = 8
+SEARCH_MAX = 200  # characters of a search we remember for its Next/Prev buttons
+SEARCH_WORDS = 5
+LAST_SEARCH = "last_search"  # Setting key prefix: the customer's latest search
 
 
 def page_count(total: int, per_page: int = PAGE_SIZE) -> int:
@@ -371,15 +386,66 @@ def categories_on_sale(session: Session) -> list[tuple[int, str, int]]:
     return [tuple(row) for row in rows]
 
 
+def stock_columns():
+    """Per-product columns for listings: is it stocked, and how many items are left."""
+    items = select(StockItem.id).where(StockItem.product_id == Product.id).correlate(Product)
+    unsold = (select(func.count(StockItem.id)).where(StockItem.product_id == Product.id,
+                                                      StockItem.purchase_id.is_(None))
+              .correlate(Product).scalar_subquery())
+    return exists(items).label("stocked"), unsold.label("left")
+
+
 def products_page(session: Session, category_id: int, page: int, active_only: bool = True):
-    """One page of a category's products plus the total count, in one statement."""
+    """One page of a category's products (with stock) plus the total count, in one statement."""
     total = func.count().over().label("total")
-    query = select(Product.id, Product.name, Product.price, Product.is_active, total).where(
+    query = select(Product.id, Product.name, Product.price, Product.is_active, *stock_columns(), total).where(
         Product.category_id == category_id)
     if active_only:
         query = query.where(Product.is_active)
     rows = session.execute(query.order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     return rows, (rows[0].total if rows else 0)
+
+
+def search_page(session: Session, words: list[str], page: int):
+    """Products on sale whose name or description contains every word (any case, any alphabet)."""
+    total = func.count().over().label("total")
+    matches = [or_(lowercase(Product.name).contains(word, autoescape=True),
+                   lowercase(Product.description).contains(word, autoescape=True)) for word in words]
+    rows = session.execute(
+        select(Product.id, Product.name, Product.price, *stock_columns(), total)
+        .where(Product.is_active, and_(*matches))
+        .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
+    return rows, (rows[0].total if rows else 0)
+
+
+def stock_left(session: Session, product_id: int) -> int | None:
+    """Unsold items of a stocked product; None for an unlimited one (no stock items at all)."""
+    items, unsold = session.execute(
+        select(func.count(StockItem.id), func.count(StockItem.id).filter(StockItem.purchase_id.is_(None)))
+        .where(StockItem.product_id == product_id)).one()
+    return unsold if items else None
+
+
+def claim_stock_item(session: Session, product_id: int, purchase: Purchase) -> bool:
+    """Give the next unsold item to ``purchase``, in the caller's transaction. False when none is left.
+
+    Two buyers may reach for the same row at once. The UPDATE only succeeds
+    while the row is still unsold, so the loser sees 0 rows and tries the next
+    one. SKIP LOCKED lets PostgreSQL hand a waiting buyer another row at once;
+    SQLite ignores it (its writers take turns anyway).
+    """
+    session.flush()  # the purchase needs its id
+    for _attempt in range(20):
+        candidate = session.scalar(
+            select(StockItem.id).where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None))
+            .order_by(StockItem.id).limit(1).with_for_update(skip_locked=True))
+        if candidate is None:
+            return False
+        claimed = session.execute(update(StockItem).where(StockItem.id == candidate, StockItem.purchase_id.is_(None))
+                                  .values(purchase_id=purchase.id))
+        if claimed.rowcount == 1:
+            return True
+    return False
 
 
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:
@@ -453,12 +519,19 @@ class Shop:
         self.bot = telebot.TeleBot(config.token, threaded=threaded, parse_mode="HTML",
                                    state_storage=StateMemoryStorage(), num_threads=4)
         self.broadcast_lock = threading.Lock()  # one broadcast at a time
-        self.broadcast_thread: threading.Thread | None = None
+        self.background: list[threading.Thread] = []  # broadcasts and restock notices
         self.sleep = time.sleep  # tests replace it to skip the waits
         self.routes = self._callback_routes()
 
     def is_admin(self, telegram_id: int) -> bool:
         return telegram_id in self.config.admin_ids
+
+    def start_background(self, work, *args) -> None:
+        """Run long work (messaging many customers) without holding up the update being handled."""
+        self.background = [thread for thread in self.background if thread.is_alive()]
+        thread = threading.Thread(target=work, args=args, name=work.__name__, daemon=True)
+        self.background.append(thread)
+        thread.start()
 
     # --- talking to Telegram ------------------------------------------------
 
@@ -570,15 +643,23 @@ class Shop:
             screen = self.catalog_screen(session, lang)
             screen.toast = text(lang, "unavailable")
             return screen
-        price = functools.partial(format_price, currency=self.config.currency)
-        rows = [[button(label(lang, "product_button", name=p.name, price=price(p.price) if p.price
-                               else label(lang, "free")), "prod", p.id, page)] for p in products]
+        rows = [[button(self.product_label(lang, p), "prod", p.id, page)] for p in products]
         return Screen(text(lang, "category", name=category.name), keyboard(
             *rows, pager_row(lang, "cat", (category_id,), page, page_count(total)),
             [button(label(lang, "btn_back"), "cats")]))
 
-    def product_card(self, lang: str, product: Product) -> str:
+    def product_label(self, lang: str, row) -> str:
+        """'Netflix 1 month — 150 ⭐' on a listing button; 'sold out' for stock that ran out."""
+        if row.stocked and not row.left:
+            return label(lang, "product_button", name=row.name, price=label(lang, "sold_out"))
+        price = format_price(row.price, self.config.currency) if row.price else label(lang, "free")
+        return label(lang, "product_button", name=row.name, price=price)
+
+    def product_card(self, lang: str, product: Product, left: int | None = None) -> str:
+        """The card customers see: name, price, stock (for stocked products), description."""
         price = format_price(product.price, self.config.currency) if product.price else text(lang, "free")
+        if left is not None:
+            price += "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
         return text(lang, "product_card", name=product.name, price=price, description=product.description)
 
     def product_screen(self, session: Session, lang: str, telegram_id: int, product_id: int,
@@ -588,16 +669,23 @@ class Shop:
         if product is None or not product.is_active:
             return None
         owned = owned_purchase_id(session, telegram_id, product_id)
+        left = stock_left(session, product_id)
+        rows = []
+        if left == 0:
+            rows.append([button(label(lang, "btn_notify"), "notify", product.id)])
+        elif not owned or left is not None:  # a stocked product may be bought again: a second key
+            rows.append([self.buy_button(lang, product)])
         if owned:
-            action = button(label(lang, "btn_owned"), "open", owned)
-        elif product.price:
-            action = button(label(lang, "btn_buy", price=format_price(product.price, self.config.currency)),
-                            "buy", product.id)
-        else:
-            action = button(label(lang, "btn_get_free"), "buy", product.id)
-        return Screen(self.product_card(lang, product),
-                      keyboard([action], [button(label(lang, "btn_back"), "cat", product.category_id, page)]),
+            rows.append([button(label(lang, "btn_owned"), "open", owned)])
+        rows.append([button(label(lang, "btn_back"), "cat", product.category_id, page)])
+        return Screen(self.product_card(lang, product, left), keyboard(*rows),
                       product.description_file_id, product.description_file_type)
+
+    def buy_button(self, lang: str, product: Product) -> types.InlineKeyboardButton:
+        if product.price == 0:
+            return button(label(lang, "btn_get_free"), "buy", product.id)
+        return button(label(lang, "btn_buy", price=format_price(product.price, self.config.currency)),
+                      "buy", product.id)
 
     def purchases_screen(self, session: Session, lang: str, telegram_id: int, page: int) -> Screen:
         total = func.count().over().label("total")
@@ -687,8 +775,39 @@ class Shop:
             self.send(message.chat.id, text(lang, "nothing_to_cancel"), menu_keyboard(lang))
 
     @handles_errors
+    def on_search(self, message: types.Message) -> None:
+        """/search <words>, or any plain text: look for it in the catalog."""
+        lang = language_of(message.from_user)
+        query = message.text.partition(" ")[2] if message.text.startswith("/search") else message.text
+        query = " ".join(query.split())[:SEARCH_MAX]
+        if not has_visible_text(query):
+            self.send(message.chat.id, text(lang, "search_how"), menu_keyboard(lang))
+            return
+        with self.Session() as session:
+            session.merge(Setting(key=f"{LAST_SEARCH}:{message.from_user.id}", value=query))
+            session.commit()  # remembered for the Next/Prev buttons
+            self.show(message.chat.id, self.search_screen(session, lang, query, 0))
+
+    def search_screen(self, session: Session, lang: str, query: str, page: int) -> Screen:
+        words = query.lower().split()[:SEARCH_WORDS]
+        products, total = search_page(session, words, page)
+        if not products and page:
+            return self.search_screen(session, lang, query, 0)
+        rows = [[button(self.product_label(lang, p), "prod", p.id, 0)] for p in products]
+        key = "search_results" if products else "search_nothing"
+        return Screen(text(lang, key, query=truncate(query, 100), count=total), keyboard(
+            *rows, pager_row(lang, "find", (), page, page_count(total)),
+            [button(label(lang, "btn_catalog"), "cats"), button(label(lang, "btn_menu"), "menu")]))
+
+    def tap_search_page(self, call, session, page: int) -> Screen:
+        query = session.get(Setting, f"{LAST_SEARCH}:{call.from_user.id}")
+        if query is None:
+            return menu_screen(language_of(call.from_user))
+        return self.search_screen(session, language_of(call.from_user), query.value, page)
+
+    @handles_errors
     def on_anything_else(self, message: types.Message) -> None:
-        """Texts, stickers, photos, voice...: a hint and the menu, never silence."""
+        """Stickers, photos, voice, unknown commands...: a hint and the menu, never silence."""
         lang = language_of(message.from_user)
         self.send(message.chat.id, text(lang, "hint"), menu_keyboard(lang))
 
@@ -714,6 +833,8 @@ class Shop:
             "mine": (self.tap_purchases, 1),
             "open": (self.tap_open_purchase, 1),
             "buy": (self.tap_buy, 1),
+            "notify": (self.tap_notify, 1),
+            "find": (self.tap_search_page, 1),
             **self._admin_routes(),
         }
 
@@ -769,7 +890,8 @@ class Shop:
             return Screen("", toast=text(lang, "not_your_purchase"))
         if purchase.refunded_at is not None:
             return Screen("", toast=text(lang, "purchase_refunded"))
-        self.deliver(call.message.chat.id, purchase, lang, text(lang, "here_again", name=purchase.product.name))
+        self.deliver(session, call.message.chat.id, purchase, lang,
+                     text(lang, "here_again", name=purchase.product.name))
         return None
 
     # =======================================================================
@@ -783,20 +905,34 @@ class Shop:
         product = session.get(Product, product_id)
         if product is None or not product.is_active:
             return Screen("", toast=text(lang, "unavailable"))
-        owned = owned_purchase_id(session, call.from_user.id, product_id)
-        if owned:
-            self.deliver(call.message.chat.id, session.get(Purchase, owned), lang, text(lang, "already_owned"))
+        left = stock_left(session, product_id)
+        if left == 0:
+            screen = self.tap_product(call, session, product_id, 0)  # the card now says "Sold out"
+            screen.toast = text(lang, "sold_out_toast")
+            return screen
+        owned = owned_purchase_id(session, call.from_user.id, product_id) if left is None else None
+        if owned:  # an unlimited product is bought once: show it again instead
+            self.deliver(session, call.message.chat.id, session.get(Purchase, owned), lang,
+                         text(lang, "already_owned"))
             return None
         if product.price == 0:
-            user = save_user(session, call.from_user)
-            purchase = Purchase(user=user, product=product, price=0, currency=self.config.currency,
-                                payment_type="free")
-            session.add(purchase)
-            session.commit()
-            self.deliver(call.message.chat.id, purchase, lang, text(lang, "thanks", name=product.name))
-            return None
+            return self.give_free_product(call, session, product, stocked=left is not None)
         self.send_invoice(call.message.chat.id, call.from_user.id, product)
         return Screen("", toast=text(lang, "invoice_sent"))
+
+    def give_free_product(self, call, session: Session, product: Product, stocked: bool) -> Screen | None:
+        lang = language_of(call.from_user)
+        user = save_user(session, call.from_user)
+        purchase = Purchase(user=user, product=product, price=0, currency=self.config.currency, payment_type="free")
+        session.add(purchase)
+        if stocked and not claim_stock_item(session, product.id, purchase):
+            session.rollback()  # the last item went to someone else a moment ago
+            return Screen("", toast=text(lang, "sold_out_toast"))
+        session.commit()
+        self.deliver(session, call.message.chat.id, purchase, lang, text(lang, "thanks", name=product.name))
+        if stocked:
+            self.alert_stock_level(session, product)
+        return None
 
     def send_invoice(self, chat_id: int, buyer_id: int, product: Product) -> None:
         # Invoices are plain text: title up to 32 characters, description up to 255.
@@ -833,7 +969,10 @@ class Shop:
             return "checkout_unavailable"
         if query.currency != self.config.currency or query.total_amount != product.price:
             return "checkout_price_changed"
-        if owned_purchase_id(session, query.from_user.id, product.id):
+        left = stock_left(session, product.id)
+        if left == 0:
+            return "checkout_sold_out"
+        if left is None and owned_purchase_id(session, query.from_user.id, product.id):
             return "checkout_owned"
         return None
 
@@ -849,51 +988,107 @@ class Shop:
             if product is None:
                 self.handle_unmatched_payment(message, lang)
                 return
-            purchase, is_new = record_payment(session, user, product, payment, self.config.payment_type)
+            stocked = stock_left(session, product.id) is not None
+            purchase, is_new = record_payment(session, user, product, payment, self.config.payment_type, stocked)
             logger.info("Payment %s recorded as purchase %s (new: %s)", purchase.payment_id, purchase.id, is_new)
-            self.deliver(message.chat.id, purchase, lang, text(lang, "thanks", name=product.name))
+            if is_new and stocked and stock_item_of(session, purchase) is None:
+                self.refund_sold_out_payment(session, message, purchase, lang)
+                return
+            if purchase.refunded_at is not None:  # a repeated update for a refunded payment
+                self.send(message.chat.id, text(lang, "purchase_refunded"))
+                return
+            self.deliver(session, message.chat.id, purchase, lang, text(lang, "thanks", name=product.name))
             if is_new:
                 self.notify_sale(purchase)
+                if stocked:
+                    self.alert_stock_level(session, product)
+
+    def refund_stars(self, user_id: int, charge_id: str) -> bool:
+        """Give Stars back at once (a payment we cannot honour); False if Telegram refuses or it was by card."""
+        try:
+            return bool(self.bot.refund_star_payment(user_id, charge_id))
+        except ApiTelegramException as error:
+            logger.error("Automatic refund of %s failed: %s", charge_id, error.description)
+            return False
+
+    def refund_sold_out_payment(self, session: Session, message: types.Message, purchase: Purchase,
+                                lang: str) -> None:
+        """Two buyers paid for the last item at the same moment and this one lost: refund and say so."""
+        refunded = purchase.currency == STARS and self.refund_stars(message.from_user.id, purchase.payment_id)
+        if refunded:
+            purchase.refunded_at = utcnow()
+            session.commit()
+        logger.warning("Purchase %s found no stock left (refunded: %s)", purchase.id, refunded)
+        self.send(message.chat.id, text(lang, "sold_out_refunded" if refunded else "sold_out_refund_pending"))
+        self.notify_admins("admin_race_refunded" if refunded else "admin_race_refund_needed",
+                           purchase=purchase.id, product=purchase.product.name,
+                           who=describe_user(message.from_user), id=message.from_user.id,
+                           amount=format_price(purchase.price, purchase.currency))
 
     def handle_unmatched_payment(self, message: types.Message, lang: str) -> None:
         """A payment whose product was deleted meanwhile (or a payload we cannot read)."""
         payment = message.successful_payment
         logger.error("Payment %s for unknown payload %r from user %s", payment.telegram_payment_charge_id,
                      payment.invoice_payload, message.from_user.id)
-        refunded = False
-        if payment.currency == STARS:
-            try:
-                refunded = self.bot.refund_star_payment(message.from_user.id, payment.telegram_payment_charge_id)
-            except ApiTelegramException as error:
-                logger.error("Automatic refund of %s failed: %s", payment.telegram_payment_charge_id,
-                             error.description)
+        refunded = payment.currency == STARS and self.refund_stars(message.from_user.id,
+                                                                   payment.telegram_payment_charge_id)
         self.send(message.chat.id, text(lang, "paid_but_gone" if refunded else "paid_but_gone_card"))
         self.notify_admins("admin_unmatched_payment_refunded" if refunded else "admin_unmatched_payment",
                            who=describe_user(message.from_user), id=message.from_user.id,
                            charge=payment.telegram_payment_charge_id,
                            amount=format_price(payment.total_amount, payment.currency))
 
-    def deliver(self, chat_id: int, purchase: Purchase, lang: str, heading: str) -> None:
-        """Send what was bought: the heading, the hidden text (split if long), the hidden file."""
+    def deliver(self, session: Session, chat_id: int, purchase: Purchase, lang: str, heading: str) -> None:
+        """Send what was bought: the heading, then the buyer's own stock item (if the product is
+        stocked) and the product's hidden content: texts split to fit, files by file_id."""
         product = purchase.product
         self.send(chat_id, heading)
-        for piece in split_message(product.hidden_content):
-            self.send(chat_id, html.escape(piece, quote=False))
-        if product.hidden_file_id:
-            try:
-                self.send_file(chat_id, product.hidden_file_type, product.hidden_file_id)
-            except ApiTelegramException as error:
-                logger.error("Could not send the file of purchase %s: %s", purchase.id, error.description)
-                self.send(chat_id, text(lang, "file_failed"))
-                self.notify_admins("admin_file_failed", purchase=purchase.id, product=product.name,
-                                   error=error.description)
-        elif not product.hidden_content.strip():
+        item = stock_item_of(session, purchase)
+        sent = False
+        if item is not None:
+            sent = self.send_content(chat_id, purchase, lang, item.content, item.file_id, item.file_type)
+        # For a stocked product the hidden content is what every buyer shares (e.g. how to activate).
+        sent |= self.send_content(chat_id, purchase, lang, product.hidden_content, product.hidden_file_id,
+                                  product.hidden_file_type)
+        if not sent:
             self.send(chat_id, text(lang, "nothing_hidden"))
         logger.info("Delivered purchase %s to user %s", purchase.id, chat_id)
 
-    # =======================================================================
-    # Admin panel
-    # =======================================================================
+    def send_content(self, chat_id: int, purchase: Purchase, lang: str, content: str, file_id: str | None,
+                     file_type: str | None) -> bool:
+        """Send a text (escaped, split above 4,096 characters) and a file; True if there was anything."""
+        for piece in split_message(content):
+            self.send(chat_id, html.escape(piece, quote=False))
+        if file_id:
+            try:
+                self.send_file(chat_id, file_type, file_id)
+            except ApiTelegramException as error:
+                logger.error("Could not send the file of purchase %s: %s", purchase.id, error.description)
+                self.send(chat_id, text(lang, "file_failed"))
+                self.notify_admins("admin_file_failed", purchase=purchase.id, product=purchase.product.name,
+                                   error=error.description)
+        return bool(file_id or content.strip())
+
+    def alert_stock_level(self, session: Session, product: Product) -> None:
+        """Tell the admins when a stocked product runs low, and when it sells out."""
+        left = stock_left(session, product.id)
+        if left == 0:
+            self.notify_admins("admin_sold_out", name=product.name, id=product.id)
+        elif left == LOW_STOCK_ALERT:
+            self.notify_admins("admin_low_stock", name=product.name, id=product.id, count=left)
+
+    def tap_notify(self, call, session, product_id: int) -> Screen:
+        """🔔 Notify me: remember who waits for a sold-out product."""
+        lang = language_of(call.from_user)
+        if session.get(Product, product_id) is None:
+            return Screen("", toast=text(lang, "unavailable"))
+        user = save_user(session, call.from_user)
+        session.add(WaitlistEntry(product_id=product_id, user_id=user.id))
+        try:
+            session.commit()
+        except IntegrityError:  # already waiting
+            session.rollback()
+        return Screen("", toast=text(lang, "notify_saved"))
 
     # =======================================================================
     # Admin panel: everything the seller does, from the chat. Every entry
@@ -952,6 +1147,9 @@ class Shop:
             "acsv": (self.tap_export_csv, 0),
             "abak": (self.tap_backup, 0),
             "aalerts": (self.tap_toggle_sale_alerts, 0),
+            "astock": (self.tap_upload_stock, 1),
+            "aclear": (self.tap_clear_stock, 1),
+            "aclearok": (self.tap_confirm_clear_stock, 1),
         }
 
     def admin_screen(self, session: Session, lang: str, admin_id: int) -> Screen:
@@ -1009,7 +1207,8 @@ class Shop:
             draft = dict(data or {})
         kind, _, argument = state.partition(":")
         steps = {"add": self.dialog_add_product, "edit": self.dialog_edit_product, "newcat": self.dialog_new_category,
-                 "rencat": self.dialog_rename_category, "broadcast": self.dialog_broadcast}
+                 "rencat": self.dialog_rename_category, "broadcast": self.dialog_broadcast,
+                 "stock": self.dialog_upload_stock}
         lang = language_of(message.from_user)
         with self.Session() as session:
             try:
@@ -1174,7 +1373,10 @@ class Shop:
                                          .where(Purchase.product_id == product_id,
                                                 Purchase.refunded_at.is_(None))).one()
         hidden_file = product.hidden_file_type or "—"
-        body = text(lang, "admin_product", id=product.id, name=product.name, category=product.category.name,
+        left = stock_left(session, product_id)
+        stock = label(lang, "admin_unlimited") if left is None else label(lang, "admin_stock_left", count=left)
+        body = text(lang, "admin_product", stock=stock, id=product.id, name=product.name,
+                    category=product.category.name,
                     price=format_price(product.price, self.config.currency),
                     status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
                     description=truncate(product.description, 1000),
@@ -1183,8 +1385,11 @@ class Shop:
         edit_buttons = [button(label(lang, f"btn_edit_{f.name}"), "aedit", product.id, i)
                         for i, f in enumerate(PRODUCT_FIELDS)]
         toggle = label(lang, "btn_hide" if product.is_active else "btn_show")
+        stock_buttons = [button(label(lang, "btn_upload_stock"), "astock", product.id)]
+        if left:
+            stock_buttons.append(button(label(lang, "btn_clear_stock"), "aclear", product.id))
         return Screen(body, keyboard(
-            edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:],
+            edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:], stock_buttons,
             [button(toggle, "ahide", product.id), button(label(lang, "btn_delete"), "adel", product.id)],
             [button(label(lang, "btn_back"), "apc", product.category_id, 0)]))
 
@@ -1249,6 +1454,86 @@ class Shop:
         logger.info("Admin %s deleted product %s", call.from_user.id, product_id)
         screen = self.tap_admin_category(call, session, category_id, 0)
         screen.toast = text(language_of(call.from_user), "admin_deleted")
+        return screen
+
+    # --- unique stock: keys, codes, accounts -------------------------------
+
+    @admin_only
+    def tap_upload_stock(self, call, session, product_id: int) -> Screen:
+        if session.get(Product, product_id) is None:
+            return self.tap_product_categories(call, session)
+        self.bot.delete_state(call.from_user.id, call.message.chat.id)
+        return self.ask(call, "stock", "admin_ask_stock", product_id=product_id)
+
+    def dialog_upload_stock(self, message, session, draft, argument) -> Screen:
+        """Stock arrives as pasted lines, a .txt/.csv list, or a file that is itself one item."""
+        lang = language_of(message.from_user)
+        product = session.get(Product, draft["product_id"])
+        if product is None:
+            self.bot.delete_state(message.from_user.id, message.chat.id)
+            return self.admin_screen(session, lang, message.from_user.id)
+        if message.content_type == "text":
+            added, skipped = add_stock_lines(session, product.id, message.text.splitlines())
+        elif message.content_type == "document" and is_text_list(message.document):
+            lines = read_text_lines(self.download(message.document))
+            added, skipped = add_stock_lines(session, product.id, lines)
+        elif attached_file(message):
+            file_id, file_type = attached_file(message)
+            session.add(StockItem(product_id=product.id, content=message.caption or "", file_id=file_id,
+                                  file_type=file_type))
+            session.commit()
+            added, skipped = 1, 0
+        else:
+            raise InputError("err_stock_kind")
+        self.bot.delete_state(message.from_user.id, message.chat.id)
+        logger.info("Admin %s added %s stock items to product %s", message.from_user.id, added, product.id)
+        if added:
+            self.start_background(self.notify_waitlist, product.id)
+        screen = self.admin_product_screen(session, lang, product.id)
+        screen.text = text(lang, "admin_stock_added", added=added, skipped=skipped) + "\n\n" + screen.text
+        return screen
+
+    def download(self, document: types.Document) -> bytes:
+        """A document's bytes (bots may download files of up to 20 MB)."""
+        if (document.file_size or 0) > MAX_DOWNLOAD:
+            raise InputError("err_file_too_big")
+        return self.bot.download_file(self.bot.get_file(document.file_id).file_path)
+
+    def notify_waitlist(self, product_id: int) -> None:
+        """Tell everyone who tapped "Notify me" that the product is back, once each."""
+        with self.Session() as session:
+            waiting = session.execute(
+                select(WaitlistEntry.id, User.telegram_id, User.language_code, Product.name)
+                .join(User, WaitlistEntry.user_id == User.id).join(Product, WaitlistEntry.product_id == Product.id)
+                .where(WaitlistEntry.product_id == product_id)).all()
+            for entry_id, telegram_id, language_code, name in waiting:
+                lang = language_for_code(language_code)
+                with contextlib.suppress(ApiTelegramException):
+                    self.send(telegram_id, text(lang, "back_in_stock", name=name),
+                              keyboard([button(label(lang, "btn_open_product"), "prod", product_id, 0)]))
+                session.execute(delete(WaitlistEntry).where(WaitlistEntry.id == entry_id))
+                session.commit()
+                self.sleep(BROADCAST_INTERVAL)
+        logger.info("Told %s waiting customers that product %s is back", len(waiting), product_id)
+
+    @admin_only
+    def tap_clear_stock(self, call, session, product_id: int) -> Screen:
+        lang = language_of(call.from_user)
+        left = stock_left(session, product_id)
+        if not left:
+            return self.tap_admin_product(call, session, product_id)
+        return Screen(text(lang, "admin_confirm_clear_stock", count=left), keyboard(
+            [button(label(lang, "btn_clear_stock"), "aclearok", product_id),
+             button(label(lang, "btn_back"), "ap", product_id)]))
+
+    @admin_only
+    def tap_confirm_clear_stock(self, call, session, product_id: int) -> Screen:
+        removed = session.execute(delete(StockItem).where(StockItem.product_id == product_id,
+                                                          StockItem.purchase_id.is_(None))).rowcount
+        session.commit()
+        logger.info("Admin %s removed %s unsold items of product %s", call.from_user.id, removed, product_id)
+        screen = self.tap_admin_product(call, session, product_id)
+        screen.toast = text(language_of(call.from_user), "admin_stock_removed", count=removed)
         return screen
 
     # --- money: sales, purchases, refunds, grants ----------------------------
@@ -1355,17 +1640,23 @@ class Shop:
             if product is None:
                 self.send(message.chat.id, text(lang, "unavailable"))
                 return
-            if owned_purchase_id(session, telegram_id, product_id):
+            stocked = stock_left(session, product_id) is not None
+            if not stocked and owned_purchase_id(session, telegram_id, product_id):
                 self.send(message.chat.id, text(lang, "admin_grant_owned"))
                 return
             user = session.scalar(select(User).where(User.telegram_id == telegram_id)) or User(telegram_id=telegram_id)
             purchase = Purchase(user=user, product=product, price=0, currency=self.config.currency,
                                 payment_type="manual")
             session.add(purchase)
+            if stocked and not claim_stock_item(session, product_id, purchase):
+                session.rollback()
+                self.send(message.chat.id, text(lang, "sold_out_toast"))
+                return
             session.commit()
             logger.info("Admin %s granted product %s to user %s", message.from_user.id, product_id, telegram_id)
             customer_lang = language_for_code(user.language_code)
-            self.deliver(telegram_id, purchase, customer_lang, text(customer_lang, "thanks", name=product.name))
+            self.deliver(session, telegram_id, purchase, customer_lang,
+                         text(customer_lang, "thanks", name=product.name))
             self.send(message.chat.id, text(lang, "admin_granted", id=purchase.id))
 
     # --- broadcast ----------------------------------------------------------
@@ -1398,9 +1689,7 @@ class Shop:
         self.bot.delete_state(call.from_user.id, chat_id)
         recipients = list(session.scalars(select(User.telegram_id).where(User.is_blocked.is_(False))
                                           .order_by(User.id)))
-        self.broadcast_thread = threading.Thread(target=self.run_broadcast, name="broadcast", daemon=True,
-                                                 args=(chat_id, message_id, recipients, lang))
-        self.broadcast_thread.start()
+        self.start_background(self.run_broadcast, chat_id, message_id, recipients, lang)
         return Screen(text(lang, "admin_broadcast_started", count=len(recipients)),
                       keyboard([button(label(lang, "btn_back"), "adm")]))
 
@@ -1474,8 +1763,11 @@ def parse_invoice_payload(payload: str | None) -> tuple[int, int] | None:
 
 
 def record_payment(session: Session, user: User, product: Product, payment: types.SuccessfulPayment,
-                   payment_type: str) -> tuple[Purchase, bool]:
-    """Save the purchase for this charge and commit; (purchase, False) when Telegram repeats a payment."""
+                   payment_type: str, stocked: bool) -> tuple[Purchase, bool]:
+    """Save the purchase for this charge (and, if stocked, its item) in one transaction and commit.
+
+    Returns (purchase, False) when Telegram repeats a payment already recorded.
+    """
     charge_id = payment.telegram_payment_charge_id
     existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
     if existing:
@@ -1484,11 +1776,17 @@ def record_payment(session: Session, user: User, product: Product, payment: type
                         payment_type=payment_type, payment_id=charge_id)
     session.add(purchase)
     try:
+        if stocked:
+            claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
         session.commit()
     except IntegrityError:  # the same payment, recorded by another thread a moment ago
         session.rollback()
         return session.scalar(select(Purchase).where(Purchase.payment_id == charge_id)), False
     return purchase, True
+
+
+def stock_item_of(session: Session, purchase: Purchase) -> StockItem | None:
+    return session.scalar(select(StockItem).where(StockItem.purchase_id == purchase.id))
 
 
 def retry_after(error: ApiTelegramException) -> float:
@@ -1520,6 +1818,8 @@ BROADCAST_PROGRESS_EVERY = 3.0  # seconds between edits of the progress message
 # The card (name, price, description) must fit one message of 4,096 characters.
 DESCRIPTION_MAX = 3500
 SKIP = "/skip"
+LOW_STOCK_ALERT = 3  # admins hear when a stocked product is down to this many items
+MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API lets bots download files of up to 20 MB
 
 
 def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
@@ -1623,6 +1923,43 @@ PRODUCT_FIELDS = [
 ]
 
 
+def is_text_list(document: types.Document) -> bool:
+    """A .txt or .csv document: one stock item per line (any other file is one item itself)."""
+    name = (document.file_name or "").lower()
+    return name.endswith((".txt", ".csv")) or (document.mime_type or "") in ("text/plain", "text/csv")
+
+
+def read_text_lines(data: bytes) -> list[str]:
+    """The lines of an uploaded text file: UTF-8 (with or without BOM) or Windows-1251."""
+    if b"\x00" in data:
+        raise InputError("err_not_text_file")
+    try:
+        content = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        content = data.decode("cp1251", errors="replace")  # Excel's CSVs on Russian Windows
+    return content.splitlines()  # handles \r\n, \n and \r alike
+
+
+def add_stock_lines(session: Session, product_id: int, lines: list[str]) -> tuple[int, int]:
+    """Add one item per non-blank line, skipping duplicates (also of existing items); (added, skipped)."""
+    known = set(session.scalars(select(StockItem.content).where(StockItem.product_id == product_id,
+                                                                StockItem.file_id.is_(None))))
+    new_items, skipped = [], 0
+    for line in lines:
+        item = line.strip()
+        if not has_visible_text(item):
+            continue  # blank lines are layout, not items
+        if item in known:
+            skipped += 1
+            continue
+        known.add(item)
+        new_items.append({"product_id": product_id, "content": item, "created_at": utcnow()})
+    if new_items:
+        session.execute(insert(StockItem), new_items)  # one bulk insert, even for 10,000 lines
+        session.commit()
+    return len(new_items), skipped
+
+
 def move_category(session: Session, category_id: int, step: int) -> None:
     """Swap a category with its neighbour above (-1) or below (+1)."""
     ordered = list(session.scalars(select(Category).order_by(Category.position, Category.id)))
@@ -1724,6 +2061,9 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True) -> t
     bot.register_message_handler(shop.on_admin, commands=["admin"], **private)
     bot.register_message_handler(shop.on_refund_command, commands=["refund"], **private)
     bot.register_message_handler(shop.on_grant, commands=["grant"], **private)
+    bot.register_message_handler(shop.on_search, commands=["search"], **private)
+    bot.register_message_handler(shop.on_search, content_types=["text"],
+                                 func=lambda m: not m.text.startswith("/"), **private)
     bot.register_message_handler(shop.on_anything_else, content_types=telebot.util.content_type_media,
                                  **private)
     bot.register_message_handler(shop.on_group_message, commands=["start", "help"],

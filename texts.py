@@ -82,6 +82,23 @@ EN = {
              "or refund you.",
     "cancelled": "Cancelled.",
     "nothing_to_cancel": "There is nothing to cancel.",
+    # --- unique stock and search ---------------------------------------------
+    "in_stock": "📦 {count} in stock",
+    "sold_out_line": "❌ Sold out",
+    "sold_out": "sold out",
+    "sold_out_toast": "Sorry, it has just sold out.",
+    "btn_notify": "🔔 Notify me",
+    "notify_saved": "🔔 We will message you when it is back in stock.",
+    "back_in_stock": "🔔 <b>{name}</b> is back in stock!",
+    "btn_open_product": "🛍 Open",
+    "checkout_sold_out": "Sorry, this product has just sold out.",
+    "sold_out_refunded": "😔 Someone bought the last one a moment before you. Your payment has been refunded.",
+    "sold_out_refund_pending": "😔 Someone bought the last one a moment before you. The seller has been told "
+                               "and will refund you.",
+    "search_results": "🔎 «{query}»: {count} found",
+    "search_nothing": "🔎 Nothing found for «{query}». Try other words, or browse the catalog. /help shows "
+                      "how the shop works.",
+    "search_how": "🔎 Send me a word or two to search the catalog, e.g. <code>/search netflix</code>.",
     # --- the seller's panel (/admin) -----------------------------------------
     "admin_panel": "🛠 <b>Admin panel</b>\n\nWhat would you like to do?",
     "btn_add_product": "➕ Add product",
@@ -108,6 +125,26 @@ EN = {
     "btn_delete": "🗑 Delete",
     "btn_refund": "↩️ Refund",
     "btn_confirm_refund": "↩️ Yes, refund",
+    "btn_upload_stock": "📥 Upload stock",
+    "btn_clear_stock": "🧹 Remove unsold",
+    "admin_unlimited": "unlimited (everyone gets the hidden content)",
+    "admin_stock_left": "{count} unsold items",
+    "admin_ask_stock": "📥 Send the stock: paste items one per line, or send a .txt/.csv file with one item per "
+                       "line (blank lines and duplicates are skipped). Any other file or photo becomes one item. "
+                       "Each buyer gets one item of their own; the hidden content is sent to all of them too.",
+    "admin_stock_added": "📥 Added {added} items, skipped {skipped} duplicates.",
+    "admin_confirm_clear_stock": "Remove the {count} unsold items? Sold ones stay with their buyers.",
+    "admin_stock_removed": "Removed {count} unsold items.",
+    "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) is running low: {count} left. /admin → 📦 Products → 📥 Upload stock.",
+    "admin_sold_out": "❌ <b>{name}</b> (#{id}) has sold out. Customers can ask to be notified; upload stock "
+                      "to sell it again.",
+    "admin_race_refunded": "↩️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) found "
+                           "no stock left (someone else got the last item). It was refunded automatically.",
+    "admin_race_refund_needed": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                                "found no stock left. Please refund it in your provider's dashboard.",
+    "err_stock_kind": "❗ Send text lines, a .txt/.csv file, or a file or photo to sell as one item.",
+    "err_not_text_file": "❗ That file is not text. Send a .txt or .csv file with one item per line.",
+    "err_file_too_big": "❗ That file is over 20 MB, more than Telegram lets bots download. Split it.",
     "try_again": "Please send it again, or /cancel.",
     "admin_choose_category": "➕ <b>New product</b>\n\nChoose its category:",
     "admin_ask_category_name": "Send the category's name (up to 64 characters).",
@@ -128,7 +165,7 @@ EN = {
     "admin_on_sale": "on sale",
     "admin_hidden": "🙈 hidden",
     "admin_product": "<b>#{id} {name}</b>\nCategory: {category}\nPrice: {price}\nStatus: {status}\n"
-                     "Sold: {sales} · revenue {revenue}\n\n<b>Description</b>\n{description}\n"
+                     "Sold: {sales} · revenue {revenue}\nStock: {stock}\n\n<b>Description</b>\n{description}\n"
                      "Description file: {file}\n\n<b>Hidden content</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
                      "Hidden file: {hidden_file}",
     "admin_hidden_not_deleted": "People bought it, so it was hidden instead: they keep their access.",
@@ -253,6 +290,22 @@ RU = {
              "• Если купленное не работает, напишите /paysupport: продавец поможет или вернёт деньги.",
     "cancelled": "Отменено.",
     "nothing_to_cancel": "Отменять нечего.",
+    "in_stock": "📦 В наличии: {count}",
+    "sold_out_line": "❌ Распродано",
+    "sold_out": "распродано",
+    "sold_out_toast": "Увы, только что закончилось.",
+    "btn_notify": "🔔 Сообщить о поступлении",
+    "notify_saved": "🔔 Напишем вам, когда товар снова появится.",
+    "back_in_stock": "🔔 <b>{name}</b> снова в наличии!",
+    "btn_open_product": "🛍 Открыть",
+    "checkout_sold_out": "Увы, этот товар только что закончился.",
+    "sold_out_refunded": "😔 Последний экземпляр купили на мгновение раньше вас. Деньги возвращены.",
+    "sold_out_refund_pending": "😔 Последний экземпляр купили на мгновение раньше вас. Продавец уже знает "
+                               "об этом и вернёт деньги.",
+    "search_results": "🔎 «{query}»: найдено {count}",
+    "search_nothing": "🔎 По запросу «{query}» ничего не нашлось. Попробуйте другие слова или загляните в "
+                      "каталог. /help расскажет, как устроен магазин.",
+    "search_how": "🔎 Отправьте слово или два, чтобы найти товар, например <code>/search netflix</code>.",
     "admin_panel": "🛠 <b>Панель продавца</b>\n\nЧто будем делать?",
     "btn_add_product": "➕ Добавить товар",
     "btn_categories": "🗂 Категории",
@@ -278,6 +331,29 @@ RU = {
     "btn_delete": "🗑 Удалить",
     "btn_refund": "↩️ Вернуть деньги",
     "btn_confirm_refund": "↩️ Да, вернуть",
+    "btn_upload_stock": "📥 Загрузить товар",
+    "btn_clear_stock": "🧹 Убрать непроданное",
+    "admin_unlimited": "без ограничений (скрытое содержимое получает каждый)",
+    "admin_stock_left": "непроданных единиц: {count}",
+    "admin_ask_stock": "📥 Пришлите товар: вставьте единицы по одной на строку или отправьте файл .txt/.csv, "
+                       "где каждая строка — одна единица (пустые строки и повторы пропускаются). Любой другой "
+                       "файл или фото станет одной единицей. Каждый покупатель получит свою единицу, а скрытое "
+                       "содержимое — все покупатели.",
+    "admin_stock_added": "📥 Добавлено: {added}, пропущено повторов: {skipped}.",
+    "admin_confirm_clear_stock": "Убрать непроданные единицы ({count})? Проданные останутся у покупателей.",
+    "admin_stock_removed": "Убрано непроданных единиц: {count}.",
+    "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) заканчивается: осталось {count}. /admin → 📦 Товары → "
+                       "📥 Загрузить товар.",
+    "admin_sold_out": "❌ <b>{name}</b> (#{id}) распродан. Покупатели могут подписаться на поступление; "
+                      "загрузите товар, чтобы продавать снова.",
+    "admin_race_refunded": "↩️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) не "
+                           "хватило товара: последний экземпляр забрал другой покупатель. Деньги возвращены "
+                           "автоматически.",
+    "admin_race_refund_needed": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                                "не хватило товара. Верните деньги в кабинете платёжного провайдера.",
+    "err_stock_kind": "❗ Пришлите строки текста, файл .txt/.csv или файл/фото, который продаётся как одна единица.",
+    "err_not_text_file": "❗ Это не текстовый файл. Пришлите .txt или .csv, по одной единице на строку.",
+    "err_file_too_big": "❗ Файл больше 20 МБ — столько Telegram не даёт скачать ботам. Разделите его.",
     "try_again": "Отправьте ещё раз или нажмите /cancel.",
     "admin_choose_category": "➕ <b>Новый товар</b>\n\nВыберите категорию:",
     "admin_ask_category_name": "Отправьте название категории (до 64 символов).",
@@ -298,7 +374,7 @@ RU = {
     "admin_on_sale": "в продаже",
     "admin_hidden": "🙈 скрыт",
     "admin_product": "<b>#{id} {name}</b>\nКатегория: {category}\nЦена: {price}\nСтатус: {status}\n"
-                     "Продано: {sales} · выручка {revenue}\n\n<b>Описание</b>\n{description}\n"
+                     "Продано: {sales} · выручка {revenue}\nНаличие: {stock}\n\n<b>Описание</b>\n{description}\n"
                      "Файл описания: {file}\n\n<b>Скрытое содержимое</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
                      "Скрытый файл: {hidden_file}",
     "admin_hidden_not_deleted": "Товар уже покупали, поэтому он скрыт, а не удалён: у покупателей остаётся доступ.",
