@@ -57,6 +57,7 @@ class FakeApi:
     """A recording stand-in for the Bot API."""
 
     calls: list[Call] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # file_path -> content, for getFile + download
     chats: dict[int, dict[int, dict]] = field(default_factory=dict)  # chat id -> message id -> message
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(100))
@@ -126,6 +127,8 @@ class FakeApi:
             return message
         if method == "deleteMessage":
             self.chats.get(chat_id, {}).pop(int(params["message_id"]), None)
+        if method == "getFile":
+            return {"file_id": params["file_id"], "file_unique_id": "u", "file_path": f"documents/{params['file_id']}"}
         if method == "getMe":
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
         return True
@@ -196,8 +199,12 @@ class Person:
                  {"file_id": file_id, "file_unique_id": "b", "width": 800, "height": 800}]
         self.feed("message", self.message(photo=photo, **({"caption": caption} if caption else {})))
 
-    def sends_document(self, file_id: str = "DOC-1", file_name: str = "file.pdf", caption: str | None = None):
-        document = {"file_id": file_id, "file_unique_id": "d", "file_name": file_name}
+    def sends_document(self, file_id: str = "DOC-1", file_name: str = "file.pdf", caption: str | None = None,
+                       content: bytes = b"%PDF-1.4", mime_type: str | None = None):
+        self.api.files[f"documents/{file_id}"] = content
+        document = {"file_id": file_id, "file_unique_id": "d", "file_name": file_name, "file_size": len(content)}
+        if mime_type:
+            document["mime_type"] = mime_type
         self.feed("message", self.message(document=document, **({"caption": caption} if caption else {})))
 
     def sends_content(self, **content) -> None:
@@ -303,6 +310,11 @@ class ShopUnderTest:
             session.commit()
             return product
 
+    def finish_background(self) -> None:
+        """Wait for broadcasts and restock notices running in the background."""
+        for thread in self.bot.shop.background:
+            thread.join(timeout=30)
+
     def purchases(self) -> list[tuple]:
         with self.Session() as session:
             rows = session.query(User.username, Product.name, Purchase.price, Purchase.payment_type) \
@@ -321,6 +333,8 @@ def make_config(tmp_path, **overrides) -> shopbot.Config:
 def api(monkeypatch):
     fake = FakeApi()
     monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", fake)
+    # telebot downloads files with a plain GET, not through CUSTOM_REQUEST_SENDER
+    monkeypatch.setattr(apihelper, "download_file", lambda token, file_path: fake.files[file_path])
     return fake
 
 

@@ -34,6 +34,9 @@ from conftest import ADMIN_ID, TOKEN, Person, ShopUnderTest, make_config, visibl
 from models import Base, Category, Product, Purchase, User, connect
 
 HERE = Path(__file__).parent
+VOICE = {"voice": {"file_id": "VOICE", "file_unique_id": "v", "duration": 3}}
+CONTACT = {"contact": {"phone_number": "+100", "first_name": "X"}}
+LOCATION = {"location": {"latitude": 1.0, "longitude": 2.0}}
 
 
 # ===========================================================================
@@ -425,9 +428,9 @@ def test_commands_are_registered_in_english_and_russian(shop):
 
 
 @pytest.mark.parametrize("send", [
-    lambda p: p.sends("hello"), lambda p: p.sends_sticker(), lambda p: p.sends_photo(),
-    lambda p: p.sends_document(), lambda p: p.sends("/unknown"), lambda p: p.sends("x" * 4096),
-])
+    lambda p: p.sends_sticker(), lambda p: p.sends_photo(), lambda p: p.sends_document(),
+    lambda p: p.sends("/unknown"), lambda p: p.sends_content(**VOICE),
+], ids=["sticker", "photo", "document", "unknown command", "voice"])
 def test_anything_else_gets_a_hint_and_the_menu(shop, alice, send):
     send(alice)
     assert "/help" in alice.last_text()
@@ -731,9 +734,9 @@ def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, comman
     assert shop.purchases() == []
 
 
-ADMIN_ACTIONS = ["aadd", "aaddc", "aalerts", "abak", "abc", "abcgo", "acancel", "acats", "acdel", "acdn", "acren",
-                 "acsv", "acup", "adel", "adelok", "adm", "aedit", "ahide", "anewc", "ap", "apc", "aprods", "apur",
-                 "aref", "arefok", "arecent", "asales", "asave"]
+ADMIN_ACTIONS = ["aadd", "aaddc", "aalerts", "abak", "abc", "abcgo", "acancel", "acats", "acdel", "acdn", "aclear",
+                 "aclearok", "acren", "acsv", "acup", "adel", "adelok", "adm", "aedit", "ahide", "anewc", "ap", "apc",
+                 "aprods", "apur", "aref", "arefok", "arecent", "asales", "asave", "astock"]
 
 
 def test_the_admin_action_list_below_covers_every_admin_button(shop):
@@ -1005,7 +1008,7 @@ def test_broadcast_reaches_everyone_and_reports_blocked_users(shop, seller, alic
     shop.api.fail("copyMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     shop.api.fail("copyMessage", 403, "Forbidden: bot was blocked by the user")
     seller.taps("Send")
-    shop.bot.shop.broadcast_thread.join(timeout=10)
+    shop.finish_background()
     assert "3 sent, 1 blocked the bot, 0 failed" in seller.last_text()
     with shop.Session() as session:
         blocked = session.scalars(select(User.telegram_id).where(User.is_blocked)).all()
@@ -1057,9 +1060,6 @@ def shop_contents(shop) -> list:
         return [session.execute(select(*table.__table__.columns)).all() for table in (Category, Product, Purchase)]
 
 
-VOICE = {"voice": {"file_id": "VOICE", "file_unique_id": "v", "duration": 3}}
-CONTACT = {"contact": {"phone_number": "+100", "first_name": "X"}}
-LOCATION = {"location": {"latitude": 1.0, "longitude": 2.0}}
 STRANGE_NAME = "\u202eevil\u200b 𝕏 <b>"  # right-to-left override, zero-width space, astral letter, a tag
 
 HOSTILE_CUSTOMER_INPUTS = {
@@ -1230,7 +1230,7 @@ def test_many_customers_buying_and_browsing_at_once(shop, seller, caplog):
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    shop.bot.shop.broadcast_thread.join(timeout=30)
+    shop.finish_background()
 
     assert "locked" not in caplog.text and "Error handling" not in caplog.text
     with shop.Session() as session:
@@ -1312,3 +1312,292 @@ def test_kill_9_mid_purchase_loses_nothing_and_the_next_start_serves(tmp_path):
     with sqlite3.connect(database) as raw:
         charges = [row[0] for row in raw.execute("SELECT payment_id FROM purchases")]
     assert sorted(charges) == sorted(f"charge-{n}" for n in range(1, 41))  # each payment exactly once
+
+
+# ===========================================================================
+# Unique stock: one key per buyer, uploads, restock alerts, search
+# ===========================================================================
+
+def add_stock(shop, product, *contents):
+    with shop.Session() as session:
+        session.add_all(models.StockItem(product_id=product.id, content=c) for c in contents)
+        session.commit()
+
+
+def buys(person, product):
+    """Tap Buy on the product and pay the invoice (or take it, if free)."""
+    person.taps_data(f"1:buy:{product.id}")
+    return person.pays() if product.price else None
+
+
+def test_spec_style_stock_item_is_complete_as_written(session):
+    session.add(Product(name="Key", category=Category(name="Keys")))
+    session.add(models.StockItem(product_id=1, content='KEY-1'))
+    session.commit()
+    assert repr(session.scalar(select(models.StockItem))) == "<StockItem 1 product=1 unsold>"
+
+
+def test_each_buyer_of_a_stocked_product_gets_a_different_key(shop, alice, bob):
+    product = shop.add_product("Windows key", price=10, hidden="Activate in Settings.")
+    add_stock(shop, product, "KEY-A", "KEY-B", "KEY-C")
+    buys(alice, product)
+    buys(bob, product)
+    assert "KEY-A" in alice.all_texts() and "KEY-B" not in alice.all_texts()
+    assert "KEY-B" in bob.all_texts() and "KEY-A" not in bob.all_texts()
+    assert "Activate in Settings." in alice.all_texts()  # the shared instructions reach everyone
+    alice.sends(f"/start p_{product.id}")
+    assert "📦 1 in stock" in alice.last_text()
+    assert alice.button_labels() == ["Buy for 10 ⭐", "✅ Yours — open", "⬅️ Back"]  # a second key is fine
+    buys(alice, product)
+    assert "KEY-C" in alice.all_texts()
+    with shop.Session() as session:
+        sold = session.execute(select(models.StockItem.content, models.StockItem.purchase_id)).all()
+    assert sorted(sold) == [("KEY-A", 1), ("KEY-B", 2), ("KEY-C", 3)]
+
+
+def test_an_unlimited_product_gives_everyone_the_same_content(shop, alice, bob):
+    product = shop.add_product("Guide", price=10, hidden="SAME-FOR-ALL")
+    buys(alice, product)
+    buys(bob, product)
+    assert "SAME-FOR-ALL" in alice.all_texts() and "SAME-FOR-ALL" in bob.all_texts()
+    alice.sends(f"/start p_{product.id}")
+    assert "in stock" not in alice.last_text() and alice.button_labels()[0] == "✅ Yours — open"
+
+
+def test_a_sold_out_product_offers_notify_me_and_no_buy_button(shop, alice, seller):
+    product = shop.add_product("Gift card", price=10)
+    add_stock(shop, product, "ONLY-ONE")
+    buys(alice, product)
+    assert "has sold out" in admin_texts(shop)
+    bob = Person(shop, 1002, "Bob")
+    bob.sends("/catalog")
+    bob.taps("Keys")
+    assert bob.button_labels()[0] == "Gift card — sold out"
+    bob.taps("Gift card")
+    assert "❌ Sold out" in bob.last_text()
+    assert bob.button_labels() == ["🔔 Notify me", "⬅️ Back"]
+    bob.taps_data(f"1:buy:{product.id}")  # an old Buy button
+    assert bob.last_toast() == "Sorry, it has just sold out." and not shop.api.of("sendInvoice")[1:]
+
+
+def test_pre_checkout_refuses_when_none_is_left(shop, alice, bob):
+    product = shop.add_product("Gift card", price=10)
+    add_stock(shop, product, "ONLY-ONE")
+    alice.taps_data(f"1:buy:{product.id}")
+    bob.taps_data(f"1:buy:{product.id}")
+    alice.pays()
+    answer = bob.pays()
+    assert answer["ok"] is False and "sold out" in answer["error_message"]
+
+
+def test_the_last_item_paid_for_at_once_goes_to_one_buyer_and_the_rest_are_refunded(shop, seller):
+    """Everyone passed pre-checkout while one item was left; their payments land together."""
+    product = shop.add_product("Last key", price=10)
+    add_stock(shop, product, "THE-KEY")
+    buyers = [Person(shop, 3000 + n, f"Buyer {n}") for n in range(6)]
+    payments = []
+    for buyer in buyers:
+        buyer.taps_data(f"1:buy:{product.id}")
+        payments.append(dict(buyer.last_invoice()))
+    start = threading.Barrier(len(buyers))
+
+    def pay(buyer, invoice):
+        start.wait()
+        buyer.payment = {"currency": "XTR", "total_amount": 10, "invoice_payload": invoice["payload"],
+                         "telegram_payment_charge_id": f"race-{buyer.id}", "provider_payment_charge_id": "p"}
+        buyer.repeats_payment()
+
+    threads = [threading.Thread(target=pay, args=pair) for pair in zip(buyers, payments, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    winners = [b for b in buyers if "THE-KEY" in b.all_texts()]
+    assert len(winners) == 1
+    refunds = {c.params["user_id"] for c in shop.api.of("refundStarPayment")}
+    assert refunds == {b.id for b in buyers} - {winners[0].id}
+    with shop.Session() as session:
+        purchases = session.scalars(select(Purchase)).all()
+        assert len(purchases) == 6 and sum(p.refunded_at is None for p in purchases) == 1
+    assert all("refunded" in b.last_text() for b in buyers if b is not winners[0])
+    assert admin_texts(shop).count("refunded automatically") == 5
+
+
+def test_free_stocked_products_hand_out_one_item_each(shop, alice, bob):
+    product = shop.add_product("Promo code", price=0)
+    add_stock(shop, product, "PROMO-1")
+    alice.taps_data(f"1:buy:{product.id}")
+    bob.taps_data(f"1:buy:{product.id}")
+    assert "PROMO-1" in alice.all_texts()
+    assert bob.last_toast() == "Sorry, it has just sold out." and "PROMO-1" not in bob.all_texts()
+    assert shop.purchases() == [("alice", "Promo code", 0, "free")]
+
+
+def test_low_stock_alert_reaches_the_admins(shop, seller, alice):
+    product = shop.add_product("Key", price=0)
+    add_stock(shop, product, *[f"K{n}" for n in range(4)])
+    alice.taps_data(f"1:buy:{product.id}")
+    assert "running low: 3 left" in admin_texts(shop)
+
+
+def upload_stock(seller, product, send):
+    seller.taps_data(f"1:ap:{product.id}")
+    seller.taps("Upload stock")
+    send(seller)
+
+
+def stock_of(shop, product) -> list[str]:
+    with shop.Session() as session:
+        return session.scalars(select(models.StockItem.content).where(models.StockItem.product_id == product.id)
+                               .order_by(models.StockItem.id)).all()
+
+
+def test_pasted_lines_become_items_without_blanks_or_duplicates(shop, seller):
+    product = shop.add_product("Key")
+    add_stock(shop, product, "OLD-1")
+    upload_stock(seller, product, lambda s: s.sends("NEW-1\n\n  NEW-2  \nNEW-1\nOLD-1\n\u200b"))
+    assert "Added 2 items, skipped 2 duplicates" in seller.last_text()
+    assert stock_of(shop, product) == ["OLD-1", "NEW-1", "NEW-2"]
+    assert "Stock: 3 unsold items" in seller.last_text()
+
+
+def test_a_text_file_with_crlf_and_a_bom_is_read_line_by_line(shop, seller):
+    product = shop.add_product("Key")
+    content = "\ufeffKEY-1\r\nKEY-2\r\n\r\nKEY-2\r\nКЛЮЧ-3\r\n".encode()
+    upload_stock(seller, product, lambda s: s.sends_document("LIST", "keys.txt", content=content))
+    assert stock_of(shop, product) == ["KEY-1", "KEY-2", "КЛЮЧ-3"]
+    assert "Added 3 items, skipped 1 duplicates" in seller.last_text()
+
+
+def test_a_csv_from_russian_windows_excel_is_read(shop, seller):
+    product = shop.add_product("Account")
+    content = "логин1;пароль1\r\nлогин2;пароль2\r\n".encode("cp1251")
+    upload_stock(seller, product, lambda s: s.sends_document("CSV", "accounts.csv", content=content))
+    assert stock_of(shop, product) == ["логин1;пароль1", "логин2;пароль2"]
+
+
+def test_a_10000_line_file_is_added_in_one_go(shop, seller):
+    product = shop.add_product("Key")
+    content = "\n".join(f"KEY-{n:05d}" for n in range(10_000)).encode()
+    started = time.monotonic()
+    upload_stock(seller, product, lambda s: s.sends_document("BIG", "keys.txt", content=content))
+    assert time.monotonic() - started < 5
+    assert "Added 10000 items" in seller.last_text()
+    assert len(stock_of(shop, product)) == 10_000
+
+
+def test_a_binary_file_named_txt_is_refused(shop, seller):
+    product = shop.add_product("Key")
+    upload_stock(seller, product, lambda s: s.sends_document("BIN", "keys.txt", content=b"\x89PNG\x00\x01"))
+    assert "not text" in seller.last_text()
+    assert stock_of(shop, product) == []
+
+
+def test_any_other_file_is_one_item_delivered_by_file_id(shop, seller, alice):
+    product = shop.add_product("Ticket", price=0, hidden="")
+    upload_stock(seller, product, lambda s: s.sends_document("TICKET-PDF", "ticket-17.pdf", caption="Seat 17"))
+    alice.taps_data(f"1:buy:{product.id}")
+    assert shop.api.of("sendDocument")[-1].params["document"] == "TICKET-PDF"
+    assert "Seat 17" in alice.all_texts()
+
+
+def test_removing_unsold_items_keeps_the_sold_ones(shop, seller, alice):
+    product = shop.add_product("Key", price=0)
+    add_stock(shop, product, "K1", "K2", "K3")
+    alice.taps_data(f"1:buy:{product.id}")
+    seller.taps_data(f"1:ap:{product.id}")
+    seller.taps("Remove unsold")
+    assert "Remove the 2 unsold items?" in seller.last_text()
+    seller.taps("Remove unsold")
+    assert seller.last_toast() == "Removed 2 unsold items."
+    assert stock_of(shop, product) == ["K1"]
+    before = alice.all_texts().count("K1")
+    alice.sends("/purchases")
+    alice.taps("Key")
+    assert alice.all_texts().count("K1") == before + 1
+
+
+def test_notify_me_tells_each_waiting_customer_once(shop, seller, alice, bob):
+    product = shop.add_product("Gift card", price=10)
+    add_stock(shop, product, "G1")
+    buys(alice, product)
+    bob.sends(f"/start p_{product.id}")
+    bob.taps("🔔")
+    assert bob.last_toast() == "🔔 We will message you when it is back in stock."
+    bob.taps("🔔")  # twice: still one message later
+    ira = Person(shop, 1003, "Ира", language_code="ru")
+    ira.sends(f"/start p_{product.id}")
+    ira.taps("🔔")
+    upload_stock(seller, product, lambda s: s.sends("G2\nG3"))
+    shop.finish_background()
+    assert bob.last_text() == "🔔 Gift card is back in stock!"
+    assert bob.button_labels() == ["🛍 Open"]
+    assert ira.last_text() == "🔔 Gift card снова в наличии!"
+    bob.taps("Open")
+    assert bob.button_labels()[0] == "Buy for 10 ⭐"
+    upload_stock(seller, product, lambda s: s.sends("G4"))
+    shop.finish_background()
+    notices = [c for c in shop.api.of("sendMessage") if c.params["chat_id"] == str(bob.id)
+               and "back in stock" in c.params["text"]]
+    assert len(notices) == 1
+
+
+def test_a_thousand_keys_for_a_thousand_customers(shop, seller):
+    """The issue's acceptance story: upload 1,000 keys, sell them all, then the 1,001st customer."""
+    product = shop.add_product("License", price=5)
+    keys = "\n".join(f"LIC-{n:04d}" for n in range(1000)).encode()
+    upload_stock(seller, product, lambda s: s.sends_document("KEYS", "keys.txt", content=keys))
+    assert "Added 1000 items" in seller.last_text()
+    received = set()
+    for n in range(1000):
+        customer = Person(shop, 100_000 + n, f"C{n}")
+        customer.pays({"invoice": {"total_amount": 5, "currency": "XTR"},
+                       "payload": shopbot.invoice_payload(product.id, customer.id)})
+        received |= {m["text"] for m in shop.api.messages(customer.id) if m.get("text", "").startswith("LIC-")}
+    assert len(received) == 1000
+    late = Person(shop, 200_000, "Late")
+    late.sends(f"/start p_{product.id}")
+    assert "Sold out" in late.last_text() and late.button_labels()[0] == "🔔 Notify me"
+
+
+@pytest.mark.parametrize("query, found", [
+    ("netflix", ["Netflix 1 month"]),
+    ("NETFLIX month", ["Netflix 1 month"]),
+    ("ключ", ["Ключ Office", "Windows key"]),  # in a name and in a description, any case
+    ("КЛЮЧ ОФИС", ["Ключ Office"]),  # one word in the name, the other in the description
+    ("netflix ключ", []),  # every word must match
+    ("офис", ["Ключ Office"]),
+    ("100%", ["Discount"]),  # % is a character here, not a wildcard
+    ("_", []),
+])
+def test_search_finds_products_in_any_case_and_alphabet(shop, alice, query, found):
+    shop.add_product("Netflix 1 month", description="Streaming for a month")
+    shop.add_product("Ключ Office", description="Лицензия для ОФИСА")
+    shop.add_product("Windows key", description="Лицензионный КЛЮЧ")
+    shop.add_product("Discount", description="100% off the second")
+    shop.add_product("Hidden Netflix", description="ключ", is_active=False)
+    alice.sends(query)
+    assert [label.rsplit(" — ", 1)[0] for label in alice.button_labels()[:-2]] == found
+    alice.sends(f"/search {query}")
+    assert [label.rsplit(" — ", 1)[0] for label in alice.button_labels()[:-2]] == found
+
+
+def test_search_results_are_paginated(shop, alice):
+    for n in range(10):
+        shop.add_product(f"Course {n}")
+    alice.sends("course")
+    assert "10 found" in alice.last_text()
+    assert alice.button_labels()[8:] == ["1/2", "Next ▶️", "🛍 Catalog", "🏠 Menu"]
+    alice.taps("Next")
+    assert alice.button_labels()[:2] == ["Course 8 — 25 ⭐", "Course 9 — 25 ⭐"]
+    alice.taps("Course 9")
+    assert alice.last_text().startswith("Course 9")
+
+
+def test_nothing_found_says_so_with_a_way_on(shop, alice):
+    alice.sends("hello")
+    assert "Nothing found for «hello»" in alice.last_text()
+    assert alice.button_labels() == ["🛍 Catalog", "🏠 Menu"]
+    alice.sends("/search")
+    assert "/search netflix" in alice.last_text()
