@@ -7,6 +7,10 @@ applied) so a test can look at what a user sees. A test may queue an error for
 the next call of a method (``api.fail("sendMessage", 403, "Forbidden: bot was
 blocked by the user")``).
 
+Every test that uses the database runs on SQLite and, when TEST_DATABASE_URL
+names a PostgreSQL server (``.ci/postgres`` starts one), on PostgreSQL too, in
+a fresh schema that is dropped afterwards.
+
 The helpers read like a user's actions:
 
     alice.sends("/start")
@@ -16,11 +20,15 @@ The helpers read like a user's actions:
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import uuid
 from dataclasses import dataclass, field
 
 import pytest
+import sqlalchemy
 from telebot import apihelper, types
 
 import shopbot
@@ -323,10 +331,36 @@ class ShopUnderTest:
 
 
 
-def make_config(tmp_path, **overrides) -> shopbot.Config:
-    values = {"token": TOKEN, "admin_ids": frozenset({ADMIN_ID}),
-              "database_url": f"sqlite:///{tmp_path / 'shop.db'}"}
-    return shopbot.Config(**{**values, **overrides})
+def make_config(database_url: str, **overrides) -> shopbot.Config:
+    return shopbot.Config(token=TOKEN, admin_ids=frozenset({ADMIN_ID}), database_url=database_url, **overrides)
+
+
+POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+
+
+@contextlib.contextmanager
+def fresh_postgres_schema():
+    """A database URL whose connections see only a new, empty schema; dropped afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    server = sqlalchemy.create_engine(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
+    with server.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield POSTGRES_URL + ("&" if "?" in POSTGRES_URL else "?") + f"options=-csearch_path%3D{schema}"
+    finally:
+        with server.begin() as connection:
+            connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        server.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shop.db'}"
+    else:
+        with fresh_postgres_schema() as url:
+            yield url
 
 
 @pytest.fixture
@@ -339,8 +373,8 @@ def api(monkeypatch):
 
 
 @pytest.fixture
-def config(tmp_path):
-    return make_config(tmp_path)
+def config(database_url):
+    return make_config(database_url)
 
 
 @pytest.fixture

@@ -502,9 +502,9 @@ def test_invoice_fits_telegrams_limits(shop, alice):
 
 
 @pytest.fixture
-def card_shop(tmp_path, api):
+def card_shop(database_url, api):
     """A shop that takes card payments in US dollars through a provider."""
-    bot = shopbot.create_bot(make_config(tmp_path, provider_token="prov:1", currency="USD"), threaded=False)
+    bot = shopbot.create_bot(make_config(database_url, provider_token="prov:1", currency="USD"), threaded=False)
     yield ShopUnderTest(bot, api)
     bot.shop.Session.kw["bind"].dispose()
 
@@ -1043,6 +1043,9 @@ def test_export_csv_lists_every_purchase(shop, seller, alice):
 def test_backup_is_a_consistent_sqlite_copy(shop, seller, tmp_path):
     shop.add_product("Pro")
     seller.taps_data("1:abak")
+    if shop.Session.kw["bind"].dialect.name != "sqlite":  # a database server: its own tools back it up
+        assert "pg_dump" in seller.last_text() and not shop.api.of("sendDocument")
+        return
     name, data = shop.api.of("sendDocument")[-1].files["document"]
     assert name.startswith("shop-backup-")
     (tmp_path / "copy.db").write_bytes(data)
@@ -1601,3 +1604,30 @@ def test_nothing_found_says_so_with_a_way_on(shop, alice):
     assert alice.button_labels() == ["🛍 Catalog", "🏠 Menu"]
     alice.sends("/search")
     assert "/search netflix" in alice.last_text()
+
+
+# ===========================================================================
+# PostgreSQL: the database server restarts under a running bot
+# ===========================================================================
+
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_RESTART"),
+                    reason="set by .ci/postgres: a command that restarts the test PostgreSQL server")
+def test_the_shop_keeps_serving_across_a_postgres_restart(api, caplog):
+    from conftest import ShopUnderTest, fresh_postgres_schema
+    with fresh_postgres_schema() as url:
+        bot = shopbot.create_bot(make_config(url), threaded=False)
+        shop = ShopUnderTest(bot, api)
+        product = shop.add_product("Pro", price=25, hidden="KEY-AFTER-RESTART")
+        alice = Person(shop, 1001, "Alice", "alice")
+        alice.sends("/catalog")
+        assert alice.button_labels()[0] == "Keys (1)"
+
+        subprocess.run(os.environ["TEST_DATABASE_RESTART"], shell=True, check=True, capture_output=True)
+
+        alice.sends("/catalog")  # the pooled connections died with the server: pre-ping replaces them
+        assert alice.last_text().startswith("🛍 Catalog") and alice.button_labels()[0] == "Keys (1)"
+        assert len(api.of("sendMessage")) == 2 and "Error handling" not in caplog.text
+        buys(alice, product)
+        assert "KEY-AFTER-RESTART" in alice.all_texts()
+        assert shop.purchases() == [("alice", "Pro", 25, "stars")]
+        bot.shop.Session.kw["bind"].dispose()
