@@ -76,6 +76,7 @@ logger = logging.getLogger("shopbot")
 # ===========================================================================
 
 STARS = "XTR"
+WORKER_THREADS = 4  # telebot handles this many updates at once
 # The update types the shop handles; Telegram sends no others.
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 
@@ -515,9 +516,10 @@ class Shop:
 
     def __init__(self, config: Config, session_factory=None, threaded: bool = True):
         self.config = config
-        self.Session = session_factory or connect(config.database_url)
+        # A database server gets a connection per worker thread, plus two for background work.
+        self.Session = session_factory or connect(config.database_url, pool_size=WORKER_THREADS + 2)
         self.bot = telebot.TeleBot(config.token, threaded=threaded, parse_mode="HTML",
-                                   state_storage=StateMemoryStorage(), num_threads=4)
+                                   state_storage=StateMemoryStorage(), num_threads=WORKER_THREADS)
         self.broadcast_lock = threading.Lock()  # one broadcast at a time
         self.background: list[threading.Thread] = []  # broadcasts and restock notices
         self.sleep = time.sleep  # tests replace it to skip the waits
