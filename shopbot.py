@@ -396,15 +396,22 @@ def stock_columns():
     return exists(items).label("stocked"), unsold.label("left")
 
 
+def category_with_count(session: Session, category_id: int, active_only: bool = True):
+    """(name, number of products) of a category, or None: one statement, counted from the index."""
+    counted = select(func.count(Product.id)).where(Product.category_id == category_id)
+    if active_only:
+        counted = counted.where(Product.is_active)
+    return session.execute(select(Category.name, counted.scalar_subquery().label("total"))
+                           .where(Category.id == category_id)).first()
+
+
 def products_page(session: Session, category_id: int, page: int, active_only: bool = True):
-    """One page of a category's products (with stock) plus the total count, in one statement."""
-    total = func.count().over().label("total")
-    query = select(Product.id, Product.name, Product.price, Product.is_active, *stock_columns(), total).where(
+    """One page of a category's products, with stock figures for just those rows."""
+    query = select(Product.id, Product.name, Product.price, Product.is_active, *stock_columns()).where(
         Product.category_id == category_id)
     if active_only:
         query = query.where(Product.is_active)
-    rows = session.execute(query.order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
-    return rows, (rows[0].total if rows else 0)
+    return session.execute(query.order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
 
 
 def search_page(session: Session, words: list[str], page: int):
@@ -637,18 +644,20 @@ class Shop:
         return Screen(text(lang, "catalog"), keyboard(*rows, back))
 
     def category_screen(self, session: Session, lang: str, category_id: int, page: int) -> Screen:
-        category = session.get(Category, category_id)
-        products, total = products_page(session, category_id, page) if category else ([], 0)
-        if not products:
-            if total or (category and page > 0):  # a page that no longer exists: show the first
-                return self.category_screen(session, lang, category_id, 0)
+        category = category_with_count(session, category_id)
+        if category is None or not category.total:
             screen = self.catalog_screen(session, lang)
             screen.toast = text(lang, "unavailable")
             return screen
+        total = category.total
+        toast = None
+        if page >= page_count(total):  # products were hidden since: show the last page there is
+            page, toast = page_count(total) - 1, text(lang, "page_out_of_range")
+        products = products_page(session, category_id, page)
         rows = [[button(self.product_label(lang, p), "prod", p.id, page)] for p in products]
         return Screen(text(lang, "category", name=category.name), keyboard(
             *rows, pager_row(lang, "cat", (category_id,), page, page_count(total)),
-            [button(label(lang, "btn_back"), "cats")]))
+            [button(label(lang, "btn_back"), "cats")]), toast=toast)
 
     def product_label(self, lang: str, row) -> str:
         """'Netflix 1 month — 150 ⭐' on a listing button; 'sold out' for stock that ran out."""
@@ -1359,10 +1368,11 @@ class Shop:
     @admin_only
     def tap_admin_category(self, call, session, category_id: int, page: int) -> Screen:
         lang = language_of(call.from_user)
-        category = session.get(Category, category_id)
+        category = category_with_count(session, category_id, active_only=False)
         if category is None:
             return self.tap_product_categories(call, session)
-        products, total = products_page(session, category_id, page, active_only=False)
+        total = category.total
+        products = products_page(session, category_id, min(page, page_count(total) - 1), active_only=False)
         rows = [[button(("" if p.is_active else "🙈 ") + f"{p.name} — {format_price(p.price, self.config.currency)}",
                         "ap", p.id)] for p in products]
         return Screen(text(lang, "admin_category", name=category.name, count=total), keyboard(

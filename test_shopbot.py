@@ -324,11 +324,13 @@ def test_a_category_of_20_products_has_three_pages(shop, alice):
         "callback_query_id"]}
 
 
-def test_a_page_that_no_longer_exists_shows_the_first(shop, alice):
+def test_a_page_that_no_longer_exists_shows_the_last_one(shop, alice):
     category = shop.add_category("Keys")
-    shop.add_product("Only", category=category)
+    for n in range(10):
+        shop.add_product(f"Key {n}", category=category)
     alice.taps_data(f"1:cat:{category.id}:7")
-    assert alice.button_labels() == ["Only — 25 ⭐", "⬅️ Back"]
+    assert alice.button_labels() == ["Key 8 — 25 ⭐", "Key 9 — 25 ⭐", "◀️ Prev", "2/2", "⬅️ Back"]
+    assert alice.last_toast() == "That page no longer exists."
 
 
 def test_product_card_with_a_photo_is_sent_as_a_photo_with_caption(shop, alice):
