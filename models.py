@@ -124,8 +124,11 @@ class Purchase(Base):
 
     __tablename__ = "purchases"
     __table_args__ = (
-        Index("ix_purchases_user_created", "user_id", "created_at"),
-        Index("ix_purchases_product_user", "product_id", "user_id"),
+        Index("ix_purchases_user_created", "user_id", "created_at"),  # My purchases
+        Index("ix_purchases_product_user", "product_id", "user_id"),  # "do they own it?"
+        # The sales report reads dates, refunds, currencies and prices from these alone.
+        Index("ix_purchases_sales", "created_at", "refunded_at", "currency", "price", "product_id"),
+        Index("ix_purchases_refunded", "refunded_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -139,7 +142,7 @@ class Purchase(Base):
     # Telegram's telegram_payment_charge_id. Unique, so a payment that Telegram
     # delivers twice is recorded once. NULL for free and manual purchases.
     payment_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     refunded_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(back_populates="purchases")
