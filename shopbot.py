@@ -782,11 +782,14 @@ class Shop:
             screen = self.purchases_screen(session, language_of(message.from_user), message.from_user.id, 0)
         self.show(message.chat.id, screen)
 
+    def reply_with_menu(self, message: types.Message, key: str) -> None:
+        lang = language_of(message.from_user)
+        self.send(message.chat.id, text(lang, key), menu_keyboard(lang))
+
     @handles_errors
     def on_help(self, message: types.Message) -> None:
         """/help"""
-        lang = language_of(message.from_user)
-        self.send(message.chat.id, text(lang, "help"), menu_keyboard(lang))
+        self.reply_with_menu(message, "help")
 
     @handles_errors
     def on_terms(self, message: types.Message) -> None:
@@ -816,7 +819,7 @@ class Shop:
             self.send(message.chat.id, text(lang, "cancelled"),
                       admin_keyboard(lang) if self.is_admin(message.from_user.id) else menu_keyboard(lang))
         else:
-            self.send(message.chat.id, text(lang, "nothing_to_cancel"), menu_keyboard(lang))
+            self.reply_with_menu(message, "nothing_to_cancel")
 
     @handles_errors
     def on_search(self, message: types.Message) -> None:
@@ -852,8 +855,7 @@ class Shop:
     @handles_errors
     def on_anything_else(self, message: types.Message) -> None:
         """Stickers, photos, voice, unknown commands...: a hint and the menu, never silence."""
-        lang = language_of(message.from_user)
-        self.send(message.chat.id, text(lang, "hint"), menu_keyboard(lang))
+        self.reply_with_menu(message, "hint")
 
     @handles_errors
     def on_group_message(self, message: types.Message) -> None:

@@ -760,6 +760,12 @@ def test_non_admins_cannot_use_any_admin_button(shop, alice, action, caplog):
         assert session.get(Product, product.id).is_active and session.get(Purchase, 1).refunded_at is None
 
 
+def start_adding_a_product(seller, category: str) -> None:
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps(category)
+
+
 def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alice):
     seller.sends("/admin")
     seller.taps("Add product")
@@ -802,9 +808,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
 def test_bad_input_is_explained_and_asked_again(shop, seller, field, bad, reason):
     shop.add_category("Keys")
     answers = {"name": "Key", "price": "10", "description": "About", "description_file": "/skip"}
-    seller.sends("/admin")
-    seller.taps("Add product")
-    seller.taps("Keys")
+    start_adding_a_product(seller, "Keys")
     for step, value in answers.items():
         if step == field:
             break
@@ -820,9 +824,7 @@ def test_bad_input_is_explained_and_asked_again(shop, seller, field, bad, reason
 
 def test_a_free_product_and_skipping_the_description_file(shop, seller):
     shop.add_category("Keys")
-    seller.sends("/admin")
-    seller.taps("Add product")
-    seller.taps("Keys")
+    start_adding_a_product(seller, "Keys")
     for answer in ["Guide", "0", "Free guide", "/skip", "https://example.com/guide"]:
         seller.sends(answer)
     assert "Get for free" not in seller.all_texts()  # the preview is the card, without the buy button
@@ -835,9 +837,7 @@ def test_a_free_product_and_skipping_the_description_file(shop, seller):
 
 def test_text_sent_where_buttons_are_expected_is_explained(shop, seller):
     shop.add_category("Keys")
-    seller.sends("/admin")
-    seller.taps("Add product")
-    seller.taps("Keys")
+    start_adding_a_product(seller, "Keys")
     for answer in ["Guide", "1", "About", "/skip", "KEY"]:
         seller.sends(answer)
     seller.sends("save please")
@@ -1111,8 +1111,7 @@ def test_hostile_customer_input_is_answered_and_changes_nothing(shop, alice, bob
                          ids=["voice", "contact", "location", "invisible", "blank"])
 def test_hostile_input_in_an_admin_dialog_is_explained(shop, seller, content, caplog):
     shop.add_category("Keys")
-    seller.taps_data("1:aadd")
-    seller.taps("Keys")
+    start_adding_a_product(seller, "Keys")
     seller.sends_content(**content)
     assert "I need a text here" in seller.last_text()
     assert "Error handling" not in caplog.text
@@ -1125,8 +1124,7 @@ def test_strange_names_are_shown_as_typed(shop, seller, alice):
     alice.sends("/start")
     assert f"Hello, {STRANGE_NAME}!" in alice.last_text()
     shop.add_category("Keys")
-    seller.taps_data("1:aadd")
-    seller.taps("Keys")
+    start_adding_a_product(seller, "Keys")
     seller.sends(STRANGE_NAME)
     assert "price" in seller.last_text()
 
