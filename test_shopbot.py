@@ -169,6 +169,10 @@ def test_config_with_a_card_provider():
         shopbot.load_config({"BOT_TOKEN": TOKEN, "CURRENCY": "USD"})
 
 
+class BadGateway(Exception):
+    """Raised by a fake server's answer() to reply 502, as Telegram does when it is unwell."""
+
+
 class FakeBotApiServer:
     """A tiny HTTP Bot API for the start-up test: records the methods called."""
 
@@ -187,8 +191,12 @@ class FakeBotApiServer:
                 server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
                 params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
                 params.update({k: v[-1] for k, v in parse_qs(body).items()})
-                data = json.dumps({"ok": True, "result": server.answer(method, params)}).encode()
-                self.send_response(200)
+                try:
+                    status, payload = 200, {"ok": True, "result": server.answer(method, params)}
+                except BadGateway:
+                    status, payload = 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -1251,9 +1259,13 @@ class UpdateServer(FakeBotApiServer):
     def __init__(self):
         self.updates: list[dict] = []
         self.sent_messages = threading.Event()
+        self.failures = 0  # how many getUpdates calls to answer with 502 Bad Gateway first
         super().__init__()
 
     def answer(self, method: str, params: dict):
+        if method == "getUpdates" and self.failures:
+            self.failures -= 1
+            raise BadGateway
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
             pending = [u for u in self.updates if u["update_id"] >= offset][:20]
@@ -1265,6 +1277,26 @@ class UpdateServer(FakeBotApiServer):
             return {"message_id": 1, "date": 1, "chat": {"id": int(params["chat_id"]), "type": "private"},
                     "text": "ok"}
         return super().answer(method, params)
+
+
+def test_polling_survives_telegram_5xx_answers(tmp_path):
+    server = UpdateServer()
+    server.failures = 3  # Telegram answers 502 Bad Gateway three times, then recovers
+    user = {"id": 77, "is_bot": False, "first_name": "Eve"}
+    server.updates = [{"update_id": 1, "message": {
+        "message_id": 1, "date": 1, "from": user, "chat": {"id": 77, "type": "private"}, "text": "/start",
+        "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}]
+    env = {**os.environ, "BOT_TOKEN": "4243:flaky", "TELEGRAM_API_URL": server.url,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'shop.db'}"}
+    process = subprocess.Popen([sys.executable, str(HERE / "shopbot.py")], env=env, cwd=tmp_path,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.sent_messages.wait(15), "the bot never answered after Telegram recovered"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, log = process.communicate(timeout=10)
+        server.httpd.shutdown()
+    assert server.failures == 0 and "502" in log and "4243:flaky" not in log and process.returncode == 0
 
 
 def payment_update(update_id: int, user_id: int, product_id: int, charge: str) -> dict:
