@@ -1,10 +1,11 @@
 """shopbot: sell digital goods in a Telegram chat.
 
-Customers browse categories and products with inline buttons, pay inside
-Telegram (Telegram Stars by default, or a card provider) and at once receive
-the product's hidden content: a text, key, link or file. The seller fills the
-catalog, watches sales, refunds and messages customers from the chat, with
-/admin.
+Customers browse categories and products with inline buttons (or search by
+typing), pay inside Telegram (Telegram Stars by default, or a card provider)
+and at once receive the product's hidden content: a text, key, link or file.
+A "stocked" product hands each buyer a unique item (a licence key, a gift
+code). The seller fills the catalog, watches sales, refunds and messages
+customers from the chat, with /admin.
 
 Run it:
 
@@ -21,9 +22,10 @@ Environment variables (only BOT_TOKEN is required):
     CURRENCY                the card provider's currency, e.g. USD (Stars: XTR)
 
 The file reads top to bottom in the order a reader needs it: configuration,
-database helpers, texts and keyboards, customer handlers, payments, the admin
-panel, and ``main()``. Every update opens one short-lived database session that
-is closed when the handler returns.
+money, texts and keyboards, catalog queries, then the ``Shop`` class (customer
+screens and handlers, payments, the admin panel), the helpers they use, and
+``create_bot()`` / ``main()``. Every update opens one short-lived database
+session, closed by a ``with`` block when the handler returns.
 """
 from __future__ import annotations
 

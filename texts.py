@@ -63,8 +63,6 @@ EN = {
     "paid_but_gone": "⚠️ This product was removed while you were paying. Your payment has been refunded.",
     "paid_but_gone_card": "⚠️ This product was removed while you were paying. The seller has been told "
                           "and will refund you.",
-    "payment_problem": "⚠️ We received your payment but could not match it to a product. The seller has been "
-                       "told and will contact you.",
     # --- my purchases -----------------------------------------------------
     "purchases": "📦 <b>My purchases</b>\n\nTap one to open it again:",
     "purchases_empty": "📦 You have no purchases yet. Have a look at the catalog!",
@@ -274,8 +272,6 @@ RU = {
     "paid_but_gone": "⚠️ Товар убрали из продажи, пока вы платили. Деньги возвращены.",
     "paid_but_gone_card": "⚠️ Товар убрали из продажи, пока вы платили. Продавец уже знает об этом "
                           "и вернёт деньги.",
-    "payment_problem": "⚠️ Оплата получена, но мы не смогли понять, за какой товар. Продавец уже знает "
-                       "об этом и свяжется с вами.",
     "purchases": "📦 <b>Мои покупки</b>\n\nНажмите на покупку, чтобы открыть её снова:",
     "purchases_empty": "📦 У вас пока нет покупок. Загляните в каталог!",
     "purchase_button": "{name} · {date}",
