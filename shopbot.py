@@ -48,12 +48,13 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import requests
 import telebot
 from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import apihelper, types
-from telebot.apihelper import ApiTelegramException
+from telebot.apihelper import ApiException, ApiTelegramException
 from telebot.storage import StateMemoryStorage
 
 import texts
@@ -215,7 +216,8 @@ def parse_price(raw: str, currency: str) -> int:
     if not whole.isdigit() or (fraction and not fraction.isdigit()):
         raise InputError("err_price_not_number")
     if len(fraction) > decimals(currency):
-        raise InputError("err_price_decimals", places=decimals(currency))
+        raise InputError("err_price_decimals" if decimals(currency) else "err_price_whole",
+                         places=decimals(currency))
     amount = int(whole) * 10 ** decimals(currency) + int(fraction.ljust(decimals(currency), "0") or 0)
     limit = MAX_STARS if currency == STARS else MAX_CARD_UNITS * 10 ** decimals(currency)
     if amount > limit:
@@ -769,6 +771,8 @@ class Shop:
                 self.show(message.chat.id, screen or menu_screen(lang, "product_not_found"))
                 return
         greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=self.config.shop_name)
+        if self.is_admin(message.from_user.id):
+            greeting += "\n\n" + text(lang, "admin_hint")
         self.send(message.chat.id, greeting, menu_keyboard(lang))
 
     @handles_errors
@@ -1163,7 +1167,8 @@ class Shop:
                 logger.warning("Could not notify admin %s: %s", admin_id, error.description)
 
     def notify_sale(self, purchase: Purchase) -> None:
-        self.notify_admins("admin_new_sale", keyboard([button("🧾", "apur", purchase.id)]), setting=SALE_ALERTS,
+        self.notify_admins("admin_new_sale", keyboard([button(f"🧾 #{purchase.id}", "apur", purchase.id)]),
+                           setting=SALE_ALERTS,
                            product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
                            who=describe_user(purchase.user), type=purchase.payment_type)
 
@@ -1549,7 +1554,11 @@ class Shop:
         """A document's bytes (bots may download files of up to 20 MB)."""
         if (document.file_size or 0) > MAX_DOWNLOAD:
             raise InputError("err_file_too_big")
-        return self.bot.download_file(self.bot.get_file(document.file_id).file_path)
+        try:
+            return self.bot.download_file(self.bot.get_file(document.file_id).file_path)
+        except (ApiException, requests.RequestException) as error:
+            logger.warning("Could not download document %s: %s", document.file_id, error)
+            raise InputError("err_download_failed") from None
 
     def notify_waitlist(self, product_id: int) -> None:
         """Tell everyone who tapped "Notify me" that the product is back, once each."""
@@ -1748,8 +1757,8 @@ class Shop:
     def run_broadcast(self, admin_chat: int, message_id: int, recipients: list[int], lang: str) -> None:
         """Copy the admin's message to everyone, at most ~25 a second, reporting progress."""
         counts = {"sent": 0, "blocked": 0, "failed": 0}
+        progress = self.send(admin_chat, text(lang, "admin_broadcast_progress", done=0, total=len(recipients)))
         try:
-            progress = self.send(admin_chat, text(lang, "admin_broadcast_progress", done=0, total=len(recipients)))
             last_report = time.monotonic()
             for telegram_id in recipients:
                 started = time.monotonic()
@@ -1765,11 +1774,10 @@ class Shop:
                                                       total=len(recipients))), replace=progress)
                 self.sleep(max(0.0, BROADCAST_INTERVAL - (time.monotonic() - started)))
             logger.info("Broadcast finished: %s", counts)
-            self.send(admin_chat, text(lang, "admin_broadcast_done", **counts))
         except Exception:
             logger.exception("Broadcast stopped by an error")
-            self.send(admin_chat, text(lang, "admin_broadcast_done", **counts))
         finally:
+            self.show(admin_chat, Screen(text(lang, "admin_broadcast_done", **counts)), replace=progress)
             self.broadcast_lock.release()
 
     # --- export and backup --------------------------------------------------

@@ -782,7 +782,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     assert "product's name" in seller.last_text()
     seller.sends("Python <3")
     seller.sends("4.5")
-    assert "decimal" in seller.last_text()  # Stars have no fractions: asked again
+    assert "whole numbers" in seller.last_text()  # Stars have no fractions: asked again
     seller.sends("45")
     seller.sends("A friendly book & exercises.")
     seller.sends_photo("COVER")
@@ -807,7 +807,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     ("name", None, "need a text"),  # a sticker
     ("price", "ten", "not a price"),
     ("price", "-5", "not a price"),
-    ("price", "1.5", "decimal places"),
+    ("price", "1.5", "Stars are whole numbers"),
     ("price", "100001", "at most 100000 ⭐"),
     ("description", "d" * 3501, "at most 3500"),
     ("description_file", "a text", "photo or a document"),
@@ -969,6 +969,24 @@ def test_a_refund_telegram_rejects_changes_nothing(shop, seller, alice):
     assert "refused the refund: Bad Request: CHARGE_ALREADY_REFUNDED" in seller.last_text()
     with shop.Session() as session:
         assert session.get(Purchase, 1).refunded_at is None
+
+
+def test_card_prices_are_read_the_human_way(card_shop):
+    seller = Person(card_shop, ADMIN_ID, "Seller")
+    seller.sends("/start")
+    card_shop.add_category("Courses")
+    start_adding_a_product(seller, "Courses")
+    seller.sends("Course")
+    seller.sends("9.999")
+    assert "2 decimal places" in seller.last_text()
+    seller.sends("9,99")  # a decimal comma is fine
+    seller.sends("About")
+    seller.sends("/skip")
+    seller.sends("https://example.com/course")
+    assert "💰 $9.99" in seller.all_texts()
+    seller.taps("Save")
+    with card_shop.Session() as session:
+        assert session.scalar(select(Product.price)) == 999
 
 
 def test_a_card_refund_is_marked_only(card_shop):
@@ -1528,6 +1546,15 @@ def test_a_binary_file_named_txt_is_refused(shop, seller):
     upload_stock(seller, product, lambda s: s.sends_document("BIN", "keys.txt", content=b"\x89PNG\x00\x01"))
     assert "not text" in seller.last_text()
     assert stock_of(shop, product) == []
+
+
+def test_a_file_telegram_cannot_hand_over_is_asked_for_again(shop, seller):
+    product = shop.add_product("Key")
+    shop.api.fail("getFile", 400, "Bad Request: invalid file_id")
+    upload_stock(seller, product, lambda s: s.sends_document("LIST", "keys.txt", content=b"K1\nK2"))
+    assert "could not download that file" in seller.last_text()
+    seller.sends_document("LIST", "keys.txt", content=b"K1\nK2")
+    assert stock_of(shop, product) == ["K1", "K2"]
 
 
 def test_any_other_file_is_one_item_delivered_by_file_id(shop, seller, alice):
