@@ -79,6 +79,7 @@ logger = logging.getLogger("shopbot")
 # ===========================================================================
 
 STARS = "XTR"
+MAX_ID = 2**63 - 1  # ids are 64-bit integers, in the database and at Telegram
 WORKER_THREADS = 4  # telebot handles this many updates at once
 # The update types the shop handles; Telegram sends no others.
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
@@ -105,13 +106,23 @@ class Config:
         return "card" if self.provider_token else "stars"
 
 
+def is_number(value: str) -> bool:
+    """ASCII digits only: str.isdigit() also says yes to '²', which int() refuses."""
+    return value.isascii() and value.isdigit()
+
+
+def is_id(value: str) -> bool:
+    """A number that fits the database's 64-bit ids (and Telegram's)."""
+    return is_number(value) and len(value) <= 19 and int(value) <= MAX_ID
+
+
 def parse_admin_ids(raw: str) -> frozenset[int]:
     """'111, 222' -> {111, 222}; anything that is not a number is an error."""
     ids = set()
     for part in raw.replace(" ", "").split(","):
         if not part:
             continue
-        if not part.lstrip("-").isdigit():
+        if not is_id(part.removeprefix("-")):
             raise ConfigError(f"ADMIN_IDS must be comma-separated Telegram user ids, got {part!r}")
         ids.add(int(part))
     return frozenset(ids)
@@ -180,7 +191,7 @@ def setup_logging(token: str) -> None:
 # ===========================================================================
 
 # Currencies without a fractional unit (the Bot API's "exp" of 0).
-ZERO_DECIMAL_CURRENCIES = {STARS, "JPY", "KRW", "CLP", "ISK", "UGX", "VND", "PYG", "HUF"}
+ZERO_DECIMAL_CURRENCIES = {STARS, "JPY", "KRW", "CLP", "ISK", "UGX", "VND", "PYG"}
 CURRENCY_SIGNS = {"USD": "${}", "EUR": "€{}", "GBP": "£{}", "RUB": "{} ₽", "UAH": "{} ₴",
                   "KZT": "{} ₸", "INR": "₹{}", STARS: "{} ⭐"}
 # Telegram accepts Stars invoices of 1 to 100,000 Stars.
@@ -213,7 +224,7 @@ def parse_price(raw: str, currency: str) -> int:
     """Read a price the way people type it ('9.99', '9,99', '150') into smallest units."""
     raw = raw.strip().replace(",", ".").replace(" ", "")
     whole, _, fraction = raw.partition(".")
-    if not whole.isdigit() or (fraction and not fraction.isdigit()):
+    if not is_number(whole) or (fraction and not is_number(fraction)):
         raise InputError("err_price_not_number")
     if len(fraction) > decimals(currency):
         raise InputError("err_price_decimals" if decimals(currency) else "err_price_whole",
@@ -293,7 +304,6 @@ def cut_to_length(value: str, limit: int):
 # Callback data: "<version>:<action>:<int>:<int>...", at most 64 bytes. The
 # version lets a future format reject buttons from old messages politely.
 CALLBACK_VERSION = "1"
-MAX_ID = 2**63 - 1
 
 
 def callback(action: str, *args: int) -> str:
@@ -307,7 +317,7 @@ def parse_callback(data: str | None) -> tuple[str, list[int]] | None:
     if len(parts) < 2 or parts[0] != CALLBACK_VERSION:
         return None
     args = parts[2:]
-    if not all(a.isdigit() and len(a) <= 19 and int(a) <= MAX_ID for a in args):
+    if not all(is_id(a) for a in args):
         return None
     return parts[1], [int(a) for a in args]
 
@@ -766,7 +776,7 @@ class Shop:
         argument = message.text.partition(" ")[2].strip()
         with self.Session() as session:
             save_user(session, message.from_user)
-            if argument.startswith("p_") and argument[2:].isdigit() and int(argument[2:]) <= MAX_ID:
+            if argument.startswith("p_") and is_id(argument[2:]):
                 screen = self.product_screen(session, lang, message.from_user.id, int(argument[2:]))
                 self.show(message.chat.id, screen or menu_screen(lang, "product_not_found"))
                 return
@@ -1692,7 +1702,7 @@ class Shop:
         """/grant <telegram id> <product id>: give a product to a customer, for support cases."""
         lang = language_of(message.from_user)
         arguments = message.text.split()[1:]
-        if len(arguments) != 2 or not all(a.isdigit() and int(a) <= MAX_ID for a in arguments):
+        if len(arguments) != 2 or not all(is_id(a) for a in arguments):
             self.send(message.chat.id, text(lang, "admin_grant_usage"))
             return
         telegram_id, product_id = map(int, arguments)
@@ -1817,7 +1827,7 @@ def invoice_payload(product_id: int, buyer_id: int) -> str:
 def parse_invoice_payload(payload: str | None) -> tuple[int, int] | None:
     """'shop1:42:1001' -> (42, 1001); None when it is not one of our invoices."""
     parts = (payload or "").split(":")
-    if len(parts) != 3 or parts[0] != f"shop{CALLBACK_VERSION}" or not all(p.isdigit() for p in parts[1:]):
+    if len(parts) != 3 or parts[0] != f"shop{CALLBACK_VERSION}" or not all(is_id(p) for p in parts[1:]):
         return None
     return int(parts[1]), int(parts[2])
 
