@@ -774,6 +774,7 @@ class Shop:
         """/start, or /start p_42 from a deep link t.me/<bot>?start=p_42."""
         lang = language_of(message.from_user)
         argument = message.text.partition(" ")[2].strip()
+        self.bot.delete_state(message.from_user.id, message.chat.id)  # /start leaves any dialog
         with self.Session() as session:
             save_user(session, message.from_user)
             if argument.startswith("p_") and is_id(argument[2:]):
@@ -1905,6 +1906,12 @@ def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMar
     )
 
 
+def is_command(message: types.Message, except_: str = "") -> bool:
+    """A /command (any but ``except_``), as opposed to an answer to the bot's question."""
+    words = (message.text or "").split() if message.content_type == "text" else []
+    return bool(words) and words[0].startswith("/") and words[0].split("@")[0] != except_
+
+
 def chat_of(update) -> int:
     return update.message.chat.id if isinstance(update, types.CallbackQuery) else update.chat.id
 
@@ -2117,8 +2124,11 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True) -> t
     bot.register_message_handler(shop.on_cancel, commands=["cancel"], **private)
     bot.register_message_handler(shop.on_successful_payment, content_types=["successful_payment"], **private)
     # An admin in the middle of a dialog (adding a product, a broadcast...) is answered by it.
+    # Commands are never taken as answers: /cancel, /start and /admin leave the dialog,
+    # others (/help...) do their job and the dialog goes on.
     bot.register_message_handler(shop.on_admin_dialog, content_types=telebot.util.content_type_media,
-                                 func=lambda m: bool(bot.get_state(m.from_user.id, m.chat.id)), **private)
+                                 func=lambda m: bool(bot.get_state(m.from_user.id, m.chat.id))
+                                 and not is_command(m, except_=SKIP), **private)
     bot.register_message_handler(shop.on_start, commands=["start"], **private)
     bot.register_message_handler(shop.on_catalog_command, commands=["catalog"], **private)
     bot.register_message_handler(shop.on_purchases_command, commands=["purchases"], **private)

@@ -845,6 +845,21 @@ def test_a_free_product_and_skipping_the_description_file(shop, seller):
             0, None, "https://example.com/guide")
 
 
+@pytest.mark.parametrize("command, leaves", [("/admin", True), ("/start", True), ("/help", False),
+                                              ("/catalog", False)])
+def test_a_command_is_never_taken_as_a_dialog_answer(shop, seller, command, leaves):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    seller.sends(command)
+    seller.sends("Pro")
+    if leaves:  # no dialog any more: a plain text is a search
+        assert "Nothing found for «Pro»" in seller.last_text()
+    else:  # the dialog goes on: "Pro" is the product's name, the price comes next
+        assert "Send the price" in seller.last_text()
+    with shop.Session() as session:
+        assert session.query(Product).count() == 0
+
+
 def test_text_sent_where_buttons_are_expected_is_explained(shop, seller):
     shop.add_category("Keys")
     start_adding_a_product(seller, "Keys")
