@@ -815,8 +815,11 @@ class Shop:
 
     @handles_errors
     def on_paysupport(self, message: types.Message) -> None:
-        """/paysupport: required by Telegram for bots that take payments; tells the admins."""
-        self.send(message.chat.id, text(language_of(message.from_user), "paysupport"))
+        """/paysupport: required by Telegram for bots that take payments. Tells the admins, and
+        passes the customer's next message on to them."""
+        lang = language_of(message.from_user)
+        self.bot.set_state(message.from_user.id, "support", message.chat.id)
+        self.send(message.chat.id, text(lang, "paysupport"), keyboard([button(label(lang, "btn_cancel"), "cancel")]))
         with self.Session() as session:
             recent = session.execute(
                 select(Purchase.id, Product.name, Purchase.price, Purchase.currency, Purchase.payment_id)
@@ -824,8 +827,24 @@ class Shop:
                 .where(User.telegram_id == message.from_user.id)
                 .order_by(Purchase.id.desc()).limit(3)).all()
         lines = [f"#{p.id} {p.name} — {format_price(p.price, p.currency)} ({p.payment_id or '-'})" for p in recent]
-        self.notify_admins("admin_support_request", who=describe_user(message.from_user),
-                           id=message.from_user.id, purchases="\n".join(lines) or "—")
+        self.notify_admins("admin_support_request", reply_keyboard(message.from_user.id),
+                           who=describe_user(message.from_user), id=message.from_user.id,
+                           purchases="\n".join(lines) or "—")
+
+    def dialog_support(self, message: types.Message) -> None:
+        """The customer's message after /paysupport goes to the admins, who can reply."""
+        lang = language_of(message.from_user)
+        self.bot.delete_state(message.from_user.id, message.chat.id)
+        self.notify_admins("admin_support_message", reply_keyboard(message.from_user.id), copy_of=message,
+                           who=describe_user(message.from_user), id=message.from_user.id)
+        self.send(message.chat.id, text(lang, "support_sent"), menu_keyboard(lang))
+
+    def tap_cancel(self, call, session) -> Screen:
+        """✖️ Cancel under the /paysupport question."""
+        self.bot.delete_state(call.from_user.id, call.message.chat.id)
+        screen = menu_screen(language_of(call.from_user))
+        screen.toast = text(language_of(call.from_user), "cancelled")
+        return screen
 
     @handles_errors
     def on_cancel(self, message: types.Message) -> None:
@@ -897,6 +916,7 @@ class Shop:
             "open": (self.tap_open_purchase, 1),
             "buy": (self.tap_buy, 1),
             "notify": (self.tap_notify, 1),
+            "cancel": (self.tap_cancel, 0),
             "find": (self.tap_search_page, 1),
             **self._admin_routes(),
         }
@@ -975,8 +995,11 @@ class Shop:
             screen = self.tap_product(call, session, product_id, 0)  # the card now says "Sold out"
             screen.toast = text(lang, "sold_out_toast")
             return screen
-        owned = owned_purchase_id(session, call.from_user.id, product_id) if left is None else None
-        if owned:  # an unlimited product is bought once: show it again instead
+        # An unlimited product is bought once, and so is a free item (or one customer could take them all);
+        # a paid stocked product may be bought again: a second key.
+        once = left is None or product.price == 0
+        owned = owned_purchase_id(session, call.from_user.id, product_id) if once else None
+        if owned:  # show it again instead
             self.deliver(session, call.message.chat.id, session.get(Purchase, owned), lang,
                          text(lang, "already_owned"))
             return None
@@ -1145,7 +1168,8 @@ class Shop:
     def tap_notify(self, call, session, product_id: int) -> Screen:
         """🔔 Notify me: remember who waits for a sold-out product."""
         lang = language_of(call.from_user)
-        if session.get(Product, product_id) is None:
+        product = session.get(Product, product_id)
+        if product is None or not product.is_active:
             return Screen("", toast=text(lang, "unavailable"))
         user = save_user(session, call.from_user)
         session.add(WaitlistEntry(product_id=product_id, user_id=user.id))
@@ -1160,8 +1184,10 @@ class Shop:
     # point is wrapped in @admin_only, so nobody else gets past it.
     # =======================================================================
 
-    def notify_admins(self, key: str, markup=None, setting: str | None = None, **values) -> None:
-        """Message every admin in their language; with ``setting``, skip those who switched it off.
+    def notify_admins(self, key: str, markup=None, setting: str | None = None,
+                      copy_of: types.Message | None = None, **values) -> None:
+        """Message every admin in their language (then a copy of ``copy_of``, carrying the buttons);
+        with ``setting``, skip those who switched it off.
 
         Telegram lets a bot write only to people who have opened it, so an admin
         hears from the shop once they have sent it /start.
@@ -1173,7 +1199,11 @@ class Shop:
             muted = muted_admins(session, setting, self.config.admin_ids) if setting else set()
         for admin_id in sorted(reachable.keys() - muted):
             try:
-                self.send(admin_id, text(language_for_code(reachable[admin_id]), key, **values), markup)
+                self.send(admin_id, text(language_for_code(reachable[admin_id]), key, **values),
+                          None if copy_of else markup)
+                if copy_of is not None:
+                    self.call(admin_id, self.bot.copy_message, admin_id, copy_of.chat.id, copy_of.message_id,
+                              reply_markup=markup)
             except ApiTelegramException as error:
                 logger.warning("Could not notify admin %s: %s", admin_id, error.description)
 
@@ -1214,6 +1244,7 @@ class Shop:
             "abak": (self.tap_backup, 0),
             "aalerts": (self.tap_toggle_sale_alerts, 0),
             "astock": (self.tap_upload_stock, 1),
+            "areply": (self.tap_reply, 1),
             "aclear": (self.tap_clear_stock, 1),
             "aclearok": (self.tap_confirm_clear_stock, 1),
         }
@@ -1265,6 +1296,13 @@ class Shop:
         return screen
 
     @handles_errors
+    def on_dialog(self, message: types.Message) -> None:
+        """The answer to the question the bot asked last: a customer's support message, or an admin's."""
+        if self.bot.get_state(message.from_user.id, message.chat.id) == "support":
+            self.dialog_support(message)
+        else:
+            self.on_admin_dialog(message)
+
     @admin_only
     def on_admin_dialog(self, message: types.Message) -> None:
         """The admin's answer to the question the bot asked last."""
@@ -1274,7 +1312,7 @@ class Shop:
         kind, _, argument = state.partition(":")
         steps = {"add": self.dialog_add_product, "edit": self.dialog_edit_product, "newcat": self.dialog_new_category,
                  "rencat": self.dialog_rename_category, "broadcast": self.dialog_broadcast,
-                 "stock": self.dialog_upload_stock}
+                 "stock": self.dialog_upload_stock, "reply": self.dialog_reply}
         lang = language_of(message.from_user)
         with self.Session() as session:
             try:
@@ -1731,6 +1769,26 @@ class Shop:
                          text(customer_lang, "thanks", name=product.name))
             self.send(message.chat.id, text(lang, "admin_granted", id=purchase.id))
 
+    # --- talking to one customer -----------------------------------------------
+
+    @admin_only
+    def tap_reply(self, call, session, telegram_id: int) -> None:
+        self.bot.delete_state(call.from_user.id, call.message.chat.id)
+        screen = self.ask(call, "reply", "admin_ask_reply", customer_id=telegram_id)
+        self.send(call.message.chat.id, screen.text, screen.markup)  # below the customer's message, kept
+        return None
+
+    def dialog_reply(self, message, session, draft, argument) -> Screen:
+        """Copy the admin's message to the customer, under a line saying who it is from."""
+        lang, customer_id = language_of(message.from_user), draft["customer_id"]
+        customer_lang = language_for_code(session.scalar(select(User.language_code)
+                                                         .where(User.telegram_id == customer_id)))
+        self.bot.delete_state(message.from_user.id, message.chat.id)
+        delivered = self.send(customer_id, text(customer_lang, "seller_writes")) and self.call(
+            customer_id, self.bot.copy_message, customer_id, message.chat.id, message.message_id)
+        key = "admin_reply_sent" if delivered else "admin_reply_blocked"
+        return Screen(text(lang, key), keyboard([button(label(lang, "btn_back"), "adm")]))
+
     # --- broadcast ----------------------------------------------------------
 
     @admin_only
@@ -1910,6 +1968,11 @@ def is_command(message: types.Message, except_: str = "") -> bool:
     """A /command (any but ``except_``), as opposed to an answer to the bot's question."""
     words = (message.text or "").split() if message.content_type == "text" else []
     return bool(words) and words[0].startswith("/") and words[0].split("@")[0] != except_
+
+
+def reply_keyboard(telegram_id: int) -> types.InlineKeyboardMarkup:
+    """The "reply to this customer" button under messages to the admins (any admin's language)."""
+    return keyboard([button("↩️ Reply · Ответить", "areply", telegram_id)])
 
 
 def chat_of(update) -> int:
@@ -2123,10 +2186,11 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True) -> t
 
     bot.register_message_handler(shop.on_cancel, commands=["cancel"], **private)
     bot.register_message_handler(shop.on_successful_payment, content_types=["successful_payment"], **private)
-    # An admin in the middle of a dialog (adding a product, a broadcast...) is answered by it.
+    # Someone the bot asked a question (an admin adding a product, a customer after /paysupport)
+    # is answered by that dialog.
     # Commands are never taken as answers: /cancel, /start and /admin leave the dialog,
     # others (/help...) do their job and the dialog goes on.
-    bot.register_message_handler(shop.on_admin_dialog, content_types=telebot.util.content_type_media,
+    bot.register_message_handler(shop.on_dialog, content_types=telebot.util.content_type_media,
                                  func=lambda m: bool(bot.get_state(m.from_user.id, m.chat.id))
                                  and not is_command(m, except_=SKIP), **private)
     bot.register_message_handler(shop.on_start, commands=["start"], **private)

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import create_engine, inspect, select
+from sqlalchemy import create_engine, func, inspect, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.exc import IntegrityError
 
@@ -691,9 +691,34 @@ def test_paysupport_tells_the_admins_with_latest_purchases(shop, alice, seller):
     alice.taps_data(f"1:buy:{product.id}")
     alice.pays()
     alice.sends("/paysupport")
-    assert "passed to the seller" in alice.last_text()
-    note = visible_text(shop.api.messages(ADMIN_ID)[-1])
+    assert "seller has been told" in alice.last_text()
+    note = admin_texts(shop)
     assert "Alice (@alice)" in note and "1001" in note and "#1 Pro — 25 ⭐" in note
+
+
+def test_a_support_conversation_goes_both_ways(shop, alice, seller):
+    alice.sends("/paysupport")
+    alice.sends_photo("SCREENSHOT", caption="The key does not work")
+    assert "Sent to the seller" in alice.last_text()
+    copied = shop.api.of("copyMessage")[-1].params
+    assert (copied["chat_id"], copied["from_chat_id"]) == (ADMIN_ID, alice.id)
+    assert "Alice (@alice) (id 1001) writes:" in admin_texts(shop)
+    alice.sends("hello")  # the conversation is over: back to the shop (a search)
+    assert "Nothing found" in alice.last_text()
+
+    seller.taps("Reply")
+    seller.sends("Sorry! Here is a new key: NEW-KEY")
+    assert "Your answer was delivered" in seller.last_text()
+    assert "A message from the seller" in alice.all_texts()
+    answer = shop.api.of("copyMessage")[-1].params
+    assert (answer["chat_id"], answer["from_chat_id"]) == (alice.id, ADMIN_ID)
+
+
+def test_paysupport_can_be_cancelled(shop, alice, seller):
+    alice.sends("/paysupport")
+    alice.taps("Cancel")
+    alice.sends("hello")
+    assert "Nothing found" in alice.last_text() and not shop.api.of("copyMessage")
 
 
 # ===========================================================================
@@ -748,7 +773,7 @@ def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, comman
 
 ADMIN_ACTIONS = ["aadd", "aaddc", "aalerts", "abak", "abc", "abcgo", "acancel", "acats", "acdel", "acdn", "aclear",
                  "aclearok", "acren", "acsv", "acup", "adel", "adelok", "adm", "aedit", "ahide", "anewc", "ap", "apc",
-                 "aprods", "apur", "aref", "arefok", "arecent", "asales", "asave", "astock"]
+                 "aprods", "apur", "aref", "arefok", "arecent", "areply", "asales", "asave", "astock"]
 
 
 def test_the_admin_action_list_below_covers_every_admin_button(shop):
@@ -1503,6 +1528,27 @@ def test_free_stocked_products_hand_out_one_item_each(shop, alice, bob):
     assert "PROMO-1" in alice.all_texts()
     assert bob.last_toast() == "Sorry, it has just sold out." and "PROMO-1" not in bob.all_texts()
     assert shop.purchases() == [("alice", "Promo code", 0, "free")]
+
+
+def test_a_free_item_goes_once_to_each_customer(shop, alice, bob):
+    product = shop.add_product("Promo code", price=0)
+    add_stock(shop, product, "PROMO-1", "PROMO-2", "PROMO-3")
+    alice.taps_data(f"1:buy:{product.id}")
+    alice.taps_data(f"1:buy:{product.id}")  # again: she sees her code, she gets no second one
+    bob.taps_data(f"1:buy:{product.id}")
+    assert alice.all_texts().count("PROMO-1") == 2 and "PROMO-2" not in alice.all_texts()
+    assert "PROMO-2" in bob.all_texts()
+    assert stock_of(shop, product) == ["PROMO-1", "PROMO-2", "PROMO-3"] and len(shop.purchases()) == 2
+
+
+def test_a_stocked_product_deleted_before_any_sale_takes_its_stock_along(shop, seller):
+    product = shop.add_product("Key")
+    add_stock(shop, product, "K1", "K2")
+    seller.taps_data(f"1:adel:{product.id}")
+    seller.taps_data(f"1:adelok:{product.id}")
+    with shop.Session() as session:
+        assert session.get(Product, product.id) is None
+        assert session.scalar(select(func.count(models.StockItem.id))) == 0
 
 
 def test_low_stock_alert_reaches_the_admins(shop, seller, alice):

@@ -71,8 +71,10 @@ EN = {
     "purchase_refunded": "This purchase was refunded.",
     "not_your_purchase": "This purchase is not available.",
     # --- support ----------------------------------------------------------
-    "paysupport": "🆘 <b>Payment support</b>\n\nYour request has been passed to the seller, who will "
-                  "write to you here. Please describe the problem in your next message.",
+    "paysupport": "🆘 <b>Payment support</b>\n\nThe seller has been told and will write to you here. "
+                  "Describe the problem in your next message (a screenshot helps).",
+    "support_sent": "✅ Sent to the seller. They will answer you here.",
+    "seller_writes": "💬 <b>A message from the seller:</b>",
     "terms": "📄 <b>Terms of sale</b>\n\n"
              "• You buy digital goods delivered in this chat right after payment.\n"
              "• Payments are processed by Telegram.\n"
@@ -193,6 +195,10 @@ EN = {
     "admin_granted": "✅ Granted and delivered (purchase #{id}).",
     "admin_new_sale": "💰 New sale: <b>{product}</b> — {price} ({type}) to {who}",
     "admin_support_request": "🆘 /paysupport from {who} (id <code>{id}</code>).\nLatest purchases:\n{purchases}",
+    "admin_support_message": "🆘 {who} (id <code>{id}</code>) writes:",
+    "admin_ask_reply": "↩️ Send your answer (a text, photo or document): the customer gets it from the bot.",
+    "admin_reply_sent": "✅ Your answer was delivered.",
+    "admin_reply_blocked": "❌ Not delivered: the customer has blocked the bot.",
     "admin_unmatched_payment": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} (id <code>{id}</code>) "
                                "was for a product that no longer exists. Please refund it.",
     "admin_unmatched_payment_refunded": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} "
@@ -281,8 +287,10 @@ RU = {
     "purchase_refunded_button": "↩️ {name} (возврат)",
     "purchase_refunded": "За эту покупку оформлен возврат.",
     "not_your_purchase": "Эта покупка недоступна.",
-    "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nВаш запрос передан продавцу, он ответит вам здесь. "
-                  "Опишите, пожалуйста, проблему следующим сообщением.",
+    "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nПродавец уже знает о вашем обращении и ответит здесь. "
+                  "Опишите проблему следующим сообщением (скриншот поможет).",
+    "support_sent": "✅ Отправлено продавцу. Он ответит вам здесь.",
+    "seller_writes": "💬 <b>Сообщение от продавца:</b>",
     "terms": "📄 <b>Условия продажи</b>\n\n"
              "• Вы покупаете цифровые товары, которые приходят в этот чат сразу после оплаты.\n"
              "• Платежи проводит Telegram.\n"
@@ -404,6 +412,10 @@ RU = {
     "admin_granted": "✅ Выдано и доставлено (покупка #{id}).",
     "admin_new_sale": "💰 Новая продажа: <b>{product}</b> — {price} ({type}), покупатель {who}",
     "admin_support_request": "🆘 /paysupport от {who} (id <code>{id}</code>).\nПоследние покупки:\n{purchases}",
+    "admin_support_message": "🆘 {who} (id <code>{id}</code>) пишет:",
+    "admin_ask_reply": "↩️ Отправьте ответ (текст, фото или документ): покупатель получит его от бота.",
+    "admin_reply_sent": "✅ Ответ доставлен.",
+    "admin_reply_blocked": "❌ Не доставлено: покупатель заблокировал бота.",
     "admin_unmatched_payment": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} (id <code>{id}</code>) "
                                "пришёл за товар, которого больше нет. Верните деньги.",
     "admin_unmatched_payment_refunded": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} "
