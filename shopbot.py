@@ -471,6 +471,12 @@ def contains_word(column, word: str):
     return lowercase(column).contains(word, autoescape=True)
 
 
+def sold_once_per_customer(product: Product, left: int | None) -> bool:
+    """An unlimited product is bought once, and so is a free item (or one customer could take
+    them all); a paid stocked product may be bought again: a second key."""
+    return left is None or product.price == 0
+
+
 def stock_left(session: Session, product_id: int) -> int | None:
     """Unsold items of a stocked product; None for an unlimited one (no stock items at all)."""
     items, unsold = session.execute(
@@ -729,10 +735,9 @@ class Shop:
         owned = owned_purchase_id(session, telegram_id, product_id)
         left = stock_left(session, product_id)
         rows = []
-        if left == 0:
-            rows.append([button(label(lang, "btn_notify"), "notify", product.id)])
-        elif not owned or left is not None:  # a stocked product may be bought again: a second key
-            rows.append([self.buy_button(lang, product)])
+        if not (owned and sold_once_per_customer(product, left)):
+            rows.append([button(label(lang, "btn_notify"), "notify", product.id)] if left == 0
+                        else [self.buy_button(lang, product)])
         if owned:
             rows.append([button(label(lang, "btn_owned"), "open", owned)])
         rows.append([button(label(lang, "btn_back"), "cat", product.category_id, page)])
@@ -995,9 +1000,7 @@ class Shop:
             screen = self.tap_product(call, session, product_id, 0)  # the card now says "Sold out"
             screen.toast = text(lang, "sold_out_toast")
             return screen
-        # An unlimited product is bought once, and so is a free item (or one customer could take them all);
-        # a paid stocked product may be bought again: a second key.
-        once = left is None or product.price == 0
+        once = sold_once_per_customer(product, left)
         owned = owned_purchase_id(session, call.from_user.id, product_id) if once else None
         if owned:  # show it again instead
             self.deliver(session, call.message.chat.id, session.get(Purchase, owned), lang,

@@ -1539,6 +1539,8 @@ def test_a_free_item_goes_once_to_each_customer(shop, alice, bob):
     assert alice.all_texts().count("PROMO-1") == 2 and "PROMO-2" not in alice.all_texts()
     assert "PROMO-2" in bob.all_texts()
     assert stock_of(shop, product) == ["PROMO-1", "PROMO-2", "PROMO-3"] and len(shop.purchases()) == 2
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels() == ["✅ Yours — open", "⬅️ Back"]
 
 
 def test_a_stocked_product_deleted_before_any_sale_takes_its_stock_along(shop, seller):
