@@ -934,18 +934,18 @@ class Shop:
         route = parsed and self.routes.get(parsed[0])
         if not route or len(parsed[1]) != route[1] or call.message is None:
             logger.info("Stale or unknown callback data %r from user %s", call.data, call.from_user.id)
+            self.answer(call, text(lang, "stale_button"))
             if call.message is not None:
                 self.show(call.message.chat.id, menu_screen(lang), replace=call.message)
-            self.answer(call, text(lang, "stale_button"))
             return
         handler, _ = route
         with self.Session() as session:
             screen = handler(call, session, *parsed[1])
         if parsed[0] in self.admin_actions:
             self.catalog.clear()  # the seller may have changed what is on sale
+        self.answer(call, screen.toast if screen else None)  # first: the button stops spinning sooner
         if screen is not None and screen.text:
             self.show(call.message.chat.id, screen, replace=call.message)
-        self.answer(call, screen.toast if screen else None)
 
     def tap_menu(self, call, session) -> Screen:
         return menu_screen(language_of(call.from_user))
