@@ -1224,7 +1224,7 @@ class Shop:
             "asave": (self.tap_save_product, 0),
             "acancel": (self.tap_cancel_dialog, 0),
             "acats": (self.tap_categories, 1),
-            "anewc": (self.tap_new_category, 0),
+            "anewc": (self.tap_new_category, 1),
             "acup": (self.tap_move_category_up, 1),
             "acdn": (self.tap_move_category_down, 1),
             "acren": (self.tap_rename_category, 1),
@@ -1335,7 +1335,7 @@ class Shop:
         rows = [[button(name, "aaddc", cid)] for cid, name in session.execute(
             select(Category.id, Category.name).order_by(Category.position, Category.id).limit(90))]
         return Screen(text(lang, "admin_choose_category"), keyboard(
-            *rows, [button(label(lang, "btn_new_category"), "anewc")], [button(label(lang, "btn_back"), "adm")]))
+            *rows, [button(label(lang, "btn_new_category"), "anewc", 1)], [button(label(lang, "btn_back"), "adm")]))
 
     @admin_only
     def tap_add_product_in(self, call, session, category_id: int) -> Screen:
@@ -1393,11 +1393,12 @@ class Shop:
                  button("✏️", "acren", cid), button("🗑", "acdel", cid)] for cid, name, count in categories]
         return Screen(text(lang, "admin_categories"), keyboard(
             *rows, pager_row(lang, "acats", (), page, page_count(total, ADMIN_CATEGORY_PAGE)),
-            [button(label(lang, "btn_new_category"), "anewc")], [button(label(lang, "btn_back"), "adm")]))
+            [button(label(lang, "btn_new_category"), "anewc", 0)], [button(label(lang, "btn_back"), "adm")]))
 
     @admin_only
-    def tap_new_category(self, call, session) -> Screen:
-        return self.ask(call, "newcat", "admin_ask_category_name")
+    def tap_new_category(self, call, session, for_new_product: int) -> Screen:
+        """➕ New category: from the Categories screen, or on the way to adding a product (1)."""
+        return self.ask(call, f"newcat:{for_new_product}", "admin_ask_category_name")
 
     def dialog_new_category(self, message, session, draft, argument) -> Screen:
         last_position = session.scalar(select(func.max(Category.position))) or 0
@@ -1407,8 +1408,10 @@ class Shop:
             session.commit()
         except IntegrityError:
             raise InputError("err_category_exists") from None
-        # Straight on to the product that needed this category.
-        return self.ask(message, "add:0", PRODUCT_FIELDS[0].prompt, category_id=category.id)
+        if argument == "1":  # straight on to the product that needed this category
+            return self.ask(message, "add:0", PRODUCT_FIELDS[0].prompt, category_id=category.id)
+        self.bot.delete_state(message.from_user.id, message.chat.id)
+        return self.tap_categories(message, session, 0)
 
     @admin_only
     def tap_rename_category(self, call, session, category_id: int) -> Screen:

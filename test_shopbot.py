@@ -963,6 +963,11 @@ def test_categories_rename_reorder_and_delete_when_empty(shop, seller):
     seller.taps_data(f"1:acdel:{second.id}")
     with shop.Session() as session:
         assert [c.name for c in session.scalars(select(Category))] == ["First"]
+    seller.taps("New category")
+    seller.sends("Third")
+    assert [b for b in seller.button_labels() if "(" in b] == ["First (1)", "Third (0)"]  # no product dialog
+    seller.sends("Not a product")
+    assert "Nothing found" in seller.last_text()
 
 
 def test_sales_figures_match_the_rows(shop, seller, alice, bob):
