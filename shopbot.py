@@ -1710,9 +1710,10 @@ class Shop:
         purchase = session.get(Purchase, purchase_id)
         if purchase is None:
             return self.tap_recent_purchases(call, session, 0)
-        screen = self.admin_purchase_screen(session, lang, purchase)
-        screen.toast = html_to_plain(self.refund(session, lang, purchase, call.from_user.id))
-        return self.admin_purchase_screen(session, lang, purchase) if purchase.refunded_at else screen
+        outcome = self.refund(session, lang, purchase, call.from_user.id)
+        screen = self.admin_purchase_screen(session, lang, purchase)  # drawn after: shows the refund
+        screen.toast = html_to_plain(outcome)
+        return screen
 
     def refund(self, session: Session, lang: str, purchase: Purchase, admin_id: int) -> str:
         """Refund a purchase and revoke its access; returns the text that reports the outcome."""

@@ -1003,6 +1003,7 @@ def test_recent_purchases_and_a_stars_refund(shop, seller, alice):
     refund = shop.api.of("refundStarPayment")[-1].params
     assert refund["telegram_payment_charge_id"] == alice.payment["telegram_payment_charge_id"]
     assert "Refunded" in seller.last_text()
+    assert seller.last_toast() == "✅ Refunded: the Stars are back with the buyer."
     with shop.Session() as session:
         assert session.get(Purchase, 1).refunded_at is not None
 
