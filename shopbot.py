@@ -401,6 +401,15 @@ def categories_on_sale(session: Session) -> list[tuple[int, str, int]]:
     return [tuple(row) for row in rows]
 
 
+def categories_in_order(session: Session) -> list[tuple[int, str]]:
+    """(id, name) of every category, empty ones too, in the seller's order (for admin pickers).
+
+    At most 90: with the panel's own buttons that stays under Telegram's 100 buttons.
+    """
+    return session.execute(select(Category.id, Category.name)
+                           .order_by(Category.position, Category.id).limit(90)).all()
+
+
 class CatalogCache:
     """The catalog screen's categories and counts, kept for a few seconds.
 
@@ -1332,8 +1341,7 @@ class Shop:
     @admin_only
     def tap_add_product(self, call, session) -> Screen:
         lang = language_of(call.from_user)
-        rows = [[button(name, "aaddc", cid)] for cid, name in session.execute(
-            select(Category.id, Category.name).order_by(Category.position, Category.id).limit(90))]
+        rows = [[button(name, "aaddc", cid)] for cid, name in categories_in_order(session)]
         return Screen(text(lang, "admin_choose_category"), keyboard(
             *rows, [button(label(lang, "btn_new_category"), "anewc", 1)], [button(label(lang, "btn_back"), "adm")]))
 
@@ -1461,8 +1469,7 @@ class Shop:
     @admin_only
     def tap_product_categories(self, call, session) -> Screen:
         lang = language_of(call.from_user)
-        rows = [[button(name, "apc", cid, 0)] for cid, name in session.execute(
-            select(Category.id, Category.name).order_by(Category.position, Category.id).limit(90))]
+        rows = [[button(name, "apc", cid, 0)] for cid, name in categories_in_order(session)]
         return Screen(text(lang, "admin_products"), keyboard(*rows, [button(label(lang, "btn_back"), "adm")]))
 
     @admin_only
