@@ -36,8 +36,10 @@ import telebot
 from sqlalchemy import event, insert
 from telebot import apihelper, types
 
+import checkout
 import shopbot
 from models import Category, Product, Purchase, User, connect, utcnow
+from screens import callback
 
 TOKEN = "1234567:BENCH"
 PRODUCTS_PER_CATEGORY = 1000
@@ -121,17 +123,18 @@ class Session:
             return {"callback_query": {"id": f"{user_id}-{data}", "from": user, "chat_instance": "c",
                                        "data": data, "message": screen}}
 
-        payload = shopbot.invoice_payload(product_id, user_id)
+        payload = checkout.invoice_payload(product_id, user_id)
         raw = [
             {"message": message(text="/start", entities=[{"type": "bot_command", "offset": 0, "length": 6}])},
-            tap("1:cats"), tap(f"1:cat:{category_id}:0"), tap(f"1:cat:{category_id}:1"),
-            tap(f"1:prod:{product_id}:1"), tap(f"1:buy:{product_id}"),
+            tap(callback("catalog")), tap(callback("category", category_id, 0)),
+            tap(callback("category", category_id, 1)), tap(callback("product", product_id, 1)),
+            tap(callback("buy", product_id)),
             {"pre_checkout_query": {"id": f"pc{user_id}", "from": user, "currency": "XTR", "total_amount": 0,
                                     "invoice_payload": payload}},
             {"message": message(successful_payment={
                 "currency": "XTR", "total_amount": 0, "invoice_payload": payload,
                 "telegram_payment_charge_id": f"bench-{user_id}", "provider_payment_charge_id": "p"})},
-            tap("1:mine:0"),
+            tap(callback("purchases", 0)),
         ]
         self.names = ["/start", "catalog", "category", "next page", "product", "buy", "pre-checkout",
                       "payment", "my purchases"]
@@ -256,7 +259,7 @@ def prepare(sessions: list[Session], database: str):
     factory = connect(f"sqlite:///{database}")
     with factory() as session:
         for journey in sessions:
-            product_id = shopbot.parse_invoice_payload(journey.updates[6].pre_checkout_query.invoice_payload)[0]
+            product_id = checkout.parse_invoice_payload(journey.updates[6].pre_checkout_query.invoice_payload)[0]
             journey.set_price(session.get(Product, product_id).price)
     factory.kw["bind"].dispose()
 

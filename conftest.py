@@ -29,10 +29,14 @@ from dataclasses import dataclass, field
 
 import pytest
 import sqlalchemy
+from sqlalchemy import select
 from telebot import apihelper, types
 
+import screens
 import shopbot
-from models import Category, Product, Purchase, User, connect
+from config import Config
+from models import Category, Product, Purchase, StockItem, User, connect
+from screens import callback
 
 TOKEN = "1234567:TEST-token"
 ADMIN_ID = 1
@@ -159,7 +163,7 @@ def read_upload(value) -> tuple[str, bytes]:
 
 def as_telegram_shows(html_text: str | None) -> str | None:
     """Telegram parses the HTML we send and shows (and returns) the plain text."""
-    return None if html_text is None else shopbot.html_to_plain(html_text).strip()
+    return None if html_text is None else screens.html_to_plain(html_text).strip()
 
 
 def visible_text(message: dict) -> str:
@@ -331,8 +335,8 @@ class ShopUnderTest:
 
 
 
-def make_config(database_url: str, **overrides) -> shopbot.Config:
-    return shopbot.Config(token=TOKEN, admin_ids=frozenset({ADMIN_ID}), database_url=database_url, **overrides)
+def make_config(database_url: str, **overrides) -> Config:
+    return Config(token=TOKEN, admin_ids=frozenset({ADMIN_ID}), database_url=database_url, **overrides)
 
 
 POSTGRES_URL = os.environ.get("TEST_DATABASE_URL")
@@ -401,6 +405,65 @@ def seller(shop):
     person = Person(shop, ADMIN_ID, "Seller", "seller")
     person.sends("/start")
     return person
+
+
+VOICE = {"voice": {"file_id": "VOICE", "file_unique_id": "v", "duration": 3}}
+
+
+CONTACT = {"contact": {"phone_number": "+100", "first_name": "X"}}
+
+
+LOCATION = {"location": {"latitude": 1.0, "longitude": 2.0}}
+
+
+@pytest.fixture
+def card_shop(database_url, api):
+    """A shop that takes card payments in US dollars through a provider."""
+    bot = shopbot.create_bot(make_config(database_url, provider_token="prov:1", currency="USD"), threaded=False)
+    yield ShopUnderTest(bot, api)
+    bot.shop.Session.kw["bind"].dispose()
+
+
+def admin_texts(shop) -> str:
+    return "\n".join(visible_text(m) for m in shop.api.messages(ADMIN_ID))
+
+
+def set_product(shop, product_id, **values):
+    with shop.Session() as session:
+        product = session.get(Product, product_id)
+        for name, value in values.items():
+            setattr(product, name, value)
+        session.commit()
+
+
+def start_adding_a_product(seller, category: str) -> None:
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps(category)
+
+
+def add_stock(shop, product, *contents):
+    with shop.Session() as session:
+        session.add_all(StockItem(product_id=product.id, content=c) for c in contents)
+        session.commit()
+
+
+def buys(person, product):
+    """Tap Buy on the product and pay the invoice (or take it, if free)."""
+    person.taps_data(callback("buy", product.id))
+    return person.pays() if product.price else None
+
+
+def upload_stock(seller, product, send):
+    seller.taps_data(callback("admin_product", product.id))
+    seller.taps("Upload stock")
+    send(seller)
+
+
+def stock_of(shop, product) -> list[str]:
+    with shop.Session() as session:
+        return session.scalars(select(StockItem.content).where(StockItem.product_id == product.id)
+                               .order_by(StockItem.id)).all()
 
 
 @pytest.fixture

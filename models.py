@@ -12,11 +12,15 @@ live in ``Category``s (User 1-N Purchase, Category 1-N Product, Product 1-N
 Purchase). Prices are integers in the currency's smallest unit, exactly as the
 Telegram Bot API counts them (Stars: 1 = 1 star; USD: cents).
 
-Nothing here opens a session on its own: the bot opens one short-lived session
-per update and passes it to the helpers that need it.
+Reading order: shopbot.py → config.py → **models.py** → texts.py → screens.py
+→ shop.py → routes.py → the chapters. After the models come the queries that
+several chapters share; nothing here opens a session on its own: each update
+gets one short-lived session, passed to the helpers that need it.
 """
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -28,9 +32,14 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    exists,
+    func,
+    select,
+    update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.sql.expression import FunctionElement
 
 # What a seller may store, checked again by the admin dialogs. Telegram's own
@@ -202,6 +211,144 @@ class Setting(Base):
 
     def __repr__(self) -> str:
         return f"<Setting {self.key}={self.value!r}>"
+
+
+# ---------------------------------------------------------------------------
+# Queries the chapters share. Each takes the caller's session and runs one or
+# two indexed statements: nothing here loads the whole catalog.
+# ---------------------------------------------------------------------------
+
+def save_user(session: Session, telegram_user) -> User:
+    """Create or refresh the shop's record of a Telegram user (username and language may change)."""
+    user = session.scalar(select(User).where(User.telegram_id == telegram_user.id))
+    if user is None:
+        user = User(telegram_id=telegram_user.id)
+        session.add(user)
+    user.username = telegram_user.username
+    user.first_name = telegram_user.first_name or ""
+    user.language_code = telegram_user.language_code or ""
+    user.is_blocked = False  # they are talking to us, so they have not blocked the bot
+    try:
+        session.commit()
+    except IntegrityError:  # the same new user, saved by another thread a moment ago
+        session.rollback()
+        user = session.scalar(select(User).where(User.telegram_id == telegram_user.id))
+    return user
+
+
+def categories_on_sale(session: Session) -> list[tuple[int, str, int]]:
+    """(id, name, products on sale) for every category that has any, in the seller's order."""
+    rows = session.execute(
+        select(Category.id, Category.name, func.count(Product.id))
+        .join(Product, (Product.category_id == Category.id) & Product.is_active)
+        .group_by(Category.id, Category.name, Category.position)
+        .order_by(Category.position, Category.id)
+    )
+    return [tuple(row) for row in rows]
+
+
+class CatalogCache:
+    """The catalog screen's categories and counts, kept for a few seconds.
+
+    Counting every product on sale takes ~15 ms on a 100,000-product shop, and
+    the catalog is the most tapped screen. Admin actions clear the cache at
+    once; changes made to the database by other means show within ``ttl``.
+    """
+
+    def __init__(self, ttl: float = 30.0):
+        self.ttl, self.lock = ttl, threading.Lock()
+        self.categories: list[tuple[int, str, int]] = []
+        self.expires = 0.0
+
+    def categories_on_sale(self, session: Session) -> list[tuple[int, str, int]]:
+        with self.lock:
+            if time.monotonic() >= self.expires:
+                self.categories = categories_on_sale(session)
+                self.expires = time.monotonic() + self.ttl
+            return self.categories
+
+    def clear(self) -> None:
+        with self.lock:
+            self.expires = 0.0
+
+
+def category_with_count(session: Session, category_id: int, active_only: bool = True):
+    """(name, number of products) of a category, or None: one statement, counted from the index."""
+    counted = select(func.count(Product.id)).where(Product.category_id == category_id)
+    if active_only:
+        counted = counted.where(Product.is_active)
+    return session.execute(select(Category.name, counted.scalar_subquery().label("total"))
+                           .where(Category.id == category_id)).first()
+
+
+def stock_columns():
+    """Per-product columns for listings: is it stocked, and how many items are left."""
+    items = select(StockItem.id).where(StockItem.product_id == Product.id).correlate(Product)
+    unsold = (select(func.count(StockItem.id)).where(StockItem.product_id == Product.id,
+                                                      StockItem.purchase_id.is_(None))
+              .correlate(Product).scalar_subquery())
+    return exists(items).label("stocked"), unsold.label("left")
+
+
+def products_page(session: Session, category_id: int, page: int, per_page: int, active_only: bool = True):
+    """One page of a category's products, with stock figures for just those rows."""
+    query = select(Product.id, Product.name, Product.price, Product.is_active, *stock_columns()).where(
+        Product.category_id == category_id)
+    if active_only:
+        query = query.where(Product.is_active)
+    return session.execute(query.order_by(Product.id).limit(per_page).offset(page * per_page)).all()
+
+
+def stock_left(session: Session, product_id: int) -> int | None:
+    """Unsold items of a stocked product; None for an unlimited one (no stock items at all)."""
+    items, unsold = session.execute(
+        select(func.count(StockItem.id), func.count(StockItem.id).filter(StockItem.purchase_id.is_(None)))
+        .where(StockItem.product_id == product_id)).one()
+    return unsold if items else None
+
+
+def sold_once_per_customer(product: Product, stocked: bool) -> bool:
+    """The buy-again rule. An unlimited product is bought once (everyone gets the same content),
+    and so is a free item (or one customer could take them all); a paid stocked product may be
+    bought again: a second key."""
+    return not stocked or product.price == 0
+
+
+def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:
+    """The id of this user's live (not refunded) purchase of a product, if any."""
+    return session.scalar(
+        select(Purchase.id).join(User)
+        .where(User.telegram_id == telegram_id, Purchase.product_id == product_id,
+               Purchase.refunded_at.is_(None))
+        .limit(1)
+    )
+
+
+def claim_stock_item(session: Session, product_id: int, purchase: Purchase) -> bool:
+    """Give the next unsold item to ``purchase``, in the caller's transaction. False when none is left.
+
+    Two buyers may reach for the same row at once. The UPDATE only succeeds
+    while the row is still unsold, so the loser sees 0 rows and tries the next
+    one. SKIP LOCKED lets PostgreSQL hand a waiting buyer another row at once;
+    SQLite ignores it (its writers take turns anyway).
+    """
+    session.flush()  # the purchase needs its id
+    for _attempt in range(20):
+        candidate = session.scalar(
+            select(StockItem.id).where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None))
+            .order_by(StockItem.id).limit(1).with_for_update(skip_locked=True))
+        if candidate is None:
+            return False
+        claimed = session.execute(update(StockItem).where(StockItem.id == candidate, StockItem.purchase_id.is_(None))
+                                  .values(purchase_id=purchase.id))
+        if claimed.rowcount == 1:
+            return True
+    return False
+
+
+def stock_item_of(session: Session, purchase_id: int) -> StockItem | None:
+    """The unique item a purchase received, if its product is stocked."""
+    return session.scalar(select(StockItem).where(StockItem.purchase_id == purchase_id))
 
 
 # ---------------------------------------------------------------------------

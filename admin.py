@@ -1,0 +1,501 @@
+"""Admin: the seller's panel, and the catalog it fills — categories and products.
+
+Reading order: ... support.py → **admin.py** → stock.py → sales.py → broadcast.py.
+
+/admin opens the panel for the ids in ADMIN_IDS. Every handler in this file
+is registered as an admin handler, so routes.py checks ADMIN_IDS before any
+of them runs; anyone else gets the customer menu, and the attempt is logged.
+
+Adding a product is a dialog: the bot asks, the seller's next message
+answers, and a wrong answer is explained and asked again, keeping what was
+entered so far::
+
+    category → name → price → description → description file → hidden content → preview → ✅ Save
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+import routes
+from models import (
+    NAME_MAX,
+    Category,
+    Product,
+    Purchase,
+    Setting,
+    category_with_count,
+    products_page,
+    save_user,
+    stock_left,
+)
+from routes import SKIP, Handlers, admin_panel, ask, dialog_data, end_dialog, on_message
+from screens import (
+    PAGE_SIZE,
+    InputError,
+    Screen,
+    Toast,
+    button,
+    format_price,
+    has_visible_text,
+    keyboard,
+    label,
+    language_of,
+    page_count,
+    pager_row,
+    parse_price,
+    text,
+    truncate,
+    utf16_len,
+    with_toast,
+)
+from shop import SALE_ALERTS, Shop
+from storefront import product_card
+
+logger = logging.getLogger("shopbot")
+handlers = Handlers(admin=True)
+
+# ---------------------------------------------------------------------------
+# Reading the seller's answers
+# ---------------------------------------------------------------------------
+
+# The card (name, price, description) must fit one message of 4,096 characters.
+DESCRIPTION_MAX = 3500
+
+
+def message_text(message: types.Message) -> str:
+    """The text of a message, or an explained refusal when a file or a sticker came instead."""
+    if message.content_type != "text":
+        raise InputError("err_expected_text")
+    return message.text.strip()
+
+
+def read_name(message: types.Message) -> str:
+    name = " ".join(message_text(message).split())  # one line: it is shown on buttons
+    if not has_visible_text(name):
+        raise InputError("err_expected_text")
+    if len(name) > NAME_MAX:
+        raise InputError("err_name_too_long", limit=NAME_MAX)
+    return name
+
+
+def read_description(message: types.Message) -> str:
+    description = message_text(message)
+    if utf16_len(description) > DESCRIPTION_MAX:
+        raise InputError("err_description_too_long", limit=DESCRIPTION_MAX, length=utf16_len(description))
+    return description
+
+
+def attached_file(message: types.Message) -> tuple[str, str] | None:
+    """(file_id, 'photo' | 'document') of a photo or document message."""
+    if message.content_type == "photo":
+        return message.photo[-1].file_id, "photo"  # the largest size
+    if message.content_type == "document":
+        return message.document.file_id, "document"
+    return None
+
+
+def read_description_file(message: types.Message) -> dict:
+    if message.content_type == "text" and message.text.strip() == SKIP:
+        return {"description_file_id": None, "description_file_type": None}
+    file = attached_file(message)
+    if file is None:
+        raise InputError("err_expected_file")
+    return {"description_file_id": file[0], "description_file_type": file[1]}
+
+
+def read_hidden(message: types.Message) -> dict:
+    """A text, or a photo/document (its caption, if any, is kept as the text)."""
+    file = attached_file(message)
+    if file is None:
+        content = message_text(message)
+        if not has_visible_text(content):
+            raise InputError("err_expected_text")
+        return {"hidden_content": content, "hidden_file_id": None, "hidden_file_type": None}
+    return {"hidden_content": message.caption or "", "hidden_file_id": file[0], "hidden_file_type": file[1]}
+
+
+@dataclass(frozen=True)
+class ProductField:
+    """One question of the add/edit product dialog and how to read its answer."""
+
+    name: str  # also names the "✏️" button: btn_edit_<name>
+    prompt: str  # text key of the question
+    read: Callable[[types.Message, str], dict]  # (message, currency) -> Product attributes
+
+
+PRODUCT_FIELDS = [
+    ProductField("name", "admin_ask_name", lambda m, currency: {"name": read_name(m)}),
+    ProductField("price", "admin_ask_price", lambda m, currency: {"price": parse_price(message_text(m), currency)}),
+    ProductField("description", "admin_ask_description", lambda m, currency: {"description": read_description(m)}),
+    ProductField("description_file", "admin_ask_description_file", lambda m, currency: read_description_file(m)),
+    ProductField("hidden", "admin_ask_hidden", lambda m, currency: read_hidden(m)),
+]
+
+
+# ---------------------------------------------------------------------------
+# The panel
+# ---------------------------------------------------------------------------
+
+def on_admin(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/admin: the seller's panel."""
+    end_dialog(shop, message)
+    save_user(session, message.from_user)  # remembers the admin's language for notifications
+    return admin_panel(session, language_of(message.from_user), message.from_user.id)
+
+
+@handlers.tap("admin")
+def tap_admin(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """⬅️ Back to the panel (leaving any dialog)."""
+    end_dialog(shop, call)
+    return admin_panel(session, language_of(call.from_user), call.from_user.id)
+
+
+@handlers.tap("sale_alerts")
+def tap_sale_alerts(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """🔔 Sale alerts: on or off, for this admin only."""
+    key = f"{SALE_ALERTS}:{call.from_user.id}"
+    setting = session.get(Setting, key) or Setting(key=key, value="on")
+    setting.value = "on" if setting.value == "off" else "off"
+    session.add(setting)
+    session.commit()
+    return admin_panel(session, language_of(call.from_user), call.from_user.id)
+
+
+# ---------------------------------------------------------------------------
+# Adding a product
+# ---------------------------------------------------------------------------
+
+def categories_in_order(session: Session) -> list[tuple[int, str]]:
+    """(id, name) of every category, empty ones too, in the seller's order (for the pickers).
+
+    At most 90: with the panel's own buttons that stays under Telegram's 100 buttons.
+    """
+    return session.execute(select(Category.id, Category.name)
+                           .order_by(Category.position, Category.id).limit(90)).all()
+
+
+@handlers.tap("add_product")
+def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """➕ Add product: first, its category."""
+    lang = language_of(call.from_user)
+    rows = [[button(name, "add_product_in", cid)] for cid, name in categories_in_order(session)]
+    return Screen(text(lang, "admin_choose_category"), keyboard(
+        *rows, [button(label(lang, "btn_new_category"), "new_category", 1)],
+        [button(label(lang, "btn_back"), "admin")]))
+
+
+def start_new_product(shop: Shop, update, category_id: int) -> Screen:
+    """Ask the first question of the add-product dialog."""
+    end_dialog(shop, update)
+    return ask(shop, update, "new_product", PRODUCT_FIELDS[0].prompt, category_id=category_id, step=0, product={})
+
+
+@handlers.tap("add_product_in")
+def tap_add_product_in(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+    """A category picked for the new product: the questions begin."""
+    if session.get(Category, category_id) is None:
+        return tap_add_product(shop, call, session)
+    return start_new_product(shop, call, category_id)
+
+
+@handlers.answer("new_product")
+def answer_product_field(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """An answer in the add-product dialog; after the last one, the preview."""
+    step = dialog["step"]
+    product = {**dialog["product"], **PRODUCT_FIELDS[step].read(message, shop.config.currency)}
+    if step + 1 < len(PRODUCT_FIELDS):
+        return ask(shop, message, "new_product", PRODUCT_FIELDS[step + 1].prompt, step=step + 1, product=product)
+    ask(shop, message, "new_product_preview", "admin_preview", product=product)
+    lang = language_of(message.from_user)
+    preview = Product(**product)
+    return Screen(text(lang, "admin_preview") + "\n\n" + product_card(shop, lang, preview),
+                  keyboard([button(label(lang, "btn_save"), "save_product"),
+                            button(label(lang, "btn_cancel"), "cancel")]),
+                  preview.description_file_id, preview.description_file_type)
+
+
+@handlers.answer("new_product_preview")
+def answer_preview(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """A message under the preview, where a button is expected."""
+    raise InputError("err_use_buttons")
+
+
+@handlers.tap("save_product")
+def tap_save_product(shop: Shop, call: types.CallbackQuery, session: Session):
+    """✅ Save under the preview: the product goes on sale."""
+    lang = language_of(call.from_user)
+    draft = dialog_data(shop, call, "new_product_preview")
+    if draft is None:
+        return Toast(text(lang, "stale_button"))
+    end_dialog(shop, call)
+    if session.get(Category, draft["category_id"]) is None:
+        return Toast(text(lang, "unavailable"))
+    product = Product(category_id=draft["category_id"], **draft["product"])
+    session.add(product)
+    session.commit()
+    logger.info("Admin %s added product %s", call.from_user.id, product.id)
+    return with_toast(admin_product_screen(shop, session, lang, product.id), text(lang, "admin_saved"))
+
+
+# ---------------------------------------------------------------------------
+# Categories
+# ---------------------------------------------------------------------------
+
+ADMIN_CATEGORY_PAGE = 10
+
+
+def move_category(session: Session, category_id: int, step: int) -> None:
+    """Swap a category with its neighbour above (-1) or below (+1)."""
+    ordered = list(session.scalars(select(Category).order_by(Category.position, Category.id)))
+    index = next((i for i, c in enumerate(ordered) if c.id == category_id), None)
+    if index is None or not 0 <= index + step < len(ordered):
+        return
+    ordered[index], ordered[index + step] = ordered[index + step], ordered[index]
+    for position, category in enumerate(ordered):  # renumber: old rows may share a position
+        category.position = position
+    session.commit()
+
+
+def categories_screen(session: Session, lang: str, page: int) -> Screen:
+    """🗂 Categories: each with its product count and ⬆️ ⬇️ ✏️ 🗑."""
+    total = session.scalar(select(func.count(Category.id)))
+    categories = session.execute(
+        select(Category.id, Category.name, func.count(Product.id))
+        .outerjoin(Product, Product.category_id == Category.id)
+        .group_by(Category.id, Category.name, Category.position)
+        .order_by(Category.position, Category.id).limit(ADMIN_CATEGORY_PAGE).offset(page * ADMIN_CATEGORY_PAGE))
+    rows = [[button(f"{name} ({count})", "admin_category", cid, 0), button("⬆️", "category_up", cid),
+             button("⬇️", "category_down", cid), button("✏️", "rename_category", cid),
+             button("🗑", "delete_category", cid)] for cid, name, count in categories]
+    return Screen(text(lang, "admin_categories"), keyboard(
+        *rows, pager_row(lang, "categories", (), page, page_count(total, ADMIN_CATEGORY_PAGE)),
+        [button(label(lang, "btn_new_category"), "new_category", 0)], [button(label(lang, "btn_back"), "admin")]))
+
+
+@handlers.tap("categories")
+def tap_categories(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+    """🗂 Categories."""
+    return categories_screen(session, language_of(call.from_user), page)
+
+
+@handlers.tap("new_category")
+def tap_new_category(shop: Shop, call: types.CallbackQuery, session: Session, for_new_product: int) -> Screen:
+    """➕ New category: from the Categories screen (0), or on the way to adding a product (1)."""
+    return ask(shop, call, "new_category", "admin_ask_category_name", for_new_product=bool(for_new_product))
+
+
+@handlers.answer("new_category")
+def answer_new_category(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """The new category's name."""
+    last_position = session.scalar(select(func.max(Category.position))) or 0
+    category = Category(name=read_name(message), position=last_position + 1)
+    session.add(category)
+    try:
+        session.commit()
+    except IntegrityError:
+        raise InputError("err_category_exists") from None
+    if dialog["for_new_product"]:  # straight on to the product that needed this category
+        return start_new_product(shop, message, category.id)
+    end_dialog(shop, message)
+    return categories_screen(session, language_of(message.from_user), 0)
+
+
+@handlers.tap("rename_category")
+def tap_rename_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+    """✏️ on a category: ask for its new name."""
+    if session.get(Category, category_id) is None:
+        return categories_screen(session, language_of(call.from_user), 0)
+    return ask(shop, call, "rename_category", "admin_ask_category_name", category_id=category_id)
+
+
+@handlers.answer("rename_category")
+def answer_rename_category(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """A category's new name."""
+    category = session.get(Category, dialog["category_id"])
+    if category is not None:
+        category.name = read_name(message)
+        try:
+            session.commit()
+        except IntegrityError:
+            raise InputError("err_category_exists") from None
+    end_dialog(shop, message)
+    return categories_screen(session, language_of(message.from_user), 0)
+
+
+@handlers.tap("category_up")
+def tap_category_up(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+    """⬆️ a category one place up."""
+    move_category(session, category_id, -1)
+    return categories_screen(session, language_of(call.from_user), 0)
+
+
+@handlers.tap("category_down")
+def tap_category_down(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+    """⬇️ a category one place down."""
+    move_category(session, category_id, +1)
+    return categories_screen(session, language_of(call.from_user), 0)
+
+
+@handlers.tap("delete_category")
+def tap_delete_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+    """🗑 a category: only an empty one."""
+    lang = language_of(call.from_user)
+    category = session.get(Category, category_id)
+    has_products = session.scalar(select(Product.id).where(Product.category_id == category_id).limit(1))
+    toast = text(lang, "admin_category_not_empty") if has_products else None
+    if category is not None and not has_products:
+        session.delete(category)
+        session.commit()
+        toast = text(lang, "admin_deleted")
+    return with_toast(categories_screen(session, lang, 0), toast)
+
+
+# ---------------------------------------------------------------------------
+# Products: look, edit, hide, delete
+# ---------------------------------------------------------------------------
+
+def products_screen(session: Session, lang: str) -> Screen:
+    """📦 Products: first, a category."""
+    rows = [[button(name, "admin_category", cid, 0)] for cid, name in categories_in_order(session)]
+    return Screen(text(lang, "admin_products"), keyboard(*rows, [button(label(lang, "btn_back"), "admin")]))
+
+
+@handlers.tap("products")
+def tap_products(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """📦 Products."""
+    return products_screen(session, language_of(call.from_user))
+
+
+@handlers.tap("admin_category")
+def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int,
+                       page: int) -> Screen:
+    """A category's products, hidden ones too (🙈)."""
+    lang = language_of(call.from_user)
+    category = category_with_count(session, category_id, active_only=False)
+    if category is None:
+        return products_screen(session, lang)
+    pages = page_count(category.total)
+    products = products_page(session, category_id, min(page, pages - 1), PAGE_SIZE, active_only=False)
+    rows = [[button(("" if p.is_active else "🙈 ") + f"{p.name} — {format_price(p.price, shop.config.currency)}",
+                    "admin_product", p.id)] for p in products]
+    return Screen(text(lang, "admin_category", name=category.name, count=category.total), keyboard(
+        *rows, pager_row(lang, "admin_category", (category_id,), page, pages),
+        [button(label(lang, "btn_back"), "products")]))
+
+
+def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
+    """Everything about one product, its hidden content too, with ✏️ buttons for every field."""
+    product = session.get(Product, product_id)
+    sales, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
+                                     .where(Purchase.product_id == product_id, Purchase.refunded_at.is_(None))).one()
+    left = stock_left(session, product_id)
+    stock = label(lang, "admin_unlimited") if left is None else label(lang, "admin_stock_left", count=left)
+    body = text(lang, "admin_product", stock=stock, id=product.id, name=product.name,
+                category=product.category.name, price=format_price(product.price, shop.config.currency),
+                status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
+                description=truncate(product.description, 1000), file=product.description_file_type or "—",
+                hidden=truncate(product.hidden_content, 1500), hidden_file=product.hidden_file_type or "—",
+                sales=sales, revenue=format_price(revenue, shop.config.currency))
+    edit_buttons = [button(label(lang, f"btn_edit_{f.name}"), "edit_product", product.id, i)
+                    for i, f in enumerate(PRODUCT_FIELDS)]
+    stock_buttons = [button(label(lang, "btn_upload_stock"), "upload_stock", product.id)]
+    if left:
+        stock_buttons.append(button(label(lang, "btn_clear_stock"), "clear_stock", product.id))
+    toggle = label(lang, "btn_hide" if product.is_active else "btn_show")
+    return Screen(body, keyboard(
+        edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:], stock_buttons,
+        [button(toggle, "toggle_product", product.id), button(label(lang, "btn_delete"), "delete_product", product.id)],
+        [button(label(lang, "btn_back"), "admin_category", product.category_id, 0)]))
+
+
+def product_or_list(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
+    """A product's admin screen, or the list of categories when it was deleted meanwhile."""
+    if session.get(Product, product_id) is None:
+        return products_screen(session, lang)
+    return admin_product_screen(shop, session, lang, product_id)
+
+
+@handlers.tap("admin_product")
+def tap_admin_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """A product, as the seller sees it."""
+    return product_or_list(shop, session, language_of(call.from_user), product_id)
+
+
+@handlers.tap("edit_product")
+def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int,
+                     field_index: int) -> Screen:
+    """✏️ a field of a product: ask for its new value."""
+    if session.get(Product, product_id) is None or field_index >= len(PRODUCT_FIELDS):
+        return products_screen(session, language_of(call.from_user))
+    end_dialog(shop, call)
+    return ask(shop, call, "edit_product", PRODUCT_FIELDS[field_index].prompt, product_id=product_id,
+               field=field_index)
+
+
+@handlers.answer("edit_product")
+def answer_edit_product(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """A product field's new value, checked like in the add dialog."""
+    values = PRODUCT_FIELDS[dialog["field"]].read(message, shop.config.currency)
+    product = session.get(Product, dialog["product_id"])
+    end_dialog(shop, message)
+    lang = language_of(message.from_user)
+    if product is None:
+        return products_screen(session, lang)
+    for name, value in values.items():
+        setattr(product, name, value)
+    session.commit()
+    logger.info("Admin %s edited %s of product %s", message.from_user.id, list(values), product.id)
+    return admin_product_screen(shop, session, lang, product.id)
+
+
+@handlers.tap("toggle_product")
+def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """🙈 Hide / 👁 Show a product."""
+    product = session.get(Product, product_id)
+    if product is not None:
+        product.is_active = not product.is_active
+        session.commit()
+    return product_or_list(shop, session, language_of(call.from_user), product_id)
+
+
+@handlers.tap("delete_product")
+def tap_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """🗑 Delete: asks first; a product somebody bought is hidden instead, so buyers keep their access."""
+    lang = language_of(call.from_user)
+    product = session.get(Product, product_id)
+    if product is None:
+        return products_screen(session, lang)
+    if session.scalar(select(Purchase.id).where(Purchase.product_id == product_id).limit(1)):
+        product.is_active = False
+        session.commit()
+        return with_toast(admin_product_screen(shop, session, lang, product_id), text(lang, "admin_hidden_not_deleted"))
+    return Screen(text(lang, "admin_confirm_delete", name=product.name), keyboard(
+        [button(label(lang, "btn_delete"), "confirm_delete_product", product_id),
+         button(label(lang, "btn_back"), "admin_product", product_id)]))
+
+
+@handlers.tap("confirm_delete_product")
+def tap_confirm_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """🗑 Delete, confirmed."""
+    product = session.get(Product, product_id)
+    if product is None or product.purchases:  # bought meanwhile: never delete a sale's product
+        return tap_delete_product(shop, call, session, product_id)
+    category_id = product.category_id
+    session.delete(product)
+    session.commit()
+    logger.info("Admin %s deleted product %s", call.from_user.id, product_id)
+    screen = tap_admin_category(shop, call, session, category_id, 0)
+    return with_toast(screen, text(language_of(call.from_user), "admin_deleted"))
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire the panel into the bot."""
+    bot.register_message_handler(on_message(shop, on_admin, admin=True), commands=["admin"], chat_types=["private"])
+    routes.add_handlers(shop, handlers)

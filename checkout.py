@@ -1,0 +1,480 @@
+"""Checkout: payments in the order they happen, and what the customer receives.
+
+Reading order: ... storefront.py → **checkout.py** → support.py → admin.py → ...
+
+    Buy → invoice → pre-checkout → successful payment → delivery → My purchases → refunds
+
+1. **Buy** sends an invoice: Telegram's own payment sheet, in Stars or by card.
+   A free product is handed over at once.
+2. Before Telegram takes the money it asks the shop a **pre-checkout**
+   question: may this payment go ahead? The shop must answer within 10 s.
+3. A **successful payment** message follows. The purchase is recorded once per
+   Telegram charge id and committed *before* anything is delivered, so that a
+   crash can lose a message but never a sale.
+4. **Delivery** sends the product's hidden content, and for a stocked product
+   the buyer's own item. 📦 My purchases shows it again at any time.
+5. **Refunds**: Stars go back through Telegram; card payments are refunded in
+   the provider's dashboard and marked here.
+
+Delivery comes first in this file because every way of buying ends there.
+"""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+from telebot.apihelper import ApiTelegramException
+
+import routes
+from config import STARS, is_id
+from models import (
+    Product,
+    Purchase,
+    StockItem,
+    User,
+    claim_stock_item,
+    owned_purchase_id,
+    save_user,
+    sold_once_per_customer,
+    stock_item_of,
+    stock_left,
+    utcnow,
+)
+from routes import Handlers, chat_of, handles_errors, on_message
+from screens import (
+    PAGE_SIZE,
+    Screen,
+    Toast,
+    button,
+    describe_user,
+    format_price,
+    html_to_plain,
+    keyboard,
+    label,
+    language_of,
+    page_count,
+    pager_row,
+    split_message,
+    text,
+    truncate,
+    with_toast,
+)
+from shop import SALE_ALERTS, AdminNotice, Shop, call_api, notify_admins, send, send_file
+from storefront import product_or_catalog
+
+logger = logging.getLogger("shopbot")
+handlers = Handlers()
+
+LOW_STOCK_ALERT = 3  # admins hear when a stocked product is down to this many items
+
+# ---------------------------------------------------------------------------
+# The invoice payload: what Telegram hands back with the payment
+# ---------------------------------------------------------------------------
+
+# It names the product and the buyer, so that pre-checkout can refuse someone
+# else's invoice. Its version is separate from the buttons' (screens.py):
+# invoices already sent must still be paid after an upgrade.
+PAYLOAD_VERSION = "shop1"
+
+
+def invoice_payload(product_id: int, buyer_id: int) -> str:
+    """'shop1:42:1001': product 42, for user 1001."""
+    return f"{PAYLOAD_VERSION}:{product_id}:{buyer_id}"
+
+
+def parse_invoice_payload(payload: str | None) -> tuple[int, int] | None:
+    """'shop1:42:1001' -> (42, 1001); None when it is not one of our invoices."""
+    parts = (payload or "").split(":")
+    if len(parts) != 3 or parts[0] != PAYLOAD_VERSION or not all(is_id(p) for p in parts[1:]):
+        return None
+    return int(parts[1]), int(parts[2])
+
+
+# ---------------------------------------------------------------------------
+# Delivery: where every way of buying ends
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Parcel:
+    """A purchase's content, read from the database, ready to send once the session is closed."""
+
+    purchase_id: int
+    product_name: str
+    # (text, file_id, file_type): the buyer's own stock item first, then the product's hidden content
+    contents: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+
+
+def parcel_of(session: Session, purchase_id: int) -> Parcel:
+    """What a purchase delivers, in one statement: the product's hidden content, and the buyer's own item."""
+    row = session.execute(
+        select(Product.name, Product.hidden_content, Product.hidden_file_id, Product.hidden_file_type,
+               StockItem.content.label("item"), StockItem.file_id.label("item_file_id"),
+               StockItem.file_type.label("item_file_type"))
+        .select_from(Purchase).join(Product, Purchase.product_id == Product.id)
+        .outerjoin(StockItem, StockItem.purchase_id == Purchase.id)
+        .where(Purchase.id == purchase_id)).one()
+    parcel = Parcel(purchase_id, row.name)
+    if row.item is not None:  # a stocked product: the buyer's own key first
+        parcel.contents.append((row.item, row.item_file_id, row.item_file_type))
+    # For a stocked product the hidden content is what every buyer shares (e.g. how to activate).
+    parcel.contents.append((row.hidden_content, row.hidden_file_id, row.hidden_file_type))
+    return parcel
+
+
+def send_content(shop: Shop, chat_id: int, parcel: Parcel, lang: str, content: str, file_id: str | None,
+                 file_type: str | None) -> bool:
+    """Send a text (escaped, split above 4,096 characters) and a file; True if there was anything."""
+    for piece in split_message(content):
+        send(shop, chat_id, html.escape(piece, quote=False))
+    if file_id:
+        try:
+            send_file(shop, chat_id, file_type, file_id)
+        except ApiTelegramException as error:
+            logger.error("Could not send the file of purchase %s: %s", parcel.purchase_id, error.description)
+            send(shop, chat_id, text(lang, "file_failed"))
+            notify_admins(shop, "admin_file_failed", purchase=parcel.purchase_id, product=parcel.product_name,
+                          error=error.description)
+    return bool(file_id or content.strip())
+
+
+def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> None:
+    """Send what was bought: the heading, then the item and the hidden content, texts split to fit."""
+    with shop.Session() as session:
+        parcel = parcel_of(session, purchase_id)
+    send(shop, chat_id, heading)
+    sent = False
+    for content, file_id, file_type in parcel.contents:
+        sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
+    if not sent:
+        send(shop, chat_id, text(lang, "nothing_hidden"))
+    logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
+
+
+@dataclass
+class Delivery:
+    """Reply: a purchase's content, sent as new messages below the screen."""
+
+    purchase_id: int
+    heading: str
+    lang: str
+    chat_id: int | None = None  # another chat than the update's (a /grant reaches the customer)
+
+    def show(self, shop: Shop, update) -> None:
+        deliver(shop, self.chat_id or chat_of(update), self.purchase_id, self.heading, self.lang)
+
+
+def sale_notice(purchase: Purchase) -> AdminNotice:
+    """💰 New sale, for the admins who keep sale alerts on."""
+    return AdminNotice("admin_new_sale", dict(
+        product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
+        who=describe_user(purchase.user), type=purchase.payment_type),
+        markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]), setting=SALE_ALERTS)
+
+
+def stock_alert(session: Session, product: Product) -> AdminNotice | None:
+    """Tell the admins when a stocked product runs low, and when it sells out."""
+    left = stock_left(session, product.id)
+    if left == 0:
+        return AdminNotice("admin_sold_out", dict(name=product.name, id=product.id))
+    if left == LOW_STOCK_ALERT:
+        return AdminNotice("admin_low_stock", dict(name=product.name, id=product.id, count=left))
+    return None
+
+
+# ---------------------------------------------------------------------------
+# 1. Buy: an invoice, or a free product at once
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Invoice:
+    """Reply: Telegram's payment sheet for one product. Invoices are plain text, so nothing is escaped."""
+
+    product_id: int
+    title: str  # up to 32 characters
+    description: str  # up to 255
+    price: int
+
+    @classmethod
+    def of(cls, product: Product) -> Invoice:
+        return cls(product.id, truncate(product.name, 32),
+                   truncate(product.description.strip() or product.name, 255), product.price)
+
+    def show(self, shop: Shop, update) -> None:
+        chat_id = chat_of(update)
+        call_api(shop, chat_id, shop.bot.send_invoice, chat_id, title=self.title, description=self.description,
+                 invoice_payload=invoice_payload(self.product_id, update.from_user.id),
+                 provider_token=shop.config.provider_token or None,  # Stars take no provider
+                 currency=shop.config.currency, prices=[types.LabeledPrice(self.title, self.price)])
+
+
+def give_product(session: Session, user: User, product: Product, payment_type: str, currency: str,
+                 stocked: bool) -> Purchase | None:
+    """Hand a product over without payment: a free product, or a seller's /grant. None when sold out."""
+    purchase = Purchase(user=user, product=product, price=0, currency=currency, payment_type=payment_type)
+    session.add(purchase)
+    if stocked and not claim_stock_item(session, product.id, purchase):
+        session.rollback()  # the last item went to someone else a moment ago
+        return None
+    session.commit()
+    return purchase
+
+
+@handlers.tap("buy")
+def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
+    """Buy: an invoice for a paid product; a free one is handed over at once."""
+    lang = language_of(call.from_user)
+    product = session.get(Product, product_id)
+    if product is None or not product.is_active:
+        return Toast(text(lang, "unavailable"))
+    left = stock_left(session, product_id)
+    if left == 0:  # the card now says "Sold out"
+        return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
+                          text(lang, "sold_out_toast"))
+    stocked = left is not None
+    if sold_once_per_customer(product, stocked):
+        owned = owned_purchase_id(session, call.from_user.id, product_id)
+        if owned:  # show it again instead
+            return Delivery(owned, text(lang, "already_owned"), lang)
+    if product.price == 0:
+        purchase = give_product(session, save_user(session, call.from_user), product, "free",
+                                shop.config.currency, stocked)
+        if purchase is None:
+            return Toast(text(lang, "sold_out_toast"))
+        alert = stock_alert(session, product) if stocked else None
+        return Delivery(purchase.id, text(lang, "thanks", name=product.name), lang), alert
+    return Toast(text(lang, "invoice_sent")), Invoice.of(product)
+
+
+# ---------------------------------------------------------------------------
+# 2. Pre-checkout: may this payment go ahead?
+# ---------------------------------------------------------------------------
+
+def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery) -> str | None:
+    """The text key explaining why this payment must not happen, or None if it may."""
+    payload = parse_invoice_payload(query.invoice_payload)
+    if payload is None or payload[1] != query.from_user.id:
+        return "checkout_invalid"
+    product = session.get(Product, payload[0])
+    if product is None or not product.is_active or product.price == 0:
+        return "checkout_unavailable"
+    if query.currency != shop.config.currency or query.total_amount != product.price:
+        return "checkout_price_changed"
+    left = stock_left(session, product.id)
+    if left == 0:
+        return "checkout_sold_out"
+    if sold_once_per_customer(product, left is not None) and owned_purchase_id(session, query.from_user.id,
+                                                                               product.id):
+        return "checkout_owned"
+    return None
+
+
+@handles_errors
+def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
+    """Telegram asks "may this payment go ahead?" and waits at most 10 seconds for the answer."""
+    with shop.Session() as session:
+        problem = checkout_problem(shop, session, query)
+    if problem:
+        logger.info("Refused checkout of %r by user %s: %s", query.invoice_payload, query.from_user.id, problem)
+        error = html_to_plain(text(language_of(query.from_user), problem))
+        shop.bot.answer_pre_checkout_query(query.id, ok=False, error_message=error)
+    else:
+        shop.bot.answer_pre_checkout_query(query.id, ok=True)
+
+
+# ---------------------------------------------------------------------------
+# 3. Successful payment: record it once, commit, then deliver
+# ---------------------------------------------------------------------------
+
+def record_payment(session: Session, user: User, product: Product, payment: types.SuccessfulPayment,
+                   payment_type: str, stocked: bool) -> tuple[Purchase, bool]:
+    """Save the purchase for this charge (and, if stocked, its item) in one transaction and commit.
+
+    Returns (purchase, False) when Telegram repeats a payment already recorded.
+    """
+    charge_id = payment.telegram_payment_charge_id
+    existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
+    if existing:
+        return existing, False
+    purchase = Purchase(user=user, product=product, price=payment.total_amount, currency=payment.currency,
+                        payment_type=payment_type, payment_id=charge_id)
+    session.add(purchase)
+    try:
+        if stocked:
+            claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
+        session.commit()
+    except IntegrityError:  # the same payment, recorded by another thread a moment ago
+        session.rollback()
+        return session.scalar(select(Purchase).where(Purchase.payment_id == charge_id)), False
+    return purchase, True
+
+
+def refund_stars(shop: Shop, user_id: int, charge_id: str) -> bool:
+    """Give Stars back at once (a payment we cannot honour); False if Telegram refuses."""
+    try:
+        return bool(shop.bot.refund_star_payment(user_id, charge_id))
+    except ApiTelegramException as error:
+        logger.error("Automatic refund of %s failed: %s", charge_id, error.description)
+        return False
+
+
+@dataclass
+class SoldOutRefund:
+    """Reply: two buyers paid for the last item at once and this one lost. Refund and say so."""
+
+    purchase_id: int
+    lang: str
+
+    def show(self, shop: Shop, message: types.Message) -> None:
+        with shop.Session() as session:
+            purchase = session.get(Purchase, self.purchase_id)
+            stars, charge_id = purchase.currency == STARS, purchase.payment_id
+            values = dict(purchase=purchase.id, product=purchase.product.name, id=message.from_user.id,
+                          who=describe_user(message.from_user),
+                          amount=format_price(purchase.price, purchase.currency))
+        refunded = stars and refund_stars(shop, message.from_user.id, charge_id)
+        if refunded:
+            mark_refunded(shop, self.purchase_id)
+        logger.warning("Purchase %s found no stock left (refunded: %s)", self.purchase_id, refunded)
+        send(shop, message.chat.id, text(self.lang, "sold_out_refunded" if refunded else "sold_out_refund_pending"))
+        notify_admins(shop, "admin_race_refunded" if refunded else "admin_race_refund_needed", **values)
+
+
+@dataclass
+class UnmatchedPayment:
+    """Reply: a payment whose product was deleted meanwhile (or a payload we cannot read)."""
+
+    lang: str
+
+    def show(self, shop: Shop, message: types.Message) -> None:
+        payment = message.successful_payment
+        logger.error("Payment %s for unknown payload %r from user %s", payment.telegram_payment_charge_id,
+                     payment.invoice_payload, message.from_user.id)
+        refunded = payment.currency == STARS and refund_stars(shop, message.from_user.id,
+                                                              payment.telegram_payment_charge_id)
+        send(shop, message.chat.id, text(self.lang, "paid_but_gone" if refunded else "paid_but_gone_card"))
+        notify_admins(shop, "admin_unmatched_payment_refunded" if refunded else "admin_unmatched_payment",
+                      who=describe_user(message.from_user), id=message.from_user.id,
+                      charge=payment.telegram_payment_charge_id,
+                      amount=format_price(payment.total_amount, payment.currency))
+
+
+def on_successful_payment(shop: Shop, message: types.Message, session: Session):
+    """Money received: record the purchase (once per charge) and commit; delivery follows."""
+    payment, lang = message.successful_payment, language_of(message.from_user)
+    payload = parse_invoice_payload(payment.invoice_payload)
+    user = save_user(session, message.from_user)
+    product = session.get(Product, payload[0]) if payload else None
+    if product is None:
+        return UnmatchedPayment(lang)
+    stocked = stock_left(session, product.id) is not None
+    purchase, is_new = record_payment(session, user, product, payment, shop.config.payment_type, stocked)
+    logger.info("Payment %s recorded as purchase %s (new: %s)", purchase.payment_id, purchase.id, is_new)
+    if is_new and stocked and stock_item_of(session, purchase.id) is None:
+        return SoldOutRefund(purchase.id, lang)
+    if purchase.refunded_at is not None:  # a repeated update for a refunded payment
+        return Screen(text(lang, "purchase_refunded"))
+    delivery = Delivery(purchase.id, text(lang, "thanks", name=product.name), lang)
+    if not is_new:
+        return delivery
+    alert = stock_alert(session, product) if stocked else None
+    return delivery, sale_notice(purchase), alert
+
+
+# ---------------------------------------------------------------------------
+# 4. My purchases: everything bought stays here
+# ---------------------------------------------------------------------------
+
+def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
+    """📦 My purchases, newest first, a page at a time."""
+    total = func.count().over().label("total")
+    rows = session.execute(
+        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name, total)
+        .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
+        .where(User.telegram_id == telegram_id)
+        .order_by(Purchase.created_at.desc(), Purchase.id.desc())
+        .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
+    ).all()
+    back = [button(label(lang, "btn_back"), "menu")]
+    if not rows:
+        if page > 0:
+            return purchases_screen(session, lang, telegram_id, 0)
+        return Screen(text(lang, "purchases_empty"), keyboard([button(label(lang, "btn_catalog"), "catalog")], back))
+    buttons = [[button(label(lang, "purchase_refunded_button", name=row.name) if row.refunded_at else
+                       label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}"),
+                       "open_purchase", row.id)] for row in rows]
+    return Screen(text(lang, "purchases"),
+                  keyboard(*buttons, pager_row(lang, "purchases", (), page, page_count(rows[0].total)), back))
+
+
+def on_purchases_command(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/purchases"""
+    return purchases_screen(session, language_of(message.from_user), message.from_user.id, 0)
+
+
+@handlers.tap("purchases")
+def tap_purchases(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+    """📦 My purchases."""
+    return purchases_screen(session, language_of(call.from_user), call.from_user.id, page)
+
+
+@handlers.tap("open_purchase")
+def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int):
+    """A purchase in My purchases: its content again, to its owner only."""
+    lang = language_of(call.from_user)
+    purchase = session.execute(
+        select(User.telegram_id, Purchase.refunded_at, Product.name)
+        .select_from(Purchase).join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
+        .where(Purchase.id == purchase_id)).first()
+    if purchase is None or purchase.telegram_id != call.from_user.id:
+        logger.warning("User %s tried to open purchase %s", call.from_user.id, purchase_id)
+        return Toast(text(lang, "not_your_purchase"))
+    if purchase.refunded_at is not None:
+        return Toast(text(lang, "purchase_refunded"))
+    return Delivery(purchase_id, text(lang, "here_again", name=purchase.name), lang)
+
+
+# ---------------------------------------------------------------------------
+# 5. Refunds, asked for by the seller
+# ---------------------------------------------------------------------------
+
+def mark_refunded(shop: Shop, purchase_id: int) -> None:
+    with shop.Session() as session:
+        session.get(Purchase, purchase_id).refunded_at = utcnow()
+        session.commit()
+
+
+def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: int, lang: str) -> str:
+    """Refund a purchase and revoke its access; returns the text that reports the outcome.
+
+    The money goes back first, and only then is the purchase marked: if Telegram
+    refuses, nothing changes.
+    """
+    if purchase.refunded_at:
+        return text(lang, "admin_already_refunded")
+    buyer_id = purchase.user.telegram_id
+    session.commit()  # end the read: no transaction may wait for Telegram's answer
+    if purchase.payment_type == "stars":
+        try:
+            shop.bot.refund_star_payment(buyer_id, purchase.payment_id)
+        except ApiTelegramException as error:  # already refunded, unknown charge...
+            logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
+            return text(lang, "admin_refund_failed", error=error.description)
+    purchase.refunded_at = utcnow()
+    session.commit()
+    logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
+    return text(lang, "admin_refunded" if purchase.payment_type == "stars" else "admin_refund_marked")
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire checkout into the bot: Buy, the two payment updates, and My purchases."""
+    private = {"chat_types": ["private"]}
+    bot.register_message_handler(on_message(shop, on_successful_payment), content_types=["successful_payment"],
+                                 **private)
+    bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
+    bot.register_message_handler(on_message(shop, on_purchases_command), commands=["purchases"], **private)
+    routes.add_handlers(shop, handlers)

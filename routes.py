@@ -1,0 +1,351 @@
+"""Routes: how an update reaches its handler, and the one contract every handler keeps.
+
+Reading order: shopbot.py → config.py → models.py → texts.py → screens.py →
+shop.py → **routes.py** → storefront.py → checkout.py → support.py → admin.py
+→ stock.py → sales.py → broadcast.py.
+
+Telegram sends the shop *updates*: a message, a tap on an inline button (a
+callback query), a pre-checkout query. telebot hands each one to the handler
+registered for it. The chapters register their handlers through this file,
+which adds what every handler needs and none should write again:
+
+- a database session, opened for the handler and closed after it;
+- a check of ADMIN_IDS before any admin handler runs (and a log line when a
+  stranger tries);
+- an error net: a crash is logged with its traceback, the user gets an
+  apology, and everyone else keeps being served.
+
+**The handler contract.** A handler is a plain function with a one-line
+docstring, for example::
+
+    def on_catalog_command(shop, message, session) -> Screen: ...
+    def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
+    def answer_category_name(shop, message, session, dialog: dict) -> Screen: ...
+
+It reads and writes through ``session``, commits what it writes, and returns
+its *reply*: what the user should see next.
+
+- A ``Screen``: the message with the tapped button becomes it; after a
+  command or a dialog answer it is sent as a new message.
+- A ``Toast``: a short note on the tapped button (after a message: a short
+  message).
+- A chapter's own reply, for what takes more than one message: a
+  ``Delivery`` of a purchase, an ``Invoice`` (checkout.py), an
+  ``AdminNotice`` (shop.py)... It has a ``show(shop, update)`` method.
+- ``None`` for nothing, or a tuple of several replies.
+
+Replies are shown only after the session is closed, so no Telegram call ever
+happens inside a database transaction. The one handler whose reply depends on
+Telegram's answer, a refund, commits before it asks (checkout.refund_purchase);
+a dialog that downloads a file does so before its first query (stock.py).
+
+A chapter lists its handlers in a ``Handlers`` table (below) and hands it to
+``add_handlers()`` in its ``register(bot, shop)``.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types, util
+
+from screens import (
+    InputError,
+    Screen,
+    Toast,
+    admin_keyboard,
+    button,
+    keyboard,
+    label,
+    language_of,
+    menu_keyboard,
+    menu_screen,
+    parse_callback,
+    text,
+)
+from shop import SALE_ALERTS, Dialog, Shop, answer, apologize, muted_admins, send, show
+
+logger = logging.getLogger("shopbot")
+
+
+# ---------------------------------------------------------------------------
+# Running a handler and showing its reply
+# ---------------------------------------------------------------------------
+
+def chat_of(update) -> int:
+    """The chat to answer in: the message's, or the tapped message's."""
+    return update.message.chat.id if isinstance(update, types.CallbackQuery) else update.chat.id
+
+
+def replies(reply) -> tuple:
+    """A handler's reply as a tuple of its parts."""
+    return reply if isinstance(reply, tuple) else (reply,)
+
+
+def toast_of(reply) -> str | None:
+    """The note to show on the tapped button, if the reply has one."""
+    for part in replies(reply):
+        if isinstance(part, Toast):
+            return part.text
+        if isinstance(part, Screen) and part.toast:
+            return part.toast
+    return None
+
+
+def show_reply(shop: Shop, update, reply) -> None:
+    """Show what a handler returned, following the contract above."""
+    tapped = update.message if isinstance(update, types.CallbackQuery) else None
+    for part in replies(reply):
+        if part is None or (tapped and isinstance(part, Toast)):
+            continue  # a tap's toast was shown when the tap was answered
+        if isinstance(part, Screen):
+            show(shop, chat_of(update), part, replace=None if part.new_message else tapped)
+        elif isinstance(part, Toast):
+            send(shop, chat_of(update), part.text)
+        else:
+            part.show(shop, update)
+
+
+def handles_errors(function):
+    """Log a handler's crash with its traceback, apologise to the user, keep serving everyone else."""
+
+    @functools.wraps(function)
+    def wrapper(shop: Shop, update, *args, **kwargs):
+        try:
+            return function(shop, update, *args, **kwargs)
+        except Exception:
+            user = getattr(update, "from_user", None)
+            logger.exception("Error handling %s from user %s", type(update).__name__, getattr(user, "id", "?"))
+            apologize(shop, update)
+    return wrapper
+
+
+def refuse_stranger(shop: Shop, update, what: str) -> None:
+    """Someone not in ADMIN_IDS reached an admin handler: log it and show them the customer menu."""
+    logger.warning("User %s tried admin action %s", update.from_user.id, what)
+    lang = language_of(update.from_user)
+    if isinstance(update, types.CallbackQuery):
+        answer(shop, update, text(lang, "stale_button"))
+        show(shop, chat_of(update), menu_screen(lang), replace=update.message)
+    else:
+        send(shop, chat_of(update), text(lang, "menu"), menu_keyboard(lang))
+
+
+@handles_errors
+def run_handler(shop: Shop, update, handler, *args, admin: bool = False, name: str = "") -> None:
+    """Check who is asking, run ``handler`` in a fresh session, close it, then show the reply."""
+    if admin and not shop.is_admin(update.from_user.id):
+        refuse_stranger(shop, update, name or handler.__name__)
+        return
+    with shop.Session() as session:
+        reply = handler(shop, update, session, *args)
+    if admin:
+        shop.catalog.clear()  # the seller may have changed what is on sale
+    if isinstance(update, types.CallbackQuery):
+        answer(shop, update, toast_of(reply))  # first: the button stops spinning sooner
+    show_reply(shop, update, reply)
+
+
+def on_message(shop: Shop, handler, admin: bool = False):
+    """Adapt a chapter's message handler to telebot, which calls handlers with the message alone."""
+    return lambda message: run_handler(shop, message, handler, admin=admin)
+
+
+# ---------------------------------------------------------------------------
+# Buttons: callback action -> handler
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Route:
+    """Where a button or a dialog answer leads: its handler, how many numbers it takes, and who may use it."""
+
+    handler: object
+    arity: int
+    admin: bool
+
+
+class Handlers:
+    """A chapter's buttons and dialog answers; each action or state name is written once, on its handler.
+
+    Like a Flask blueprint's routes::
+
+        handlers = Handlers()
+
+        @handlers.tap("category")
+        def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
+
+        @handlers.answer("category_name")
+        def answer_category_name(shop, message, session, dialog: dict) -> Screen: ...
+
+    The numbers a button carries are the tap handler's parameters after
+    ``(shop, call, session)``; a button with any other count is refused.
+    With ``admin=True`` only the ids in ADMIN_IDS get through.
+    """
+
+    def __init__(self, admin: bool = False):
+        self.admin = admin
+        self.taps: dict[str, Route] = {}
+        self.answers: dict[str, Route] = {}
+
+    def tap(self, action: str):
+        def register(handler):
+            arity = len(inspect.signature(handler).parameters) - 3  # after shop, call, session
+            self.taps[action] = Route(handler, arity, self.admin)
+            return handler
+        return register
+
+    def answer(self, state: str):
+        def register(handler):
+            self.answers[state] = Route(handler, 0, self.admin)
+            return handler
+        return register
+
+
+def add_handlers(shop: Shop, handlers: Handlers) -> None:
+    """Make a chapter's buttons and dialogs reachable; no name may be claimed twice."""
+    for table, names in ((shop.taps, handlers.taps), (shop.dialogs, handlers.answers)):
+        if table.keys() & names.keys():
+            raise ValueError(f"registered twice: {sorted(table.keys() & names.keys())}")
+        table.update(names)
+
+
+@handles_errors
+def on_tap(shop: Shop, call: types.CallbackQuery) -> None:
+    """Every button tap comes here: parse the data strictly, run its handler, always answer."""
+    parsed = parse_callback(call.data)
+    route = parsed and shop.taps.get(parsed[0])
+    if not route or len(parsed[1]) != route.arity or call.message is None:
+        logger.info("Stale or unknown callback data %r from user %s", call.data, call.from_user.id)
+        lang = language_of(call.from_user)
+        answer(shop, call, text(lang, "stale_button"))
+        if call.message is not None:
+            show(shop, call.message.chat.id, menu_screen(lang), replace=call.message)
+        return
+    run_handler(shop, call, route.handler, *parsed[1], admin=route.admin)
+
+
+# ---------------------------------------------------------------------------
+# Dialogs: when the bot has asked a question, the user's next message answers it
+# ---------------------------------------------------------------------------
+
+def cancel_keyboard(lang: str) -> types.InlineKeyboardMarkup:
+    return keyboard([button(label(lang, "btn_cancel"), "cancel")])
+
+
+def ask(shop: Shop, update, state: str, prompt_key: str, **data) -> Screen:
+    """Wait for the user's next message, which answers ``prompt_key``; ``data`` is kept with the dialog."""
+    user_id = update.from_user.id
+    previous = shop.dialog_store.get(user_id)
+    kept = previous.data if previous else {}
+    shop.dialog_store.set(user_id, Dialog(state, {**kept, **data}))
+    lang = language_of(update.from_user)
+    return Screen(text(lang, prompt_key), cancel_keyboard(lang))
+
+
+def end_dialog(shop: Shop, update) -> None:
+    shop.dialog_store.end(update.from_user.id)
+
+
+def dialog_data(shop: Shop, update, state: str) -> dict | None:
+    """What the user has answered so far, if their dialog is at ``state`` (a button under a preview)."""
+    dialog = shop.dialog_store.get(update.from_user.id)
+    return dialog.data if dialog is not None and dialog.state == state else None
+
+
+SKIP = "/skip"  # the one command a dialog takes as an answer: "no description file"
+# What a user may send as an answer: anything but a payment (checkout.py handles those).
+ANSWER_TYPES = [kind for kind in util.content_type_media if kind not in ("successful_payment", "invoice")]
+
+
+def is_command(message: types.Message, except_: str = "") -> bool:
+    """A /command (any but ``except_``), as opposed to an answer to the bot's question."""
+    words = (message.text or "").split() if message.content_type == "text" else []
+    return bool(words) and words[0].startswith("/") and words[0].split("@")[0] != except_
+
+
+def in_dialog(shop: Shop, message: types.Message) -> bool:
+    return shop.dialog_store.get(message.from_user.id) is not None
+
+
+def answer_dialog(shop: Shop, message: types.Message, session: Session, dialog: Dialog, route: Route):
+    """Run the dialog's handler; wrong input is explained and asked again, keeping what was entered."""
+    try:
+        return route.handler(shop, message, session, dialog.data)
+    except InputError as error:
+        lang = language_of(message.from_user)
+        return Screen(text(lang, error.key, **error.values) + "\n\n" + text(lang, "try_again"),
+                      cancel_keyboard(lang))
+
+
+@handles_errors
+def on_dialog_answer(shop: Shop, message: types.Message) -> None:
+    """The user's answer to the question the bot asked last."""
+    dialog = shop.dialog_store.get(message.from_user.id)
+    route = shop.dialogs.get(dialog.state) if dialog else None
+    if route is None:  # the dialog ended a moment ago
+        return
+    run_handler(shop, message, answer_dialog, dialog, route, admin=route.admin, name=dialog.state)
+
+
+# ---------------------------------------------------------------------------
+# Home: where /cancel and ✖️ Cancel lead (the seller's panel, or the customer's menu)
+# ---------------------------------------------------------------------------
+
+handlers = Handlers()  # the buttons routes.py answers itself: ✖️ Cancel, and the pager's page number
+
+
+def admin_panel(session: Session, lang: str, admin_id: int) -> Screen:
+    """The seller's panel, with their sale-alerts switch as it stands."""
+    alerts_on = admin_id not in muted_admins(session, SALE_ALERTS, [admin_id])
+    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on))
+
+
+def home_screen(shop: Shop, session: Session, user: types.User, key: str = "menu") -> Screen:
+    """The admin panel for an admin, the customer menu for everyone else."""
+    lang = language_of(user)
+    if shop.is_admin(user.id):
+        return admin_panel(session, lang, user.id)
+    return menu_screen(lang, key)
+
+
+def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/cancel: leave whatever dialog the user is in."""
+    lang = language_of(message.from_user)
+    if shop.dialog_store.get(message.from_user.id) is None:
+        return menu_screen(lang, "nothing_to_cancel")
+    end_dialog(shop, message)
+    screen = home_screen(shop, session, message.from_user)
+    screen.text = text(lang, "cancelled")
+    return screen
+
+
+@handlers.tap("cancel")
+def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """✖️ Cancel under a question: leave the dialog."""
+    end_dialog(shop, call)
+    screen = home_screen(shop, session, call.from_user)
+    screen.toast = text(language_of(call.from_user), "cancelled")
+    return screen
+
+
+@handlers.tap("noop")
+def tap_nothing(shop: Shop, call: types.CallbackQuery, session: Session) -> None:
+    """A button that only informs, such as the 2/5 of a pager."""
+    return None
+
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire the routes themselves: /cancel and dialog answers first (before any command), and every tap."""
+    private = {"chat_types": ["private"]}
+    bot.register_message_handler(on_message(shop, on_cancel), commands=["cancel"], **private)
+    # Someone the bot asked a question (an admin adding a product, a customer after /paysupport)
+    # is answered by that dialog. Commands are never taken as answers: /start and /admin leave
+    # the dialog, others (/help...) do their job and the dialog goes on.
+    bot.register_message_handler(lambda message: on_dialog_answer(shop, message), content_types=ANSWER_TYPES,
+                                 func=lambda m: in_dialog(shop, m) and not is_command(m, except_=SKIP), **private)
+    bot.register_callback_query_handler(lambda call: on_tap(shop, call), func=lambda call: True)
+    add_handlers(shop, handlers)

@@ -1,0 +1,276 @@
+"""Screens: what the shop shows, built as plain values before anything is sent.
+
+Reading order: shopbot.py → config.py → models.py → texts.py → **screens.py**
+→ shop.py → routes.py → the chapters.
+
+A ``Screen`` is one message: HTML text, inline buttons, perhaps a photo or a
+document. Handlers build screens; shop.py sends them. Here are the pieces
+every chapter builds screens from:
+
+- texts in the user's language, with every value escaped (``text``, ``label``);
+- Telegram's length rules (4,096 characters a message, counted in UTF-16);
+- money, shown and read the human way (``format_price``, ``parse_price``);
+- callback data, the hidden payload of a button (``callback``, ``parse_callback``);
+- buttons, keyboards and the ◀️ 2/5 ▶️ pager.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from telebot import types
+
+import texts
+from config import STARS, is_id, is_number
+
+# ---------------------------------------------------------------------------
+# Texts: every word comes from texts.py, in the user's language
+# ---------------------------------------------------------------------------
+
+
+def language_for_code(code: str | None) -> str:
+    """Russian for a Telegram language code starting with 'ru', English for everyone else."""
+    return "ru" if (code or "").lower().startswith("ru") else "en"
+
+
+def language_of(telegram_user: types.User | None) -> str:
+    """The language to speak to a Telegram user in."""
+    return language_for_code(getattr(telegram_user, "language_code", None))
+
+
+def text(lang: str, key: str, **values) -> str:
+    """An HTML text in the user's language, with every value escaped."""
+    template = texts.TEXTS[lang].get(key) or texts.EN[key]
+    return template.format(**{k: html.escape(str(v), quote=False) for k, v in values.items()})
+
+
+def label(lang: str, key: str, **values) -> str:
+    """A button label: plain text, nothing to escape."""
+    return (texts.TEXTS[lang].get(key) or texts.EN[key]).format(**values)
+
+
+def has_visible_text(value: str) -> bool:
+    """False for texts made only of spaces and invisible characters (zero-width, direction marks)."""
+    return any(unicodedata.category(char)[0] not in "CZ" for char in value)
+
+
+def html_to_plain(value: str) -> str:
+    """Our HTML texts as plain text, for places that take no markup (toasts, checkout errors)."""
+    return html.unescape(re.sub(r"<[^>]+>", "", value))
+
+
+# ---------------------------------------------------------------------------
+# Telegram's length rules
+# ---------------------------------------------------------------------------
+
+MESSAGE_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
+
+def utf16_len(value: str) -> int:
+    """Telegram measures texts in UTF-16 code units (an emoji counts as two)."""
+    return len(value.encode("utf-16-le")) // 2
+
+
+def truncate(value: str, limit: int) -> str:
+    """Cut ``value`` to ``limit`` characters with an ellipsis (invoice titles, buttons)."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def cut_to_length(value: str, limit: int):
+    """Yield pieces of ``value`` of at most ``limit`` UTF-16 code units."""
+    piece, size = [], 0
+    for char in value:
+        width = 2 if ord(char) > 0xFFFF else 1
+        if size + width > limit:
+            yield "".join(piece)
+            piece, size = [], 0
+        piece.append(char)
+        size += width
+    if piece:
+        yield "".join(piece)
+
+
+def split_message(value: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Split plain text into pieces Telegram accepts, preferably at line breaks."""
+    pieces, current = [], ""
+    for line in value.splitlines(keepends=True):
+        for chunk in cut_to_length(line, limit):  # a single line longer than a message is cut
+            if current and utf16_len(current + chunk) > limit:
+                pieces.append(current)
+                current = ""
+            current += chunk
+    pieces.append(current)
+    return [piece for piece in pieces if piece.strip()]  # Telegram refuses blank messages
+
+
+# ---------------------------------------------------------------------------
+# Money: prices are integers in the currency's smallest unit
+# ---------------------------------------------------------------------------
+
+# Currencies without a fractional unit (the Bot API's "exp" of 0).
+ZERO_DECIMAL_CURRENCIES = {STARS, "JPY", "KRW", "CLP", "ISK", "UGX", "VND", "PYG"}
+CURRENCY_SIGNS = {"USD": "${}", "EUR": "€{}", "GBP": "£{}", "RUB": "{} ₽", "UAH": "{} ₴",
+                  "KZT": "{} ₸", "INR": "₹{}", STARS: "{} ⭐"}
+# Telegram accepts Stars invoices of 1 to 100,000 Stars.
+MAX_STARS = 100_000
+# Card providers accept roughly up to 10,000 US dollars; this bound keeps typos out.
+MAX_CARD_UNITS = 10_000
+
+
+def decimals(currency: str) -> int:
+    """Digits after the point: 2 for dollars (cents), 0 for Stars and yen."""
+    return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+
+
+def format_price(amount: int, currency: str) -> str:
+    """1500, 'XTR' -> '1500 ⭐'; 999, 'USD' -> '$9.99'; 99000, 'RUB' -> '990 ₽'."""
+    places = decimals(currency)
+    units, cents = divmod(amount, 10 ** places) if places else (amount, 0)
+    number = f"{units}.{cents:0{places}d}" if cents else str(units)
+    return CURRENCY_SIGNS.get(currency, "{} " + currency).format(number)
+
+
+class InputError(ValueError):
+    """Input that cannot be used; ``key`` names the text that explains why, and the dialog asks again."""
+
+    def __init__(self, key: str, **values):
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+def parse_price(raw: str, currency: str) -> int:
+    """Read a price the way people type it ('9.99', '9,99', '150') into smallest units."""
+    raw = raw.strip().replace(",", ".").replace(" ", "")
+    whole, _, fraction = raw.partition(".")
+    if not is_number(whole) or (fraction and not is_number(fraction)):
+        raise InputError("err_price_not_number")
+    if len(fraction) > decimals(currency):
+        raise InputError("err_price_decimals" if decimals(currency) else "err_price_whole",
+                         places=decimals(currency))
+    amount = int(whole) * 10 ** decimals(currency) + int(fraction.ljust(decimals(currency), "0") or 0)
+    limit = MAX_STARS if currency == STARS else MAX_CARD_UNITS * 10 ** decimals(currency)
+    if amount > limit:
+        raise InputError("err_price_too_high", limit=format_price(limit, currency))
+    return amount
+
+
+# ---------------------------------------------------------------------------
+# Callback data: what a button sends back when tapped
+# ---------------------------------------------------------------------------
+
+# "<version>:<action>:<int>:<int>...", at most 64 bytes, e.g. "2:category:3:0".
+# The action names a handler (see routes.py); the numbers are its arguments.
+# The version lets a new format turn away buttons of old messages politely:
+# version 1 used short codes ("1:cat:3:0"), version 2 readable names.
+CALLBACK_VERSION = "2"
+
+
+def callback(action: str, *args: int) -> str:
+    """Pack a button's callback data: callback('category', 3, 0) -> '2:category:3:0'."""
+    return ":".join([CALLBACK_VERSION, action, *(str(int(a)) for a in args)])
+
+
+def parse_callback(data: str | None) -> tuple[str, list[int]] | None:
+    """'2:category:3:0' -> ('category', [3, 0]); None for anything we did not make."""
+    parts = (data or "").split(":")
+    if len(parts) < 2 or parts[0] != CALLBACK_VERSION:
+        return None
+    args = parts[2:]
+    if not all(is_id(a) for a in args):
+        return None
+    return parts[1], [int(a) for a in args]
+
+
+# ---------------------------------------------------------------------------
+# Buttons, keyboards and screens
+# ---------------------------------------------------------------------------
+
+PAGE_SIZE = 8  # products or purchases per page
+
+
+def button(caption: str, action: str, *args: int) -> types.InlineKeyboardButton:
+    """An inline button that runs ``action`` with ``args`` when tapped."""
+    return types.InlineKeyboardButton(truncate(caption, 64), callback_data=callback(action, *args))
+
+
+def keyboard(*rows: list[types.InlineKeyboardButton]) -> types.InlineKeyboardMarkup:
+    """Inline buttons, one list per row; empty rows are left out."""
+    markup = types.InlineKeyboardMarkup()
+    for row in rows:
+        if row:
+            markup.row(*row)
+    return markup
+
+
+def page_count(total: int, per_page: int = PAGE_SIZE) -> int:
+    return max(1, -(-total // per_page))
+
+
+def pager_row(lang: str, action: str, prefix: tuple[int, ...], page: int, pages: int) -> list:
+    """◀️ Prev · 2/5 · Next ▶️ (only when there is more than one page)."""
+    if pages <= 1:
+        return []
+    row = []
+    if page > 0:
+        row.append(button(label(lang, "btn_prev"), action, *prefix, page - 1))
+    row.append(button(f"{page + 1}/{pages}", "noop"))
+    if page < pages - 1:
+        row.append(button(label(lang, "btn_next"), action, *prefix, page + 1))
+    return row
+
+
+@dataclass
+class Screen:
+    """What one message shows: HTML text, buttons, and optionally a photo or document."""
+
+    text: str
+    markup: types.InlineKeyboardMarkup | None = None
+    file_id: str | None = None
+    file_type: str | None = None  # "photo" or "document"
+    toast: str | None = None  # a short note on the tapped button, shown with the screen
+    new_message: bool = False  # after a tap: send it below, keeping the tapped message as it is
+
+
+@dataclass
+class Toast:
+    """A short note on the tapped button, and nothing else changes."""
+
+    text: str
+
+
+def with_toast(screen: Screen, toast: str | None) -> Screen:
+    """The same screen, with a note on the tapped button."""
+    screen.toast = toast
+    return screen
+
+
+def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
+    """The customer's main menu: Catalog, My purchases, Help."""
+    return keyboard(
+        [button(label(lang, "btn_catalog"), "catalog")],
+        [button(label(lang, "btn_purchases"), "purchases", 0), button(label(lang, "btn_help"), "help")],
+    )
+
+
+def menu_screen(lang: str, key: str = "menu") -> Screen:
+    return Screen(text(lang, key), menu_keyboard(lang))
+
+
+def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
+    """The seller's panel (/admin)."""
+    return keyboard(
+        [button(label(lang, "btn_add_product"), "add_product"), button(label(lang, "btn_categories"), "categories", 0)],
+        [button(label(lang, "btn_products"), "products"), button(label(lang, "btn_sales"), "sales")],
+        [button(label(lang, "btn_recent"), "recent_purchases", 0), button(label(lang, "btn_broadcast"), "broadcast")],
+        [button(label(lang, "btn_export"), "export_csv"), button(label(lang, "btn_backup"), "backup")],
+        [button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"), "sale_alerts")],
+    )
+
+
+def describe_user(user) -> str:
+    """'Alice (@alice)', or 'Alice', for the seller's messages (a Telegram user or a models.User)."""
+    name = user.first_name or ""
+    return f"{name} (@{user.username})" if user.username else name or str(getattr(user, "id", ""))

@@ -1,0 +1,267 @@
+"""The Shop: what every handler gets, and the only way the shop talks to Telegram.
+
+Reading order: shopbot.py → config.py → models.py → texts.py → screens.py →
+**shop.py** → routes.py → the chapters.
+
+Every handler receives the same ``shop``: the configuration, the telebot
+client and the database's session factory. The functions below send what the
+handlers built. They wait out Telegram's flood limits (429 Too Many Requests),
+remember customers who blocked the bot (403 Forbidden), and edit a screen in
+place when Telegram allows it, sending it anew when it does not.
+
+One rule runs through the whole shop: **no Telegram call while a database
+transaction is open.** A Bot API call can take seconds; a transaction held
+that long makes every other customer wait for the database. Handlers read and
+write first, commit, and only then does anything get sent (see routes.py).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import telebot
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+from telebot import types
+from telebot.apihelper import ApiTelegramException
+
+from config import Config
+from models import CatalogCache, Setting, User
+from screens import CAPTION_LIMIT, Screen, html_to_plain, language_for_code, language_of, text, truncate, utf16_len
+
+logger = logging.getLogger("shopbot")
+
+
+@dataclass
+class Dialog:
+    """The question a user is answering, and what they have answered so far."""
+
+    state: str
+    data: dict = field(default_factory=dict)
+
+
+class DialogStore:
+    """Each user's open dialog, kept in memory."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.dialogs: dict[int, Dialog] = {}
+
+    def get(self, user_id: int) -> Dialog | None:
+        with self.lock:
+            dialog = self.dialogs.get(user_id)
+            return Dialog(dialog.state, dict(dialog.data)) if dialog else None
+
+    def set(self, user_id: int, dialog: Dialog) -> None:
+        with self.lock:
+            self.dialogs[user_id] = dialog
+
+    def end(self, user_id: int) -> None:
+        with self.lock:
+            self.dialogs.pop(user_id, None)
+
+
+
+class Shop:
+    """The configuration, the Telegram client and the database, shared by every handler."""
+
+    def __init__(self, config: Config, bot: telebot.TeleBot, session_factory: sessionmaker):
+        self.config = config
+        self.bot = bot
+        self.Session = session_factory
+        self.catalog = CatalogCache()  # the catalog screen's counts, cleared by admin actions
+        self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
+        self.dialogs: dict = {}  # dialog state -> handler, the same way
+        self.dialog_store = DialogStore()  # each user's open dialog
+        self.background: list[threading.Thread] = []  # broadcasts and restock notices
+        self.broadcast_lock = threading.Lock()  # one broadcast at a time
+        self.sleep = time.sleep  # tests replace it to skip the waits
+
+    def is_admin(self, telegram_id: int) -> bool:
+        return telegram_id in self.config.admin_ids
+
+    def start_background(self, work, *args) -> None:
+        """Run long work (messaging many customers) without holding up the update being handled."""
+        self.background = [thread for thread in self.background if thread.is_alive()]
+        thread = threading.Thread(target=work, args=(self, *args), name=work.__name__, daemon=True)
+        self.background.append(thread)
+        thread.start()
+
+
+# ---------------------------------------------------------------------------
+# Calling the Bot API
+# ---------------------------------------------------------------------------
+
+def retry_after(error: ApiTelegramException) -> float:
+    """Seconds Telegram asks us to wait after a 429 Too Many Requests."""
+    parameters = (error.result_json or {}).get("parameters") or {}
+    return float(parameters.get("retry_after", 1))
+
+
+def call_api(shop: Shop, chat_id: int, method, *args, **kwargs):
+    """Call ``method`` (a Bot API call about ``chat_id``): wait out flood limits, note blocked users.
+
+    Returns the API's result, or None when the user has blocked the bot.
+    """
+    for attempt in range(3):
+        try:
+            return method(*args, **kwargs)
+        except ApiTelegramException as error:
+            if error.error_code == 429 and attempt < 2:  # Too Many Requests: Telegram says how long to wait
+                shop.sleep(retry_after(error))
+                continue
+            if error.error_code == 403:  # Forbidden: the user blocked the bot (or never opened it)
+                mark_blocked(shop, chat_id)
+                return None
+            raise
+
+
+def mark_blocked(shop: Shop, telegram_id: int) -> None:
+    """Remember that a user blocked the bot: broadcasts skip them until they write again."""
+    logger.info("User %s has blocked the bot", telegram_id)
+    with shop.Session() as session:
+        session.execute(update(User).where(User.telegram_id == telegram_id).values(is_blocked=True))
+        session.commit()
+
+
+def send(shop: Shop, chat_id: int, html_text: str, markup=None):
+    """Send an HTML message; returns it, or None when the user has blocked the bot."""
+    return call_api(shop, chat_id, shop.bot.send_message, chat_id, html_text, reply_markup=markup,
+                    link_preview_options=types.LinkPreviewOptions(is_disabled=True))
+
+
+def send_file(shop: Shop, chat_id: int, file_type: str, file_id: str, caption: str | None = None, markup=None):
+    """Send a photo or a document that Telegram already has, by its file_id."""
+    sender = shop.bot.send_photo if file_type == "photo" else shop.bot.send_document
+    return call_api(shop, chat_id, sender, chat_id, file_id, caption=caption, reply_markup=markup)
+
+
+def send_screen(shop: Shop, chat_id: int, screen: Screen) -> None:
+    """Send a screen as a new message (a file with the text as its caption, when there is a file)."""
+    if screen.file_id is None:
+        send(shop, chat_id, screen.text, screen.markup)
+    elif utf16_len(html_to_plain(screen.text)) <= CAPTION_LIMIT:
+        send_file(shop, chat_id, screen.file_type, screen.file_id, screen.text, screen.markup)
+    else:
+        # A caption holds 1,024 characters: the file goes first, the card below it.
+        send_file(shop, chat_id, screen.file_type, screen.file_id)
+        send(shop, chat_id, screen.text, screen.markup)
+
+
+def delete_quietly(shop: Shop, chat_id: int, message_id: int) -> None:
+    """Delete an old screen; Telegram refuses for messages over 48 hours old, which is fine."""
+    with contextlib.suppress(ApiTelegramException):
+        shop.bot.delete_message(chat_id, message_id)
+
+
+def shows_already(message: types.Message, screen: Screen) -> bool:
+    """True when editing ``message`` into ``screen`` would change nothing (Telegram refuses such edits)."""
+    same_text = (message.text or "").strip() == html_to_plain(screen.text).strip()
+    old_markup = message.reply_markup.to_dict() if message.reply_markup else None
+    return same_text and old_markup == (screen.markup.to_dict() if screen.markup else None)
+
+
+def edit_in_place(shop: Shop, chat_id: int, screen: Screen, message: types.Message) -> bool:
+    """Turn ``message`` into ``screen``; False when Telegram cannot edit it (too old, deleted, a photo)."""
+    if shows_already(message, screen):
+        return True  # e.g. the user tapped the button of the screen they are on
+    try:
+        call_api(shop, chat_id, shop.bot.edit_message_text, screen.text, chat_id, message.message_id,
+                 reply_markup=screen.markup, link_preview_options=types.LinkPreviewOptions(is_disabled=True))
+        return True
+    except ApiTelegramException as error:
+        if "message is not modified" in error.description:
+            return True  # two quick taps on the same button
+        if error.error_code != 400:
+            raise
+        return False
+
+
+def show(shop: Shop, chat_id: int, screen: Screen, replace: types.Message | None = None) -> None:
+    """Show a screen, editing ``replace`` in place when Telegram allows it."""
+    # An InaccessibleMessage (over 48 hours old) has no content_type: it cannot be edited.
+    editable = replace is not None and screen.file_id is None and getattr(replace, "content_type", None) == "text"
+    if editable and edit_in_place(shop, chat_id, screen, replace):
+        return
+    send_screen(shop, chat_id, screen)
+    if replace is not None:
+        delete_quietly(shop, chat_id, replace.message_id)
+
+
+def answer(shop: Shop, call: types.CallbackQuery, toast: str | None = None) -> None:
+    """Stop the button's spinner, with a short note if there is one."""
+    try:
+        shop.bot.answer_callback_query(call.id, truncate(html_to_plain(toast), 200) if toast else None)
+    except ApiTelegramException as error:  # the query is too old (Telegram keeps them ~15 minutes)
+        logger.info("Could not answer callback %s: %s", call.id, error.description)
+
+
+def apologize(shop: Shop, update) -> None:
+    """Tell the user something went wrong, however they reached us; never raise."""
+    lang = language_of(getattr(update, "from_user", None))
+    try:
+        if isinstance(update, types.CallbackQuery):
+            answer(shop, update, text(lang, "sorry"))
+        elif isinstance(update, types.PreCheckoutQuery):
+            shop.bot.answer_pre_checkout_query(update.id, ok=False, error_message=html_to_plain(text(lang, "sorry")))
+        elif isinstance(update, types.Message):
+            send(shop, update.chat.id, text(lang, "sorry"))
+    except Exception:
+        logger.exception("Could not apologise to user %s", getattr(update.from_user, "id", "?"))
+
+
+# ---------------------------------------------------------------------------
+# Telling the seller
+# ---------------------------------------------------------------------------
+
+SALE_ALERTS = "sale_alerts"  # a switch each admin can turn off in the panel
+# Telegram allows about 30 messages a second to different chats; mass sends keep below it.
+MASS_SEND_INTERVAL = 1 / 25
+
+
+def muted_admins(session: Session, setting: str, admin_ids) -> set[int]:
+    """Admins who switched off a kind of notification in the panel."""
+    keys = [f"{setting}:{admin_id}" for admin_id in admin_ids]
+    rows = session.scalars(select(Setting.key).where(Setting.key.in_(keys), Setting.value == "off"))
+    return {int(key.rpartition(":")[2]) for key in rows}
+
+
+def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
+                  copy_of: types.Message | None = None, **values) -> None:
+    """Message every admin in their language (then a copy of ``copy_of``, carrying the buttons);
+    with ``setting``, skip those who switched it off.
+
+    Telegram lets a bot write only to people who have opened it, so an admin
+    hears from the shop once they have sent it /start.
+    """
+    with shop.Session() as session:
+        reachable = dict(session.execute(
+            select(User.telegram_id, User.language_code)
+            .where(User.telegram_id.in_(shop.config.admin_ids), User.is_blocked.is_(False))).all())
+        muted = muted_admins(session, setting, shop.config.admin_ids) if setting else set()
+    for admin_id in sorted(reachable.keys() - muted):
+        try:
+            send(shop, admin_id, text(language_for_code(reachable[admin_id]), key, **values),
+                 None if copy_of else markup)
+            if copy_of is not None:
+                call_api(shop, admin_id, shop.bot.copy_message, admin_id, copy_of.chat.id, copy_of.message_id,
+                         reply_markup=markup)
+        except ApiTelegramException as error:
+            logger.warning("Could not notify admin %s: %s", admin_id, error.description)
+
+
+@dataclass
+class AdminNotice:
+    """A reply that tells the admins something once the handler is done (see routes.py)."""
+
+    key: str
+    values: dict = field(default_factory=dict)
+    markup: types.InlineKeyboardMarkup | None = None
+    setting: str | None = None  # e.g. SALE_ALERTS: admins who switched it off are skipped
+    copy_of: types.Message | None = None  # a customer's message, copied below the notice
+
+    def show(self, shop: Shop, update) -> None:
+        notify_admins(shop, self.key, self.markup, self.setting, self.copy_of, **self.values)

@@ -1,0 +1,309 @@
+"""Storefront: what a customer sees before buying — the menu, the catalog, a product's card, search.
+
+Reading order: ... routes.py → **storefront.py** → checkout.py → support.py → ...
+
+A customer's path is /start → 🛍 Catalog → a category → a product's card,
+whose Buy button leads into checkout.py. Navigation edits one message in
+place, so the chat does not fill up with menus. A product can be shared as a
+deep link, ``https://t.me/<bot>?start=p_42``, and typing any words searches
+the catalog.
+"""
+from __future__ import annotations
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+import routes
+from config import is_id
+from models import (
+    Product,
+    Setting,
+    WaitlistEntry,
+    category_with_count,
+    lowercase,
+    owned_purchase_id,
+    products_page,
+    save_user,
+    sold_once_per_customer,
+    stock_columns,
+    stock_left,
+)
+from routes import Handlers, end_dialog, on_message
+from screens import (
+    PAGE_SIZE,
+    Screen,
+    Toast,
+    button,
+    format_price,
+    has_visible_text,
+    keyboard,
+    label,
+    language_of,
+    menu_keyboard,
+    menu_screen,
+    page_count,
+    pager_row,
+    text,
+    truncate,
+    with_toast,
+)
+from shop import Shop
+
+handlers = Handlers()
+
+# ---------------------------------------------------------------------------
+# Screens
+# ---------------------------------------------------------------------------
+
+
+def product_label(shop: Shop, lang: str, row) -> str:
+    """'Netflix 1 month — 150 ⭐' on a listing button; 'sold out' for stock that ran out."""
+    if row.stocked and not row.left:
+        return label(lang, "product_button", name=row.name, price=label(lang, "sold_out"))
+    price = format_price(row.price, shop.config.currency) if row.price else label(lang, "free")
+    return label(lang, "product_button", name=row.name, price=price)
+
+
+def product_card(shop: Shop, lang: str, product: Product, left: int | None = None) -> str:
+    """The card customers see: name, price, stock (for stocked products), description."""
+    price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
+    if left is not None:
+        price += "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    return text(lang, "product_card", name=product.name, price=price, description=product.description)
+
+
+def catalog_screen(shop: Shop, session: Session, lang: str) -> Screen:
+    """🛍 Catalog: the categories that have something on sale, with their counts."""
+    rows = [[button(label(lang, "category_button", name=name, count=count), "category", cid, 0)]
+            for cid, name, count in shop.catalog.categories_on_sale(session)]
+    back = [button(label(lang, "btn_back"), "menu")]
+    if not rows:
+        return Screen(text(lang, "catalog_empty"), keyboard(back))
+    return Screen(text(lang, "catalog"), keyboard(*rows, back))
+
+
+def category_screen(shop: Shop, session: Session, lang: str, category_id: int, page: int) -> Screen:
+    """One page of a category's products; the catalog again if the category is empty or gone."""
+    category = category_with_count(session, category_id)
+    if category is None or not category.total:
+        return with_toast(catalog_screen(shop, session, lang), text(lang, "unavailable"))
+    pages, toast = page_count(category.total), None
+    if page >= pages:  # products were hidden since: show the last page there is
+        page, toast = pages - 1, text(lang, "page_out_of_range")
+    rows = [[button(product_label(shop, lang, p), "product", p.id, page)]
+            for p in products_page(session, category_id, page, PAGE_SIZE)]
+    return Screen(text(lang, "category", name=category.name), keyboard(
+        *rows, pager_row(lang, "category", (category_id,), page, pages),
+        [button(label(lang, "btn_back"), "catalog")]), toast=toast)
+
+
+def buy_button(shop: Shop, lang: str, product: Product) -> types.InlineKeyboardButton:
+    if product.price == 0:
+        return button(label(lang, "btn_get_free"), "buy", product.id)
+    return button(label(lang, "btn_buy", price=format_price(product.price, shop.config.currency)), "buy", product.id)
+
+
+def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,
+                   page: int = 0) -> Screen | None:
+    """A product's card with its Buy button (or 🔔 Notify me when sold out); None when it is not on sale."""
+    product = session.get(Product, product_id)
+    if product is None or not product.is_active:
+        return None
+    owned = owned_purchase_id(session, telegram_id, product_id)
+    left = stock_left(session, product_id)
+    rows = []
+    if not (owned and sold_once_per_customer(product, left is not None)):
+        rows.append([button(label(lang, "btn_notify"), "notify_me", product.id)] if left == 0
+                    else [buy_button(shop, lang, product)])
+    if owned:
+        rows.append([button(label(lang, "btn_owned"), "open_purchase", owned)])
+    rows.append([button(label(lang, "btn_back"), "category", product.category_id, page)])
+    return Screen(product_card(shop, lang, product, left), keyboard(*rows),
+                  product.description_file_id, product.description_file_type)
+
+
+def product_or_catalog(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,
+                       page: int = 0) -> Screen:
+    """A product's card, or the catalog with "no longer available" when it is not on sale."""
+    screen = product_screen(shop, session, lang, telegram_id, product_id, page)
+    return screen or with_toast(catalog_screen(shop, session, lang), text(lang, "unavailable"))
+
+
+# ---------------------------------------------------------------------------
+# Search: every word must appear in the name or the description, in any case
+# ---------------------------------------------------------------------------
+
+SEARCH_MAX = 200  # characters of a search we remember for its Next/Prev buttons
+SEARCH_WORDS = 5
+LAST_SEARCH = "last_search"  # Setting key prefix: the customer's latest search
+
+
+def contains_word(column, word: str):
+    """``column`` contains ``word`` in any case; % and _ in the word are plain characters."""
+    if word.isascii():  # the database's own lower() is enough, and much quicker than ours
+        return column.icontains(word, autoescape=True)
+    return lowercase(column).contains(word, autoescape=True)
+
+
+def search_page(session: Session, words: list[str], page: int):
+    """Products on sale whose name or description contains every word, and how many there are."""
+    total = func.count().over().label("total")
+    matches = [or_(contains_word(Product.name, word), contains_word(Product.description, word)) for word in words]
+    rows = session.execute(
+        select(Product.id, Product.name, Product.price, *stock_columns(), total)
+        .where(Product.is_active, and_(*matches))
+        .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
+    return rows, (rows[0].total if rows else 0)
+
+
+def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int) -> Screen:
+    """🔎 The products that match, a page at a time."""
+    words = query.lower().split()[:SEARCH_WORDS]
+    products, total = search_page(session, words, page)
+    if not products and page:
+        return search_screen(shop, session, lang, query, 0)
+    rows = [[button(product_label(shop, lang, p), "product", p.id, 0)] for p in products]
+    key = "search_results" if products else "search_nothing"
+    return Screen(text(lang, key, query=truncate(query, 100), count=total), keyboard(
+        *rows, pager_row(lang, "search_page", (), page, page_count(total)),
+        [button(label(lang, "btn_catalog"), "catalog"), button(label(lang, "btn_menu"), "menu")]))
+
+
+# ---------------------------------------------------------------------------
+# Commands and messages
+# ---------------------------------------------------------------------------
+
+def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/start, or /start p_42 from a deep link t.me/<bot>?start=p_42."""
+    lang = language_of(message.from_user)
+    argument = message.text.partition(" ")[2].strip()
+    end_dialog(shop, message)  # /start leaves any dialog
+    save_user(session, message.from_user)
+    if argument.startswith("p_") and is_id(argument[2:]):
+        screen = product_screen(shop, session, lang, message.from_user.id, int(argument[2:]))
+        return screen or menu_screen(lang, "product_not_found")
+    greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=shop.config.shop_name)
+    if shop.is_admin(message.from_user.id):
+        greeting += "\n\n" + text(lang, "admin_hint")
+    return Screen(greeting, menu_keyboard(lang))
+
+
+def on_catalog_command(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/catalog"""
+    return catalog_screen(shop, session, language_of(message.from_user))
+
+
+def on_help(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/help"""
+    return menu_screen(language_of(message.from_user), "help")
+
+
+def on_terms(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/terms: Telegram asks bots that take payments to show their terms."""
+    return Screen(text(language_of(message.from_user), "terms"))
+
+
+def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/search <words>, or any plain text: look for it in the catalog."""
+    lang = language_of(message.from_user)
+    query = message.text.partition(" ")[2] if message.text.startswith("/search") else message.text
+    query = " ".join(query.split())[:SEARCH_MAX]
+    if not has_visible_text(query):
+        return Screen(text(lang, "search_how"), menu_keyboard(lang))
+    session.merge(Setting(key=f"{LAST_SEARCH}:{message.from_user.id}", value=query))
+    session.commit()  # remembered for the Next/Prev buttons
+    return search_screen(shop, session, lang, query, 0)
+
+
+def on_anything_else(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """Stickers, photos, voice, unknown commands...: a hint and the menu, never silence."""
+    return menu_screen(language_of(message.from_user), "hint")
+
+
+def on_group_message(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """The shop sells in private chats; in a group it only points there (when called)."""
+    link = f"https://t.me/{shop.bot.user.username}"
+    return Screen(text(language_of(message.from_user), "private_only", link=link))
+
+
+# ---------------------------------------------------------------------------
+# Buttons
+# ---------------------------------------------------------------------------
+
+@handlers.tap("menu")
+def tap_menu(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """🏠 The main menu (an admin's panel stays one /admin away)."""
+    return menu_screen(language_of(call.from_user))
+
+
+@handlers.tap("help")
+def tap_help(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """❓ Help."""
+    lang = language_of(call.from_user)
+    return Screen(text(lang, "help"), keyboard([button(label(lang, "btn_back"), "menu")]))
+
+
+@handlers.tap("catalog")
+def tap_catalog(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """🛍 Catalog."""
+    return catalog_screen(shop, session, language_of(call.from_user))
+
+
+@handlers.tap("category")
+def tap_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int, page: int) -> Screen:
+    """A category, one page of products at a time."""
+    return category_screen(shop, session, language_of(call.from_user), category_id, page)
+
+
+@handlers.tap("product")
+def tap_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, page: int) -> Screen:
+    """A product's card; ``page`` is the category page to go back to."""
+    return product_or_catalog(shop, session, language_of(call.from_user), call.from_user.id, product_id, page)
+
+
+@handlers.tap("search_page")
+def tap_search_page(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+    """◀️ ▶️ under search results: the customer's latest search, another page."""
+    query = session.get(Setting, f"{LAST_SEARCH}:{call.from_user.id}")
+    if query is None:
+        return menu_screen(language_of(call.from_user))
+    return search_screen(shop, session, language_of(call.from_user), query.value, page)
+
+
+@handlers.tap("notify_me")
+def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Toast:
+    """🔔 Notify me: remember who waits for a sold-out product (stock.py tells them)."""
+    lang = language_of(call.from_user)
+    product = session.get(Product, product_id)
+    if product is None or not product.is_active:
+        return Toast(text(lang, "unavailable"))
+    user = save_user(session, call.from_user)
+    session.add(WaitlistEntry(product_id=product_id, user_id=user.id))
+    try:
+        session.commit()
+    except IntegrityError:  # already waiting
+        session.rollback()
+    return Toast(text(lang, "notify_saved"))
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire the storefront's commands and buttons into the bot."""
+    private = {"chat_types": ["private"]}
+    bot.register_message_handler(on_message(shop, on_start), commands=["start"], **private)
+    bot.register_message_handler(on_message(shop, on_catalog_command), commands=["catalog"], **private)
+    bot.register_message_handler(on_message(shop, on_help), commands=["help"], **private)
+    bot.register_message_handler(on_message(shop, on_terms), commands=["terms"], **private)
+    bot.register_message_handler(on_message(shop, on_search), commands=["search"], **private)
+    bot.register_message_handler(on_message(shop, on_group_message), commands=["start", "help"],
+                                 chat_types=["group", "supergroup"])
+    routes.add_handlers(shop, handlers)
+
+
+def register_fallbacks(bot: TeleBot, shop: Shop) -> None:
+    """Registered last, after every chapter's commands: plain text is a search, anything else a hint."""
+    private = {"chat_types": ["private"]}
+    bot.register_message_handler(on_message(shop, on_search), content_types=["text"],
+                                 func=lambda m: not m.text.startswith("/"), **private)
+    bot.register_message_handler(on_message(shop, on_anything_else), content_types=routes.ANSWER_TYPES, **private)

@@ -1,0 +1,114 @@
+"""Support: /paysupport, and the seller's answer.
+
+Reading order: ... checkout.py → **support.py** → admin.py → stock.py → ...
+
+Telegram requires every bot that takes payments to answer /paysupport. Here
+the command tells the admins who is asking, with their latest purchases; the
+customer's next message (a text or a screenshot) is copied to the admins
+under a ↩️ Reply button, and the admin's answer reaches the customer from the
+bot. Neither side needs the other's Telegram account.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+import routes
+from models import Product, Purchase, User
+from routes import Handlers, ask, end_dialog, on_message
+from screens import (
+    Screen,
+    button,
+    describe_user,
+    format_price,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    menu_keyboard,
+    text,
+)
+from shop import AdminNotice, Shop, call_api, send
+
+logger = logging.getLogger("shopbot")
+customer = Handlers()  # the customer's message after /paysupport
+seller = Handlers(admin=True)  # the seller's ↩️ Reply and their answer
+
+
+def reply_keyboard(telegram_id: int) -> types.InlineKeyboardMarkup:
+    """The "reply to this customer" button under messages to the admins (any admin's language)."""
+    return keyboard([button("↩️ Reply · Ответить", "reply", telegram_id)])
+
+
+def latest_purchases(session: Session, telegram_id: int) -> str:
+    """'#12 Netflix — 150 ⭐ (charge id)' lines for the customer's three latest purchases."""
+    recent = session.execute(
+        select(Purchase.id, Product.name, Purchase.price, Purchase.currency, Purchase.payment_id)
+        .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
+        .where(User.telegram_id == telegram_id)
+        .order_by(Purchase.id.desc()).limit(3)).all()
+    return "\n".join(f"#{p.id} {p.name} — {format_price(p.price, p.currency)} ({p.payment_id or '-'})"
+                     for p in recent) or "—"
+
+
+def on_paysupport(shop: Shop, message: types.Message, session: Session):
+    """/paysupport: tell the admins, and pass the customer's next message on to them."""
+    customer = message.from_user
+    notice = AdminNotice("admin_support_request", dict(who=describe_user(customer), id=customer.id,
+                                                       purchases=latest_purchases(session, customer.id)),
+                         markup=reply_keyboard(customer.id))
+    return ask(shop, message, "support_message", "paysupport"), notice
+
+
+@customer.answer("support_message")
+def answer_support(shop: Shop, message: types.Message, session: Session, dialog: dict):
+    """The customer's message after /paysupport goes to the admins, who can reply."""
+    lang = language_of(message.from_user)
+    end_dialog(shop, message)
+    notice = AdminNotice("admin_support_message", dict(who=describe_user(message.from_user), id=message.from_user.id),
+                         markup=reply_keyboard(message.from_user.id), copy_of=message)
+    return Screen(text(lang, "support_sent"), menu_keyboard(lang)), notice
+
+
+@seller.tap("reply")
+def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, telegram_id: int) -> Screen:
+    """↩️ Reply under a customer's message: the admin's next message goes to them."""
+    end_dialog(shop, call)
+    screen = ask(shop, call, "reply_to_customer", "admin_ask_reply", customer_id=telegram_id)
+    screen.new_message = True  # below the customer's message, which stays
+    return screen
+
+
+@dataclass
+class CopyToCustomer:
+    """Reply: the admin's message, copied to the customer under a line saying who it is from."""
+
+    customer_id: int
+    customer_lang: str
+
+    def show(self, shop: Shop, message: types.Message) -> None:
+        delivered = send(shop, self.customer_id, text(self.customer_lang, "seller_writes")) and call_api(
+            shop, self.customer_id, shop.bot.copy_message, self.customer_id, message.chat.id, message.message_id)
+        lang = language_of(message.from_user)
+        send(shop, message.chat.id, text(lang, "admin_reply_sent" if delivered else "admin_reply_blocked"),
+             keyboard([button(label(lang, "btn_back"), "admin")]))
+
+
+@seller.answer("reply_to_customer")
+def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: dict) -> CopyToCustomer:
+    """The admin's answer to a customer."""
+    customer_id = dialog["customer_id"]
+    end_dialog(shop, message)
+    language_code = session.scalar(select(User.language_code).where(User.telegram_id == customer_id))
+    return CopyToCustomer(customer_id, language_for_code(language_code))
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire /paysupport and the replies into the bot."""
+    bot.register_message_handler(on_message(shop, on_paysupport), commands=["paysupport"], chat_types=["private"])
+    routes.add_handlers(shop, customer)
+    routes.add_handlers(shop, seller)

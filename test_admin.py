@@ -1,0 +1,218 @@
+"""The seller's panel (admin.py): adding and editing products and categories."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conftest import (
+    ADMIN_ID,
+    Person,
+    admin_texts,
+    start_adding_a_product,
+)
+from models import Category, Product
+from screens import callback
+
+HERE = Path(__file__).parent
+
+
+def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alice):
+    seller.sends("/admin")
+    seller.taps("Add product")
+    seller.taps("New category")
+    seller.sends("E-books")
+    assert "product's name" in seller.last_text()
+    seller.sends("Python <3")
+    seller.sends("4.5")
+    assert "whole numbers" in seller.last_text()  # Stars have no fractions: asked again
+    seller.sends("45")
+    seller.sends("A friendly book & exercises.")
+    seller.sends_photo("COVER")
+    seller.sends_document("BOOK-PDF", caption="Your password: py3")
+    assert "Preview" in seller.all_texts()
+    preview = shop.api.of("sendPhoto")[-1].params
+    assert preview["photo"] == "COVER" and "Python &lt;3" in preview["caption"] and "45 ⭐" in preview["caption"]
+    seller.taps("Save")
+    with shop.Session() as session:
+        product = session.scalar(select(Product))
+        assert (product.name, product.price, product.category.name) == ("Python <3", 45, "E-books")
+        assert (product.description_file_id, product.description_file_type) == ("COVER", "photo")
+        assert (product.hidden_file_id, product.hidden_file_type, product.hidden_content) == (
+            "BOOK-PDF", "document", "Your password: py3")
+        assert product.is_active
+    alice.sends("/catalog")
+    assert alice.button_labels()[0] == "E-books (1)"
+
+
+@pytest.mark.parametrize("field, bad, reason", [
+    ("name", "N" * 65, "at most 64"),
+    ("name", None, "need a text"),  # a sticker
+    ("price", "ten", "not a price"),
+    ("price", "1²", "not a price"),
+    ("price", "-5", "not a price"),
+    ("price", "1.5", "Stars are whole numbers"),
+    ("price", "100001", "at most 100000 ⭐"),
+    ("description", "d" * 3501, "at most 3500"),
+    ("description_file", "a text", "photo or a document"),
+    ("hidden", None, "need a text"),
+])
+def test_bad_input_is_explained_and_asked_again(shop, seller, field, bad, reason):
+    shop.add_category("Keys")
+    answers = {"name": "Key", "price": "10", "description": "About", "description_file": "/skip"}
+    start_adding_a_product(seller, "Keys")
+    for step, value in answers.items():
+        if step == field:
+            break
+        seller.sends(value)
+    seller.sends_sticker() if bad is None else seller.sends(bad)
+    assert reason in seller.last_text() and "/cancel" in seller.last_text()
+    seller.sends("/cancel")
+    assert "Cancelled" in seller.last_text()
+    seller.sends("Key")  # no dialog any more: a plain text
+    with shop.Session() as session:
+        assert session.query(Product).count() == 0
+
+
+def test_a_free_product_and_skipping_the_description_file(shop, seller):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    for answer in ["Guide", "0", "Free guide", "/skip", "https://example.com/guide"]:
+        seller.sends(answer)
+    assert "Get for free" not in seller.all_texts()  # the preview is the card, without the buy button
+    seller.taps("Save")
+    with shop.Session() as session:
+        product = session.scalar(select(Product))
+        assert (product.price, product.description_file_id, product.hidden_content) == (
+            0, None, "https://example.com/guide")
+
+
+@pytest.mark.parametrize("command, leaves", [("/admin", True), ("/start", True), ("/help", False),
+                                              ("/catalog", False)])
+def test_a_command_is_never_taken_as_a_dialog_answer(shop, seller, command, leaves):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    seller.sends(command)
+    seller.sends("Pro")
+    if leaves:  # no dialog any more: a plain text is a search
+        assert "Nothing found for «Pro»" in seller.last_text()
+    else:  # the dialog goes on: "Pro" is the product's name, the price comes next
+        assert "Send the price" in seller.last_text()
+    with shop.Session() as session:
+        assert session.query(Product).count() == 0
+
+
+def test_text_sent_where_buttons_are_expected_is_explained(shop, seller):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    for answer in ["Guide", "1", "About", "/skip", "KEY"]:
+        seller.sends(answer)
+    seller.sends("save please")
+    assert "Use the buttons" in seller.last_text()
+    seller.taps("Save")
+    with shop.Session() as session:
+        assert session.query(Product).count() == 1
+
+
+def test_seller_edits_a_price_with_the_same_validation(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    seller.taps_data(callback("admin_product", product.id))
+    assert "KEY-1" in seller.last_text() and "Sold: 0" in seller.last_text()
+    seller.taps("Price")
+    seller.sends("abc")
+    assert "not a price" in seller.last_text()
+    seller.sends("30")
+    assert "Price: 30 ⭐" in seller.last_text()
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for 30 ⭐"
+
+
+def test_hiding_showing_and_deleting_products(shop, seller, alice):
+    sold = shop.add_product("Sold", price=0)
+    unsold = shop.add_product("Unsold", price=5)
+    alice.taps_data(callback("buy", sold.id))
+    seller.taps_data(callback("admin_product", unsold.id))
+    seller.taps("Hide")
+    assert "hidden" in seller.last_text()
+    alice.sends(f"/start p_{unsold.id}")
+    assert "not available" in alice.last_text()
+    seller.taps_data(callback("admin_product", unsold.id))
+    seller.taps("Show")
+    seller.taps("Delete")
+    assert "for good" in seller.last_text()
+    seller.taps("Delete")
+    seller.taps_data(callback("admin_product", sold.id))
+    seller.taps("Delete")
+    assert "hidden instead" in seller.last_toast()
+    with shop.Session() as session:
+        assert session.get(Product, unsold.id) is None
+        assert session.get(Product, sold.id).is_active is False
+    alice.sends("/purchases")
+    alice.taps("Sold")
+    assert "KEY-123" in alice.last_text()  # buyers keep their access
+
+
+def test_products_list_marks_hidden_ones(shop, seller):
+    category = shop.add_category("Keys")
+    shop.add_product("Visible", category=category)
+    shop.add_product("Secret", category=category, is_active=False)
+    seller.sends("/admin")
+    seller.taps("Products")
+    seller.taps("Keys")
+    assert seller.button_labels()[:2] == ["Visible — 25 ⭐", "🙈 Secret — 25 ⭐"]
+
+
+def test_categories_rename_reorder_and_delete_when_empty(shop, seller):
+    first, second = shop.add_category("First", 0), shop.add_category("Second", 0)
+    shop.add_product("P", category=first)
+    seller.sends("/admin")
+    seller.taps("Categories")
+    assert [b for b in seller.button_labels() if "(" in b] == ["First (1)", "Second (0)"]
+    seller.taps_data(callback("category_down", first.id))
+    assert [b for b in seller.button_labels() if "(" in b] == ["Second (0)", "First (1)"]
+    seller.taps_data(callback("rename_category", second.id))
+    seller.sends("First")
+    assert "already exists" in seller.last_text()
+    seller.sends("Renamed")
+    assert "Renamed (0)" in seller.button_labels()
+    seller.taps_data(callback("delete_category", first.id))
+    assert seller.last_toast() == "Only an empty category can be deleted."
+    seller.taps_data(callback("delete_category", second.id))
+    with shop.Session() as session:
+        assert [c.name for c in session.scalars(select(Category))] == ["First"]
+    seller.taps("New category")
+    seller.sends("Third")
+    assert [b for b in seller.button_labels() if "(" in b] == ["First (1)", "Third (0)"]  # no product dialog
+    seller.sends("Not a product")
+    assert "Nothing found" in seller.last_text()
+
+
+def test_card_prices_are_read_the_human_way(card_shop):
+    seller = Person(card_shop, ADMIN_ID, "Seller")
+    seller.sends("/start")
+    card_shop.add_category("Courses")
+    start_adding_a_product(seller, "Courses")
+    seller.sends("Course")
+    seller.sends("9.999")
+    assert "2 decimal places" in seller.last_text()
+    seller.sends("9,99")  # a decimal comma is fine
+    seller.sends("About")
+    seller.sends("/skip")
+    seller.sends("https://example.com/course")
+    assert "💰 $9.99" in seller.all_texts()
+    seller.taps("Save")
+    with card_shop.Session() as session:
+        assert session.scalar(select(Product.price)) == 999
+
+
+def test_sale_alerts_can_be_switched_off(shop, seller, alice):
+    product = shop.add_product("Pro", price=0)
+    seller.sends("/admin")
+    seller.taps("Sale alerts: on")
+    assert "🔕 Sale alerts: off" in seller.button_labels()
+    alice.taps_data(callback("buy", product.id))
+    product2 = shop.add_product("Pro 2", price=5)
+    alice.taps_data(callback("buy", product2.id))
+    alice.pays()
+    assert "New sale" not in admin_texts(shop)

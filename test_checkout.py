@@ -1,0 +1,210 @@
+"""Checkout (checkout.py): invoices, pre-checkout, payments, delivery, My purchases."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+import screens
+from conftest import (
+    ADMIN_ID,
+    Person,
+    admin_texts,
+    set_product,
+    visible_text,
+)
+from models import Purchase
+from screens import callback
+
+HERE = Path(__file__).parent
+
+
+def test_buying_with_stars_delivers_the_hidden_content(shop, alice, seller):
+    product = shop.add_product("Pro license", price=25, hidden="KEY-123")
+    alice.sends(f"/start p_{product.id}")
+    assert "KEY-123" not in alice.all_texts()
+    alice.taps("Buy")
+    invoice = shop.api.of("sendInvoice")[-1].params
+    assert (invoice["currency"], json.loads(invoice["prices"])) == ("XTR", [{"label": "Pro license", "amount": 25}])
+    assert "provider_token" not in invoice or not invoice["provider_token"]
+    assert "KEY-123" not in json.dumps(invoice) and "KEY-123" not in json.dumps(alice.callback_answers())
+
+    answer = alice.pays()
+
+    assert answer["ok"] is True
+    assert "Thank you for your purchase" in alice.all_texts() and "KEY-123" in alice.last_text()
+    assert shop.purchases() == [("alice", "Pro license", 25, "stars")]
+    with shop.Session() as session:
+        purchase = session.scalar(select(Purchase))
+        assert (purchase.currency, purchase.payment_id) == ("XTR", alice.payment["telegram_payment_charge_id"])
+    assert "New sale" in visible_text(shop.api.messages(ADMIN_ID)[-1])
+
+
+def test_admins_who_never_opened_the_bot_are_not_messaged(shop, alice):
+    product = shop.add_product("Guide", price=0)
+    alice.taps_data(callback("buy", product.id))
+    assert [c for c in shop.api.of("sendMessage") if c.params["chat_id"] == str(ADMIN_ID)] == []
+
+
+def test_invoice_fits_telegrams_limits(shop, alice):
+    product = shop.add_product("N" * 64, price=100000, description="d" * 3000)
+    alice.taps_data(callback("buy", product.id))
+    invoice = shop.api.of("sendInvoice")[-1].params
+    assert len(invoice["title"]) == 32 and len(invoice["description"]) == 255
+    assert invoice["title"].endswith("…")
+
+
+def test_a_card_provider_invoice_uses_its_token_and_currency(card_shop):
+    product = card_shop.add_product("Course", price=999)
+    alice = Person(card_shop, 1001, "Alice", "alice")
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for $9.99"
+    alice.taps("Buy")
+    invoice = card_shop.api.of("sendInvoice")[-1].params
+    assert (invoice["provider_token"], invoice["currency"]) == ("prov:1", "USD")
+    assert alice.pays()["ok"] is True
+    assert card_shop.purchases() == [("alice", "Course", 999, "card")]
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda shop, p, pay: pay(payload="garbage"), "no longer valid"),
+    (lambda shop, p, pay: pay(payload=f"shop1:{p.id}:999"), "no longer valid"),  # another buyer's invoice
+    (lambda shop, p, pay: pay(payload="shop1:999999:1001"), "no longer on sale"),
+    (lambda shop, p, pay: pay(amount=1), "price has changed"),
+    (lambda shop, p, pay: pay(currency="USD"), "price has changed"),
+    (lambda shop, p, pay: (set_product(shop, p.id, price=30), pay())[1], "price has changed"),
+    (lambda shop, p, pay: (set_product(shop, p.id, is_active=False), pay())[1], "no longer on sale"),
+])
+def test_pre_checkout_refuses_with_a_reason(shop, alice, change, reason):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    answer = change(shop, product, alice.pays)
+    assert answer["ok"] is False and reason in answer["error_message"]
+    assert shop.purchases() == []
+
+
+def test_pre_checkout_refuses_what_the_buyer_already_owns(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    invoice = alice.last_invoice()
+    alice.pays(invoice)
+    answer = alice.pays(invoice)
+    assert answer["ok"] is False and "already own" in answer["error_message"]
+    assert len(shop.purchases()) == 1
+
+
+def test_a_repeated_payment_is_recorded_once_and_delivered_again(shop, alice, seller):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    alice.repeats_payment()
+    assert len(shop.purchases()) == 1
+    assert alice.all_texts().count("KEY-1") == 2
+    assert len([m for m in shop.api.messages(ADMIN_ID) if "New sale" in visible_text(m)]) == 1
+
+
+def test_the_purchase_is_committed_before_delivery(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    shop.api.fail("sendMessage", 500, "Internal Server Error", times=2)  # the delivery and the apology
+    alice.pays()
+    assert shop.purchases() == [("alice", "Pro", 25, "stars")]  # delivery failed, the sale is kept
+    alice.sends("/purchases")
+    alice.taps("Pro")
+    assert "KEY-1" in alice.last_text()
+
+
+def test_a_payment_for_a_product_hidden_meanwhile_is_still_delivered(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    invoice = alice.last_invoice()
+    alice.pays(invoice)  # approved...
+    set_product(shop, product.id, is_active=False)
+    alice.repeats_payment()  # ...and the payment lands after the seller hid it
+    assert "KEY-1" in alice.last_text()
+
+
+def test_a_payment_for_a_deleted_product_is_refunded(shop, alice, seller):
+    shop.add_product("Pro", price=25)
+    alice.pays({"invoice": {"total_amount": 25, "currency": "XTR"}, "payload": "shop1:999:1001"})
+    alice.payment = {"currency": "XTR", "total_amount": 25, "invoice_payload": "shop1:999:1001",
+                     "telegram_payment_charge_id": "ch-gone", "provider_payment_charge_id": "p"}
+    alice.repeats_payment()
+    refund = shop.api.of("refundStarPayment")[-1].params
+    assert (refund["user_id"], refund["telegram_payment_charge_id"]) == (1001, "ch-gone")
+    assert "refunded" in alice.last_text()
+    assert "refunded automatically" in visible_text(shop.api.messages(ADMIN_ID)[-1])
+
+
+def test_free_products_are_delivered_once(shop, alice):
+    product = shop.add_product("Guide", price=0, hidden="https://example.com/guide")
+    alice.taps_data(callback("buy", product.id))
+    alice.taps_data(callback("buy", product.id))
+    assert shop.purchases() == [("alice", "Guide", 0, "free")]
+    assert alice.all_texts().count("https://example.com/guide") == 2  # the second tap shows it again
+    assert not shop.api.of("sendInvoice")
+
+
+def test_a_hidden_file_is_delivered_by_file_id(shop, alice):
+    product = shop.add_product("Ebook", price=0, hidden="Enjoy!", hidden_file_id="DOC-42",
+                               hidden_file_type="document")
+    alice.taps_data(callback("buy", product.id))
+    assert shop.api.of("sendDocument")[-1].params["document"] == "DOC-42"
+    assert "Enjoy!" in alice.all_texts()
+
+
+def test_a_rejected_file_is_explained_and_the_purchase_kept(shop, alice, seller, caplog):
+    product = shop.add_product("Ebook", price=25, hidden="", hidden_file_id="GONE", hidden_file_type="document")
+    alice.taps_data(callback("buy", product.id))
+    shop.api.fail("sendDocument", 400, "Bad Request: wrong file identifier/HTTP URL specified")
+    alice.pays()
+    assert "seller" in alice.last_text() and "will contact you" in alice.last_text()
+    assert len(shop.purchases()) == 1
+    assert "Could not send the file of purchase 1" in caplog.text
+    assert "Telegram refused the file" in admin_texts(shop)
+
+
+def test_long_hidden_content_is_split_into_messages_telegram_accepts(shop, alice):
+    secret = ("line with <tags> & 🎁 emoji\n" * 400).strip()  # about 10,000 UTF-16 units
+    product = shop.add_product("Big", price=0, hidden=secret)
+    alice.taps_data(callback("buy", product.id))
+    pieces = [screens.html_to_plain(c.params["text"]) for c in shop.api.of("sendMessage")[1:]]
+    assert all(screens.utf16_len(p) <= 4096 for p in pieces) and len(pieces) == 3
+    assert "\n".join(p.strip("\n") for p in pieces) == secret
+
+
+def test_my_purchases_pages_and_reopens_content(shop, alice):
+    for n in range(10):
+        shop.add_product(f"Guide {n}", price=0, hidden=f"SECRET-{n}")
+    for product_id in range(1, 11):
+        alice.taps_data(callback("buy", product_id))
+    alice.sends("/purchases")
+    labels = alice.button_labels()
+    assert labels[0].startswith("Guide 9 · ") and labels[8:] == ["1/2", "Next ▶️", "⬅️ Back"]
+    alice.taps("Next")
+    assert alice.button_labels()[:2] == [labels[0].replace("9", "1"), labels[0].replace("9", "0")]
+    alice.taps("Guide 0")
+    assert alice.last_text() == "SECRET-0"
+
+
+def test_nobody_opens_someone_elses_purchase(shop, alice, bob):
+    product = shop.add_product("Guide", price=0, hidden="ALICE-ONLY")
+    alice.taps_data(callback("buy", product.id))
+    bob.taps_data(callback("open_purchase", 1))
+    assert "ALICE-ONLY" not in bob.all_texts()
+    assert bob.last_toast() == "This purchase is not available."
+
+
+def test_a_refunded_purchase_is_marked_and_no_longer_opens(shop, alice, seller):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    seller.taps_data(callback("confirm_refund", 1))
+    alice.sends("/purchases")
+    assert alice.button_labels()[0] == "↩️ Pro (refunded)"
+    before = alice.all_texts().count("KEY-1")
+    alice.taps("Pro")
+    assert alice.last_toast() == "This purchase was refunded."
+    assert alice.all_texts().count("KEY-1") == before

@@ -1,0 +1,260 @@
+"""Hostile input, forged buttons, Telegram errors and many customers at once (routes.py, shop.py)."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+import screens
+import storefront
+from config import MAX_ID
+from conftest import (
+    CONTACT,
+    LOCATION,
+    VOICE,
+    Person,
+    admin_texts,
+    start_adding_a_product,
+)
+from models import Category, Product, Purchase, User
+from screens import callback
+
+HERE = Path(__file__).parent
+
+
+V = screens.CALLBACK_VERSION
+FORGED_CALLBACK_DATA = [
+    "", "garbage", "x" * 64, V, f"{V}:", f"{V}:nope",  # not ours at all
+    "1:cats", "1:cat:3:0",  # buttons from before the upgrade (callback data version 1)
+    callback("category"), callback("category", 1), callback("category", 1, 0, 0),  # a wrong number of arguments
+    f"{V}:category:a:0", f"{V}:category:-1:0", f"{V}:category:²:0", f"{V}:product:١٢:0",  # not ASCII digits
+    f"{V}:category:" + "9" * 30 + ":0", f"{V}:category:9223372036854775808:0",  # beyond 64 bits
+    callback("product", 99999, 0), callback("open_purchase", 424242), callback("buy", 77), callback("purchases", 999),
+    callback("admin"), callback("refund", 1), callback("confirm_refund", 1), callback("send_broadcast"),
+    callback("backup"), callback("export_csv"), callback("admin_product", 1),
+]
+
+
+@pytest.mark.parametrize("data", FORGED_CALLBACK_DATA)
+def test_forged_or_stale_callback_data_gets_a_polite_answer(shop, alice, data, caplog):
+    shop.add_product("Guide", price=0, hidden="SECRET")
+    alice.sends("/start")
+    alice.taps_data(data)
+    assert len(alice.callback_answers()) == 1
+    assert "SECRET" not in alice.all_texts()
+    assert "Traceback" not in caplog.text and "Error handling" not in caplog.text
+    assert not shop.api.of("refundStarPayment") and not shop.api.of("sendDocument")
+    assert shop.purchases() == []
+
+
+def test_all_our_callback_data_fits_64_bytes():
+    biggest = MAX_ID
+    assert len(callback("arefok", biggest).encode()) <= 64
+    assert len(callback("aedit", biggest, 4).encode()) <= 64
+    assert screens.parse_callback(callback("cat", biggest, 3)) == ("cat", [biggest, 3])
+
+
+def test_a_crashing_handler_apologises_and_the_bot_keeps_serving(shop, alice, bob, caplog, monkeypatch):
+    monkeypatch.setattr(storefront, "catalog_screen", lambda *a: 1 / 0)
+    alice.taps_data(callback("catalog"))
+    assert alice.last_toast() == "😔 Sorry, something went wrong on our side. Please try again in a moment."
+    assert "ZeroDivisionError" in caplog.text and "CallbackQuery from user 1001" in caplog.text
+    bob.sends("/help")
+    assert "How it works" in bob.last_text()
+
+
+@pytest.mark.parametrize("command", ["/admin", "/refund ch-1", "/grant 1001 1"])
+def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, command, caplog):
+    shop.add_product("Pro")
+    alice.sends(command)
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    assert "tried admin action" in caplog.text
+    assert shop.purchases() == []
+
+
+ADMIN_ACTIONS = [
+    "add_product", "add_product_in", "admin", "admin_category", "admin_product", "admin_purchase", "backup",
+    "broadcast", "categories", "category_down", "category_up", "clear_stock", "confirm_clear_stock",
+    "confirm_delete_product", "confirm_refund", "delete_category", "delete_product", "edit_product", "export_csv",
+    "new_category", "products", "recent_purchases", "refund", "rename_category", "reply", "sale_alerts", "sales",
+    "save_product", "send_broadcast", "toggle_product", "upload_stock",
+]
+
+
+def test_the_admin_action_list_below_covers_every_admin_button(shop):
+    assert sorted(name for name, route in shop.bot.shop.taps.items() if route.admin) == ADMIN_ACTIONS
+
+
+@pytest.mark.parametrize("action", ADMIN_ACTIONS)
+def test_non_admins_cannot_use_any_admin_button(shop, alice, action, caplog):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    alice.taps_data(callback(action, *[1] * shop.bot.shop.taps[action].arity))
+    assert "tried admin action" in caplog.text
+    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    assert not shop.api.of("refundStarPayment") and not shop.api.of("sendDocument")
+    with shop.Session() as session:
+        assert session.get(Product, product.id).is_active and session.get(Purchase, 1).refunded_at is None
+
+
+def shop_contents(shop) -> list:
+    """Everything a hostile update must leave alone."""
+    with shop.Session() as session:
+        return [session.execute(select(*table.__table__.columns)).all() for table in (Category, Product, Purchase)]
+
+
+STRANGE_NAME = "\u202eevil\u200b 𝕏 <b>"  # right-to-left override, zero-width space, astral letter, a tag
+
+
+HOSTILE_CUSTOMER_INPUTS = {
+    "4096 characters": lambda p: p.sends("я" * 4096),
+    "emoji only": lambda p: p.sends("🔥🛍️👨‍👩‍👧"),
+    "zero-width and RTL": lambda p: p.sends("\u200b\u200f\u202e"),
+    "voice": lambda p: p.sends_content(**VOICE),
+    "contact": lambda p: p.sends_content(**CONTACT),
+    "location": lambda p: p.sends_content(**LOCATION),
+    "sticker": lambda p: p.sends_sticker(),
+    "photo": lambda p: p.sends_photo(),
+    "junk deep link": lambda p: p.sends("/start p_1'; DROP TABLE products;--"),
+    "huge deep link": lambda p: p.sends("/start " + "p_" + "9" * 4000),
+    "junk command": lambda p: p.sends("/" + "x" * 100),
+    "empty callback": lambda p: p.taps_data(""),
+    "64 bytes of junk": lambda p: p.taps_data("\x00" * 64),
+    "someone else's purchase": lambda p: p.taps_data(callback("open_purchase", 1)),
+    "an id that never existed": lambda p: p.taps_data(callback("product", 123456789, 0)),
+    "a refund": lambda p: p.taps_data(callback("confirm_refund", 1)),
+    "forged pre-checkout": lambda p: p.pays({"invoice": {"total_amount": 1, "currency": "XTR"}, "payload": "x"}),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_CUSTOMER_INPUTS, ids=list(HOSTILE_CUSTOMER_INPUTS))
+def test_hostile_customer_input_is_answered_and_changes_nothing(shop, alice, bob, case, caplog):
+    product = shop.add_product("Pro", price=0, hidden="BOB-SECRET")
+    bob.taps_data(callback("buy", product.id))
+    alice.user["first_name"] = STRANGE_NAME
+    alice.user.pop("username")
+    before, calls = shop_contents(shop), len(shop.api.calls)
+
+    HOSTILE_CUSTOMER_INPUTS[case](alice)
+
+    answers = [c for c in shop.api.calls[calls:] if c.method in (
+        "sendMessage", "editMessageText", "answerCallbackQuery", "answerPreCheckoutQuery")]
+    assert answers, "every input gets an answer"
+    assert "BOB-SECRET" not in alice.all_texts()
+    assert "Error handling" not in caplog.text
+    assert shop_contents(shop) == before
+
+
+@pytest.mark.parametrize("content", [VOICE, CONTACT, LOCATION, {"text": "\u200b\u200f"}, {"text": "  "}],
+                         ids=["voice", "contact", "location", "invisible", "blank"])
+def test_hostile_input_in_an_admin_dialog_is_explained(shop, seller, content, caplog):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    seller.sends_content(**content)
+    assert "I need a text here" in seller.last_text()
+    assert "Error handling" not in caplog.text
+    seller.sends("Real name")
+    assert "price" in seller.last_text()
+
+
+def test_strange_names_are_shown_as_typed(shop, seller, alice):
+    alice.user["first_name"] = STRANGE_NAME
+    alice.sends("/start")
+    assert f"Hello, {STRANGE_NAME}!" in alice.last_text()
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    seller.sends(STRANGE_NAME)
+    assert "price" in seller.last_text()
+
+
+def test_in_groups_the_shop_points_to_the_private_chat_once(shop, alice):
+    group = {"id": -100123, "type": "supergroup", "title": "Chat"}
+    alice.feed("message", {"message_id": 5, "date": 1, "from": alice.user, "chat": group, "text": "/start",
+                           "entities": [{"type": "bot_command", "offset": 0, "length": 6}]})
+    alice.feed("message", {"message_id": 6, "date": 1, "from": alice.user, "chat": group, "text": "hi all"})
+    replies = [c for c in shop.api.of("sendMessage") if c.params["chat_id"] == "-100123"]
+    assert len(replies) == 1 and "https://t.me/test_shop_bot" in replies[0].params["text"]
+
+
+def test_edited_messages_and_channel_posts_are_ignored(shop, alice, caplog):
+    alice.feed("edited_message", {**alice.message(text="/start"), "edit_date": 2})
+    alice.feed("channel_post", {"message_id": 1, "date": 1, "chat": {"id": -100, "type": "channel"}, "text": "x"})
+    assert shop.api.calls == [] and "Error" not in caplog.text
+
+
+def test_a_flood_limit_is_waited_out_and_the_message_sent(shop, alice):
+    waits = []
+    shop.bot.shop.sleep = waits.append
+    shop.api.fail("sendMessage", 429, "Too Many Requests: retry after 7", retry_after=7)
+    alice.sends("/help")
+    assert waits == [7.0]
+    assert "How it works" in alice.last_text()
+
+
+def test_a_flood_limit_on_an_edit_is_waited_out_too(shop, alice):
+    alice.sends("/start")
+    shop.api.fail("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)
+    alice.taps("Catalog")
+    assert "being stocked" in alice.last_text()
+
+
+def test_a_user_who_blocked_the_bot_is_marked_and_nothing_breaks(shop, alice, caplog):
+    alice.sends("/start")
+    shop.api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    alice.sends("/help")
+    with shop.Session() as session:
+        assert session.scalar(select(User.is_blocked).where(User.telegram_id == alice.id)) is True
+    assert "Error handling" not in caplog.text
+    alice.sends("/start")  # they unblocked us and wrote again
+    with shop.Session() as session:
+        assert session.scalar(select(User.is_blocked).where(User.telegram_id == alice.id)) is False
+
+
+def test_logs_at_info_hold_no_hidden_content(shop, seller, alice, caplog):
+    caplog.set_level("DEBUG", logger="shopbot")
+    product = shop.add_product("Pro", price=25, hidden="TOP-SECRET-KEY")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    alice.repeats_payment()
+    seller.taps_data(callback("admin_product", product.id))
+    assert "TOP-SECRET-KEY" in alice.all_texts()
+    assert "TOP-SECRET-KEY" not in caplog.text
+
+
+def test_many_customers_buying_and_browsing_at_once(shop, seller, caplog):
+    """Threads share one SQLite file, as telebot's workers do, while a broadcast runs."""
+    products = [shop.add_product(f"Item {n}", price=5 + n) for n in range(4)]
+    people = [Person(shop, 5000 + n, f"User {n}") for n in range(8)]
+    for person in people:
+        person.sends("/start")
+    seller.taps_data(callback("broadcast"))
+    seller.sends("Sale today!")
+    seller.taps("Send")
+
+    def shop_around(person):
+        for product in products:
+            person.sends("/catalog")
+            person.taps("Keys")
+            person.taps(product.name)
+            person.taps("Buy")
+            person.pays()
+            person.sends("/purchases")
+
+    threads = [threading.Thread(target=shop_around, args=(p,)) for p in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    shop.finish_background()
+
+    assert "locked" not in caplog.text and "Error handling" not in caplog.text
+    with shop.Session() as session:
+        charges = session.scalars(select(Purchase.payment_id)).all()
+    assert len(charges) == len(set(charges)) == len(people) * len(products)
+    taps = len(people) * len(products) * 3 + 2  # and the seller's two taps to start the broadcast
+    assert len(shop.api.of("answerCallbackQuery")) == taps
+    assert "9 sent, 0 blocked the bot, 0 failed" in admin_texts(shop)
+
