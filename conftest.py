@@ -24,6 +24,7 @@ import contextlib
 import itertools
 import json
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -64,6 +65,19 @@ class FakeResponse:
         return self.payload
 
 
+class ConnectionWatch:
+    """Which threads hold a database connection right now (to catch a Telegram call inside a transaction)."""
+
+    def __init__(self, engine):
+        self.held: dict[int, int] = {}  # id of the pooled connection -> thread that checked it out
+        sqlalchemy.event.listen(engine, "checkout", lambda _dbapi, record, _proxy: self.held.update(
+            {id(record): threading.get_ident()}))
+        sqlalchemy.event.listen(engine, "checkin", lambda _dbapi, record: self.held.pop(id(record), None))
+
+    def in_transaction(self) -> bool:
+        return threading.get_ident() in self.held.values()
+
+
 @dataclass
 class FakeApi:
     """A recording stand-in for the Bot API."""
@@ -73,6 +87,9 @@ class FakeApi:
     chats: dict[int, dict[int, dict]] = field(default_factory=dict)  # chat id -> message id -> message
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+    # The shop's rule: no Telegram call while the calling thread holds a database connection.
+    watches: list[ConnectionWatch] = field(default_factory=list)
+    calls_in_transaction: list[str] = field(default_factory=list)
 
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
         self.failures.setdefault(method, []).extend([(code, description, retry_after)] * times)
@@ -80,6 +97,8 @@ class FakeApi:
     def __call__(self, http_method, url, params=None, files=None, **_):
         method = url.rsplit("/", 1)[1]
         params = {k: v for k, v in (params or {}).items()}
+        if any(watch.in_transaction() for watch in self.watches):
+            self.calls_in_transaction.append(method)
         self.calls.append(Call(method, params, {name: read_upload(value) for name, value in (files or {}).items()}))
         failure = self.failures[method].pop(0) if self.failures.get(method) else self.refusal(method, params)
         if failure:
@@ -144,6 +163,11 @@ class FakeApi:
         if method == "getMe":
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
         return True
+
+    def watched_download(self, file_path: str) -> bytes:
+        if any(watch.in_transaction() for watch in self.watches):
+            self.calls_in_transaction.append("download_file")
+        return self.files[file_path]
 
     # --- what was sent ---------------------------------------------------------
 
@@ -301,6 +325,7 @@ class ShopUnderTest:
     def __init__(self, bot, api: FakeApi):
         self.bot, self.api = bot, api
         self.Session = bot.shop.Session
+        api.watches.append(ConnectionWatch(self.Session.kw["bind"]))
 
     def add_category(self, name: str = "Keys", position: int = 0) -> Category:
         with self.Session() as session:
@@ -372,8 +397,9 @@ def api(monkeypatch):
     fake = FakeApi()
     monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", fake)
     # telebot downloads files with a plain GET, not through CUSTOM_REQUEST_SENDER
-    monkeypatch.setattr(apihelper, "download_file", lambda token, file_path: fake.files[file_path])
-    return fake
+    monkeypatch.setattr(apihelper, "download_file", lambda token, file_path: fake.watched_download(file_path))
+    yield fake
+    assert fake.calls_in_transaction == [], "Telegram was called while a database transaction was open"
 
 
 @pytest.fixture
