@@ -258,3 +258,36 @@ def test_many_customers_buying_and_browsing_at_once(shop, seller, caplog):
     assert len(shop.api.of("answerCallbackQuery")) == taps
     assert "9 sent, 0 blocked the bot, 0 failed" in admin_texts(shop)
 
+
+def buttons_in_the_code() -> list[tuple[str, str, int | None]]:
+    """(file, action, number of arguments or None when unknown) for every button the code builds."""
+    import ast
+
+    found = []
+    for path in sorted(HERE.glob("*.py")):
+        if path.name.startswith(("test_", "conftest", "bench_")):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) > 1):
+                continue
+            action = node.args[1]
+            if not (isinstance(action, ast.Constant) and isinstance(action.value, str)):
+                continue
+            if node.func.id == "button":
+                starred = any(isinstance(arg, ast.Starred) for arg in node.args)
+                found.append((path.name, action.value, None if starred else len(node.args) - 2))
+            elif node.func.id == "pager_row":  # (lang, action, prefix, page, pages): prefix + the page
+                prefix = node.args[2]
+                found.append((path.name, action.value, len(prefix.elts) + 1 if isinstance(prefix, ast.Tuple) else None))
+    return found
+
+
+def test_every_button_in_the_code_leads_to_a_handler_with_its_arguments(shop):
+    buttons = buttons_in_the_code()
+    assert len(buttons) > 50  # the scan sees the code
+    taps = shop.bot.shop.taps
+    for file, action, arity in buttons:
+        assert action in taps, f"{file}: a button for {action!r}, which no handler takes"
+        assert arity is None or taps[action].arity == arity, f"{file}: {action!r} takes {taps[action].arity}"
+    # and every handler can be reached by some button
+    assert sorted({action for _, action, _ in buttons}) == sorted(taps)

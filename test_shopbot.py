@@ -24,12 +24,34 @@ from conftest import (
     TOKEN,
     Person,
     ShopUnderTest,
+    add_stock,
+    admin_texts,
     buys,
     make_config,
 )
 from models import Category, Product, connect
 
 HERE = Path(__file__).parent
+
+
+def test_a_customer_finds_buys_and_opens_again_what_they_bought(shop, seller, alice):
+    """The whole journey, as the README tells it: catalog, card, pay with Stars, delivery, My purchases."""
+    keys = shop.add_category("🔑 Software keys")
+    product = shop.add_product("Windows 11 Pro", price=450, hidden="Activate in Settings.", category=keys)
+    add_stock(shop, product, "W11P-KEY-1")
+    alice.sends("/start")
+    alice.taps("Catalog")
+    alice.taps("Software keys")
+    alice.taps("Windows 11 Pro")
+    assert "450 ⭐" in alice.last_text() and "W11P-KEY-1" not in alice.all_texts()
+    alice.taps("Buy")
+    assert alice.pays()["ok"] is True
+    assert "Thank you for your purchase" in alice.all_texts() and "W11P-KEY-1" in alice.all_texts()
+    assert "New sale: Windows 11 Pro — 450 ⭐" in admin_texts(shop)
+    alice.sends("/purchases")
+    alice.taps("Windows 11 Pro")
+    assert alice.all_texts().count("W11P-KEY-1") == 2 and "Activate in Settings." in alice.last_text()
+    assert shop.purchases() == [("alice", "Windows 11 Pro", 450, "stars")]
 
 
 def run_shopbot(env: dict, timeout: float = 10) -> subprocess.CompletedProcess:
