@@ -307,9 +307,12 @@ def record_payment(session: Session, user: User, product: Product, payment: type
         if stocked:
             claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
         session.commit()
-    except IntegrityError:  # the same payment, recorded by another thread a moment ago
+    except IntegrityError:  # the same payment, recorded by another thread a moment ago?
         session.rollback()
-        return session.scalar(select(Purchase).where(Purchase.payment_id == charge_id)), False
+        existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
+        if existing is None:
+            raise  # no: another constraint failed, and the payment must not pass as recorded
+        return existing, False
     return purchase, True
 
 
