@@ -38,7 +38,8 @@ from telebot import apihelper, types
 
 import checkout
 import shopbot
-from models import Category, Product, Purchase, User, connect, utcnow
+from database import open_database
+from models import Category, Product, Purchase, User, utcnow
 from screens import callback
 
 TOKEN = "1234567:BENCH"
@@ -53,7 +54,7 @@ TELEGRAM_LATENCY = 0.025  # seconds per Bot API call; real round trips to Telegr
 def seed_shop(path: str, products: int, purchases: int) -> float:
     """Fill a new database; returns the seconds it took."""
     started = time.perf_counter()
-    factory = connect(f"sqlite:///{path}")
+    factory = open_database(f"sqlite:///{path}")
     categories = max(1, products // PRODUCTS_PER_CATEGORY)
     with factory() as session:
         session.execute(insert(Category), [{"name": f"Category {c}", "position": c} for c in range(categories)])
@@ -256,7 +257,7 @@ def summary(times: list[float], wall: float | None = None) -> dict:
 
 def prepare(sessions: list[Session], database: str):
     """Give each journey a real price, so pre-checkout says yes."""
-    factory = connect(f"sqlite:///{database}")
+    factory = open_database(f"sqlite:///{database}")
     with factory() as session:
         for journey in sessions:
             product_id = checkout.parse_invoice_payload(journey.updates[6].pre_checkout_query.invoice_payload)[0]

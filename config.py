@@ -1,7 +1,7 @@
 """Configuration: everything the shop reads from its environment.
 
 Reading order: shopbot.py (the table of contents) → **config.py** → models.py
-→ texts.py → screens.py → shop.py → routes.py → the chapters.
+→ database.py → texts.py → screens.py → shop.py → routes.py → the chapters.
 
 The seller configures the shop with environment variables only, no .env file:
 BOT_TOKEN, ADMIN_IDS, DATABASE_URL, TELEGRAM_API_URL, PAYMENT_PROVIDER_TOKEN,
@@ -124,3 +124,4 @@ def setup_logging(token: str) -> None:
     telebot.logger.handlers.clear()
     telebot.logger.setLevel(logging.WARNING)
     telebot.logger.propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # database.py logs the one line that matters

@@ -36,7 +36,8 @@ from telebot import apihelper, types
 import screens
 import shopbot
 from config import Config
-from models import Category, Product, Purchase, StockItem, User, connect
+from database import open_database
+from models import Category, Product, Purchase, StockItem, User
 from screens import callback
 
 TOKEN = "1234567:TEST-token"
@@ -495,7 +496,7 @@ def stock_of(shop, product) -> list[str]:
 @pytest.fixture
 def session(config):
     """A plain session on a fresh database, for model tests."""
-    factory = connect(config.database_url)
+    factory = open_database(config.database_url)
     with factory() as session:
         yield session
     factory.kw["bind"].dispose()

@@ -1,8 +1,9 @@
-"""The shop's data: SQLAlchemy models and the database set-up.
+"""The shop's data: SQLAlchemy models, and the queries several chapters share.
 
-    from models import connect, User, Category, Product, Purchase
+    from database import open_database
+    from models import User, Category, Product, Purchase
 
-    Session = connect("sqlite:///shop.db")      # creates missing tables
+    Session = open_database("sqlite:///shop.db")   # creates or upgrades the tables
     with Session() as session:
         session.add(Category(name="Keys"))
         session.commit()
@@ -12,10 +13,11 @@ live in ``Category``s (User 1-N Purchase, Category 1-N Product, Product 1-N
 Purchase). Prices are integers in the currency's smallest unit, exactly as the
 Telegram Bot API counts them (Stars: 1 = 1 star; USD: cents).
 
-Reading order: shopbot.py → config.py → **models.py** → texts.py → screens.py
-→ shop.py → routes.py → the chapters. After the models come the queries that
-several chapters share; nothing here opens a session on its own: each update
-gets one short-lived session, passed to the helpers that need it.
+Reading order: shopbot.py → config.py → **models.py** → database.py → texts.py
+→ screens.py → shop.py → routes.py → the chapters. After the models come the
+queries that several chapters share; nothing here opens a session on its own:
+each update gets one short-lived session, passed to the helpers that need it.
+A change to a model needs a migration too (see database.py).
 """
 from __future__ import annotations
 
@@ -30,8 +32,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    create_engine,
-    event,
     exists,
     func,
     select,
@@ -39,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.expression import FunctionElement
 
 # What a seller may store, checked again by the admin dialogs. Telegram's own
@@ -352,14 +352,14 @@ def stock_item_of(session: Session, purchase_id: int) -> StockItem | None:
 
 
 # ---------------------------------------------------------------------------
-# Database set-up
+# Search in any alphabet
 # ---------------------------------------------------------------------------
 
 class lowercase(FunctionElement):
     """lower() that knows every alphabet: SQLite's own lower() only folds ASCII ("Ключ" stays "Ключ").
 
     Search compares ``lowercase(column)`` with the lower-cased words; PostgreSQL's
-    lower() already handles Unicode, SQLite gets Python's str.lower (see _tune_sqlite).
+    lower() already handles Unicode, SQLite gets Python's str.lower (database._tune_sqlite).
     """
 
     type = Text()
@@ -375,46 +375,6 @@ def _lowercase_default(element, compiler, **kw) -> str:
 @compiles(lowercase, "sqlite")
 def _lowercase_sqlite(element, compiler, **kw) -> str:
     return f"unicode_lower({compiler.process(element.clauses, **kw)})"
-
-
-def _unicode_lower(value: str | None) -> str | None:
-    return value.lower() if value is not None else None
-
-
-def _tune_sqlite(dbapi_connection, _connection_record) -> None:
-    """Per-connection SQLite settings the bot relies on."""
-    dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite
-    # WAL lets customers read while a purchase is being written; the busy
-    # timeout makes a second writer wait instead of failing with
-    # "database is locked".
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA busy_timeout = 15000")
-    cursor.close()
-
-
-def connect(database_url: str, pool_size: int = 5) -> sessionmaker:
-    """Create the engine and any missing tables; return a session factory.
-
-    ``pool_size`` matters for server databases only: give it the number of
-    worker threads that may hold a connection at once.
-    """
-    # hide_parameters: a database error must not print a product's hidden content into the log.
-    if database_url.startswith("sqlite"):
-        # telebot's worker threads share the engine, hence check_same_thread.
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 15},
-                               hide_parameters=True)
-        event.listen(engine, "connect", _tune_sqlite)
-    else:
-        # pool_pre_ping: a restarted database server costs one reconnect,
-        # not an error shown to a customer.
-        engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                               hide_parameters=True)
-    Base.metadata.create_all(engine)
-    # expire_on_commit=False: a handler may still read what it just committed
-    # (to deliver a purchase) without another round trip to the database.
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 # ---------------------------------------------------------------------------
@@ -470,17 +430,17 @@ def add_demo_catalog(session) -> None:
 
 if __name__ == "__main__":
     import os
+    import sqlite3
     import sys
+
+    from database import open_database
 
     target = sys.argv[1] if len(sys.argv) > 1 else "shop.db.example"
     if os.path.exists(target):
         os.remove(target)
-    with connect(f"sqlite:///{target}")() as demo_session:
+    with open_database(f"sqlite:///{target}")() as demo_session:  # the schema comes from the migrations
         add_demo_catalog(demo_session)
     demo_session.get_bind().dispose()
-    # One self-contained file: fold the write-ahead log back into the database.
-    import sqlite3
-
-    with sqlite3.connect(target) as raw:
+    with sqlite3.connect(target) as raw:  # one self-contained file: fold the write-ahead log back in
         raw.execute("PRAGMA journal_mode = DELETE")
     print(f"Wrote the demo catalog to {target}")

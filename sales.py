@@ -14,7 +14,6 @@ import csv
 import io
 import logging
 import os
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from telebot import TeleBot, types
 import routes
 from checkout import Delivery, give_product, refund_purchase
 from config import is_id
+from database import backup_sqlite
 from models import (
     Product,
     Purchase,
@@ -247,16 +247,6 @@ def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session):
     data = purchases_csv(session).encode("utf-8-sig")  # -sig: Excel opens UTF-8 right
     return Toast(text(language_of(call.from_user), "admin_exported")), \
         Document(f"purchases-{utcnow():%Y-%m-%d}.csv", data)
-
-
-def backup_sqlite(database_path: str, copy_path: str) -> None:
-    """A consistent copy of a live SQLite database (the backup API, safe while the bot writes)."""
-    source, target = sqlite3.connect(database_path), sqlite3.connect(copy_path)
-    try:
-        source.backup(target)
-    finally:
-        source.close()
-        target.close()
 
 
 @handlers.tap("backup")

@@ -28,6 +28,7 @@ bottom. In order:
     config.py      the settings, read from the environment; logging
     models.py      the data: users, categories, products, purchases, stock;
                    the queries several chapters share
+    database.py    connecting, and upgrading the schema on start (migrations/)
     texts.py       every word the shop says, in English and Russian
     screens.py     what a message shows: texts, money, buttons, callback data
     shop.py        the Shop every handler gets, and how it talks to Telegram
@@ -65,7 +66,7 @@ import storefront
 import support
 import texts
 from config import Config, ConfigError, load_config, setup_logging, use_api_server
-from models import connect
+from database import DatabaseError, open_database
 from shop import Shop
 
 logger = logging.getLogger("shopbot")
@@ -80,7 +81,7 @@ CHAPTERS = [storefront, checkout, support, admin, stock, sales, broadcast]
 def create_bot(config: Config, session_factory=None, threaded: bool = True) -> telebot.TeleBot:
     """Build the bot with every chapter's handlers registered; nothing talks to Telegram yet."""
     # A database server gets a connection per worker thread, plus two for background work.
-    session_factory = session_factory or connect(config.database_url, pool_size=WORKER_THREADS + 2)
+    session_factory = session_factory or open_database(config.database_url, pool_size=WORKER_THREADS + 2)
     bot = telebot.TeleBot(config.token, threaded=threaded, parse_mode="HTML", num_threads=WORKER_THREADS)
     shop = Shop(config, bot, session_factory)
     routes.register(bot, shop)  # /cancel and dialog answers come before any command
@@ -153,7 +154,11 @@ def main() -> int:
         logger.error("Another instance of this bot is already running on this machine; exiting.")
         return 1
     use_api_server(config.api_url)
-    bot = create_bot(config)
+    try:
+        bot = create_bot(config)  # first of all, the database is brought up to date
+    except DatabaseError as error:
+        print(f"shopbot: {error}", file=sys.stderr)
+        return 2
     bot.exception_handler = PollingErrors()
     logger.info("Database: %s; Telegram API: %s; payments: %s", safe_url(config.database_url),
                 config.api_url or "https://api.telegram.org", config.currency)

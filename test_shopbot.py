@@ -29,7 +29,8 @@ from conftest import (
     buys,
     make_config,
 )
-from models import Category, Product, connect
+from database import open_database
+from models import Category, Product
 
 HERE = Path(__file__).parent
 
@@ -256,7 +257,7 @@ def payment_update(update_id: int, user_id: int, product_id: int, charge: str) -
 
 def test_kill_9_mid_purchase_loses_nothing_and_the_next_start_serves(tmp_path):
     database = tmp_path / "shop.db"
-    with connect(f"sqlite:///{database}")() as session:
+    with open_database(f"sqlite:///{database}")() as session:
         session.add(Product(name="Key", price=10, hidden_content="KEY", category=Category(name="Keys")))
         session.commit()
         session.get_bind().dispose()

@@ -1,0 +1,285 @@
+"""The database: connecting to it, and upgrading its schema when the code is newer.
+
+Reading order: shopbot.py → config.py → models.py → **database.py** → texts.py
+→ screens.py → shop.py → routes.py → the chapters.
+
+``open_database(url)`` is the first thing the bot does with its database:
+
+1. An empty database gets the whole schema by running every migration in
+   ``migrations/versions``: one file per schema change, numbered 0001, 0002...
+2. A database without Alembic's version table is recognised when its tables
+   are exactly release 1's (made by release 1's create_all) or exactly the
+   current models' (made by ``Base.metadata.create_all``, as the spec's
+   example does), and is stamped with that revision. Anything else is refused.
+3. If the code has newer migrations, they run: on SQLite after a consistent
+   copy of the file, ``shop.db.before-<revision>``; on PostgreSQL inside one
+   transaction. Either way a failure leaves the database as it was.
+
+A database newer than the code, or one the shop does not recognise, is left
+untouched: ``DatabaseError`` carries one clear line, and main() exits with 2.
+Two instances starting at once take turns: the second waits until the first
+has upgraded, then finds nothing to do.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import NullPool
+
+from models import Base
+
+logger = logging.getLogger("shopbot")
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class DatabaseError(Exception):
+    """The database cannot be used as it is; the message says why, in one line, and what to do."""
+
+
+# ---------------------------------------------------------------------------
+# Connecting
+# ---------------------------------------------------------------------------
+
+def _unicode_lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
+
+
+def _tune_sqlite(dbapi_connection, _connection_record) -> None:
+    """Per-connection SQLite settings the bot relies on."""
+    # SQLite's own lower() only folds ASCII; search needs every alphabet (models.lowercase).
+    dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys = ON")  # off by default in SQLite
+    # WAL lets customers read while a purchase is being written; the busy
+    # timeout makes a second writer wait instead of failing with
+    # "database is locked".
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA busy_timeout = 15000")
+    cursor.close()
+
+
+def connect(database_url: str, pool_size: int = 5) -> sessionmaker:
+    """A session factory for the database, which must already have the current schema (see open_database).
+
+    ``pool_size`` matters for server databases only: give it the number of
+    worker threads that may hold a connection at once.
+    """
+    # hide_parameters: a database error must not print a product's hidden content into the log.
+    if database_url.startswith("sqlite"):
+        # telebot's worker threads share the engine, hence check_same_thread.
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 15},
+                               hide_parameters=True)
+        event.listen(engine, "connect", _tune_sqlite)
+    else:
+        # pool_pre_ping: a restarted database server costs one reconnect,
+        # not an error shown to a customer.
+        engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               hide_parameters=True)
+    # expire_on_commit=False: a handler may still read what it just committed
+    # (to deliver a purchase) without another round trip to the database.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def backup_sqlite(database_path: str, copy_path: str) -> None:
+    """A consistent copy of a live SQLite database (the backup API, safe while the bot writes)."""
+    source, target = sqlite3.connect(database_path), sqlite3.connect(copy_path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+
+
+# ---------------------------------------------------------------------------
+# Which revision is the database at, and which is the code at?
+# ---------------------------------------------------------------------------
+
+def head_revision(migrations: Path = MIGRATIONS) -> str:
+    """The newest revision the code has: the highest number among migrations/versions/NNNN_*.py.
+
+    Read from the file names, so that the usual start, with nothing to
+    upgrade, does not pay for importing Alembic.
+    """
+    return max(name[:4] for name in os.listdir(migrations / "versions") if name[:4].isdigit())
+
+
+def stored_revision(connection: Connection) -> str | None:
+    """The revision Alembic recorded in the database, or None when it has no version table."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def matches(connection: Connection, metadata) -> bool:
+    """True when the database's tables, columns and indexes are exactly ``metadata``'s."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    return not compare_metadata(MigrationContext.configure(connection), metadata)
+
+
+# ---------------------------------------------------------------------------
+# Upgrading
+# ---------------------------------------------------------------------------
+
+def migration_engine(database_url: str):
+    """An engine for running migrations: one connection, one transaction around all of them."""
+    engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def prepare(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None  # we say BEGIN ourselves, below
+            # Off while tables are rebuilt (SQLite's batch mode copies a table, then drops the
+            # old one; with foreign keys on, the drop would cascade to the rows pointing at it).
+            # foreign_key_check runs before the commit instead.
+            dbapi_connection.execute("PRAGMA foreign_keys = OFF")
+            dbapi_connection.execute("PRAGMA busy_timeout = 15000")
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+
+        @event.listens_for(engine, "begin")
+        def begin(connection):
+            # IMMEDIATE takes the write lock at once: a second instance waits here for the first.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
+
+
+def alembic_config(connection: Connection, migrations: Path):
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.attributes["connection"] = connection  # env.py runs the migrations on it
+    return config
+
+
+def known_revisions(config) -> dict:
+    """revision id -> its module, for every migration the code has."""
+    from alembic.script import ScriptDirectory
+
+    return {script.revision: script.module for script in ScriptDirectory.from_config(config).walk_revisions()}
+
+
+def adopt(connection: Connection, config, revisions: dict, head: str) -> str | None:
+    """Stamp a database made by create_all with the revision it matches; None when it is empty."""
+    from alembic import command
+
+    if not inspect(connection).get_table_names():
+        return None
+    for revision, metadata in (("0001", revisions["0001"].RELEASE_1), (head, Base.metadata)):
+        if matches(connection, metadata):
+            command.stamp(config, revision)
+            return revision
+    raise DatabaseError("the database has tables that are neither release 1's nor this code's "
+                        f"(revision {head}); nothing was changed. Is DATABASE_URL right?")
+
+
+def copy_before_upgrade(database_url: str, revision: str) -> str | None:
+    """On SQLite, a consistent copy of the database as it is, beside it: shop.db.before-<revision>."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    copy = f"{url.database}.before-{revision}"
+    backup_sqlite(url.database, copy)
+    return copy
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    """SQLite checked no foreign keys while the migrations ran: check them all now, before the commit."""
+    if connection.dialect.name == "sqlite" and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+        raise DatabaseError("the upgrade would break the links between tables; nothing was changed")
+
+
+def run_migrations(connection: Connection, migrations: Path, database_url: str, head: str) -> tuple:
+    """Inside the caller's transaction: recognise the database, copy it, upgrade it. (before, after, copy)."""
+    from alembic import command
+
+    if connection.dialect.name == "postgresql":  # the second instance waits here for the first
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('shopbot migrations'))"))
+    config = alembic_config(connection, migrations)
+    revisions = known_revisions(config)
+    before = stored_revision(connection)  # read again under the lock: another instance may have upgraded
+    if before is not None and before not in revisions:
+        raise DatabaseError(f"the database is at revision {before}, newer than this code ({head}): "
+                            "run the newer shopbot, or restore the copy made before that upgrade")
+    if before is None:
+        before = adopt(connection, config, revisions, head)
+    if before == head:
+        return before, head, None
+    copy = copy_before_upgrade(database_url, before) if before else None
+    try:
+        command.upgrade(config, "head")
+        check_foreign_keys(connection)
+    except Exception as error:  # whatever failed, the transaction is rolled back as this leaves
+        kept = f"; the copy from before is {copy}, should you need it" if copy else ""
+        raise DatabaseError(f"the upgrade to revision {head} failed and was rolled back, so the database is "
+                            f"as it was{kept}. The error: {error}") from error
+    return before, head, copy
+
+
+def upgrade(database_url: str, migrations: Path = MIGRATIONS) -> None:
+    """Bring the database to the code's revision (see the module's docstring); DatabaseError if it cannot."""
+    head = head_revision(migrations)
+    quick = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    try:
+        with quick.connect() as connection:
+            if stored_revision(connection) == head:
+                return  # the usual start: nothing to do
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot open the database: {error.orig or error}") from None
+    finally:
+        quick.dispose()
+    engine = migration_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            before, after, copy = run_migrations(connection, migrations, database_url, head)
+    except SQLAlchemyError as error:
+        raise DatabaseError(f"cannot upgrade the database: {error.orig or error}") from None
+    finally:
+        engine.dispose()
+    if before != after:
+        logger.info("Database upgraded from %s to revision %s%s", f"revision {before}" if before else "empty",
+                    after, f"; the copy from before is {copy}" if copy else "")
+
+
+def open_database(database_url: str, pool_size: int = 5) -> sessionmaker:
+    """Upgrade the database if the code is newer, then connect to it."""
+    upgrade(database_url)
+    return connect(database_url, pool_size)
+
+
+def new_revision(message: str) -> Path:
+    """Write the next migration, from what the models have and the migrations do not yet.
+
+    For developers: ``python database.py revision "add the product kind"``
+    writes migrations/versions/NNNN_add_the_product_kind.py, to read and edit
+    before committing (Alembic cannot guess a data migration or a rename).
+    """
+    from alembic import command
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/scratch.db"
+        upgrade(url)
+        engine = migration_engine(url)
+        try:
+            with engine.begin() as connection:
+                script = command.revision(alembic_config(connection, MIGRATIONS), message, autogenerate=True,
+                                          rev_id=f"{int(head_revision()) + 1:04d}")
+        finally:
+            engine.dispose()
+    return Path(script.path)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "revision":
+        sys.exit('usage: python database.py revision "what changed"')
+    print(f"Wrote {new_revision(sys.argv[2])}: read it, and edit it where Alembic guessed wrong.")
