@@ -26,6 +26,8 @@ from telebot import TeleBot, types
 import routes
 from models import (
     NAME_MAX,
+    STOCKED,
+    UNLIMITED,
     Category,
     Product,
     Purchase,
@@ -191,18 +193,52 @@ def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session) -> 
         [button(label(lang, "btn_back"), "admin")]))
 
 
-def start_new_product(shop: Shop, update, category_id: int) -> Screen:
-    """Ask the first question of the add-product dialog."""
-    end_dialog(shop, update)
-    return ask(shop, update, "new_product", PRODUCT_FIELDS[0].prompt, category_id=category_id, step=0, product={})
+KINDS = (UNLIMITED, STOCKED)  # a kind travels in callback data as its index here
+
+
+def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
+    """What does each buyer receive? ♾ the same content, or 🔑 a unique item of their own."""
+    rows = [[button(label(lang, f"btn_kind_{kind}"), "choose_kind", target_id, index, int(for_new_product))]
+            for index, kind in enumerate(KINDS)]
+    return Screen(text(lang, "admin_choose_kind"), keyboard(*rows, [button(label(lang, "btn_cancel"), "cancel")]))
 
 
 @handlers.tap("add_product_in")
 def tap_add_product_in(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
-    """A category picked for the new product: the questions begin."""
+    """A category picked for the new product: next, its kind."""
     if session.get(Category, category_id) is None:
         return tap_add_product(shop, call, session)
-    return start_new_product(shop, call, category_id)
+    return kind_screen(language_of(call.from_user), category_id, for_new_product=True)
+
+
+def start_new_product(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int, kind: str):
+    """The new product's category and kind are known: the questions begin."""
+    if session.get(Category, category_id) is None:
+        return tap_add_product(shop, call, session)
+    end_dialog(shop, call)
+    return ask(shop, call, "new_product", PRODUCT_FIELDS[0].prompt, category_id=category_id, step=0,
+               product={"kind": kind})
+
+
+def change_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, kind: str) -> Screen:
+    """A product's new kind. A stocked product with no items is sold out until stock is uploaded."""
+    product = session.get(Product, product_id)
+    if product is not None:
+        product.kind = kind
+        session.commit()
+        logger.info("Admin %s made product %s %s", call.from_user.id, product_id, kind)
+    return product_or_list(shop, session, language_of(call.from_user), product_id)
+
+
+@handlers.tap("choose_kind")
+def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, target_id: int, kind: int,
+                    for_new_product: int) -> Screen:
+    """A kind picked: for a new product (``target_id`` is its category), or for an existing one."""
+    if kind >= len(KINDS):
+        return admin_panel(session, language_of(call.from_user), call.from_user.id)
+    if for_new_product:
+        return start_new_product(shop, call, session, target_id, KINDS[kind])
+    return change_kind(shop, call, session, target_id, KINDS[kind])
 
 
 @handlers.answer("new_product")
@@ -301,9 +337,9 @@ def answer_new_category(shop: Shop, message: types.Message, session: Session, di
         session.commit()
     except IntegrityError:
         raise InputError("err_category_exists") from None
-    if dialog["for_new_product"]:  # straight on to the product that needed this category
-        return start_new_product(shop, message, category.id)
     end_dialog(shop, message)
+    if dialog["for_new_product"]:  # straight on to the product that needed this category
+        return kind_screen(language_of(message.from_user), category.id, for_new_product=True)
     return categories_screen(session, language_of(message.from_user), 0)
 
 
@@ -395,7 +431,7 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
     product = session.get(Product, product_id)
     sales, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
                                      .where(Purchase.product_id == product_id, Purchase.refunded_at.is_(None))).one()
-    left = stock_left(session, product_id)
+    left = stock_left(session, product)
     stock = label(lang, "admin_unlimited") if left is None else label(lang, "admin_stock_left", count=left)
     body = text(lang, "admin_product", stock=stock, id=product.id, name=product.name,
                 category=product.category.name, price=format_price(product.price, shop.config.currency),
@@ -405,7 +441,8 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
                 sales=sales, revenue=format_price(revenue, shop.config.currency))
     edit_buttons = [button(label(lang, f"btn_edit_{f.name}"), "edit_product", product.id, i)
                     for i, f in enumerate(PRODUCT_FIELDS)]
-    stock_buttons = [button(label(lang, "btn_upload_stock"), "upload_stock", product.id)]
+    edit_buttons.append(button(label(lang, "btn_edit_kind"), "edit_kind", product.id))
+    stock_buttons = [button(label(lang, "btn_upload_stock"), "upload_stock", product.id)] if product.stocked else []
     if left:
         stock_buttons.append(button(label(lang, "btn_clear_stock"), "clear_stock", product.id))
     toggle = label(lang, "btn_hide" if product.is_active else "btn_show")
@@ -453,6 +490,14 @@ def answer_edit_product(shop: Shop, message: types.Message, session: Session, di
     session.commit()
     logger.info("Admin %s edited %s of product %s", message.from_user.id, list(values), product.id)
     return admin_product_screen(shop, session, lang, product.id)
+
+
+@handlers.tap("edit_kind")
+def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """✏️ Kind: unlimited or unique items."""
+    if session.get(Product, product_id) is None:
+        return products_screen(session, language_of(call.from_user))
+    return kind_screen(language_of(call.from_user), product_id, for_new_product=False)
 
 
 @handlers.tap("toggle_product")

@@ -40,7 +40,6 @@ from models import (
     claim_stock_item,
     owned_purchase_id,
     save_user,
-    sold_once_per_customer,
     stock_item_of,
     stock_left,
     utcnow,
@@ -178,7 +177,7 @@ def sale_notice(purchase: Purchase) -> AdminNotice:
 
 def stock_alert(session: Session, product: Product) -> AdminNotice | None:
     """Tell the admins when a stocked product runs low, and when it sells out."""
-    left = stock_left(session, product.id)
+    left = stock_left(session, product)
     if left == 0:
         return AdminNotice("admin_sold_out", dict(name=product.name, id=product.id))
     if left == LOW_STOCK_ALERT:
@@ -212,15 +211,24 @@ class Invoice:
                  currency=shop.config.currency, prices=[types.LabeledPrice(self.title, self.price)])
 
 
-def give_product(session: Session, user: User, product: Product, payment_type: str, currency: str,
-                 stocked: bool) -> Purchase | None:
-    """Hand a product over without payment: a free product, or a seller's /grant. None when sold out."""
-    purchase = Purchase(user=user, product=product, price=0, currency=currency, payment_type=payment_type)
+def give_product(session: Session, user: User, product: Product, payment_type: str, currency: str) -> Purchase | None:
+    """Hand a product over without payment: a free product, or a seller's /grant.
+
+    None when the last item went to someone else a moment ago, or when the
+    customer already owns it (the database keeps one live purchase, see
+    ux_purchases_one_live, however many taps arrive at once).
+    """
+    purchase = Purchase(user=user, product=product, price=0, currency=currency, payment_type=payment_type,
+                        once_per_customer=product.sold_once_per_customer)
     session.add(purchase)
-    if stocked and not claim_stock_item(session, product.id, purchase):
-        session.rollback()  # the last item went to someone else a moment ago
+    try:
+        if product.stocked and not claim_stock_item(session, product.id, purchase):
+            session.rollback()
+            return None
+        session.commit()
+    except IntegrityError:
+        session.rollback()
         return None
-    session.commit()
     return purchase
 
 
@@ -231,23 +239,25 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id:
     product = session.get(Product, product_id)
     if product is None or not product.is_active:
         return Toast(text(lang, "unavailable"))
-    left = stock_left(session, product_id)
-    if left == 0:  # the card now says "Sold out"
+    if stock_left(session, product) == 0:  # the card now says "Sold out"
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
                           text(lang, "sold_out_toast"))
-    stocked = left is not None
-    if sold_once_per_customer(product, stocked):
-        owned = owned_purchase_id(session, call.from_user.id, product_id)
-        if owned:  # show it again instead
-            return Delivery(owned, text(lang, "already_owned"), lang)
+    owned = owned_purchase_id(session, call.from_user.id, product_id) if product.sold_once_per_customer else None
+    if owned:  # show it again instead
+        return Delivery(owned, text(lang, "already_owned"), lang)
     if product.price == 0:
-        purchase = give_product(session, save_user(session, call.from_user), product, "free",
-                                shop.config.currency, stocked)
-        if purchase is None:
-            return Toast(text(lang, "sold_out_toast"))
-        alert = stock_alert(session, product) if stocked else None
-        return Delivery(purchase.id, text(lang, "thanks", name=product.name), lang), alert
+        return take_free_product(shop, session, call.from_user, product, lang)
     return Toast(text(lang, "invoice_sent")), Invoice.of(product)
+
+
+def take_free_product(shop: Shop, session: Session, customer: types.User, product: Product, lang: str):
+    """🎁 Get for free: the product at once, or what the customer got a moment ago (a double tap)."""
+    purchase = give_product(session, save_user(session, customer), product, "free", shop.config.currency)
+    if purchase is None:
+        owned = owned_purchase_id(session, customer.id, product.id)
+        return Delivery(owned, text(lang, "already_owned"), lang) if owned else Toast(text(lang, "sold_out_toast"))
+    alert = stock_alert(session, product) if product.stocked else None
+    return Delivery(purchase.id, text(lang, "thanks", name=product.name), lang), alert
 
 
 # ---------------------------------------------------------------------------
@@ -264,11 +274,9 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
         return "checkout_unavailable"
     if query.currency != shop.config.currency or query.total_amount != product.price:
         return "checkout_price_changed"
-    left = stock_left(session, product.id)
-    if left == 0:
+    if stock_left(session, product) == 0:
         return "checkout_sold_out"
-    if sold_once_per_customer(product, left is not None) and owned_purchase_id(session, query.from_user.id,
-                                                                               product.id):
+    if product.sold_once_per_customer and owned_purchase_id(session, query.from_user.id, product.id):
         return "checkout_owned"
     return None
 
@@ -290,30 +298,42 @@ def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
 # 3. Successful payment: record it once, commit, then deliver
 # ---------------------------------------------------------------------------
 
+def new_purchase(session: Session, user: User, product: Product, payment: types.SuccessfulPayment,
+                 payment_type: str, once_per_customer: bool) -> Purchase:
+    purchase = Purchase(user=user, product=product, price=payment.total_amount, currency=payment.currency,
+                        payment_type=payment_type, payment_id=payment.telegram_payment_charge_id,
+                        once_per_customer=once_per_customer)
+    session.add(purchase)
+    if product.stocked:
+        claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
+    session.commit()
+    return purchase
+
+
 def record_payment(session: Session, user: User, product: Product, payment: types.SuccessfulPayment,
-                   payment_type: str, stocked: bool) -> tuple[Purchase, bool]:
+                   payment_type: str) -> tuple[Purchase, str]:
     """Save the purchase for this charge (and, if stocked, its item) in one transaction and commit.
 
-    Returns (purchase, False) when Telegram repeats a payment already recorded.
+    Returns the purchase and what it is: "new"; "repeated" when Telegram sends
+    a payment already recorded; "owned" when the customer paid a second time for
+    something sold once per customer (two invoices paid at once, say): that
+    charge is recorded too, as a purchase of its own, for the caller to refund.
     """
     charge_id = payment.telegram_payment_charge_id
     existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
     if existing:
-        return existing, False
-    purchase = Purchase(user=user, product=product, price=payment.total_amount, currency=payment.currency,
-                        payment_type=payment_type, payment_id=charge_id)
-    session.add(purchase)
+        return existing, "repeated"
     try:
-        if stocked:
-            claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
-        session.commit()
-    except IntegrityError:  # the same payment, recorded by another thread a moment ago?
+        return new_purchase(session, user, product, payment, payment_type, product.sold_once_per_customer), "new"
+    except IntegrityError:
         session.rollback()
-        existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
-        if existing is None:
-            raise  # no: another constraint failed, and the payment must not pass as recorded
-        return existing, False
-    return purchase, True
+    existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
+    if existing:  # the same payment, recorded by another thread a moment ago
+        return existing, "repeated"
+    if not product.sold_once_per_customer:
+        raise  # another constraint failed, and the payment must not pass as recorded
+    # ux_purchases_one_live refused a second live purchase: the customer owns it already.
+    return new_purchase(session, user, product, payment, payment_type, once_per_customer=False), "owned"
 
 
 def refund_stars(shop: Shop, user_id: int, charge_id: str) -> bool:
@@ -326,25 +346,33 @@ def refund_stars(shop: Shop, user_id: int, charge_id: str) -> bool:
 
 
 @dataclass
-class SoldOutRefund:
-    """Reply: two buyers paid for the last item at once and this one lost. Refund and say so."""
+class RefundAtOnce:
+    """Reply: a payment the shop cannot honour, refunded at once (Stars) or by the seller (card).
+
+    ``reason`` is "sold_out" (two buyers paid for the last item at once, and
+    this one lost) or "owned" (a second payment for something the customer
+    already owns).
+    """
 
     purchase_id: int
+    reason: str
     lang: str
 
     def show(self, shop: Shop, message: types.Message) -> None:
+        payment = message.successful_payment
         with shop.Session() as session:
-            purchase = session.get(Purchase, self.purchase_id)
-            stars, charge_id = purchase.currency == STARS, purchase.payment_id
-            values = dict(purchase=purchase.id, product=purchase.product.name, id=message.from_user.id,
-                          who=describe_user(message.from_user),
-                          amount=format_price(purchase.price, purchase.currency))
-        refunded = stars and refund_stars(shop, message.from_user.id, charge_id)
+            name = session.get(Purchase, self.purchase_id).product.name
+        refunded = payment.currency == STARS and refund_stars(shop, message.from_user.id,
+                                                              payment.telegram_payment_charge_id)
         if refunded:
             mark_refunded(shop, self.purchase_id)
-        logger.warning("Purchase %s found no stock left (refunded: %s)", self.purchase_id, refunded)
-        send(shop, message.chat.id, text(self.lang, "sold_out_refunded" if refunded else "sold_out_refund_pending"))
-        notify_admins(shop, "admin_race_refunded" if refunded else "admin_race_refund_needed", **values)
+        logger.warning("Purchase %s refunded at once (%s): %s", self.purchase_id, self.reason, refunded)
+        outcome = "refunded" if refunded else "refund_pending"
+        send(shop, message.chat.id, text(self.lang, f"{self.reason}_{outcome}", name=name))
+        notify_admins(shop, f"admin_{self.reason}_{outcome}", purchase=self.purchase_id, product=name,
+                      who=describe_user(message.from_user), id=message.from_user.id,
+                      amount=format_price(payment.total_amount, payment.currency),
+                      provider=payment.provider_payment_charge_id or "—")
 
 
 @dataclass
@@ -374,17 +402,18 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     product = session.get(Product, payload[0]) if payload else None
     if product is None:
         return UnmatchedPayment(lang)
-    stocked = stock_left(session, product.id) is not None
-    purchase, is_new = record_payment(session, user, product, payment, shop.config.payment_type, stocked)
-    logger.info("Payment %s recorded as purchase %s (new: %s)", purchase.payment_id, purchase.id, is_new)
-    if is_new and stocked and stock_item_of(session, purchase.id) is None:
-        return SoldOutRefund(purchase.id, lang)
+    purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type)
+    logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
+    if outcome == "owned":
+        return RefundAtOnce(purchase.id, "owned", lang)
+    if outcome == "new" and product.stocked and stock_item_of(session, purchase.id) is None:
+        return RefundAtOnce(purchase.id, "sold_out", lang)
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
     delivery = Delivery(purchase.id, text(lang, "thanks", name=product.name), lang)
-    if not is_new:
+    if outcome == "repeated":
         return delivery
-    alert = stock_alert(session, product) if stocked else None
+    alert = stock_alert(session, product) if product.stocked else None
     return delivery, sale_notice(purchase), alert
 
 

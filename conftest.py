@@ -37,7 +37,7 @@ import screens
 import shopbot
 from config import Config
 from database import open_database
-from models import Category, Product, Purchase, StockItem, User
+from models import STOCKED, Category, Product, Purchase, StockItem, User
 from screens import callback
 
 TOKEN = "1234567:TEST-token"
@@ -277,17 +277,24 @@ class Person:
         amount = invoice["invoice"]["total_amount"] if amount is None else amount
         payload = invoice["payload"] if payload is None else payload
         currency = currency or invoice["invoice"]["currency"]
+        answer = self.pre_checkout(amount, payload, currency)
+        if answer["ok"] in (True, "True", "true"):
+            self.payment_lands(amount, payload, currency, charge_id or f"charge-{answer['pre_checkout_query_id']}")
+        return answer
+
+    def pre_checkout(self, amount: int, payload: str, currency: str = "XTR") -> dict:
+        """Telegram asks the shop whether this payment may go ahead; returns the shop's answer."""
         query_id = f"pc{next(self.update_ids)}"
         self.feed("pre_checkout_query", {"id": query_id, "from": self.user, "currency": currency,
                                          "total_amount": amount, "invoice_payload": payload})
-        answer = [c for c in self.api.of("answerPreCheckoutQuery")
-                  if c.params["pre_checkout_query_id"] == query_id][-1].params
-        if answer["ok"] in (True, "True", "true"):
-            self.payment = {"currency": currency, "total_amount": amount, "invoice_payload": payload,
-                            "telegram_payment_charge_id": charge_id or f"charge-{query_id}",
-                            "provider_payment_charge_id": f"provider-{query_id}"}
-            self.feed("message", self.message(successful_payment=self.payment))
-        return answer
+        return [c for c in self.api.of("answerPreCheckoutQuery")
+                if c.params["pre_checkout_query_id"] == query_id][-1].params
+
+    def payment_lands(self, amount: int, payload: str, currency: str, charge_id: str) -> None:
+        """Telegram's successful_payment message: the money has been taken."""
+        self.payment = {"currency": currency, "total_amount": amount, "invoice_payload": payload,
+                        "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": f"provider-{charge_id}"}
+        self.feed("message", self.message(successful_payment=self.payment))
 
     def repeats_payment(self) -> None:
         """Telegram delivering the same successful payment again."""
@@ -463,14 +470,18 @@ def set_product(shop, product_id, **values):
         session.commit()
 
 
-def start_adding_a_product(seller, category: str) -> None:
+def start_adding_a_product(seller, category: str, kind: str = "The same content") -> None:
+    """/admin → ➕ Add product → a category → a kind (the same content for everyone, by default)."""
     seller.sends("/admin")
     seller.taps("Add product")
     seller.taps(category)
+    seller.taps(kind)
 
 
 def add_stock(shop, product, *contents):
+    """Give a product unique items to sell, one per buyer (it becomes stocked, as the seller's 🔑 choice makes it)."""
     with shop.Session() as session:
+        session.get(Product, product.id).kind = STOCKED
         session.add_all(StockItem(product_id=product.id, content=c) for c in contents)
         session.commit()
 

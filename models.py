@@ -32,9 +32,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    exists,
+    false,
     func,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +48,10 @@ from sqlalchemy.sql.expression import FunctionElement
 # button, file ids are opaque strings of about 70-90 characters.
 NAME_MAX = 64
 FILE_ID_MAX = 255
+
+# What kind of thing a product is (Product.kind).
+UNLIMITED = "unlimited"  # every buyer receives the same hidden content: a guide, a course, a link
+STOCKED = "stocked"  # every buyer receives a unique item of their own (StockItem): a key, a code
 
 
 def utcnow() -> datetime:
@@ -108,6 +113,9 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(NAME_MAX))
     description: Mapped[str] = mapped_column(Text, default="")
     price: Mapped[int] = mapped_column(default=0)
+    # UNLIMITED or STOCKED, chosen by the seller. A stocked product with no items left is sold
+    # out, never unlimited: the kind does not follow from whether stock items exist.
+    kind: Mapped[str] = mapped_column(String(16), default=UNLIMITED, server_default=UNLIMITED)
     # The "file with the description": a photo or a document shown with the card.
     description_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_MAX), default=None)
     description_file_type: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -121,8 +129,19 @@ class Product(Base):
 
     category: Mapped[Category] = relationship(back_populates="products")
     purchases: Mapped[list[Purchase]] = relationship(back_populates="product")
-    # A product with stock items is "stocked": each buyer gets one item of their own.
+    # The unique items of a stocked product: each buyer gets one of their own.
     stock_items: Mapped[list[StockItem]] = relationship(back_populates="product", passive_deletes=True)
+
+    @property
+    def stocked(self) -> bool:
+        return self.kind == STOCKED
+
+    @property
+    def sold_once_per_customer(self) -> bool:
+        """The buy-again rule. An unlimited product is bought once (everyone gets the same content),
+        and so is a free item (or one customer could take them all); a paid stocked product may be
+        bought again: a second key."""
+        return not self.stocked or self.price == 0
 
     def __repr__(self) -> str:
         return f"<Product {self.id} {self.name!r} {self.price}>"
@@ -138,6 +157,14 @@ class Purchase(Base):
         # The sales report reads dates, refunds, currencies and prices from these alone.
         Index("ix_purchases_sales", "created_at", "refunded_at", "currency", "price", "product_id"),
         Index("ix_purchases_refunded", "refunded_at"),
+        # The database itself keeps one live purchase per customer of a product sold once per
+        # customer: two payments landing at once cannot both be recorded as live.
+        Index("ux_purchases_one_live", "user_id", "product_id", unique=True,
+              sqlite_where=text("refunded_at IS NULL AND once_per_customer"),
+              postgresql_where=text("refunded_at IS NULL AND once_per_customer")),
+        # What still has to be delivered (after a crash between the commit and the send).
+        Index("ix_purchases_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
+              postgresql_where=text("delivered_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -153,6 +180,9 @@ class Purchase(Base):
     payment_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     refunded_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Product.sold_once_per_customer when it was bought (see ux_purchases_one_live).
+    once_per_customer: Mapped[bool] = mapped_column(default=False, server_default=false())
+    delivered_at: Mapped[datetime | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(back_populates="purchases")
     product: Mapped[Product] = relationship(back_populates="purchases")
@@ -283,11 +313,10 @@ def category_with_count(session: Session, category_id: int, active_only: bool = 
 
 def stock_columns():
     """Per-product columns for listings: is it stocked, and how many items are left."""
-    items = select(StockItem.id).where(StockItem.product_id == Product.id).correlate(Product)
     unsold = (select(func.count(StockItem.id)).where(StockItem.product_id == Product.id,
                                                       StockItem.purchase_id.is_(None))
               .correlate(Product).scalar_subquery())
-    return exists(items).label("stocked"), unsold.label("left")
+    return (Product.kind == STOCKED).label("stocked"), unsold.label("left")
 
 
 def products_page(session: Session, category_id: int, page: int, per_page: int, active_only: bool = True):
@@ -299,19 +328,15 @@ def products_page(session: Session, category_id: int, page: int, per_page: int, 
     return session.execute(query.order_by(Product.id).limit(per_page).offset(page * per_page)).all()
 
 
-def stock_left(session: Session, product_id: int) -> int | None:
-    """Unsold items of a stocked product; None for an unlimited one (no stock items at all)."""
-    items, unsold = session.execute(
-        select(func.count(StockItem.id), func.count(StockItem.id).filter(StockItem.purchase_id.is_(None)))
-        .where(StockItem.product_id == product_id)).one()
-    return unsold if items else None
+def unsold_items(session: Session, product_id: int) -> int:
+    """How many items of a product are still unsold."""
+    return session.scalar(select(func.count(StockItem.id))
+                          .where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None)))
 
 
-def sold_once_per_customer(product: Product, stocked: bool) -> bool:
-    """The buy-again rule. An unlimited product is bought once (everyone gets the same content),
-    and so is a free item (or one customer could take them all); a paid stocked product may be
-    bought again: a second key."""
-    return not stocked or product.price == 0
+def stock_left(session: Session, product: Product) -> int | None:
+    """Unsold items of a stocked product (0 means sold out); None for an unlimited one."""
+    return unsold_items(session, product.id) if product.stocked else None
 
 
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:
@@ -422,7 +447,7 @@ def add_demo_catalog(session) -> None:
         session.add(category)
         for name, price, description, hidden in products:
             product = Product(category=category, name=name, price=price, description=description,
-                              hidden_content=hidden)
+                              hidden_content=hidden, kind=STOCKED if name in DEMO_STOCK else UNLIMITED)
             product.stock_items = [StockItem(content=code) for code in DEMO_STOCK.get(name, [])]
             session.add(product)
     session.commit()

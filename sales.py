@@ -31,8 +31,6 @@ from models import (
     Purchase,
     User,
     owned_purchase_id,
-    sold_once_per_customer,
-    stock_left,
     utcnow,
 )
 from routes import Handlers, chat_of, on_message
@@ -194,11 +192,10 @@ def on_grant(shop: Shop, message: types.Message, session: Session):
     product = session.get(Product, product_id)
     if product is None:
         return Screen(text(lang, "unavailable"))
-    stocked = stock_left(session, product_id) is not None
-    if sold_once_per_customer(product, stocked) and owned_purchase_id(session, telegram_id, product_id):
+    if product.sold_once_per_customer and owned_purchase_id(session, telegram_id, product_id):
         return Screen(text(lang, "admin_grant_owned"))
     user = session.scalar(select(User).where(User.telegram_id == telegram_id)) or User(telegram_id=telegram_id)
-    purchase = give_product(session, user, product, "manual", shop.config.currency, stocked)
+    purchase = give_product(session, user, product, "manual", shop.config.currency)
     if purchase is None:
         return Screen(text(lang, "sold_out_toast"))
     logger.info("Admin %s granted product %s to user %s", message.from_user.id, product_id, telegram_id)

@@ -23,7 +23,7 @@ from telebot.apihelper import ApiException, ApiTelegramException
 
 import routes
 from admin import attached_file, product_or_list
-from models import Product, StockItem, User, WaitlistEntry, stock_left, utcnow
+from models import Product, StockItem, User, WaitlistEntry, unsold_items, utcnow
 from routes import Handlers, ask, end_dialog
 from screens import InputError, Screen, button, has_visible_text, keyboard, label, language_for_code, language_of, text
 from shop import MASS_SEND_INTERVAL, Shop, send
@@ -121,8 +121,9 @@ def notify_waitlist(shop: Shop, product_id: int) -> None:
 
 @handlers.tap("upload_stock")
 def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
-    """📥 Upload stock: ask for the items."""
-    if session.get(Product, product_id) is None:
+    """📥 Upload stock: ask for the items (a stocked product's only: change an unlimited one's kind first)."""
+    product = session.get(Product, product_id)
+    if product is None or not product.stocked:
         return product_or_list(shop, session, language_of(call.from_user), product_id)
     end_dialog(shop, call)
     return ask(shop, call, "stock_upload", "admin_ask_stock", product_id=product_id)
@@ -170,7 +171,7 @@ def answer_stock_upload(shop: Shop, message: types.Message, session: Session, di
 def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """🧹 Remove unsold: asks first."""
     lang = language_of(call.from_user)
-    left = stock_left(session, product_id)
+    left = unsold_items(session, product_id)
     if not left:
         return product_or_list(shop, session, lang, product_id)
     return Screen(text(lang, "admin_confirm_clear_stock", count=left), keyboard(

@@ -26,7 +26,6 @@ from models import (
     owned_purchase_id,
     products_page,
     save_user,
-    sold_once_per_customer,
     stock_columns,
     stock_left,
 )
@@ -112,9 +111,9 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
     if product is None or not product.is_active:
         return None
     owned = owned_purchase_id(session, telegram_id, product_id)
-    left = stock_left(session, product_id)
+    left = stock_left(session, product)
     rows = []
-    if not (owned and sold_once_per_customer(product, left is not None)):
+    if not (owned and product.sold_once_per_customer):
         rows.append([button(label(lang, "btn_notify"), "notify_me", product.id)] if left == 0
                     else [buy_button(shop, lang, product)])
     if owned:

@@ -23,6 +23,8 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     seller.taps("Add product")
     seller.taps("New category")
     seller.sends("E-books")
+    assert "What does each buyer receive?" in seller.last_text()
+    seller.taps("The same content")
     assert "product's name" in seller.last_text()
     seller.sends("Python <3")
     seller.sends("4.5")
@@ -216,3 +218,22 @@ def test_sale_alerts_can_be_switched_off(shop, seller, alice):
     alice.taps_data(callback("buy", product2.id))
     alice.pays()
     assert "New sale" not in admin_texts(shop)
+
+
+def test_the_seller_picks_a_products_kind_and_can_change_it(shop, seller, alice):
+    shop.add_category("Cards")
+    start_adding_a_product(seller, "Cards", kind="A unique item")
+    for answer in ["Gift card", "10", "A code for the store", "/skip", "Redeem at example.com"]:
+        seller.sends(answer)
+    seller.taps("Save")
+    assert "Stock: 0 unsold items" in seller.last_text() and "📥 Upload stock" in seller.button_labels()
+    with shop.Session() as session:
+        product = session.scalar(select(Product))
+        assert product.kind == "stocked"
+    alice.sends(f"/start p_{product.id}")
+    assert "❌ Sold out" in alice.last_text()  # until the seller uploads codes
+    seller.taps("Kind")
+    seller.taps("The same content")
+    assert "Stock: unlimited" in seller.last_text() and "📥 Upload stock" not in seller.button_labels()
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for 10 ⭐"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import screens
 from conftest import (
     ADMIN_ID,
     Person,
+    add_stock,
     admin_texts,
     set_product,
     visible_text,
@@ -208,3 +210,70 @@ def test_a_refunded_purchase_is_marked_and_no_longer_opens(shop, alice, seller):
     alice.taps("Pro")
     assert alice.last_toast() == "This purchase was refunded."
     assert alice.all_texts().count("KEY-1") == before
+
+
+def pay_at_once(pairs) -> None:
+    """Several successful payments landing at the same moment, as Telegram's workers may send them."""
+    start = threading.Barrier(len(pairs))
+
+    def land(person, arguments):
+        start.wait()
+        person.payment_lands(*arguments)
+
+    threads = [threading.Thread(target=land, args=pair) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+
+def test_two_invoices_paid_at_once_make_one_live_purchase_and_a_refund(shop, seller, alice):
+    product = shop.add_product("Course", price=450, hidden="COURSE-LINK")
+    alice.taps_data(callback("buy", product.id))
+    alice.taps_data(callback("buy", product.id))
+    payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(450, payload)["ok"] is True and alice.pre_checkout(450, payload)["ok"] is True
+    pay_at_once([(alice, (450, payload, "XTR", "charge-A")), (alice, (450, payload, "XTR", "charge-B"))])
+    with shop.Session() as session:
+        rows = session.execute(select(Purchase.payment_id, Purchase.refunded_at.is_(None))
+                               .order_by(Purchase.payment_id)).all()
+    assert len(rows) == 2 and sorted(live for _, live in rows) == [False, True]  # every charge has its row
+    refunded = [charge for charge, live in rows if not live]
+    assert [c.params["telegram_payment_charge_id"] for c in shop.api.of("refundStarPayment")] == refunded
+    assert "so this second payment has been refunded" in alice.all_texts() and "COURSE-LINK" in alice.all_texts()
+    assert "paid a second time" in admin_texts(shop)
+
+
+def test_a_second_card_payment_for_something_owned_is_left_to_the_seller_to_refund(card_shop):
+    product = card_shop.add_product("Course", price=999)
+    alice, seller = Person(card_shop, 1001, "Alice", "alice"), Person(card_shop, ADMIN_ID, "Seller")
+    seller.sends("/start")
+    alice.taps_data(callback("buy", product.id))
+    payload = alice.last_invoice()["payload"]
+    alice.payment_lands(999, payload, "USD", "card-1")
+    alice.payment_lands(999, payload, "USD", "card-2")
+    assert not card_shop.api.of("refundStarPayment")
+    assert "The seller has been told and will refund this second payment" in alice.last_text()
+    assert "provider charge provider-card-2" in admin_texts(card_shop)
+    assert len(card_shop.purchases()) == 2
+
+
+@pytest.mark.parametrize("stocked", [False, True], ids=["unlimited", "stocked"])
+def test_thirty_taps_on_get_for_free_at_once_give_one_purchase(shop, alice, stocked):
+    product = shop.add_product("Promo", price=0, hidden="FREE-GUIDE")
+    if stocked:
+        add_stock(shop, product, *[f"CODE-{n}" for n in range(10)])
+    start = threading.Barrier(30)
+
+    def tap():
+        start.wait()
+        alice.taps_data(callback("buy", product.id))
+
+    threads = [threading.Thread(target=tap) for _ in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert shop.purchases() == [("alice", "Promo", 0, "free")]
+    if stocked:
+        assert sum(f"CODE-{n}" in alice.all_texts() for n in range(10)) == 1

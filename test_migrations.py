@@ -66,7 +66,10 @@ def release_1_database(url: str) -> None:
             dict(user_id=1, product_id=2, price=100, currency="XTR", payment_type="stars", payment_id="ch-2",
                  created_at=WHEN, refunded_at=None),
             dict(user_id=2, product_id=1, price=50, currency="XTR", payment_type="stars", payment_id="ch-3",
-                 created_at=WHEN, refunded_at=WHEN)])
+                 created_at=WHEN, refunded_at=WHEN),
+            # Release 1 let two payments for the same guide both through (issue 15): it happened.
+            dict(user_id=1, product_id=1, price=50, currency="XTR", payment_type="stars", payment_id="ch-4",
+                 created_at=WHEN, refunded_at=None)])
         db.execute(t["stock_items"].insert(), [
             dict(product_id=2, content="KEY-SOLD", purchase_id=2, created_at=WHEN),
             dict(product_id=2, content="KEY-UNSOLD-1", purchase_id=None, created_at=WHEN),
@@ -186,6 +189,21 @@ def test_a_release_1_shop_keeps_every_row_and_still_sells(database_url, api, cap
         assert boris.button_labels()[0] == "↩️ Guide (возврат)"
     finally:
         bot.shop.Session.kw["bind"].dispose()
+
+
+def test_release_1_products_keep_their_kind_and_old_purchases_count_as_delivered(database_url):
+    release_1_database(database_url)
+    database.upgrade(database_url)
+    engine = engine_for(database_url)
+    with engine.connect() as db:
+        kinds = db.execute(text("SELECT name, kind FROM products ORDER BY id")).all()
+        purchases = db.execute(text("SELECT payment_id, once_per_customer, delivered_at = created_at "
+                                    "FROM purchases ORDER BY id")).all()
+    engine.dispose()
+    assert kinds == [("Guide", "unlimited"), ("Windows key", "stocked")]
+    # the oldest of the two live guides keeps the one-live mark; both charges stay, for the seller to refund
+    assert [(charge, bool(once), bool(delivered)) for charge, once, delivered in purchases] == [
+        ("ch-1", True, True), ("ch-2", False, True), ("ch-3", False, True), ("ch-4", False, True)]
 
 
 def test_a_database_made_from_the_current_models_is_stamped_with_their_revision(database_url):

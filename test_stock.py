@@ -17,7 +17,7 @@ from conftest import (
     stock_of,
     upload_stock,
 )
-from models import Product, Purchase
+from models import STOCKED, Product, Purchase
 from screens import callback
 
 HERE = Path(__file__).parent
@@ -151,7 +151,7 @@ def test_low_stock_alert_reaches_the_admins(shop, seller, alice):
 
 
 def test_pasted_lines_become_items_without_blanks_or_duplicates(shop, seller):
-    product = shop.add_product("Key")
+    product = shop.add_product("Key", kind=STOCKED)
     add_stock(shop, product, "OLD-1")
     upload_stock(seller, product, lambda s: s.sends("NEW-1\n\n  NEW-2  \nNEW-1\nOLD-1\n\u200b"))
     assert "Added 2 items, skipped 2 duplicates" in seller.last_text()
@@ -160,7 +160,7 @@ def test_pasted_lines_become_items_without_blanks_or_duplicates(shop, seller):
 
 
 def test_a_text_file_with_crlf_and_a_bom_is_read_line_by_line(shop, seller):
-    product = shop.add_product("Key")
+    product = shop.add_product("Key", kind=STOCKED)
     content = "\ufeffKEY-1\r\nKEY-2\r\n\r\nKEY-2\r\nКЛЮЧ-3\r\n".encode()
     upload_stock(seller, product, lambda s: s.sends_document("LIST", "keys.txt", content=content))
     assert stock_of(shop, product) == ["KEY-1", "KEY-2", "КЛЮЧ-3"]
@@ -168,14 +168,14 @@ def test_a_text_file_with_crlf_and_a_bom_is_read_line_by_line(shop, seller):
 
 
 def test_a_csv_from_russian_windows_excel_is_read(shop, seller):
-    product = shop.add_product("Account")
+    product = shop.add_product("Account", kind=STOCKED)
     content = "логин1;пароль1\r\nлогин2;пароль2\r\n".encode("cp1251")
     upload_stock(seller, product, lambda s: s.sends_document("CSV", "accounts.csv", content=content))
     assert stock_of(shop, product) == ["логин1;пароль1", "логин2;пароль2"]
 
 
 def test_a_10000_line_file_is_added_in_one_go(shop, seller):
-    product = shop.add_product("Key")
+    product = shop.add_product("Key", kind=STOCKED)
     content = "\n".join(f"KEY-{n:05d}" for n in range(10_000)).encode()
     started = time.monotonic()
     upload_stock(seller, product, lambda s: s.sends_document("BIG", "keys.txt", content=content))
@@ -185,14 +185,14 @@ def test_a_10000_line_file_is_added_in_one_go(shop, seller):
 
 
 def test_a_binary_file_named_txt_is_refused(shop, seller):
-    product = shop.add_product("Key")
+    product = shop.add_product("Key", kind=STOCKED)
     upload_stock(seller, product, lambda s: s.sends_document("BIN", "keys.txt", content=b"\x89PNG\x00\x01"))
     assert "not text" in seller.last_text()
     assert stock_of(shop, product) == []
 
 
 def test_a_file_telegram_cannot_hand_over_is_asked_for_again(shop, seller):
-    product = shop.add_product("Key")
+    product = shop.add_product("Key", kind=STOCKED)
     shop.api.fail("getFile", 400, "Bad Request: invalid file_id")
     upload_stock(seller, product, lambda s: s.sends_document("LIST", "keys.txt", content=b"K1\nK2"))
     assert "could not download that file" in seller.last_text()
@@ -201,7 +201,7 @@ def test_a_file_telegram_cannot_hand_over_is_asked_for_again(shop, seller):
 
 
 def test_any_other_file_is_one_item_delivered_by_file_id(shop, seller, alice):
-    product = shop.add_product("Ticket", price=0, hidden="")
+    product = shop.add_product("Ticket", price=0, hidden="", kind=STOCKED)
     upload_stock(seller, product, lambda s: s.sends_document("TICKET-PDF", "ticket-17.pdf", caption="Seat 17"))
     alice.taps_data(callback("buy", product.id))
     assert shop.api.of("sendDocument")[-1].params["document"] == "TICKET-PDF"
@@ -251,7 +251,7 @@ def test_notify_me_tells_each_waiting_customer_once(shop, seller, alice, bob):
 
 def test_a_thousand_keys_for_a_thousand_customers(shop, seller):
     """The issue's acceptance story: upload 1,000 keys, sell them all, then the 1,001st customer."""
-    product = shop.add_product("License", price=5)
+    product = shop.add_product("License", price=5, kind=STOCKED)
     keys = "\n".join(f"LIC-{n:04d}" for n in range(1000)).encode()
     upload_stock(seller, product, lambda s: s.sends_document("KEYS", "keys.txt", content=keys))
     assert "Added 1000 items" in seller.last_text()
@@ -265,3 +265,19 @@ def test_a_thousand_keys_for_a_thousand_customers(shop, seller):
     late = Person(shop, 200_000, "Late")
     late.sends(f"/start p_{product.id}")
     assert "Sold out" in late.last_text() and late.button_labels()[0] == "🔔 Notify me"
+
+
+def test_removing_the_unsold_keys_leaves_the_product_sold_out_not_unlimited(shop, seller, alice, bob):
+    product = shop.add_product("Key", price=10, hidden="Activate in Settings.")
+    add_stock(shop, product, "K1", "K2")
+    alice.taps_data(callback("buy", product.id))  # an invoice from before the keys went
+    seller.taps_data(callback("admin_product", product.id))
+    seller.taps("Remove unsold")
+    seller.taps("Remove unsold")
+    bob.sends(f"/start p_{product.id}")
+    assert "❌ Sold out" in bob.last_text() and bob.button_labels() == ["🔔 Notify me", "⬅️ Back"]
+    bob.taps_data(callback("buy", product.id))
+    assert bob.last_toast() == "Sorry, it has just sold out." and len(shop.api.of("sendInvoice")) == 1
+    answer = alice.pays()
+    assert answer["ok"] is False and "sold out" in answer["error_message"]
+    assert shop.purchases() == [] and "Activate in Settings." not in alice.all_texts()

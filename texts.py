@@ -95,6 +95,12 @@ EN = {
     "sold_out_refunded": "😔 Someone bought the last one a moment before you. Your payment has been refunded.",
     "sold_out_refund_pending": "😔 Someone bought the last one a moment before you. The seller has been told "
                                "and will refund you.",
+    "owned_refunded": "↩️ You already own {name}, so this second payment has been refunded. Open it in 📦 My "
+                      "purchases.",
+    "owned_refund_pending": "You already own {name}. The seller has been told and will refund this second payment. "
+                            "Open it in 📦 My purchases.",
+    "delivery_delayed": "✅ We have received your payment for <b>{name}</b>. Delivery is taking a moment longer than "
+                        "usual: it will arrive here shortly, and nothing more is needed from you.",
     "search_results": "🔎 «{query}»: {count} found",
     "search_nothing": "🔎 Nothing found for «{query}». Try other words, or browse the catalog. /help shows "
                       "how the shop works.",
@@ -120,6 +126,12 @@ EN = {
     "btn_edit_description": "✏️ Description",
     "btn_edit_description_file": "✏️ Description file",
     "btn_edit_hidden": "✏️ Hidden content",
+    "admin_choose_kind": "What does each buyer receive?\n\n♾ <b>The same content</b> for everyone: a guide, a course, "
+                         "a link.\n🔑 <b>A unique item</b> of their own: a licence key, a gift code, an account. You "
+                         "upload the items; when they run out, the product is sold out.",
+    "btn_kind_unlimited": "♾ The same content for everyone",
+    "btn_kind_stocked": "🔑 A unique item each (keys, codes)",
+    "btn_edit_kind": "✏️ Kind",
     "btn_hide": "🙈 Hide",
     "btn_show": "👁 Show",
     "btn_delete": "🗑 Delete",
@@ -138,10 +150,17 @@ EN = {
     "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) is running low: {count} left. /admin → 📦 Products → 📥 Upload stock.",
     "admin_sold_out": "❌ <b>{name}</b> (#{id}) has sold out. Customers can ask to be notified; upload stock "
                       "to sell it again.",
-    "admin_race_refunded": "↩️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) found "
+    "admin_sold_out_refunded": "↩️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) found "
                            "no stock left (someone else got the last item). It was refunded automatically.",
-    "admin_race_refund_needed": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
-                                "found no stock left. Please refund it in your provider's dashboard.",
+    "admin_sold_out_refund_pending": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                                "found no stock left. Please refund it in your provider's dashboard (provider charge "
+                                "<code>{provider}</code>).",
+    "admin_owned_refunded": "↩️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> ({amount}), which "
+                            "they already own. Purchase #{purchase} was refunded automatically.",
+    "admin_owned_refund_pending": "⚠️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> "
+                                 "({amount}), which they already own. Please refund purchase #{purchase} in your "
+                                 "provider's dashboard (provider charge <code>{provider}</code>) and mark it "
+                                 "refunded here.",
     "err_stock_kind": "❗ Send text lines, a .txt/.csv file, or a file or photo to sell as one item.",
     "err_not_text_file": "❗ That file is not text. Send a .txt or .csv file with one item per line.",
     "err_file_too_big": "❗ That file is over 20 MB, more than Telegram lets bots download. Split it.",
@@ -309,6 +328,11 @@ RU = {
     "sold_out_refunded": "😔 Последний экземпляр купили на мгновение раньше вас. Деньги возвращены.",
     "sold_out_refund_pending": "😔 Последний экземпляр купили на мгновение раньше вас. Продавец уже знает "
                                "об этом и вернёт деньги.",
+    "owned_refunded": "↩️ {name} уже ваш, поэтому второй платёж возвращён. Товар — в разделе 📦 Мои покупки.",
+    "owned_refund_pending": "{name} уже ваш. Продавец уже знает об этом и вернёт второй платёж. Товар — в разделе 📦 "
+                            "Мои покупки.",
+    "delivery_delayed": "✅ Оплата за <b>{name}</b> получена. Доставка занимает чуть больше времени, чем обычно: "
+                        "товар скоро придёт сюда, от вас больше ничего не нужно.",
     "search_results": "🔎 «{query}»: найдено {count}",
     "search_nothing": "🔎 По запросу «{query}» ничего не нашлось. Попробуйте другие слова или загляните в "
                       "каталог. /help расскажет, как устроен магазин.",
@@ -333,6 +357,12 @@ RU = {
     "btn_edit_description": "✏️ Описание",
     "btn_edit_description_file": "✏️ Файл описания",
     "btn_edit_hidden": "✏️ Скрытое содержимое",
+    "admin_choose_kind": "Что получает каждый покупатель?\n\n♾ <b>Одно и то же</b> содержимое: руководство, курс, "
+                         "ссылку.\n🔑 <b>Свою уникальную единицу</b>: лицензионный ключ, код, аккаунт. Единицы "
+                         "загружаете вы; когда они закончатся, товар будет распродан.",
+    "btn_kind_unlimited": "♾ Одно и то же для всех",
+    "btn_kind_stocked": "🔑 Уникальная единица каждому (ключи, коды)",
+    "btn_edit_kind": "✏️ Тип",
     "btn_hide": "🙈 Скрыть",
     "btn_show": "👁 Показать",
     "btn_delete": "🗑 Удалить",
@@ -353,11 +383,18 @@ RU = {
                        "📥 Загрузить товар.",
     "admin_sold_out": "❌ <b>{name}</b> (#{id}) распродан. Покупатели могут подписаться на поступление; "
                       "загрузите товар, чтобы продавать снова.",
-    "admin_race_refunded": "↩️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) не "
+    "admin_sold_out_refunded": "↩️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) не "
                            "хватило товара: последний экземпляр забрал другой покупатель. Деньги возвращены "
                            "автоматически.",
-    "admin_race_refund_needed": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
-                                "не хватило товара. Верните деньги в кабинете платёжного провайдера.",
+    "admin_sold_out_refund_pending": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                                "не хватило товара. Верните деньги в кабинете платёжного провайдера (платёж "
+                                "провайдера <code>{provider}</code>).",
+    "admin_owned_refunded": "↩️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> ({amount}), хотя "
+                            "товар уже куплен. Деньги за покупку #{purchase} возвращены автоматически.",
+    "admin_owned_refund_pending": "⚠️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> "
+                                 "({amount}), хотя товар уже куплен. Верните деньги за покупку #{purchase} в "
+                                 "кабинете платёжного провайдера (платёж провайдера <code>{provider}</code>) и "
+                                 "отметьте возврат здесь.",
     "err_stock_kind": "❗ Пришлите строки текста, файл .txt/.csv или файл/фото, который продаётся как одна единица.",
     "err_not_text_file": "❗ Это не текстовый файл. Пришлите .txt или .csv, по одной единице на строку.",
     "err_file_too_big": "❗ Файл больше 20 МБ — столько Telegram не даёт скачать ботам. Разделите его.",
