@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
@@ -39,6 +39,7 @@ from models import (
     User,
     claim_stock_item,
     owned_purchase_id,
+    put_setting,
     save_user,
     stock_item_of,
     stock_left,
@@ -141,17 +142,30 @@ def send_content(shop: Shop, chat_id: int, parcel: Parcel, lang: str, content: s
     return bool(file_id or content.strip())
 
 
+def mark_delivered(session: Session, purchase: Purchase) -> None:
+    """Delivered, or nothing to deliver (a payment being refunded): the next start need not deliver it."""
+    purchase.delivered_at = purchase.delivered_at or utcnow()
+    session.commit()
+
+
 def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> None:
-    """Send what was bought: the heading, then the item and the hidden content, texts split to fit."""
+    """Send what was bought: the heading, then the item and the hidden content, texts split to fit.
+
+    A customer who has blocked the bot finds it in 📦 My purchases when they come back.
+    """
     with shop.Session() as session:
         parcel = parcel_of(session, purchase_id)
-    send(shop, chat_id, heading)
-    sent = False
-    for content, file_id, file_type in parcel.contents:
-        sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
-    if not sent:
-        send(shop, chat_id, text(lang, "nothing_hidden"))
-    logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
+    if send(shop, chat_id, heading) is not None:
+        sent = False
+        for content, file_id, file_type in parcel.contents:
+            sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
+        if not sent:
+            send(shop, chat_id, text(lang, "nothing_hidden"))
+    with shop.Session() as session:
+        purchase = session.get(Purchase, purchase_id)
+        if purchase.delivered_at is None:
+            logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
+        mark_delivered(session, purchase)
 
 
 @dataclass
@@ -281,11 +295,27 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
     return None
 
 
+def can_record_payments(session: Session) -> None:
+    """A small write, committed: proves the database takes writes right now (not locked, not full).
+
+    The session is a QuickSession, which waits 2 seconds at most for a lock: Telegram waits 10.
+    """
+    put_setting(session, "last_checkout", utcnow().isoformat())
+    session.commit()
+
+
 @handles_errors
 def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
-    """Telegram asks "may this payment go ahead?" and waits at most 10 seconds for the answer."""
-    with shop.Session() as session:
-        problem = checkout_problem(shop, session, query)
+    """Telegram asks "may this payment go ahead?" and waits at most 10 seconds for the answer.
+
+    OK only if the payment can be recorded right now: otherwise nobody is charged.
+    """
+    try:
+        with shop.QuickSession() as session:
+            problem = checkout_problem(shop, session, query) or can_record_payments(session)
+    except SQLAlchemyError as error:
+        logger.error("Refused a checkout: the database cannot take the payment now (%s)", error.orig or error)
+        problem = "checkout_try_later"
     if problem:
         logger.info("Refused checkout of %r by user %s: %s", query.invoice_payload, query.from_user.id, problem)
         error = html_to_plain(text(language_of(query.from_user), problem))
@@ -404,10 +434,9 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
         return UnmatchedPayment(lang)
     purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
-    if outcome == "owned":
-        return RefundAtOnce(purchase.id, "owned", lang)
-    if outcome == "new" and product.stocked and stock_item_of(session, purchase.id) is None:
-        return RefundAtOnce(purchase.id, "sold_out", lang)
+    if outcome == "owned" or (outcome == "new" and product.stocked and stock_item_of(session, purchase.id) is None):
+        mark_delivered(session, purchase)  # there is nothing to deliver: the charge goes back
+        return RefundAtOnce(purchase.id, "owned" if outcome == "owned" else "sold_out", lang)
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
     delivery = Delivery(purchase.id, text(lang, "thanks", name=product.name), lang)
@@ -503,10 +532,8 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire checkout into the bot: Buy, the two payment updates, and My purchases."""
+    """Wire checkout into the bot: Buy, pre-checkout and My purchases (ledger.py takes the payments)."""
     private = {"chat_types": ["private"]}
-    bot.register_message_handler(on_message(shop, on_successful_payment), content_types=["successful_payment"],
-                                 **private)
     bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
     bot.register_message_handler(on_message(shop, on_purchases_command), commands=["purchases"], **private)
     routes.add_handlers(shop, handlers)

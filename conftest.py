@@ -25,6 +25,7 @@ import itertools
 import json
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -88,9 +89,12 @@ class FakeApi:
     chats: dict[int, dict[int, dict]] = field(default_factory=dict)  # chat id -> message id -> message
     failures: dict[str, list[tuple[int, str, int | None]]] = field(default_factory=dict)
     ids: itertools.count = field(default_factory=lambda: itertools.count(100))
+    # Telegram's own record of Stars payments and refunds, oldest first (getStarTransactions).
+    star_transactions: list[dict] = field(default_factory=list)
     # The shop's rule: no Telegram call while the calling thread holds a database connection.
     watches: list[ConnectionWatch] = field(default_factory=list)
     calls_in_transaction: list[str] = field(default_factory=list)
+    latency: float = 0.0  # seconds each call takes, as over a real network
 
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
         self.failures.setdefault(method, []).extend([(code, description, retry_after)] * times)
@@ -98,6 +102,7 @@ class FakeApi:
     def __call__(self, http_method, url, params=None, files=None, **_):
         method = url.rsplit("/", 1)[1]
         params = {k: v for k, v in (params or {}).items()}
+        time.sleep(self.latency)
         if any(watch.in_transaction() for watch in self.watches):
             self.calls_in_transaction.append(method)
         self.calls.append(Call(method, params, {name: read_upload(value) for name, value in (files or {}).items()}))
@@ -159,11 +164,24 @@ class FakeApi:
             return message
         if method == "deleteMessage":
             self.chats.get(chat_id, {}).pop(int(params["message_id"]), None)
+        if method == "getStarTransactions":
+            offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
+            return {"transactions": self.star_transactions[offset:offset + limit]}
         if method == "getFile":
             return {"file_id": params["file_id"], "file_unique_id": "u", "file_path": f"documents/{params['file_id']}"}
         if method == "getMe":
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
         return True
+
+    def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str) -> None:
+        """A Stars payment in Telegram's ledger (whether or not the shop heard of it)."""
+        self.star_transactions.append({"id": charge_id, "amount": amount, "date": 1_790_000_000, "source": {
+            "type": "user", "transaction_type": "invoice_payment", "user": person.user, "invoice_payload": payload}})
+
+    def ledger_refund(self, person: Person, amount: int, charge_id: str) -> None:
+        """Telegram refunded a payment: an outgoing transaction with the payment's id."""
+        self.star_transactions.append({"id": charge_id, "amount": amount, "date": 1_790_000_100,
+                                       "receiver": {"type": "user", "user": person.user}})
 
     def watched_download(self, file_path: str) -> bytes:
         if any(watch.in_transaction() for watch in self.watches):
@@ -333,7 +351,11 @@ class ShopUnderTest:
     def __init__(self, bot, api: FakeApi):
         self.bot, self.api = bot, api
         self.Session = bot.shop.Session
-        api.watches.append(ConnectionWatch(self.Session.kw["bind"]))
+        api.watches += [ConnectionWatch(factory.kw["bind"]) for factory in (bot.shop.Session, bot.shop.QuickSession)]
+
+    def close(self) -> None:
+        for factory in (self.Session, self.bot.shop.QuickSession):
+            factory.kw["bind"].dispose()
 
     def add_category(self, name: str = "Keys", position: int = 0) -> Category:
         with self.Session() as session:
@@ -416,11 +438,13 @@ def config(database_url):
 
 
 @pytest.fixture
-def shop(config, api):
+def shop(config, api, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a database server's payment journal goes
     bot = shopbot.create_bot(config, threaded=False)
     bot.shop.sleep = lambda seconds: None  # flood-control waits are counted, not slept
-    yield ShopUnderTest(bot, api)
-    bot.shop.Session.kw["bind"].dispose()
+    shop = ShopUnderTest(bot, api)
+    yield shop
+    shop.close()
 
 
 @pytest.fixture
@@ -454,8 +478,9 @@ LOCATION = {"location": {"latitude": 1.0, "longitude": 2.0}}
 def card_shop(database_url, api):
     """A shop that takes card payments in US dollars through a provider."""
     bot = shopbot.create_bot(make_config(database_url, provider_token="prov:1", currency="USD"), threaded=False)
-    yield ShopUnderTest(bot, api)
-    bot.shop.Session.kw["bind"].dispose()
+    shop = ShopUnderTest(bot, api)
+    yield shop
+    shop.close()
 
 
 def admin_texts(shop) -> str:

@@ -54,7 +54,7 @@ def _unicode_lower(value: str | None) -> str | None:
     return value.lower() if value is not None else None
 
 
-def _tune_sqlite(dbapi_connection, _connection_record) -> None:
+def _tune_sqlite(dbapi_connection, _connection_record, busy_timeout: float = 15.0) -> None:
     """Per-connection SQLite settings the bot relies on."""
     # SQLite's own lower() only folds ASCII; search needs every alphabet (models.lowercase).
     dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
@@ -64,27 +64,38 @@ def _tune_sqlite(dbapi_connection, _connection_record) -> None:
     # timeout makes a second writer wait instead of failing with
     # "database is locked".
     cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA busy_timeout = 15000")
+    cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     cursor.close()
 
 
-def connect(database_url: str, pool_size: int = 5) -> sessionmaker:
+def _tune_postgresql(dbapi_connection, _connection_record, lock_timeout: float = 15.0) -> None:
+    """Wait at most ``lock_timeout`` seconds for another transaction's lock, as SQLite's busy timeout does."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True  # a plain SET, outside any transaction, lasts for the connection
+    dbapi_connection.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")
+    dbapi_connection.autocommit = autocommit
+
+
+def connect(database_url: str, pool_size: int = 5, busy_timeout: float = 15.0) -> sessionmaker:
     """A session factory for the database, which must already have the current schema (see open_database).
 
     ``pool_size`` matters for server databases only: give it the number of
-    worker threads that may hold a connection at once.
+    worker threads that may hold a connection at once. ``busy_timeout`` is how
+    long a statement waits for another writer (SQLite) or lock (PostgreSQL)
+    before it fails.
     """
     # hide_parameters: a database error must not print a product's hidden content into the log.
     if database_url.startswith("sqlite"):
         # telebot's worker threads share the engine, hence check_same_thread.
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 15},
+        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": busy_timeout},
                                hide_parameters=True)
-        event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "connect", lambda dbapi, record: _tune_sqlite(dbapi, record, busy_timeout))
     else:
         # pool_pre_ping: a restarted database server costs one reconnect,
         # not an error shown to a customer.
         engine = create_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
                                hide_parameters=True)
+        event.listen(engine, "connect", lambda dbapi, record: _tune_postgresql(dbapi, record, busy_timeout))
     # expire_on_commit=False: a handler may still read what it just committed
     # (to deliver a purchase) without another round trip to the database.
     return sessionmaker(engine, expire_on_commit=False)

@@ -38,6 +38,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -264,6 +266,13 @@ def save_user(session: Session, telegram_user) -> User:
         session.rollback()
         user = session.scalar(select(User).where(User.telegram_id == telegram_user.id))
     return user
+
+
+def put_setting(session: Session, key: str, value: str) -> None:
+    """Insert or update one setting in a single statement, so that two threads at once cannot collide."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(Setting).values(key=key, value=value)
+    session.execute(statement.on_conflict_do_update(index_elements=[Setting.key], set_={"value": value}))
 
 
 def categories_on_sale(session: Session) -> list[tuple[int, str, int]]:

@@ -154,6 +154,16 @@ def on_message(shop: Shop, handler, admin: bool = False):
     return lambda message: run_handler(shop, message, handler, admin=admin)
 
 
+@handles_errors
+def turn_away(shop: Shop, update, note: bool) -> None:
+    """An update over the user's rate (lanes.py): a tap is only answered, a message dropped; the note once."""
+    lang = language_of(update.from_user)
+    if isinstance(update, types.CallbackQuery):
+        answer(shop, update, text(lang, "slow_down") if note else None)
+    elif note and isinstance(update, types.Message):
+        send(shop, update.chat.id, text(lang, "slow_down"))
+
+
 # ---------------------------------------------------------------------------
 # Buttons: callback action -> handler
 # ---------------------------------------------------------------------------

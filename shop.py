@@ -68,10 +68,15 @@ class DialogStore:
 class Shop:
     """The configuration, the Telegram client and the database, shared by every handler."""
 
-    def __init__(self, config: Config, bot: telebot.TeleBot, session_factory: sessionmaker):
+    def __init__(self, config: Config, bot: telebot.TeleBot, session_factory: sessionmaker,
+                 quick_session_factory: sessionmaker | None = None, journal=None):
         self.config = config
         self.bot = bot
         self.Session = session_factory
+        # Pre-checkout's own connections, which wait for a lock 2 seconds at most (Telegram waits 10).
+        self.QuickSession = quick_session_factory or session_factory
+        self.journal = journal  # ledger.PaymentJournal: every payment, written down before it is handled
+        self.retrying = threading.Lock()  # one thread retries payments that could not be recorded
         self.catalog = CatalogCache()  # the catalog screen's counts, cleared by admin actions
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
@@ -265,3 +270,14 @@ class AdminNotice:
 
     def show(self, shop: Shop, update) -> None:
         notify_admins(shop, self.key, self.markup, self.setting, self.copy_of, **self.values)
+
+
+@dataclass
+class Note:
+    """A reply: a message to one person, who may not be the user being answered (a buyer told of a refund)."""
+
+    chat_id: int
+    text: str
+
+    def show(self, shop: Shop, update) -> None:
+        send(shop, self.chat_id, self.text)

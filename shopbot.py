@@ -33,8 +33,11 @@ bottom. In order:
     screens.py     what a message shows: texts, money, buttons, callback data
     shop.py        the Shop every handler gets, and how it talks to Telegram
     routes.py      how an update reaches its handler; the handler contract
+    lanes.py       payments first, then every customer in turn; floods trimmed
     storefront.py  the customer's menu, catalog, product cards and search
     checkout.py    Buy → invoice → pre-checkout → payment → delivery → refunds
+    ledger.py      no payment lost or doubled: the journal, redelivery, and
+                   Telegram's Stars ledger as the source of truth
     support.py     /paysupport and the seller's reply
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
@@ -44,6 +47,7 @@ bottom. In order:
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import signal
@@ -59,6 +63,7 @@ from telebot.apihelper import ApiTelegramException
 import admin
 import broadcast
 import checkout
+import ledger
 import routes
 import sales
 import stock
@@ -66,29 +71,74 @@ import storefront
 import support
 import texts
 from config import Config, ConfigError, load_config, setup_logging, use_api_server
-from database import DatabaseError, open_database
+from database import DatabaseError, connect, open_database
+from lanes import Lanes
 from shop import Shop
 
 logger = logging.getLogger("shopbot")
 
-WORKER_THREADS = 4  # telebot handles this many updates at once
+WORKER_THREADS = 4  # this many customers' updates are handled at once (lanes.py)
+PAYMENT_THREADS = 2  # ...and this many payments, beside them
 # The update types the shop handles; Telegram sends no others.
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Every chapter that registers handlers, in the order telebot should try them.
-CHAPTERS = [storefront, checkout, support, admin, stock, sales, broadcast]
+CHAPTERS = [storefront, checkout, ledger, support, admin, stock, sales, broadcast]
 
 
-def create_bot(config: Config, session_factory=None, threaded: bool = True) -> telebot.TeleBot:
+class ShopBot(telebot.TeleBot):
+    """telebot's bot with two changes: payments are written down first, and updates wait in lanes.
+
+    telebot calls ``_exec_task`` for every update it has matched to a handler,
+    still inside ``process_new_updates`` and so before it asks Telegram for the
+    next updates (which tells Telegram these ones arrived). A payment written to
+    the journal here is on disk before Telegram forgets it (ledger.py); the
+    handler then waits its turn in the lanes (lanes.py). Without lanes (tests),
+    each update is handled at once, in the caller's thread.
+    """
+
+    def __init__(self, token: str, lanes: Lanes | None):
+        super().__init__(token, parse_mode="HTML", threaded=False)  # the lanes are our worker threads
+        self.lanes = lanes
+        self.shop: Shop | None = None  # set by create_bot()
+
+    def process_new_messages(self, new_messages):
+        for message in new_messages:
+            # pyTelegramBotAPI 4.37 reads refunded_payment but gives it no content type: name it,
+            # so that ledger.py can register a handler for it.
+            if message.refunded_payment is not None:
+                message.content_type = "refunded_payment"
+        super().process_new_messages(new_messages)
+
+    def _exec_task(self, task, *args, **kwargs):
+        update = args[0] if args else None
+        work = functools.partial(task, *args, **kwargs)
+        ledger.journal_payment(self.shop, update)
+        if self.lanes is None:
+            work()
+        elif ledger.is_payment(update):
+            self.lanes.put_payment(work)
+        else:
+            self.wait_in_lane(update, work)
+
+    def wait_in_lane(self, update, work) -> None:
+        """A user's update joins their lane; over their rate, only a cheap answer does (admins are never trimmed)."""
+        user_id = getattr(getattr(update, "from_user", None), "id", 0)
+        allowed, note = (True, False) if self.shop.is_admin(user_id) else self.lanes.allow(user_id)
+        self.lanes.put(user_id, work if allowed else functools.partial(routes.turn_away, self.shop, update, note))
+
+
+def create_bot(config: Config, session_factory=None, threaded: bool = True) -> ShopBot:
     """Build the bot with every chapter's handlers registered; nothing talks to Telegram yet."""
     # A database server gets a connection per worker thread, plus two for background work.
     session_factory = session_factory or open_database(config.database_url, pool_size=WORKER_THREADS + 2)
-    bot = telebot.TeleBot(config.token, threaded=threaded, parse_mode="HTML", num_threads=WORKER_THREADS)
-    shop = Shop(config, bot, session_factory)
+    quick_sessions = connect(config.database_url, pool_size=PAYMENT_THREADS + 1, busy_timeout=2.0)
+    bot = ShopBot(config.token, Lanes(WORKER_THREADS, PAYMENT_THREADS) if threaded else None)
+    journal = ledger.PaymentJournal(ledger.journal_path(config.database_url))
+    bot.shop = shop = Shop(config, bot, session_factory, quick_sessions, journal)
     routes.register(bot, shop)  # /cancel and dialog answers come before any command
     for chapter in CHAPTERS:
         chapter.register(bot, shop)
     storefront.register_fallbacks(bot, shop)  # plain text and anything else come last
-    bot.shop = shop  # tests and main() reach the shop through the bot
     return bot
 
 
@@ -163,6 +213,7 @@ def main() -> int:
     logger.info("Database: %s; Telegram API: %s; payments: %s", safe_url(config.database_url),
                 config.api_url or "https://api.telegram.org", config.currency)
     stop_on_signals()
+    bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
     try:
         register_commands(bot)
     except Exception as error:  # the menu is a nicety; selling must not wait for it
@@ -173,6 +224,7 @@ def main() -> int:
         pass
     finally:
         bot.stop_bot()
+        bot.lanes.stop()  # the updates in hand are finished
         lock.close()
     logger.info("Stopped")
     return 0

@@ -25,6 +25,7 @@ from models import (
     lowercase,
     owned_purchase_id,
     products_page,
+    put_setting,
     save_user,
     stock_columns,
     stock_left,
@@ -211,7 +212,7 @@ def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
     query = " ".join(query.split())[:SEARCH_MAX]
     if not has_visible_text(query):
         return Screen(text(lang, "search_how"), menu_keyboard(lang))
-    session.merge(Setting(key=f"{LAST_SEARCH}:{message.from_user.id}", value=query))
+    put_setting(session, f"{LAST_SEARCH}:{message.from_user.id}", query)
     session.commit()  # remembered for the Next/Prev buttons
     return search_screen(shop, session, lang, query, 0)
 

@@ -134,6 +134,8 @@ class FakeBotApiServer:
             return []
         if method == "getMe":
             return {"id": 1, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
+        if method == "getStarTransactions":
+            return {"transactions": []}
         return True
 
     def methods(self):

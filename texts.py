@@ -99,8 +99,15 @@ EN = {
                       "purchases.",
     "owned_refund_pending": "You already own {name}. The seller has been told and will refund this second payment. "
                             "Open it in 📦 My purchases.",
-    "delivery_delayed": "✅ We have received your payment for <b>{name}</b>. Delivery is taking a moment longer than "
-                        "usual: it will arrive here shortly, and nothing more is needed from you.",
+
+    "delivery_delayed": "✅ We have received your payment. Delivery is taking a little longer than usual: it will "
+                        "arrive here shortly, and nothing more is needed from you.",
+    "delivery_late": "📦 Sorry for the wait! Here is <b>{name}</b>:",
+    "paid_late": "🙏 Sorry: your payment of {date} reached the shop only now. Here is what you bought:",
+    "refunded_by_telegram": "↩️ Telegram has refunded your payment for <b>{name}</b>, so the purchase is closed.",
+    "checkout_try_later": "The shop cannot take payments at this very moment. Please try again in a minute: nothing "
+                          "was charged.",
+    "slow_down": "⏳ That is a lot of taps at once: give me a second, then carry on.",
     "search_results": "🔎 «{query}»: {count} found",
     "search_nothing": "🔎 Nothing found for «{query}». Try other words, or browse the catalog. /help shows "
                       "how the shop works.",
@@ -161,6 +168,13 @@ EN = {
                                  "({amount}), which they already own. Please refund purchase #{purchase} in your "
                                  "provider's dashboard (provider charge <code>{provider}</code>) and mark it "
                                  "refunded here.",
+    "admin_refunded_by_telegram": "↩️ Telegram refunded purchase #{purchase} ({product}) of {who} (id "
+                                  "<code>{id}</code>). It is marked refunded; the buyer no longer has access.",
+    "admin_ledger_fixed": "🧾 Telegram's Stars ledger showed what the shop had missed: {payments} payments now "
+                          "recorded and delivered, {refunds} refunds applied.",
+    "admin_payment_recorded_late": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} (id <code>{id}</code>) "
+                                   "could be recorded only after a retry; it is recorded and delivered now. "
+                                   "Provider charge: <code>{provider}</code>.",
     "err_stock_kind": "❗ Send text lines, a .txt/.csv file, or a file or photo to sell as one item.",
     "err_not_text_file": "❗ That file is not text. Send a .txt or .csv file with one item per line.",
     "err_file_too_big": "❗ That file is over 20 MB, more than Telegram lets bots download. Split it.",
@@ -331,8 +345,14 @@ RU = {
     "owned_refunded": "↩️ {name} уже ваш, поэтому второй платёж возвращён. Товар — в разделе 📦 Мои покупки.",
     "owned_refund_pending": "{name} уже ваш. Продавец уже знает об этом и вернёт второй платёж. Товар — в разделе 📦 "
                             "Мои покупки.",
-    "delivery_delayed": "✅ Оплата за <b>{name}</b> получена. Доставка занимает чуть больше времени, чем обычно: "
-                        "товар скоро придёт сюда, от вас больше ничего не нужно.",
+
+    "delivery_delayed": "✅ Оплата получена. Доставка занимает чуть больше времени, чем обычно: товар скоро придёт "
+                        "сюда, от вас больше ничего не нужно.",
+    "delivery_late": "📦 Простите за ожидание! Вот ваш товар «<b>{name}</b>»:",
+    "paid_late": "🙏 Простите: ваш платёж от {date} дошёл до магазина только сейчас. Вот ваша покупка:",
+    "refunded_by_telegram": "↩️ Telegram вернул вам деньги за <b>{name}</b>, покупка закрыта.",
+    "checkout_try_later": "Магазин не может принять оплату прямо сейчас. Попробуйте через минуту — деньги не списаны.",
+    "slow_down": "⏳ Слишком много нажатий сразу — секунду, и продолжайте.",
     "search_results": "🔎 «{query}»: найдено {count}",
     "search_nothing": "🔎 По запросу «{query}» ничего не нашлось. Попробуйте другие слова или загляните в "
                       "каталог. /help расскажет, как устроен магазин.",
@@ -395,6 +415,13 @@ RU = {
                                  "({amount}), хотя товар уже куплен. Верните деньги за покупку #{purchase} в "
                                  "кабинете платёжного провайдера (платёж провайдера <code>{provider}</code>) и "
                                  "отметьте возврат здесь.",
+    "admin_refunded_by_telegram": "↩️ Telegram вернул деньги за покупку #{purchase} ({product}) покупателю {who} (id "
+                                  "<code>{id}</code>). Покупка отмечена как возврат, доступа у покупателя больше нет.",
+    "admin_ledger_fixed": "🧾 Журнал звёзд Telegram показал, что магазин пропустил: записано и доставлено платежей — "
+                          "{payments}, учтено возвратов — {refunds}.",
+    "admin_payment_recorded_late": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} (id <code>{id}</code>) "
+                                   "удалось записать только со второй попытки; сейчас он записан и доставлен. "
+                                   "Платёж провайдера: <code>{provider}</code>.",
     "err_stock_kind": "❗ Пришлите строки текста, файл .txt/.csv или файл/фото, который продаётся как одна единица.",
     "err_not_text_file": "❗ Это не текстовый файл. Пришлите .txt или .csv, по одной единице на строку.",
     "err_file_too_big": "❗ Файл больше 20 МБ — столько Telegram не даёт скачать ботам. Разделите его.",

@@ -1,0 +1,332 @@
+"""No payment lost or doubled (ledger.py, lanes.py): the journal, retries, redelivery, Telegram's ledger, refunds."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+from telebot import types
+
+import checkout
+import ledger
+import shopbot
+from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts
+from database import connect
+from models import Purchase, StockItem
+from screens import callback
+
+
+def payment_message(person: Person, product, charge_id: str, amount: int = 25) -> types.Message:
+    """The successful_payment message Telegram sends (here: before the shop could handle it)."""
+    return types.Message.de_json(person.message(successful_payment={
+        "currency": "XTR", "total_amount": amount, "invoice_payload": checkout.invoice_payload(product.id, person.id),
+        "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}))
+
+
+def purchase_row(shop, charge_id: str):
+    with shop.Session() as session:
+        return session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
+
+
+# ---------------------------------------------------------------------------
+# The journal, and retrying until a payment is recorded
+# ---------------------------------------------------------------------------
+
+def test_every_payment_is_logged_first_and_journaled_until_recorded(shop, alice, caplog):
+    caplog.set_level(logging.INFO, logger="shopbot")
+    product = shop.add_product("Pro", price=25, hidden="TOP-SECRET")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    assert (f"Payment received: user 1001, payload 'shop1:{product.id}:1001', 25 XTR, charge ch-1, "
+            "provider charge provider-ch-1") in caplog.text
+    assert caplog.text.index("Payment received") < caplog.text.index("recorded as purchase")
+    assert "TOP-SECRET" not in caplog.text
+    journal = shop.bot.shop.journal
+    assert journal.pending() == [] and '"charge": "ch-1"' in Path(journal.path).read_text()
+
+
+class FailingTimes:
+    """Stands in for checkout.on_successful_payment: the database refuses the first ``times`` attempts."""
+
+    def __init__(self, times: int):
+        self.times = times
+
+    def __call__(self, *args):
+        if self.times:
+            self.times -= 1
+            raise sqlalchemy.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+        return checkout.on_successful_payment(*args)
+
+
+def test_a_payment_that_cannot_be_recorded_is_retried_until_it_is(shop, seller, alice, monkeypatch):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    monkeypatch.setattr(ledger, "on_successful_payment", FailingTimes(2))
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-late")
+    assert "We have received your payment" in alice.all_texts()
+    shop.finish_background()  # the retries
+    assert purchase_row(shop, "ch-late") is not None and "KEY-1" in alice.all_texts()
+    assert shop.bot.shop.journal.pending() == []
+    assert "could be recorded only after a retry" in admin_texts(shop)
+
+
+@contextlib.contextmanager
+def database_locked(url: str):
+    """Another program holds the database's write lock (SQLite) or the purchases table (PostgreSQL)."""
+    if make_url(url).get_backend_name() == "sqlite":
+        raw = sqlite3.connect(make_url(url).database, isolation_level=None)
+        raw.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            raw.execute("ROLLBACK")
+            raw.close()
+        return
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    with engine.connect() as connection:
+        connection.execute(text("LOCK TABLE purchases, settings IN ACCESS EXCLUSIVE MODE"))
+        yield
+        connection.rollback()
+    engine.dispose()
+
+
+@pytest.fixture
+def impatient_shop(config, api, tmp_path, monkeypatch):
+    """A shop whose database connections wait for a lock 0.3 seconds only (15 s in production)."""
+    monkeypatch.chdir(tmp_path)
+    bot = shopbot.create_bot(config, threaded=False)
+    bot.shop.Session = connect(config.database_url, busy_timeout=0.3)
+    bot.shop.QuickSession = connect(config.database_url, busy_timeout=0.3)
+    shop = ShopUnderTest(bot, api)
+    yield shop
+    shop.close()
+
+
+def test_a_payment_landing_while_the_database_is_locked_is_recorded_once_it_unlocks(impatient_shop, config):
+    shop = impatient_shop
+    alice = Person(shop, 1001, "Alice", "alice")
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    assert alice.pre_checkout(25, alice.last_invoice()["payload"])["ok"] is True
+    shop.bot.shop.sleep = time.sleep  # real backoff: 1 s, 2 s...
+    with database_locked(config.database_url):
+        alice.payment_lands(25, alice.last_invoice()["payload"], "XTR", "ch-locked")
+        assert "We have received your payment" in alice.last_text() and len(shop.bot.shop.journal.pending()) == 1
+    shop.finish_background()
+    assert shop.purchases() == [("alice", "Pro", 25, "stars")] and "KEY-1" in alice.all_texts()
+
+
+def test_pre_checkout_says_no_while_the_database_cannot_take_the_payment(impatient_shop, config):
+    shop = impatient_shop
+    alice = Person(shop, 1001, "Alice", "alice")
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    with database_locked(config.database_url):
+        started = time.monotonic()
+        answer = alice.pre_checkout(25, alice.last_invoice()["payload"])
+    assert answer["ok"] is False and "try again in a minute" in answer["error_message"]
+    assert time.monotonic() - started < 2.5 and shop.purchases() == []
+
+
+def test_a_payment_journaled_just_before_a_crash_is_recorded_at_the_next_start(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    shop.bot.shop.journal.write(payment_message(alice, product, "ch-crash"))  # ...and then kill -9
+    ledger.retry_until_recorded(shop.bot.shop, wait=0.0)  # what the next start does first
+    assert purchase_row(shop, "ch-crash") is not None and "KEY-1" in alice.all_texts()
+    shop.bot.shop.journal.compact()
+    assert Path(shop.bot.shop.journal.path).read_text() == ""
+
+
+def test_a_torn_last_line_of_the_journal_is_skipped(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    journal = shop.bot.shop.journal
+    journal.write(payment_message(alice, product, "ch-1"))
+    with open(journal.path, "a") as file:
+        file.write('{"charge": "ch-2", "mess')  # the power went out mid-line
+    assert [m["successful_payment"]["telegram_payment_charge_id"] for m in journal.pending()] == ["ch-1"]
+
+
+# ---------------------------------------------------------------------------
+# Delivery at least once
+# ---------------------------------------------------------------------------
+
+def test_a_purchase_recorded_but_not_delivered_is_delivered_at_the_next_start(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    shop.api.fail("sendMessage", 500, "Internal Server Error", times=2)  # the delivery, and the apology
+    alice.pays(charge_id="ch-1")
+    assert purchase_row(shop, "ch-1").delivered_at is None and "KEY-1" not in alice.all_texts()
+    assert ledger.deliver_what_was_not(shop.bot.shop) == 1
+    assert "Sorry for the wait" in alice.all_texts() and "KEY-1" in alice.all_texts()
+    assert purchase_row(shop, "ch-1").delivered_at is not None
+    assert ledger.deliver_what_was_not(shop.bot.shop) == 0
+
+
+# ---------------------------------------------------------------------------
+# Telegram's Stars ledger, and refunds made by Telegram
+# ---------------------------------------------------------------------------
+
+def test_a_payment_telegram_has_but_the_shop_never_heard_of_is_recorded_and_delivered(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-LATE")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-lost")
+    check = ledger.check_ledger(shop.bot.shop)
+    assert check.recorded == ["ch-lost"]
+    assert "reached the shop only now" in alice.all_texts() and "KEY-LATE" in alice.all_texts()
+    assert shop.purchases() == [("alice", "Pro", 25, "stars")]
+    assert "1 payments now recorded and delivered" in admin_texts(shop)
+    messages = len(shop.api.of("sendMessage"))
+    assert ledger.check_ledger(shop.bot.shop).recorded == []  # read again: nothing new, nothing doubled
+    assert len(shop.purchases()) == 1 and len(shop.api.of("sendMessage")) == messages
+
+
+def test_the_ledger_applies_a_refund_the_shop_did_not_know_of(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-1")
+    shop.api.ledger_refund(alice, 25, "ch-1")
+    assert ledger.check_ledger(shop.bot.shop).refunded == ["ch-1"]
+    assert purchase_row(shop, "ch-1").refunded_at is not None
+    assert "Telegram has refunded your payment for Pro" in alice.all_texts()
+
+
+def test_a_payment_telegram_refunded_before_the_shop_heard_of_it_is_recorded_refunded(shop, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-gone")
+    shop.api.ledger_refund(alice, 25, "ch-gone")
+    ledger.check_ledger(shop.bot.shop)
+    assert purchase_row(shop, "ch-gone").refunded_at is not None and "KEY-1" not in alice.all_texts()
+
+
+def refunded_payment(person: Person, charge_id: str, amount: int = 25) -> None:
+    """Telegram's refunded_payment service message in the buyer's chat."""
+    person.feed("message", person.message(refunded_payment={
+        "currency": "XTR", "total_amount": amount, "invoice_payload": "shop1:1:1001",
+        "telegram_payment_charge_id": charge_id}))
+
+
+def test_a_refund_by_telegram_removes_access(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    refunded_payment(alice, "ch-1")
+    assert purchase_row(shop, "ch-1").refunded_at is not None
+    assert "Telegram has refunded your payment for Pro" in alice.last_text()
+    assert "Telegram refunded purchase #1 (Pro)" in admin_texts(shop)
+    alice.sends("/purchases")
+    alice.taps("Pro")
+    assert alice.last_toast() == "This purchase was refunded."
+
+
+def test_telegram_reporting_the_shops_own_refund_changes_nothing(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    seller.taps_data(callback("confirm_refund", 1))
+    sent = len(shop.api.of("sendMessage"))
+    refunded_payment(alice, "ch-1")
+    assert len(shop.api.of("sendMessage")) == sent
+
+
+def test_a_key_shown_before_a_refund_is_never_sold_again(shop, alice, bob):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A", "KEY-B")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    refunded_payment(alice, "ch-1", amount=10)
+    bob.taps_data(callback("buy", product.id))
+    bob.pays()
+    assert "KEY-B" in bob.all_texts() and "KEY-A" not in bob.all_texts()
+    with shop.Session() as session:
+        assert session.scalar(select(StockItem.purchase_id).where(StockItem.content == "KEY-A")) == 1
+
+
+# ---------------------------------------------------------------------------
+# Lanes: payments first, everyone in turn
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def threaded_shop(config, api, tmp_path, monkeypatch):
+    """The shop as it runs for real: updates wait in lanes, handled by worker threads."""
+    monkeypatch.chdir(tmp_path)
+    bot = shopbot.create_bot(config, threaded=True)
+    shop = ShopUnderTest(bot, api)
+    yield shop
+    bot.lanes.stop()
+    shop.close()
+
+
+def wait_for(condition, timeout: float = 20.0) -> float:
+    """Seconds until ``condition()`` held."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "timed out"
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def taps(person: Person, data: str, count: int) -> list[types.Update]:
+    message = {"message_id": 1, "date": 1, "chat": {"id": person.id, "type": "private"}, "text": "x"}
+    return [types.Update.de_json({"update_id": 10_000 + n, "callback_query": {
+        "id": f"flood-{n}", "from": person.user, "chat_instance": "c", "data": data, "message": message}})
+        for n in range(count)]
+
+
+def test_a_flood_of_taps_does_not_delay_another_customers_pre_checkout(threaded_shop):
+    shop = threaded_shop
+    shop.api.latency = 0.001  # each Bot API call takes a millisecond, as a fast Telegram would
+    mallory, alice = Person(shop, 666, "Mallory"), Person(shop, 1001, "Alice")
+    product = shop.add_product("Pro", price=25)
+    shop.bot.process_new_updates(taps(mallory, callback("catalog"), 2000))
+    started = time.monotonic()
+    shop.bot.process_new_updates([types.Update.de_json({"update_id": 99_999, "pre_checkout_query": {
+        "id": "alice-pays", "from": alice.user, "currency": "XTR", "total_amount": 25,
+        "invoice_payload": checkout.invoice_payload(product.id, alice.id)}})])
+    wait_for(lambda: any(c.params.get("pre_checkout_query_id") == "alice-pays"
+                         for c in shop.api.of("answerPreCheckoutQuery")))
+    assert time.monotonic() - started < 2.0
+    wait_for(lambda: len(shop.api.of("answerCallbackQuery")) == 2000)  # and every tap is answered
+
+
+def test_one_customer_tapping_too_fast_is_trimmed_with_one_note(threaded_shop):
+    shop = threaded_shop
+    now = [1000.0]
+    shop.bot.lanes.clock = lambda: now[0]  # a frozen clock: all 30 taps in the same instant
+    alice = Person(shop, 1001, "Alice")
+    shop.bot.process_new_updates(taps(alice, callback("catalog"), 30))
+    wait_for(lambda: len(shop.api.of("answerCallbackQuery")) == 30)
+    notes = [c for c in shop.api.of("answerCallbackQuery") if "lot of taps" in c.params.get("text", "")]
+    assert len(notes) == 1
+    handled = len(shop.api.of("sendMessage"))  # each a catalog, sent anew: the tapped message is not editable
+    assert handled == 10  # the burst, not the flood
+    now[0] += 2  # two seconds later, a tap is served again, without a note
+    shop.bot.process_new_updates(taps(alice, callback("help"), 1))
+    wait_for(lambda: len(shop.api.of("answerCallbackQuery")) == 31)
+    assert not shop.api.of("answerCallbackQuery")[-1].params.get("text")
+
+
+def test_admins_are_never_trimmed(threaded_shop):
+    shop = threaded_shop
+    shop.bot.lanes.clock = lambda: 1000.0
+    seller = Person(shop, ADMIN_ID, "Seller")
+    shop.bot.process_new_updates(taps(seller, callback("catalog"), 30))
+    wait_for(lambda: len(shop.api.of("answerCallbackQuery")) == 30)
+    assert not any(c.params.get("text") for c in shop.api.of("answerCallbackQuery"))
+
+
+def test_a_users_messages_are_handled_one_at_a_time_in_order(threaded_shop):
+    shop = threaded_shop
+    shop.api.latency = 0.002
+    alice = Person(shop, 1001, "Alice")
+    updates = [types.Update.de_json({"update_id": 500 + n, "message": alice.message(text=f"word{n}")})
+               for n in range(8)]
+    shop.bot.process_new_updates(updates)
+    wait_for(lambda: len(shop.api.of("sendMessage")) == 8)
+    searched = [c.params["text"] for c in shop.api.of("sendMessage")]
+    assert all(f"word{n}" in searched[n] for n in range(8))
