@@ -147,7 +147,7 @@ PRODUCT_FIELDS = [
 
 def on_admin(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/admin: the seller's panel."""
-    end_dialog(shop, message)
+    end_dialog(session, message)
     save_user(session, message.from_user)  # remembers the admin's language for notifications
     return admin_panel(session, language_of(message.from_user), message.from_user.id)
 
@@ -155,7 +155,7 @@ def on_admin(shop: Shop, message: types.Message, session: Session) -> Screen:
 @handlers.tap("admin")
 def tap_admin(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """⬅️ Back to the panel (leaving any dialog)."""
-    end_dialog(shop, call)
+    end_dialog(session, call)
     return admin_panel(session, language_of(call.from_user), call.from_user.id)
 
 
@@ -215,8 +215,8 @@ def start_new_product(shop: Shop, call: types.CallbackQuery, session: Session, c
     """The new product's category and kind are known: the questions begin."""
     if session.get(Category, category_id) is None:
         return tap_add_product(shop, call, session)
-    end_dialog(shop, call)
-    return ask(shop, call, "new_product", PRODUCT_FIELDS[0].prompt, category_id=category_id, step=0,
+    end_dialog(session, call)
+    return ask(session, call, "new_product", PRODUCT_FIELDS[0].prompt, category_id=category_id, step=0,
                product={"kind": kind})
 
 
@@ -247,8 +247,8 @@ def answer_product_field(shop: Shop, message: types.Message, session: Session, d
     step = dialog["step"]
     product = {**dialog["product"], **PRODUCT_FIELDS[step].read(message, shop.config.currency)}
     if step + 1 < len(PRODUCT_FIELDS):
-        return ask(shop, message, "new_product", PRODUCT_FIELDS[step + 1].prompt, step=step + 1, product=product)
-    ask(shop, message, "new_product_preview", "admin_preview", product=product)
+        return ask(session, message, "new_product", PRODUCT_FIELDS[step + 1].prompt, step=step + 1, product=product)
+    ask(session, message, "new_product_preview", "admin_preview", product=product)
     lang = language_of(message.from_user)
     preview = Product(**product)
     return Screen(text(lang, "admin_preview") + "\n\n" + product_card(shop, lang, preview),
@@ -267,10 +267,10 @@ def answer_preview(shop: Shop, message: types.Message, session: Session, dialog:
 def tap_save_product(shop: Shop, call: types.CallbackQuery, session: Session):
     """✅ Save under the preview: the product goes on sale."""
     lang = language_of(call.from_user)
-    draft = dialog_data(shop, call, "new_product_preview")
+    draft = dialog_data(session, call, "new_product_preview")
     if draft is None:
         return Toast(text(lang, "stale_button"))
-    end_dialog(shop, call)
+    end_dialog(session, call)
     if session.get(Category, draft["category_id"]) is None:
         return Toast(text(lang, "unavailable"))
     product = Product(category_id=draft["category_id"], **draft["product"])
@@ -324,7 +324,7 @@ def tap_categories(shop: Shop, call: types.CallbackQuery, session: Session, page
 @handlers.tap("new_category")
 def tap_new_category(shop: Shop, call: types.CallbackQuery, session: Session, for_new_product: int) -> Screen:
     """➕ New category: from the Categories screen (0), or on the way to adding a product (1)."""
-    return ask(shop, call, "new_category", "admin_ask_category_name", for_new_product=bool(for_new_product))
+    return ask(session, call, "new_category", "admin_ask_category_name", for_new_product=bool(for_new_product))
 
 
 @handlers.answer("new_category")
@@ -337,7 +337,7 @@ def answer_new_category(shop: Shop, message: types.Message, session: Session, di
         session.commit()
     except IntegrityError:
         raise InputError("err_category_exists") from None
-    end_dialog(shop, message)
+    end_dialog(session, message)
     if dialog["for_new_product"]:  # straight on to the product that needed this category
         return kind_screen(language_of(message.from_user), category.id, for_new_product=True)
     return categories_screen(session, language_of(message.from_user), 0)
@@ -348,7 +348,7 @@ def tap_rename_category(shop: Shop, call: types.CallbackQuery, session: Session,
     """✏️ on a category: ask for its new name."""
     if session.get(Category, category_id) is None:
         return categories_screen(session, language_of(call.from_user), 0)
-    return ask(shop, call, "rename_category", "admin_ask_category_name", category_id=category_id)
+    return ask(session, call, "rename_category", "admin_ask_category_name", category_id=category_id)
 
 
 @handlers.answer("rename_category")
@@ -361,7 +361,7 @@ def answer_rename_category(shop: Shop, message: types.Message, session: Session,
             session.commit()
         except IntegrityError:
             raise InputError("err_category_exists") from None
-    end_dialog(shop, message)
+    end_dialog(session, message)
     return categories_screen(session, language_of(message.from_user), 0)
 
 
@@ -471,8 +471,8 @@ def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, pr
     """✏️ a field of a product: ask for its new value."""
     if session.get(Product, product_id) is None or field_index >= len(PRODUCT_FIELDS):
         return products_screen(session, language_of(call.from_user))
-    end_dialog(shop, call)
-    return ask(shop, call, "edit_product", PRODUCT_FIELDS[field_index].prompt, product_id=product_id,
+    end_dialog(session, call)
+    return ask(session, call, "edit_product", PRODUCT_FIELDS[field_index].prompt, product_id=product_id,
                field=field_index)
 
 
@@ -481,7 +481,7 @@ def answer_edit_product(shop: Shop, message: types.Message, session: Session, di
     """A product field's new value, checked like in the add dialog."""
     values = PRODUCT_FIELDS[dialog["field"]].read(message, shop.config.currency)
     product = session.get(Product, dialog["product_id"])
-    end_dialog(shop, message)
+    end_dialog(session, message)
     lang = language_of(message.from_user)
     if product is None:
         return products_screen(session, lang)

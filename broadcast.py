@@ -34,7 +34,7 @@ PROGRESS_EVERY = 3.0  # seconds between edits of the progress message
 @handlers.tap("broadcast")
 def tap_broadcast(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """📣 Broadcast: ask for the message."""
-    return ask(shop, call, "broadcast_message", "admin_ask_broadcast")
+    return ask(session, call, "broadcast_message", "admin_ask_broadcast")
 
 
 @dataclass
@@ -56,7 +56,7 @@ def answer_broadcast(shop: Shop, message: types.Message, session: Session, dialo
     """The message to send to everyone."""
     if message.content_type not in ("text", "photo", "document"):
         raise InputError("err_broadcast_kind")
-    ask(shop, message, "broadcast_ready", "admin_ask_broadcast", message_id=message.message_id)
+    ask(session, message, "broadcast_ready", "admin_ask_broadcast", message_id=message.message_id)
     return Preview(session.scalar(select(func.count(User.id)).where(User.is_blocked.is_(False))))
 
 
@@ -76,12 +76,12 @@ class Run:
 def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
     """✅ Send under the preview."""
     lang = language_of(call.from_user)
-    draft = dialog_data(shop, call, "broadcast_ready")
+    draft = dialog_data(session, call, "broadcast_ready")
     if draft is None:
         return Toast(text(lang, "stale_button"))
     if not shop.broadcast_lock.acquire(blocking=False):
         return Toast(text(lang, "admin_broadcast_busy"))
-    end_dialog(shop, call)
+    end_dialog(session, call)
     recipients = list(session.scalars(select(User.telegram_id).where(User.is_blocked.is_(False)).order_by(User.id)))
     return (Screen(text(lang, "admin_broadcast_started", count=len(recipients)),
                    keyboard([button(label(lang, "btn_back"), "admin")])),

@@ -26,6 +26,7 @@ import time
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ForeignKey,
     Index,
@@ -231,6 +232,24 @@ class WaitlistEntry(Base):
 
     def __repr__(self) -> str:
         return f"<WaitlistEntry product={self.product_id} user={self.user_id}>"
+
+
+class Dialog(Base):
+    """A question the bot asked someone, waiting for their next message: which question, and the answers so far.
+
+    Kept in the database, so that a restart in the middle of adding a product
+    loses nothing (routes.py asks and answers).
+    """
+
+    __tablename__ = "dialogs"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    state: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Dialog {self.telegram_id} {self.state}>"
 
 
 class Setting(Base):

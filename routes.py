@@ -48,10 +48,13 @@ import functools
 import inspect
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types, util
 
+from models import Dialog, utcnow
 from screens import (
     InputError,
     Screen,
@@ -66,7 +69,7 @@ from screens import (
     parse_callback,
     text,
 )
-from shop import SALE_ALERTS, Dialog, Shop, answer, apologize, muted_admins, send, show
+from shop import SALE_ALERTS, Shop, answer, apologize, muted_admins, send, show
 
 logger = logging.getLogger("shopbot")
 
@@ -141,6 +144,8 @@ def run_handler(shop: Shop, update, handler, *args, admin: bool = False, name: s
         refuse_stranger(shop, update, name or handler.__name__)
         return
     with shop.Session() as session:
+        if isinstance(update, types.CallbackQuery) and not admin:
+            leave_customer_dialog(shop, session, update)
         reply = handler(shop, update, session, *args)
     if admin:
         shop.catalog.clear()  # the seller may have changed what is on sale
@@ -175,6 +180,7 @@ class Route:
     handler: object
     arity: int
     admin: bool
+    expires_after: float | None = None  # a dialog left unanswered this many seconds is over
 
 
 class Handlers:
@@ -207,9 +213,9 @@ class Handlers:
             return handler
         return register
 
-    def answer(self, state: str):
+    def answer(self, state: str, expires_after: float | None = None):
         def register(handler):
-            self.answers[state] = Route(handler, 0, self.admin)
+            self.answers[state] = Route(handler, 0, self.admin, expires_after)
             return handler
         return register
 
@@ -245,24 +251,42 @@ def cancel_keyboard(lang: str) -> types.InlineKeyboardMarkup:
     return keyboard([button(label(lang, "btn_cancel"), "cancel")])
 
 
-def ask(shop: Shop, update, state: str, prompt_key: str, **data) -> Screen:
+def ask(session: Session, update, state: str, prompt_key: str, **data) -> Screen:
     """Wait for the user's next message, which answers ``prompt_key``; ``data`` is kept with the dialog."""
-    user_id = update.from_user.id
-    previous = shop.dialog_store.get(user_id)
-    kept = previous.data if previous else {}
-    shop.dialog_store.set(user_id, Dialog(state, {**kept, **data}))
+    dialog = session.get(Dialog, update.from_user.id) or Dialog(telegram_id=update.from_user.id)
+    dialog.state, dialog.data, dialog.updated_at = state, {**(dialog.data or {}), **data}, utcnow()
+    session.add(dialog)
+    session.commit()
     lang = language_of(update.from_user)
     return Screen(text(lang, prompt_key), cancel_keyboard(lang))
 
 
-def end_dialog(shop: Shop, update) -> None:
-    shop.dialog_store.end(update.from_user.id)
+def end_dialog(session: Session, update) -> None:
+    session.execute(delete(Dialog).where(Dialog.telegram_id == update.from_user.id))
+    session.commit()
 
 
-def dialog_data(shop: Shop, update, state: str) -> dict | None:
+def open_dialog(shop: Shop, session: Session, telegram_id: int) -> Dialog | None:
+    """The user's dialog, unless it expired (a support question is over after 10 minutes)."""
+    dialog = session.get(Dialog, telegram_id)
+    route = shop.dialogs.get(dialog.state) if dialog else None
+    if route is None or (route.expires_after and utcnow() - dialog.updated_at > timedelta(
+            seconds=route.expires_after)):
+        return None
+    return dialog
+
+
+def dialog_data(session: Session, update, state: str) -> dict | None:
     """What the user has answered so far, if their dialog is at ``state`` (a button under a preview)."""
-    dialog = shop.dialog_store.get(update.from_user.id)
-    return dialog.data if dialog is not None and dialog.state == state else None
+    dialog = session.get(Dialog, update.from_user.id)
+    return dict(dialog.data) if dialog is not None and dialog.state == state else None
+
+
+def leave_customer_dialog(shop: Shop, session: Session, call: types.CallbackQuery) -> None:
+    """A customer who taps another button has left their question (an admin's draft waits, though)."""
+    dialog = session.get(Dialog, call.from_user.id)
+    if dialog is not None and not getattr(shop.dialogs.get(dialog.state), "admin", False):
+        end_dialog(session, call)
 
 
 SKIP = "/skip"  # the one command a dialog takes as an answer: "no description file"
@@ -277,13 +301,14 @@ def is_command(message: types.Message, except_: str = "") -> bool:
 
 
 def in_dialog(shop: Shop, message: types.Message) -> bool:
-    return shop.dialog_store.get(message.from_user.id) is not None
+    with shop.Session() as session:
+        return open_dialog(shop, session, message.from_user.id) is not None
 
 
-def answer_dialog(shop: Shop, message: types.Message, session: Session, dialog: Dialog, route: Route):
+def answer_dialog(shop: Shop, message: types.Message, session: Session, route: Route, data: dict):
     """Run the dialog's handler; wrong input is explained and asked again, keeping what was entered."""
     try:
-        return route.handler(shop, message, session, dialog.data)
+        return route.handler(shop, message, session, data)
     except InputError as error:
         lang = language_of(message.from_user)
         return Screen(text(lang, error.key, **error.values) + "\n\n" + text(lang, "try_again"),
@@ -293,11 +318,13 @@ def answer_dialog(shop: Shop, message: types.Message, session: Session, dialog: 
 @handles_errors
 def on_dialog_answer(shop: Shop, message: types.Message) -> None:
     """The user's answer to the question the bot asked last."""
-    dialog = shop.dialog_store.get(message.from_user.id)
-    route = shop.dialogs.get(dialog.state) if dialog else None
-    if route is None:  # the dialog ended a moment ago
+    with shop.Session() as session:  # read apart: the answer's handler may download a file before any query
+        dialog = open_dialog(shop, session, message.from_user.id)
+        state, data = (dialog.state, dict(dialog.data)) if dialog else (None, None)
+    if state is None:  # the dialog ended a moment ago
         return
-    run_handler(shop, message, answer_dialog, dialog, route, admin=route.admin, name=dialog.state)
+    route = shop.dialogs[state]
+    run_handler(shop, message, answer_dialog, route, data, admin=route.admin, name=state)
 
 
 # ---------------------------------------------------------------------------
@@ -324,9 +351,9 @@ def home_screen(shop: Shop, session: Session, user: types.User, key: str = "menu
 def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/cancel: leave whatever dialog the user is in."""
     lang = language_of(message.from_user)
-    if shop.dialog_store.get(message.from_user.id) is None:
+    if session.get(Dialog, message.from_user.id) is None:
         return menu_screen(lang, "nothing_to_cancel")
-    end_dialog(shop, message)
+    end_dialog(session, message)
     screen = home_screen(shop, session, message.from_user)
     screen.text = text(lang, "cancelled")
     return screen
@@ -335,7 +362,7 @@ def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
 @handlers.tap("cancel")
 def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """✖️ Cancel under a question: leave the dialog."""
-    end_dialog(shop, call)
+    end_dialog(session, call)
     screen = home_screen(shop, session, call.from_user)
     screen.toast = text(language_of(call.from_user), "cancelled")
     return screen

@@ -35,36 +35,6 @@ from screens import CAPTION_LIMIT, Screen, html_to_plain, language_for_code, lan
 logger = logging.getLogger("shopbot")
 
 
-@dataclass
-class Dialog:
-    """The question a user is answering, and what they have answered so far."""
-
-    state: str
-    data: dict = field(default_factory=dict)
-
-
-class DialogStore:
-    """Each user's open dialog, kept in memory."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.dialogs: dict[int, Dialog] = {}
-
-    def get(self, user_id: int) -> Dialog | None:
-        with self.lock:
-            dialog = self.dialogs.get(user_id)
-            return Dialog(dialog.state, dict(dialog.data)) if dialog else None
-
-    def set(self, user_id: int, dialog: Dialog) -> None:
-        with self.lock:
-            self.dialogs[user_id] = dialog
-
-    def end(self, user_id: int) -> None:
-        with self.lock:
-            self.dialogs.pop(user_id, None)
-
-
-
 class Shop:
     """The configuration, the Telegram client and the database, shared by every handler."""
 
@@ -80,7 +50,6 @@ class Shop:
         self.catalog = CatalogCache()  # the catalog screen's counts, cleared by admin actions
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
-        self.dialog_store = DialogStore()  # each user's open dialog
         self.background: list[threading.Thread] = []  # broadcasts and restock notices
         self.broadcast_lock = threading.Lock()  # one broadcast at a time
         self.sleep = time.sleep  # tests replace it to skip the waits

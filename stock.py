@@ -125,8 +125,8 @@ def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, pr
     product = session.get(Product, product_id)
     if product is None or not product.stocked:
         return product_or_list(shop, session, language_of(call.from_user), product_id)
-    end_dialog(shop, call)
-    return ask(shop, call, "stock_upload", "admin_ask_stock", product_id=product_id)
+    end_dialog(session, call)
+    return ask(session, call, "stock_upload", "admin_ask_stock", product_id=product_id)
 
 
 def read_upload(shop: Shop, message: types.Message) -> list[str] | StockItem:
@@ -147,7 +147,7 @@ def answer_stock_upload(shop: Shop, message: types.Message, session: Session, di
     upload = read_upload(shop, message)  # first, before any query: a download must not hold a transaction
     lang = language_of(message.from_user)
     product = session.get(Product, dialog["product_id"])
-    end_dialog(shop, message)
+    end_dialog(session, message)
     if product is None:
         return product_or_list(shop, session, lang, dialog["product_id"])
     if isinstance(upload, StockItem):

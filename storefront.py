@@ -179,7 +179,7 @@ def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/start, or /start p_42 from a deep link t.me/<bot>?start=p_42."""
     lang = language_of(message.from_user)
     argument = message.text.partition(" ")[2].strip()
-    end_dialog(shop, message)  # /start leaves any dialog
+    end_dialog(session, message)  # /start leaves any dialog
     save_user(session, message.from_user)
     if argument.startswith("p_") and is_id(argument[2:]):
         screen = product_screen(shop, session, lang, message.from_user.id, int(argument[2:]))

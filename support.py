@@ -3,14 +3,17 @@
 Reading order: ... checkout.py → **support.py** → admin.py → stock.py → ...
 
 Telegram requires every bot that takes payments to answer /paysupport. Here
-the command tells the admins who is asking, with their latest purchases; the
-customer's next message (a text or a screenshot) is copied to the admins
-under a ↩️ Reply button, and the admin's answer reaches the customer from the
-bot. Neither side needs the other's Telegram account.
+the customer's next message (a text or a screenshot) is copied to the admins,
+with who is asking and their latest purchases, under a ↩️ Reply button; the
+admin's answer reaches the customer from the bot. Neither side needs the
+other's Telegram account. The question is over when the customer taps any
+other button, or after 10 minutes; and one customer reaches the admins at
+most 3 times an hour.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,7 +21,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 import routes
-from models import Product, Purchase, User
+from models import Product, Purchase, Setting, User, put_setting
 from routes import Handlers, ask, end_dialog, on_message
 from screens import (
     Screen,
@@ -30,11 +33,15 @@ from screens import (
     language_for_code,
     language_of,
     menu_keyboard,
+    menu_screen,
     text,
 )
 from shop import AdminNotice, Shop, call_api, send
 
 logger = logging.getLogger("shopbot")
+SUPPORT_MINUTES = 10  # a /paysupport question left unanswered this long is over
+CONTACTS_PER_HOUR = 3  # how often one customer may reach the admins
+
 customer = Handlers()  # the customer's message after /paysupport
 seller = Handlers(admin=True)  # the seller's ↩️ Reply and their answer
 
@@ -55,30 +62,48 @@ def latest_purchases(session: Session, telegram_id: int) -> str:
                      for p in recent) or "—"
 
 
-def on_paysupport(shop: Shop, message: types.Message, session: Session):
-    """/paysupport: tell the admins, and pass the customer's next message on to them."""
-    customer = message.from_user
-    notice = AdminNotice("admin_support_request", dict(who=describe_user(customer), id=customer.id,
-                                                       purchases=latest_purchases(session, customer.id)),
-                         markup=reply_keyboard(customer.id))
-    return ask(shop, message, "support_message", "paysupport"), notice
+def recent_contacts(session: Session, telegram_id: int) -> list[int]:
+    """When (Unix time) the customer reached the admins in the last hour."""
+    setting = session.get(Setting, f"support:{telegram_id}")
+    now = int(time.time())
+    return [t for t in map(int, setting.value.split(",")) if now - t < 3600] if setting and setting.value else []
 
 
-@customer.answer("support_message")
+def count_contact(session: Session, telegram_id: int) -> bool:
+    """Count one contact with the admins; False when the customer has had their share this hour."""
+    contacts = recent_contacts(session, telegram_id)
+    if len(contacts) >= CONTACTS_PER_HOUR:
+        return False
+    put_setting(session, f"support:{telegram_id}", ",".join(map(str, [*contacts, int(time.time())])))
+    session.commit()
+    return True
+
+
+def on_paysupport(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/paysupport: the customer's next message goes to the admins."""
+    if len(recent_contacts(session, message.from_user.id)) >= CONTACTS_PER_HOUR:
+        return menu_screen(language_of(message.from_user), "support_later")
+    return ask(session, message, "support_message", "paysupport")
+
+
+@customer.answer("support_message", expires_after=SUPPORT_MINUTES * 60)
 def answer_support(shop: Shop, message: types.Message, session: Session, dialog: dict):
-    """The customer's message after /paysupport goes to the admins, who can reply."""
-    lang = language_of(message.from_user)
-    end_dialog(shop, message)
-    notice = AdminNotice("admin_support_message", dict(who=describe_user(message.from_user), id=message.from_user.id),
-                         markup=reply_keyboard(message.from_user.id), copy_of=message)
+    """The customer's message after /paysupport goes to the admins, with their latest purchases."""
+    lang, customer = language_of(message.from_user), message.from_user
+    end_dialog(session, message)
+    if not count_contact(session, customer.id):
+        return menu_screen(lang, "support_later")
+    notice = AdminNotice("admin_support_message", dict(who=describe_user(customer), id=customer.id,
+                                                       purchases=latest_purchases(session, customer.id)),
+                         markup=reply_keyboard(customer.id), copy_of=message)
     return Screen(text(lang, "support_sent"), menu_keyboard(lang)), notice
 
 
 @seller.tap("reply")
 def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, telegram_id: int) -> Screen:
     """↩️ Reply under a customer's message: the admin's next message goes to them."""
-    end_dialog(shop, call)
-    screen = ask(shop, call, "reply_to_customer", "admin_ask_reply", customer_id=telegram_id)
+    end_dialog(session, call)
+    screen = ask(session, call, "reply_to_customer", "admin_ask_reply", customer_id=telegram_id)
     screen.new_message = True  # below the customer's message, which stays
     return screen
 
@@ -102,7 +127,7 @@ class CopyToCustomer:
 def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: dict) -> CopyToCustomer:
     """The admin's answer to a customer."""
     customer_id = dialog["customer_id"]
-    end_dialog(shop, message)
+    end_dialog(session, message)
     language_code = session.scalar(select(User.language_code).where(User.telegram_id == customer_id))
     return CopyToCustomer(customer_id, language_for_code(language_code))
 

@@ -6,9 +6,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import shopbot
 from conftest import (
     ADMIN_ID,
     Person,
+    ShopUnderTest,
     admin_texts,
     start_adding_a_product,
 )
@@ -237,3 +239,21 @@ def test_the_seller_picks_a_products_kind_and_can_change_it(shop, seller, alice)
     assert "Stock: unlimited" in seller.last_text() and "📥 Upload stock" not in seller.button_labels()
     alice.sends(f"/start p_{product.id}")
     assert alice.button_labels()[0] == "Buy for 10 ⭐"
+
+
+def test_a_draft_survives_a_restart(shop, seller, config):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    seller.sends("Pro license")
+    seller.sends("25")
+    restarted = shopbot.create_bot(config, threaded=False)  # the bot restarts in the middle of the dialog
+    try:
+        seller.shop = ShopUnderTest(restarted, shop.api)
+        for answer in ["A licence", "/skip", "KEY"]:
+            seller.sends(answer)
+        seller.taps("Save")
+        assert seller.shop.purchases() == [] and "Saved" in seller.last_toast()
+        with shop.Session() as session:
+            assert session.scalar(select(Product.name)) == "Pro license"
+    finally:
+        seller.shop.close()

@@ -101,6 +101,8 @@ def impatient_shop(config, api, tmp_path, monkeypatch):
     """A shop whose database connections wait for a lock 0.3 seconds only (15 s in production)."""
     monkeypatch.chdir(tmp_path)
     bot = shopbot.create_bot(config, threaded=False)
+    for factory in (bot.shop.Session, bot.shop.QuickSession):
+        factory.kw["bind"].dispose()
     bot.shop.Session = connect(config.database_url, busy_timeout=0.3)
     bot.shop.QuickSession = connect(config.database_url, busy_timeout=0.3)
     shop = ShopUnderTest(bot, api)

@@ -188,7 +188,7 @@ def test_a_release_1_shop_keeps_every_row_and_still_sells(database_url, api, cap
         boris.sends("/purchases")
         assert boris.button_labels()[0] == "↩️ Guide (возврат)"
     finally:
-        bot.shop.Session.kw["bind"].dispose()
+        shop.close()
 
 
 def test_release_1_products_keep_their_kind_and_old_purchases_count_as_delivered(database_url):

@@ -319,4 +319,4 @@ def test_the_shop_keeps_serving_across_a_postgres_restart(api, caplog):
         buys(alice, product)
         assert "KEY-AFTER-RESTART" in alice.all_texts()
         assert shop.purchases() == [("alice", "Pro", 25, "stars")]
-        bot.shop.Session.kw["bind"].dispose()
+        shop.close()

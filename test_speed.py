@@ -51,8 +51,9 @@ class StatementLog:
 @pytest.fixture
 def sqlite_shop(tmp_path, api):
     bot = shopbot.create_bot(make_config(f"sqlite:///{tmp_path / 'plans.db'}"), threaded=False)
-    yield ShopUnderTest(bot, api)
-    bot.shop.Session.kw["bind"].dispose()
+    shop = ShopUnderTest(bot, api)
+    yield shop
+    shop.close()
 
 
 def test_every_customer_tap_takes_at_most_4_statements_and_no_full_scan(sqlite_shop):

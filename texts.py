@@ -71,9 +71,11 @@ EN = {
     "purchase_refunded": "This purchase was refunded.",
     "not_your_purchase": "This purchase is not available.",
     # --- support ----------------------------------------------------------
-    "paysupport": "🆘 <b>Payment support</b>\n\nThe seller has been told and will write to you here. "
-                  "Describe the problem in your next message (a screenshot helps).",
+    "paysupport": "🆘 <b>Payment support</b>\n\nDescribe the problem in your next message (a screenshot helps). The "
+                  "seller gets it at once and will answer you here.",
     "support_sent": "✅ Sent to the seller. They will answer you here.",
+    "support_later": "🙏 The seller already has your messages from the last hour and will answer you here soon. "
+                     "You can write again a little later.",
     "seller_writes": "💬 <b>A message from the seller:</b>",
     "terms": "📄 <b>Terms of sale</b>\n\n"
              "• You buy digital goods delivered in this chat right after payment.\n"
@@ -227,8 +229,7 @@ EN = {
     "admin_grant_owned": "This customer already owns the product.",
     "admin_granted": "✅ Granted and delivered (purchase #{id}).",
     "admin_new_sale": "💰 New sale: <b>{product}</b> — {price} ({type}) to {who}",
-    "admin_support_request": "🆘 /paysupport from {who} (id <code>{id}</code>).\nLatest purchases:\n{purchases}",
-    "admin_support_message": "🆘 {who} (id <code>{id}</code>) writes:",
+    "admin_support_message": "🆘 {who} (id <code>{id}</code>) writes to /paysupport.\nLatest purchases:\n{purchases}",
     "admin_ask_reply": "↩️ Send your answer (a text, photo or document): the customer gets it from the bot.",
     "admin_reply_sent": "✅ Your answer was delivered.",
     "admin_reply_blocked": "❌ Not delivered: the customer has blocked the bot.",
@@ -320,9 +321,11 @@ RU = {
     "purchase_refunded_button": "↩️ {name} (возврат)",
     "purchase_refunded": "За эту покупку оформлен возврат.",
     "not_your_purchase": "Эта покупка недоступна.",
-    "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nПродавец уже знает о вашем обращении и ответит здесь. "
-                  "Опишите проблему следующим сообщением (скриншот поможет).",
+    "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nОпишите проблему следующим сообщением (скриншот поможет). "
+                  "Продавец сразу получит его и ответит вам здесь.",
     "support_sent": "✅ Отправлено продавцу. Он ответит вам здесь.",
+    "support_later": "🙏 Продавец уже получил ваши сообщения за последний час и скоро ответит здесь. Написать "
+                     "снова можно чуть позже.",
     "seller_writes": "💬 <b>Сообщение от продавца:</b>",
     "terms": "📄 <b>Условия продажи</b>\n\n"
              "• Вы покупаете цифровые товары, которые приходят в этот чат сразу после оплаты.\n"
@@ -475,8 +478,7 @@ RU = {
     "admin_grant_owned": "У покупателя уже есть этот товар.",
     "admin_granted": "✅ Выдано и доставлено (покупка #{id}).",
     "admin_new_sale": "💰 Новая продажа: <b>{product}</b> — {price} ({type}), покупатель {who}",
-    "admin_support_request": "🆘 /paysupport от {who} (id <code>{id}</code>).\nПоследние покупки:\n{purchases}",
-    "admin_support_message": "🆘 {who} (id <code>{id}</code>) пишет:",
+    "admin_support_message": "🆘 {who} (id <code>{id}</code>) пишет в /paysupport.\nПоследние покупки:\n{purchases}",
     "admin_ask_reply": "↩️ Отправьте ответ (текст, фото или документ): покупатель получит его от бота.",
     "admin_reply_sent": "✅ Ответ доставлен.",
     "admin_reply_blocked": "❌ Не доставлено: покупатель заблокировал бота.",
