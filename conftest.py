@@ -102,7 +102,8 @@ class FakeApi:
     def __call__(self, http_method, url, params=None, files=None, **_):
         method = url.rsplit("/", 1)[1]
         params = {k: v for k, v in (params or {}).items()}
-        time.sleep(self.latency)
+        if self.latency:
+            time.sleep(self.latency)
         if any(watch.in_transaction() for watch in self.watches):
             self.calls_in_transaction.append(method)
         self.calls.append(Call(method, params, {name: read_upload(value) for name, value in (files or {}).items()}))
@@ -423,7 +424,8 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def api(monkeypatch):
+def api(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # where a database server's payment journal goes
     fake = FakeApi()
     monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", fake)
     # telebot downloads files with a plain GET, not through CUSTOM_REQUEST_SENDER
@@ -438,10 +440,18 @@ def config(database_url):
 
 
 @pytest.fixture
-def shop(config, api, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # where a database server's payment journal goes
+def shop(config, api):
     bot = shopbot.create_bot(config, threaded=False)
     bot.shop.sleep = lambda seconds: None  # flood-control waits are counted, not slept
+    shop = ShopUnderTest(bot, api)
+    yield shop
+    shop.close()
+
+
+@pytest.fixture
+def sqlite_shop(tmp_path, api):
+    """A shop on SQLite only, for what only SQLite can tell (query plans, memory of an upload)."""
+    bot = shopbot.create_bot(make_config(f"sqlite:///{tmp_path / 'plans.db'}"), threaded=False)
     shop = ShopUnderTest(bot, api)
     yield shop
     shop.close()
@@ -518,9 +528,12 @@ def buys(person, product):
 
 
 def upload_stock(seller, product, send):
+    """📥 Upload stock, send what ``send`` sends, and ✅ Done when the bot offers it (not after an error)."""
     seller.taps_data(callback("admin_product", product.id))
     seller.taps("Upload stock")
     send(seller)
+    if "✅ Done" in seller.button_labels():
+        seller.taps("Done")
 
 
 def stock_of(shop, product) -> list[str]:

@@ -21,6 +21,7 @@ A change to a model needs a migration too (see database.py).
 """
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from datetime import UTC, datetime
@@ -194,12 +195,26 @@ class Purchase(Base):
         return f"<Purchase {self.id} user={self.user_id} product={self.product_id} {self.price} {self.currency}>"
 
 
+def item_digest(content: str, file_id: str | None = None) -> str:
+    """A fingerprint of a stock item: two items of a product with the same one are the same key."""
+    return hashlib.sha256((f"file:{file_id}" if file_id else content).encode()).hexdigest()
+
+
+def _digest_of_row(context) -> str:
+    row = context.get_current_parameters()
+    return item_digest(row.get("content") or "", row.get("file_id"))
+
+
 class StockItem(Base):
     """One unique thing to sell (a licence key, a gift code, an account): delivered to exactly one buyer."""
 
     __tablename__ = "stock_items"
-    # "How many are left" and "take the next unsold one" both read this index.
-    __table_args__ = (Index("ix_stock_items_product_unsold", "product_id", "purchase_id", "id"),)
+    __table_args__ = (
+        # "How many are left" and "take the next unsold one" both read this index.
+        Index("ix_stock_items_product_unsold", "product_id", "purchase_id", "id"),
+        # The database refuses the same key twice for a product, however it arrives.
+        UniqueConstraint("product_id", "digest", name="uq_stock_items_product_digest"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # CASCADE: deleting a product (only possible while nobody bought it) drops its unsold stock.
@@ -207,6 +222,7 @@ class StockItem(Base):
     content: Mapped[str] = mapped_column(Text, default="")
     file_id: Mapped[str | None] = mapped_column(String(FILE_ID_MAX), default=None)
     file_type: Mapped[str | None] = mapped_column(String(16), default=None)
+    digest: Mapped[str] = mapped_column(String(64), default=_digest_of_row)  # item_digest(), filled in by itself
     # NULL until sold; unique, so one purchase can never hold two items.
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id", ondelete="RESTRICT"), unique=True,
                                                     default=None)
@@ -287,11 +303,32 @@ def save_user(session: Session, telegram_user) -> User:
     return user
 
 
+def insert_for(session: Session):
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
 def put_setting(session: Session, key: str, value: str) -> None:
     """Insert or update one setting in a single statement, so that two threads at once cannot collide."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(Setting).values(key=key, value=value)
+    statement = insert_for(session)(Setting).values(key=key, value=value)
     session.execute(statement.on_conflict_do_update(index_elements=[Setting.key], set_={"value": value}))
+
+
+def add_stock_items(session: Session, rows: list[dict]) -> None:
+    """Insert stock items (dicts of columns) in one transaction, skipping any the product already has.
+
+    The database decides what is a duplicate (uq_stock_items_product_digest),
+    so two uploads at once cannot store the same key twice.
+    """
+    for row in rows:
+        row["digest"] = item_digest(row["content"], row.get("file_id"))
+    session.execute(insert_for(session)(StockItem.__table__).on_conflict_do_nothing(), rows)
+    session.commit()
+
+
+def count_items(session: Session, product_id: int) -> int:
+    """Every item a product has, sold or not."""
+    return session.scalar(select(func.count(StockItem.id)).where(StockItem.product_id == product_id))
 
 
 def categories_on_sale(session: Session) -> list[tuple[int, str, int]]:

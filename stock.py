@@ -11,20 +11,24 @@ per line, or any other file or photo as one item. Customers who tapped
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
+import io
+import itertools
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import requests
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
 import routes
 from admin import attached_file, product_or_list
-from models import Product, StockItem, User, WaitlistEntry, unsold_items, utcnow
-from routes import Handlers, ask, end_dialog
+from models import Product, StockItem, User, WaitlistEntry, add_stock_items, count_items, unsold_items, utcnow
+from routes import Handlers, ask, dialog_data, end_dialog
 from screens import InputError, Screen, button, has_visible_text, keyboard, label, language_for_code, language_of, text
 from shop import MASS_SEND_INTERVAL, Shop, send
 
@@ -32,6 +36,8 @@ logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
 
 MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API lets bots download files of up to 20 MB
+ITEM_MAX = 4000  # characters in one item: with the delivery's heading it must fit one message
+CHUNK = 5000  # items per insert, each its own transaction
 
 # ---------------------------------------------------------------------------
 # Reading an upload
@@ -44,15 +50,30 @@ def is_text_list(document: types.Document) -> bool:
     return name.endswith((".txt", ".csv")) or (document.mime_type or "") in ("text/plain", "text/csv")
 
 
-def read_text_lines(data: bytes) -> list[str]:
-    """The lines of an uploaded text file: UTF-8 (with or without BOM) or Windows-1251."""
-    if b"\x00" in data:
-        raise InputError("err_not_text_file")
+def is_utf8(data: bytes) -> bool:
+    """Whether the bytes are valid UTF-8, checked a megabyte at a time (no 20 MB string in memory)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
     try:
-        content = data.decode("utf-8-sig")
+        for start in range(0, len(data), 1 << 20):
+            decoder.decode(data[start:start + (1 << 20)])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        content = data.decode("cp1251", errors="replace")  # Excel's CSVs on Russian Windows
-    return content.splitlines()  # handles \r\n, \n and \r alike
+        return False
+    return True
+
+
+def lines_of(upload: str | bytes) -> Iterable[str]:
+    """The lines of a paste, or of a text file (UTF-8 with or without BOM, or Windows-1251), one at a time.
+
+    Never all at once: a 20 MB file holds millions of lines, and a list of them
+    would take gigabytes. newline=None reads Windows, Unix and old Mac line ends alike.
+    """
+    if isinstance(upload, str):
+        return io.StringIO(upload, newline=None)
+    if b"\x00" in upload:
+        raise InputError("err_not_text_file")
+    encoding = "utf-8-sig" if is_utf8(upload) else "cp1251"  # cp1251: Excel's CSVs on Russian Windows
+    return io.TextIOWrapper(io.BytesIO(upload), encoding=encoding, errors="replace", newline=None)
 
 
 def download(shop: Shop, document: types.Document) -> bytes:
@@ -66,24 +87,35 @@ def download(shop: Shop, document: types.Document) -> bytes:
         raise InputError("err_download_failed") from None
 
 
-def add_stock_lines(session: Session, product_id: int, lines: list[str]) -> tuple[int, int]:
-    """Add one item per non-blank line, skipping duplicates (also of existing items); (added, skipped)."""
-    known = set(session.scalars(select(StockItem.content).where(StockItem.product_id == product_id,
-                                                                StockItem.file_id.is_(None))))
-    new_items, skipped = [], 0
-    for line in lines:
-        item = line.strip()
-        if not has_visible_text(item):
-            continue  # blank lines are layout, not items
-        if item in known:
-            skipped += 1
-            continue
-        known.add(item)
-        new_items.append({"product_id": product_id, "content": item, "created_at": utcnow()})
-    if new_items:
-        session.execute(insert(StockItem), new_items)  # one bulk insert, even for 10,000 lines
-        session.commit()
-    return len(new_items), skipped
+def check_lengths(lines: Iterable[str]) -> None:
+    """Refuse an upload with an item over ITEM_MAX characters, saying which line (nothing is added)."""
+    for number, line in enumerate(lines, 1):
+        if len(line.strip()) > ITEM_MAX:
+            raise InputError("err_item_too_long", line=number, length=len(line.strip()), limit=ITEM_MAX)
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """[a, b, c, d, e] in lists of ``size``: [a, b], [c, d], [e]."""
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def add_stock_lines(session: Session, product_id: int, lines: Iterable[str]) -> tuple[int, int]:
+    """Add one item per non-blank line, skipping those the product has already; (added, skipped).
+
+    A chunk at a time, each its own short transaction: other writers (a
+    payment) never wait long, and memory stays flat whatever the file's size.
+    """
+    before, total = count_items(session, product_id), 0
+    items = (line.strip() for line in lines)
+    for chunk in chunks((item for item in items if has_visible_text(item)), CHUNK):
+        now = utcnow()
+        add_stock_items(session, [{"product_id": product_id, "content": item, "file_id": None, "file_type": None,
+                                   "created_at": now} for item in chunk])
+        total += len(chunk)
+    added = count_items(session, product_id) - before
+    return added, total - added
 
 
 # ---------------------------------------------------------------------------
@@ -129,38 +161,61 @@ def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, pr
     return ask(session, call, "stock_upload", "admin_ask_stock", product_id=product_id)
 
 
-def read_upload(shop: Shop, message: types.Message) -> list[str] | StockItem:
-    """The upload as lines of items, or as one item (a file or photo that is itself the thing sold)."""
+def read_upload(shop: Shop, message: types.Message) -> str | bytes | StockItem:
+    """A paste, a .txt/.csv file's bytes, or one item (a file or photo that is itself the thing sold)."""
     if message.content_type == "text":
-        return message.text.splitlines()
+        return message.text
     if message.content_type == "document" and is_text_list(message.document):
-        return read_text_lines(download(shop, message.document))
+        return download(shop, message.document)
     file = attached_file(message)
     if file is None:
         raise InputError("err_stock_kind")
     return StockItem(content=message.caption or "", file_id=file[0], file_type=file[1])
 
 
+def add_upload(session: Session, product_id: int, upload: str | bytes | StockItem) -> tuple[int, int]:
+    """Add what the seller sent; (added, skipped as duplicates)."""
+    if isinstance(upload, StockItem):
+        before = count_items(session, product_id)
+        add_stock_items(session, [{"product_id": product_id, "content": upload.content, "file_id": upload.file_id,
+                                   "file_type": upload.file_type, "created_at": utcnow()}])
+        added = count_items(session, product_id) - before
+        return added, 1 - added
+    check_lengths(lines_of(upload))  # the whole file first: refused, nothing from it is added
+    return add_stock_lines(session, product_id, lines_of(upload))
+
+
+def upload_screen(lang: str, product_id: int, added: int, skipped: int) -> Screen:
+    """The running count, with ✅ Done: Telegram splits a long paste into several messages."""
+    return Screen(text(lang, "admin_stock_so_far", added=added, skipped=skipped), keyboard(
+        [button(label(lang, "btn_done"), "stock_done", product_id), button(label(lang, "btn_cancel"), "cancel")]))
+
+
 @handlers.answer("stock_upload")
 def answer_stock_upload(shop: Shop, message: types.Message, session: Session, dialog: dict):
-    """The items to add: pasted lines, a .txt/.csv list, or a file that is itself one item."""
+    """Items to add: pasted lines, a .txt/.csv list, or a file that is itself one item; more until ✅ Done."""
     upload = read_upload(shop, message)  # first, before any query: a download must not hold a transaction
-    lang = language_of(message.from_user)
-    product = session.get(Product, dialog["product_id"])
-    end_dialog(session, message)
-    if product is None:
-        return product_or_list(shop, session, lang, dialog["product_id"])
-    if isinstance(upload, StockItem):
-        upload.product_id = product.id
-        session.add(upload)
-        session.commit()
-        added, skipped = 1, 0
-    else:
-        added, skipped = add_stock_lines(session, product.id, upload)
-    logger.info("Admin %s added %s stock items to product %s", message.from_user.id, added, product.id)
-    screen = product_or_list(shop, session, lang, product.id)
-    screen.text = text(lang, "admin_stock_added", added=added, skipped=skipped) + "\n\n" + screen.text
-    return screen, RestockNotice(product.id) if added else None
+    product_id, lang = dialog["product_id"], language_of(message.from_user)
+    if session.get(Product, product_id) is None:
+        end_dialog(session, message)
+        return product_or_list(shop, session, lang, product_id)
+    added, skipped = add_upload(session, product_id, upload)
+    logger.info("Admin %s added %s stock items to product %s", message.from_user.id, added, product_id)
+    added, skipped = dialog.get("added", 0) + added, dialog.get("skipped", 0) + skipped
+    ask(session, message, "stock_upload", "admin_ask_stock", added=added, skipped=skipped)
+    return upload_screen(lang, product_id, added, skipped), RestockNotice(product_id) if added else None
+
+
+@handlers.tap("stock_done")
+def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """✅ Done: the upload is over; the product, with what was added."""
+    lang = language_of(call.from_user)
+    totals = dialog_data(session, call, "stock_upload") or {}
+    end_dialog(session, call)
+    screen = product_or_list(shop, session, lang, product_id)
+    screen.text = text(lang, "admin_stock_added", added=totals.get("added", 0),
+                       skipped=totals.get("skipped", 0)) + "\n\n" + screen.text
+    return screen
 
 
 # ---------------------------------------------------------------------------

@@ -97,9 +97,8 @@ def database_locked(url: str):
 
 
 @pytest.fixture
-def impatient_shop(config, api, tmp_path, monkeypatch):
+def impatient_shop(config, api):
     """A shop whose database connections wait for a lock 0.3 seconds only (15 s in production)."""
-    monkeypatch.chdir(tmp_path)
     bot = shopbot.create_bot(config, threaded=False)
     for factory in (bot.shop.Session, bot.shop.QuickSession):
         factory.kw["bind"].dispose()
@@ -254,9 +253,8 @@ def test_a_key_shown_before_a_refund_is_never_sold_again(shop, alice, bob):
 # ---------------------------------------------------------------------------
 
 @pytest.fixture
-def threaded_shop(config, api, tmp_path, monkeypatch):
+def threaded_shop(config, api):
     """The shop as it runs for real: updates wait in lanes, handled by worker threads."""
-    monkeypatch.chdir(tmp_path)
     bot = shopbot.create_bot(config, threaded=True)
     shop = ShopUnderTest(bot, api)
     yield shop

@@ -3,17 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from sqlalchemy import event as sqlalchemy_event
 
-import shopbot
 from conftest import (
     ADMIN_ID,
     Person,
-    ShopUnderTest,
     add_stock,
     buys,
-    make_config,
 )
 from screens import callback
 
@@ -46,14 +42,6 @@ class StatementLog:
             return scans
         finally:
             raw.close()
-
-
-@pytest.fixture
-def sqlite_shop(tmp_path, api):
-    bot = shopbot.create_bot(make_config(f"sqlite:///{tmp_path / 'plans.db'}"), threaded=False)
-    shop = ShopUnderTest(bot, api)
-    yield shop
-    shop.close()
 
 
 def test_every_customer_tap_takes_at_most_4_statements_and_no_full_scan(sqlite_shop):

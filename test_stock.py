@@ -1,15 +1,22 @@
 """Unique stock (stock.py): one key per buyer, uploads, restock notices."""
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 
+import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 import checkout
 import models
 from conftest import (
+    ADMIN_ID,
     Person,
     add_stock,
     admin_texts,
@@ -281,3 +288,82 @@ def test_removing_the_unsold_keys_leaves_the_product_sold_out_not_unlimited(shop
     answer = alice.pays()
     assert answer["ok"] is False and "sold out" in answer["error_message"]
     assert shop.purchases() == [] and "Activate in Settings." not in alice.all_texts()
+
+
+def test_the_same_list_uploaded_twice_at_once_stores_each_key_once(shop, seller):
+    product = shop.add_product("Key", price=10, kind=STOCKED)
+    other_admin = Person(shop, ADMIN_ID + 1, "Second admin")  # both sellers paste the same five codes
+    shop.bot.shop.config = dataclasses.replace(shop.bot.shop.config, admin_ids=frozenset({ADMIN_ID, ADMIN_ID + 1}))
+    paste = "\n".join(f"CODE-{n}" for n in range(5))
+    for person in (seller, other_admin):
+        person.taps_data(callback("upload_stock", product.id))
+    start = threading.Barrier(2)
+
+    def send(person):
+        start.wait()
+        person.sends(paste)
+
+    threads = [threading.Thread(target=send, args=(person,)) for person in (seller, other_admin)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(stock_of(shop, product)) == [f"CODE-{n}" for n in range(5)]
+    added, skipped = so_far(seller)
+    seller.sends(paste)  # and once more, later
+    assert so_far(seller) == (added, skipped + 5) and len(stock_of(shop, product)) == 5
+
+
+def so_far(seller) -> tuple[int, int]:
+    """(added, skipped) from the upload's running count."""
+    added, skipped = re.search(r"So far: (\d+) added, (\d+) duplicates skipped", seller.last_text()).groups()
+    return int(added), int(skipped)
+
+
+def test_a_key_already_sold_cannot_be_uploaded_again(shop, seller, alice):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-1")
+    buys(alice, product)
+    upload_stock(seller, product, lambda s: s.sends("KEY-1\nKEY-2"))
+    assert stock_of(shop, product) == ["KEY-1", "KEY-2"]
+    with pytest.raises(IntegrityError):  # the database itself refuses it, whoever asks
+        add_stock(shop, product, "KEY-2")
+
+
+def test_a_long_paste_split_into_four_messages_is_added_whole(shop, seller):
+    product = shop.add_product("Key", price=10, kind=STOCKED)
+    keys = [f"KEY-{n:04d}-ABCDEFGHIJKL" for n in range(600)]  # about 15,000 characters
+    seller.taps_data(callback("admin_product", product.id))
+    seller.taps("Upload stock")
+    for part in range(4):  # Telegram cuts a paste over 4,096 characters into messages
+        seller.sends("\n".join(keys[part * 150:(part + 1) * 150]))
+        assert f"So far: {150 * (part + 1)} added" in seller.last_text()
+    seller.taps("Done")
+    assert "Added 600 items" in seller.last_text() and len(stock_of(shop, product)) == 600
+    assert "Nothing found" not in seller.all_texts()  # no part was taken for a search
+
+
+def test_an_item_over_4000_characters_is_refused_with_its_line(shop, seller):
+    product = shop.add_product("Key", kind=STOCKED)
+    content = ("KEY-1\nKEY-2\n" + "x" * 4001 + "\nKEY-4\n").encode()
+    upload_stock(seller, product, lambda s: s.sends_document("LIST", "keys.txt", content=content))
+    assert "Line 3 has 4001 characters" in seller.last_text() and "Nothing from this upload" in seller.last_text()
+    assert stock_of(shop, product) == []
+
+
+def test_a_big_file_is_read_a_line_at_a_time_and_added_in_short_steps(sqlite_shop):
+    """Memory grows with the file's bytes, not with its lines: a 20 MB file stays far under 150 MB."""
+    seller = Person(sqlite_shop, ADMIN_ID, "Seller")
+    product = sqlite_shop.add_product("Key", kind=STOCKED)
+    content = b"".join(b"KEY-%07d-ABCDEFGH\n" % n for n in range(120_000))  # 2.4 MB: 120,000 keys
+    commits = []
+    sqlalchemy_event.listen(sqlite_shop.Session.kw["bind"], "commit", lambda connection: commits.append(1))
+    tracemalloc.start()
+    try:
+        upload_stock(seller, product, lambda s: s.sends_document("BIG", "keys.txt", content=content))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "Added 120000 items" in seller.last_text()
+    assert peak < len(content) + 40 * 2**20, f"{peak / 2**20:.0f} MB for a {len(content) / 2**20:.0f} MB file"
+    assert len(commits) >= 120_000 // 5000  # a short transaction per chunk, not one long write lock

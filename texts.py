@@ -150,10 +150,16 @@ EN = {
     "btn_clear_stock": "🧹 Remove unsold",
     "admin_unlimited": "unlimited (everyone gets the hidden content)",
     "admin_stock_left": "{count} unsold items",
-    "admin_ask_stock": "📥 Send the stock: paste items one per line, or send a .txt/.csv file with one item per "
-                       "line (blank lines and duplicates are skipped). Any other file or photo becomes one item. "
-                       "Each buyer gets one item of their own; the hidden content is sent to all of them too.",
+    "admin_ask_stock": "📥 Send the stock: paste items one per line, or send a .txt/.csv file with one item per line "
+                       "(blank lines and duplicates are skipped). Any other file or photo becomes one item. Send as "
+                       "many messages and files as you need, then tap ✅ Done. Each buyer gets one item of their "
+                       "own; the hidden content is sent to all of them too.",
     "admin_stock_added": "📥 Added {added} items, skipped {skipped} duplicates.",
+    "admin_stock_so_far": "📥 So far: {added} added, {skipped} duplicates skipped. Send more (a long paste may arrive "
+                          "in several messages), or tap ✅ Done.",
+    "btn_done": "✅ Done",
+    "err_item_too_long": "❗ Line {line} has {length} characters; one item may have at most {limit}. Nothing from "
+                         "this upload was added: shorten that line and send it again.",
     "admin_confirm_clear_stock": "Remove the {count} unsold items? Sold ones stay with their buyers.",
     "admin_stock_removed": "Removed {count} unsold items.",
     "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) is running low: {count} left. /admin → 📦 Products → 📥 Upload stock.",
@@ -395,11 +401,16 @@ RU = {
     "btn_clear_stock": "🧹 Убрать непроданное",
     "admin_unlimited": "без ограничений (скрытое содержимое получает каждый)",
     "admin_stock_left": "осталось {count} шт.",
-    "admin_ask_stock": "📥 Пришлите товар: вставьте единицы по одной на строку или отправьте файл .txt/.csv, "
-                       "где каждая строка — одна единица (пустые строки и повторы пропускаются). Любой другой "
-                       "файл или фото станет одной единицей. Каждый покупатель получит свою единицу, а скрытое "
-                       "содержимое — все покупатели.",
+    "admin_ask_stock": "📥 Пришлите товар: вставьте единицы по одной на строку или отправьте файл .txt/.csv, где "
+                       "каждая строка — одна единица (пустые строки и повторы пропускаются). Любой другой файл или "
+                       "фото станет одной единицей. Присылайте сколько угодно сообщений и файлов, затем нажмите ✅ "
+                       "Готово. Каждый покупатель получит свою единицу, а скрытое содержимое — все покупатели.",
     "admin_stock_added": "📥 Добавлено: {added}, пропущено повторов: {skipped}.",
+    "admin_stock_so_far": "📥 Пока добавлено: {added}, пропущено повторов: {skipped}. Пришлите ещё (длинный текст "
+                          "может прийти несколькими сообщениями) или нажмите ✅ Готово.",
+    "btn_done": "✅ Готово",
+    "err_item_too_long": "❗ В строке {line} {length} символов, а в одной единице — не больше {limit}. Из этой "
+                         "загрузки ничего не добавлено: сократите строку и пришлите ещё раз.",
     "admin_confirm_clear_stock": "Убрать непроданные единицы ({count})? Проданные останутся у покупателей.",
     "admin_stock_removed": "Убрано непроданных единиц: {count}.",
     "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) заканчивается: осталось {count}. /admin → 📦 Товары → "
