@@ -66,7 +66,7 @@ import storefront
 import support
 import texts
 from config import Config, ConfigError, load_config, setup_logging, use_api_server
-from database import DatabaseError, open_database
+from database import DatabaseError, close_database, open_database
 from shop import Shop
 
 logger = logging.getLogger("shopbot")
@@ -173,6 +173,7 @@ def main() -> int:
         pass
     finally:
         bot.stop_bot()
+        close_database(bot.shop.Session)  # everything into shop.db: a copy of that file alone is complete
         lock.close()
     logger.info("Stopped")
     return 0
