@@ -20,6 +20,7 @@ Environment variables (only BOT_TOKEN is required):
     TELEGRAM_API_URL        a self-hosted Bot API server, default Telegram's
     PAYMENT_PROVIDER_TOKEN  a card provider's token; empty means Telegram Stars
     CURRENCY                the card provider's currency, e.g. USD (Stars: XTR)
+    LOG_LEVEL               DEBUG, INFO (the default), WARNING or ERROR
 
 How to read this code: each file is a chapter that reads alone, top to
 bottom. In order:
@@ -65,7 +66,15 @@ import stock
 import storefront
 import support
 import texts
-from config import Config, ConfigError, load_config, setup_logging, use_api_server
+from config import (
+    Config,
+    ConfigError,
+    load_config,
+    secrets_of,
+    send_parameters_in_body,
+    setup_logging,
+    use_api_server,
+)
 from database import DatabaseError, close_database, open_database
 from shop import Shop
 
@@ -148,12 +157,13 @@ def main() -> int:
     except ConfigError as error:
         print(f"shopbot: {error}", file=sys.stderr)
         return 2
-    setup_logging(config.token)
+    setup_logging(config.log_level, *secrets_of(config))
     lock = hold_instance_lock(config.token)
     if lock is None:
         logger.error("Another instance of this bot is already running on this machine; exiting.")
         return 1
     use_api_server(config.api_url)
+    send_parameters_in_body()
     try:
         bot = create_bot(config)  # first of all, the database is brought up to date
     except DatabaseError as error:
