@@ -214,6 +214,9 @@ EN = {
     "admin_broadcast_done": "📣 Broadcast finished: {sent} sent, {blocked} blocked the bot, {failed} failed.",
     "admin_exported": "CSV sent.",
     "admin_backup_sent": "Backup sent.",
+    "become_admin": "🛠 This shop has no admin yet. If it is yours, add <code>ADMIN_IDS={id}</code> to its "
+                    "settings (the environment, e.g. /etc/shopbot.env) and restart it: {id} is your Telegram id.\n\n"
+                    "What would you like to do?",
     "admin_backup_server": "💾 The shop uses a database server: back it up with its own tools, e.g. "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> for PostgreSQL.",
     # --- why the seller's answer was not taken -------------------------------
@@ -432,6 +435,9 @@ RU = {
                             "ошибок — {failed}.",
     "admin_exported": "CSV отправлен.",
     "admin_backup_sent": "Резервная копия отправлена.",
+    "become_admin": "🛠 У этого магазина ещё нет администратора. Если магазин ваш, добавьте "
+                    "<code>ADMIN_IDS={id}</code> в его настройки (переменные окружения, например /etc/shopbot.env) "
+                    "и перезапустите его: {id} — ваш id в Telegram.\n\nЧто вы хотите сделать?",
     "admin_backup_server": "💾 Магазин работает с сервером баз данных: делайте копию его средствами, например "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> для PostgreSQL.",
     "err_expected_text": "❗ Здесь нужен текст.",
