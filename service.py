@@ -1,6 +1,6 @@
 """Service: running the shop for real — what it checks before it serves, and the seller's commands.
 
-Reading order: ... broadcast.py → **service.py**, the last chapter. shopbot.py's
+Reading order: ... broadcast.py → **service.py** → backups.py. shopbot.py's
 main() starts the shop with it.
 
 A new seller's first hour decides whether they keep the shop, so every

@@ -41,9 +41,10 @@ bottom. In order:
     support.py     /paysupport and the seller's reply
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
-    sales.py       sales figures, purchases, refunds, grants, export, backup
+    sales.py       sales figures, purchases, refunds, grants, CSV export
     broadcast.py   one message to every customer
     service.py     running it for real: start-up checks, --check, --reprice
+    backups.py     💾 Backup: a copy of the shop now, or every day
 """
 from __future__ import annotations
 
@@ -63,6 +64,7 @@ from telebot import apihelper, types
 from telebot.apihelper import ApiTelegramException
 
 import admin
+import backups
 import broadcast
 import checkout
 import routes
@@ -91,7 +93,7 @@ WORKER_THREADS = 4  # telebot handles this many updates at once
 # The update types the shop handles; Telegram sends no others.
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Every chapter that registers handlers, in the order telebot should try them.
-CHAPTERS = [storefront, checkout, support, admin, stock, sales, broadcast]
+CHAPTERS = [storefront, checkout, support, admin, stock, sales, backups, broadcast]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
@@ -231,6 +233,7 @@ def serve(config: Config) -> int:
     bot.exception_handler = WorkerErrors()
     try:
         announce(config, me)
+        backups.start_daily_backups(bot.shop)
         poll(bot, link)
     finally:
         bot.stop_bot()  # the worker threads finish the updates in hand
