@@ -17,7 +17,8 @@ first-hour mistake gets one clear line instead of a retry loop:
   because "150" would silently mean $150 instead of 150 ⭐; ``--reprice``
   converts the catalog (``python shopbot.py --reprice 0.013``).
 - ``python shopbot.py --check`` checks everything a deployment needs, one
-  line per item, and exits 0 or 1 without polling.
+  line per item, and exits 0 or 1 without polling: systemd runs it before
+  each start (deploy/shopbot.service).
 """
 from __future__ import annotations
 

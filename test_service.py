@@ -1,8 +1,8 @@
 """Running the shop for real (service.py, shopbot.py's main, config.py): the first hour of a new seller.
 
 A mistyped token, no network, no ADMIN_IDS, another currency, a damaged
-database: each is one clear line. Also --check, --reprice, and what reaches
-the log.
+database: each is one clear line. Also --check, --reprice, the systemd unit,
+and what reaches the log.
 """
 from __future__ import annotations
 
@@ -523,3 +523,28 @@ def test_secrets_of_a_configuration():
     settings = {"BOT_TOKEN": TOKEN, "PAYMENT_PROVIDER_TOKEN": "1:LIVE:abc", "CURRENCY": "EUR",
                 "DATABASE_URL": "postgresql+psycopg://shop:s3cret@db/shop"}
     assert config_module.secrets_of(load_config(settings)) == [TOKEN, "1:LIVE:abc", "s3cret"]
+
+
+# ---------------------------------------------------------------------------
+# The systemd unit
+# ---------------------------------------------------------------------------
+
+UNIT = HERE / "deploy" / "shopbot.service"
+
+
+def test_the_service_file_runs_the_check_first_as_its_own_user_with_the_settings_outside_it():
+    lines = UNIT.read_text().splitlines()
+    for line in ("User=shopbot", "WorkingDirectory=/opt/shopbot", "EnvironmentFile=/etc/shopbot.env",
+                 "ExecStartPre=/opt/shopbot/.venv/bin/python shopbot.py --check",
+                 "ExecStart=/opt/shopbot/.venv/bin/python shopbot.py", "Restart=on-failure"):
+        assert line in lines
+    assert not [line for line in lines if line.startswith(("Environment=", "User=root"))]  # the token: not here
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_service_file_passes_systemd_analyze_verify(tmp_path):
+    # verify checks that the programs exist: point the unit at this machine's python instead of /opt/shopbot's.
+    unit = tmp_path / "shopbot.service"
+    unit.write_text(UNIT.read_text().replace("/opt/shopbot/.venv/bin/python", sys.executable))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
