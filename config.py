@@ -34,8 +34,9 @@ TELEGRAM_API = "https://api.telegram.org"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 # The currencies Telegram accepts for card payments, with their "exp": how many
-# digits follow the decimal point (Telegram's core.telegram.org/bots/payments/currencies.json).
-# Prices are integers in the smallest unit: 999 with exp 2 is 9.99; yen have no cents.
+# digits follow the decimal point (Telegram's core.telegram.org/bots/payments/currencies.json),
+# and Telegram Stars, which are whole. Prices are integers in the smallest unit:
+# 999 with exp 2 is 9.99; yen have no cents.
 WHOLE_UNIT_CURRENCIES = ("CLP", "ISK", "JPY", "KRW", "PYG", "UGX", "VND")  # exp 0
 CENT_CURRENCIES = (  # exp 2
     "AED", "AFN", "ALL", "AMD", "ARS", "AUD", "AZN", "BAM", "BDT", "BGN", "BND", "BOB", "BRL", "CAD",

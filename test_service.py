@@ -464,14 +464,14 @@ def test_a_clean_stop_leaves_everything_in_shop_db_alone(tmp_path):
 # ---------------------------------------------------------------------------
 
 def test_a_customer_browsing_logs_nothing_at_info(shop, alice, caplog):
-    product = shop.add_product("Pro", price=25)
+    shop.add_product("Pro", price=25)
     caplog.set_level(logging.INFO)
     alice.sends("/start")
     alice.taps("Catalog")
     alice.taps("Keys")
     alice.taps("Pro")
     alice.taps("Back")
-    assert alice.last_text().startswith("🗂 Keys") and product.id in [int(n) for n in "1"]
+    assert alice.last_text().startswith("🗂 Keys")  # back from the product card
     assert caplog.records == []
 
 
