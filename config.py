@@ -7,14 +7,23 @@ The seller configures the shop with environment variables only, no .env file:
 BOT_TOKEN, ADMIN_IDS, DATABASE_URL, TELEGRAM_API_URL, PAYMENT_PROVIDER_TOKEN,
 CURRENCY and LOG_LEVEL. ``load_config()`` reads and checks them all at once, so
 that a mistake is one clear line at start-up, not a failure at the first sale.
-Logging is set up here too, with the secrets filtered out of every line.
+
+Logging is set up here too, with the secrets filtered out of every line, and
+the way requests reach Telegram: parameters in the request body, never in the
+URL, because URLs end up in error messages and logs.
 """
 from __future__ import annotations
 
 import logging
+import re
+import sys
+import threading
 from dataclasses import dataclass
 
+import requests
 import telebot
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from telebot import apihelper
 
 import texts
@@ -22,6 +31,22 @@ import texts
 STARS = "XTR"  # Telegram Stars: the currency of digital goods sold inside Telegram
 MAX_ID = 2**63 - 1  # ids are 64-bit integers, in the database and at Telegram
 TELEGRAM_API = "https://api.telegram.org"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# The currencies Telegram accepts for card payments, with their "exp": how many
+# digits follow the decimal point (Telegram's core.telegram.org/bots/payments/currencies.json),
+# and Telegram Stars, which are whole. Prices are integers in the smallest unit:
+# 999 with exp 2 is 9.99; yen have no cents.
+WHOLE_UNIT_CURRENCIES = ("CLP", "ISK", "JPY", "KRW", "PYG", "UGX", "VND")  # exp 0
+CENT_CURRENCIES = (  # exp 2
+    "AED", "AFN", "ALL", "AMD", "ARS", "AUD", "AZN", "BAM", "BDT", "BGN", "BND", "BOB", "BRL", "CAD",
+    "CHF", "CNY", "COP", "CRC", "CZK", "DKK", "DOP", "DZD", "EGP", "EUR", "GBP", "GEL", "GTQ", "HKD",
+    "HNL", "HRK", "HUF", "IDR", "ILS", "INR", "JMD", "KES", "KGS", "KZT", "LBP", "LKR", "MAD", "MDL",
+    "MNT", "MUR", "MVR", "MXN", "MYR", "MZN", "NGN", "NIO", "NOK", "NPR", "NZD", "PAB", "PEN", "PHP",
+    "PKR", "PLN", "QAR", "RON", "RSD", "RUB", "SAR", "SEK", "SGD", "THB", "TJS", "TRY", "TTD", "TWD",
+    "TZS", "UAH", "USD", "UYU", "UZS", "YER", "ZAR",
+)
+CURRENCY_EXP = {STARS: 0} | dict.fromkeys(WHOLE_UNIT_CURRENCIES, 0) | dict.fromkeys(CENT_CURRENCIES, 2)
 
 
 class ConfigError(Exception):
@@ -39,6 +64,7 @@ class Config:
     provider_token: str = ""
     currency: str = STARS
     shop_name: str = texts.SHOP_NAME
+    log_level: str = "INFO"
 
     @property
     def payment_type(self) -> str:
@@ -68,26 +94,60 @@ def parse_admin_ids(raw: str) -> frozenset[int]:
     return frozenset(ids)
 
 
-def load_config(environ: dict[str, str]) -> Config:
-    """Read the configuration from environment variables."""
+def read_token(environ: dict[str, str]) -> str:
+    """BOT_TOKEN, which must look like BotFather's '123456789:AAE...' (telebot refuses anything else)."""
     token = environ.get("BOT_TOKEN", "").strip()
     if not token:
         raise ConfigError("BOT_TOKEN is not set: get a token from @BotFather and run "
                           "BOT_TOKEN=123:ABC python shopbot.py")
-    provider_token = environ.get("PAYMENT_PROVIDER_TOKEN", "").strip()
-    # Telegram Stars take no provider token; a card provider needs a real currency.
+    if not re.fullmatch(r"[0-9]+:\S+", token):
+        raise ConfigError("BOT_TOKEN is not a bot token (they look like 123456789:AAE...): "
+                          "copy it again from @BotFather")
+    return token
+
+
+def read_currency(environ: dict[str, str], provider_token: str) -> str:
+    """CURRENCY: Stars without a provider token, one of Telegram's card currencies with one."""
     currency = environ.get("CURRENCY", "").strip().upper() or ("USD" if provider_token else STARS)
+    if currency not in CURRENCY_EXP:
+        raise ConfigError(f"CURRENCY={currency} is not a currency Telegram accepts: use a three-letter code "
+                          "such as USD, EUR or RUB (see core.telegram.org/bots/payments#supported-currencies)")
+    # Telegram Stars take no provider token; a card provider needs a real currency.
     if provider_token and currency == STARS:
         raise ConfigError("CURRENCY must be a card currency such as USD when PAYMENT_PROVIDER_TOKEN is set")
     if not provider_token and currency != STARS:
         raise ConfigError(f"CURRENCY={currency} needs PAYMENT_PROVIDER_TOKEN; leave both empty for Telegram Stars")
+    return currency
+
+
+def read_database_url(environ: dict[str, str]) -> str:
+    url = environ.get("DATABASE_URL", "").strip() or "sqlite:///shop.db"
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL is not a database URL: use e.g. sqlite:///shop.db or "
+                          "postgresql+psycopg://user:password@host/shop") from None
+    return url
+
+
+def read_log_level(environ: dict[str, str]) -> str:
+    level = environ.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
+
+
+def load_config(environ: dict[str, str]) -> Config:
+    """Read the configuration from environment variables."""
+    provider_token = environ.get("PAYMENT_PROVIDER_TOKEN", "").strip()
     return Config(
-        token=token,
+        token=read_token(environ),
         admin_ids=parse_admin_ids(environ.get("ADMIN_IDS", "")),
-        database_url=environ.get("DATABASE_URL", "").strip() or "sqlite:///shop.db",
+        database_url=read_database_url(environ),
         api_url=environ.get("TELEGRAM_API_URL", "").strip().rstrip("/") or None,
         provider_token=provider_token,
-        currency=currency,
+        currency=read_currency(environ, provider_token),
+        log_level=read_log_level(environ),
     )
 
 
@@ -98,30 +158,95 @@ def use_api_server(api_url: str | None) -> None:
         apihelper.FILE_URL = api_url + "/file/bot{0}/{1}"
 
 
-class RedactSecrets(logging.Filter):
-    """Replace the bot token in every log record: telebot's errors can contain request URLs."""
+# ---------------------------------------------------------------------------
+# Requests: parameters in the body
+# ---------------------------------------------------------------------------
 
-    def __init__(self, token: str):
+sessions = threading.local()  # one HTTP session per thread, kept alive between calls
+
+
+def send_in_body(_http_method: str, url: str, params=None, files=None, timeout=None, proxies=None):
+    """Send a Bot API call with its parameters in the request body.
+
+    telebot puts every parameter in the URL's query string, and a failed
+    request's URL lands in the error message, hence in the log: a provider
+    token, a product's hidden content. Telegram takes every method as a POST
+    with a form body (telebot's choice of GET is ignored), so nothing but the
+    method's name is left in the URL.
+    """
+    if not hasattr(sessions, "session"):
+        sessions.session = requests.Session()
+    return sessions.session.request("post", url, data=params, files=files, timeout=timeout, proxies=proxies)
+
+
+def send_parameters_in_body() -> None:
+    """Route every Bot API call through send_in_body (tests install their own fake Telegram instead)."""
+    apihelper.CUSTOM_REQUEST_SENDER = send_in_body
+
+
+# ---------------------------------------------------------------------------
+# Logging, with the secrets left out
+# ---------------------------------------------------------------------------
+
+QUERY_STRING = re.compile(r"(https?://[^\s?#'\"]+)\?[^\s'\"]+")
+
+
+def secrets_of(config: Config) -> list[str]:
+    """What must never be printed: the bot token first, then the provider token and the database password."""
+    return [config.token, config.provider_token, make_url(config.database_url).password or ""]
+
+
+class RedactSecrets(logging.Filter):
+    """Replace the secrets in every log record, tracebacks included, and drop every URL's query string.
+
+    telebot's errors can contain request URLs, and a URL's query string can
+    carry any parameter of the call (send_in_body keeps ours out of it).
+    """
+
+    def __init__(self, token: str, *other_secrets: str):
         super().__init__()
-        self.token = token
+        self.replacements = {secret: "<secret>" for secret in other_secrets if secret} | {token: "<BOT_TOKEN>"}
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + logging.Formatter().formatException(record.exc_info)
             record.exc_info = record.exc_text = None
-        record.msg, record.args = message.replace(self.token, "<BOT_TOKEN>"), ()
+        for secret, placeholder in self.replacements.items():
+            message = message.replace(secret, placeholder)
+        record.msg, record.args = QUERY_STRING.sub(r"\1?<query hidden>", message), ()
         return True
 
 
-def setup_logging(token: str) -> None:
-    """One log format for the shop and telebot, with the token never printed."""
+def log_uncaught(exc_type, exc_value, exc_traceback, thread_name: str = "main") -> None:
+    """Python prints an uncaught exception raw to stderr; send it through the filtered log instead."""
+    logging.getLogger("shopbot").error("Uncaught error in thread %s", thread_name,
+                                       exc_info=(exc_type, exc_value, exc_traceback))
+
+
+def log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    """The same for a thread that dies (e.g. a background job on a network error, whose URL holds the token)."""
+    if not issubclass(args.exc_type, SystemExit):  # Python's own hook ignores SystemExit too
+        log_uncaught(args.exc_type, args.exc_value, args.exc_traceback, getattr(args.thread, "name", "?"))
+
+
+def setup_logging(level: str, token: str, *other_secrets: str) -> None:
+    """One log format on stderr for the shop and its libraries, with the secrets never printed.
+
+    journald (under systemd) keeps each line as it is. At INFO a customer's
+    tap logs nothing; sales, admin actions and trouble do.
+    """
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-    handler.addFilter(RedactSecrets(token))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    handler.addFilter(RedactSecrets(token, *other_secrets))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.captureWarnings(True)  # library warnings go through the filter too
+    # Every thread's crash, and the main thread's, is logged through the filter.
+    sys.excepthook = log_uncaught
+    threading.excepthook = log_uncaught_in_thread
     # telebot ships its own stderr handler; send its records through ours instead.
     telebot.logger.handlers.clear()
-    telebot.logger.setLevel(logging.WARNING)
     telebot.logger.propagate = True
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # database.py logs the one line that matters
+    # Below WARNING these libraries print request parameters, answers and rows: hidden content.
+    for library in ("TeleBot", "urllib3", "sqlalchemy", "alembic"):
+        logging.getLogger(library).setLevel(logging.WARNING)

@@ -24,10 +24,13 @@ import contextlib
 import itertools
 import json
 import os
+import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy
@@ -550,3 +553,80 @@ def session(config):
         yield session
     factory.kw["bind"].dispose()
 
+
+
+# ---------------------------------------------------------------------------
+# A Bot API over real HTTP, for the tests that start `python shopbot.py`
+# ---------------------------------------------------------------------------
+
+class TelegramRefusal(Exception):
+    """Raised by a fake server's answer() to reply with a Bot API error, e.g. 401 Unauthorized."""
+
+    def __init__(self, code: int, description: str):
+        super().__init__(description)
+        self.code, self.description = code, description
+
+
+class BadGateway(TelegramRefusal):
+    """502, as Telegram answers when it is unwell."""
+
+    def __init__(self):
+        super().__init__(502, "Bad Gateway")
+
+
+class FakeBotApiServer:
+    """A tiny HTTP Bot API: records the methods called (with each request's path and body)."""
+
+    def __init__(self, port: int = 0):
+        self.calls: list[tuple[str, float, dict]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):  # telebot posts every call
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode(errors="replace")
+                method = self.path.rsplit("/", 1)[1].split("?")[0]
+                server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
+                params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                params.update({k: v[-1] for k, v in parse_qs(body).items()})
+                try:
+                    status, payload = 200, {"ok": True, "result": server.answer(method, params)}
+                except TelegramRefusal as refusal:
+                    status, payload = refusal.code, {"ok": False, "error_code": refusal.code,
+                                                     "description": refusal.description}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot was stopped
+                    self.wfile.write(data)
+
+            do_GET = do_POST
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def answer(self, method: str, params: dict):
+        if method == "getUpdates":
+            time.sleep(0.2)  # a long poll with nothing new
+            return []
+        if method == "getMe":
+            return {"id": 1, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
+        if method == "getStarTransactions":
+            return {"transactions": []}
+        return True
+
+    def methods(self):
+        return [method for method, _, _ in self.calls]
+
+
+def free_port() -> int:
+    """A local TCP port nobody listens on (yet)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

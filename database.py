@@ -17,8 +17,14 @@ Reading order: shopbot.py → config.py → models.py → **database.py** → te
 
 A database newer than the code, or one the shop does not recognise, is left
 untouched: ``DatabaseError`` carries one clear line, and main() exits with 2.
+So is a SQLite file that cannot be used: a missing folder, a file the shop
+may not read, or a damaged one (``PRAGMA quick_check`` runs at every start, so
+that a damaged file does not start answering every customer "Sorry").
 Two instances starting at once take turns: the second waits until the first
 has upgraded, then finds nothing to do.
+
+On a clean stop, ``close_database()`` moves SQLite's write-ahead log into the
+database file, so that shop.db alone holds everything.
 """
 from __future__ import annotations
 
@@ -111,17 +117,83 @@ def backup_sqlite(database_path: str, copy_path: str) -> None:
         target.close()
 
 
+def close_database(session_factory: sessionmaker) -> None:
+    """On a clean stop: move SQLite's write-ahead log (shop.db-wal) into shop.db, then close every connection.
+
+    Until then recent writes live in the -wal file only, and a seller who
+    copies shop.db alone would lose them.
+    """
+    engine = session_factory.kw["bind"]
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            busy = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").first()[0]
+        if busy:
+            logger.warning("The database was still busy at stop: keep %s-wal with it", engine.url.database)
+    engine.dispose()
+
+
+# ---------------------------------------------------------------------------
+# Can the database be used at all?
+# ---------------------------------------------------------------------------
+
+def sqlite_file(database_url: str) -> str | None:
+    """The file of a SQLite database URL; None for a database server or an in-memory database."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return url.database
+
+
+def check_sqlite_file(path: str) -> None:
+    """Say in one line why SQLite could not use ``path``, before it fails with "unable to open database file"."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise DatabaseError(f"the folder {folder} does not exist: create it, or fix DATABASE_URL")
+    if os.path.isdir(path):
+        raise DatabaseError(f"{path} is a folder, not a database file: fix DATABASE_URL")
+    # SQLite writes its journal (shop.db-wal, shop.db-shm) beside the database.
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DatabaseError(f"the shop may not write in {folder}: let the user that runs it write there")
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        raise DatabaseError(f"the shop may not read and write {path}: let the user that runs it do so")
+
+
+def check_integrity(connection: Connection) -> None:
+    """On SQLite, ``PRAGMA quick_check``: a damaged file must not start serving, and failing every customer."""
+    if connection.dialect.name != "sqlite":
+        return
+    problems = [row[0] for row in connection.exec_driver_sql("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        first = " ".join(problems[0].replace("*** in database main ***", "").split())  # one line
+        raise DatabaseError(f"the database is damaged (SQLite's quick_check: {first}); nothing was changed. "
+                            "Restore your latest backup (see Backups in the README)")
+
+
+def unusable(error: SQLAlchemyError, doing: str) -> DatabaseError:
+    """One line for a database that failed us; SQLite's riddles for a damaged file are named for what they are."""
+    reason = str(error.orig or error)
+    if "file is not a database" in reason or "malformed" in reason:
+        return DatabaseError(f"the database is damaged or is not a SQLite database ({reason}); nothing was "
+                             "changed. Restore your latest backup (see Backups in the README), or fix DATABASE_URL")
+    return DatabaseError(f"cannot {doing} the database: {reason}")
+
+
 # ---------------------------------------------------------------------------
 # Which revision is the database at, and which is the code at?
 # ---------------------------------------------------------------------------
 
-def head_revision(migrations: Path = MIGRATIONS) -> str:
-    """The newest revision the code has: the highest number among migrations/versions/NNNN_*.py.
+def revisions_of(migrations: Path = MIGRATIONS) -> set[str]:
+    """The revisions the code has: the numbers of migrations/versions/NNNN_*.py.
 
     Read from the file names, so that the usual start, with nothing to
     upgrade, does not pay for importing Alembic.
     """
-    return max(name[:4] for name in os.listdir(migrations / "versions") if name[:4].isdigit())
+    return {name[:4] for name in os.listdir(migrations / "versions") if name[:4].isdigit()}
+
+
+def head_revision(migrations: Path = MIGRATIONS) -> str:
+    """The newest revision the code has."""
+    return max(revisions_of(migrations))
 
 
 def stored_revision(connection: Connection) -> str | None:
@@ -180,27 +252,34 @@ def known_revisions(config) -> dict:
     return {script.revision: script.module for script in ScriptDirectory.from_config(config).walk_revisions()}
 
 
-def adopt(connection: Connection, config, revisions: dict, head: str) -> str | None:
-    """Stamp a database made by create_all with the revision it matches; None when it is empty."""
-    from alembic import command
-
+def recognise(connection: Connection, revisions: dict, head: str) -> str | None:
+    """The revision whose tables a database without a version table has; None when it has no tables."""
     if not inspect(connection).get_table_names():
         return None
     for revision, metadata in (("0001", revisions["0001"].RELEASE_1), (head, Base.metadata)):
         if matches(connection, metadata):
-            command.stamp(config, revision)
             return revision
     raise DatabaseError("the database has tables that are neither release 1's nor this code's "
                         f"(revision {head}); nothing was changed. Is DATABASE_URL right?")
 
 
+def adopt(connection: Connection, config, revisions: dict, head: str) -> str | None:
+    """Stamp a database made by create_all with the revision it matches; None when it is empty."""
+    from alembic import command
+
+    revision = recognise(connection, revisions, head)
+    if revision is not None:
+        command.stamp(config, revision)
+    return revision
+
+
 def copy_before_upgrade(database_url: str, revision: str) -> str | None:
     """On SQLite, a consistent copy of the database as it is, beside it: shop.db.before-<revision>."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    path = sqlite_file(database_url)
+    if path is None:
         return None
-    copy = f"{url.database}.before-{revision}"
-    backup_sqlite(url.database, copy)
+    copy = f"{path}.before-{revision}"
+    backup_sqlite(path, copy)
     return copy
 
 
@@ -208,6 +287,11 @@ def check_foreign_keys(connection: Connection) -> None:
     """SQLite checked no foreign keys while the migrations ran: check them all now, before the commit."""
     if connection.dialect.name == "sqlite" and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
         raise DatabaseError("the upgrade would break the links between tables; nothing was changed")
+
+
+def newer_than_code(stored: str, head: str) -> DatabaseError:
+    return DatabaseError(f"the database is at revision {stored}, newer than this code ({head}): "
+                         "run the newer shopbot, or restore the copy made before that upgrade")
 
 
 def run_migrations(connection: Connection, migrations: Path, database_url: str, head: str) -> tuple:
@@ -220,8 +304,7 @@ def run_migrations(connection: Connection, migrations: Path, database_url: str, 
     revisions = known_revisions(config)
     before = stored_revision(connection)  # read again under the lock: another instance may have upgraded
     if before is not None and before not in revisions:
-        raise DatabaseError(f"the database is at revision {before}, newer than this code ({head}): "
-                            "run the newer shopbot, or restore the copy made before that upgrade")
+        raise newer_than_code(before, head)
     if before is None:
         before = adopt(connection, config, revisions, head)
     if before == head:
@@ -243,10 +326,11 @@ def upgrade(database_url: str, migrations: Path = MIGRATIONS) -> None:
     quick = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
     try:
         with quick.connect() as connection:
+            check_integrity(connection)
             if stored_revision(connection) == head:
                 return  # the usual start: nothing to do
     except SQLAlchemyError as error:
-        raise DatabaseError(f"cannot open the database: {error.orig or error}") from None
+        raise unusable(error, "open") from None
     finally:
         quick.dispose()
     engine = migration_engine(database_url)
@@ -254,7 +338,7 @@ def upgrade(database_url: str, migrations: Path = MIGRATIONS) -> None:
         with engine.begin() as connection:
             before, after, copy = run_migrations(connection, migrations, database_url, head)
     except SQLAlchemyError as error:
-        raise DatabaseError(f"cannot upgrade the database: {error.orig or error}") from None
+        raise unusable(error, "upgrade") from None
     finally:
         engine.dispose()
     if before != after:
@@ -263,9 +347,45 @@ def upgrade(database_url: str, migrations: Path = MIGRATIONS) -> None:
 
 
 def open_database(database_url: str, pool_size: int = 5) -> sessionmaker:
-    """Upgrade the database if the code is newer, then connect to it."""
+    """Check that the database can be used, upgrade it if the code is newer, then connect to it."""
+    path = sqlite_file(database_url)
+    if path:
+        check_sqlite_file(path)
     upgrade(database_url)
     return connect(database_url, pool_size)
+
+
+def revision_state(connection: Connection, head: str) -> str:
+    """Where the database stands against the code's migrations, in words; DatabaseError if it cannot be served."""
+    stored = stored_revision(connection)
+    if stored is None:
+        stored = recognise(connection, known_revisions(alembic_config(connection, MIGRATIONS)), head)
+        if stored is None:
+            return "empty: the tables are made at the first start"
+    if stored not in revisions_of():
+        raise newer_than_code(stored, head)
+    if stored == head:
+        return f"revision {head}, up to date"
+    return f"revision {stored}: upgraded to {head} at the next start"
+
+
+def describe_database(database_url: str) -> str:
+    """For ``shopbot.py --check``: one line on the database, or DatabaseError. Changes nothing, creates nothing."""
+    path = sqlite_file(database_url)
+    if path:
+        check_sqlite_file(path)
+        if not os.path.exists(path):
+            return f"{path} does not exist yet: it is made at the first start"
+    engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    try:
+        with engine.connect() as connection:
+            check_integrity(connection)
+            state = revision_state(connection, head_revision())
+    except SQLAlchemyError as error:
+        raise unusable(error, "open") from None
+    finally:
+        engine.dispose()
+    return state + ("; quick_check ok" if path else "")
 
 
 def new_revision(message: str) -> Path:

@@ -127,14 +127,24 @@ def handles_errors(function):
 
 
 def refuse_stranger(shop: Shop, update, what: str) -> None:
-    """Someone not in ADMIN_IDS reached an admin handler: log it and show them the customer menu."""
-    logger.warning("User %s tried admin action %s", update.from_user.id, what)
-    lang = language_of(update.from_user)
+    """Someone not in ADMIN_IDS reached an admin handler: log it and show them the customer menu.
+
+    While the shop has no admin at all, whoever tries is probably the seller
+    setting it up: the log shows the exact setting to add, and so does the chat.
+    """
+    user_id, lang = update.from_user.id, language_of(update.from_user)
+    if shop.config.admin_ids:
+        logger.warning("User %s tried admin action %s", user_id, what)
+        screen = menu_screen(lang)
+    else:
+        logger.warning("User %s tried admin action %s, but there are no ADMIN_IDS: to make them the admin, "
+                       "set ADMIN_IDS=%s and restart the shop", user_id, what, user_id)
+        screen = Screen(text(lang, "become_admin", id=user_id), menu_keyboard(lang))
     if isinstance(update, types.CallbackQuery):
         answer(shop, update, text(lang, "stale_button"))
-        show(shop, chat_of(update), menu_screen(lang), replace=update.message)
+        show(shop, chat_of(update), screen, replace=update.message)
     else:
-        send(shop, chat_of(update), text(lang, "menu"), menu_keyboard(lang))
+        send(shop, chat_of(update), screen.text, screen.markup)
 
 
 @handles_errors

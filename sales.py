@@ -1,20 +1,18 @@
-"""Sales: the seller's money screens — figures, purchases, refunds, grants, export and backup.
+"""Sales: the seller's money screens — figures, purchases, refunds, grants and export.
 
 Reading order: ... stock.py → **sales.py** → broadcast.py.
 
 📊 Sales sums up four periods; 🧾 Recent purchases opens any sale, with
 ↩️ Refund (the refund itself is in checkout.py, beside the payments);
 ``/refund <charge id>`` and ``/grant <user id> <product id>`` are the same
-from the keyboard. 📄 Export CSV sends every purchase as a spreadsheet, and
-💾 Backup a consistent copy of a SQLite database.
+from the keyboard. 📄 Export CSV sends every purchase as a spreadsheet.
+(💾 Backup has a chapter of its own: backups.py.)
 """
 from __future__ import annotations
 
 import csv
 import io
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,7 +23,6 @@ from telebot import TeleBot, types
 import routes
 from checkout import Delivery, give_product, refund_purchase
 from config import is_id
-from database import backup_sqlite
 from models import (
     Product,
     Purchase,
@@ -205,7 +202,7 @@ def on_grant(shop: Shop, message: types.Message, session: Session):
 
 
 # ---------------------------------------------------------------------------
-# 📄 Export CSV and 💾 Backup
+# 📄 Export CSV
 # ---------------------------------------------------------------------------
 
 def purchases_csv(session: Session) -> str:
@@ -229,7 +226,7 @@ def purchases_csv(session: Session) -> str:
 
 @dataclass
 class Document:
-    """Reply: a file made by the shop (a CSV, a backup), sent to the admin's chat."""
+    """Reply: a file made by the shop (the CSV), sent to the admin's chat."""
 
     file_name: str
     data: bytes
@@ -244,21 +241,6 @@ def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session):
     data = purchases_csv(session).encode("utf-8-sig")  # -sig: Excel opens UTF-8 right
     return Toast(text(language_of(call.from_user), "admin_exported")), \
         Document(f"purchases-{utcnow():%Y-%m-%d}.csv", data)
-
-
-@handlers.tap("backup")
-def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session):
-    """💾 Backup: a copy of the database, sent to the admin (a database server has its own tools)."""
-    lang = language_of(call.from_user)
-    url = session.get_bind().url
-    if url.get_backend_name() != "sqlite":
-        return Screen(text(lang, "admin_backup_server"), keyboard([button(label(lang, "btn_back"), "admin")]))
-    with tempfile.TemporaryDirectory() as folder:
-        copy_path = os.path.join(folder, "backup.db")
-        backup_sqlite(url.database, copy_path)
-        with open(copy_path, "rb") as copy:
-            data = copy.read()
-    return Toast(text(lang, "admin_backup_sent")), Document(f"shop-backup-{utcnow():%Y-%m-%d-%H%M}.db", data)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from telebot import types
 
 import texts
-from config import STARS, is_id, is_number
+from config import CURRENCY_EXP, STARS, is_id, is_number
 
 # ---------------------------------------------------------------------------
 # Texts: every word comes from texts.py, in the user's language
@@ -110,9 +110,7 @@ def split_message(value: str, limit: int = MESSAGE_LIMIT) -> list[str]:
 # Money: prices are integers in the currency's smallest unit
 # ---------------------------------------------------------------------------
 
-# Currencies without a fractional unit (the Bot API's "exp" of 0).
-ZERO_DECIMAL_CURRENCIES = {STARS, "JPY", "KRW", "CLP", "ISK", "UGX", "VND", "PYG"}
-CURRENCY_SIGNS = {"USD": "${}", "EUR": "€{}", "GBP": "£{}", "RUB": "{} ₽", "UAH": "{} ₴",
+CURRENCY_SIGNS = {"USD": "${}", "EUR": "€{}", "GBP": "£{}", "RUB": "{}\u00a0₽", "UAH": "{} ₴",
                   "KZT": "{} ₸", "INR": "₹{}", STARS: "{} ⭐"}
 # Telegram accepts Stars invoices of 1 to 100,000 Stars.
 MAX_STARS = 100_000
@@ -121,15 +119,19 @@ MAX_CARD_UNITS = 10_000
 
 
 def decimals(currency: str) -> int:
-    """Digits after the point: 2 for dollars (cents), 0 for Stars and yen."""
-    return 0 if currency in ZERO_DECIMAL_CURRENCIES else 2
+    """Digits after the point, as Telegram counts them (config.CURRENCY_EXP): 2 for dollars, 0 for Stars and yen."""
+    return CURRENCY_EXP.get(currency, 2)
 
 
 def format_price(amount: int, currency: str) -> str:
-    """1500, 'XTR' -> '1500 ⭐'; 999, 'USD' -> '$9.99'; 99000, 'RUB' -> '990 ₽'."""
+    """1500, 'XTR' -> '1500 ⭐'; 999, 'USD' -> '$9.99'; 150050, 'RUB' -> '1 500,50 ₽'."""
     places = decimals(currency)
-    units, cents = divmod(amount, 10 ** places) if places else (amount, 0)
-    number = f"{units}.{cents:0{places}d}" if cents else str(units)
+    units, cents = divmod(amount, 10 ** places)
+    if currency == "RUB":  # the Russian way: no-break spaces between thousands, a decimal comma
+        whole = f"{units:,}".replace(",", "\u00a0")
+        number = f"{whole},{cents:0{places}d}" if cents else whole
+    else:
+        number = f"{units}.{cents:0{places}d}" if cents else str(units)
     return CURRENCY_SIGNS.get(currency, "{} " + currency).format(number)
 
 
@@ -142,8 +144,8 @@ class InputError(ValueError):
 
 
 def parse_price(raw: str, currency: str) -> int:
-    """Read a price the way people type it ('9.99', '9,99', '150') into smallest units."""
-    raw = raw.strip().replace(",", ".").replace(" ", "")
+    """Read a price the way people type it ('9.99', '9,99', '150', '1 500,50') into smallest units."""
+    raw = re.sub(r"\s", "", raw).replace(",", ".")  # \s: no-break spaces too, as format_price writes them
     whole, _, fraction = raw.partition(".")
     if not is_number(whole) or (fraction and not is_number(fraction)):
         raise InputError("err_price_not_number")

@@ -11,6 +11,8 @@ Run it:
 
     pip install -r requirements.txt
     BOT_TOKEN=123:ABC ADMIN_IDS=111111111 python shopbot.py
+    python shopbot.py --check          check everything a deployment needs, then exit 0 or 1
+    python shopbot.py --reprice 0.013  convert the catalog's prices to CURRENCY (1 old unit = 0.013 new)
 
 Environment variables (only BOT_TOKEN is required):
 
@@ -20,6 +22,7 @@ Environment variables (only BOT_TOKEN is required):
     TELEGRAM_API_URL        a self-hosted Bot API server, default Telegram's
     PAYMENT_PROVIDER_TOKEN  a card provider's token; empty means Telegram Stars
     CURRENCY                the card provider's currency, e.g. USD (Stars: XTR)
+    LOG_LEVEL               DEBUG, INFO (the default), WARNING or ERROR
 
 How to read this code: each file is a chapter that reads alone, top to
 bottom. In order:
@@ -41,11 +44,14 @@ bottom. In order:
     support.py     /paysupport and the seller's reply
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
-    sales.py       sales figures, purchases, refunds, grants, export, backup
+    sales.py       sales figures, purchases, refunds, grants, CSV export
     broadcast.py   one message to every customer
+    service.py     running it for real: start-up checks, --check, --reprice
+    backups.py     💾 Backup: a copy of the shop now, or every day
 """
 from __future__ import annotations
 
+import argparse
 import fcntl
 import functools
 import logging
@@ -53,26 +59,38 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 
 import telebot
 from sqlalchemy.engine import make_url
-from telebot import types
+from telebot import apihelper, types
 from telebot.apihelper import ApiTelegramException
 
 import admin
+import backups
 import broadcast
 import checkout
 import ledger
 import routes
 import sales
+import service
 import stock
 import storefront
 import support
 import texts
-from config import Config, ConfigError, load_config, setup_logging, use_api_server
-from database import DatabaseError, connect, open_database
+from config import (
+    Config,
+    ConfigError,
+    load_config,
+    secrets_of,
+    send_parameters_in_body,
+    setup_logging,
+    use_api_server,
+)
+from database import DatabaseError, close_database, connect, describe_database, open_database
 from lanes import Lanes
+from service import CALL_FAILED, TelegramLink, short_reason
 from shop import Shop
 
 logger = logging.getLogger("shopbot")
@@ -82,7 +100,10 @@ PAYMENT_THREADS = 2  # ...and this many payments, beside them
 # The update types the shop handles; Telegram sends no others.
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Every chapter that registers handlers, in the order telebot should try them.
-CHAPTERS = [storefront, checkout, ledger, support, admin, stock, sales, broadcast]
+CHAPTERS = [storefront, checkout, ledger, support, admin, stock, sales, backups, broadcast]
+POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
+CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
+COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
 
 
 class ShopBot(telebot.TeleBot):
@@ -143,7 +164,7 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True) -> S
 
 
 class PollingErrors(telebot.ExceptionHandler):
-    """Explain the polling errors a seller can fix; telebot retries all of them with backoff."""
+    """Explain the polling errors a seller can fix (poll() below retries them)."""
 
     def __init__(self):
         self.last_conflict = 0.0
@@ -177,6 +198,47 @@ def register_commands(bot: telebot.TeleBot) -> None:
         bot.set_my_commands(bot_commands, language_code=None if lang == "en" else lang)
 
 
+class CommandMenu:
+    """The command menu is a nicety: selling never waits for it, and a failed registration is tried again later."""
+
+    def __init__(self, bot: telebot.TeleBot, clock=time.monotonic):
+        self.bot, self.clock = bot, clock
+        self.next_try: float | None = 0.0  # None once registered
+
+    def register_if_due(self) -> None:
+        if self.next_try is None or self.clock() < self.next_try:
+            return
+        try:
+            register_commands(self.bot)
+            self.next_try = None
+        except CALL_FAILED as error:
+            logger.warning("Could not register the command menu (%s); trying again in %s minutes",
+                           short_reason(error), COMMANDS_RETRY // 60)
+            self.next_try = self.clock() + COMMANDS_RETRY
+
+
+def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None = None) -> None:
+    """Fetch updates and hand each batch to ``bot.process_new_updates``, until stopped (a signal, or ``stop``).
+
+    Telegram forgets an update once getUpdates is called with an offset past
+    it, so the offset moves only after the batch has been handed over. While
+    Telegram cannot be reached, ``link`` waits, and says so once.
+    """
+    conflicts, menu, offset = PollingErrors(), CommandMenu(bot), None
+    while stop is None or not stop.is_set():
+        menu.register_if_due()
+        try:
+            updates = link.call(bot.get_updates, offset=offset, timeout=POLL_SECONDS,
+                                long_polling_timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
+        except ApiTelegramException as error:  # what link.call leaves to us: 409 Conflict
+            conflicts.handle(error)
+            link.sleep(CONFLICT_WAIT)
+            continue
+        if updates:
+            bot.process_new_updates(updates)
+            offset = max(update.update_id for update in updates) + 1
+
+
 def safe_url(database_url: str) -> str:
     """The database URL without its password, for the start-up log line."""
     return make_url(database_url).render_as_string(hide_password=True)
@@ -192,42 +254,75 @@ def stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
-def main() -> int:
+def announce(config: Config, me: types.User) -> None:
+    """The start-up lines: who the bot is (and the link to open it), where its data lives, who is admin."""
+    logger.info("Started as @%s: open https://t.me/%s", me.username, me.username)
+    logger.info("Database: %s; Telegram API: %s; payments: %s", safe_url(config.database_url),
+                config.api_url or "https://api.telegram.org", config.currency)
+    if not config.admin_ids:
+        logger.warning("No ADMIN_IDS: nobody can open /admin. Send /admin to the bot: this log then shows "
+                       "your id and the setting to add")
+
+
+def serve(config: Config) -> int:
+    """Check the database and the token, each with one clear line if wrong, then answer customers until stopped."""
+    describe_database(config.database_url)  # damaged, newer than the code...: said before any network call
+    link = TelegramLink(config.api_url)
+    me = types.User.de_json(link.call(apihelper.get_me, config.token))  # a rejected token stops the start here
+    bot = create_bot(config)  # the database is brought up to date
+    with bot.shop.Session() as session:
+        service.check_catalog_currency(session, config.currency)
+    try:
+        announce(config, me)
+        bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
+        backups.start_daily_backups(bot.shop)
+        poll(bot, link)
+    finally:
+        bot.lanes.stop()  # the updates in hand are finished
+        close_database(bot.shop.QuickSession)
+        close_database(bot.shop.Session)
+        logger.info("Stopped")
+    return 0
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="shopbot.py", description="A Telegram shop bot; configured by "
+                                     "environment variables (see README.md).")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="check the configuration, the database, the token, "
+                        "the payments and the admins, one line each; exit 0 or 1 without polling")
+    action.add_argument("--reprice", metavar="RATE", help="convert every price from the currency the catalog is "
+                        "priced in to CURRENCY: RATE is what one unit of the old currency is worth in the new one")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
     try:
         config = load_config(os.environ)
     except ConfigError as error:
+        if arguments.check:
+            print(f"configuration: FAIL — {error}")
+            return 1
         print(f"shopbot: {error}", file=sys.stderr)
         return 2
-    setup_logging(config.token)
+    setup_logging(config.log_level, *secrets_of(config))
+    use_api_server(config.api_url)
+    send_parameters_in_body()
+    if arguments.check:
+        return service.run_checks(config)
     lock = hold_instance_lock(config.token)
     if lock is None:
         logger.error("Another instance of this bot is already running on this machine; exiting.")
         return 1
-    use_api_server(config.api_url)
     try:
-        bot = create_bot(config)  # first of all, the database is brought up to date
-    except DatabaseError as error:
+        stop_on_signals()
+        return service.reprice(config, arguments.reprice) if arguments.reprice else serve(config)
+    except (service.StartRefused, DatabaseError) as error:
         print(f"shopbot: {error}", file=sys.stderr)
         return 2
-    bot.exception_handler = PollingErrors()
-    logger.info("Database: %s; Telegram API: %s; payments: %s", safe_url(config.database_url),
-                config.api_url or "https://api.telegram.org", config.currency)
-    stop_on_signals()
-    bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
-    try:
-        register_commands(bot)
-    except Exception as error:  # the menu is a nicety; selling must not wait for it
-        logger.warning("Could not register the command menu: %s", error)
-    try:
-        bot.infinity_polling(timeout=20, long_polling_timeout=20, allowed_updates=ALLOWED_UPDATES)
-    except SystemExit:
-        pass
     finally:
-        bot.stop_bot()
-        bot.lanes.stop()  # the updates in hand are finished
         lock.close()
-    logger.info("Stopped")
-    return 0
 
 
 if __name__ == "__main__":

@@ -77,8 +77,8 @@ def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, comman
 ADMIN_ACTIONS = [
     "add_product", "add_product_in", "admin", "admin_category", "admin_product", "admin_purchase", "backup",
     "broadcast", "categories", "category_down", "category_up", "choose_kind", "clear_stock", "confirm_clear_stock",
-    "confirm_delete_product", "confirm_refund", "delete_category", "delete_product", "edit_kind", "edit_product",
-    "export_csv", "new_category", "products", "recent_purchases", "refund", "rename_category",
+    "confirm_delete_product", "confirm_refund", "daily_backup", "delete_category", "delete_product", "edit_kind",
+    "edit_product", "export_csv", "new_category", "products", "recent_purchases", "refund", "rename_category",
     "reply", "sale_alerts", "sales", "save_product", "send_broadcast", "stock_done", "toggle_product", "upload_stock",
 ]
 

@@ -1,9 +1,8 @@
-"""The money screens (sales.py): figures, refunds, grants, export and backup."""
+"""The money screens (sales.py): figures, refunds, grants and export."""
 from __future__ import annotations
 
 import csv
 import io
-import sqlite3
 from pathlib import Path
 
 import models
@@ -102,16 +101,3 @@ def test_export_csv_lists_every_purchase(shop, seller, alice):
                        "payment_type", "payment_id", "refunded_at"]
     assert rows[1][1:] == ["1", "1001", "alice", 'Course, part "1"', "25", "XTR", "stars",
                            alice.payment["telegram_payment_charge_id"], ""]
-
-
-def test_backup_is_a_consistent_sqlite_copy(shop, seller, tmp_path):
-    shop.add_product("Pro")
-    seller.taps_data(callback("backup"))
-    if shop.Session.kw["bind"].dialect.name != "sqlite":  # a database server: its own tools back it up
-        assert "pg_dump" in seller.last_text() and not shop.api.of("sendDocument")
-        return
-    name, data = shop.api.of("sendDocument")[-1].files["document"]
-    assert name.startswith("shop-backup-")
-    (tmp_path / "copy.db").write_bytes(data)
-    with sqlite3.connect(tmp_path / "copy.db") as copy:
-        assert copy.execute("SELECT name FROM products").fetchall() == [("Pro",)]

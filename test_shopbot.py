@@ -1,7 +1,6 @@
 """The shop end to end: configuration, start-up, polling, crashes and restarts, and a customer's whole journey."""
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -11,9 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from telebot.apihelper import ApiTelegramException
@@ -22,6 +19,8 @@ import shopbot
 from config import ConfigError, RedactSecrets, load_config
 from conftest import (
     TOKEN,
+    BadGateway,
+    FakeBotApiServer,
     Person,
     ShopUnderTest,
     add_stock,
@@ -86,60 +85,6 @@ def test_config_with_a_card_provider():
     assert (config.currency, config.payment_type) == ("EUR", "card")
     with pytest.raises(ConfigError, match="PAYMENT_PROVIDER_TOKEN"):
         load_config({"BOT_TOKEN": TOKEN, "CURRENCY": "USD"})
-
-
-class BadGateway(Exception):
-    """Raised by a fake server's answer() to reply 502, as Telegram does when it is unwell."""
-
-
-class FakeBotApiServer:
-    """A tiny HTTP Bot API for the start-up test: records the methods called."""
-
-    def __init__(self):
-        self.calls: list[tuple[str, float, dict]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):  # telebot posts every call
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length).decode()
-                method = self.path.rsplit("/", 1)[1].split("?")[0]
-                server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
-                params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
-                params.update({k: v[-1] for k, v in parse_qs(body).items()})
-                try:
-                    status, payload = 200, {"ok": True, "result": server.answer(method, params)}
-                except BadGateway:
-                    status, payload = 502, {"ok": False, "error_code": 502, "description": "Bad Gateway"}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot was stopped
-                    self.wfile.write(data)
-
-            do_GET = do_POST
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def answer(self, method: str, params: dict):
-        if method == "getUpdates":
-            time.sleep(0.2)  # a long poll with nothing new
-            return []
-        if method == "getMe":
-            return {"id": 1, "is_bot": True, "first_name": "Shop", "username": "shop_bot"}
-        if method == "getStarTransactions":
-            return {"transactions": []}
-        return True
-
-    def methods(self):
-        return [method for method, _, _ in self.calls]
 
 
 def test_bot_polls_the_configured_api_and_stops_cleanly_on_sigterm(tmp_path):

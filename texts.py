@@ -126,6 +126,8 @@ EN = {
     "btn_backup": "💾 Backup",
     "btn_alerts_on": "🔔 Sale alerts: on",
     "btn_alerts_off": "🔕 Sale alerts: off",
+    "btn_daily_on": "🔁 Daily to me: on",
+    "btn_daily_off": "🔁 Daily to me: off",
     "btn_cancel": "✖️ Cancel",
     "btn_save": "✅ Save",
     "btn_send": "✅ Send",
@@ -253,7 +255,19 @@ EN = {
     "admin_broadcast_progress": "📣 Broadcast: {done} of {total}…",
     "admin_broadcast_done": "📣 Broadcast finished: {sent} sent, {blocked} blocked the bot, {failed} failed.",
     "admin_exported": "CSV sent.",
-    "admin_backup_sent": "Backup sent.",
+    "become_admin": "🛠 This shop has no admin yet. If it is yours, add <code>ADMIN_IDS={id}</code> to its "
+                    "settings (the environment, e.g. /etc/shopbot.env) and restart it: {id} is your Telegram id.\n\n"
+                    "What would you like to do?",
+    "admin_backup": "💾 <b>Backup</b>\n\nEach copy of the shop is sent to you here: a gzip-compressed SQLite file. "
+                    "The newest {keep} are also kept on the server, in <code>{folder}</code>.\n\n"
+                    "To restore one: stop the shop, unpack it over the database "
+                    "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) and start the shop again.\n\n"
+                    "🔁 <b>Daily to me</b>: a copy every 24 hours, in this chat.",
+    "backup_caption": "💾 A copy of the shop. The newest copies are also kept on the server, in <code>{folder}</code>.",
+    "backup_too_big": "💾 This copy of the shop is {size} MB, more than the 50 MB Telegram lets a bot send. "
+                      "It is kept on the server: <code>{path}</code>",
+    "daily_backup_on": "🔁 Daily copies on: the next one comes within the day.",
+    "daily_backup_off": "Daily copies off.",
     "admin_backup_server": "💾 The shop uses a database server: back it up with its own tools, e.g. "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> for PostgreSQL.",
     # --- why the seller's answer was not taken -------------------------------
@@ -377,6 +391,8 @@ RU = {
     "btn_backup": "💾 Резервная копия",
     "btn_alerts_on": "🔔 Уведомления о продажах: вкл",
     "btn_alerts_off": "🔕 Уведомления о продажах: выкл",
+    "btn_daily_on": "🔁 Каждый день мне: вкл",
+    "btn_daily_off": "🔁 Каждый день мне: выкл",
     "btn_cancel": "✖️ Отмена",
     "btn_save": "✅ Сохранить",
     "btn_send": "✅ Отправить",
@@ -508,7 +524,19 @@ RU = {
     "admin_broadcast_done": "📣 Рассылка завершена: доставлено — {sent}, заблокировали бота — {blocked}, "
                             "ошибок — {failed}.",
     "admin_exported": "CSV отправлен.",
-    "admin_backup_sent": "Резервная копия отправлена.",
+    "become_admin": "🛠 У этого магазина ещё нет администратора. Если магазин ваш, добавьте "
+                    "<code>ADMIN_IDS={id}</code> в его настройки (переменные окружения, например /etc/shopbot.env) "
+                    "и перезапустите его: {id} — ваш id в Telegram.\n\nЧто вы хотите сделать?",
+    "admin_backup": "💾 <b>Резервная копия</b>\n\nКаждая копия магазина приходит вам сюда: это файл базы SQLite, "
+                    "сжатый gzip. Последние {keep} копий также хранятся на сервере, в <code>{folder}</code>.\n\n"
+                    "Чтобы восстановить копию, остановите магазин, распакуйте её на место базы "
+                    "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) и снова запустите магазин.\n\n"
+                    "🔁 <b>Каждый день мне</b>: копия раз в 24 часа, в этот чат.",
+    "backup_caption": "💾 Копия магазина. Последние копии также хранятся на сервере, в <code>{folder}</code>.",
+    "backup_too_big": "💾 Эта копия магазина весит {size} МБ — больше 50 МБ, которые Telegram разрешает отправить "
+                      "боту. Она сохранена на сервере: <code>{path}</code>",
+    "daily_backup_on": "🔁 Ежедневные копии включены: следующая придёт в течение суток.",
+    "daily_backup_off": "Ежедневные копии выключены.",
     "admin_backup_server": "💾 Магазин работает с сервером баз данных: делайте копию его средствами, например "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> для PostgreSQL.",
     "err_expected_text": "❗ Здесь нужен текст.",

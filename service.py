@@ -1,0 +1,314 @@
+"""Service: running the shop for real — what it checks before it serves, and the seller's commands.
+
+Reading order: ... broadcast.py → **service.py** → backups.py. shopbot.py's
+main() starts the shop with it.
+
+A new seller's first hour decides whether they keep the shop, so every
+first-hour mistake gets one clear line instead of a retry loop:
+
+- **The token** is the first thing asked of Telegram, with ``getMe``: a token
+  Telegram rejects stops the start (exit code 2) with "copy it again from
+  @BotFather". (Only the database, which needs no network, is checked before.)
+- **An unreachable Telegram** (no network, a firewall) is said once, waited
+  for with growing pauses up to a minute, and its return said once: not one
+  raw urllib3 error every 3 seconds (``TelegramLink``).
+- **The currency**: the shop records which currency its catalog is priced in.
+  Starting with another CURRENCY while products have prices is refused,
+  because "150" would silently mean $150 instead of 150 ⭐; ``--reprice``
+  converts the catalog (``python shopbot.py --reprice 0.013``).
+- ``python shopbot.py --check`` checks everything a deployment needs, one
+  line per item, and exits 0 or 1 without polling: systemd runs it before
+  each start (deploy/shopbot.service).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+from telebot import apihelper, types
+from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
+
+from config import STARS, TELEGRAM_API, Config
+from database import DatabaseError, describe_database, open_database, sqlite_file
+from models import Product, Purchase, Setting
+from screens import MAX_CARD_UNITS, MAX_STARS, decimals, format_price
+from shop import retry_after
+
+logger = logging.getLogger("shopbot")
+
+# ---------------------------------------------------------------------------
+# Is Telegram there?
+# ---------------------------------------------------------------------------
+
+FIRST_WAIT = 0.5  # seconds before the first retry; doubled after every failure...
+LONGEST_WAIT = 60  # ...up to a minute
+# What a call to an unreachable or unwell Telegram raises (requests' errors carry the URL: never log them raw).
+CALL_FAILED = (requests.RequestException, ApiException)
+# Clues in a connection error's long text, and what they mean in a few words.
+NETWORK_CLUES = [("Failed to resolve", "name not resolved: no DNS?"), ("Connection refused", "connection refused"),
+                 ("Network is unreachable", "network unreachable"), ("timed out", "timed out")]
+
+
+class StartRefused(Exception):
+    """The shop must not start as configured; the message says why and what to do, in one line."""
+
+
+class TokenRejected(StartRefused):
+    def __init__(self):
+        super().__init__("Telegram rejected BOT_TOKEN: copy it again from @BotFather")
+
+
+def rejects_token(error: Exception) -> bool:
+    """401 Unauthorized for a revoked or mistyped token; 404 Not Found for a malformed one."""
+    return isinstance(error, ApiTelegramException) and error.error_code in (401, 404)
+
+
+def short_reason(error: Exception) -> str:
+    """A few words on why a call failed: no URL (it holds the token) and none of urllib3's long story."""
+    if isinstance(error, ApiTelegramException):
+        return f"{error.error_code} {error.description}"
+    if isinstance(error, ApiHTTPException):
+        return f"HTTP {error.result.status_code} {error.result.reason}"
+    if isinstance(error, ApiInvalidJSONException):
+        return "the answer was not the Bot API's"
+    if isinstance(error, requests.Timeout):
+        return "timed out"
+    if isinstance(error, requests.exceptions.SSLError):
+        return "TLS error: check the machine's clock and certificates"
+    text = str(error)
+    for clue, reason in NETWORK_CLUES:
+        if clue in text:
+            return reason
+    return "connection failed" if isinstance(error, requests.ConnectionError) else type(error).__name__
+
+
+class TelegramLink:
+    """Calls to Telegram that wait out its absence: the outage is logged once when it starts, once when it ends.
+
+    ``sleep`` is injectable, as ``shop.sleep`` is, so that tests need not wait.
+    """
+
+    def __init__(self, api_url: str | None, sleep=time.sleep):
+        self.host = urlsplit(api_url or TELEGRAM_API).netloc
+        self.sleep = sleep
+        self.down_since: float | None = None
+        self.wait = FIRST_WAIT
+
+    def failed(self, error: Exception) -> None:
+        if self.down_since is None:
+            refused = isinstance(error, ApiTelegramException) and error.error_code < 500  # not a network's fault
+            what = "Telegram refused a call" if refused else "cannot reach Telegram"
+            logger.warning("%s at %s (%s), retrying", what, self.host, short_reason(error))
+            self.down_since = time.monotonic()
+        self.sleep(self.wait)
+        self.wait = min(self.wait * 2, LONGEST_WAIT)
+
+    def answered(self) -> None:
+        if self.down_since is not None:
+            logger.warning("Telegram at %s answers again, after %.0f s", self.host, time.monotonic() - self.down_since)
+        self.down_since, self.wait = None, FIRST_WAIT
+
+    def call(self, method, *args, **kwargs):
+        """``method(*args, **kwargs)`` until Telegram answers. TokenRejected for a rejected token; a 409 Conflict
+        is raised for the caller to explain; a flood limit is waited out; anything else is retried."""
+        while True:
+            try:
+                result = method(*args, **kwargs)
+            except ApiTelegramException as error:
+                if rejects_token(error):
+                    raise TokenRejected() from None
+                if error.error_code == 409:
+                    raise
+                if error.error_code == 429:
+                    self.sleep(retry_after(error))
+                else:
+                    self.failed(error)
+                continue
+            except CALL_FAILED as error:
+                self.failed(error)
+                continue
+            self.answered()
+            return result
+
+
+# ---------------------------------------------------------------------------
+# The currency the catalog is priced in
+# ---------------------------------------------------------------------------
+
+CATALOG_CURRENCY = "catalog_currency"  # a Setting: prices are whole numbers of this currency's smallest unit
+
+
+def paid_products(session: Session) -> int:
+    return session.scalar(select(func.count()).where(Product.price > 0))
+
+
+def catalog_currency(session: Session) -> str | None:
+    """The recorded currency; a shop from before it was recorded is priced in the currency of its last sale."""
+    recorded = session.get(Setting, CATALOG_CURRENCY)
+    if recorded is not None:
+        return recorded.value
+    return session.scalar(select(Purchase.currency).order_by(Purchase.id.desc()).limit(1))
+
+
+def check_catalog_currency(session: Session, currency: str) -> None:
+    """Record the catalog's currency; refuse another CURRENCY while products have prices in the old one."""
+    priced_in = catalog_currency(session)
+    if priced_in not in (None, currency) and paid_products(session):
+        raise StartRefused(
+            f"the catalog is priced in {priced_in} but CURRENCY is {currency}, so every price would change its "
+            f"meaning. Start with CURRENCY={priced_in} again, or convert the prices once with "
+            f"CURRENCY={currency} python shopbot.py --reprice <what 1 {priced_in} is worth in {currency}>")
+    session.merge(Setting(key=CATALOG_CURRENCY, value=currency))
+    session.commit()
+
+
+def convert(amount: int, rate: Decimal, old: str, new: str) -> int:
+    """A price in ``old``'s smallest units, in ``new``'s: 450 XTR at 0.013 -> 585 (US cents). A paid product stays
+    paid: nothing rounds down to free."""
+    value = Decimal(amount) / 10 ** decimals(old) * rate * 10 ** decimals(new)
+    return max(1, int(value.to_integral_value(ROUND_HALF_UP))) if amount else 0
+
+
+def parse_rate(raw: str) -> Decimal:
+    try:
+        rate = Decimal(raw.replace(",", "."))
+    except InvalidOperation:
+        rate = Decimal(0)
+    if not rate.is_finite() or rate <= 0:
+        raise StartRefused(f"--reprice takes what one unit of the old currency is worth in the new one, "
+                           f"e.g. --reprice 0.013; got {raw!r}")
+    return rate
+
+
+def reprice(config: Config, raw_rate: str) -> int:
+    """``python shopbot.py --reprice RATE``: convert every price from the catalog's currency to CURRENCY."""
+    rate, new = parse_rate(raw_rate), config.currency
+    session_factory = open_database(config.database_url)
+    with session_factory() as session:
+        old = catalog_currency(session)
+        if old is None:
+            raise StartRefused("the shop has not recorded its catalog's currency yet: start it once with the "
+                               "CURRENCY its prices were entered in, then convert them")
+        if old == new:
+            raise StartRefused(f"the catalog is already priced in {new}: there is nothing to convert")
+        limit = MAX_STARS if new == STARS else MAX_CARD_UNITS * 10 ** decimals(new)
+        products = session.scalars(select(Product).where(Product.price > 0).order_by(Product.id)).all()
+        for product in products:
+            before, product.price = product.price, convert(product.price, rate, old, new)
+            if product.price > limit:
+                raise StartRefused(f"#{product.id} {product.name} would cost {format_price(product.price, new)}, "
+                                   f"over the {format_price(limit, new)} a payment may be; nothing was changed")
+            print(f"#{product.id} {product.name}: {format_price(before, old)} -> {format_price(product.price, new)}")
+        session.merge(Setting(key=CATALOG_CURRENCY, value=new))
+        session.commit()
+    session_factory.kw["bind"].dispose()
+    print(f"Repriced {len(products)} products from {old} to {new} (1 {old} = {rate} {new}).")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# python shopbot.py --check
+# ---------------------------------------------------------------------------
+
+def check_line(item: str, status: str, detail: str) -> bool:
+    """Print one line of the check; True unless it failed."""
+    print(f"{item}: {status} — {detail}")
+    return status != "FAIL"
+
+
+def check_configuration(config: Config) -> bool:
+    payments = "Telegram Stars" if config.currency == STARS else f"cards in {config.currency}"
+    return check_line("configuration", "ok", f"{len(config.admin_ids)} admin(s), {payments}, "
+                                             f"LOG_LEVEL={config.log_level}")
+
+
+def check_database(config: Config) -> bool:
+    try:
+        return check_line("database", "ok", describe_database(config.database_url))
+    except DatabaseError as error:
+        return check_line("database", "FAIL", str(error))
+
+
+def check_token(config: Config) -> types.User | None:
+    """getMe, once: the bot it names, or None (the failure is printed)."""
+    try:
+        me = types.User.de_json(apihelper.get_me(config.token))
+    except CALL_FAILED as error:
+        host = urlsplit(config.api_url or TELEGRAM_API).netloc
+        check_line("telegram", "FAIL", str(TokenRejected()) if rejects_token(error)
+                   else f"cannot reach Telegram at {host} ({short_reason(error)})")
+        return None
+    check_line("telegram", "ok", f"the token is @{me.username}'s: https://t.me/{me.username}")
+    return me
+
+
+def priced_in(database_url: str) -> str | None:
+    """The catalog's currency while products have prices; None when nothing is priced or it cannot be read."""
+    path = sqlite_file(database_url)
+    if path and not os.path.exists(path):
+        return None  # --check creates nothing
+    engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
+    try:
+        with Session(engine) as session:
+            return catalog_currency(session) if paid_products(session) else None
+    except SQLAlchemyError:
+        return None  # the database line has said what is wrong
+    finally:
+        engine.dispose()
+
+
+def check_payments(config: Config) -> bool:
+    """The currency against the catalog's, and the provider token's mode (never the token itself)."""
+    catalog = priced_in(config.database_url)
+    if catalog not in (None, config.currency):
+        return check_line("payments", "FAIL", f"the catalog is priced in {catalog}, CURRENCY is "
+                                              f"{config.currency}: see --reprice in the README")
+    if config.currency == STARS:
+        return check_line("payments", "ok", "Telegram Stars (XTR), no provider token needed")
+    mode = re.search(r":(TEST|LIVE):", config.provider_token)
+    if mode is None:
+        return check_line("payments", "WARN", "PAYMENT_PROVIDER_TOKEN does not look like one from @BotFather → "
+                                              "Payments (123:LIVE:...)")
+    if mode.group(1) == "TEST":
+        return check_line("payments", "WARN", f"cards in {config.currency} in TEST mode: no real money is taken")
+    return check_line("payments", "ok", f"cards in {config.currency}, LIVE provider token")
+
+
+def check_admins(config: Config) -> bool:
+    """Each admin must have opened the bot: Telegram lets a bot write only to people who have."""
+    if not config.admin_ids:
+        return check_line("admins", "WARN", "No ADMIN_IDS: nobody can open /admin")
+    return all([check_admin(config, admin_id) for admin_id in sorted(config.admin_ids)])
+
+
+def check_admin(config: Config, admin_id: int) -> bool:
+    """getChat answers only for someone who has opened the bot."""
+    item = f"admin {admin_id}"
+    try:
+        chat = apihelper.get_chat(config.token, admin_id)
+    except ApiTelegramException as error:
+        return check_line(item, "WARN", f"has not opened the bot ({error.description}): send it /start from that "
+                                        "account, or the shop cannot write to them")
+    except CALL_FAILED as error:
+        return check_line(item, "FAIL", f"could not ask Telegram ({short_reason(error)})")
+    return check_line(item, "ok", f"{chat.get('first_name', '')} has opened the bot")
+
+
+def run_checks(config: Config) -> int:
+    """Everything a deployment needs, one line each; 0 when nothing failed (warnings are fine), else 1."""
+    passed = [check_configuration(config), check_database(config)]
+    me = check_token(config)
+    passed += [me is not None, check_payments(config)]
+    if me is not None:
+        passed.append(check_admins(config))
+    print("All checks passed." if all(passed) else "Some checks FAILED.")
+    return 0 if all(passed) else 1
