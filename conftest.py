@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 import sqlalchemy
 from sqlalchemy import select
 from telebot import apihelper, types
@@ -102,6 +103,10 @@ class FakeApi:
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
         self.failures.setdefault(method, []).extend([(code, description, retry_after)] * times)
 
+    def drop_connection(self, method: str, times: int = 1):
+        """The next calls of ``method`` never reach Telegram: the network fails under them."""
+        self.failures.setdefault(method, []).extend([requests.ConnectionError("Connection aborted.")] * times)
+
     def __call__(self, http_method, url, params=None, files=None, **_):
         method = url.rsplit("/", 1)[1]
         params = {k: v for k, v in (params or {}).items()}
@@ -111,6 +116,8 @@ class FakeApi:
             self.calls_in_transaction.append(method)
         self.calls.append(Call(method, params, {name: read_upload(value) for name, value in (files or {}).items()}))
         failure = self.failures[method].pop(0) if self.failures.get(method) else self.refusal(method, params)
+        if isinstance(failure, Exception):
+            raise failure
         if failure:
             code, description, retry_after = failure
             payload = {"ok": False, "error_code": code, "description": description}

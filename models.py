@@ -268,6 +268,38 @@ class Dialog(Base):
         return f"<Dialog {self.telegram_id} {self.state}>"
 
 
+class Broadcast(Base):
+    """A message the seller sent to every customer, and how far the sending got.
+
+    Kept in the database so that a restart resumes it where it stopped,
+    without writing to anyone twice.
+    """
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    admin_chat_id: Mapped[int] = mapped_column(BigInteger)  # where the message to copy is, and the reports go
+    message_id: Mapped[int] = mapped_column(BigInteger)  # the admin's message, copied to everyone
+    language_code: Mapped[str] = mapped_column(String(16), default="")  # the reports' language
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Recipients are the customers with users.id in (done_until, last_user_id], taken in order of id.
+    last_user_id: Mapped[int] = mapped_column(default=0)
+    done_until: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int] = mapped_column(default=0)
+    sent: Mapped[int] = mapped_column(default=0)
+    blocked: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    # True while it runs, NULL once finished: unique, so only one broadcast runs at a time
+    # (NULLs never collide in a unique constraint, on SQLite or PostgreSQL).
+    running: Mapped[bool | None] = mapped_column(unique=True, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "finished"
+        return f"<Broadcast {self.id} {state} {self.sent}/{self.total}>"
+
+
 class Setting(Base):
     """A small key-value store for the seller's switches (e.g. sale alerts per admin)."""
 

@@ -50,8 +50,7 @@ class Shop:
         self.catalog = CatalogCache()  # the catalog screen's counts, cleared by admin actions
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
-        self.background: list[threading.Thread] = []  # broadcasts and restock notices
-        self.broadcast_lock = threading.Lock()  # one broadcast at a time
+        self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
         self.sleep = time.sleep  # tests replace it to skip the waits
 
     def is_admin(self, telegram_id: int) -> bool:

@@ -275,6 +275,7 @@ def serve(config: Config) -> int:
     try:
         announce(config, me)
         bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
+        broadcast.resume_broadcasts(bot.shop)
         backups.start_daily_backups(bot.shop)
         poll(bot, link)
     finally:
