@@ -33,6 +33,7 @@ from models import (
     Purchase,
     Setting,
     category_with_count,
+    lowercase,
     products_page,
     save_user,
     stock_left,
@@ -44,6 +45,8 @@ from screens import (
     Screen,
     Toast,
     button,
+    counted,
+    currency_hint,
     format_price,
     has_visible_text,
     keyboard,
@@ -130,15 +133,22 @@ class ProductField:
     name: str  # also names the "✏️" button: btn_edit_<name>
     prompt: str  # text key of the question
     read: Callable[[types.Message, str], dict]  # (message, currency) -> Product attributes
+    hint: Callable[[str], dict] = lambda currency: {}  # (currency) -> values for the question's text
 
 
 PRODUCT_FIELDS = [
     ProductField("name", "admin_ask_name", lambda m, currency: {"name": read_name(m)}),
-    ProductField("price", "admin_ask_price", lambda m, currency: {"price": parse_price(message_text(m), currency)}),
+    ProductField("price", "admin_ask_price", lambda m, currency: {"price": parse_price(message_text(m), currency)},
+                 currency_hint),
     ProductField("description", "admin_ask_description", lambda m, currency: {"description": read_description(m)}),
     ProductField("description_file", "admin_ask_description_file", lambda m, currency: read_description_file(m)),
     ProductField("hidden", "admin_ask_hidden", lambda m, currency: read_hidden(m)),
 ]
+
+
+def ask_field(shop: Shop, session: Session, update, state: str, field: ProductField, **data) -> Screen:
+    """Ask for a product field's value; the price question names the shop's currency, with an example."""
+    return ask(session, update, state, field.prompt, field.hint(shop.config.currency), **data)
 
 
 # ---------------------------------------------------------------------------
@@ -216,8 +226,8 @@ def start_new_product(shop: Shop, call: types.CallbackQuery, session: Session, c
     if session.get(Category, category_id) is None:
         return tap_add_product(shop, call, session)
     end_dialog(session, call)
-    return ask(session, call, "new_product", PRODUCT_FIELDS[0].prompt, category_id=category_id, step=0,
-               product={"kind": kind})
+    return ask_field(shop, session, call, "new_product", PRODUCT_FIELDS[0], category_id=category_id, step=0,
+                     product={"kind": kind})
 
 
 def change_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, kind: str) -> Screen:
@@ -247,7 +257,8 @@ def answer_product_field(shop: Shop, message: types.Message, session: Session, d
     step = dialog["step"]
     product = {**dialog["product"], **PRODUCT_FIELDS[step].read(message, shop.config.currency)}
     if step + 1 < len(PRODUCT_FIELDS):
-        return ask(session, message, "new_product", PRODUCT_FIELDS[step + 1].prompt, step=step + 1, product=product)
+        return ask_field(shop, session, message, "new_product", PRODUCT_FIELDS[step + 1], step=step + 1,
+                         product=product)
     ask(session, message, "new_product_preview", "admin_preview", product=product)
     lang = language_of(message.from_user)
     preview = Product(**product)
@@ -287,16 +298,17 @@ def tap_save_product(shop: Shop, call: types.CallbackQuery, session: Session):
 ADMIN_CATEGORY_PAGE = 10
 
 
-def move_category(session: Session, category_id: int, step: int) -> None:
-    """Swap a category with its neighbour above (-1) or below (+1)."""
+def move_category(session: Session, category_id: int, step: int) -> bool:
+    """Swap a category with its neighbour above (-1) or below (+1); False when it is at the end already."""
     ordered = list(session.scalars(select(Category).order_by(Category.position, Category.id)))
     index = next((i for i, c in enumerate(ordered) if c.id == category_id), None)
     if index is None or not 0 <= index + step < len(ordered):
-        return
+        return False
     ordered[index], ordered[index + step] = ordered[index + step], ordered[index]
     for position, category in enumerate(ordered):  # renumber: old rows may share a position
         category.position = position
     session.commit()
+    return True
 
 
 def categories_screen(session: Session, lang: str, page: int) -> Screen:
@@ -327,11 +339,21 @@ def tap_new_category(shop: Shop, call: types.CallbackQuery, session: Session, fo
     return ask(session, call, "new_category", "admin_ask_category_name", for_new_product=bool(for_new_product))
 
 
+def read_category_name(session: Session, message: types.Message, renaming: int | None = None) -> str:
+    """A category's name, refused when another category has it already, in any case ("Guides", "guides")."""
+    name = read_name(message)
+    taken = session.scalar(select(Category.id).where(lowercase(Category.name) == name.lower(),
+                                                     Category.id != (renaming or 0)).limit(1))
+    if taken:
+        raise InputError("err_category_exists")
+    return name
+
+
 @handlers.answer("new_category")
 def answer_new_category(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
     """The new category's name."""
     last_position = session.scalar(select(func.max(Category.position))) or 0
-    category = Category(name=read_name(message), position=last_position + 1)
+    category = Category(name=read_category_name(session, message), position=last_position + 1)
     session.add(category)
     try:
         session.commit()
@@ -356,7 +378,7 @@ def answer_rename_category(shop: Shop, message: types.Message, session: Session,
     """A category's new name."""
     category = session.get(Category, dialog["category_id"])
     if category is not None:
-        category.name = read_name(message)
+        category.name = read_category_name(session, message, renaming=category.id)
         try:
             session.commit()
         except IntegrityError:
@@ -367,16 +389,18 @@ def answer_rename_category(shop: Shop, message: types.Message, session: Session,
 
 @handlers.tap("category_up")
 def tap_category_up(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
-    """⬆️ a category one place up."""
-    move_category(session, category_id, -1)
-    return categories_screen(session, language_of(call.from_user), 0)
+    """⬆️ a category one place up (or why it did not move)."""
+    lang = language_of(call.from_user)
+    moved = move_category(session, category_id, -1)
+    return with_toast(categories_screen(session, lang, 0), None if moved else text(lang, "admin_category_first"))
 
 
 @handlers.tap("category_down")
 def tap_category_down(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
-    """⬇️ a category one place down."""
-    move_category(session, category_id, +1)
-    return categories_screen(session, language_of(call.from_user), 0)
+    """⬇️ a category one place down (or why it did not move)."""
+    lang = language_of(call.from_user)
+    moved = move_category(session, category_id, +1)
+    return with_toast(categories_screen(session, lang, 0), None if moved else text(lang, "admin_category_last"))
 
 
 @handlers.tap("delete_category")
@@ -421,9 +445,15 @@ def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, 
     products = products_page(session, category_id, min(page, pages - 1), PAGE_SIZE, active_only=False)
     rows = [[button(("" if p.is_active else "🙈 ") + f"{p.name} — {format_price(p.price, shop.config.currency)}",
                     "admin_product", p.id)] for p in products]
-    return Screen(text(lang, "admin_category", name=category.name, count=category.total), keyboard(
+    count = counted(lang, "n_products", category.total)
+    return Screen(text(lang, "admin_category", name=category.name, products=count), keyboard(
         *rows, pager_row(lang, "admin_category", (category_id,), page, pages),
         [button(label(lang, "btn_back"), "products")]))
+
+
+def file_kind(lang: str, file_type: str | None) -> str:
+    """'photo', 'document' (in the admin's language), or — for none."""
+    return label(lang, f"file_{file_type}") if file_type else "—"
 
 
 def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
@@ -432,12 +462,12 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
     sales, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
                                      .where(Purchase.product_id == product_id, Purchase.refunded_at.is_(None))).one()
     left = stock_left(session, product)
-    stock = label(lang, "admin_unlimited") if left is None else label(lang, "admin_stock_left", count=left)
+    stock = label(lang, "admin_unlimited") if left is None else counted(lang, "n_unsold_items", left)
     body = text(lang, "admin_product", stock=stock, id=product.id, name=product.name,
                 category=product.category.name, price=format_price(product.price, shop.config.currency),
                 status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
-                description=truncate(product.description, 1000), file=product.description_file_type or "—",
-                hidden=truncate(product.hidden_content, 1500), hidden_file=product.hidden_file_type or "—",
+                description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
+                hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
                 sales=sales, revenue=format_price(revenue, shop.config.currency))
     edit_buttons = [button(label(lang, f"btn_edit_{f.name}"), "edit_product", product.id, i)
                     for i, f in enumerate(PRODUCT_FIELDS)]
@@ -472,14 +502,14 @@ def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, pr
     if session.get(Product, product_id) is None or field_index >= len(PRODUCT_FIELDS):
         return products_screen(session, language_of(call.from_user))
     end_dialog(session, call)
-    return ask(session, call, "edit_product", PRODUCT_FIELDS[field_index].prompt, product_id=product_id,
-               field=field_index)
+    return ask_field(shop, session, call, "edit_product", PRODUCT_FIELDS[field_index], product_id=product_id,
+                     field_index=field_index)
 
 
 @handlers.answer("edit_product")
 def answer_edit_product(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
     """A product field's new value, checked like in the add dialog."""
-    values = PRODUCT_FIELDS[dialog["field"]].read(message, shop.config.currency)
+    values = PRODUCT_FIELDS[dialog["field_index"]].read(message, shop.config.currency)
     product = session.get(Product, dialog["product_id"])
     end_dialog(session, message)
     lang = language_of(message.from_user)

@@ -30,7 +30,7 @@ from telebot.apihelper import ApiException, ApiTelegramException
 import routes
 from models import Broadcast, User, utcnow
 from routes import Handlers, ask, dialog_data, end_dialog
-from screens import InputError, Screen, Toast, button, keyboard, label, language_for_code, language_of, text
+from screens import InputError, Screen, Toast, button, counted, keyboard, label, language_for_code, language_of, text
 from shop import MASS_SEND_INTERVAL, Shop, call_api, send
 
 logger = logging.getLogger("shopbot")
@@ -66,7 +66,8 @@ class Preview:
     def show(self, shop: Shop, message: types.Message) -> None:
         shop.bot.copy_message(message.chat.id, message.chat.id, message.message_id)
         lang = language_of(message.from_user)
-        send(shop, message.chat.id, text(lang, "admin_confirm_broadcast", count=self.audience), keyboard(
+        send(shop, message.chat.id, text(lang, "admin_confirm_broadcast",
+                                         customers=counted(lang, "n_customers", self.audience)), keyboard(
             [button(label(lang, "btn_send"), "send_broadcast"), button(label(lang, "btn_cancel"), "cancel")]))
 
 
@@ -121,7 +122,7 @@ def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
         return Toast(text(lang, "admin_broadcast_busy"))
     end_dialog(session, call)
     logger.info("Admin %s started broadcast %s to %s customers", call.from_user.id, broadcast.id, broadcast.total)
-    return (Screen(text(lang, "admin_broadcast_started", count=broadcast.total),
+    return (Screen(text(lang, "admin_broadcast_started", customers=counted(lang, "n_customers", broadcast.total)),
                    keyboard([button(label(lang, "btn_back"), "admin")])),
             Run(broadcast.id))
 

@@ -148,14 +148,16 @@ def mark_delivered(session: Session, purchase: Purchase) -> None:
     session.commit()
 
 
-def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> None:
+def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> bool:
     """Send what was bought: the heading, then the item and the hidden content, texts split to fit.
 
-    A customer who has blocked the bot finds it in 📦 My purchases when they come back.
+    False when the customer has blocked the bot (or never opened it): they find
+    it in 📦 My purchases when they come back.
     """
     with shop.Session() as session:
         parcel = parcel_of(session, purchase_id)
-    if send(shop, chat_id, heading) is not None:
+    reached = send(shop, chat_id, heading) is not None
+    if reached:
         sent = False
         for content, file_id, file_type in parcel.contents:
             sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
@@ -166,6 +168,7 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
         if purchase.delivered_at is None:
             logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
         mark_delivered(session, purchase)
+    return reached
 
 
 @dataclass
@@ -185,7 +188,7 @@ def sale_notice(purchase: Purchase) -> AdminNotice:
     """💰 New sale, for the admins who keep sale alerts on."""
     return AdminNotice("admin_new_sale", dict(
         product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-        who=describe_user(purchase.user), type=purchase.payment_type),
+        who=describe_user(purchase.user), type=lambda lang: label(lang, f"payment_{purchase.payment_type}")),
         markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]), setting=SALE_ALERTS)
 
 
@@ -528,7 +531,8 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
     purchase.refunded_at = utcnow()
     session.commit()
     logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
-    return text(lang, "admin_refunded" if purchase.payment_type == "stars" else "admin_refund_marked")
+    outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(purchase.payment_type, "admin_revoked")
+    return text(lang, outcome)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

@@ -42,7 +42,7 @@ from telebot.apihelper import ApiException
 from checkout import deliver, on_successful_payment, parse_invoice_payload
 from models import Product, Purchase, Setting, User, put_setting, utcnow
 from routes import handles_errors, on_message, show_reply
-from screens import describe_user, format_price, language_for_code, language_of, text
+from screens import counted, describe_user, format_price, language_for_code, language_of, text
 from shop import AdminNotice, Note, Shop, notify_admins, send
 
 logger = logging.getLogger("shopbot")
@@ -314,7 +314,9 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
     if check.recorded or check.refunded:
         logger.warning("Telegram's ledger: %s payments recorded late, %s refunds applied",
                        len(check.recorded), len(check.refunded))
-        notify_admins(shop, "admin_ledger_fixed", payments=len(check.recorded), refunds=len(check.refunded))
+        notify_admins(shop, "admin_ledger_fixed",
+                      payments=lambda lang: counted(lang, "n_payments", len(check.recorded)),
+                      refunds=lambda lang: counted(lang, "n_refunds", len(check.refunded)))
 
 
 def keep_checking_ledger(shop: Shop) -> None:

@@ -73,6 +73,8 @@ from shop import SALE_ALERTS, Shop, answer, apologize, muted_admins, send, show
 
 logger = logging.getLogger("shopbot")
 
+MAX_PAGE = 1_000_000  # more pages than any shop has; a forged bigger one would overflow a query's OFFSET
+
 
 # ---------------------------------------------------------------------------
 # Running a handler and showing its reply
@@ -159,9 +161,15 @@ def run_handler(shop: Shop, update, handler, *args, admin: bool = False, name: s
         reply = handler(shop, update, session, *args)
     if admin:
         shop.catalog.clear()  # the seller may have changed what is on sale
-    if isinstance(update, types.CallbackQuery):
-        answer(shop, update, toast_of(reply))  # first: the button stops spinning sooner
-    show_reply(shop, update, reply)
+    if not isinstance(update, types.CallbackQuery):
+        show_reply(shop, update, reply)
+        return
+    answer(shop, update, toast_of(reply))  # first: the button stops spinning sooner
+    try:
+        show_reply(shop, update, reply)
+    except Exception:  # the tap is answered already: the apology must come as a message
+        logger.exception("Error showing the reply to a tap from user %s", update.from_user.id)
+        send(shop, chat_of(update), text(language_of(update.from_user), "sorry"))
 
 
 def on_message(shop: Shop, handler, admin: bool = False):
@@ -191,6 +199,7 @@ class Route:
     arity: int
     admin: bool
     expires_after: float | None = None  # a dialog left unanswered this many seconds is over
+    pages: tuple[int, ...] = ()  # which of the numbers are page numbers (clamped: see on_tap)
 
 
 class Handlers:
@@ -218,8 +227,9 @@ class Handlers:
 
     def tap(self, action: str):
         def register(handler):
-            arity = len(inspect.signature(handler).parameters) - 3  # after shop, call, session
-            self.taps[action] = Route(handler, arity, self.admin)
+            numbers = list(inspect.signature(handler).parameters)[3:]  # after shop, call, session
+            pages = tuple(i for i, name in enumerate(numbers) if name == "page")
+            self.taps[action] = Route(handler, len(numbers), self.admin, pages=pages)
             return handler
         return register
 
@@ -250,7 +260,9 @@ def on_tap(shop: Shop, call: types.CallbackQuery) -> None:
         if call.message is not None:
             show(shop, call.message.chat.id, menu_screen(lang), replace=call.message)
         return
-    run_handler(shop, call, route.handler, *parsed[1], admin=route.admin)
+    # A forged page number such as 9223372036854775807 would overflow the query's OFFSET.
+    numbers = [min(n, MAX_PAGE) if i in route.pages else n for i, n in enumerate(parsed[1])]
+    run_handler(shop, call, route.handler, *numbers, admin=route.admin)
 
 
 # ---------------------------------------------------------------------------
@@ -261,14 +273,14 @@ def cancel_keyboard(lang: str) -> types.InlineKeyboardMarkup:
     return keyboard([button(label(lang, "btn_cancel"), "cancel")])
 
 
-def ask(session: Session, update, state: str, prompt_key: str, **data) -> Screen:
+def ask(session: Session, update, state: str, prompt_key: str, prompt_values: dict | None = None, **data) -> Screen:
     """Wait for the user's next message, which answers ``prompt_key``; ``data`` is kept with the dialog."""
     dialog = session.get(Dialog, update.from_user.id) or Dialog(telegram_id=update.from_user.id)
     dialog.state, dialog.data, dialog.updated_at = state, {**(dialog.data or {}), **data}, utcnow()
     session.add(dialog)
     session.commit()
     lang = language_of(update.from_user)
-    return Screen(text(lang, prompt_key), cancel_keyboard(lang))
+    return Screen(text(lang, prompt_key, **(prompt_values or {})), cancel_keyboard(lang))
 
 
 def end_dialog(session: Session, update) -> None:

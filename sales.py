@@ -13,7 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -21,11 +22,12 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 import routes
-from checkout import Delivery, give_product, refund_purchase
+from checkout import deliver, give_product, refund_purchase
 from config import is_id
 from models import (
     Product,
     Purchase,
+    Setting,
     User,
     owned_purchase_id,
     utcnow,
@@ -36,6 +38,7 @@ from screens import (
     Screen,
     Toast,
     button,
+    counted,
     decimals,
     describe_user,
     format_price,
@@ -48,7 +51,7 @@ from screens import (
     text,
     with_toast,
 )
-from shop import Shop
+from shop import Shop, send
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -58,35 +61,134 @@ handlers = Handlers(admin=True)
 # ---------------------------------------------------------------------------
 
 
-def sales_report(session: Session, lang: str) -> str:
-    """Sales, revenue per currency, refunds and new customers for four periods, and the month's top 5.
+PAID = ("stars", "card")  # purchases that brought money; "free" and "manual" (a /grant) did not
+SNAPSHOT_AGE = timedelta(hours=1)  # how old the all-time snapshot may grow before it is taken again
 
-    Every query reads an index range by date (see the indexes on Purchase), so
-    the report stays quick on a shop with 100,000 sales.
+
+@dataclass
+class Figures:
+    """One period's figures: paid sales and revenue per currency, free and granted items, refunds, new users."""
+
+    paid: dict[str, list[int]] = field(default_factory=dict)  # currency -> [sales, revenue]
+    free: int = 0
+    granted: int = 0
+    refunds: int = 0
+    new_users: int = 0
+
+    def add(self, payment_type: str, currency: str, count: int, amount: int, sign: int = 1) -> None:
+        if payment_type in PAID:
+            totals = self.paid.setdefault(currency, [0, 0])
+            totals[0] += sign * count
+            totals[1] += sign * amount
+        elif payment_type == "free":
+            self.free += sign * count
+        else:
+            self.granted += sign * count
+
+    def merged(self, other: Figures) -> Figures:
+        total = Figures(refunds=self.refunds + other.refunds, new_users=self.new_users + other.new_users)
+        for figures in (self, other):
+            for currency, (count, amount) in figures.paid.items():
+                total.add("stars", currency, count, amount)
+            total.free, total.granted = total.free + figures.free, total.granted + figures.granted
+        return total
+
+
+def in_period(column, since: datetime, until: datetime | None):
+    return column >= since if until is None else (column >= since) & (column < until)
+
+
+def figures_between(session: Session, admin_ids, since: datetime, until: datetime | None = None) -> Figures:
+    """The figures of sales made in [since, until), still live now: a few index ranges (ix_purchases_sales)."""
+    figures = Figures()
+    rows = session.execute(select(Purchase.payment_type, Purchase.currency, func.count(), func.sum(Purchase.price))
+                           .where(in_period(Purchase.created_at, since, until), Purchase.refunded_at.is_(None))
+                           .group_by(Purchase.payment_type, Purchase.currency))
+    for payment_type, currency, count, amount in rows:
+        figures.add(payment_type, currency, count, amount)
+    figures.refunds = session.scalar(select(func.count()).where(
+        in_period(Purchase.refunded_at, since, until), Purchase.payment_type.in_(PAID)))
+    figures.new_users = session.scalar(select(func.count()).where(
+        in_period(User.created_at, since, until), User.telegram_id.not_in(admin_ids)))
+    return figures
+
+
+class AllTime:
+    """The all-time figures: a snapshot, taken in the background, plus what changed since.
+
+    Counting a million sales takes the best part of a second; what changed since
+    the snapshot is a short index range. A refund since then of a sale from
+    before is taken back out of the snapshot's figures.
     """
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.snapshot: Figures | None = None
+        self.taken_at = datetime(1970, 1, 1)
+
+    def take(self, shop: Shop) -> None:
+        now = utcnow()
+        with shop.Session() as session:
+            snapshot = figures_between(session, shop.config.admin_ids, datetime(1970, 1, 1), now)
+        with self.lock:
+            self.snapshot, self.taken_at = snapshot, now
+
+    def figures(self, shop: Shop, session: Session) -> Figures:
+        if self.snapshot is None:
+            self.take(shop)  # the first time only: then the snapshot is kept up to date in the background
+        elif utcnow() - self.taken_at > SNAPSHOT_AGE and not self.lock.locked():
+            shop.start_background(lambda shop: self.take(shop))
+        with self.lock:
+            snapshot, taken_at = self.snapshot, self.taken_at
+        since = figures_between(session, shop.config.admin_ids, taken_at)
+        undone = session.execute(  # sold before the snapshot, refunded after it
+            select(Purchase.payment_type, Purchase.currency, func.count(), func.sum(Purchase.price))
+            .where(Purchase.refunded_at >= taken_at, Purchase.created_at < taken_at)
+            .group_by(Purchase.payment_type, Purchase.currency))
+        total = snapshot.merged(since)
+        for payment_type, currency, count, amount in undone:
+            total.add(payment_type, currency, count, amount, sign=-1)
+        return total
+
+
+def figures_line(lang: str, period: str, figures: Figures) -> str:
+    sales = sum(count for count, _ in figures.paid.values())
+    revenue = " + ".join(format_price(amount, currency) for currency, (_, amount) in sorted(figures.paid.items())
+                         if amount) or "0"
+    return text(lang, "admin_sales_line", period=label(lang, period), sales=counted(lang, "n_sales", sales),
+                revenue=revenue, free=figures.free, granted=figures.granted, refunds=figures.refunds,
+                users=figures.new_users)
+
+
+def ledger_line(session: Session, lang: str) -> str:
+    """When Telegram's Stars ledger was last read (ledger.py), and what it fixed."""
+    checked, fixed = session.get(Setting, "ledger_checked_at"), session.get(Setting, "ledger_fixed")
+    if checked is None:
+        return text(lang, "admin_ledger_never")
+    payments, refunds = map(int, fixed.value.split()) if fixed else (0, 0)
+    return text(lang, "admin_ledger_checked", date=f"{datetime.fromisoformat(checked.value):%Y-%m-%d %H:%M} UTC",
+                payments=counted(lang, "n_payments", payments), refunds=counted(lang, "n_refunds", refunds))
+
+
+def sales_report(shop: Shop, session: Session, lang: str) -> str:
+    """📊 Sales for today, 7 and 30 days and all time, the month's top 5, and the ledger's last reading."""
     now = utcnow()
     periods = [("period_today", now.replace(hour=0, minute=0, second=0, microsecond=0)),
-               ("period_7d", now - timedelta(days=7)), ("period_30d", now - timedelta(days=30)),
-               ("period_all", datetime(1970, 1, 1))]
-    live = Purchase.refunded_at.is_(None)
+               ("period_7d", now - timedelta(days=7)), ("period_30d", now - timedelta(days=30))]
     lines = [text(lang, "admin_sales")]
-    for key, since in periods:
-        sales = session.execute(select(Purchase.currency, func.count(), func.sum(Purchase.price))
-                                .where(Purchase.created_at >= since, live).group_by(Purchase.currency)).all()
-        refunds = session.scalar(select(func.count()).where(Purchase.refunded_at >= since))
-        customers = session.scalar(select(func.count()).where(User.created_at >= since))
-        revenue = " + ".join(format_price(total, currency) for currency, _, total in sales) or "0"
-        lines.append(text(lang, "admin_sales_line", period=label(lang, key), count=sum(row[1] for row in sales),
-                          revenue=revenue, refunds=refunds, customers=customers))
-    month = periods[2][1]
+    lines += [figures_line(lang, key, figures_between(session, shop.config.admin_ids, since)) for key, since in periods]
+    lines.append(figures_line(lang, "period_all", shop.memo.setdefault("all_time", AllTime()).figures(shop, session)))
     best = (select(Purchase.product_id, func.count().label("sold"))
-            .where(Purchase.created_at >= month, live).group_by(Purchase.product_id)
+            .where(Purchase.created_at >= periods[2][1], Purchase.refunded_at.is_(None),
+                   Purchase.payment_type.in_(PAID)).group_by(Purchase.product_id)
             .order_by(func.count().desc(), Purchase.product_id).limit(5).subquery())
     top = session.execute(select(Product.name, best.c.sold).join(best, best.c.product_id == Product.id)
                           .order_by(best.c.sold.desc(), Product.id)).all()
     if top:
         lines.append(text(lang, "admin_top"))
         lines += [text(lang, "admin_top_line", place=n, name=name, count=sold) for n, (name, sold) in enumerate(top, 1)]
+    if shop.config.payment_type == "stars":
+        lines.append(ledger_line(session, lang))
     return "\n".join(lines)
 
 
@@ -94,7 +196,7 @@ def sales_report(session: Session, lang: str) -> str:
 def tap_sales(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """📊 Sales."""
     lang = language_of(call.from_user)
-    return Screen(sales_report(session, lang), keyboard([button(label(lang, "btn_back"), "admin")]))
+    return Screen(sales_report(shop, session, lang), keyboard([button(label(lang, "btn_back"), "admin")]))
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +233,7 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
     buyer = purchase.user
     body = text(lang, "admin_purchase", id=purchase.id, buyer=describe_user(buyer), buyer_id=buyer.telegram_id,
                 product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-                type=purchase.payment_type, payment_id=purchase.payment_id or "—",
+                type=label(lang, f"payment_{purchase.payment_type}"), payment_id=purchase.payment_id or "—",
                 date=f"{purchase.created_at:%Y-%m-%d %H:%M} UTC")
     if purchase.refunded_at:
         body += "\n" + text(lang, "admin_refunded_at", date=f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC")
@@ -152,10 +254,13 @@ def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase
     purchase = session.get(Purchase, purchase_id)
     if purchase is None or purchase.refunded_at:
         return purchase_screen(session, lang, purchase_id)
-    return Screen(text(lang, "admin_confirm_refund", id=purchase.id, product=purchase.product.name,
-                       price=format_price(purchase.price, purchase.currency), buyer=describe_user(purchase.user)),
-                  keyboard([button(label(lang, "btn_confirm_refund"), "confirm_refund", purchase_id),
-                            button(label(lang, "btn_back"), "admin_purchase", purchase_id)]))
+    paid = purchase.payment_type in PAID  # a free item or a grant is taken back, with no money to return
+    question = text(lang, "admin_confirm_refund" if paid else "admin_confirm_revoke", id=purchase.id,
+                    product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
+                    buyer=describe_user(purchase.user))
+    return Screen(question, keyboard([button(label(lang, "btn_confirm_refund" if paid else "btn_confirm_revoke"),
+                                             "confirm_refund", purchase_id),
+                                      button(label(lang, "btn_back"), "admin_purchase", purchase_id)]))
 
 
 @handlers.tap("confirm_refund")
@@ -179,6 +284,22 @@ def on_refund_command(shop: Shop, message: types.Message, session: Session) -> S
     return Screen(refund_purchase(shop, session, purchase, message.from_user.id, lang))
 
 
+@dataclass
+class Granted:
+    """Reply: a granted product delivered to the customer; then the admin hears whether it reached them."""
+
+    purchase_id: int
+    customer_id: int
+    customer_lang: str
+    heading: str
+
+    def show(self, shop: Shop, message: types.Message) -> None:
+        reached = deliver(shop, self.customer_id, self.purchase_id, self.heading, self.customer_lang)
+        send(shop, message.chat.id, text(language_of(message.from_user),
+                                         "admin_granted" if reached else "admin_granted_undelivered",
+                                         id=self.purchase_id))
+
+
 def on_grant(shop: Shop, message: types.Message, session: Session):
     """/grant <telegram id> <product id>: give a product to a customer, for support cases."""
     lang = language_of(message.from_user)
@@ -197,13 +318,28 @@ def on_grant(shop: Shop, message: types.Message, session: Session):
         return Screen(text(lang, "sold_out_toast"))
     logger.info("Admin %s granted product %s to user %s", message.from_user.id, product_id, telegram_id)
     customer_lang = language_for_code(user.language_code)
-    delivery = Delivery(purchase.id, text(customer_lang, "thanks", name=product.name), customer_lang, telegram_id)
-    return delivery, Screen(text(lang, "admin_granted", id=purchase.id))
+    return Granted(purchase.id, telegram_id, customer_lang, text(customer_lang, "thanks", name=product.name))
 
 
 # ---------------------------------------------------------------------------
 # 📄 Export CSV
 # ---------------------------------------------------------------------------
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet run a cell as a formula
+
+
+def safe_cell(value: str | None) -> str:
+    """A cell that a spreadsheet shows as text: a leading ' stops =HYPERLINK(...) in a product's name (OWASP)."""
+    value = value or ""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def amount_text(price: int, currency: str) -> str:
+    """999, 'USD' -> '9.99': the price in whole units, for a spreadsheet."""
+    places = decimals(currency)
+    units, cents = divmod(price, 10 ** places)
+    return f"{units}.{cents:0{places}d}" if places else str(units)
+
 
 def purchases_csv(session: Session) -> str:
     """Every purchase as CSV, oldest first, streamed from the database in batches."""
@@ -216,10 +352,9 @@ def purchases_csv(session: Session) -> str:
                Purchase.currency, Purchase.payment_type, Purchase.payment_id, Purchase.refunded_at)
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
         .order_by(Purchase.id).execution_options(yield_per=1000))
-    for row in rows:
-        created, *middle, price, currency, payment_type, payment_id, refunded = row
-        amount = f"{price / 10 ** decimals(currency):.{decimals(currency)}f}"
-        writer.writerow([f"{created:%Y-%m-%d %H:%M:%S}", *middle, amount, currency, payment_type, payment_id or "",
+    for created, purchase_id, buyer_id, username, product, price, currency, payment_type, charge, refunded in rows:
+        writer.writerow([f"{created:%Y-%m-%d %H:%M:%S}", purchase_id, buyer_id, safe_cell(username),
+                         safe_cell(product), amount_text(price, currency), currency, payment_type, safe_cell(charge),
                          f"{refunded:%Y-%m-%d %H:%M:%S}" if refunded else ""])
     return out.getvalue()
 

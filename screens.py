@@ -41,9 +41,28 @@ def language_of(telegram_user: types.User | None) -> str:
 
 
 def text(lang: str, key: str, **values) -> str:
-    """An HTML text in the user's language, with every value escaped."""
+    """An HTML text in the user's language, with every value escaped.
+
+    A value may be a function of the language, for a word that changes with it
+    (``counted``, a currency's name): texts for several admins are built so.
+    """
     template = texts.TEXTS[lang].get(key) or texts.EN[key]
-    return template.format(**{k: html.escape(str(v), quote=False) for k, v in values.items()})
+    return template.format(**{k: html.escape(str(v(lang) if callable(v) else v), quote=False)
+                              for k, v in values.items()})
+
+
+def plural_form(lang: str, count: int) -> int:
+    """Which form of a counted word: English has two (1 item, 2 items), Russian three (1 товар, 2 товара, 5 товаров)."""
+    if lang == "ru":
+        last, last_two = count % 10, count % 100
+        return 0 if last == 1 and last_two != 11 else 1 if 2 <= last <= 4 and not 12 <= last_two <= 14 else 2
+    return 0 if count == 1 else 1
+
+
+def counted(lang: str, key: str, count: int) -> str:
+    """'1 item', '5 items'; '1 единица', '5 единиц': a number with its word in the right form."""
+    forms = texts.TEXTS[lang].get(key) or texts.EN[key]
+    return forms[min(plural_form(lang, count), len(forms) - 1)].format(count=count)
 
 
 def label(lang: str, key: str, **values) -> str:
@@ -135,6 +154,23 @@ def format_price(amount: int, currency: str) -> str:
     return CURRENCY_SIGNS.get(currency, "{} " + currency).format(number)
 
 
+def currency_name(lang: str, currency: str) -> str:
+    """'Stars' ('звёздах' after Russian 'в'), or the currency's code: USD, EUR, RUB."""
+    return label(lang, "currency_stars") if currency == STARS else currency
+
+
+def price_example(currency: str) -> str:
+    """A price as a seller would type it in this currency: 150 Stars, 9.99 dollars, 990 yen."""
+    if currency == STARS:
+        return "150"
+    return "990" if decimals(currency) == 0 else "9." + "9" * decimals(currency)
+
+
+def currency_hint(currency: str) -> dict:
+    """The values of a text that names the shop's currency and gives an example price."""
+    return {"currency": lambda lang: currency_name(lang, currency), "example": price_example(currency)}
+
+
 class InputError(ValueError):
     """Input that cannot be used; ``key`` names the text that explains why, and the dialog asks again."""
 
@@ -150,8 +186,9 @@ def parse_price(raw: str, currency: str) -> int:
     if not is_number(whole) or (fraction and not is_number(fraction)):
         raise InputError("err_price_not_number")
     if len(fraction) > decimals(currency):
-        raise InputError("err_price_decimals" if decimals(currency) else "err_price_whole",
-                         places=decimals(currency))
+        if not decimals(currency):
+            raise InputError("err_price_whole", **currency_hint(currency))
+        raise InputError("err_price_decimals", places=decimals(currency))
     amount = int(whole) * 10 ** decimals(currency) + int(fraction.ljust(decimals(currency), "0") or 0)
     limit = MAX_STARS if currency == STARS else MAX_CARD_UNITS * 10 ** decimals(currency)
     if amount > limit:

@@ -51,6 +51,7 @@ class Shop:
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
+        self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: the all-time figures)
         self.sleep = time.sleep  # tests replace it to skip the waits
 
     def is_admin(self, telegram_id: int) -> bool:
@@ -207,8 +208,9 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
     """Message every admin in their language (then a copy of ``copy_of``, carrying the buttons);
     with ``setting``, skip those who switched it off.
 
-    Telegram lets a bot write only to people who have opened it, so an admin
-    hears from the shop once they have sent it /start.
+    ``markup``, like each value (see screens.text), may be a function of the admin's language. Telegram
+    lets a bot write only to people who have opened it, so an admin hears from
+    the shop once they have sent it /start.
     """
     with shop.Session() as session:
         reachable = dict(session.execute(
@@ -216,12 +218,13 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
             .where(User.telegram_id.in_(shop.config.admin_ids), User.is_blocked.is_(False))).all())
         muted = muted_admins(session, setting, shop.config.admin_ids) if setting else set()
     for admin_id in sorted(reachable.keys() - muted):
+        lang = language_for_code(reachable[admin_id])
+        buttons = markup(lang) if callable(markup) else markup
         try:
-            send(shop, admin_id, text(language_for_code(reachable[admin_id]), key, **values),
-                 None if copy_of else markup)
+            send(shop, admin_id, text(lang, key, **values), None if copy_of else buttons)
             if copy_of is not None:
                 call_api(shop, admin_id, shop.bot.copy_message, admin_id, copy_of.chat.id, copy_of.message_id,
-                         reply_markup=markup)
+                         reply_markup=buttons)
         except ApiTelegramException as error:
             logger.warning("Could not notify admin %s: %s", admin_id, error.description)
 

@@ -29,7 +29,18 @@ import routes
 from admin import attached_file, product_or_list
 from models import Product, StockItem, User, WaitlistEntry, add_stock_items, count_items, unsold_items, utcnow
 from routes import Handlers, ask, dialog_data, end_dialog
-from screens import InputError, Screen, button, has_visible_text, keyboard, label, language_for_code, language_of, text
+from screens import (
+    InputError,
+    Screen,
+    button,
+    counted,
+    has_visible_text,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    text,
+)
 from shop import MASS_SEND_INTERVAL, Shop, send
 
 logger = logging.getLogger("shopbot")
@@ -187,7 +198,8 @@ def add_upload(session: Session, product_id: int, upload: str | bytes | StockIte
 
 def upload_screen(lang: str, product_id: int, added: int, skipped: int) -> Screen:
     """The running count, with ✅ Done: Telegram splits a long paste into several messages."""
-    return Screen(text(lang, "admin_stock_so_far", added=added, skipped=skipped), keyboard(
+    return Screen(text(lang, "admin_stock_so_far", added=counted(lang, "n_items", added),
+                       skipped=counted(lang, "n_duplicates", skipped)), keyboard(
         [button(label(lang, "btn_done"), "stock_done", product_id), button(label(lang, "btn_cancel"), "cancel")]))
 
 
@@ -213,8 +225,8 @@ def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, prod
     totals = dialog_data(session, call, "stock_upload") or {}
     end_dialog(session, call)
     screen = product_or_list(shop, session, lang, product_id)
-    screen.text = text(lang, "admin_stock_added", added=totals.get("added", 0),
-                       skipped=totals.get("skipped", 0)) + "\n\n" + screen.text
+    screen.text = text(lang, "admin_stock_added", added=counted(lang, "n_items", totals.get("added", 0)),
+                       skipped=counted(lang, "n_duplicates", totals.get("skipped", 0))) + "\n\n" + screen.text
     return screen
 
 
@@ -229,7 +241,7 @@ def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, pro
     left = unsold_items(session, product_id)
     if not left:
         return product_or_list(shop, session, lang, product_id)
-    return Screen(text(lang, "admin_confirm_clear_stock", count=left), keyboard(
+    return Screen(text(lang, "admin_confirm_clear_stock", items=counted(lang, "n_unsold_items", left)), keyboard(
         [button(label(lang, "btn_clear_stock"), "confirm_clear_stock", product_id),
          button(label(lang, "btn_back"), "admin_product", product_id)]))
 
@@ -242,7 +254,8 @@ def tap_confirm_clear_stock(shop: Shop, call: types.CallbackQuery, session: Sess
     session.commit()
     logger.info("Admin %s removed %s unsold items of product %s", call.from_user.id, removed, product_id)
     screen = product_or_list(shop, session, language_of(call.from_user), product_id)
-    screen.toast = text(language_of(call.from_user), "admin_stock_removed", count=removed)
+    lang = language_of(call.from_user)
+    screen.toast = text(lang, "admin_stock_removed", items=counted(lang, "n_unsold_items", removed))
     return screen
 
 

@@ -46,9 +46,9 @@ customer = Handlers()  # the customer's message after /paysupport
 seller = Handlers(admin=True)  # the seller's ↩️ Reply and their answer
 
 
-def reply_keyboard(telegram_id: int) -> types.InlineKeyboardMarkup:
-    """The "reply to this customer" button under messages to the admins (any admin's language)."""
-    return keyboard([button("↩️ Reply · Ответить", "reply", telegram_id)])
+def reply_keyboard(telegram_id: int):
+    """The "reply to this customer" button under messages to the admins, in each admin's language."""
+    return lambda lang: keyboard([button(label(lang, "btn_reply"), "reply", telegram_id)])
 
 
 def latest_purchases(session: Session, telegram_id: int) -> str:

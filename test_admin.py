@@ -30,7 +30,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     assert "product's name" in seller.last_text()
     seller.sends("Python <3")
     seller.sends("4.5")
-    assert "whole numbers" in seller.last_text()  # Stars have no fractions: asked again
+    assert "A price in Stars is a whole number: send e.g. 150" in seller.last_text()  # asked again
     seller.sends("45")
     seller.sends("A friendly book & exercises.")
     seller.sends_photo("COVER")
@@ -56,7 +56,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     ("price", "ten", "not a price"),
     ("price", "1²", "not a price"),
     ("price", "-5", "not a price"),
-    ("price", "1.5", "Stars are whole numbers"),
+    ("price", "1.5", "A price in Stars is a whole number"),
     ("price", "100001", "at most 100000 ⭐"),
     ("description", "d" * 3501, "at most 3500"),
     ("description_file", "a text", "photo or a document"),
@@ -257,3 +257,48 @@ def test_a_draft_survives_a_restart(shop, seller, config):
             assert session.scalar(select(Product.name)) == "Pro license"
     finally:
         seller.shop.close()
+
+
+def test_the_price_question_names_the_shops_currency_with_an_example_that_parses(shop, seller):
+    shop.add_category("Keys")
+    start_adding_a_product(seller, "Keys")
+    seller.sends("Key")
+    assert "Send the price in Stars, e.g. 150." in seller.last_text()
+    seller.sends("150")  # the example is a price the shop accepts
+    assert "description" in seller.last_text()
+
+
+def test_a_card_shop_asks_the_price_in_its_currency(card_shop):
+    seller = Person(card_shop, ADMIN_ID, "Seller", language_code="ru")
+    seller.sends("/start")
+    card_shop.add_category("Courses")
+    seller.sends("/admin")
+    seller.taps("Добавить товар")
+    seller.taps("Courses")
+    seller.taps("Одно и то же")
+    seller.sends("Course")
+    assert "Отправьте цену в USD, например 9.99." in seller.last_text() and "звёзд" not in seller.last_text()
+    seller.sends("9.99")
+    assert "описание" in seller.last_text()
+
+
+def test_category_names_that_differ_only_in_case_are_refused(shop, seller):
+    shop.add_category("Guides")
+    seller.sends("/admin")
+    seller.taps("Categories")
+    seller.taps("New category")
+    seller.sends("guides")
+    assert "already exists" in seller.last_text()
+    seller.sends("ГАЙДЫ")
+    with shop.Session() as session:
+        assert sorted(session.scalars(select(Category.name))) == ["Guides", "ГАЙДЫ"]
+
+
+def test_moving_the_first_category_up_says_why_nothing_moved(shop, seller):
+    first, last = shop.add_category("First", 0), shop.add_category("Last", 1)
+    seller.sends("/admin")
+    seller.taps("Categories")
+    seller.taps_data(callback("category_up", first.id))
+    assert seller.last_toast() == "It is first already."
+    seller.taps_data(callback("category_down", last.id))
+    assert seller.last_toast() == "It is last already."

@@ -35,6 +35,25 @@ FORGED_CALLBACK_DATA = [
     callback("admin"), callback("refund", 1), callback("confirm_refund", 1), callback("send_broadcast"),
     callback("backup"), callback("export_csv"), callback("admin_product", 1),
 ]
+BIGGEST = 2**63 - 1  # callback data may carry it; OFFSET page * 8 would overflow
+
+
+@pytest.mark.parametrize("data", [callback("purchases", BIGGEST), callback("search_page", BIGGEST),
+                                  callback("category", 1, BIGGEST), callback("product", 1, BIGGEST)])
+def test_a_forged_page_number_shows_a_page_and_no_error(shop, alice, data, caplog):
+    shop.add_product("Guide", price=0)
+    alice.sends("guide")  # a search to page through
+    alice.taps_data(data)
+    assert "Error" not in caplog.text and "Sorry" not in alice.all_texts()
+    assert len(alice.callback_answers()) == 1
+
+
+def test_a_screen_that_fails_after_the_tap_was_answered_apologises_in_a_message(shop, alice, caplog):
+    alice.sends("/start")
+    shop.api.fail("editMessageText", 500, "Internal Server Error")  # the answer went out, the screen does not
+    alice.taps("Catalog")
+    assert alice.callback_answers()[-1].get("text") is None
+    assert "Sorry, something went wrong" in alice.last_text() and "Error showing the reply" in caplog.text
 
 
 @pytest.mark.parametrize("data", FORGED_CALLBACK_DATA)

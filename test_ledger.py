@@ -180,7 +180,7 @@ def test_a_payment_telegram_has_but_the_shop_never_heard_of_is_recorded_and_deli
     assert check.recorded == ["ch-lost"]
     assert "reached the shop only now" in alice.all_texts() and "KEY-LATE" in alice.all_texts()
     assert shop.purchases() == [("alice", "Pro", 25, "stars")]
-    assert "1 payments now recorded and delivered" in admin_texts(shop)
+    assert "1 payment recorded and delivered, 0 refunds applied" in admin_texts(shop)
     messages = len(shop.api.of("sendMessage"))
     assert ledger.check_ledger(shop.bot.shop).recorded == []  # read again: nothing new, nothing doubled
     assert len(shop.purchases()) == 1 and len(shop.api.of("sendMessage")) == messages

@@ -5,6 +5,7 @@ import csv
 import io
 from pathlib import Path
 
+import ledger
 import models
 from conftest import (
     ADMIN_ID,
@@ -29,7 +30,7 @@ def test_sales_figures_match_the_rows(shop, seller, alice, bob):
     seller.sends("/admin")
     seller.taps("Sales")
     report = seller.last_text()
-    assert "Today: 1 sales · 10 ⭐" in report
+    assert "Today: 1 sale · 10 ⭐" in report
     assert "All time: 2 sales · 20 ⭐" in report
     assert "refunds: 1" in report
     assert "Top products, 30 days" in report and "1. Cheap — 1" in report  # the 2020 sale is too old
@@ -101,3 +102,76 @@ def test_export_csv_lists_every_purchase(shop, seller, alice):
                        "payment_type", "payment_id", "refunded_at"]
     assert rows[1][1:] == ["1", "1001", "alice", 'Course, part "1"', "25", "XTR", "stars",
                            alice.payment["telegram_payment_charge_id"], ""]
+
+
+def test_grant_says_when_the_customer_could_not_be_reached(shop, seller):
+    product = shop.add_product("Pro", price=25, hidden="KEY-9")
+    shop.api.fail("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
+    seller.sends(f"/grant 4242 {product.id}")  # someone who never opened the bot
+    assert "Granted (purchase #1), but not delivered" in seller.last_text()
+    assert "Granted and delivered" not in seller.last_text()
+
+
+def test_sales_keep_free_items_grants_and_admins_apart_from_revenue(shop, seller, alice, bob):
+    paid, free = shop.add_product("Pro", price=25), shop.add_product("Guide", price=0)
+    alice.taps_data(callback("buy", paid.id))
+    alice.pays()
+    bob.taps_data(callback("buy", free.id))
+    seller.sends(f"/grant {bob.id} {paid.id}")
+    seller.sends("/admin")
+    seller.taps("Sales")
+    report = seller.last_text()
+    assert "Today: 1 sale · 25 ⭐" in report
+    assert "free: 1 · granted: 1 · ↩️ refunds: 0 · 👤 new users: 2" in report  # Alice and Bob, not the seller
+    assert "Top products, 30 days" in report and "1. Pro — 1" in report and "Guide" not in report
+
+
+def test_taking_back_a_grant_does_not_speak_of_money(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    seller.sends(f"/grant {alice.id} {product.id}")
+    seller.sends("/admin")
+    seller.taps("Recent purchases")
+    seller.taps("#1 Pro")
+    assert "Payment: granted" in seller.last_text()
+    seller.taps("Refund")
+    assert "It was free, so there is no money to return" in seller.last_text()
+    seller.taps("Yes, take back")
+    assert seller.last_toast() == "✅ Taken back: the customer no longer has access. It was free, so no money moved."
+    assert "provider" not in seller.last_toast()
+
+
+def test_all_time_figures_follow_sales_and_refunds_after_their_snapshot(shop, seller, alice, bob):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    seller.taps_data(callback("sales"))  # the first opening takes the all-time snapshot
+    assert "All time: 1 sale · 25 ⭐" in seller.last_text()
+    bob.taps_data(callback("buy", product.id))
+    bob.pays()
+    seller.taps_data(callback("confirm_refund", 1))  # Alice's sale, from before the snapshot
+    seller.taps_data(callback("sales"))
+    assert "All time: 1 sale · 25 ⭐" in seller.last_text() and "↩️ refunds: 1" in seller.last_text()
+    all_time = shop.bot.shop.memo["all_time"]
+    all_time.take(shop.bot.shop)  # a new snapshot gives the same figures
+    seller.taps_data(callback("admin"))
+    seller.taps_data(callback("sales"))
+    assert "All time: 1 sale · 25 ⭐" in seller.last_text()
+
+
+def test_the_sales_screen_tells_when_telegrams_ledger_was_read(shop, seller):
+    seller.taps_data(callback("sales"))
+    assert "ledger has not been checked yet" in seller.last_text()
+    ledger.check_ledger(shop.bot.shop)
+    seller.taps_data(callback("admin"))
+    seller.taps_data(callback("sales"))
+    assert "ledger checked" in seller.last_text() and "it fixed 0 payments and 0 refunds" in seller.last_text()
+
+
+def test_the_csv_neutralises_cells_a_spreadsheet_would_run(shop, seller, alice):
+    product = shop.add_product('=HYPERLINK("http://evil.example","Click")', price=25)
+    alice.user["username"] = "@evil"
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    seller.taps_data(callback("export_csv"))
+    row = list(csv.reader(io.StringIO(shop.api.of("sendDocument")[-1].files["document"][1].decode("utf-8-sig"))))[1]
+    assert row[4] == '\'=HYPERLINK("http://evil.example","Click")' and row[3] == "'@evil"

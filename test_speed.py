@@ -76,5 +76,5 @@ def test_the_sales_report_reads_index_ranges_only(sqlite_shop):
     buys(Person(shop, 7, "Buyer"), product)
     log = StatementLog(shop.Session.kw["bind"])
     seller.taps_data(callback("sales"))
-    assert "1 sales · 5 ⭐" in seller.last_text()
+    assert "1 sale · 5 ⭐" in seller.last_text()
     assert log.full_scans() == []

@@ -6,10 +6,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import screens
 from config import is_id
 from conftest import (
+    ADMIN_ID,
     VOICE,
     Person,
+    admin_texts,
+    buttons,
 )
 from models import User
 from screens import callback
@@ -265,3 +269,40 @@ def test_nothing_found_says_so_with_a_way_on(shop, alice):
     assert alice.button_labels() == ["🛍 Catalog", "🏠 Menu"]
     alice.sends("/search")
     assert "/search netflix" in alice.last_text()
+
+
+@pytest.mark.parametrize("lang, counts", [
+    ("en", {1: "1 product", 2: "2 products", 5: "5 products", 21: "21 products"}),
+    ("ru", {1: "1 товар", 2: "2 товара", 5: "5 товаров", 11: "11 товаров", 21: "21 товар", 22: "22 товара",
+            112: "112 товаров"}),
+])
+def test_counted_words_take_the_right_form(lang, counts):
+    assert {n: screens.counted(lang, "n_products", n) for n in counts} == counts
+
+
+def test_russian_screens_speak_only_russian(shop):
+    seller = Person(shop, ADMIN_ID, "Продавец", language_code="ru")
+    ivan = Person(shop, 2001, "Иван", language_code="ru")
+    seller.sends("/start")
+    product = shop.add_product("Ключ", price=100, description_file_id="PHOTO-1", description_file_type="photo")
+    ivan.taps_data(callback("buy", product.id))
+    ivan.pays()
+    ivan.sends("/paysupport")
+    ivan.sends("Не работает")
+    assert "↩️ Ответить" in [b["text"] for m in shop.api.messages(ADMIN_ID) for b in buttons(m)]
+    seller.taps_data(callback("admin_purchase", 1))
+    seller_screen = seller.last_text()
+    assert "Оплата: звёзды Telegram" in seller_screen and "stars" not in seller_screen
+    seller.taps_data(callback("admin_product", product.id))
+    assert "Файл описания: фото" in seller.last_text() and "photo" not in seller.last_text()
+    assert "Новая продажа: Ключ — 100 ⭐ (звёзды Telegram)" in admin_texts(shop)
+
+
+def test_the_pager_buttons_are_told_apart_from_back_in_russian(shop):
+    ivan = Person(shop, 2001, "Иван", language_code="ru")
+    category = shop.add_category("Ключи")
+    for n in range(20):
+        shop.add_product(f"Ключ {n:02d}", category=category)
+    ivan.taps_data(callback("category", category.id, 1))
+    labels = ivan.button_labels()
+    assert "◀️ Предыдущие" in labels and "Следующие ▶️" in labels and labels.count("⬅️ Назад") == 1

@@ -151,19 +151,18 @@ EN = {
     "btn_upload_stock": "📥 Upload stock",
     "btn_clear_stock": "🧹 Remove unsold",
     "admin_unlimited": "unlimited (everyone gets the hidden content)",
-    "admin_stock_left": "{count} unsold items",
     "admin_ask_stock": "📥 Send the stock: paste items one per line, or send a .txt/.csv file with one item per line "
                        "(blank lines and duplicates are skipped). Any other file or photo becomes one item. Send as "
                        "many messages and files as you need, then tap ✅ Done. Each buyer gets one item of their "
                        "own; the hidden content is sent to all of them too.",
-    "admin_stock_added": "📥 Added {added} items, skipped {skipped} duplicates.",
-    "admin_stock_so_far": "📥 So far: {added} added, {skipped} duplicates skipped. Send more (a long paste may arrive "
-                          "in several messages), or tap ✅ Done.",
+    "admin_stock_added": "📥 Added {added}, skipped {skipped}.",
+    "admin_stock_so_far": "📥 So far: {added} added, {skipped} skipped. Send more (a long paste may arrive in "
+                          "several messages), or tap ✅ Done.",
     "btn_done": "✅ Done",
     "err_item_too_long": "❗ Line {line} has {length} characters; one item may have at most {limit}. Nothing from "
                          "this upload was added: shorten that line and send it again.",
-    "admin_confirm_clear_stock": "Remove the {count} unsold items? Sold ones stay with their buyers.",
-    "admin_stock_removed": "Removed {count} unsold items.",
+    "admin_confirm_clear_stock": "Remove {items}? Sold ones stay with their buyers.",
+    "admin_stock_removed": "Removed {items}.",
     "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) is running low: {count} left. /admin → 📦 Products → 📥 Upload stock.",
     "admin_sold_out": "❌ <b>{name}</b> (#{id}) has sold out. Customers can ask to be notified; upload stock "
                       "to sell it again.",
@@ -180,8 +179,8 @@ EN = {
                                  "refunded here.",
     "admin_refunded_by_telegram": "↩️ Telegram refunded purchase #{purchase} ({product}) of {who} (id "
                                   "<code>{id}</code>). It is marked refunded; the buyer no longer has access.",
-    "admin_ledger_fixed": "🧾 Telegram's Stars ledger showed what the shop had missed: {payments} payments now "
-                          "recorded and delivered, {refunds} refunds applied.",
+    "admin_ledger_fixed": "🧾 Telegram's Stars ledger showed what the shop had missed: {payments} recorded and "
+                          "delivered, {refunds} applied.",
     "admin_payment_recorded_late": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} (id <code>{id}</code>) "
                                    "could be recorded only after a retry; it is recorded and delivered now. "
                                    "Provider charge: <code>{provider}</code>.",
@@ -192,8 +191,7 @@ EN = {
     "admin_choose_category": "➕ <b>New product</b>\n\nChoose its category:",
     "admin_ask_category_name": "Send the category's name (up to 64 characters).",
     "admin_ask_name": "Send the product's name (up to 64 characters).",
-    "admin_ask_price": "Send the price, e.g. <code>150</code> (Stars) or <code>9.99</code>. "
-                       "<code>0</code> makes it free.",
+    "admin_ask_price": "Send the price in {currency}, e.g. <code>{example}</code>. <code>0</code> makes it free.",
     "admin_ask_description": "Send the product's description (what customers see before buying).",
     "admin_ask_description_file": "Send a photo or a document to show with the description, or /skip for none.",
     "admin_ask_hidden": "Send the hidden content: what the buyer receives after paying. A text (key, link...), "
@@ -204,7 +202,7 @@ EN = {
     "admin_category_not_empty": "Only an empty category can be deleted.",
     "admin_deleted": "Deleted.",
     "admin_products": "📦 <b>Products</b>\n\nChoose a category:",
-    "admin_category": "🗂 <b>{name}</b>: {count} products (🙈 = hidden)",
+    "admin_category": "🗂 <b>{name}</b>: {products} (🙈 = hidden)",
     "admin_on_sale": "on sale",
     "admin_hidden": "🙈 hidden",
     "admin_product": "<b>#{id} {name}</b>\nCategory: {category}\nPrice: {price}\nStatus: {status}\n"
@@ -214,8 +212,8 @@ EN = {
     "admin_hidden_not_deleted": "People bought it, so it was hidden instead: they keep their access.",
     "admin_confirm_delete": "Delete <b>{name}</b> for good?",
     "admin_sales": "📊 <b>Sales</b>",
-    "admin_sales_line": "\n<b>{period}</b>: {count} sales · {revenue}\n↩️ refunds: {refunds} · 👤 new customers: "
-                        "{customers}",
+    "admin_sales_line": "\n<b>{period}</b>: {sales} · {revenue}\n🎁 free: {free} · granted: {granted} · ↩️ refunds: "
+                        "{refunds} · 👤 new users: {users}",
     "period_today": "Today",
     "period_7d": "7 days",
     "period_30d": "30 days",
@@ -249,9 +247,9 @@ EN = {
     "admin_file_failed": "⚠️ Telegram refused the file of <b>{product}</b> for purchase #{purchase}: {error}. "
                          "Please send it to the buyer and fix the product.",
     "admin_ask_broadcast": "📣 Send the message for all customers: a text, or a photo or document with a caption.",
-    "admin_confirm_broadcast": "☝️ This is the preview. Send it to {count} customers?",
+    "admin_confirm_broadcast": "☝️ This is the preview. Send it to {customers}?",
     "admin_broadcast_busy": "A broadcast is already running.",
-    "admin_broadcast_started": "📣 Sending to {count} customers. The shop keeps serving meanwhile.",
+    "admin_broadcast_started": "📣 Sending to {customers}. The shop keeps serving meanwhile.",
     "admin_broadcast_progress": "📣 Broadcast: {done} of {total}…",
     "admin_broadcast_done": "📣 Broadcast finished: {sent} sent, {blocked} blocked the bot, {failed} failed.",
     "admin_exported": "CSV sent.",
@@ -277,13 +275,39 @@ EN = {
     "err_description_too_long": "❗ The description has {length} characters; at most {limit} fit the card.",
     "err_price_not_number": "❗ That is not a price. Send a number such as 150 or 9.99.",
     "err_price_decimals": "❗ This currency allows {places} decimal places.",
-    "err_price_whole": "❗ Stars are whole numbers: send e.g. 12 or 13.",
+    "err_price_whole": "❗ A price in {currency} is a whole number: send e.g. {example}.",
     "err_download_failed": "❗ I could not download that file from Telegram. Please send it again.",
     "admin_hint": "🛠 You are this shop's admin: /admin opens your panel.",
     "err_price_too_high": "❗ Telegram accepts at most {limit} per payment.",
     "err_category_exists": "❗ A category with this name already exists.",
     "err_use_buttons": "❗ Use the buttons under the preview: ✅ Save or ✖️ Cancel.",
     "err_broadcast_kind": "❗ Send a text, a photo or a document.",
+    "n_products": ("{count} product", "{count} products"),
+    "n_items": ("{count} item", "{count} items"),
+    "n_unsold_items": ("{count} unsold item", "{count} unsold items"),
+    "n_duplicates": ("{count} duplicate", "{count} duplicates"),
+    "n_customers": ("{count} customer", "{count} customers"),
+    "n_sales": ("{count} sale", "{count} sales"),
+    "n_payments": ("{count} payment", "{count} payments"),
+    "n_refunds": ("{count} refund", "{count} refunds"),
+    "admin_ledger_never": "\n🧾 Telegram's Stars ledger has not been checked yet.",
+    "admin_ledger_checked": "\n🧾 Telegram's Stars ledger checked {date}; it fixed {payments} and {refunds}.",
+    "btn_reply": "↩️ Reply",
+    "payment_stars": "Telegram Stars",
+    "payment_card": "card",
+    "payment_free": "free",
+    "payment_manual": "granted",
+    "file_photo": "photo",
+    "file_document": "document",
+    "admin_granted_undelivered": "✅ Granted (purchase #{id}), but not delivered: the customer has not opened the "
+                                 "bot yet, or has blocked it. It waits in their 📦 My purchases.",
+    "admin_confirm_revoke": "Take back #{id} ({product}) from {buyer}? It was free, so there is no money to return; "
+                            "they lose access to it.",
+    "btn_confirm_revoke": "↩️ Yes, take back",
+    "admin_revoked": "✅ Taken back: the customer no longer has access. It was free, so no money moved.",
+    "admin_category_first": "It is first already.",
+    "admin_category_last": "It is last already.",
+    "currency_stars": "Stars",
 }
 
 RU = {
@@ -295,8 +319,8 @@ RU = {
     "btn_help": "❓ Помощь",
     "btn_back": "⬅️ Назад",
     "btn_menu": "🏠 Меню",
-    "btn_prev": "◀️ Назад",
-    "btn_next": "Далее ▶️",
+    "btn_prev": "◀️ Предыдущие",
+    "btn_next": "Следующие ▶️",
     "catalog": "🛍 <b>Каталог</b>\n\nВыберите категорию:",
     "catalog_empty": "🛍 Магазин сейчас наполняется товарами. Загляните чуть позже!",
     "category": "🗂 <b>{name}</b>\n\nВыберите товар:",
@@ -416,19 +440,18 @@ RU = {
     "btn_upload_stock": "📥 Загрузить товар",
     "btn_clear_stock": "🧹 Убрать непроданное",
     "admin_unlimited": "без ограничений (скрытое содержимое получает каждый)",
-    "admin_stock_left": "осталось {count} шт.",
     "admin_ask_stock": "📥 Пришлите товар: вставьте единицы по одной на строку или отправьте файл .txt/.csv, где "
                        "каждая строка — одна единица (пустые строки и повторы пропускаются). Любой другой файл или "
                        "фото станет одной единицей. Присылайте сколько угодно сообщений и файлов, затем нажмите ✅ "
                        "Готово. Каждый покупатель получит свою единицу, а скрытое содержимое — все покупатели.",
-    "admin_stock_added": "📥 Добавлено: {added}, пропущено повторов: {skipped}.",
-    "admin_stock_so_far": "📥 Пока добавлено: {added}, пропущено повторов: {skipped}. Пришлите ещё (длинный текст "
-                          "может прийти несколькими сообщениями) или нажмите ✅ Готово.",
+    "admin_stock_added": "📥 Добавлено: {added}, пропущено: {skipped}.",
+    "admin_stock_so_far": "📥 Пока добавлено: {added}, пропущено: {skipped}. Пришлите ещё (длинный текст может "
+                          "прийти несколькими сообщениями) или нажмите ✅ Готово.",
     "btn_done": "✅ Готово",
     "err_item_too_long": "❗ В строке {line} {length} символов, а в одной единице — не больше {limit}. Из этой "
                          "загрузки ничего не добавлено: сократите строку и пришлите ещё раз.",
-    "admin_confirm_clear_stock": "Убрать непроданные единицы ({count})? Проданные останутся у покупателей.",
-    "admin_stock_removed": "Убрано непроданных единиц: {count}.",
+    "admin_confirm_clear_stock": "Убрать {items}? Проданные останутся у покупателей.",
+    "admin_stock_removed": "Убрано: {items}.",
     "admin_low_stock": "⚠️ <b>{name}</b> (#{id}) заканчивается: осталось {count}. /admin → 📦 Товары → "
                        "📥 Загрузить товар.",
     "admin_sold_out": "❌ <b>{name}</b> (#{id}) распродан. Покупатели могут подписаться на поступление; "
@@ -447,8 +470,8 @@ RU = {
                                  "отметьте возврат здесь.",
     "admin_refunded_by_telegram": "↩️ Telegram вернул деньги за покупку #{purchase} ({product}) покупателю {who} (id "
                                   "<code>{id}</code>). Покупка отмечена как возврат, доступа у покупателя больше нет.",
-    "admin_ledger_fixed": "🧾 Журнал звёзд Telegram показал, что магазин пропустил: записано и доставлено платежей — "
-                          "{payments}, учтено возвратов — {refunds}.",
+    "admin_ledger_fixed": "🧾 Журнал звёзд Telegram показал, что магазин пропустил: записано и доставлено — "
+                          "{payments}, учтено — {refunds}.",
     "admin_payment_recorded_late": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} (id <code>{id}</code>) "
                                    "удалось записать только со второй попытки; сейчас он записан и доставлен. "
                                    "Платёж провайдера: <code>{provider}</code>.",
@@ -459,8 +482,7 @@ RU = {
     "admin_choose_category": "➕ <b>Новый товар</b>\n\nВыберите категорию:",
     "admin_ask_category_name": "Отправьте название категории (до 64 символов).",
     "admin_ask_name": "Отправьте название товара (до 64 символов).",
-    "admin_ask_price": "Отправьте цену, например <code>150</code> (звёзды) или <code>9.99</code>. "
-                       "<code>0</code> — бесплатно.",
+    "admin_ask_price": "Отправьте цену в {currency}, например <code>{example}</code>. <code>0</code> — бесплатно.",
     "admin_ask_description": "Отправьте описание товара (его видят до покупки).",
     "admin_ask_description_file": "Отправьте фото или документ к описанию или /skip, если не нужно.",
     "admin_ask_hidden": "Отправьте скрытое содержимое — то, что покупатель получит после оплаты: текст "
@@ -471,7 +493,7 @@ RU = {
     "admin_category_not_empty": "Удалить можно только пустую категорию.",
     "admin_deleted": "Удалено.",
     "admin_products": "📦 <b>Товары</b>\n\nВыберите категорию:",
-    "admin_category": "🗂 <b>{name}</b>: товаров — {count} (🙈 — скрытые)",
+    "admin_category": "🗂 <b>{name}</b>: {products} (🙈 — скрытые)",
     "admin_on_sale": "в продаже",
     "admin_hidden": "🙈 скрыт",
     "admin_product": "<b>#{id} {name}</b>\nКатегория: {category}\nЦена: {price}\nСтатус: {status}\n"
@@ -481,8 +503,8 @@ RU = {
     "admin_hidden_not_deleted": "Товар уже покупали, поэтому он скрыт, а не удалён: у покупателей остаётся доступ.",
     "admin_confirm_delete": "Удалить <b>{name}</b> насовсем?",
     "admin_sales": "📊 <b>Продажи</b>",
-    "admin_sales_line": "\n<b>{period}</b>: продаж — {count} · {revenue}\n↩️ возвратов: {refunds} · "
-                        "👤 новых покупателей: {customers}",
+    "admin_sales_line": "\n<b>{period}</b>: {sales} · {revenue}\n🎁 бесплатно: {free} · выдано: {granted} · ↩️ "
+                        "возвратов: {refunds} · 👤 новых пользователей: {users}",
     "period_today": "Сегодня",
     "period_7d": "7 дней",
     "period_30d": "30 дней",
@@ -517,9 +539,9 @@ RU = {
     "admin_file_failed": "⚠️ Telegram не принял файл товара <b>{product}</b> для покупки #{purchase}: {error}. "
                          "Отправьте его покупателю и исправьте товар.",
     "admin_ask_broadcast": "📣 Отправьте сообщение для всех покупателей: текст, фото или документ с подписью.",
-    "admin_confirm_broadcast": "☝️ Это предпросмотр. Отправить покупателям ({count})?",
+    "admin_confirm_broadcast": "☝️ Это предпросмотр. Отправить: {customers}?",
     "admin_broadcast_busy": "Рассылка уже идёт.",
-    "admin_broadcast_started": "📣 Рассылаю ({count}). Магазин тем временем работает как обычно.",
+    "admin_broadcast_started": "📣 Рассылаю: {customers}. Магазин тем временем работает как обычно.",
     "admin_broadcast_progress": "📣 Рассылка: {done} из {total}…",
     "admin_broadcast_done": "📣 Рассылка завершена: доставлено — {sent}, заблокировали бота — {blocked}, "
                             "ошибок — {failed}.",
@@ -545,13 +567,39 @@ RU = {
     "err_description_too_long": "❗ В описании {length} символов, а в карточку помещается не больше {limit}.",
     "err_price_not_number": "❗ Это не цена. Отправьте число, например 150 или 9.99.",
     "err_price_decimals": "❗ В этой валюте не больше {places} знаков после точки.",
-    "err_price_whole": "❗ Звёзды — целые числа: отправьте, например, 12 или 13.",
+    "err_price_whole": "❗ Цена в {currency} — целое число: отправьте, например, {example}.",
     "err_download_failed": "❗ Не удалось скачать этот файл из Telegram. Отправьте его ещё раз.",
     "admin_hint": "🛠 Вы администратор этого магазина: /admin открывает панель.",
     "err_price_too_high": "❗ Telegram принимает не больше {limit} за один платёж.",
     "err_category_exists": "❗ Категория с таким названием уже есть.",
     "err_use_buttons": "❗ Воспользуйтесь кнопками под предпросмотром: ✅ Сохранить или ✖️ Отмена.",
     "err_broadcast_kind": "❗ Отправьте текст, фото или документ.",
+    "n_products": ("{count} товар", "{count} товара", "{count} товаров"),
+    "n_items": ("{count} единица", "{count} единицы", "{count} единиц"),
+    "n_unsold_items": ("{count} непроданная единица", "{count} непроданные единицы", "{count} непроданных единиц"),
+    "n_duplicates": ("{count} повтор", "{count} повтора", "{count} повторов"),
+    "n_customers": ("{count} покупатель", "{count} покупателя", "{count} покупателей"),
+    "n_sales": ("{count} продажа", "{count} продажи", "{count} продаж"),
+    "n_payments": ("{count} платёж", "{count} платежа", "{count} платежей"),
+    "n_refunds": ("{count} возврат", "{count} возврата", "{count} возвратов"),
+    "admin_ledger_never": "\n🧾 Журнал звёзд Telegram ещё не проверялся.",
+    "admin_ledger_checked": "\n🧾 Журнал звёзд Telegram проверен {date}; исправлено: {payments}, {refunds}.",
+    "btn_reply": "↩️ Ответить",
+    "payment_stars": "звёзды Telegram",
+    "payment_card": "карта",
+    "payment_free": "бесплатно",
+    "payment_manual": "выдано продавцом",
+    "file_photo": "фото",
+    "file_document": "документ",
+    "admin_granted_undelivered": "✅ Выдано (покупка #{id}), но не доставлено: покупатель ещё не открывал бота или "
+                                 "заблокировал его. Товар ждёт в его разделе 📦 Мои покупки.",
+    "admin_confirm_revoke": "Забрать #{id} ({product}) у покупателя {buyer}? Товар был бесплатным, возвращать "
+                            "нечего; доступ к нему пропадёт.",
+    "btn_confirm_revoke": "↩️ Да, забрать",
+    "admin_revoked": "✅ Забрано: доступа у покупателя больше нет. Товар был бесплатным, деньги не возвращались.",
+    "admin_category_first": "Она уже первая.",
+    "admin_category_last": "Она уже последняя.",
+    "currency_stars": "звёздах",
 }
 
 # The commands shown in Telegram's menu, registered at start-up (setMyCommands).
