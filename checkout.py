@@ -321,10 +321,15 @@ def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
         problem = "checkout_try_later"
     if problem:
         logger.info("Refused checkout of %r by user %s: %s", query.invoice_payload, query.from_user.id, problem)
-        error = html_to_plain(text(language_of(query.from_user), problem))
-        shop.bot.answer_pre_checkout_query(query.id, ok=False, error_message=error)
-    else:
-        shop.bot.answer_pre_checkout_query(query.id, ok=True)
+    try:
+        shop.bot.answer_pre_checkout_query(query.id, ok=not problem, error_message=problem and html_to_plain(
+            text(language_of(query.from_user), problem)))
+    except ApiTelegramException as error:
+        if error.error_code != 400:
+            raise
+        # Answered already, or too late: after a restart Telegram sends again the updates the bot had
+        # fetched but not confirmed, and a query can be answered only once.
+        logger.info("Pre-checkout %s could not be answered: %s", query.id, error.description)
 
 
 # ---------------------------------------------------------------------------

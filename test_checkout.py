@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -277,3 +278,13 @@ def test_thirty_taps_on_get_for_free_at_once_give_one_purchase(shop, alice, stoc
     assert shop.purchases() == [("alice", "Promo", 0, "free")]
     if stocked:
         assert sum(f"CODE-{n}" in alice.all_texts() for n in range(10)) == 1
+
+
+def test_a_pre_checkout_repeated_after_a_restart_is_answered_once_without_an_error(shop, alice, caplog):
+    caplog.set_level(logging.INFO, logger="shopbot")
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    assert alice.pre_checkout(25, alice.last_invoice()["payload"])["ok"] is True
+    shop.api.fail("answerPreCheckoutQuery", 400, "Bad Request: QUERY_ID_INVALID")  # Telegram: answered already
+    alice.pre_checkout(25, alice.last_invoice()["payload"])
+    assert "Error handling" not in caplog.text and "could not be answered: Bad Request: QUERY_ID_INVALID" in caplog.text
