@@ -32,9 +32,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
+    event,
     exists,
     func,
+    literal_column,
     select,
+    table,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -290,10 +294,19 @@ def stock_columns():
     return exists(items).label("stocked"), unsold.label("left")
 
 
+def listing_columns():
+    """What a listing shows of each product: its button's name and price, and its stock figures."""
+    return Product.id, Product.name, Product.price, Product.is_active, *stock_columns()
+
+
+def products_by_id(session: Session, ids):
+    """The listing rows of these products (a list of ids, or a query for them), in the order of their ids."""
+    return session.execute(select(*listing_columns()).where(Product.id.in_(ids)).order_by(Product.id)).all()
+
+
 def products_page(session: Session, category_id: int, page: int, per_page: int, active_only: bool = True):
     """One page of a category's products, with stock figures for just those rows."""
-    query = select(Product.id, Product.name, Product.price, Product.is_active, *stock_columns()).where(
-        Product.category_id == category_id)
+    query = select(*listing_columns()).where(Product.category_id == category_id)
     if active_only:
         query = query.where(Product.is_active)
     return session.execute(query.order_by(Product.id).limit(per_page).offset(page * per_page)).all()
@@ -352,7 +365,7 @@ def stock_item_of(session: Session, purchase_id: int) -> StockItem | None:
 
 
 # ---------------------------------------------------------------------------
-# Search in any alphabet
+# Search in any alphabet, through a text index
 # ---------------------------------------------------------------------------
 
 class lowercase(FunctionElement):
@@ -375,6 +388,64 @@ def _lowercase_default(element, compiler, **kw) -> str:
 @compiles(lowercase, "sqlite")
 def _lowercase_sqlite(element, compiler, **kw) -> str:
     return f"unicode_lower({compiler.process(element.clauses, **kw)})"
+
+
+# The text index that finds those words without reading every product: an index
+# of trigrams (each run of three characters), so it serves words of three
+# characters or more (migrations/versions/0002_search_index.py explains both kinds).
+# On SQLite it is an FTS5 table whose rowid is the product's id; on PostgreSQL a
+# GIN index on name || ' ' || description. Neither is a model.
+SEARCH_INDEX = "products_search"
+TRIGRAM = 3
+PRODUCTS_SEARCH = table(SEARCH_INDEX, column("rowid"))
+
+
+def search_index_has(query, words: list[str], dialect: str):
+    """``query`` narrowed to products with every word (3 characters or more) in their name or description,
+    in the order of their ids. The index is a coarse filter: callers still say exactly what matches."""
+    if dialect == "sqlite":
+        phrases = " ".join('"{}"'.format(word.replace('"', '""')) for word in words)  # FTS5: every phrase required
+        return (query.join(PRODUCTS_SEARCH, PRODUCTS_SEARCH.c.rowid == Product.id)
+                .where(literal_column(SEARCH_INDEX).match(phrases))
+                .order_by(PRODUCTS_SEARCH.c.rowid))  # the order FTS5 hands rows out in: nothing to sort
+    # pg_trgm serves ILIKE on the indexed expression, written here exactly as in the index.
+    indexed = Product.name.concat(literal_column("' '")).concat(Product.description)
+    return query.where(*(indexed.icontains(word, autoescape=True) for word in words)).order_by(Product.id)
+
+
+def is_modelled(name: str | None, type_: str, parent_names) -> bool:
+    """Alembic's include_name hook: the search index (and FTS5's own tables) is left out of the comparison
+    between the database and the models (database.matches, migrations/env.py)."""
+    return not (name or "").startswith(SEARCH_INDEX)
+
+
+SQLITE_SEARCH_INDEX = [
+    "CREATE VIRTUAL TABLE products_search USING fts5(name, description, content='products', content_rowid='id', "
+    "tokenize='trigram')",
+    "CREATE TRIGGER products_search_insert AFTER INSERT ON products BEGIN "
+    "INSERT INTO products_search (rowid, name, description) VALUES (new.id, new.name, new.description); END",
+    "CREATE TRIGGER products_search_delete AFTER DELETE ON products BEGIN "
+    "INSERT INTO products_search (products_search, rowid, name, description) "
+    "VALUES ('delete', old.id, old.name, old.description); END",
+    "CREATE TRIGGER products_search_update AFTER UPDATE OF name, description ON products BEGIN "
+    "INSERT INTO products_search (products_search, rowid, name, description) "
+    "VALUES ('delete', old.id, old.name, old.description); "
+    "INSERT INTO products_search (rowid, name, description) VALUES (new.id, new.name, new.description); END",
+]
+
+
+@event.listens_for(Product.__table__, "after_create")
+def create_search_index(_table, connection, **_) -> None:
+    """Base.metadata.create_all() makes the search index too, as migration 0002 does for a migrated database."""
+    if connection.dialect.name == "sqlite":
+        for statement in SQLITE_SEARCH_INDEX:
+            connection.exec_driver_sql(statement)
+        return
+    connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    schema = connection.exec_driver_sql("SELECT extnamespace::regnamespace::text FROM pg_extension "
+                                        "WHERE extname = 'pg_trgm'").scalar()
+    connection.exec_driver_sql(f"CREATE INDEX products_search ON products USING gin "
+                               f"((name || ' ' || description) {schema}.gin_trgm_ops) WITH (fastupdate = off)")
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ the catalog.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
@@ -18,16 +18,18 @@ from telebot import TeleBot, types
 import routes
 from config import is_id
 from models import (
+    TRIGRAM,
     Product,
     Setting,
     WaitlistEntry,
     category_with_count,
     lowercase,
     owned_purchase_id,
+    products_by_id,
     products_page,
     save_user,
+    search_index_has,
     sold_once_per_customer,
-    stock_columns,
     stock_left,
 )
 from routes import Handlers, end_dialog, on_message
@@ -138,36 +140,61 @@ def product_or_catalog(shop: Shop, session: Session, lang: str, telegram_id: int
 SEARCH_MAX = 200  # characters of a search we remember for its Next/Prev buttons
 SEARCH_WORDS = 5
 LAST_SEARCH = "last_search"  # Setting key prefix: the customer's latest search
+# A search shows at most this many results (ten pages), so that it costs the same in any catalog;
+# when more match, the customer is asked for another word.
+SEARCH_RESULTS = 10 * PAGE_SIZE
+# The text index cannot find words of one or two characters: those are looked for among this many
+# products only (the first that have the other words, or the first on sale).
+SHORT_WORD_SCAN = 1000
 
 
 def contains_word(column, word: str):
     """``column`` contains ``word`` in any case; % and _ in the word are plain characters."""
+    word = word.lower()
     if word.isascii():  # the database's own lower() is enough, and much quicker than ours
         return column.icontains(word, autoescape=True)
     return lowercase(column).contains(word, autoescape=True)
 
 
-def search_page(session: Session, words: list[str], page: int):
-    """Products on sale whose name or description contains every word, and how many there are."""
-    total = func.count().over().label("total")
-    matches = [or_(contains_word(Product.name, word), contains_word(Product.description, word)) for word in words]
-    rows = session.execute(
-        select(Product.id, Product.name, Product.price, *stock_columns(), total)
-        .where(Product.is_active, and_(*matches))
-        .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
-    return rows, (rows[0].total if rows else 0)
+def has_word(word: str, name, description):
+    """The word is in the name or in the description."""
+    return or_(contains_word(name, word), contains_word(description, word))
+
+
+def search_ids(session: Session, words: list[str], limit: int) -> list[int]:
+    """The ids of the first ``limit`` products on sale with every word in their name or description.
+
+    The text index picks the products that have the long words; each word is
+    then checked exactly, as the customer typed it, in any case.
+    """
+    long_words = [word for word in words if len(word) >= TRIGRAM]
+    short_words = [word for word in words if len(word) < TRIGRAM]
+    found = select(Product.id, Product.name, Product.description).where(
+        Product.is_active, *(has_word(word, Product.name, Product.description) for word in long_words))
+    if long_words:
+        found = search_index_has(found, long_words, session.get_bind().dialect.name)
+    else:
+        found = found.order_by(Product.id)
+    if short_words:
+        candidates = found.limit(SHORT_WORD_SCAN).subquery()
+        found = select(candidates.c.id).where(
+            *(has_word(word, candidates.c.name, candidates.c.description) for word in short_words)
+        ).order_by(candidates.c.id)
+    return list(session.scalars(found.limit(limit)))
 
 
 def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int) -> Screen:
     """🔎 The products that match, a page at a time."""
-    words = query.lower().split()[:SEARCH_WORDS]
-    products, total = search_page(session, words, page)
-    if not products and page:
-        return search_screen(shop, session, lang, query, 0)
+    found = search_ids(session, query.split()[:SEARCH_WORDS], SEARCH_RESULTS + 1)
+    shown = found[:SEARCH_RESULTS]
+    pages = page_count(len(shown))
+    if page >= pages:  # a page that no longer exists: the first one
+        page = 0
+    products = products_by_id(session, shown[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]) if shown else []
     rows = [[button(product_label(shop, lang, p), "product", p.id, 0)] for p in products]
-    key = "search_results" if products else "search_nothing"
-    return Screen(text(lang, key, query=truncate(query, 100), count=total), keyboard(
-        *rows, pager_row(lang, "search_page", (), page, page_count(total)),
+    key = "search_more" if len(found) > SEARCH_RESULTS else "search_results" if found else "search_nothing"
+    return Screen(text(lang, key, query=truncate(query, 100), count=len(shown)), keyboard(
+        *rows, pager_row(lang, "search_page", (), page, pages),
         [button(label(lang, "btn_catalog"), "catalog"), button(label(lang, "btn_menu"), "menu")]))
 
 
@@ -209,7 +236,8 @@ def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/search <words>, or any plain text: look for it in the catalog."""
     lang = language_of(message.from_user)
     query = message.text.partition(" ")[2] if message.text.startswith("/search") else message.text
-    query = " ".join(query.split())[:SEARCH_MAX]
+    # A NUL character is a space here: PostgreSQL refuses it in a text, and SQLite's FTS5 would end the query at it.
+    query = " ".join(query.replace("\0", " ").split())[:SEARCH_MAX]
     if not has_visible_text(query):
         return Screen(text(lang, "search_how"), menu_keyboard(lang))
     session.merge(Setting(key=f"{LAST_SEARCH}:{message.from_user.id}", value=query))

@@ -96,6 +96,8 @@ EN = {
     "sold_out_refund_pending": "😔 Someone bought the last one a moment before you. The seller has been told "
                                "and will refund you.",
     "search_results": "🔎 «{query}»: {count} found",
+    "search_more": "🔎 «{query}»: more than {count} found. Here are the first {count}; add a word to narrow "
+                   "the search.",
     "search_nothing": "🔎 Nothing found for «{query}». Try other words, or browse the catalog. /help shows "
                       "how the shop works.",
     "search_how": "🔎 Send me a word or two to search the catalog, e.g. <code>/search netflix</code>.",
@@ -310,6 +312,8 @@ RU = {
     "sold_out_refund_pending": "😔 Последний экземпляр купили на мгновение раньше вас. Продавец уже знает "
                                "об этом и вернёт деньги.",
     "search_results": "🔎 «{query}»: найдено {count}",
+    "search_more": "🔎 «{query}»: найдено больше {count}. Вот первые {count} — добавьте слово, чтобы сузить "
+                   "поиск.",
     "search_nothing": "🔎 По запросу «{query}» ничего не нашлось. Попробуйте другие слова или загляните в "
                       "каталог. /help расскажет, как устроен магазин.",
     "search_how": "🔎 Отправьте слово или два, чтобы найти товар, например <code>/search netflix</code>.",
