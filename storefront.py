@@ -22,7 +22,6 @@ from models import (
     Product,
     Setting,
     WaitlistEntry,
-    category_with_count,
     lowercase,
     owned_purchase_id,
     products_by_id,
@@ -88,15 +87,16 @@ def catalog_screen(shop: Shop, session: Session, lang: str) -> Screen:
 
 def category_screen(shop: Shop, session: Session, lang: str, category_id: int, page: int) -> Screen:
     """One page of a category's products; the catalog again if the category is empty or gone."""
-    category = category_with_count(session, category_id)
-    if category is None or not category.total:
+    category = shop.catalog.category(session, category_id)
+    if category is None:
         return with_toast(catalog_screen(shop, session, lang), text(lang, "unavailable"))
-    pages, toast = page_count(category.total), None
+    name, total = category
+    pages, toast = page_count(total), None
     if page >= pages:  # products were hidden since: show the last page there is
         page, toast = pages - 1, text(lang, "page_out_of_range")
     rows = [[button(product_label(shop, lang, p), "product", p.id, page)]
             for p in products_page(session, category_id, page, PAGE_SIZE)]
-    return Screen(text(lang, "category", name=category.name), keyboard(
+    return Screen(text(lang, "category", name=name), keyboard(
         *rows, pager_row(lang, "category", (category_id,), page, pages),
         [button(label(lang, "btn_back"), "catalog")]), toast=toast)
 

@@ -150,3 +150,23 @@ def test_a_search_costs_the_same_in_a_catalog_twice_the_size(sqlite_shop, query)
     small = work.of(lambda: alice.sends(query))
     add_products(shop, category, 1500)
     assert work.of(lambda: alice.sends(query)) <= small * 1.25 + 5
+
+
+def test_a_category_page_costs_the_same_in_a_category_twice_the_size(sqlite_shop):
+    shop = sqlite_shop
+    category = shop.add_category("Courses")
+    alice = Person(shop, 1001, "Alice", "alice")
+    work = WorkLog(shop.Session.kw["bind"])
+    add_products(shop, category, 1000)
+    alice.sends("/catalog")  # the catalog counts every category's products, and keeps the figures 30 s
+
+    def tap_pages():
+        alice.taps_data(callback("category", category.id, 0))
+        alice.taps_data(callback("category", category.id, 50))
+
+    small = work.of(tap_pages)
+    add_products(shop, category, 1000)
+    shop.bot.shop.catalog.clear()  # as an admin's action would
+    alice.sends("/catalog")
+    assert work.of(tap_pages) <= small * 1.25 + 5
+    assert "51/250" in alice.button_labels()
