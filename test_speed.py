@@ -1,6 +1,7 @@
 """Speed that does not depend on the catalog's size: statements per tap and query plans, not timings."""
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -170,3 +171,18 @@ def test_a_category_page_costs_the_same_in_a_category_twice_the_size(sqlite_shop
     alice.sends("/catalog")
     assert work.of(tap_pages) <= small * 1.25 + 5
     assert "51/250" in alice.button_labels()
+
+
+def test_searches_of_any_words_share_a_few_statements(sqlite_shop):
+    """SQLAlchemy keeps each form of a statement it compiled (~100 KB each): the forms of a search must be
+    few, or a shop's memory grows with the variety of what customers type."""
+    shop = sqlite_shop
+    add_products(shop, shop.add_category("Courses"), 10)
+    alice = Person(shop, 1001, "Alice", "alice")
+    log = StatementLog(shop.Session.kw["bind"])
+    words = ["course", "урок", "1", "я"]  # long and short, ASCII and not
+    for count in (1, 2, 3):
+        for query in itertools.product(words, repeat=count):
+            alice.sends(" ".join(query))
+    searches = {statement for statement, _ in log.statements if " LIKE " in statement}
+    assert len(searches) <= 9  # one per number of long and of short words
