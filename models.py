@@ -37,6 +37,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
     table,
     update,
@@ -308,11 +309,6 @@ def listing_columns():
     return Product.id, Product.name, Product.price, Product.is_active, *stock_columns()
 
 
-def products_by_id(session: Session, ids):
-    """The listing rows of these products (a list of ids, or a query for them), in the order of their ids."""
-    return session.execute(select(*listing_columns()).where(Product.id.in_(ids)).order_by(Product.id)).all()
-
-
 def products_page(session: Session, category_id: int, page: int, per_page: int, active_only: bool = True):
     """One page of a category's products, with stock figures for just those rows.
 
@@ -323,7 +319,8 @@ def products_page(session: Session, category_id: int, page: int, per_page: int, 
     ids = select(Product.id).where(Product.category_id == category_id)
     if active_only:
         ids = ids.where(Product.is_active)
-    return products_by_id(session, ids.order_by(Product.id).limit(per_page).offset(page * per_page))
+    page_ids = ids.order_by(Product.id).limit(per_page).offset(page * per_page)
+    return session.execute(select(*listing_columns()).where(Product.id.in_(page_ids)).order_by(Product.id)).all()
 
 
 def stock_left(session: Session, product_id: int) -> int | None:
@@ -404,6 +401,21 @@ def _lowercase_sqlite(element, compiler, **kw) -> str:
     return f"unicode_lower({compiler.process(element.clauses, **kw)})"
 
 
+def contains_word(column, word: str):
+    """``column`` contains ``word`` in any case; % and _ in the word are plain characters.
+
+    One form for every word, ASCII or not: each form of a search is one more
+    compiled statement that SQLAlchemy keeps (about 100 KB each), and the text
+    index leaves few rows to check, so SQLite's ASCII-only lower() saves nothing.
+    """
+    return lowercase(column).contains(word.lower(), autoescape=True)
+
+
+def has_word(word: str, name, description):
+    """The word is in the name or in the description."""
+    return or_(contains_word(name, word), contains_word(description, word))
+
+
 # The text index that finds those words without reading every product: an index
 # of trigrams (each run of three characters), so it serves words of three
 # characters or more (migrations/versions/0002_search_index.py explains both kinds).
@@ -412,19 +424,31 @@ def _lowercase_sqlite(element, compiler, **kw) -> str:
 SEARCH_INDEX = "products_search"
 TRIGRAM = 3
 PRODUCTS_SEARCH = table(SEARCH_INDEX, column("rowid"))
+# The most products a search looks at where it cannot take them in id order: what PostgreSQL's
+# index finds (below), and the products a word too short for any index is looked for in (storefront.py).
+SEARCH_CANDIDATES = 1000
 
 
 def search_index_has(query, words: list[str], dialect: str):
-    """``query`` narrowed to products with every word (3 characters or more) in their name or description,
-    in the order of their ids. The index is a coarse filter: callers still say exactly what matches."""
+    """``query`` (of products, id first) narrowed to those with every word (of 3 characters or more) in
+    their name or description, in any case, in the order of their ids: found through the text index."""
     if dialect == "sqlite":
         phrases = " ".join('"{}"'.format(word.replace('"', '""')) for word in words)  # FTS5: every phrase required
+        # FTS5 folds case its own way: what it finds is checked again as search always did.
         return (query.join(PRODUCTS_SEARCH, PRODUCTS_SEARCH.c.rowid == Product.id)
-                .where(literal_column(SEARCH_INDEX).match(phrases))
+                .where(literal_column(SEARCH_INDEX).match(phrases),
+                       *(has_word(word, Product.name, Product.description) for word in words))
                 .order_by(PRODUCTS_SEARCH.c.rowid))  # the order FTS5 hands rows out in: nothing to sort
-    # pg_trgm serves ILIKE on the indexed expression, written here exactly as in the index.
+    # pg_trgm serves ILIKE on the indexed expression, written here exactly as in the index. It is the
+    # check itself: a word holds no space, so it cannot run from the name into the description.
+    # A GIN index finds rows in no useful order, and asked for "the first 81 by id", the planner may
+    # walk the primary key instead, hoping to meet matches early: 50 ms when they all sit late in
+    # the table. So it is asked for any SEARCH_CANDIDATES matches, which are then sorted: all of
+    # them, in id order, unless more match (then the first the database comes across).
     indexed = Product.name.concat(literal_column("' '")).concat(Product.description)
-    return query.where(*(indexed.icontains(word, autoescape=True) for word in words)).order_by(Product.id)
+    found = query.where(*(indexed.icontains(word, autoescape=True) for word in words))
+    candidates = found.limit(SEARCH_CANDIDATES).subquery()
+    return select(*candidates.c).order_by(candidates.c.id)
 
 
 def is_modelled(name: str | None, type_: str, parent_names) -> bool:

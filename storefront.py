@@ -10,7 +10,7 @@ the catalog.
 """
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
@@ -18,13 +18,14 @@ from telebot import TeleBot, types
 import routes
 from config import is_id
 from models import (
+    SEARCH_CANDIDATES,
     TRIGRAM,
     Product,
     Setting,
     WaitlistEntry,
-    lowercase,
+    has_word,
+    listing_columns,
     owned_purchase_id,
-    products_by_id,
     products_page,
     save_user,
     search_index_has,
@@ -143,60 +144,53 @@ LAST_SEARCH = "last_search"  # Setting key prefix: the customer's latest search
 # A search shows at most this many results (ten pages), so that it costs the same in any catalog;
 # when more match, the customer is asked for another word.
 SEARCH_RESULTS = 10 * PAGE_SIZE
-# The text index cannot find words of one or two characters: those are looked for among this many
-# products only (the first that have the other words, or the first on sale).
-SHORT_WORD_SCAN = 1000
 
 
-def contains_word(column, word: str):
-    """``column`` contains ``word`` in any case; % and _ in the word are plain characters.
+def matching_products(session: Session, words: list[str]):
+    """A query for the ids of the products on sale with every word in their name or description, in id order.
 
-    One form for every word, ASCII or not: each form of a search is one more
-    compiled statement that SQLAlchemy keeps (about 100 KB each), and the text
-    index leaves few rows to check, so SQLite's ASCII-only lower() saves nothing.
-    """
-    return lowercase(column).contains(word.lower(), autoescape=True)
-
-
-def has_word(word: str, name, description):
-    """The word is in the name or in the description."""
-    return or_(contains_word(name, word), contains_word(description, word))
-
-
-def search_ids(session: Session, words: list[str], limit: int) -> list[int]:
-    """The ids of the first ``limit`` products on sale with every word in their name or description.
-
-    The text index picks the products that have the long words; each word is
-    then checked exactly, as the customer typed it, in any case.
+    The text index finds the products that have the long words; it cannot find
+    words of one or two characters, which are looked for among the first
+    SEARCH_CANDIDATES of those (or of all products on sale).
     """
     long_words = [word for word in words if len(word) >= TRIGRAM]
     short_words = [word for word in words if len(word) < TRIGRAM]
-    found = select(Product.id, Product.name, Product.description).where(
-        Product.is_active, *(has_word(word, Product.name, Product.description) for word in long_words))
+    texts = (Product.name, Product.description) if short_words else ()  # what the short words are looked for in
+    found = select(Product.id, *texts).where(Product.is_active)
     if long_words:
         found = search_index_has(found, long_words, session.get_bind().dialect.name)
     else:
         found = found.order_by(Product.id)
     if short_words:
-        candidates = found.limit(SHORT_WORD_SCAN).subquery()
+        candidates = found.limit(SEARCH_CANDIDATES).subquery()
         found = select(candidates.c.id).where(
             *(has_word(word, candidates.c.name, candidates.c.description) for word in short_words)
         ).order_by(candidates.c.id)
-    return list(session.scalars(found.limit(limit)))
+    return found
+
+
+def search_page(session: Session, words: list[str], page: int):
+    """One page of the products that match, and how many match: SEARCH_RESULTS + 1 means "more than that"."""
+    found = matching_products(session, words).limit(SEARCH_RESULTS + 1).subquery()
+    rows = session.execute(
+        select(*listing_columns(), func.count().over().label("found"))
+        .join(found, found.c.id == Product.id)
+        .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
+    return rows, (rows[0].found if rows else 0)
 
 
 def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int) -> Screen:
     """🔎 The products that match, a page at a time."""
-    found = search_ids(session, query.split()[:SEARCH_WORDS], SEARCH_RESULTS + 1)
-    shown = found[:SEARCH_RESULTS]
-    pages = page_count(len(shown))
-    if page >= pages:  # a page that no longer exists: the first one
+    if page >= SEARCH_RESULTS // PAGE_SIZE:  # beyond the pages a search shows: an old or forged button
         page = 0
-    products = products_by_id(session, shown[page * PAGE_SIZE:(page + 1) * PAGE_SIZE]) if shown else []
+    products, found = search_page(session, query.split()[:SEARCH_WORDS], page)
+    if not products and page:  # a page that no longer exists: the first one
+        return search_screen(shop, session, lang, query, 0)
+    shown = min(found, SEARCH_RESULTS)
     rows = [[button(product_label(shop, lang, p), "product", p.id, 0)] for p in products]
-    key = "search_more" if len(found) > SEARCH_RESULTS else "search_results" if found else "search_nothing"
-    return Screen(text(lang, key, query=truncate(query, 100), count=len(shown)), keyboard(
-        *rows, pager_row(lang, "search_page", (), page, pages),
+    key = "search_more" if found > SEARCH_RESULTS else "search_results" if found else "search_nothing"
+    return Screen(text(lang, key, query=truncate(query, 100), count=shown), keyboard(
+        *rows, pager_row(lang, "search_page", (), page, page_count(shown)),
         [button(label(lang, "btn_catalog"), "catalog"), button(label(lang, "btn_menu"), "menu")]))
 
 
