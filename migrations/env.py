@@ -13,7 +13,7 @@ context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     render_as_batch=True,  # SQLite cannot ALTER most things: batch mode copies the table instead
-    include_name=is_modelled,  # the search index (0002) is no model: autogenerate leaves it alone
+    include_name=is_modelled,  # the search index is no model: autogenerate leaves it alone
 )
 with context.begin_transaction():
     context.run_migrations()
