@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
-from models import Base
+from models import Base, is_modelled
 
 logger = logging.getLogger("shopbot")
 
@@ -204,11 +204,13 @@ def stored_revision(connection: Connection) -> str | None:
 
 
 def matches(connection: Connection, metadata) -> bool:
-    """True when the database's tables, columns and indexes are exactly ``metadata``'s."""
+    """True when the database's tables, columns and indexes are exactly ``metadata``'s (the search index,
+    which is no model, aside)."""
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    return not compare_metadata(MigrationContext.configure(connection), metadata)
+    context = MigrationContext.configure(connection, opts={"include_name": is_modelled})
+    return not compare_metadata(context, metadata)
 
 
 # ---------------------------------------------------------------------------

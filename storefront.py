@@ -10,7 +10,7 @@ the catalog.
 """
 from __future__ import annotations
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
@@ -18,16 +18,18 @@ from telebot import TeleBot, types
 import routes
 from config import is_id
 from models import (
+    SEARCH_CANDIDATES,
+    TRIGRAM,
     Product,
     Setting,
     WaitlistEntry,
-    category_with_count,
-    lowercase,
+    has_word,
+    listing_columns,
     owned_purchase_id,
     products_page,
     put_setting,
     save_user,
-    stock_columns,
+    search_index_has,
     stock_left,
 )
 from routes import Handlers, end_dialog, on_message
@@ -86,15 +88,16 @@ def catalog_screen(shop: Shop, session: Session, lang: str) -> Screen:
 
 def category_screen(shop: Shop, session: Session, lang: str, category_id: int, page: int) -> Screen:
     """One page of a category's products; the catalog again if the category is empty or gone."""
-    category = category_with_count(session, category_id)
-    if category is None or not category.total:
+    category = shop.catalog.category(session, category_id)
+    if category is None:
         return with_toast(catalog_screen(shop, session, lang), text(lang, "unavailable"))
-    pages, toast = page_count(category.total), None
+    name, total = category
+    pages, toast = page_count(total), None
     if page >= pages:  # products were hidden since: show the last page there is
         page, toast = pages - 1, text(lang, "page_out_of_range")
     rows = [[button(product_label(shop, lang, p), "product", p.id, page)]
             for p in products_page(session, category_id, page, PAGE_SIZE)]
-    return Screen(text(lang, "category", name=category.name), keyboard(
+    return Screen(text(lang, "category", name=name), keyboard(
         *rows, pager_row(lang, "category", (category_id,), page, pages),
         [button(label(lang, "btn_back"), "catalog")]), toast=toast)
 
@@ -138,36 +141,56 @@ def product_or_catalog(shop: Shop, session: Session, lang: str, telegram_id: int
 SEARCH_MAX = 200  # characters of a search we remember for its Next/Prev buttons
 SEARCH_WORDS = 5
 LAST_SEARCH = "last_search"  # Setting key prefix: the customer's latest search
+# A search shows at most this many results (ten pages), so that it costs the same in any catalog;
+# when more match, the customer is asked for another word.
+SEARCH_RESULTS = 10 * PAGE_SIZE
 
 
-def contains_word(column, word: str):
-    """``column`` contains ``word`` in any case; % and _ in the word are plain characters."""
-    if word.isascii():  # the database's own lower() is enough, and much quicker than ours
-        return column.icontains(word, autoescape=True)
-    return lowercase(column).contains(word, autoescape=True)
+def matching_products(session: Session, words: list[str]):
+    """A query for the ids of the products on sale with every word in their name or description, in id order.
+
+    The text index finds the products that have the long words; it cannot find
+    words of one or two characters, which are looked for among the first
+    SEARCH_CANDIDATES of those (or of all products on sale).
+    """
+    long_words = [word for word in words if len(word) >= TRIGRAM]
+    short_words = [word for word in words if len(word) < TRIGRAM]
+    texts = (Product.name, Product.description) if short_words else ()  # what the short words are looked for in
+    found = select(Product.id, *texts).where(Product.is_active)
+    if long_words:
+        found = search_index_has(found, long_words, session.get_bind().dialect.name)
+    else:
+        found = found.order_by(Product.id)
+    if short_words:
+        candidates = found.limit(SEARCH_CANDIDATES).subquery()
+        found = select(candidates.c.id).where(
+            *(has_word(word, candidates.c.name, candidates.c.description) for word in short_words)
+        ).order_by(candidates.c.id)
+    return found
 
 
 def search_page(session: Session, words: list[str], page: int):
-    """Products on sale whose name or description contains every word, and how many there are."""
-    total = func.count().over().label("total")
-    matches = [or_(contains_word(Product.name, word), contains_word(Product.description, word)) for word in words]
+    """One page of the products that match, and how many match: SEARCH_RESULTS + 1 means "more than that"."""
+    found = matching_products(session, words).limit(SEARCH_RESULTS + 1).subquery()
     rows = session.execute(
-        select(Product.id, Product.name, Product.price, *stock_columns(), total)
-        .where(Product.is_active, and_(*matches))
+        select(*listing_columns(), func.count().over().label("found"))
+        .join(found, found.c.id == Product.id)
         .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
-    return rows, (rows[0].total if rows else 0)
+    return rows, (rows[0].found if rows else 0)
 
 
 def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int) -> Screen:
     """🔎 The products that match, a page at a time."""
-    words = query.lower().split()[:SEARCH_WORDS]
-    products, total = search_page(session, words, page)
-    if not products and page:
+    if page >= SEARCH_RESULTS // PAGE_SIZE:  # beyond the pages a search shows: an old or forged button
+        page = 0
+    products, found = search_page(session, query.split()[:SEARCH_WORDS], page)
+    if not products and page:  # a page that no longer exists: the first one
         return search_screen(shop, session, lang, query, 0)
+    shown = min(found, SEARCH_RESULTS)
     rows = [[button(product_label(shop, lang, p), "product", p.id, 0)] for p in products]
-    key = "search_results" if products else "search_nothing"
-    return Screen(text(lang, key, query=truncate(query, 100), count=total), keyboard(
-        *rows, pager_row(lang, "search_page", (), page, page_count(total)),
+    key = "search_more" if found > SEARCH_RESULTS else "search_results" if found else "search_nothing"
+    return Screen(text(lang, key, query=truncate(query, 100), count=shown), keyboard(
+        *rows, pager_row(lang, "search_page", (), page, page_count(shown)),
         [button(label(lang, "btn_catalog"), "catalog"), button(label(lang, "btn_menu"), "menu")]))
 
 
@@ -209,7 +232,8 @@ def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/search <words>, or any plain text: look for it in the catalog."""
     lang = language_of(message.from_user)
     query = message.text.partition(" ")[2] if message.text.startswith("/search") else message.text
-    query = " ".join(query.split())[:SEARCH_MAX]
+    # A NUL character is a space here: PostgreSQL refuses it in a text, and SQLite's FTS5 would end the query at it.
+    query = " ".join(query.replace("\0", " ").split())[:SEARCH_MAX]
     if not has_visible_text(query):
         return Screen(text(lang, "search_how"), menu_keyboard(lang))
     put_setting(session, f"{LAST_SEARCH}:{message.from_user.id}", query)

@@ -14,8 +14,9 @@ from conftest import (
     Person,
     admin_texts,
     buttons,
+    set_product,
 )
-from models import User
+from models import Product, User
 from screens import callback
 
 HERE = Path(__file__).parent
@@ -306,3 +307,62 @@ def test_the_pager_buttons_are_told_apart_from_back_in_russian(shop):
     ivan.taps_data(callback("category", category.id, 1))
     labels = ivan.button_labels()
     assert "◀️ Предыдущие" in labels and "Следующие ▶️" in labels and labels.count("⬅️ Назад") == 1
+
+
+@pytest.mark.parametrize("query, found", [
+    ("4k", ["Monitor 4K"]),  # too short for the text index, still found
+    ("monitor 4K", ["Monitor 4K"]),
+    ("tv", ["Smart box"]),  # in the description
+    ("я", ["Ключ Office"]),
+    ("4k tv", []),
+])
+def test_words_of_one_or_two_characters_are_found_too(shop, alice, query, found):
+    shop.add_product("Monitor 4K", description="27 inches")
+    shop.add_product("Smart box", description="Turns any TV into a smart one")
+    shop.add_product("Ключ Office", description="Лицензия")
+    shop.add_product("Hidden 4K", is_active=False)
+    alice.sends(query)
+    assert [label.rsplit(" — ", 1)[0] for label in alice.button_labels()[:-2]] == found
+
+
+@pytest.mark.parametrize("query", ['"netflix"', 'netflix"', 'net*', "NEAR(netflix month)", "netflix OR x",
+                                   "-netflix", "name:netflix", "^netflix", "(netflix", "\\"])
+def test_search_syntax_in_a_query_is_taken_literally(shop, alice, query):
+    shop.add_product("Netflix 1 month")
+    shop.add_product('Say "netflix"', description="net* name:netflix ^netflix NEAR(netflix month) OR x \\ -netflix")
+    alice.sends(query)
+    assert [label.rsplit(" — ", 1)[0] for label in alice.button_labels()[:-2]] == ['Say "netflix"']
+
+
+def test_a_nul_character_in_a_search_is_a_space(shop, alice):
+    shop.add_product("Netflix 1 month")
+    alice.sends("netflix\x00month")  # PostgreSQL refuses NUL in a text, and FTS5 would end the query at it
+    assert alice.last_text() == "🔎 «netflix month»: 1 found"
+
+
+def test_the_search_index_follows_renamed_and_deleted_products(shop, alice):
+    kept, gone = shop.add_product("Old name"), shop.add_product("Old name too")
+    set_product(shop, kept.id, name="New title", description="Fresh words")
+    with shop.Session() as session:
+        session.delete(session.get(Product, gone.id))
+        session.commit()
+    alice.sends("old name")
+    assert "Nothing found" in alice.last_text()
+    alice.sends("title fresh")
+    assert alice.button_labels()[0].startswith("New title")
+
+
+def test_a_search_that_matches_too_much_shows_the_first_ten_pages(shop, alice):
+    category = shop.add_category("Courses")
+    with shop.Session() as session:
+        session.add_all(Product(category_id=category.id, name=f"Course {n}", price=5) for n in range(85))
+        session.commit()
+    alice.sends("course")
+    assert alice.last_text() == ("🔎 «course»: more than 80 found. Here are the first 80; add a word to narrow "
+                                 "the search.")
+    assert alice.button_labels()[8:] == ["1/10", "Next ▶️", "🛍 Catalog", "🏠 Menu"]
+    alice.taps_data(callback("search_page", 9))
+    assert alice.button_labels()[0] == "Course 72 — 5 ⭐"
+    assert alice.button_labels()[8:10] == ["◀️ Prev", "10/10"]
+    alice.sends("course 84")
+    assert alice.last_text() == "🔎 «course 84»: 1 found"

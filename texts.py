@@ -111,6 +111,8 @@ EN = {
                           "was charged.",
     "slow_down": "⏳ That is a lot of taps at once: give me a second, then carry on.",
     "search_results": "🔎 «{query}»: {count} found",
+    "search_more": "🔎 «{query}»: more than {count} found. Here are the first {count}; add a word to narrow "
+                   "the search.",
     "search_nothing": "🔎 Nothing found for «{query}». Try other words, or browse the catalog. /help shows "
                       "how the shop works.",
     "search_how": "🔎 Send me a word or two to search the catalog, e.g. <code>/search netflix</code>.",
@@ -401,6 +403,8 @@ RU = {
     "checkout_try_later": "Магазин не может принять оплату прямо сейчас. Попробуйте через минуту — деньги не списаны.",
     "slow_down": "⏳ Слишком много нажатий сразу — секунду, и продолжайте.",
     "search_results": "🔎 «{query}»: найдено {count}",
+    "search_more": "🔎 «{query}»: найдено больше {count}. Вот первые {count} — добавьте слово, чтобы сузить "
+                   "поиск.",
     "search_nothing": "🔎 По запросу «{query}» ничего не нашлось. Попробуйте другие слова или загляните в "
                       "каталог. /help расскажет, как устроен магазин.",
     "search_how": "🔎 Отправьте слово или два, чтобы найти товар, например <code>/search netflix</code>.",

@@ -6,14 +6,14 @@ writes the next revision with ``python database.py revision "what changed"``.
 """
 from alembic import context
 
-from models import Base
+from models import Base, is_modelled
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     render_as_batch=True,  # SQLite cannot ALTER most things: batch mode copies the table instead
-    include_name=context.config.attributes.get("include_name"),
+    include_name=is_modelled,  # the search index is no model: autogenerate leaves it alone
 )
 with context.begin_transaction():
     context.run_migrations()
