@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -48,6 +48,8 @@ from shop import AdminNotice, Note, Shop, notify_admins, send
 logger = logging.getLogger("shopbot")
 
 RETRY_LONGEST = 60.0  # seconds: the slowest a failing payment is retried
+# Older purchases left undelivered are not sent out of the blue at start: they wait in My purchases.
+REDELIVER_WITHIN = timedelta(days=7)
 LEDGER_EVERY = 600.0  # seconds between two readings of Telegram's Stars ledger
 LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maximum
 
@@ -173,17 +175,26 @@ def late_notice(message: types.Message) -> AdminNotice:
 # 2. Delivery at least once
 # ---------------------------------------------------------------------------
 
-def deliver_what_was_not(shop: Shop) -> int:
-    """Deliver the purchases recorded but never delivered (the bot stopped in between); how many."""
+def undelivered(shop: Shop, after_id: int) -> list:
+    """The next purchases recorded in the last week but never delivered, in order of id."""
     with shop.Session() as session:
-        waiting = session.execute(
+        return session.execute(
             select(Purchase.id, User.telegram_id, User.language_code, Product.name)
             .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-            .where(Purchase.delivered_at.is_(None), Purchase.refunded_at.is_(None))).all()
-    for purchase_id, telegram_id, language_code, name in waiting:
-        lang = language_for_code(language_code)
-        deliver(shop, telegram_id, purchase_id, text(lang, "delivery_late", name=name), lang)
-    return len(waiting)
+            .where(Purchase.delivered_at.is_(None), Purchase.refunded_at.is_(None), Purchase.id > after_id,
+                   Purchase.created_at > utcnow() - REDELIVER_WITHIN)
+            .order_by(Purchase.id).limit(100)).all()
+
+
+def deliver_what_was_not(shop: Shop) -> int:
+    """Deliver the purchases recorded but never delivered (the bot stopped in between); how many."""
+    count, after_id = 0, 0
+    while batch := undelivered(shop, after_id):
+        for purchase_id, telegram_id, language_code, name in batch:
+            lang = language_for_code(language_code)
+            deliver(shop, telegram_id, purchase_id, text(lang, "delivery_late", name=name), lang)
+        count, after_id = count + len(batch), batch[-1][0]
+    return count
 
 
 # ---------------------------------------------------------------------------

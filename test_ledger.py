@@ -5,20 +5,22 @@ import contextlib
 import logging
 import sqlite3
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlalchemy
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 from telebot import types
 
 import checkout
 import ledger
+import models
 import shopbot
 from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts
 from database import connect
-from models import Purchase, StockItem
+from models import Purchase, StockItem, User
 from screens import callback
 
 
@@ -167,6 +169,21 @@ def test_a_purchase_recorded_but_not_delivered_is_delivered_at_the_next_start(sh
     assert "Sorry for the wait" in alice.all_texts() and "KEY-1" in alice.all_texts()
     assert purchase_row(shop, "ch-1").delivered_at is not None
     assert ledger.deliver_what_was_not(shop.bot.shop) == 0
+
+
+def test_at_start_every_undelivered_purchase_of_the_last_week_is_sent_and_older_ones_wait(shop):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    now = models.utcnow()
+    with shop.Session() as session:  # more buyers than one batch, left undelivered by a long outage
+        session.execute(insert(User), [{"telegram_id": 5000 + n, "username": f"b{n}"} for n in range(151)])
+        session.execute(insert(Purchase), [
+            {"user_id": n + 1, "product_id": product.id, "price": 25, "currency": "XTR", "payment_type": "stars",
+             "payment_id": f"ch-{n}", "created_at": now - timedelta(days=8 if n == 0 else 1)} for n in range(151)])
+        session.commit()
+    assert ledger.deliver_what_was_not(shop.bot.shop) == 150
+    delivered_to = {int(call.params["chat_id"]) for call in shop.api.of("sendMessage") if "KEY-1" in call.params["text"]}
+    assert delivered_to == {5000 + n for n in range(1, 151)}
+    assert purchase_row(shop, "ch-0").delivered_at is None  # a week late: it waits in My purchases
 
 
 # ---------------------------------------------------------------------------
