@@ -125,7 +125,8 @@ def seed_shop(url: str, products: int, purchases: int, per_category: int = PRODU
         insert_in_chunks(session, Purchase, (
             {"user_id": users if n < loyal else 1 + n % buyers, "product_id": 1 + n % products, "price": 10,
              "currency": "XTR", "payment_type": "stars", "payment_id": f"seed-{n}",
-             "created_at": now - timedelta(minutes=n)} for n in range(purchases)))
+             "created_at": now - timedelta(minutes=n), "delivered_at": now - timedelta(minutes=n)}
+            for n in range(purchases)))
         session.commit()
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("ANALYZE"))  # as autovacuum soon would: the planner needs the tables' sizes
