@@ -254,9 +254,9 @@ class StatementCounter:
         self.current += 1
 
 
-def shop_bot(url: str) -> tuple[telebot.TeleBot, StatementCounter]:
+def shop_bot(url: str, threaded: bool = False) -> tuple[telebot.TeleBot, StatementCounter]:
     config = shopbot.Config(token=TOKEN, admin_ids=frozenset({ADMIN}), database_url=url)
-    bot = shopbot.create_bot(config, threaded=False)
+    bot = shopbot.create_bot(config, threaded=threaded)
     return bot, StatementCounter(bot.shop.Session.kw["bind"])
 
 
@@ -490,6 +490,40 @@ def measure_http(results: dict, url: str, count: int) -> None:
     apihelper.CUSTOM_REQUEST_SENDER = InstantApi()
 
 
+class RecordingApi(InstantApi):
+    """InstantApi that takes ``latency`` seconds a call and notes when each pre-checkout was answered."""
+
+    def __init__(self, latency: float):
+        self.latency, self.answered = latency, {}
+
+    def __call__(self, method, url, params=None, files=None, **kwargs):
+        time.sleep(self.latency)
+        if url.endswith("/answerPreCheckoutQuery"):
+            self.answered[(params or {}).get("pre_checkout_query_id")] = time.perf_counter()
+        return super().__call__(method, url, params, files, **kwargs)
+
+
+def measure_flood(results: dict, url: str, taps: int) -> None:
+    """One customer taps ``taps`` times at once; how long until another customer's pre-checkout is answered.
+
+    The shop as it runs for real (its lanes and worker threads), each Bot API call taking a millisecond.
+    """
+    api = apihelper.CUSTOM_REQUEST_SENDER = RecordingApi(0.001)
+    bot, _ = shop_bot(url, threaded=True)
+    flood = updates_of([tap_on(900_000, callback("catalog")) for _ in range(taps)])
+    bot.process_new_updates(flood)
+    started = time.perf_counter()
+    bot.process_new_updates([types.Update.de_json({"update_id": 10**6, "pre_checkout_query": {
+        "id": "after-the-flood", "from": customer(900_001), "currency": "XTR", "total_amount": 10,
+        "invoice_payload": checkout.invoice_payload(1, 900_001)}})])
+    while "after-the-flood" not in api.answered and time.perf_counter() - started < 30:
+        time.sleep(0.001)
+    results["flood_answer"] = api.answered.get("after-the-flood", float("inf")) - started
+    bot.lanes.stop(timeout=60)
+    bot.shop.Session.kw["bind"].dispose()
+    apihelper.CUSTOM_REQUEST_SENDER = InstantApi()
+
+
 def measure(shops: Shops, quick: bool) -> dict:
     count, purchases = (40, 100_000) if quick else (200, 1_000_000)
     small, big, long_lived = shops.new("small"), shops.new("big"), shops.new("long_lived")
@@ -507,6 +541,7 @@ def measure(shops: Shops, quick: bool) -> dict:
     results["rows"]["bare telebot"] = summary(run_sessions(bare, journeys(count, 1000, 100))[0])
     results["rows"]["bare telebot, 4 threads"] = summary(*run_threaded(bare, journeys(count, 100_000, 100)))
     measure_http(results, big, 5 if quick else 15)
+    measure_flood(results, small, 2000)
     served = [u for journey in journeys(50, 400_000, 100_000) for u in journey.raw] + searches(20)
     results["first_poll"], results["peak_mb"] = start_to_first_poll_and_memory(big, served)
     return results
@@ -547,6 +582,7 @@ def print_ratios(results: dict) -> None:
     for what, value, note in [
             (sales + ", p50", f"{rows[sales]['p50']:.1f} ms", "target < 50 ms"),
             ("catalog counts, 100,000 products", f"{results['catalog_counts_ms']:.1f} ms", "cached 30 s"),
+            ("pre-checkout answered behind 2,000 taps", f"{results['flood_answer']:.2f} s", "target < 2 s"),
             ("start to first getUpdates", f"{results['first_poll']:.2f} s", "target < 1 s"),
             ("peak RSS of shopbot.py, 100,000 products", f"{results['peak_mb']:.0f} MB", "target < 80 MB")]:
         print(f"{what + ':':<50} {value:>8}  ({note})")
