@@ -2,7 +2,9 @@
 
 Reading order: ... stock.py → **sales.py** → broadcast.py.
 
-📊 Sales sums up four periods; 🧾 Recent purchases opens any sale, with
+📊 Sales sums up four periods, from a snapshot brought up to date on each
+open, so it costs the same in a shop's first week and after a million
+sales; 🧾 Recent purchases opens any sale, with
 ↩️ Refund (the refund itself is in checkout.py, beside the payments);
 ``/refund <charge id>`` and ``/grant <user id> <product id>`` are the same
 from the keyboard. 📄 Export CSV sends every purchase as a spreadsheet.
@@ -11,13 +13,15 @@ from the keyboard. 📄 Export CSV sends every purchase as a spreadsheet.
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
@@ -62,102 +66,153 @@ handlers = Handlers(admin=True)
 
 
 PAID = ("stars", "card")  # purchases that brought money; "free" and "manual" (a /grant) did not
-SNAPSHOT_AGE = timedelta(hours=1)  # how old the all-time snapshot may grow before it is taken again
+EPOCH = datetime(1970, 1, 1)
+PERIODS = {  # the report's lines, and where each period starts when seen from a given moment
+    "period_today": lambda at: at.replace(hour=0, minute=0, second=0, microsecond=0),
+    "period_7d": lambda at: at - timedelta(days=7),
+    "period_30d": lambda at: at - timedelta(days=30),
+    "period_all": lambda at: EPOCH,
+}
+TOP_PERIOD = "period_30d"  # whose best sellers the report lists
+SNAPSHOT_AGE = timedelta(hours=1)  # how old the snapshot may grow before it is taken again
+# The snapshot stops this long before it is taken: a sale is stamped a moment before it is committed,
+# and one committed after the snapshot was read, stamped before its end, would be missed by both.
+SETTLE = timedelta(minutes=1)
 
 
 @dataclass
 class Figures:
-    """One period's figures: paid sales and revenue per currency, free and granted items, refunds, new users."""
+    """One period's figures: paid sales still live, per currency (and per product, for the top 5),
+    free items and grants, refunds, and new users."""
 
-    paid: dict[str, list[int]] = field(default_factory=dict)  # currency -> [sales, revenue]
+    sales: Counter[str] = field(default_factory=Counter)  # currency -> paid sales
+    revenue: Counter[str] = field(default_factory=Counter)  # currency -> their amount
+    sold: Counter[int] = field(default_factory=Counter)  # product id -> paid sales (TOP_PERIOD only)
     free: int = 0
     granted: int = 0
     refunds: int = 0
     new_users: int = 0
 
-    def add(self, payment_type: str, currency: str, count: int, amount: int, sign: int = 1) -> None:
+    def count(self, count: int, amount: int, payment_type: str, currency: str, product_id: int | None = None) -> None:
         if payment_type in PAID:
-            totals = self.paid.setdefault(currency, [0, 0])
-            totals[0] += sign * count
-            totals[1] += sign * amount
+            self.sales[currency] += count
+            self.revenue[currency] += amount
+            if product_id is not None:
+                self.sold[product_id] += count
         elif payment_type == "free":
-            self.free += sign * count
+            self.free += count
         else:
-            self.granted += sign * count
+            self.granted += count
 
-    def merged(self, other: Figures) -> Figures:
-        total = Figures(refunds=self.refunds + other.refunds, new_users=self.new_users + other.new_users)
-        for figures in (self, other):
-            for currency, (count, amount) in figures.paid.items():
-                total.add("stars", currency, count, amount)
-            total.free, total.granted = total.free + figures.free, total.granted + figures.granted
-        return total
+    def plus(self, other: Figures, sign: int = 1) -> Figures:
+        """These figures with another's added, or with sign=-1 taken away."""
+        def combined(mine: Counter, theirs: Counter) -> Counter:
+            total = mine.copy()
+            total.update({key: sign * value for key, value in theirs.items()})
+            return total
+
+        return Figures(combined(self.sales, other.sales), combined(self.revenue, other.revenue),
+                       combined(self.sold, other.sold), self.free + sign * other.free,
+                       self.granted + sign * other.granted, self.refunds + sign * other.refunds,
+                       self.new_users + sign * other.new_users)
 
 
-def in_period(column, since: datetime, until: datetime | None):
-    return column >= since if until is None else (column >= since) & (column < until)
+def in_period(column, since: datetime, until: datetime):
+    # Closed at both ends, also when "until" is now: a sale recorded while the report is being read
+    # stays out of every line, and SQLite's planner, seeing a bounded range, reads it from the index
+    # on dates rather than walking all the sales in another index's order.
+    return (column >= since) & (column < until)
 
 
-def figures_between(session: Session, admin_ids, since: datetime, until: datetime | None = None) -> Figures:
+def sales_by_kind(by_product: bool, *conditions) -> Select:
+    """Count and sum the purchases meeting ``conditions`` by payment type and currency (and product)."""
+    kinds = [Purchase.payment_type, Purchase.currency] + ([Purchase.product_id] if by_product else [])
+    return select(func.count(), func.sum(Purchase.price), *kinds).where(*conditions).group_by(*kinds)
+
+
+def figures_between(session: Session, admin_ids, since: datetime, until: datetime, by_product: bool) -> Figures:
     """The figures of sales made in [since, until), still live now: a few index ranges (ix_purchases_sales)."""
     figures = Figures()
-    rows = session.execute(select(Purchase.payment_type, Purchase.currency, func.count(), func.sum(Purchase.price))
-                           .where(in_period(Purchase.created_at, since, until), Purchase.refunded_at.is_(None))
-                           .group_by(Purchase.payment_type, Purchase.currency))
-    for payment_type, currency, count, amount in rows:
-        figures.add(payment_type, currency, count, amount)
+    for row in session.execute(sales_by_kind(by_product, in_period(Purchase.created_at, since, until),
+                                             Purchase.refunded_at.is_(None))):
+        figures.count(*row)
     figures.refunds = session.scalar(select(func.count()).where(
         in_period(Purchase.refunded_at, since, until), Purchase.payment_type.in_(PAID)))
-    figures.new_users = session.scalar(select(func.count()).where(
-        in_period(User.created_at, since, until), User.telegram_id.not_in(admin_ids)))
+    # Everyone who started the bot in the period, from the index on created_at, less the admins among
+    # them (looked up by their ids): "not an admin" in one query would read every user's row.
+    figures.new_users = session.scalar(select(func.count()).where(in_period(User.created_at, since, until))) - \
+        session.scalar(select(func.count()).where(in_period(User.created_at, since, until),
+                                                  User.telegram_id.in_(admin_ids)))
     return figures
 
 
-class AllTime:
-    """The all-time figures: a snapshot, taken in the background, plus what changed since.
+def brought_up_to_date(session: Session, admin_ids, snapshot: Figures, start, taken_at: datetime, now: datetime,
+                       by_product: bool) -> Figures:
+    """A period's figures now, from its snapshot taken at ``taken_at``: short index ranges only.
 
-    Counting a million sales takes the best part of a second; what changed since
-    the snapshot is a short index range. A refund since then of a sale from
-    before is taken back out of the snapshot's figures.
+    Purchases are stamped when they are recorded, never backdated, so from the snapshot's figures
+    for [start(taken_at), taken_at) to today's for [start(now), now) is: add the sales made since
+    the snapshot, take away those the period's start moved past, and take away the period's
+    sales the snapshot counted live that were refunded since. (Each count is a sum over its
+    range: this holds also when the period starts after the snapshot, as today does at midnight.)
+    """
+    figures = snapshot.plus(figures_between(session, admin_ids, taken_at, now, by_product))
+    figures = figures.plus(figures_between(session, admin_ids, start(taken_at), start(now), by_product), sign=-1)
+    undone = Figures()
+    for row in session.execute(sales_by_kind(by_product, in_period(Purchase.created_at, start(taken_at), taken_at),
+                                             in_period(Purchase.refunded_at, taken_at, now))):
+        undone.count(*row)
+    return figures.plus(undone, sign=-1)
+
+
+class Snapshot:
+    """Every period's figures as they stood at one moment, taken again in the background every hour.
+
+    Counting a million sales takes the best part of a second, a busy month's tens of
+    milliseconds; bringing the snapshot up to date (above) takes a few.
     """
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.snapshot: Figures | None = None
-        self.taken_at = datetime(1970, 1, 1)
+        self.figures: dict[str, Figures] = {}
+        self.taken_at = EPOCH
+        self.retaking = False
 
     def take(self, shop: Shop) -> None:
-        now = utcnow()
+        taken_at = utcnow() - SETTLE
         with shop.Session() as session:
-            snapshot = figures_between(session, shop.config.admin_ids, datetime(1970, 1, 1), now)
+            figures = {period: figures_between(session, shop.config.admin_ids, start(taken_at), taken_at,
+                                               period == TOP_PERIOD) for period, start in PERIODS.items()}
         with self.lock:
-            self.snapshot, self.taken_at = snapshot, now
+            self.figures, self.taken_at, self.retaking = figures, taken_at, False
 
-    def figures(self, shop: Shop, session: Session) -> Figures:
-        if self.snapshot is None:
-            self.take(shop)  # the first time only: then the snapshot is kept up to date in the background
-        elif utcnow() - self.taken_at > SNAPSHOT_AGE and not self.lock.locked():
-            shop.start_background(lambda shop: self.take(shop))
+    def now(self, shop: Shop, session: Session, now: datetime) -> dict[str, Figures]:
+        """Every period's figures at ``now``."""
+        if not self.figures:
+            self.take(shop)  # the first time only: then the snapshot is kept fresh in the background
         with self.lock:
-            snapshot, taken_at = self.snapshot, self.taken_at
-        since = figures_between(session, shop.config.admin_ids, taken_at)
-        undone = session.execute(  # sold before the snapshot, refunded after it
-            select(Purchase.payment_type, Purchase.currency, func.count(), func.sum(Purchase.price))
-            .where(Purchase.refunded_at >= taken_at, Purchase.created_at < taken_at)
-            .group_by(Purchase.payment_type, Purchase.currency))
-        total = snapshot.merged(since)
-        for payment_type, currency, count, amount in undone:
-            total.add(payment_type, currency, count, amount, sign=-1)
-        return total
+            figures, taken_at = self.figures, self.taken_at
+            retake = now - taken_at > SNAPSHOT_AGE and not self.retaking
+            self.retaking |= retake
+        if retake:
+            shop.start_background(self.take)
+        return {period: brought_up_to_date(session, shop.config.admin_ids, figures[period], start, taken_at, now,
+                                           period == TOP_PERIOD) for period, start in PERIODS.items()}
 
 
 def figures_line(lang: str, period: str, figures: Figures) -> str:
-    sales = sum(count for count, _ in figures.paid.values())
-    revenue = " + ".join(format_price(amount, currency) for currency, (_, amount) in sorted(figures.paid.items())
+    revenue = " + ".join(format_price(amount, currency) for currency, amount in sorted(figures.revenue.items())
                          if amount) or "0"
-    return text(lang, "admin_sales_line", period=label(lang, period), sales=counted(lang, "n_sales", sales),
-                revenue=revenue, free=figures.free, granted=figures.granted, refunds=figures.refunds,
-                users=figures.new_users)
+    return text(lang, "admin_sales_line", period=label(lang, period),
+                sales=counted(lang, "n_sales", figures.sales.total()), revenue=revenue, free=figures.free,
+                granted=figures.granted, refunds=figures.refunds, users=figures.new_users)
+
+
+def best_sellers(session: Session, sold: Counter[int]) -> list[tuple[str, int]]:
+    """The five products sold most (the first added first, among equals), with their names."""
+    best = heapq.nlargest(5, sold.items(), key=lambda item: (item[1], -item[0]))
+    names = dict(session.execute(select(Product.id, Product.name).where(Product.id.in_([id for id, _ in best]))).all())
+    return [(names[product_id], count) for product_id, count in best if count > 0 and product_id in names]
 
 
 def ledger_line(session: Session, lang: str) -> str:
@@ -172,18 +227,9 @@ def ledger_line(session: Session, lang: str) -> str:
 
 def sales_report(shop: Shop, session: Session, lang: str) -> str:
     """📊 Sales for today, 7 and 30 days and all time, the month's top 5, and the ledger's last reading."""
-    now = utcnow()
-    periods = [("period_today", now.replace(hour=0, minute=0, second=0, microsecond=0)),
-               ("period_7d", now - timedelta(days=7)), ("period_30d", now - timedelta(days=30))]
-    lines = [text(lang, "admin_sales")]
-    lines += [figures_line(lang, key, figures_between(session, shop.config.admin_ids, since)) for key, since in periods]
-    lines.append(figures_line(lang, "period_all", shop.memo.setdefault("all_time", AllTime()).figures(shop, session)))
-    best = (select(Purchase.product_id, func.count().label("sold"))
-            .where(Purchase.created_at >= periods[2][1], Purchase.refunded_at.is_(None),
-                   Purchase.payment_type.in_(PAID)).group_by(Purchase.product_id)
-            .order_by(func.count().desc(), Purchase.product_id).limit(5).subquery())
-    top = session.execute(select(Product.name, best.c.sold).join(best, best.c.product_id == Product.id)
-                          .order_by(best.c.sold.desc(), Product.id)).all()
+    figures = shop.memo.setdefault("sales", Snapshot()).now(shop, session, utcnow())
+    lines = [text(lang, "admin_sales")] + [figures_line(lang, period, figures[period]) for period in PERIODS]
+    top = best_sellers(session, figures[TOP_PERIOD].sold)
     if top:
         lines.append(text(lang, "admin_top"))
         lines += [text(lang, "admin_top_line", place=n, name=name, count=sold) for n, (name, sold) in enumerate(top, 1)]

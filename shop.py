@@ -51,7 +51,7 @@ class Shop:
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
-        self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: the all-time figures)
+        self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: its figures snapshot)
         self.sleep = time.sleep  # tests replace it to skip the waits
 
     def is_admin(self, telegram_id: int) -> bool:

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import ledger
 import models
+import sales
 from conftest import (
     ADMIN_ID,
     Person,
@@ -144,18 +146,74 @@ def test_all_time_figures_follow_sales_and_refunds_after_their_snapshot(shop, se
     product = shop.add_product("Pro", price=25)
     alice.taps_data(callback("buy", product.id))
     alice.pays()
-    seller.taps_data(callback("sales"))  # the first opening takes the all-time snapshot
+    seller.taps_data(callback("sales"))  # the first opening takes the snapshot
     assert "All time: 1 sale · 25 ⭐" in seller.last_text()
     bob.taps_data(callback("buy", product.id))
     bob.pays()
-    seller.taps_data(callback("confirm_refund", 1))  # Alice's sale, from before the snapshot
+    seller.taps_data(callback("confirm_refund", 1))  # Alice's sale
     seller.taps_data(callback("sales"))
     assert "All time: 1 sale · 25 ⭐" in seller.last_text() and "↩️ refunds: 1" in seller.last_text()
-    all_time = shop.bot.shop.memo["all_time"]
-    all_time.take(shop.bot.shop)  # a new snapshot gives the same figures
+    shop.bot.shop.memo["sales"].take(shop.bot.shop)  # a new snapshot gives the same figures
     seller.taps_data(callback("admin"))
     seller.taps_data(callback("sales"))
     assert "All time: 1 sale · 25 ⭐" in seller.last_text()
+
+
+def test_a_snapshot_brought_up_to_date_counts_what_a_fresh_count_does(shop, seller, monkeypatch):
+    """Sales slide out of 7 and 30 days, today starts at midnight, refunds land on old and new sales:
+    every period's figures, from the snapshot, equal the same period counted afresh."""
+    clock = [datetime(2026, 6, 15, 23, 30)]
+    monkeypatch.setattr(sales, "utcnow", lambda: clock[0])
+    pro, guide = shop.add_product("Pro", price=25), shop.add_product("Guide", price=0)
+    seller.sends("/start")
+    with shop.Session() as session:
+        buyer = models.User(telegram_id=7, username="buyer", created_at=clock[0] - timedelta(days=2))
+        session.add(buyer)
+        session.flush()
+
+        def sale(ago: timedelta, product=pro, kind="stars") -> Purchase:
+            purchase = Purchase(user_id=buyer.id, product_id=product.id, price=product.price, currency="XTR",
+                                payment_type=kind, payment_id=f"charge-{len(made)}", created_at=clock[0] - ago)
+            made.append(purchase)
+            session.add(purchase)
+            return purchase
+
+        made = []
+        sale(timedelta(days=40))
+        slides_out_of_30_days = sale(timedelta(days=30) - timedelta(minutes=10))
+        sale(timedelta(days=30) - timedelta(minutes=5))  # slides out too, still live
+        slides_out_of_7_days = sale(timedelta(days=7) - timedelta(minutes=20))
+        sale(timedelta(days=7) - timedelta(minutes=5))
+        earlier_today = sale(timedelta(hours=1))
+        sale(timedelta(hours=2), guide, "free")
+        sale(timedelta(hours=3), pro, "manual")
+        session.commit()
+    snapshot = sales.Snapshot()
+    snapshot.take(shop.bot.shop)
+
+    clock[0] += timedelta(minutes=50)  # past midnight: "today" is a new day
+    with shop.Session() as session:
+        for purchase, refunded_ago in [(slides_out_of_30_days, 40), (slides_out_of_7_days, 30), (earlier_today, 5)]:
+            session.get(Purchase, purchase.id).refunded_at = clock[0] - timedelta(minutes=refunded_ago)
+        sale(timedelta(minutes=35))  # yesterday, after the snapshot
+        sale(timedelta(minutes=20))  # at midnight
+        sale(timedelta(minutes=10), guide, "free")
+        session.commit()
+
+    def fresh(session, now) -> dict:
+        return {period: sales.figures_between(session, shop.bot.shop.config.admin_ids, start(now), now,
+                                              period == sales.TOP_PERIOD) for period, start in sales.PERIODS.items()}
+
+    with shop.Session() as session:
+        now = clock[0]
+        assert snapshot.now(shop.bot.shop, session, now) == fresh(session, now)
+        figures = snapshot.now(shop.bot.shop, session, now)
+        assert figures["period_today"].sales["XTR"] == 1 and figures["period_today"].free == 1
+        assert figures["period_today"].refunds == 1 and figures["period_today"].new_users == 0
+        assert figures["period_7d"].sales["XTR"] == 2 and figures["period_7d"].refunds == 3
+        assert figures["period_7d"].new_users == 1
+        assert figures["period_30d"].sold == {pro.id: 3} and figures["period_all"].sales["XTR"] == 5
+        assert figures["period_all"].granted == 1 and figures["period_all"].free == 2
 
 
 def test_the_sales_screen_tells_when_telegrams_ledger_was_read(shop, seller):
