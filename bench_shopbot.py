@@ -106,8 +106,9 @@ def insert_in_chunks(session, model, rows) -> None:
 
 def seed_shop(url: str, products: int, purchases: int, per_category: int = PRODUCTS_PER_CATEGORY,
               loyal: int = 0) -> float:
-    """Fill a new shop: purchases one minute apart, going back in time, by buyers of 10 purchases each,
-    plus ``loyal`` purchases by one more customer (the last user). Returns the seconds it took."""
+    """Fill a new shop: purchases one minute apart, going back in time, by buyers of 10 purchases each
+    who all started the bot before the first of them, plus ``loyal`` purchases by one more customer
+    (the last user). Returns the seconds it took."""
     started = time.perf_counter()
     factory = open_database(url)
     categories = max(1, products // per_category)
@@ -121,7 +122,9 @@ def seed_shop(url: str, products: int, purchases: int, per_category: int = PRODU
              "description": f"Description of product {n}", "hidden_content": f"SECRET-{n}",
              "is_active": True, "created_at": now} for n in range(products)))
         session.execute(insert(User), [{"telegram_id": FIRST_BUYER + n, "username": f"buyer{n}", "first_name": "B",
-                                        "language_code": "en", "created_at": now} for n in range(users)])
+                                        "language_code": "en",
+                                        "created_at": now - timedelta(minutes=purchases + n)}  # before buying
+                                       for n in range(users)])
         insert_in_chunks(session, Purchase, (
             {"user_id": users if n < loyal else 1 + n % buyers, "product_id": 1 + n % products, "price": 10,
              "currency": "XTR", "payment_type": "stars", "payment_id": f"seed-{n}",
