@@ -30,8 +30,8 @@ bottom. In order:
 
     shopbot.py     this file: the table of contents, create_bot() and main()
     config.py      the settings, read from the environment; logging
-    models.py      the data: users, categories, products, purchases, stock;
-                   the queries several chapters share
+    models.py      the data: users, categories, products, purchases, stock,
+                   subscriptions; the queries several chapters share
     database.py    connecting, and upgrading the schema on start (migrations/)
     texts.py       every word the shop says, in English and Russian
     screens.py     what a message shows: texts, money, buttons, callback data

@@ -342,14 +342,15 @@ def lost_rights(error: ApiTelegramException) -> bool:
 
 def report_lost_rights(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:
     """Tell the admins that the bot cannot manage a subscription's chat any more (once a day per chat)."""
-    logger.warning("Cannot manage chat %s: %s", chat_id, error.description)
     key, now = f"chat_alert:{chat_id}", utcnow()
     with shop.Session() as session:
         last = session.get(Setting, key)
         if last is not None and now - datetime.fromisoformat(last.value) < ALERT_EVERY:
+            logger.debug("Still cannot manage chat %s: %s", chat_id, error.description)  # said already today
             return
         put_setting(session, key, now.isoformat())
         session.commit()
+    logger.warning("Cannot manage chat %s: %s", chat_id, error.description)
     notify_admins(shop, "admin_chat_rights_lost", chat=chat_title, error=error.description)
 
 
