@@ -261,15 +261,18 @@ def as_payment_message(transaction) -> types.Message:
         "successful_payment": payment})
 
 
+def missed_renewal(shop: Shop, transaction) -> bool:
+    """A subscription's payment (subscriptions.py) for which the customer's access is live: a renewal."""
+    product_id = parse_invoice_payload(transaction.source.invoice_payload)[0]
+    return bool(transaction.source.subscription_period) and subscriptions.is_live_for(
+        shop, transaction.source.user.id, product_id)
+
+
 def record_late(shop: Shop, transaction, refunded: bool) -> bool:
     """A payment the shop never heard of: recorded, and delivered with an apology unless Telegram refunded it."""
     message = as_payment_message(transaction)
-    product_id = parse_invoice_payload(transaction.source.invoice_payload)[0]
-    # A missed renewal of a live subscription delivers nothing: it is recorded without a word.
-    renewal = transaction.source.subscription_period and subscriptions.is_live_for(shop, message.from_user.id,
-                                                                                   product_id)
     if not refunded:
-        if not renewal:
+        if not missed_renewal(shop, transaction):  # a renewal delivers nothing: no apology either
             paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
             send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
         return record(shop, message)

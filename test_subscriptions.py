@@ -58,6 +58,19 @@ def subscribes(person: Person, product, charge_id: str = "sub-1", expires: int |
     return pays_link(person, link, charge_id, expires or paid_until())
 
 
+def in_the_channel(person: Person, product, charge_id: str = "sub-1") -> datetime:
+    """Subscribe for 30 days and join through the link the shop sent; returns the paid-until moment."""
+    expires = paid_until(30)
+    subscribes(person, product, charge_id, expires)
+    assert person.api.channels.joins(person, join_link(person)) == "approved"
+    return moment(expires)
+
+
+def opens_subscription(person: Person) -> None:
+    person.sends("/purchases")
+    person.taps("📅 VIP signals")
+
+
 def join_link(person: Person) -> str:
     """The URL of the latest 🔗 Join button the person was sent."""
     for message in reversed(person.api.messages(person.id)):
@@ -235,11 +248,8 @@ def test_my_purchases_shows_each_subscription_with_its_status_and_date(shop, vip
 
 
 def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, alice):
-    expires = paid_until(30)
-    subscribes(alice, vip, expires=expires)
-    shop.api.channels.joins(alice, join_link(alice))
-    alice.sends("/purchases")
-    alice.taps("📅 VIP signals")
+    expires = in_the_channel(alice, vip)
+    opens_subscription(alice)
 
     alice.taps("❌ Cancel")
     assert calls_of(shop, "editUserStarSubscription")[-1] == {
@@ -247,7 +257,7 @@ def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, 
     assert "Cancelled · access until" in alice.last_text() and "access lasts until" in alice.last_toast()
     assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
 
-    subscriptions.remove_expired(shop.bot.shop, now=moment(expires) - timedelta(minutes=1))
+    subscriptions.remove_expired(shop.bot.shop, now=expires - timedelta(minutes=1))
     assert channel.members[alice.id] == "member"  # cancelling keeps access until the paid date
 
     alice.taps("♻️ Resume")
@@ -257,20 +267,16 @@ def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, 
 
 
 def test_a_cancelled_subscription_ends_on_its_date_without_grace(shop, vip, channel, alice):
-    expires = paid_until(30)
-    subscribes(alice, vip, expires=expires)
-    shop.api.channels.joins(alice, join_link(alice))
-    alice.sends("/purchases")
-    alice.taps("📅 VIP signals")
+    expires = in_the_channel(alice, vip)
+    opens_subscription(alice)
     alice.taps("❌ Cancel")
-    subscriptions.remove_expired(shop.bot.shop, now=moment(expires) + timedelta(minutes=1))
+    subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(minutes=1))
     assert alice.id not in channel.members
 
 
 def test_telegram_refusing_a_cancel_changes_nothing(shop, vip, alice):
     subscribes(alice, vip)
-    alice.sends("/purchases")
-    alice.taps("📅 VIP signals")
+    opens_subscription(alice)
     shop.api.fail("editUserStarSubscription", 400, "Bad Request: SUBSCRIPTION_NOT_FOUND")
     alice.taps("❌ Cancel")
     assert alice.last_toast() == "Telegram did not accept that right now. Please try again later."
@@ -326,13 +332,11 @@ def test_a_russian_customer_subscribes_in_russian(shop, vip):
 # ---------------------------------------------------------------------------
 
 def test_expiry_removes_the_member_and_tells_them_with_a_renew_button(shop, vip, channel, alice):
-    expires = paid_until(30)
-    subscribes(alice, vip, expires=expires)
-    shop.api.channels.joins(alice, join_link(alice))
+    expires = in_the_channel(alice, vip)
 
-    assert subscriptions.remove_expired(shop.bot.shop, now=moment(expires) + timedelta(minutes=5)) == 0  # grace
+    assert subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(minutes=5)) == 0  # grace
     assert channel.members[alice.id] == "member"
-    assert subscriptions.remove_expired(shop.bot.shop, now=moment(expires) + timedelta(hours=2)) == 1
+    assert subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(hours=2)) == 1
 
     assert [c["user_id"] for c in calls_of(shop, "banChatMember")] == [alice.id]
     assert calls_of(shop, "unbanChatMember")[-1] == {"chat_id": CHANNEL_ID, "user_id": alice.id,
@@ -340,7 +344,7 @@ def test_expiry_removes_the_member_and_tells_them_with_a_renew_button(shop, vip,
     assert alice.id not in channel.members  # out, and not banned: she may come back after paying
     assert "Your subscription to VIP signals has ended" in alice.last_text()
     assert alice.button_labels() == ["♻️ Renew"]
-    assert subscriptions.remove_expired(shop.bot.shop, now=moment(expires) + timedelta(hours=3)) == 0  # done once
+    assert subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(hours=3)) == 0  # done once
     alice.taps("Renew")
     assert calls_of(shop, "createInvoiceLink")[-1]["subscription_period"] == 2592000
 
@@ -358,22 +362,18 @@ def test_expiry_never_removes_admins_or_members_who_joined_another_way(shop, vip
 
 
 def test_after_a_restart_the_expiry_check_catches_up(shop, vip, channel, alice, config, api):
-    expires = paid_until(30)
-    subscribes(alice, vip, expires=expires)
-    shop.api.channels.joins(alice, join_link(alice))
+    expires = in_the_channel(alice, vip)
     restarted = ShopUnderTest(shopbot.create_bot(config, threaded=False), api)  # the bot was down meanwhile
     try:
-        assert subscriptions.remove_expired(restarted.bot.shop, now=moment(expires) + timedelta(days=3)) == 1
+        assert subscriptions.remove_expired(restarted.bot.shop, now=expires + timedelta(days=3)) == 1
     finally:
         restarted.close()
     assert alice.id not in channel.members
 
 
 def test_a_renewal_after_access_ended_lets_them_in_again(shop, vip, channel, alice):
-    expires = paid_until(30)
-    subscribes(alice, vip, expires=expires)
-    shop.api.channels.joins(alice, join_link(alice))
-    subscriptions.remove_expired(shop.bot.shop, now=moment(expires) + timedelta(hours=2))
+    expires = in_the_channel(alice, vip)
+    subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(hours=2))
     assert alice.id not in channel.members
 
     subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
@@ -383,8 +383,7 @@ def test_a_renewal_after_access_ended_lets_them_in_again(shop, vip, channel, ali
 
 
 def test_a_refund_by_the_seller_removes_access_at_once(shop, vip, channel, alice, seller):
-    subscribes(alice, vip)
-    shop.api.channels.joins(alice, join_link(alice))
+    in_the_channel(alice, vip)
     seller.taps_data(callback("confirm_refund", 1))
     assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-1"
     assert alice.id not in channel.members
@@ -394,8 +393,7 @@ def test_a_refund_by_the_seller_removes_access_at_once(shop, vip, channel, alice
 
 
 def test_a_refund_by_telegram_removes_access_at_once(shop, vip, channel, alice, seller):
-    subscribes(alice, vip)
-    shop.api.channels.joins(alice, join_link(alice))
+    in_the_channel(alice, vip)
     alice.feed("message", {"message_id": 99, "date": 1, "from": alice.user, "chat": {"id": alice.id, "type": "private"},
                            "refunded_payment": {"currency": "XTR", "total_amount": 250, "invoice_payload": "x",
                                                 "telegram_payment_charge_id": "sub-1"}})
@@ -404,11 +402,9 @@ def test_a_refund_by_telegram_removes_access_at_once(shop, vip, channel, alice, 
 
 
 def test_lost_rights_are_told_to_the_admins_once_and_change_nothing(shop, vip, channel, alice, seller):
-    expires = paid_until(30)
-    subscribes(alice, vip, expires=expires)
-    shop.api.channels.joins(alice, join_link(alice))
+    expires = in_the_channel(alice, vip)
     channel.rights["can_restrict_members"] = False
-    later = moment(expires) + timedelta(hours=2)
+    later = expires + timedelta(hours=2)
 
     assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
     assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
@@ -421,6 +417,16 @@ def test_lost_rights_are_told_to_the_admins_once_and_change_nothing(shop, vip, c
     assert alice.id not in channel.members
 
 
+def test_a_removal_that_telegram_holds_back_is_tried_again(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    shop.api.fail("banChatMember", 429, "Too Many Requests: retry after 5", retry_after=5)
+    later = expires + timedelta(hours=2)
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+    assert alice.id not in channel.members
+
+
 def test_a_join_link_that_cannot_be_made_is_explained(shop, vip, channel, alice, seller):
     channel.rights["can_invite_users"] = False
     subscribes(alice, vip)
@@ -428,8 +434,7 @@ def test_a_join_link_that_cannot_be_made_is_explained(shop, vip, channel, alice,
     assert "I can no longer manage VIP signals" in admin_texts(shop)
     assert subscription_of(shop, alice).invite_link is None
     channel.rights["can_invite_users"] = True
-    alice.sends("/purchases")
-    alice.taps("📅 VIP signals")
+    opens_subscription(alice)
     alice.taps("Join")
     assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
 
@@ -460,6 +465,17 @@ def test_a_renewal_found_only_in_telegrams_ledger_extends_the_date(shop, vip, al
     assert moment(renewal_date + MONTH) == subscription_of(shop, alice).expires_at
     assert len(shop.purchases()) == 2
     assert len(alice.api.messages(alice.id)) == seen  # a renewal delivers nothing, so it needs no apology
+
+
+def test_a_first_payment_found_only_in_telegrams_ledger_starts_the_subscription(shop, vip, alice):
+    alice.sends("/start")
+    paid = int(time.time()) - 3600
+    shop.api.star_transactions.append({"id": "sub-1", "amount": 250, "date": paid, "source": {
+        "type": "user", "transaction_type": "invoice_payment", "user": alice.user,
+        "invoice_payload": f"shop1:{vip.id}:{alice.id}", "subscription_period": 2592000}})
+    assert check_ledger(shop.bot.shop).recorded == ["sub-1"]
+    assert subscription_of(shop, alice).expires_at == moment(paid + MONTH)
+    assert "reached the shop only now" in alice.all_texts() and "Your own link" in alice.last_text()
 
 
 def test_the_product_screen_lists_subscribers_and_sales_shows_the_figures(shop, vip, alice, bob, seller):
