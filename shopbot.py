@@ -5,8 +5,8 @@ typing), pay inside Telegram (Telegram Stars by default, or a card provider)
 and at once receive the product's hidden content: a text, key, link or file.
 A "stocked" product hands each buyer a unique item (a licence key, a gift
 code); a "subscription" sells monthly access to a private channel or group,
-billed in Stars every 30 days. The seller fills the catalog, watches sales, refunds and messages
-customers from the chat, with /admin.
+billed in Stars every 30 days. The seller fills the catalog, watches sales,
+refunds and messages customers from the chat, with /admin.
 
 Run it:
 
