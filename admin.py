@@ -1,6 +1,6 @@
 """Admin: the seller's panel, and the catalog it fills — categories and products.
 
-Reading order: ... support.py → **admin.py** → stock.py → sales.py → broadcast.py.
+Reading order: ... channels.py → **admin.py** → stock.py → sales.py → broadcast.py.
 
 /admin opens the panel for the ids in ADMIN_IDS. Every handler in this file
 is registered as an admin handler, so routes.py checks ADMIN_IDS before any
@@ -24,9 +24,11 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 import routes
+from channels import ask_chat, check_price, read_chat, subscribers_summary
 from models import (
     NAME_MAX,
     STOCKED,
+    SUBSCRIPTION,
     UNLIMITED,
     Category,
     Product,
@@ -146,9 +148,19 @@ PRODUCT_FIELDS = [
 ]
 
 
-def ask_field(shop: Shop, session: Session, update, state: str, field: ProductField, **data) -> Screen:
+def ask_field(shop: Shop, session: Session, update, state: str, field: ProductField, kind: str = UNLIMITED,
+              **data) -> Screen:
     """Ask for a product field's value; the price question names the shop's currency, with an example."""
-    return ask(session, update, state, field.prompt, field.hint(shop.config.currency), **data)
+    prompt = "admin_ask_subscription_price" if kind == SUBSCRIPTION and field.name == "price" else field.prompt
+    return ask(session, update, state, prompt, field.hint(shop.config.currency), **data)
+
+
+def read_field(shop: Shop, field: ProductField, message: types.Message, kind: str) -> dict:
+    """A field's answer, checked; a subscription's price is per month, within Telegram's limits."""
+    values = field.read(message, shop.config.currency)
+    if kind == SUBSCRIPTION and "price" in values:
+        check_price(values["price"])
+    return values
 
 
 # ---------------------------------------------------------------------------
@@ -203,14 +215,16 @@ def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session) -> 
         [button(label(lang, "btn_back"), "admin")]))
 
 
-KINDS = (UNLIMITED, STOCKED)  # a kind travels in callback data as its index here
+KINDS = (UNLIMITED, STOCKED, SUBSCRIPTION)  # a kind travels in callback data as its index here
 
 
 def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
-    """What does each buyer receive? ♾ the same content, or 🔑 a unique item of their own."""
+    """What does each buyer receive? ♾ the same content, 🔑 a unique item, or 📅 (new products) a subscription."""
+    kinds = KINDS if for_new_product else KINDS[:2]
     rows = [[button(label(lang, f"btn_kind_{kind}"), "choose_kind", target_id, index, int(for_new_product))]
-            for index, kind in enumerate(KINDS)]
-    return Screen(text(lang, "admin_choose_kind"), keyboard(*rows, [button(label(lang, "btn_cancel"), "cancel")]))
+            for index, kind in enumerate(kinds)]
+    question = text(lang, "admin_choose_kind") + (text(lang, "admin_kind_subscription") if for_new_product else "")
+    return Screen(question, keyboard(*rows, [button(label(lang, "btn_cancel"), "cancel")]))
 
 
 @handlers.tap("add_product_in")
@@ -221,19 +235,26 @@ def tap_add_product_in(shop: Shop, call: types.CallbackQuery, session: Session, 
     return kind_screen(language_of(call.from_user), category_id, for_new_product=True)
 
 
-def start_new_product(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int, kind: str):
-    """The new product's category and kind are known: the questions begin."""
+def start_new_product(shop: Shop, update, session: Session, category_id: int, product: dict):
+    """The new product's category and kind (a subscription's chat too) are known: the questions begin."""
     if session.get(Category, category_id) is None:
-        return tap_add_product(shop, call, session)
-    end_dialog(session, call)
-    return ask_field(shop, session, call, "new_product", PRODUCT_FIELDS[0], category_id=category_id, step=0,
-                     product={"kind": kind})
+        return tap_add_product(shop, update, session)
+    end_dialog(session, update)
+    return ask_field(shop, session, update, "new_product", PRODUCT_FIELDS[0], category_id=category_id, step=0,
+                     product=product)
+
+
+@handlers.answer("subscription_chat")
+def answer_subscription_chat(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """The 📅 subscription's chat, checked with Telegram (channels.py); then the usual questions."""
+    chat = read_chat(shop, message)  # asks Telegram: before any query
+    return start_new_product(shop, message, session, dialog["category_id"], {"kind": SUBSCRIPTION, **chat})
 
 
 def change_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, kind: str) -> Screen:
-    """A product's new kind. A stocked product with no items is sold out until stock is uploaded."""
+    """A product's new kind (a subscription stays one); a stocked one without items is sold out until stocked."""
     product = session.get(Product, product_id)
-    if product is not None:
+    if product is not None and SUBSCRIPTION not in (kind, product.kind):
         product.kind = kind
         session.commit()
         logger.info("Admin %s made product %s %s", call.from_user.id, product_id, kind)
@@ -246,18 +267,20 @@ def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, tar
     """A kind picked: for a new product (``target_id`` is its category), or for an existing one."""
     if kind >= len(KINDS):
         return admin_panel(session, language_of(call.from_user), call.from_user.id)
+    if for_new_product and KINDS[kind] == SUBSCRIPTION:
+        return ask_chat(shop, session, call, target_id)  # then answer_subscription_chat
     if for_new_product:
-        return start_new_product(shop, call, session, target_id, KINDS[kind])
+        return start_new_product(shop, call, session, target_id, {"kind": KINDS[kind]})
     return change_kind(shop, call, session, target_id, KINDS[kind])
 
 
 @handlers.answer("new_product")
 def answer_product_field(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
     """An answer in the add-product dialog; after the last one, the preview."""
-    step = dialog["step"]
-    product = {**dialog["product"], **PRODUCT_FIELDS[step].read(message, shop.config.currency)}
+    step, kind = dialog["step"], dialog["product"].get("kind", UNLIMITED)
+    product = {**dialog["product"], **read_field(shop, PRODUCT_FIELDS[step], message, kind)}
     if step + 1 < len(PRODUCT_FIELDS):
-        return ask_field(shop, session, message, "new_product", PRODUCT_FIELDS[step + 1], step=step + 1,
+        return ask_field(shop, session, message, "new_product", PRODUCT_FIELDS[step + 1], kind, step=step + 1,
                          product=product)
     ask(session, message, "new_product_preview", "admin_preview", product=product)
     lang = language_of(message.from_user)
@@ -456,13 +479,25 @@ def file_kind(lang: str, file_type: str | None) -> str:
     return label(lang, f"file_{file_type}") if file_type else "—"
 
 
+def kind_details(session: Session, lang: str, product: Product) -> tuple[str, list]:
+    """What a product's kind adds to its admin screen: the stock line (plain text), and its buttons."""
+    if product.kind == SUBSCRIPTION:
+        return subscribers_summary(session, lang, product)
+    left = stock_left(session, product)
+    if left is None:
+        return label(lang, "admin_unlimited"), []
+    buttons = [button(label(lang, "btn_upload_stock"), "upload_stock", product.id)]
+    if left:
+        buttons.append(button(label(lang, "btn_clear_stock"), "clear_stock", product.id))
+    return counted(lang, "n_unsold_items", left), buttons
+
+
 def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
     """Everything about one product, its hidden content too, with ✏️ buttons for every field."""
     product = session.get(Product, product_id)
     sales, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
                                      .where(Purchase.product_id == product_id, Purchase.refunded_at.is_(None))).one()
-    left = stock_left(session, product)
-    stock = label(lang, "admin_unlimited") if left is None else counted(lang, "n_unsold_items", left)
+    stock, kind_buttons = kind_details(session, lang, product)
     body = text(lang, "admin_product", stock=stock, id=product.id, name=product.name,
                 category=product.category.name, price=format_price(product.price, shop.config.currency),
                 status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
@@ -471,13 +506,11 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
                 sales=sales, revenue=format_price(revenue, shop.config.currency))
     edit_buttons = [button(label(lang, f"btn_edit_{f.name}"), "edit_product", product.id, i)
                     for i, f in enumerate(PRODUCT_FIELDS)]
-    edit_buttons.append(button(label(lang, "btn_edit_kind"), "edit_kind", product.id))
-    stock_buttons = [button(label(lang, "btn_upload_stock"), "upload_stock", product.id)] if product.stocked else []
-    if left:
-        stock_buttons.append(button(label(lang, "btn_clear_stock"), "clear_stock", product.id))
+    if product.kind != SUBSCRIPTION:  # a subscription stays one (change_kind)
+        edit_buttons.append(button(label(lang, "btn_edit_kind"), "edit_kind", product.id))
     toggle = label(lang, "btn_hide" if product.is_active else "btn_show")
     return Screen(body, keyboard(
-        edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:], stock_buttons,
+        edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:], kind_buttons,
         [button(toggle, "toggle_product", product.id), button(label(lang, "btn_delete"), "delete_product", product.id)],
         [button(label(lang, "btn_back"), "admin_category", product.category_id, 0)]))
 
@@ -502,15 +535,15 @@ def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, pr
     if session.get(Product, product_id) is None or field_index >= len(PRODUCT_FIELDS):
         return products_screen(session, language_of(call.from_user))
     end_dialog(session, call)
-    return ask_field(shop, session, call, "edit_product", PRODUCT_FIELDS[field_index], product_id=product_id,
-                     field_index=field_index)
+    return ask_field(shop, session, call, "edit_product", PRODUCT_FIELDS[field_index],
+                     session.get(Product, product_id).kind, product_id=product_id, field_index=field_index)
 
 
 @handlers.answer("edit_product")
 def answer_edit_product(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
     """A product field's new value, checked like in the add dialog."""
-    values = PRODUCT_FIELDS[dialog["field_index"]].read(message, shop.config.currency)
     product = session.get(Product, dialog["product_id"])
+    values = read_field(shop, PRODUCT_FIELDS[dialog["field_index"]], message, product.kind if product else UNLIMITED)
     end_dialog(session, message)
     lang = language_of(message.from_user)
     if product is None:

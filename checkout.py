@@ -1,6 +1,6 @@
 """Checkout: payments in the order they happen, and what the customer receives.
 
-Reading order: ... storefront.py → **checkout.py** → support.py → admin.py → ...
+Reading order: ... subscriptions.py → **checkout.py** → ledger.py → support.py → ...
 
     Buy → invoice → pre-checkout → successful payment → delivery → My purchases → refunds
 
@@ -31,8 +31,10 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
 import routes
+import subscriptions
 from config import STARS, is_id
 from models import (
+    SUBSCRIPTION,
     Product,
     Purchase,
     StockItem,
@@ -105,6 +107,7 @@ class Parcel:
 
     purchase_id: int
     product_name: str
+    subscription: bool = False  # a 📅 product's: its join link comes after the content (subscriptions.py)
     # (text, file_id, file_type): the buyer's own stock item first, then the product's hidden content
     contents: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
@@ -112,13 +115,13 @@ class Parcel:
 def parcel_of(session: Session, purchase_id: int) -> Parcel:
     """What a purchase delivers, in one statement: the product's hidden content, and the buyer's own item."""
     row = session.execute(
-        select(Product.name, Product.hidden_content, Product.hidden_file_id, Product.hidden_file_type,
+        select(Product.name, Product.kind, Product.hidden_content, Product.hidden_file_id, Product.hidden_file_type,
                StockItem.content.label("item"), StockItem.file_id.label("item_file_id"),
                StockItem.file_type.label("item_file_type"))
         .select_from(Purchase).join(Product, Purchase.product_id == Product.id)
         .outerjoin(StockItem, StockItem.purchase_id == Purchase.id)
         .where(Purchase.id == purchase_id)).one()
-    parcel = Parcel(purchase_id, row.name)
+    parcel = Parcel(purchase_id, row.name, row.kind == SUBSCRIPTION)
     if row.item is not None:  # a stocked product: the buyer's own key first
         parcel.contents.append((row.item, row.item_file_id, row.item_file_type))
     # For a stocked product the hidden content is what every buyer shares (e.g. how to activate).
@@ -163,6 +166,8 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
             sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
         if not sent:
             send(shop, chat_id, text(lang, "nothing_hidden"))
+        if parcel.subscription:
+            subscriptions.send_invite(shop, chat_id, purchase_id, lang)
     with shop.Session() as session:
         purchase = session.get(Purchase, purchase_id)
         if purchase.delivered_at is None:
@@ -262,6 +267,8 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id:
     owned = owned_purchase_id(session, call.from_user.id, product_id) if product.sold_once_per_customer else None
     if owned:  # show it again instead
         return Delivery(owned, text(lang, "already_owned"), lang)
+    if product.kind == SUBSCRIPTION:  # an invoice link that Telegram bills every month
+        return subscriptions.subscribe(shop, session, call, product, invoice_payload(product.id, call.from_user.id))
     if product.price == 0:
         return take_free_product(shop, session, call.from_user, product, lang)
     return Toast(text(lang, "invoice_sent")), Invoice.of(product)
@@ -291,6 +298,8 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
         return "checkout_unavailable"
     if query.currency != shop.config.currency or query.total_amount != product.price:
         return "checkout_price_changed"
+    if product.kind == SUBSCRIPTION:
+        return subscriptions.checkout_problem(session, query.from_user.id, product)
     if stock_left(session, product) == 0:
         return "checkout_sold_out"
     if product.sold_once_per_customer and owned_purchase_id(session, query.from_user.id, product.id):
@@ -344,6 +353,8 @@ def new_purchase(session: Session, user: User, product: Product, payment: types.
     session.add(purchase)
     if product.stocked:
         claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
+    elif product.kind == SUBSCRIPTION:
+        subscriptions.record_period(session, purchase, payment)  # in this transaction: once per charge
     session.commit()
     return purchase
 
@@ -447,11 +458,27 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
         return RefundAtOnce(purchase.id, "owned" if outcome == "owned" else "sold_out", lang)
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
+    if product.kind == SUBSCRIPTION:
+        return subscription_replies(session, message, purchase, outcome, lang)
     delivery = Delivery(purchase.id, text(lang, "thanks", name=product.name), lang)
     if outcome == "repeated":
         return delivery
     alert = stock_alert(session, product) if product.stocked else None
     return delivery, sale_notice(purchase), alert
+
+
+def subscription_replies(session: Session, message: types.Message, purchase: Purchase, outcome: str, lang: str):
+    """A subscription payment (subscriptions.py): the first is delivered with the join link, a renewal passes
+    silently (unless access had ended: delivered again), and a second subscription to it is refunded and stopped."""
+    payment = message.successful_payment
+    role = subscriptions.payment_role(session, purchase, payment)
+    if role == "second" and outcome == "new":
+        return RefundAtOnce(purchase.id, "owned", lang), subscriptions.StopRenewal(
+            message.from_user.id, payment.telegram_payment_charge_id)
+    if purchase.delivered_at is not None and role != "first":
+        return None
+    delivery = Delivery(purchase.id, text(lang, "thanks", name=purchase.product.name), lang)
+    return delivery if outcome == "repeated" else (delivery, sale_notice(purchase))
 
 
 # ---------------------------------------------------------------------------
@@ -463,7 +490,7 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
     rows = session.execute(
         select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name)
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-        .where(User.telegram_id == telegram_id)
+        .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION)  # subscriptions: one line each
         .order_by(Purchase.created_at.desc(), Purchase.id.desc())
         .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
     ).all()
@@ -471,9 +498,11 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
     # over the page's own rows would read all of a customer's purchases, every time.
     total = len(rows) if page == 0 and len(rows) < PAGE_SIZE else session.scalar(
         select(func.count(Purchase.id)).join(User, Purchase.user_id == User.id)
-        .where(User.telegram_id == telegram_id))
+        .join(Product, Purchase.product_id == Product.id)
+        .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION))
     back = [button(label(lang, "btn_back"), "menu")]
-    if not rows:
+    subscribed = subscriptions.purchase_rows(session, lang, telegram_id) if page == 0 else []
+    if not rows and not subscribed:
         if page > 0:
             return purchases_screen(session, lang, telegram_id, 0)
         return Screen(text(lang, "purchases_empty"), keyboard([button(label(lang, "btn_catalog"), "catalog")], back))
@@ -481,7 +510,7 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
                        label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}"),
                        "open_purchase", row.id)] for row in rows]
     return Screen(text(lang, "purchases"),
-                  keyboard(*buttons, pager_row(lang, "purchases", (), page, page_count(total)), back))
+                  keyboard(*subscribed, *buttons, pager_row(lang, "purchases", (), page, page_count(total)), back))
 
 
 def on_purchases_command(shop: Shop, message: types.Message, session: Session) -> Screen:
@@ -538,7 +567,10 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
             logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
             return text(lang, "admin_refund_failed", error=error.description)
     purchase.refunded_at = utcnow()
+    ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
     session.commit()
+    if ending is not None:
+        ending.show(shop, None)
     logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
     outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(purchase.payment_type, "admin_revoked")
     return text(lang, outcome)

@@ -99,6 +99,7 @@ class FakeApi:
     watches: list[ConnectionWatch] = field(default_factory=list)
     calls_in_transaction: list[str] = field(default_factory=list)
     latency: float = 0.0  # seconds each call takes, as over a real network
+    channels: FakeChannels = field(default_factory=lambda: FakeChannels())  # chats and subscriptions (below)
 
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
         self.failures.setdefault(method, []).extend([(code, description, retry_after)] * times)
@@ -128,6 +129,8 @@ class FakeApi:
 
     def refusal(self, method, params) -> tuple | None:
         """Telegram's own refusals that the shop must cope with."""
+        if method in FakeChannels.METHODS:
+            return self.channels.refusal(method, params)
         if method == "editMessageText":
             message = self.chats.get(int(params["chat_id"]), {}).get(int(params["message_id"]))
             if message is None:
@@ -141,6 +144,8 @@ class FakeApi:
         return None
 
     def result(self, method, params, files):
+        if method in FakeChannels.METHODS:
+            return self.channels.result(method, params)
         chat_id = int(params["chat_id"]) if "chat_id" in params else None
         markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
         if method in ("sendMessage", "sendPhoto", "sendDocument", "sendInvoice", "copyMessage"):
@@ -637,3 +642,185 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# ---------------------------------------------------------------------------
+# Channels the bot administers, invoice links and Stars subscriptions (subscriptions.py)
+# ---------------------------------------------------------------------------
+
+CHANNEL_ID = -1001234567890
+BOT = {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}  # as getMe answers
+ADMIN_RIGHTS = {"can_be_edited": False, "is_anonymous": False, "can_manage_chat": True, "can_delete_messages": True,
+                "can_manage_video_chats": False, "can_restrict_members": True, "can_promote_members": False,
+                "can_change_info": False, "can_invite_users": True, "can_post_stories": False,
+                "can_edit_stories": False, "can_delete_stories": False}
+
+
+def is_true(value) -> bool:
+    return str(value).lower() in ("true", "1")
+
+
+@dataclass
+class FakeChat:
+    """A channel or supergroup as Telegram keeps it: the bot's standing, members, invite links, join requests."""
+
+    id: int
+    title: str
+    type: str = "channel"
+    username: str | None = None
+    bot_status: str = "administrator"  # or "member", "left"
+    rights: dict = field(default_factory=lambda: dict(ADMIN_RIGHTS))
+    members: dict[int, str] = field(default_factory=dict)  # user id -> creator, administrator, member, kicked
+    links: dict[str, dict] = field(default_factory=dict)  # invite link -> its fields and who joined through it
+    requests: dict[int, str] = field(default_factory=dict)  # user id -> the link of their pending join request
+
+    def json(self) -> dict:
+        return {"id": self.id, "type": self.type, "title": self.title,
+                **({"username": self.username} if self.username else {})}
+
+    def can(self, right: str) -> bool:
+        return self.bot_status == "administrator" and self.rights.get(right, False)
+
+
+class FakeChannels:
+    """Telegram's side of the chats the bot administers, of invoice links, and of Stars subscriptions."""
+
+    METHODS = {"getChat", "getChatMember", "createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest",
+               "banChatMember", "unbanChatMember", "createInvoiceLink", "editUserStarSubscription"}
+    NO_LINK_RIGHTS = "Bad Request: not enough rights to manage chat invite link"
+    NO_BAN_RIGHTS = "Bad Request: not enough rights to restrict/unrestrict chat member"
+
+    def __init__(self):
+        self.chats: dict[int, FakeChat] = {}
+        self.invoice_links: dict[str, dict] = {}
+        self.subscriptions: dict[str, dict] = {}  # first payment's charge id -> {"user": id, "canceled": bool}
+
+    def add(self, chat_id: int = CHANNEL_ID, title: str = "VIP signals", **fields) -> FakeChat:
+        self.chats[chat_id] = FakeChat(chat_id, title, **fields)
+        return self.chats[chat_id]
+
+    def find(self, reference) -> FakeChat | None:
+        reference = str(reference)
+        return next((chat for chat in self.chats.values() if str(chat.id) == reference
+                     or (chat.username and "@" + chat.username == reference)), None)
+
+    def refusal(self, method: str, params: dict) -> tuple | None:
+        """Telegram's refusals: an unknown chat, a bot that is not in it or lacks a right, a wrong request."""
+        if method == "createInvoiceLink":
+            period, amount = params.get("subscription_period"), json.loads(params["prices"])[0]["amount"]
+            if period and (int(period) != 2592000 or params["currency"] != "XTR" or amount > 10000):
+                return 400, "Bad Request: SUBSCRIPTION_PERIOD_INVALID", None
+            return None
+        if method == "editUserStarSubscription":
+            known = self.subscriptions.get(params["telegram_payment_charge_id"])
+            return None if known and known["user"] == int(params["user_id"]) else (
+                400, "Bad Request: CHARGE_ID_INVALID", None)
+        chat = self.find(params["chat_id"])
+        if chat is None:
+            return 400, "Bad Request: chat not found", None
+        if chat.bot_status == "left" and not (method == "getChat" and chat.username):
+            return 403, f"Forbidden: bot is not a member of the {chat.type} chat", None
+        return self.member_refusal(method, chat, int(params.get("user_id") or 0))
+
+    def member_refusal(self, method: str, chat: FakeChat, user_id: int) -> tuple | None:
+        if method in ("createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest") and not chat.can(
+                "can_invite_users"):
+            return 400, self.NO_LINK_RIGHTS, None
+        if method in ("banChatMember", "unbanChatMember") and not chat.can("can_restrict_members"):
+            return 400, self.NO_BAN_RIGHTS, None
+        if method in ("banChatMember", "unbanChatMember") and chat.members.get(user_id) in ("creator", "administrator"):
+            return 400, "Bad Request: user is an administrator of the chat", None
+        if method == "approveChatJoinRequest" and chat.members.get(user_id) in ("creator", "administrator", "member"):
+            return 400, "Bad Request: USER_ALREADY_PARTICIPANT", None
+        if method in ("approveChatJoinRequest", "declineChatJoinRequest") and user_id not in chat.requests:
+            return 400, "Bad Request: HIDE_REQUESTER_MISSING", None
+        return None
+
+    def result(self, method: str, params: dict):
+        if method == "createInvoiceLink":
+            link = f"https://t.me/$invoice{len(self.invoice_links) + 1}"
+            self.invoice_links[link] = {"amount": json.loads(params["prices"])[0]["amount"],
+                                        "payload": params["payload"], "period": params.get("subscription_period")}
+            return link
+        if method == "editUserStarSubscription":
+            self.subscriptions[params["telegram_payment_charge_id"]]["canceled"] = is_true(params["is_canceled"])
+            return True
+        chat, user_id = self.find(params["chat_id"]), int(params.get("user_id") or 0)
+        if method == "getChat":
+            return chat.json()
+        if method == "getChatMember":
+            return self.member_json(chat, user_id)
+        if method == "createChatInviteLink":
+            return self.new_link(chat, params)
+        return self.change_member(method, chat, user_id, params)
+
+    def member_json(self, chat: FakeChat, user_id: int) -> dict:
+        user = {"id": user_id, "is_bot": user_id == BOT["id"], "first_name": "Someone"}
+        if user_id == BOT["id"]:
+            return {"user": BOT, "status": chat.bot_status, **(chat.rights if chat.bot_status == "administrator"
+                                                                 else {})}
+        status = chat.members.get(user_id, "left")
+        return {"user": user, "status": status, **({"until_date": 0} if status == "kicked" else {})}
+
+    def new_link(self, chat: FakeChat, params: dict) -> dict:
+        link = {"invite_link": f"https://t.me/+link{len(chat.links) + 1}", "creator": BOT, "is_primary": False,
+                "is_revoked": False, "creates_join_request": is_true(params.get("creates_join_request")),
+                "member_limit": int(params.get("member_limit") or 0), "name": params.get("name") or ""}
+        chat.links[link["invite_link"]] = {**link, "joined": []}
+        return link
+
+    def change_member(self, method: str, chat: FakeChat, user_id: int, params: dict) -> bool:
+        if method == "approveChatJoinRequest":
+            chat.links[chat.requests.pop(user_id)]["joined"].append(user_id)
+            chat.members[user_id] = "member"
+        elif method == "declineChatJoinRequest":
+            chat.requests.pop(user_id)
+        elif method == "banChatMember":
+            chat.members[user_id] = "kicked"
+        elif method == "unbanChatMember" and (chat.members.get(user_id) == "kicked" or not is_true(
+                params.get("only_if_banned"))):
+            chat.members.pop(user_id, None)
+        return True
+
+    def joins(self, person: Person, link: str) -> str:
+        """The person opens an invite link, as Telegram handles it: "joined", "approved", "declined",
+        "requested" (still pending), "limit_reached" (member_limit: counted among those still in) or "banned"."""
+        chat = next(chat for chat in self.chats.values() if link in chat.links)
+        record = chat.links[link]
+        if chat.members.get(person.id) == "kicked":
+            return "banned"
+        if record["member_limit"] and sum(chat.members.get(uid) == "member" for uid in record["joined"]) >= \
+                record["member_limit"]:
+            return "limit_reached"
+        if not record["creates_join_request"]:
+            record["joined"].append(person.id)
+            chat.members[person.id] = "member"
+            return "joined"
+        chat.requests[person.id] = link
+        person.feed("chat_join_request", {"chat": chat.json(), "from": person.user, "user_chat_id": person.id,
+                                          "date": 1, "invite_link": {k: v for k, v in record.items()
+                                                                     if k != "joined"}})
+        if person.id in chat.requests:
+            return "requested"
+        return "approved" if chat.members.get(person.id) == "member" else "declined"
+
+
+def subscription_lands(person: Person, amount: int, payload: str, charge_id: str, expires: int,
+                       first: bool = True) -> None:
+    """Telegram's successful_payment for a Stars subscription: the first one, or a renewal (first=False)."""
+    person.payment = {"currency": "XTR", "total_amount": amount, "invoice_payload": payload,
+                      "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": "",
+                      "is_recurring": True, "subscription_expiration_date": expires,
+                      **({"is_first_recurring": True} if first else {})}
+    if first:
+        person.api.channels.subscriptions[charge_id] = {"user": person.id, "canceled": False}
+    person.feed("message", person.message(successful_payment=person.payment))
+
+
+def pays_link(person: Person, link: str, charge_id: str, expires: int) -> dict:
+    """Open a subscription's invoice link and pay it: pre-checkout, then (if allowed) the first payment."""
+    invoice = person.api.channels.invoice_links[link]
+    answer = person.pre_checkout(invoice["amount"], invoice["payload"])
+    if answer["ok"] in (True, "True", "true"):
+        subscription_lands(person, invoice["amount"], invoice["payload"], charge_id, expires)
+    return answer

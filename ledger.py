@@ -1,6 +1,6 @@
 """Ledger: no payment is ever lost or doubled, whatever happens to the machine.
 
-Reading order: ... storefront.py → checkout.py → **ledger.py** → support.py → ...
+Reading order: ... subscriptions.py → checkout.py → **ledger.py** → support.py → ...
 
 checkout.py records each payment once per Telegram charge id and commits it
 before delivering. On a real server that is not enough: telebot tells
@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
+import subscriptions
 from checkout import deliver, on_successful_payment, parse_invoice_payload
 from models import Product, Purchase, Setting, User, put_setting, utcnow
 from routes import handles_errors, on_message, show_reply
@@ -211,12 +212,13 @@ def refunded_by_telegram(session: Session, charge_id: str):
     if purchase is None or purchase.refunded_at is not None:
         return None
     purchase.refunded_at = utcnow()  # the content no longer opens; a key shown to the buyer is never resold
+    ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
     session.commit()
     logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)
     buyer, lang = purchase.user, language_for_code(purchase.user.language_code)
     return (Note(buyer.telegram_id, text(lang, "refunded_by_telegram", name=purchase.product.name)),
             AdminNotice("admin_refunded_by_telegram", dict(purchase=purchase.id, product=purchase.product.name,
-                                                           who=describe_user(buyer), id=buyer.telegram_id)))
+                                                           who=describe_user(buyer), id=buyer.telegram_id)), ending)
 
 
 def on_refunded_payment(shop: Shop, message: types.Message, session: Session):
@@ -259,20 +261,31 @@ def our_payment(transaction) -> bool:
 def as_payment_message(transaction) -> types.Message:
     """The successful_payment message Telegram would have sent for a payment in its ledger."""
     user = transaction.source.user.to_dict()
+    payment = {"currency": "XTR", "total_amount": transaction.amount,
+               "invoice_payload": transaction.source.invoice_payload,
+               "telegram_payment_charge_id": transaction.id, "provider_payment_charge_id": ""}
+    if transaction.source.subscription_period:  # a subscription's payment: it pays until one period later
+        payment.update(is_recurring=True,
+                       subscription_expiration_date=transaction.date + transaction.source.subscription_period)
     return types.Message.de_json({
         "message_id": 0, "date": transaction.date, "from": user, "chat": {"id": user["id"], "type": "private"},
-        "successful_payment": {"currency": "XTR", "total_amount": transaction.amount,
-                               "invoice_payload": transaction.source.invoice_payload,
-                               "telegram_payment_charge_id": transaction.id, "provider_payment_charge_id": ""}})
+        "successful_payment": payment})
+
+
+def missed_renewal(shop: Shop, transaction) -> bool:
+    """A subscription's payment (subscriptions.py) for which the customer's access is live: a renewal."""
+    product_id = parse_invoice_payload(transaction.source.invoice_payload)[0]
+    return bool(transaction.source.subscription_period) and subscriptions.is_live_for(
+        shop, transaction.source.user.id, product_id)
 
 
 def record_late(shop: Shop, transaction, refunded: bool) -> bool:
     """A payment the shop never heard of: recorded, and delivered with an apology unless Telegram refunded it."""
     message = as_payment_message(transaction)
     if not refunded:
-        lang = language_of(message.from_user)
-        paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
-        send(shop, message.chat.id, text(lang, "paid_late", date=paid))
+        if not missed_renewal(shop, transaction):  # a renewal delivers nothing: no apology either
+            paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
+            send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
         return record(shop, message)
     try:
         with shop.Session() as session:
@@ -309,8 +322,7 @@ def apply_refund(shop: Shop, charge_id: str) -> bool:
         replies = refunded_by_telegram(session, charge_id)
     if replies is None:
         return False
-    for reply in replies:
-        reply.show(shop, None)
+    show_reply(shop, None, replies)
     return True
 
 

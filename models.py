@@ -61,6 +61,7 @@ FILE_ID_MAX = 255
 # What kind of thing a product is (Product.kind).
 UNLIMITED = "unlimited"  # every buyer receives the same hidden content: a guide, a course, a link
 STOCKED = "stocked"  # every buyer receives a unique item of their own (StockItem): a key, a code
+SUBSCRIPTION = "subscription"  # monthly access to a channel or group, paid in Stars (Subscription)
 
 
 def utcnow() -> datetime:
@@ -89,6 +90,7 @@ class User(Base):
     is_blocked: Mapped[bool] = mapped_column(default=False)
 
     purchases: Mapped[list[Purchase]] = relationship(back_populates="user")
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="user")
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.telegram_id} @{self.username}>"
@@ -135,9 +137,13 @@ class Product(Base):
     # Hidden instead of deleted, so that people who bought it keep their access.
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A subscription's channel or group, where the bot lets subscribers in (subscriptions.py).
+    chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    chat_title: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
     category: Mapped[Category] = relationship(back_populates="products")
     purchases: Mapped[list[Purchase]] = relationship(back_populates="product")
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="product")
     # The unique items of a stocked product: each buyer gets one of their own.
     stock_items: Mapped[list[StockItem]] = relationship(back_populates="product", passive_deletes=True)
 
@@ -149,7 +155,9 @@ class Product(Base):
     def sold_once_per_customer(self) -> bool:
         """The buy-again rule. An unlimited product is bought once (everyone gets the same content),
         and so is a free item (or one customer could take them all); a paid stocked product may be
-        bought again: a second key."""
+        bought again: a second key. A subscription is paid again every month: one purchase a payment."""
+        if self.kind == SUBSCRIPTION:
+            return False
         return not self.stocked or self.price == 0
 
     def __repr__(self) -> str:
@@ -256,6 +264,45 @@ class WaitlistEntry(Base):
 
     def __repr__(self) -> str:
         return f"<WaitlistEntry product={self.product_id} user={self.user_id}>"
+
+
+class Subscription(Base):
+    """A customer's monthly access to a product's channel or group, paid in Stars and renewed by Telegram.
+
+    One row per customer and product (subscriptions.py keeps it). Every payment,
+    renewals included, is also a Purchase; this row says until when access is
+    paid, and whether it was the bot that let the customer into the chat.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        UniqueConstraint("user_id", "product_id", name="uq_subscriptions_user_product"),
+        Index("ix_subscriptions_product", "product_id", "expires_at"),  # a product's subscribers, soonest first
+        # The expiry check reads only the subscriptions whose access has not ended.
+        Index("ix_subscriptions_live", "expires_at", sqlite_where=text("ended_at IS NULL"),
+              postgresql_where=text("ended_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
+    chat_id: Mapped[int] = mapped_column(BigInteger)  # the product's chat when they subscribed
+    # Telegram names a subscription by the charge id of its first payment (editUserStarSubscription).
+    first_charge_id: Mapped[str] = mapped_column(String(255))
+    price: Mapped[int] = mapped_column(default=0)  # Stars a month, as Telegram charges them
+    expires_at: Mapped[datetime] = mapped_column()  # paid until: Telegram's date, from the latest payment
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)  # no more renewals; access lasts
+    invite_link: Mapped[str | None] = mapped_column(String(255), default=None)  # the customer's own join link
+    # When the bot let them into the chat: only such members are ever removed from it.
+    joined_at: Mapped[datetime | None] = mapped_column(default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)  # expired or refunded; a renewal reopens
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="subscriptions")
+    product: Mapped[Product] = relationship(back_populates="subscriptions")
+
+    def __repr__(self) -> str:
+        return f"<Subscription {self.id} user={self.user_id} product={self.product_id} until {self.expires_at}>"
 
 
 class Dialog(Base):

@@ -26,9 +26,11 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 import routes
+from channels import sales_figures
 from checkout import deliver, give_product, refund_purchase
 from config import is_id
 from models import (
+    SUBSCRIPTION,
     Product,
     Purchase,
     Setting,
@@ -233,6 +235,8 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
     if top:
         lines.append(text(lang, "admin_top"))
         lines += [text(lang, "admin_top_line", place=n, name=name, count=sold) for n, (name, sold) in enumerate(top, 1)]
+    if subscribed := sales_figures(session, lang):
+        lines.append(subscribed)
     if shop.config.payment_type == "stars":
         lines.append(ledger_line(session, lang))
     return "\n".join(lines)
@@ -356,6 +360,8 @@ def on_grant(shop: Shop, message: types.Message, session: Session):
     product = session.get(Product, product_id)
     if product is None:
         return Screen(text(lang, "unavailable"))
+    if product.kind == SUBSCRIPTION:  # Telegram bills it every month: there is no free month to give
+        return Screen(text(lang, "admin_grant_subscription"))
     if product.sold_once_per_customer and owned_purchase_id(session, telegram_id, product_id):
         return Screen(text(lang, "admin_grant_owned"))
     user = session.scalar(select(User).where(User.telegram_id == telegram_id)) or User(telegram_id=telegram_id)

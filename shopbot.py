@@ -4,8 +4,9 @@ Customers browse categories and products with inline buttons (or search by
 typing), pay inside Telegram (Telegram Stars by default, or a card provider)
 and at once receive the product's hidden content: a text, key, link or file.
 A "stocked" product hands each buyer a unique item (a licence key, a gift
-code). The seller fills the catalog, watches sales, refunds and messages
-customers from the chat, with /admin.
+code); a "subscription" sells monthly access to a private channel or group,
+billed in Stars every 30 days. The seller fills the catalog, watches sales,
+refunds and messages customers from the chat, with /admin.
 
 Run it:
 
@@ -29,8 +30,8 @@ bottom. In order:
 
     shopbot.py     this file: the table of contents, create_bot() and main()
     config.py      the settings, read from the environment; logging
-    models.py      the data: users, categories, products, purchases, stock;
-                   the queries several chapters share
+    models.py      the data: users, categories, products, purchases, stock,
+                   subscriptions; the queries several chapters share
     database.py    connecting, and upgrading the schema on start (migrations/)
     texts.py       every word the shop says, in English and Russian
     screens.py     what a message shows: texts, money, buttons, callback data
@@ -38,10 +39,13 @@ bottom. In order:
     routes.py      how an update reaches its handler; the handler contract
     lanes.py       payments first, then every customer in turn; floods trimmed
     storefront.py  the customer's menu, catalog, product cards and search
+    subscriptions.py  monthly access to a channel or group: Stars subscriptions,
+                   join requests, renewals, expiry, cancel and resume
     checkout.py    Buy → invoice → pre-checkout → payment → delivery → refunds
     ledger.py      no payment lost or doubled: the journal, redelivery, and
                    Telegram's Stars ledger as the source of truth
     support.py     /paysupport and the seller's reply
+    channels.py    the seller's side of subscriptions: the chat, its subscribers
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
     sales.py       sales figures, purchases, refunds, grants, CSV export
@@ -70,6 +74,7 @@ from telebot.apihelper import ApiTelegramException
 import admin
 import backups
 import broadcast
+import channels
 import checkout
 import ledger
 import routes
@@ -77,6 +82,7 @@ import sales
 import service
 import stock
 import storefront
+import subscriptions
 import support
 import texts
 from config import (
@@ -97,10 +103,11 @@ logger = logging.getLogger("shopbot")
 
 WORKER_THREADS = 4  # this many customers' updates are handled at once (lanes.py)
 PAYMENT_THREADS = 2  # ...and this many payments, beside them
-# The update types the shop handles; Telegram sends no others.
-ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
+# The update types the shop handles; Telegram sends no others. A subscriber's
+# join request is how the bot lets them into a channel (subscriptions.py).
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request"]
 # Every chapter that registers handlers, in the order telebot should try them.
-CHAPTERS = [storefront, checkout, ledger, support, admin, stock, sales, backups, broadcast]
+CHAPTERS = [storefront, subscriptions, checkout, ledger, support, channels, admin, stock, sales, backups, broadcast]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
@@ -275,6 +282,7 @@ def serve(config: Config) -> int:
     try:
         announce(config, me)
         bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
+        bot.shop.start_background(subscriptions.keep_checking_expiry)  # catches up, then once a minute
         broadcast.resume_broadcasts(bot.shop)
         backups.start_daily_backups(bot.shop)
         poll(bot, link)

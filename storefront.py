@@ -1,6 +1,6 @@
 """Storefront: what a customer sees before buying — the menu, the catalog, a product's card, search.
 
-Reading order: ... routes.py → **storefront.py** → checkout.py → support.py → ...
+Reading order: ... lanes.py → **storefront.py** → subscriptions.py → checkout.py → ...
 
 A customer's path is /start → 🛍 Catalog → a category → a product's card,
 whose Buy button leads into checkout.py. Navigation edits one message in
@@ -19,6 +19,7 @@ import routes
 from config import is_id
 from models import (
     SEARCH_CANDIDATES,
+    SUBSCRIPTION,
     TRIGRAM,
     Product,
     Setting,
@@ -71,6 +72,8 @@ def product_label(shop: Shop, lang: str, row) -> str:
 def product_card(shop: Shop, lang: str, product: Product, left: int | None = None) -> str:
     """The card customers see: name, price, stock (for stocked products), description."""
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
+    if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
+        price = text(lang, "subscription_price", price=price)
     if left is not None:
         price += "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
     return text(lang, "product_card", name=product.name, price=price, description=product.description)
@@ -103,6 +106,9 @@ def category_screen(shop: Shop, session: Session, lang: str, category_id: int, p
 
 
 def buy_button(shop: Shop, lang: str, product: Product) -> types.InlineKeyboardButton:
+    if product.kind == SUBSCRIPTION:
+        return button(label(lang, "btn_subscribe", price=format_price(product.price, shop.config.currency)), "buy",
+                      product.id)
     if product.price == 0:
         return button(label(lang, "btn_get_free"), "buy", product.id)
     return button(label(lang, "btn_buy", price=format_price(product.price, shop.config.currency)), "buy", product.id)

@@ -98,7 +98,8 @@ ADMIN_ACTIONS = [
     "broadcast", "categories", "category_down", "category_up", "choose_kind", "clear_stock", "confirm_clear_stock",
     "confirm_delete_product", "confirm_refund", "daily_backup", "delete_category", "delete_product", "edit_kind",
     "edit_product", "export_csv", "new_category", "products", "recent_purchases", "refund", "rename_category",
-    "reply", "sale_alerts", "sales", "save_product", "send_broadcast", "stock_done", "toggle_product", "upload_stock",
+    "reply", "sale_alerts", "sales", "save_product", "send_broadcast", "stock_done", "subscribers", "toggle_product",
+    "upload_stock",
 ]
 
 

@@ -310,6 +310,77 @@ EN = {
     "admin_category_first": "It is first already.",
     "admin_category_last": "It is last already.",
     "currency_stars": "Stars",
+    # --- 📅 subscriptions to a channel or group (subscriptions.py, channels.py) ---
+    "subscription_price": "📅 {price} a month",
+    "btn_subscribe": "📅 Subscribe — {price} a month",
+    "btn_subscribe_pay": "⭐ Subscribe for {price} a month",
+    "btn_subscribe_short": "📅 Subscribe",
+    "subscription_invoice": "📅 <b>{name}</b>: {price} a month.\n\nTelegram renews it every 30 days until you "
+                            "cancel it (📦 My purchases). Your link to the chat comes right after the payment.",
+    "subscription_already": "You are subscribed already.",
+    "checkout_subscribed": "You are subscribed already: see 📦 My purchases.",
+    "subscription_join": "🔗 Your own link to <b>{chat}</b>: open it and ask to join, and I let you in at once. It "
+                         "works for you only.",
+    "btn_join": "🔗 Join {chat}",
+    "subscription_link_later": "⏳ Your subscription is active, but I cannot make your link to <b>{chat}</b> right "
+                               "now. The seller has been told: open 📦 My purchases → 🔗 Join a little later.",
+    "subscription_joined": "✅ Welcome to <b>{chat}</b>!",
+    "subscription_members_only": "🔒 <b>{chat}</b> is for subscribers only. Subscribe, and you get a link of your "
+                                 "own.",
+    "subscription_ended": "⌛ Your subscription to <b>{name}</b> has ended, so you are no longer in <b>{chat}</b>. "
+                          "Renew it to come back.",
+    "subscription_refunded": "↩️ Your payment for <b>{name}</b> was refunded, so your access to <b>{chat}</b> has "
+                             "ended.",
+    "btn_renew": "♻️ Renew",
+    "subscription": "📅 <b>{name}</b>\nChat: {chat}\n{status}\nPrice: {price} a month",
+    "sub_state_active": "✅ Active · renews on {date}",
+    "sub_state_cancelled": "⏸ Cancelled · access until {date}",
+    "sub_state_ended": "⌛ Ended on {date}",
+    "sub_button_active": "renews {date}",
+    "sub_button_cancelled": "until {date}",
+    "sub_button_ended": "ended",
+    "btn_cancel_subscription": "❌ Cancel",
+    "btn_resume_subscription": "♻️ Resume",
+    "subscription_cancel_done": "Cancelled: no more payments. Your access lasts until {date}.",
+    "subscription_resume_done": "♻️ Resumed. If Telegram still shows it as cancelled, turn it back on in Telegram: "
+                                "Settings → My Stars.",
+    "subscription_edit_failed": "Telegram did not accept that right now. Please try again later.",
+    "btn_kind_subscription": "📅 A subscription to a channel or group",
+    "admin_kind_subscription": "\n📅 <b>A subscription</b>: monthly access to your private channel or group, paid in "
+                               "Stars. The hidden content is a welcome note, sent with the invite.",
+    "admin_subscription_needs_stars": "📅 Telegram bills subscriptions in Stars only, and this shop takes cards "
+                                      "(PAYMENT_PROVIDER_TOKEN), so it cannot sell them.",
+    "admin_ask_subscription_chat": "📅 Which channel or group does the subscription open?\n\n1. Add me to it as an "
+                                   "administrator allowed to <b>invite users via link</b> and to <b>ban users</b>.\n"
+                                   "2. Send its @username or id here, or forward me a post from it.",
+    "err_chat_reference": "❗ Send the chat's @username, its id (like <code>-1001234567890</code>), or forward a post "
+                          "from it.",
+    "err_chat_unreachable": "❗ I cannot see that chat. Add me to it as an administrator first.",
+    "err_chat_type": "❗ That is not a channel or a supergroup, and only there can bots let members in and out. "
+                     "(Telegram makes a group a supergroup when, for example, its history is made visible to new "
+                     "members.)",
+    "err_chat_not_admin": "❗ I am not an administrator of <b>{chat}</b>. Make me one, allowed to invite users via "
+                          "link and to ban users.",
+    "err_chat_rights": "❗ In <b>{chat}</b> I still need these administrator rights: {rights}. Switch them on in the "
+                       "chat's settings → Administrators → me.",
+    "right_invite": "Invite users via link",
+    "right_ban": "Ban users",
+    "admin_ask_subscription_price": "Send the price per month in Stars, from 1 to 10,000 (Telegram's limits), e.g. "
+                                    "<code>{example}</code>.",
+    "err_subscription_price": "❗ A subscription costs from 1 to {limit} a month.",
+    "admin_subscribers": "📅 {chat}: {subscribers}",
+    "admin_subscriber_line": "• {who} — {state}",
+    "admin_subscribers_more": "…and {count} more",
+    "btn_all_subscribers": "👥 All subscribers",
+    "admin_all_subscribers": "👥 <b>{name}</b> — {chat}",
+    "n_subscribers": ("{count} subscriber", "{count} subscribers"),
+    "admin_subscription_figures": "\n📅 <b>Subscriptions</b>: {subscribers} · {monthly} a month\n30 days: 🔁 "
+                                  "renewals: {renewals} · ❌ cancellations: {cancellations}",
+    "admin_chat_rights_lost": "⚠️ I can no longer manage <b>{chat}</b> (Telegram says: {error}). Until this is fixed, "
+                              "subscribers cannot join and expired ones stay in. Open the chat → Administrators → "
+                              "me, and allow me to invite users via link and to ban users. I keep trying every "
+                              "minute; nothing is lost meanwhile.",
+    "admin_grant_subscription": "A subscription cannot be granted: Telegram bills it every month.",
 }
 
 RU = {
@@ -604,6 +675,77 @@ RU = {
     "admin_category_first": "Она уже первая.",
     "admin_category_last": "Она уже последняя.",
     "currency_stars": "звёздах",
+    # --- 📅 подписки на канал или группу (subscriptions.py, channels.py) ---
+    "subscription_price": "📅 {price} в месяц",
+    "btn_subscribe": "📅 Подписаться — {price} в месяц",
+    "btn_subscribe_pay": "⭐ Оформить подписку за {price} в месяц",
+    "btn_subscribe_short": "📅 Подписаться",
+    "subscription_invoice": "📅 <b>{name}</b>: {price} в месяц.\n\nTelegram продлевает подписку каждые 30 дней, пока "
+                            "вы её не отмените (📦 Мои покупки). Ссылка в чат придёт сразу после оплаты.",
+    "subscription_already": "Вы уже подписаны.",
+    "checkout_subscribed": "Вы уже подписаны: см. 📦 Мои покупки.",
+    "subscription_join": "🔗 Ваша личная ссылка в <b>{chat}</b>: откройте её и подайте заявку — я сразу её одобрю. "
+                         "Ссылка работает только для вас.",
+    "btn_join": "🔗 Вступить в {chat}",
+    "subscription_link_later": "⏳ Подписка активна, но создать ссылку в <b>{chat}</b> сейчас не получается. Продавцу "
+                               "уже сообщили: чуть позже откройте 📦 Мои покупки → 🔗 Вступить.",
+    "subscription_joined": "✅ Добро пожаловать в <b>{chat}</b>!",
+    "subscription_members_only": "🔒 <b>{chat}</b> — только для подписчиков. Оформите подписку, и вы получите "
+                                 "собственную ссылку.",
+    "subscription_ended": "⌛ Подписка «<b>{name}</b>» закончилась, поэтому доступа к <b>{chat}</b> больше нет. "
+                          "Продлите её, чтобы вернуться.",
+    "subscription_refunded": "↩️ Деньги за «<b>{name}</b>» возвращены, поэтому доступ к <b>{chat}</b> закрыт.",
+    "btn_renew": "♻️ Продлить",
+    "subscription": "📅 <b>{name}</b>\nЧат: {chat}\n{status}\nЦена: {price} в месяц",
+    "sub_state_active": "✅ Активна · продление {date}",
+    "sub_state_cancelled": "⏸ Отменена · доступ до {date}",
+    "sub_state_ended": "⌛ Закончилась {date}",
+    "sub_button_active": "продление {date}",
+    "sub_button_cancelled": "до {date}",
+    "sub_button_ended": "закончилась",
+    "btn_cancel_subscription": "❌ Отменить",
+    "btn_resume_subscription": "♻️ Возобновить",
+    "subscription_cancel_done": "Отменено: списаний больше не будет. Доступ сохранится до {date}.",
+    "subscription_resume_done": "♻️ Возобновлено. Если Telegram всё ещё показывает подписку отменённой, включите её "
+                                "в Telegram: Настройки → Мои звёзды.",
+    "subscription_edit_failed": "Telegram сейчас не принял изменение. Попробуйте позже.",
+    "btn_kind_subscription": "📅 Подписка на канал или группу",
+    "admin_kind_subscription": "\n📅 <b>Подписка</b>: доступ к вашему закрытому каналу или группе на месяц, оплата "
+                               "звёздами. Скрытое содержимое — приветствие, которое приходит вместе с приглашением.",
+    "admin_subscription_needs_stars": "📅 Подписки Telegram оплачиваются только звёздами, а этот магазин принимает "
+                                      "карты (PAYMENT_PROVIDER_TOKEN), поэтому продавать их он не может.",
+    "admin_ask_subscription_chat": "📅 Какой канал или группу открывает подписка?\n\n1. Добавьте меня туда "
+                                   "администратором с правами <b>приглашать по ссылке</b> и <b>блокировать "
+                                   "пользователей</b>.\n2. Пришлите сюда @имя или id чата либо перешлите мне любой "
+                                   "пост оттуда.",
+    "err_chat_reference": "❗ Пришлите @имя чата, его id (вроде <code>-1001234567890</code>) или перешлите пост "
+                          "оттуда.",
+    "err_chat_unreachable": "❗ Я не вижу этот чат. Сначала добавьте меня туда администратором.",
+    "err_chat_type": "❗ Это не канал и не супергруппа, а впускать и удалять участников бот может только там. "
+                     "(Telegram превращает группу в супергруппу, например, когда история чата становится видна "
+                     "новым участникам.)",
+    "err_chat_not_admin": "❗ Я не администратор в <b>{chat}</b>. Назначьте меня администратором с правами "
+                          "приглашать по ссылке и блокировать пользователей.",
+    "err_chat_rights": "❗ В <b>{chat}</b> мне не хватает прав администратора: {rights}. Включите их в настройках "
+                       "чата → Администраторы → я.",
+    "right_invite": "Пригласительные ссылки",
+    "right_ban": "Блокировка пользователей",
+    "admin_ask_subscription_price": "Отправьте цену за месяц в звёздах, от 1 до 10 000 (ограничения Telegram), "
+                                    "например <code>{example}</code>.",
+    "err_subscription_price": "❗ Подписка стоит от 1 до {limit} в месяц.",
+    "admin_subscribers": "📅 {chat}: {subscribers}",
+    "admin_subscriber_line": "• {who} — {state}",
+    "admin_subscribers_more": "…и ещё {count}",
+    "btn_all_subscribers": "👥 Все подписчики",
+    "admin_all_subscribers": "👥 <b>{name}</b> — {chat}",
+    "n_subscribers": ("{count} подписчик", "{count} подписчика", "{count} подписчиков"),
+    "admin_subscription_figures": "\n📅 <b>Подписки</b>: {subscribers} · {monthly} в месяц\nЗа 30 дней: 🔁 "
+                                  "продлений: {renewals} · ❌ отмен: {cancellations}",
+    "admin_chat_rights_lost": "⚠️ Я больше не могу управлять чатом <b>{chat}</b> (ответ Telegram: {error}). Пока это "
+                              "не исправлено, подписчики не могут вступить, а те, чья подписка закончилась, остаются "
+                              "в чате. Откройте чат → Администраторы → я и разрешите приглашать по ссылке и "
+                              "блокировать пользователей. Я пробую снова каждую минуту, ничего не теряется.",
+    "admin_grant_subscription": "Подписку нельзя выдать бесплатно: Telegram списывает за неё оплату каждый месяц.",
 }
 
 # The commands shown in Telegram's menu, registered at start-up (setMyCommands).

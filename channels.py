@@ -1,0 +1,183 @@
+"""Channels: the seller's side of 📅 subscriptions — the chat a product opens, its subscribers, the figures.
+
+Reading order: ... ledger.py → support.py → **channels.py** → admin.py → ...
+
+subscriptions.py lets paying customers into a channel or group and takes
+them out when they stop paying. For that the bot must be an administrator of
+the chat, allowed to invite users (its join links, and approving requests)
+and to ban users (removing whoever stopped paying). When the seller adds a
+📅 Subscription product, admin.py asks which chat it opens; ``read_chat``
+checks the bot's rights there with getChatMember and explains exactly what is
+missing. Then the product's admin screen lists its subscribers with their
+dates, and 📊 Sales (sales.py) shows how many there are, the Stars they renew
+for each month, and the month's renewals and cancellations.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import re
+from datetime import timedelta
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+from telebot.apihelper import ApiTelegramException
+
+import routes
+from config import STARS
+from models import SUBSCRIPTION, Product, Purchase, Subscription, User, utcnow
+from routes import Handlers, ask, end_dialog
+from screens import (
+    PAGE_SIZE,
+    InputError,
+    Screen,
+    Toast,
+    button,
+    counted,
+    describe_user,
+    format_price,
+    keyboard,
+    label,
+    language_of,
+    page_count,
+    pager_row,
+    text,
+)
+from shop import Shop
+from subscriptions import bot_id, live, status_of
+
+logger = logging.getLogger("shopbot")
+handlers = Handlers(admin=True)
+
+MAX_STARS_A_MONTH = 10_000  # the most Telegram lets a subscription cost
+LISTED = 10  # subscribers shown on a product's admin screen; 👥 All subscribers pages through the rest
+
+# ---------------------------------------------------------------------------
+# 1. The chat a 📅 product opens: admin.py asks for it when the product is added
+# ---------------------------------------------------------------------------
+
+# The administrator rights the bot needs: to make join links and approve requests, and to remove members.
+RIGHTS = (("can_invite_users", "right_invite"), ("can_restrict_members", "right_ban"))
+
+
+def chat_reference(message: types.Message) -> int | str:
+    """The chat a seller means: a forwarded post's chat, an @username (or t.me link), or a numeric id."""
+    origin = message.forward_origin
+    chat = getattr(origin, "chat", None) or getattr(origin, "sender_chat", None)
+    if chat is not None:
+        return chat.id
+    words = (message.text or "").split() if origin is None else []
+    word = re.sub(r"^(https?://)?t\.me/", "", words[0]) if len(words) == 1 else ""
+    if re.fullmatch(r"-?\d{1,20}", word):
+        return int(word)
+    if re.fullmatch(r"@?[A-Za-z]\w{3,31}", word):
+        return "@" + word.lstrip("@")
+    raise InputError("err_chat_reference")
+
+
+def read_chat(shop: Shop, message: types.Message) -> dict:
+    """The subscription's chat, checked with Telegram: {"chat_id", "chat_title"}, or an InputError that says
+    exactly what is missing. It asks Telegram, so a dialog calls it before its first query."""
+    try:
+        chat = shop.bot.get_chat(chat_reference(message))
+        me = shop.bot.get_chat_member(chat.id, bot_id(shop))
+    except ApiTelegramException as error:  # not found, or the bot is not in it
+        logger.info("Admin %s named a chat the bot cannot see: %s", message.from_user.id, error.description)
+        raise InputError("err_chat_unreachable") from None
+    if chat.type not in ("channel", "supergroup"):
+        raise InputError("err_chat_type")
+    if me.status != "administrator":
+        raise InputError("err_chat_not_admin", chat=chat.title)
+    missing = [key for right, key in RIGHTS if not getattr(me, right, False)]
+    if missing:
+        raise InputError("err_chat_rights", chat=chat.title,
+                         rights=lambda lang: ", ".join(label(lang, key) for key in missing))
+    return {"chat_id": chat.id, "chat_title": chat.title}
+
+
+def ask_chat(shop: Shop, session: Session, call: types.CallbackQuery, category_id: int) -> Screen:
+    """📅 Subscription in ➕ Add product: first, the chat it opens (admin.answer_subscription_chat reads it).
+    Telegram bills subscriptions in Stars only: a shop that takes cards is told so, and offered nothing."""
+    lang = language_of(call.from_user)
+    if shop.config.currency != STARS:
+        return Screen(text(lang, "admin_subscription_needs_stars"),
+                      keyboard([button(label(lang, "btn_back"), "admin")]))
+    end_dialog(session, call)
+    return ask(session, call, "subscription_chat", "admin_ask_subscription_chat", category_id=category_id)
+
+
+def check_price(price: int) -> None:
+    """A subscription costs 1 to 10,000 Stars a month: Telegram's limits."""
+    if not 1 <= price <= MAX_STARS_A_MONTH:
+        raise InputError("err_subscription_price", limit=format_price(MAX_STARS_A_MONTH, STARS))
+
+
+# ---------------------------------------------------------------------------
+# 2. Subscribers on the product's admin screen, and 📊 Sales
+# ---------------------------------------------------------------------------
+
+def count_subscribers(session: Session, product_id: int) -> int:
+    """A product's subscribers whose access has not ended."""
+    return session.scalar(select(func.count()).where(Subscription.product_id == product_id,
+                                                     Subscription.ended_at.is_(None)))
+
+
+def subscriber_lines(session: Session, lang: str, product_id: int, page: int, per_page: int) -> list[str]:
+    """'• Alice (@alice) — until 2026-02-01', soonest first: the live subscribers, a page at a time."""
+    rows = session.execute(select(Subscription, User).join(User, Subscription.user_id == User.id)
+                           .where(Subscription.product_id == product_id, Subscription.ended_at.is_(None))
+                           .order_by(Subscription.expires_at, Subscription.id)
+                           .limit(per_page).offset(page * per_page)).all()
+    return [label(lang, "admin_subscriber_line", who=describe_user(user), state=status_of(lang, subscription))
+            for subscription, user in rows]
+
+
+def subscribers_summary(session: Session, lang: str, product: Product) -> tuple[str, list]:
+    """A 📅 product's stock line on its admin screen (plain text): its chat, subscribers and their dates."""
+    total = count_subscribers(session, product.id)
+    lines = [label(lang, "admin_subscribers", chat=product.chat_title,
+                   subscribers=counted(lang, "n_subscribers", total))]
+    lines += subscriber_lines(session, lang, product.id, 0, LISTED)
+    if total <= LISTED:
+        return "\n".join(lines), []
+    lines.append(label(lang, "admin_subscribers_more", count=total - LISTED))
+    return "\n".join(lines), [button(label(lang, "btn_all_subscribers"), "subscribers", product.id, 0)]
+
+
+@handlers.tap("subscribers")
+def tap_subscribers(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, page: int):
+    """👥 All subscribers of a 📅 product, with their dates, a page at a time."""
+    lang = language_of(call.from_user)
+    product = session.get(Product, product_id)
+    if product is None:
+        return Toast(text(lang, "unavailable"))
+    per_page = PAGE_SIZE * 3  # lines of text, not buttons: more fit
+    pages = page_count(count_subscribers(session, product_id), per_page)
+    lines = subscriber_lines(session, lang, product_id, min(page, pages - 1), per_page)
+    return Screen("\n".join([text(lang, "admin_all_subscribers", name=product.name, chat=product.chat_title),
+                             *[html.escape(line, quote=False) for line in lines]]), keyboard(
+        pager_row(lang, "subscribers", (product_id,), page, pages),
+        [button(label(lang, "btn_back"), "admin_product", product_id)]))
+
+
+def sales_figures(session: Session, lang: str) -> str | None:
+    """📊 Sales (sales.py): active subscribers, the Stars they renew for each month, 30 days' renewals and
+    cancellations. None until somebody has subscribed."""
+    if session.scalar(select(Subscription.id).limit(1)) is None:
+        return None
+    now = utcnow()
+    since = now - timedelta(days=30)
+    active, monthly = session.execute(select(func.count(), func.coalesce(func.sum(case(
+        (Subscription.cancelled_at.is_(None), Subscription.price), else_=0)), 0)).where(live(now))).one()
+    renewals = session.scalar(select(func.count(Purchase.id)).join(Product, Purchase.product_id == Product.id).where(
+        Product.kind == SUBSCRIPTION, Purchase.created_at >= since, Purchase.refunded_at.is_(None),
+        Purchase.payment_id.not_in(select(Subscription.first_charge_id))))
+    cancellations = session.scalar(select(func.count()).where(Subscription.cancelled_at >= since))
+    return text(lang, "admin_subscription_figures", subscribers=counted(lang, "n_subscribers", active),
+                monthly=format_price(monthly, STARS), renewals=renewals, cancellations=cancellations)
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire the seller's 👥 All subscribers into the bot."""
+    routes.add_handlers(shop, handlers)

@@ -1,0 +1,581 @@
+"""Subscriptions: monthly access to a private channel or group, paid in Telegram Stars.
+
+Reading order: ... storefront.py → **subscriptions.py** → checkout.py → ledger.py → ...
+
+What solo sellers sell most on Telegram is access: a private channel of
+signals or lessons, a members' group. Telegram bills a Stars subscription
+every 30 days by itself; this chapter keeps the chat's door.
+
+1. **Subscribe.** A 📅 product's card has a Subscribe button, which brings an
+   invoice link made with ``createInvoiceLink(subscription_period=30 days)``.
+   Telegram then charges the customer every 30 days until they cancel.
+2. **Payments.** checkout.py records every payment, renewals included, as a
+   purchase; in the same transaction ``record_period`` starts the customer's
+   subscription or moves its end to the date Telegram gives. A repeated update
+   changes nothing (its charge id is recorded already), and a renewal says
+   nothing to the customer.
+3. **Joining.** The first delivery brings a join link of the customer's own.
+   It makes a join request, which the bot approves for the paying subscriber
+   only: a forwarded link lets nobody else in.
+4. **Expiry.** About once a minute the bot removes whoever's paid time is over
+   (ban, then unban, so that they may come back after paying again) and tells
+   them, with ♻️ Renew. It removes only members it let in itself: never an
+   admin, never someone who joined another way. After a restart, the first
+   check catches up on what was missed.
+5. **❌ Cancel / ♻️ Resume** in 📦 My purchases (editUserStarSubscription);
+   cancelling keeps access until the paid date.
+6. **Refunds** of a subscription payment end its access at once.
+
+When the bot has lost its rights in the chat, the admins are told (once a
+day) and the database stays as it was, so that the next check tries again.
+
+This chapter comes before checkout.py and ledger.py because they call it
+while they record a payment or a refund. The seller's side (the chat a 📅
+product opens, its subscribers, the figures) is channels.py.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+from telebot.apihelper import ApiException, ApiTelegramException
+
+import routes
+from config import STARS
+from models import SUBSCRIPTION, Product, Purchase, Setting, Subscription, User, put_setting, utcnow
+from routes import Handlers, chat_of, run_handler
+from screens import (
+    Screen,
+    Toast,
+    button,
+    format_price,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    text,
+    truncate,
+    with_toast,
+)
+from shop import MASS_SEND_INTERVAL, Shop, notify_admins, send
+
+logger = logging.getLogger("shopbot")
+handlers = Handlers()
+
+PERIOD = 2_592_000  # seconds: 30 days, the one subscription period Telegram takes
+CHECK_EVERY = 60.0  # seconds between two expiry checks
+# Telegram charges a renewal when the paid time ends, and the payment may reach
+# the shop a little later: a subscriber who renews is not removed meanwhile.
+RENEWAL_GRACE = timedelta(hours=1)
+ALERT_EVERY = timedelta(days=1)  # the admins hear at most this often that the bot lost its rights in a chat
+
+# ---------------------------------------------------------------------------
+# Whose access is live
+# ---------------------------------------------------------------------------
+
+
+def bot_id(shop: Shop) -> int:
+    """The bot's own user id, which every token starts with ("123456:ABC...")."""
+    return int(shop.config.token.partition(":")[0])
+
+
+def is_live(subscription: Subscription, now: datetime) -> bool:
+    """Paid for now, and not ended (by expiry or a refund)."""
+    return subscription.ended_at is None and subscription.expires_at > now
+
+
+def live(now: datetime):
+    """``is_live``, as a query condition."""
+    return Subscription.ended_at.is_(None) & (Subscription.expires_at > now)
+
+
+def customers_subscription(session: Session, telegram_id: int, product_id: int) -> Subscription | None:
+    return session.scalar(select(Subscription).join(User)
+                          .where(User.telegram_id == telegram_id, Subscription.product_id == product_id))
+
+
+def is_live_for(shop: Shop, telegram_id: int, product_id: int) -> bool:
+    """Whether the customer's subscription to a product is live (ledger.py: a payment for it is a renewal)."""
+    with shop.Session() as session:
+        subscription = customers_subscription(session, telegram_id, product_id)
+        return subscription is not None and is_live(subscription, utcnow())
+
+
+def paid_until(payment: types.SuccessfulPayment) -> datetime:
+    """The end of the time a payment pays for: Telegram's date (30 days on, for a payment without one)."""
+    if payment.subscription_expiration_date:
+        return datetime.fromtimestamp(payment.subscription_expiration_date, UTC).replace(tzinfo=None)
+    return utcnow() + timedelta(seconds=PERIOD)
+
+
+def day(moment: datetime) -> str:
+    return f"{moment:%Y-%m-%d}"
+
+
+# ---------------------------------------------------------------------------
+# 1. Subscribe: an invoice link that Telegram bills every 30 days
+# ---------------------------------------------------------------------------
+
+@dataclass
+class SubscriptionInvoice:
+    """Reply: a message with a button that opens Telegram's payment sheet for a monthly subscription."""
+
+    title: str  # up to 32 characters
+    description: str  # up to 255
+    price: int
+    payload: str  # checkout.invoice_payload: the product and the buyer, as for any invoice
+
+    def show(self, shop: Shop, update) -> None:
+        link = shop.bot.create_invoice_link(self.title, self.description, self.payload, None, STARS,
+                                            [types.LabeledPrice(self.title, self.price)], subscription_period=PERIOD)
+        lang, price = language_of(update.from_user), format_price(self.price, STARS)
+        pay = types.InlineKeyboardButton(label(lang, "btn_subscribe_pay", price=price), url=link)
+        send(shop, chat_of(update), text(lang, "subscription_invoice", name=self.title, price=price), keyboard([pay]))
+
+
+def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: Product, payload: str):
+    """📅 Subscribe on a card (checkout.tap_buy): the invoice link, or the subscription the customer has."""
+    lang = language_of(call.from_user)
+    if shop.config.currency != STARS or product.chat_id is None:  # Telegram bills subscriptions in Stars only
+        return Toast(text(lang, "unavailable"))
+    subscription = customers_subscription(session, call.from_user.id, product.id)
+    if subscription is not None and is_live(subscription, utcnow()):
+        return with_toast(subscription_screen(session, lang, subscription), text(lang, "subscription_already"))
+    return Toast(text(lang, "invoice_sent")), SubscriptionInvoice(
+        truncate(product.name, 32), truncate(product.description.strip() or product.name, 255), product.price, payload)
+
+
+def checkout_problem(session: Session, telegram_id: int, product: Product) -> str | None:
+    """Pre-checkout for a subscription (checkout.py): a second one to the same chat is refused."""
+    if product.chat_id is None:
+        return "checkout_unavailable"
+    subscription = customers_subscription(session, telegram_id, product.id)
+    return "checkout_subscribed" if subscription and is_live(subscription, utcnow()) else None
+
+
+# ---------------------------------------------------------------------------
+# 2. Payments: recorded by checkout.py, with the subscription in the same transaction
+# ---------------------------------------------------------------------------
+
+def record_period(session: Session, purchase: Purchase, payment: types.SuccessfulPayment) -> None:
+    """Start the customer's subscription, or move its end to Telegram's new date; not committed (the caller does).
+
+    A renewal has nothing to deliver, unless access had ended meanwhile: then
+    the customer gets their join link again. A first payment while the
+    customer's subscription is live (two payment sheets paid at once) changes
+    nothing: checkout refunds it.
+    """
+    subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user.id,
+                                                             Subscription.product_id == purchase.product.id))
+    charge, until = purchase.payment_id, paid_until(payment)
+    if subscription is None:
+        session.add(Subscription(user=purchase.user, product=purchase.product, chat_id=purchase.product.chat_id,
+                                 first_charge_id=charge, price=purchase.price, expires_at=until))
+    elif payment.is_first_recurring and is_live(subscription, utcnow()):
+        purchase.delivered_at = utcnow()  # paid twice: nothing to deliver, the charge goes back
+    elif payment.is_first_recurring:  # subscribed again after the last one ended
+        subscription.first_charge_id, subscription.expires_at = charge, until
+        reopen(subscription, purchase)
+    else:  # a renewal (or a payment from Telegram's ledger, which does not say: taken as one)
+        subscription.expires_at = max(subscription.expires_at, until)
+        reopen(subscription, purchase)
+
+
+def reopen(subscription: Subscription, purchase: Purchase) -> None:
+    """Access goes on at this payment's price; if it had ended, the purchase is delivered again with the link."""
+    subscription.price, subscription.cancelled_at = purchase.price, None  # it renews: it is not cancelled
+    if subscription.ended_at is None:
+        purchase.delivered_at = utcnow()  # nothing new to deliver
+    else:
+        subscription.ended_at = subscription.joined_at = None  # removed from the chat: to be let in again
+
+
+def payment_role(session: Session, purchase: Purchase, payment: types.SuccessfulPayment) -> str:
+    """What a recorded subscription payment was: "first", "renewal", or "second" (a duplicate, to refund)."""
+    subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
+                                                             Subscription.product_id == purchase.product_id))
+    if subscription.first_charge_id == purchase.payment_id:
+        return "first"
+    return "second" if payment.is_first_recurring else "renewal"
+
+
+def edit_renewal(shop: Shop, telegram_id: int, charge_id: str, cancel: bool = True) -> bool:
+    """Tell Telegram to renew a subscription no more (or again); False when it refuses."""
+    try:
+        shop.bot.edit_user_star_subscription(telegram_id, charge_id, cancel)
+        return True
+    except ApiTelegramException as error:
+        logger.warning("Telegram refused to %s subscription %s: %s", "cancel" if cancel else "resume", charge_id,
+                       error.description)
+        return False
+
+
+@dataclass
+class StopRenewal:
+    """Reply: Telegram renews a subscription no more (a second one, refunded at once by checkout.py)."""
+
+    telegram_id: int
+    charge_id: str
+
+    def show(self, shop: Shop, update) -> None:
+        edit_renewal(shop, self.telegram_id, self.charge_id)
+
+
+# ---------------------------------------------------------------------------
+# 3. Joining: the customer's own link, and join requests for the subscriber only
+# ---------------------------------------------------------------------------
+
+def access_query():
+    """A subscription with what its messages need: the customer, the product and its chat."""
+    return (select(Subscription, User.telegram_id, User.language_code, Product.name, Product.chat_title)
+            .join(User, Subscription.user_id == User.id).join(Product, Subscription.product_id == Product.id))
+
+
+def new_invite_link(shop: Shop, subscription: Subscription, chat_title: str) -> str | None:
+    """A join link for one subscriber: it makes join requests, so that only they are let in (on_join_request)."""
+    try:
+        link = shop.bot.create_chat_invite_link(subscription.chat_id, name=f"Subscription #{subscription.id}",
+                                                creates_join_request=True).invite_link
+    except ApiTelegramException as error:
+        report_lost_rights(shop, subscription.chat_id, chat_title, error)
+        return None
+    with shop.Session() as session:
+        session.execute(update(Subscription).where(Subscription.id == subscription.id).values(invite_link=link))
+        session.commit()
+    return link
+
+
+def show_invite(shop: Shop, chat_id: int, subscription: Subscription, chat_title: str, lang: str) -> None:
+    """Send the subscriber their join link (made the first time it is needed)."""
+    link = subscription.invite_link or new_invite_link(shop, subscription, chat_title)
+    if link is None:
+        send(shop, chat_id, text(lang, "subscription_link_later", chat=chat_title))
+        return
+    join = types.InlineKeyboardButton(label(lang, "btn_join", chat=truncate(chat_title, 40)), url=link)
+    send(shop, chat_id, text(lang, "subscription_join", chat=chat_title), keyboard([join]))
+
+
+def send_invite(shop: Shop, chat_id: int, purchase_id: int, lang: str) -> None:
+    """After a subscription's delivery (checkout.deliver): its join link, while access is live."""
+    with shop.Session() as session:
+        found = session.execute(access_query().join(Purchase, (Purchase.user_id == Subscription.user_id) & (
+            Purchase.product_id == Subscription.product_id)).where(Purchase.id == purchase_id)).first()
+    if found is not None and found.Subscription.ended_at is None:
+        show_invite(shop, chat_id, found.Subscription, found.chat_title, lang)
+
+
+@dataclass
+class Admit:
+    """Reply: approve a subscriber's join request, and remember that the bot let them in."""
+
+    subscription_id: int
+    chat_id: int
+    chat_title: str
+    telegram_id: int
+    lang: str
+
+    def show(self, shop: Shop, update) -> None:
+        try:
+            shop.bot.approve_chat_join_request(self.chat_id, self.telegram_id)
+        except ApiTelegramException as error:
+            if "USER_ALREADY_PARTICIPANT" not in error.description:  # in already, another way: theirs to keep
+                report_lost_rights(shop, self.chat_id, self.chat_title, error)
+            return
+        with shop.Session() as session:
+            session.get(Subscription, self.subscription_id).joined_at = utcnow()
+            session.commit()
+        logger.info("Let subscriber %s into chat %s", self.telegram_id, self.chat_id)
+        send(shop, self.telegram_id, text(self.lang, "subscription_joined", chat=self.chat_title))
+
+
+@dataclass
+class Decline:
+    """Reply: a join request from someone who is not a live subscriber: declined, and shown how to subscribe."""
+
+    chat_id: int
+    chat_title: str
+    telegram_id: int
+    product_id: int | None
+    lang: str
+
+    def show(self, shop: Shop, update) -> None:
+        try:
+            shop.bot.decline_chat_join_request(self.chat_id, self.telegram_id)
+        except ApiTelegramException as error:
+            logger.info("Could not decline %s's request to join %s: %s", self.telegram_id, self.chat_id,
+                        error.description)
+        subscribe = [button(label(self.lang, "btn_subscribe_short"), "buy", self.product_id)] if self.product_id else []
+        send(shop, self.telegram_id, text(self.lang, "subscription_members_only", chat=self.chat_title),
+             keyboard(subscribe))
+
+
+def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session):
+    """Someone asks to join through one of the shop's links: a live subscriber is let in, anyone else declined."""
+    if request.invite_link is None or request.invite_link.creator.id != bot_id(shop):
+        return None  # a link of the chat's own admins: theirs to decide
+    lang = language_of(request.from_user)
+    found = session.execute(access_query().where(Subscription.chat_id == request.chat.id,
+                                                 User.telegram_id == request.from_user.id,
+                                                 live(utcnow()))).first()
+    if found is not None:
+        return Admit(found.Subscription.id, request.chat.id, found.chat_title, request.from_user.id, lang)
+    logger.info("Declined user %s's request to join chat %s: not a subscriber", request.from_user.id, request.chat.id)
+    product_id = session.scalar(select(Product.id).where(Product.chat_id == request.chat.id, Product.is_active)
+                                .order_by(Product.id).limit(1))
+    return Decline(request.chat.id, request.chat.title, request.user_chat_id, product_id, lang)
+
+
+# ---------------------------------------------------------------------------
+# 4. Expiry: out at the right time, and told so
+# ---------------------------------------------------------------------------
+
+def lost_rights(error: ApiTelegramException) -> bool:
+    """Telegram's answer when the bot is no longer in the chat, or no longer an admin with the rights it needs."""
+    description = error.description.lower()
+    return error.error_code == 403 or any(words in description for words in (
+        "rights", "chat not found", "admin_required", "not a member", "kicked"))
+
+
+def report_lost_rights(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:
+    """Tell the admins that the bot cannot manage a subscription's chat any more (once a day per chat)."""
+    key, now = f"chat_alert:{chat_id}", utcnow()
+    with shop.Session() as session:
+        last = session.get(Setting, key)
+        if last is not None and now - datetime.fromisoformat(last.value) < ALERT_EVERY:
+            logger.debug("Still cannot manage chat %s: %s", chat_id, error.description)  # said already today
+            return
+        put_setting(session, key, now.isoformat())
+        session.commit()
+    logger.warning("Cannot manage chat %s: %s", chat_id, error.description)
+    notify_admins(shop, "admin_chat_rights_lost", chat=chat_title, error=error.description)
+
+
+def remove_member(shop: Shop, chat_id: int, telegram_id: int, chat_title: str) -> bool:
+    """Take a member out of the chat (ban, then unban: they may come back after paying again); never an admin.
+
+    False when the bot cannot: the admins are told, and the next check tries again.
+    """
+    try:
+        member = shop.bot.get_chat_member(chat_id, telegram_id)
+        if member.status in ("member", "restricted"):  # not an admin or the owner, and still in
+            shop.bot.ban_chat_member(chat_id, telegram_id)
+            shop.bot.unban_chat_member(chat_id, telegram_id, only_if_banned=True)
+            logger.info("Removed user %s from chat %s", telegram_id, chat_id)
+    except ApiTelegramException as error:
+        if lost_rights(error):
+            report_lost_rights(shop, chat_id, chat_title, error)
+            return False
+        logger.warning("Could not remove user %s from chat %s: %s", telegram_id, chat_id, error.description)
+        if error.error_code != 400:  # flood control, or Telegram unwell: the next check tries again
+            return False
+    return True  # or nothing left to remove (a deleted account, say)
+
+
+def overdue(now: datetime):
+    """Subscriptions whose paid time is over: at once when cancelled, after the renewal's grace otherwise."""
+    return Subscription.ended_at.is_(None) & (Subscription.expires_at <= now) & (
+        Subscription.cancelled_at.is_not(None) | (Subscription.expires_at <= now - RENEWAL_GRACE))
+
+
+def close(shop: Shop, subscription: Subscription) -> str | None:
+    """Mark a subscription ended: "ended"; "renewed" when a renewal moved its date meanwhile (access goes on,
+    but the member is out of the chat now); None when something else ended it first."""
+    still_open = (Subscription.id == subscription.id) & Subscription.ended_at.is_(None)
+    with shop.Session() as session:
+        if session.execute(update(Subscription).where(still_open, Subscription.expires_at == subscription.expires_at)
+                           .values(ended_at=utcnow(), joined_at=None)).rowcount:
+            outcome = "ended"
+        else:
+            outcome = "renewed" if session.execute(update(Subscription).where(still_open)
+                                                   .values(joined_at=None)).rowcount else None
+        session.commit()
+    return outcome
+
+
+def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> bool:
+    """Remove one subscriber whose access is over (if the bot let them in), mark it ended, and tell them."""
+    subscription = found.Subscription
+    if subscription.joined_at is not None and not remove_member(shop, subscription.chat_id, found.telegram_id,
+                                                                found.chat_title):
+        return False
+    outcome, lang = close(shop, subscription), language_for_code(found.language_code)
+    if outcome == "renewed":
+        show_invite(shop, found.telegram_id, subscription, found.chat_title, lang)
+    elif outcome == "ended" and note:
+        renew = [button(label(lang, "btn_renew"), "buy", subscription.product_id)]
+        send(shop, found.telegram_id, text(lang, note, name=found.name, chat=found.chat_title), keyboard(renew))
+    return outcome == "ended"
+
+
+def remove_expired(shop: Shop, now: datetime | None = None) -> int:
+    """Everyone whose paid time is over leaves the chat and is told; how many. Safe to run again."""
+    with shop.Session() as session:
+        overdue_ones = session.execute(access_query().where(overdue(now or utcnow()))
+                                       .order_by(Subscription.expires_at)).all()
+    ended = 0
+    for found in overdue_ones:
+        try:
+            ended += end_access(shop, found)
+        except ApiException as error:  # Telegram unreachable, or that customer's message refused
+            logger.warning("Could not end subscription %s yet: %s", found.Subscription.id, error)
+        shop.sleep(MASS_SEND_INTERVAL)  # a message to each: keep under Telegram's limit, as a broadcast does
+    return ended
+
+
+def keep_checking_expiry(shop: Shop) -> None:
+    """Remove expired subscribers now (catching up after a restart) and about once a minute, for as long as it runs."""
+    while True:
+        try:
+            if ended := remove_expired(shop):
+                logger.info("%s subscriptions ended", ended)
+        except Exception:
+            logger.exception("The expiry check failed; trying again in a minute")
+        shop.sleep(CHECK_EVERY)
+
+
+# ---------------------------------------------------------------------------
+# 5. My purchases: each subscription's status, ❌ Cancel and ♻️ Resume
+# ---------------------------------------------------------------------------
+
+def status_of(lang: str, subscription: Subscription, texts: str = "sub_state") -> str:
+    """Active until its next renewal, cancelled with access until a date, or ended (``texts``: the labels' prefix)."""
+    if subscription.ended_at is not None:
+        return label(lang, f"{texts}_ended", date=day(subscription.ended_at))
+    state = "cancelled" if subscription.cancelled_at else "active"
+    return label(lang, f"{texts}_{state}", date=day(subscription.expires_at))
+
+
+def purchase_rows(session: Session, lang: str, telegram_id: int) -> list[list]:
+    """📦 My purchases (checkout.py): a button for each subscription, with its status and date."""
+    rows = session.execute(select(Subscription, Product.name).join(User, Subscription.user_id == User.id)
+                           .join(Product, Subscription.product_id == Product.id)
+                           .where(User.telegram_id == telegram_id).order_by(Subscription.id)).all()
+    return [[button(f"📅 {truncate(name, 30)} · {status_of(lang, subscription, 'sub_button')}",
+                    "subscription", subscription.id)] for subscription, name in rows]
+
+
+def subscription_screen(session: Session, lang: str, subscription: Subscription) -> Screen:
+    """One subscription: its chat, status and price, with 🔗 Join and ❌ Cancel / ♻️ Resume, or ♻️ Renew."""
+    product = session.get(Product, subscription.product_id)
+    body = text(lang, "subscription", name=product.name, chat=product.chat_title,
+                status=status_of(lang, subscription), price=format_price(subscription.price, STARS))
+    back = [button(label(lang, "btn_back"), "purchases", 0)]
+    if subscription.ended_at is not None:
+        return Screen(body, keyboard([button(label(lang, "btn_renew"), "buy", product.id)], back))
+    if subscription.cancelled_at:
+        switch = button(label(lang, "btn_resume_subscription"), "resume_subscription", subscription.id)
+    else:
+        switch = button(label(lang, "btn_cancel_subscription"), "cancel_subscription", subscription.id)
+    join = button(label(lang, "btn_join", chat=truncate(product.chat_title, 40)), "subscription_link", subscription.id)
+    return Screen(body, keyboard([join], [switch], back))
+
+
+def own_subscription(session: Session, call: types.CallbackQuery, subscription_id: int) -> Subscription | None:
+    """The subscription, if it is the caller's own (forged buttons find nothing)."""
+    return session.scalar(select(Subscription).join(User).where(Subscription.id == subscription_id,
+                                                                User.telegram_id == call.from_user.id))
+
+
+@handlers.tap("subscription")
+def tap_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+    """A subscription in 📦 My purchases."""
+    lang = language_of(call.from_user)
+    subscription = own_subscription(session, call, subscription_id)
+    return subscription_screen(session, lang, subscription) if subscription else Toast(text(lang, "not_your_purchase"))
+
+
+@dataclass
+class Invite:
+    """Reply: the subscriber's join link, as a new message."""
+
+    subscription_id: int
+    lang: str
+
+    def show(self, shop: Shop, update) -> None:
+        with shop.Session() as session:
+            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
+        show_invite(shop, chat_of(update), found.Subscription, found.chat_title, self.lang)
+
+
+@handlers.tap("subscription_link")
+def tap_subscription_link(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+    """🔗 Join: the subscriber's own join link again."""
+    lang = language_of(call.from_user)
+    subscription = own_subscription(session, call, subscription_id)
+    if subscription is None or subscription.ended_at is not None:
+        return Toast(text(lang, "not_your_purchase"))
+    return Invite(subscription.id, lang)
+
+
+def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subscription_id: int, cancel: bool):
+    """❌ Cancel or ♻️ Resume, asked of Telegram first: the database changes only if Telegram agrees."""
+    lang = language_of(call.from_user)
+    subscription = own_subscription(session, call, subscription_id)
+    if subscription is None or subscription.ended_at is not None:
+        return Toast(text(lang, "not_your_purchase"))
+    session.commit()  # end the read: no transaction may wait for Telegram's answer
+    if not edit_renewal(shop, call.from_user.id, subscription.first_charge_id, cancel):
+        return Toast(text(lang, "subscription_edit_failed"))
+    subscription.cancelled_at = utcnow() if cancel else None
+    session.commit()
+    logger.info("User %s %s subscription %s", call.from_user.id, "cancelled" if cancel else "resumed", subscription.id)
+    toast = text(lang, "subscription_cancel_done" if cancel else "subscription_resume_done",
+                 date=day(subscription.expires_at))
+    return with_toast(subscription_screen(session, lang, subscription), toast)
+
+
+@handlers.tap("cancel_subscription")
+def tap_cancel_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+    """❌ Cancel: Telegram renews it no more; access lasts until the paid date."""
+    return change_renewal(shop, session, call, subscription_id, cancel=True)
+
+
+@handlers.tap("resume_subscription")
+def tap_resume_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+    """♻️ Resume: Telegram may renew it again."""
+    return change_renewal(shop, session, call, subscription_id, cancel=False)
+
+
+# ---------------------------------------------------------------------------
+# 6. Refunds end access at once
+# ---------------------------------------------------------------------------
+
+@dataclass
+class EndAccess:
+    """Reply: a refunded subscription leaves the chat now, and Telegram renews it no more."""
+
+    subscription_id: int
+    note: str | None  # what the customer is told (None: the refund's own message says it)
+
+    def show(self, shop: Shop, update) -> None:
+        with shop.Session() as session:
+            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
+        edit_renewal(shop, found.telegram_id, found.Subscription.first_charge_id)
+        end_access(shop, found, self.note)  # if the bot cannot now, the expiry check tries again
+
+
+def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subscription_refunded"):
+    """A subscription payment was refunded (in the caller's transaction): its access is over now, with no grace.
+
+    Returns the reply that removes the member, or None for any other purchase.
+    """
+    if purchase.product.kind != SUBSCRIPTION:
+        return None
+    subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
+                                                             Subscription.product_id == purchase.product_id))
+    if subscription is None or subscription.ended_at is not None:
+        return None
+    subscription.expires_at = min(subscription.expires_at, utcnow())
+    subscription.cancelled_at = subscription.cancelled_at or utcnow()
+    return EndAccess(subscription.id, note)
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire the subscriptions into the bot: join requests, and the subscriber's buttons."""
+    bot.register_chat_join_request_handler(lambda request: run_handler(shop, request, on_join_request),
+                                           func=lambda request: True)
+    routes.add_handlers(shop, handlers)

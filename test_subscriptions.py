@@ -1,0 +1,538 @@
+"""📅 Subscriptions (subscriptions.py, channels.py): monthly access to a channel, paid in Stars."""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+import shopbot
+import subscriptions
+from conftest import (
+    ADMIN_ID,
+    CHANNEL_ID,
+    Person,
+    ShopUnderTest,
+    admin_texts,
+    buttons,
+    pays_link,
+    start_adding_a_product,
+    subscription_lands,
+)
+from ledger import check_ledger
+from models import SUBSCRIPTION, Product, Purchase, Subscription
+from screens import callback
+
+MONTH = 30 * 86400
+OWNER = 7000
+
+
+@pytest.fixture
+def channel(shop):
+    """A private channel where the bot is an admin allowed to invite and ban; its owner is a member too."""
+    chat = shop.api.channels.add(CHANNEL_ID, "VIP signals", username="vipsignals")
+    chat.members[OWNER] = "creator"
+    return chat
+
+
+@pytest.fixture
+def vip(shop, channel):
+    return shop.add_product("VIP signals", price=250, hidden="Welcome! Read the pinned rules.", kind=SUBSCRIPTION,
+                            chat_id=channel.id, chat_title=channel.title)
+
+
+def paid_until(days: int = 30) -> int:
+    """A subscription_expiration_date, as Telegram sends it: Unix time."""
+    return int(time.time()) + days * 86400
+
+
+def moment(unix_time: int) -> datetime:
+    return datetime.fromtimestamp(unix_time, UTC).replace(tzinfo=None)
+
+
+def subscribes(person: Person, product, charge_id: str = "sub-1", expires: int | None = None) -> dict:
+    """Tap 📅 Subscribe on the card and pay the invoice link it brings."""
+    person.taps_data(callback("buy", product.id))
+    link = buttons(person.last())[0]["url"]
+    return pays_link(person, link, charge_id, expires or paid_until())
+
+
+def in_the_channel(person: Person, product, charge_id: str = "sub-1") -> datetime:
+    """Subscribe for 30 days and join through the link the shop sent; returns the paid-until moment."""
+    expires = paid_until(30)
+    subscribes(person, product, charge_id, expires)
+    assert person.api.channels.joins(person, join_link(person)) == "approved"
+    return moment(expires)
+
+
+def opens_subscription(person: Person) -> None:
+    person.sends("/purchases")
+    person.taps("📅 VIP signals")
+
+
+def join_link(person: Person) -> str:
+    """The URL of the latest 🔗 Join button the person was sent."""
+    for message in reversed(person.api.messages(person.id)):
+        for b in buttons(message):
+            if "url" in b and "+link" in b["url"]:
+                return b["url"]
+    raise AssertionError("no join link")
+
+
+def subscription_of(shop, person: Person) -> Subscription:
+    with shop.Session() as session:
+        return session.scalar(select(Subscription).join(Subscription.user).where(
+            Subscription.product.has(kind=SUBSCRIPTION), Subscription.user.has(telegram_id=person.id)))
+
+
+def calls_of(shop, method: str) -> list[dict]:
+    return [c.params for c in shop.api.of(method)]
+
+
+# ---------------------------------------------------------------------------
+# The seller
+# ---------------------------------------------------------------------------
+
+def test_a_seller_adds_a_subscription_to_a_channel(shop, seller, channel, alice):
+    shop.add_category("Clubs")
+    start_adding_a_product(seller, "Clubs", kind="Subscription")
+    assert "Which channel or group" in seller.last_text()
+    seller.sends("@vipsignals")
+    assert "name" in seller.last_text()
+    seller.sends("VIP signals")
+    assert "per month in Stars" in seller.last_text()
+    for price, reason in (("20000", "1 to 10000 ⭐ a month"), ("0", "1 to 10000 ⭐ a month")):
+        seller.sends(price)
+        assert reason in seller.last_text()
+    seller.sends("250")
+    seller.sends("Daily signals")
+    seller.sends("/skip")
+    seller.sends("Welcome! Read the pinned rules.")
+    assert "📅 250 ⭐ a month" in seller.last_text()
+    seller.taps("Save")
+    with shop.Session() as session:
+        product = session.scalar(select(Product).where(Product.name == "VIP signals"))
+        assert (product.kind, product.price, product.chat_id, product.chat_title) == (
+            SUBSCRIPTION, 250, CHANNEL_ID, "VIP signals")
+    assert "✏️ Kind" not in seller.button_labels()  # a subscription stays one
+    assert "📅 VIP signals: 0 subscribers" in seller.last_text()
+    alice.sends(f"/start p_{product.id}")
+    assert "📅 250 ⭐ a month" in alice.last_text()
+    assert alice.button_labels()[0] == "📅 Subscribe — 250 ⭐ a month"
+
+
+def test_a_forwarded_post_or_an_id_names_the_chat_too(shop, seller, channel):
+    shop.add_category("Clubs")
+    start_adding_a_product(seller, "Clubs", kind="Subscription")
+    seller.sends_content(text="a post", forward_origin={"type": "channel", "date": 1, "message_id": 5,
+                                                        "chat": channel.json()})
+    assert "name" in seller.last_text()
+    start_adding_a_product(seller, "Clubs", kind="Subscription")
+    seller.sends(str(CHANNEL_ID))
+    assert "name" in seller.last_text()
+
+
+@pytest.mark.parametrize("change, explained", [
+    (lambda chat: chat.rights.update(can_restrict_members=False), "I still need these administrator rights: Ban users"),
+    (lambda chat: chat.rights.update(can_invite_users=False, can_restrict_members=False),
+     "rights: Invite users via link, Ban users"),
+    (lambda chat: setattr(chat, "bot_status", "member"), "I am not an administrator of VIP signals"),
+    (lambda chat: setattr(chat, "bot_status", "left"), "Add me to it as an administrator"),  # public, bot not in it
+    (lambda chat: setattr(chat, "type", "group"), "not a channel or a supergroup"),
+])
+def test_a_missing_admin_right_is_explained_and_asked_again(shop, seller, channel, change, explained):
+    shop.add_category("Clubs")
+    start_adding_a_product(seller, "Clubs", kind="Subscription")
+    change(channel)
+    seller.sends("@vipsignals")
+    assert explained in seller.last_text() and "send it again" in seller.last_text()
+    channel.rights.update(can_invite_users=True, can_restrict_members=True)
+    channel.bot_status, channel.type = "administrator", "channel"
+    seller.sends("@vipsignals")  # fixed: the dialog goes on
+    assert "name" in seller.last_text()
+
+
+@pytest.mark.parametrize("sent", ["@nosuchchannel", "hello there", "-100999"])
+def test_a_chat_the_bot_cannot_see_is_explained(shop, seller, channel, sent):
+    shop.add_category("Clubs")
+    start_adding_a_product(seller, "Clubs", kind="Subscription")
+    seller.sends(sent)
+    assert "cannot see that chat" in seller.last_text() or "@username" in seller.last_text()
+    assert shop.api.calls_in_transaction == []
+
+
+def test_a_card_shop_explains_that_subscriptions_need_stars(card_shop):
+    seller = Person(card_shop, ADMIN_ID, "Seller")
+    card_shop.add_category("Clubs")
+    start_adding_a_product(seller, "Clubs", kind="Subscription")
+    assert "Telegram bills subscriptions in Stars only" in seller.last_text()
+    assert seller.button_labels() == ["⬅️ Back"]
+    seller.sends("@vipsignals")  # no question was asked: this is a search, not an answer
+    with card_shop.Session() as session:
+        assert session.scalar(select(Product)) is None
+
+
+def test_an_existing_product_cannot_become_a_subscription(shop, seller):
+    product = shop.add_product("Guide")
+    seller.taps_data(callback("edit_kind", product.id))
+    assert not any("Subscription" in label for label in seller.button_labels())
+    seller.taps_data(callback("choose_kind", product.id, 2, 0))  # a forged button
+    with shop.Session() as session:
+        assert session.get(Product, product.id).kind == "unlimited"
+
+
+# ---------------------------------------------------------------------------
+# The customer: subscribe, join, renew
+# ---------------------------------------------------------------------------
+
+def test_the_first_payment_delivers_a_join_link_that_admits_the_subscriber_only(shop, vip, channel, alice, bob,
+                                                                                seller):
+    alice.taps_data(callback("buy", vip.id))
+    invoice = calls_of(shop, "createInvoiceLink")[-1]
+    assert (invoice["subscription_period"], invoice["currency"]) == (2592000, "XTR")
+    assert "provider_token" not in invoice
+    assert "250 ⭐ a month" in alice.last_text() and buttons(alice.last())[0]["url"].startswith("https://t.me/$")
+
+    answer = pays_link(alice, buttons(alice.last())[0]["url"], "sub-1", paid_until())
+
+    assert answer["ok"] is True
+    texts = alice.all_texts()
+    assert "Thank you" in texts and "Welcome! Read the pinned rules." in texts and "Your own link" in texts
+    link = join_link(alice)
+    assert calls_of(shop, "createChatInviteLink")[-1]["creates_join_request"] is True
+    assert shop.api.channels.joins(alice, link) == "approved"
+    assert channel.members[alice.id] == "member"
+    assert "Welcome to VIP signals" in alice.last_text()
+    assert shop.api.channels.joins(bob, link) == "declined"  # the same link, forwarded
+    assert bob.id not in channel.members
+    assert "is for subscribers" in bob.last_text() and bob.button_labels() == ["📅 Subscribe"]
+    assert shop.purchases() == [("alice", "VIP signals", 250, "stars")]
+    assert "New sale" in admin_texts(shop)
+
+
+def test_a_join_link_limited_to_one_member_admits_nobody_else(shop, channel, alice, bob):
+    """The FakeApi keeps member_limit as Telegram does (the shop uses join requests, which are stricter)."""
+    link = shop.api.channels.new_link(channel, {"member_limit": 1})["invite_link"]
+    assert shop.api.channels.joins(alice, link) == "joined"
+    assert shop.api.channels.joins(bob, link) == "limit_reached"
+
+
+def test_a_renewal_extends_the_date_silently_and_once(shop, vip, alice):
+    subscribes(alice, vip, expires=paid_until(30))
+    seen = len(alice.api.messages(alice.id))
+
+    subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
+    alice.repeats_payment()  # Telegram delivers the renewal twice
+
+    assert moment(paid_until(60)) - subscription_of(shop, alice).expires_at < timedelta(seconds=5)
+    assert subscription_of(shop, alice).first_charge_id == "sub-1"
+    assert len(alice.api.messages(alice.id)) == seen  # silently
+    assert shop.purchases() == [("alice", "VIP signals", 250, "stars")] * 2
+    with shop.Session() as session:
+        assert all(p.delivered_at for p in session.scalars(select(Purchase)))  # nothing to deliver at a restart
+
+
+def test_my_purchases_shows_each_subscription_with_its_status_and_date(shop, vip, alice):
+    guide = shop.add_product("Guide", price=0)
+    alice.taps_data(callback("buy", guide.id))
+    expires = paid_until(30)
+    subscribes(alice, vip, expires=expires)
+    alice.sends("/purchases")
+    date = f"{moment(expires):%Y-%m-%d}"
+    assert alice.button_labels()[:2] == [f"📅 VIP signals · renews {date}", f"Guide · {time.strftime('%Y-%m-%d')}"]
+    alice.taps("📅 VIP signals")
+    assert f"Active · renews on {date}" in alice.last_text() and "250 ⭐ a month" in alice.last_text()
+    alice.taps("Join")
+    assert "Your own link" in alice.last_text()
+
+
+def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    opens_subscription(alice)
+
+    alice.taps("❌ Cancel")
+    assert calls_of(shop, "editUserStarSubscription")[-1] == {
+        "user_id": alice.id, "telegram_payment_charge_id": "sub-1", "is_canceled": True}
+    assert "Cancelled · access until" in alice.last_text() and "access lasts until" in alice.last_toast()
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
+
+    subscriptions.remove_expired(shop.bot.shop, now=expires - timedelta(minutes=1))
+    assert channel.members[alice.id] == "member"  # cancelling keeps access until the paid date
+
+    alice.taps("♻️ Resume")
+    assert calls_of(shop, "editUserStarSubscription")[-1]["is_canceled"] is False
+    assert "Active · renews on" in alice.last_text()
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is False
+
+
+def test_a_cancelled_subscription_ends_on_its_date_without_grace(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    opens_subscription(alice)
+    alice.taps("❌ Cancel")
+    subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(minutes=1))
+    assert alice.id not in channel.members
+
+
+def test_telegram_refusing_a_cancel_changes_nothing(shop, vip, alice):
+    subscribes(alice, vip)
+    opens_subscription(alice)
+    shop.api.fail("editUserStarSubscription", 400, "Bad Request: SUBSCRIPTION_NOT_FOUND")
+    alice.taps("❌ Cancel")
+    assert alice.last_toast() == "Telegram did not accept that right now. Please try again later."
+    assert subscription_of(shop, alice).cancelled_at is None
+
+
+def test_someone_elses_subscription_buttons_do_nothing(shop, vip, alice, bob):
+    subscribes(alice, vip)
+    subscription_id = subscription_of(shop, alice).id
+    for action in ("subscription", "subscription_link", "cancel_subscription", "resume_subscription"):
+        bob.taps_data(callback(action, subscription_id))
+        assert bob.last_toast() == "This purchase is not available."
+    assert calls_of(shop, "editUserStarSubscription") == []
+
+
+def test_a_second_subscription_is_refused_at_pre_checkout(shop, vip, alice):
+    subscribes(alice, vip)
+    alice.taps_data(callback("buy", vip.id))
+    assert "You are subscribed already" in alice.last_toast()
+    link_payload = next(iter(shop.api.channels.invoice_links.values()))["payload"]
+    answer = alice.pre_checkout(250, link_payload)
+    assert answer["ok"] is False and "subscribed already" in answer["error_message"]
+
+
+def test_two_subscriptions_paid_at_once_the_second_is_refunded_and_stopped(shop, vip, alice):
+    alice.taps_data(callback("buy", vip.id))
+    first_link = buttons(alice.last())[0]["url"]
+    alice.taps_data(callback("buy", vip.id))
+    second_link = buttons(alice.last())[0]["url"]
+    invoice = shop.api.channels.invoice_links[second_link]
+    assert alice.pre_checkout(250, invoice["payload"])["ok"] is True  # both sheets open, both allowed
+    pays_link(alice, first_link, "sub-1", paid_until())
+    subscription_lands(alice, 250, invoice["payload"], "sub-2", paid_until())
+
+    assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
+    assert calls_of(shop, "editUserStarSubscription")[-1] == {
+        "user_id": alice.id, "telegram_payment_charge_id": "sub-2", "is_canceled": True}
+    assert subscription_of(shop, alice).first_charge_id == "sub-1"
+    assert "this second payment has been refunded" in alice.last_text()
+
+
+def test_a_russian_customer_subscribes_in_russian(shop, vip):
+    boris = Person(shop, 1003, "Борис", language_code="ru")
+    boris.sends(f"/start p_{vip.id}")
+    assert "📅 250 ⭐ в месяц" in boris.last_text()
+    assert boris.button_labels()[0] == "📅 Подписаться — 250 ⭐ в месяц"
+    subscribes(boris, vip)
+    assert "Ваша личная ссылка" in boris.last_text() and buttons(boris.last())[0]["text"] == "🔗 Вступить в VIP signals"
+
+
+# ---------------------------------------------------------------------------
+# Expiry, refunds, lost rights
+# ---------------------------------------------------------------------------
+
+def test_expiry_removes_the_member_and_tells_them_with_a_renew_button(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(minutes=5)) == 0  # grace
+    assert channel.members[alice.id] == "member"
+    assert subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(hours=2)) == 1
+
+    assert [c["user_id"] for c in calls_of(shop, "banChatMember")] == [alice.id]
+    assert calls_of(shop, "unbanChatMember")[-1] == {"chat_id": CHANNEL_ID, "user_id": alice.id,
+                                                     "only_if_banned": True}
+    assert alice.id not in channel.members  # out, and not banned: she may come back after paying
+    assert "Your subscription to VIP signals has ended" in alice.last_text()
+    assert alice.button_labels() == ["♻️ Renew"]
+    assert subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(hours=3)) == 0  # done once
+    alice.taps("Renew")
+    assert calls_of(shop, "createInvoiceLink")[-1]["subscription_period"] == 2592000
+
+
+def test_expiry_never_removes_admins_or_members_who_joined_another_way(shop, vip, channel, alice, bob):
+    channel.members[alice.id] = "administrator"
+    channel.members[bob.id] = "member"  # added by the owner, before subscribing
+    expires = paid_until(30)
+    subscribes(alice, vip, "sub-a", expires)
+    subscribes(bob, vip, "sub-b", expires)
+    subscriptions.remove_expired(shop.bot.shop, now=moment(expires) + timedelta(days=1))
+    assert channel.members == {OWNER: "creator", alice.id: "administrator", bob.id: "member"}
+    assert calls_of(shop, "banChatMember") == []
+    assert "has ended" in alice.last_text() and "has ended" in bob.last_text()
+
+
+def test_after_a_restart_the_expiry_check_catches_up(shop, vip, channel, alice, config, api):
+    expires = in_the_channel(alice, vip)
+    restarted = ShopUnderTest(shopbot.create_bot(config, threaded=False), api)  # the bot was down meanwhile
+    try:
+        assert subscriptions.remove_expired(restarted.bot.shop, now=expires + timedelta(days=3)) == 1
+    finally:
+        restarted.close()
+    assert alice.id not in channel.members
+
+
+def test_a_renewal_after_access_ended_lets_them_in_again(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(hours=2))
+    assert alice.id not in channel.members
+
+    subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
+
+    assert "Your own link" in alice.last_text()
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def test_a_refund_by_the_seller_removes_access_at_once(shop, vip, channel, alice, seller):
+    in_the_channel(alice, vip)
+    seller.taps_data(callback("confirm_refund", 1))
+    assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-1"
+    assert alice.id not in channel.members
+    assert calls_of(shop, "editUserStarSubscription")[-1]["is_canceled"] is True
+    assert "was refunded, so your access to VIP signals has ended" in alice.last_text()
+    assert subscription_of(shop, alice).ended_at is not None
+
+
+def test_a_refund_by_telegram_removes_access_at_once(shop, vip, channel, alice, seller):
+    in_the_channel(alice, vip)
+    alice.feed("message", {"message_id": 99, "date": 1, "from": alice.user, "chat": {"id": alice.id, "type": "private"},
+                           "refunded_payment": {"currency": "XTR", "total_amount": 250, "invoice_payload": "x",
+                                                "telegram_payment_charge_id": "sub-1"}})
+    assert alice.id not in channel.members
+    assert "Telegram has refunded your payment" in alice.last_text()
+
+
+def test_lost_rights_are_told_to_the_admins_once_and_change_nothing(shop, vip, channel, alice, seller):
+    expires = in_the_channel(alice, vip)
+    channel.rights["can_restrict_members"] = False
+    later = expires + timedelta(hours=2)
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
+
+    assert admin_texts(shop).count("I can no longer manage VIP signals") == 1
+    assert "not enough rights to restrict/unrestrict chat member" in admin_texts(shop)
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+    channel.rights["can_restrict_members"] = True  # the seller fixed it: the next check does the work
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+    assert alice.id not in channel.members
+
+
+def test_a_removal_that_telegram_holds_back_is_tried_again(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    shop.api.fail("banChatMember", 429, "Too Many Requests: retry after 5", retry_after=5)
+    later = expires + timedelta(hours=2)
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+    assert alice.id not in channel.members
+
+
+def test_a_join_link_that_cannot_be_made_is_explained(shop, vip, channel, alice, seller):
+    channel.rights["can_invite_users"] = False
+    subscribes(alice, vip)
+    assert "cannot make your link to VIP signals right now" in alice.last_text()
+    assert "I can no longer manage VIP signals" in admin_texts(shop)
+    assert subscription_of(shop, alice).invite_link is None
+    channel.rights["can_invite_users"] = True
+    opens_subscription(alice)
+    alice.taps("Join")
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def test_join_requests_through_other_links_are_left_to_the_chats_admins(shop, channel, alice):
+    record = {"invite_link": "https://t.me/+owners", "creator": {"id": OWNER, "is_bot": False, "first_name": "O"},
+              "creates_join_request": True, "is_primary": False, "is_revoked": False, "member_limit": 0, "joined": []}
+    channel.links[record["invite_link"]] = record
+    assert shop.api.channels.joins(alice, record["invite_link"]) == "requested"
+    assert calls_of(shop, "declineChatJoinRequest") == [] and calls_of(shop, "approveChatJoinRequest") == []
+
+
+# ---------------------------------------------------------------------------
+# The ledger and the figures
+# ---------------------------------------------------------------------------
+
+def test_a_renewal_found_only_in_telegrams_ledger_extends_the_date(shop, vip, alice):
+    subscribes(alice, vip, expires=paid_until(30))
+    payload = alice.payment["invoice_payload"]
+    shop.api.ledger_payment(alice, 250, payload, "sub-1")
+    renewal_date = int(time.time()) + 29 * 86400
+    shop.api.star_transactions.append({"id": "sub-2", "amount": 250, "date": renewal_date, "source": {
+        "type": "user", "transaction_type": "invoice_payment", "user": alice.user, "invoice_payload": payload,
+        "subscription_period": 2592000}})
+    seen = len(alice.api.messages(alice.id))
+    check = check_ledger(shop.bot.shop)
+    assert check.recorded == ["sub-2"]
+    assert moment(renewal_date + MONTH) == subscription_of(shop, alice).expires_at
+    assert len(shop.purchases()) == 2
+    assert len(alice.api.messages(alice.id)) == seen  # a renewal delivers nothing, so it needs no apology
+
+
+def test_a_first_payment_found_only_in_telegrams_ledger_starts_the_subscription(shop, vip, alice):
+    alice.sends("/start")
+    paid = int(time.time()) - 3600
+    shop.api.star_transactions.append({"id": "sub-1", "amount": 250, "date": paid, "source": {
+        "type": "user", "transaction_type": "invoice_payment", "user": alice.user,
+        "invoice_payload": f"shop1:{vip.id}:{alice.id}", "subscription_period": 2592000}})
+    assert check_ledger(shop.bot.shop).recorded == ["sub-1"]
+    assert subscription_of(shop, alice).expires_at == moment(paid + MONTH)
+    assert "reached the shop only now" in alice.all_texts() and "Your own link" in alice.last_text()
+
+
+def test_the_product_screen_lists_subscribers_and_sales_shows_the_figures(shop, vip, alice, bob, seller):
+    expires = paid_until(30)
+    subscribes(alice, vip, "sub-a", expires)
+    subscribes(bob, vip, "sub-b", expires)
+    subscription_lands(bob, 250, bob.payment["invoice_payload"], "sub-b2", paid_until(60), first=False)
+    bob.sends("/purchases")
+    bob.taps("📅 VIP signals")
+    bob.taps("❌ Cancel")
+
+    seller.taps_data(callback("admin_product", vip.id))
+    text = seller.last_text()
+    date = f"{moment(expires):%Y-%m-%d}"
+    assert "📅 VIP signals: 2 subscribers" in text
+    assert f"• Alice (@alice) — ✅ Active · renews on {date}" in text
+    assert f"• Bob (@bob) — ⏸ Cancelled · access until {moment(paid_until(60)):%Y-%m-%d}" in text
+
+    seller.taps_data(callback("sales"))
+    assert "📅 Subscriptions: 2 subscribers · 250 ⭐ a month" in seller.last_text()
+    assert "🔁 renewals: 1 · ❌ cancellations: 1" in seller.last_text()
+    assert "3 sales · 750 ⭐" in seller.last_text()  # every payment is a sale
+
+
+def test_many_subscribers_page_through_all_subscribers(shop, vip, seller):
+    for n in range(12):
+        subscribes(Person(shop, 2000 + n, f"Member {n}"), vip, f"sub-{n}")
+    seller.taps_data(callback("admin_product", vip.id))
+    assert "…and 2 more" in seller.last_text()
+    seller.taps("All subscribers")
+    assert seller.last_text().count("• Member") == 12
+
+
+def test_a_subscription_cannot_be_granted(shop, vip, seller, alice):
+    alice.sends("/start")
+    seller.sends(f"/grant {alice.id} {vip.id}")
+    assert "cannot be granted" in seller.last_text()
+    assert shop.purchases() == []
+
+
+def test_the_expiry_check_runs_in_the_background_and_survives_errors(shop, monkeypatch, caplog):
+    runs = []
+
+    def remove_expired(shop):
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("database gone")
+        if len(runs) == 3:
+            raise SystemExit  # stop the loop
+        return 0
+
+    monkeypatch.setattr(subscriptions, "remove_expired", remove_expired)
+    with pytest.raises(SystemExit):
+        subscriptions.keep_checking_expiry(shop.bot.shop)
+    assert len(runs) == 3 and "The expiry check failed" in caplog.text
+
+
+def test_the_shop_asks_telegram_for_join_requests():
+    assert "chat_join_request" in shopbot.ALLOWED_UPDATES
+    assert "chat_member" not in shopbot.ALLOWED_UPDATES
