@@ -181,7 +181,8 @@ def test_at_start_every_undelivered_purchase_of_the_last_week_is_sent_and_older_
              "payment_id": f"ch-{n}", "created_at": now - timedelta(days=8 if n == 0 else 1)} for n in range(151)])
         session.commit()
     assert ledger.deliver_what_was_not(shop.bot.shop) == 150
-    delivered_to = {int(call.params["chat_id"]) for call in shop.api.of("sendMessage") if "KEY-1" in call.params["text"]}
+    delivered_to = {int(call.params["chat_id"]) for call in shop.api.of("sendMessage")
+                    if "KEY-1" in call.params["text"]}
     assert delivered_to == {5000 + n for n in range(1, 151)}
     assert purchase_row(shop, "ch-0").delivered_at is None  # a week late: it waits in My purchases
 
