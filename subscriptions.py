@@ -363,6 +363,9 @@ def remove_member(shop: Shop, chat_id: int, telegram_id: int, chat_title: str) -
         member = shop.bot.get_chat_member(chat_id, telegram_id)
         if member.status in ("member", "restricted"):  # not an admin or the owner, and still in
             shop.bot.ban_chat_member(chat_id, telegram_id)
+        # "kicked" as well: the bot's own ban, whose unban failed last time (flood control, a crash). Left
+        # banned, they could never come back, even after paying again.
+        if member.status in ("member", "restricted", "kicked"):
             shop.bot.unban_chat_member(chat_id, telegram_id, only_if_banned=True)
             logger.info("Removed user %s from chat %s", telegram_id, chat_id)
     except ApiTelegramException as error:

@@ -536,3 +536,21 @@ def test_the_expiry_check_runs_in_the_background_and_survives_errors(shop, monke
 def test_the_shop_asks_telegram_for_join_requests():
     assert "chat_join_request" in shopbot.ALLOWED_UPDATES
     assert "chat_member" not in shopbot.ALLOWED_UPDATES
+
+
+# ---------------------------------------------------------------------------
+# What went wrong once, and must not again
+# ---------------------------------------------------------------------------
+
+def test_a_removal_whose_unban_failed_is_unbanned_at_the_next_check(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    shop.api.fail("unbanChatMember", 429, "Too Many Requests: retry after 5", retry_after=5)
+    later = expires + timedelta(hours=2)
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0  # banned, but not let go: not closed
+    assert channel.members[alice.id] == "kicked" and subscription_of(shop, alice).ended_at is None
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+
+    assert alice.id not in channel.members  # out, and free to come back
+    subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
