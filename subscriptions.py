@@ -84,13 +84,16 @@ def bot_id(shop: Shop) -> int:
 
 
 def is_live(subscription: Subscription, now: datetime) -> bool:
-    """Paid for now, and not ended (by expiry or a refund)."""
-    return subscription.ended_at is None and subscription.expires_at > now
+    """Not ended (by expiry or a refund), and paid for now or in the hour of grace that waits for its renewal:
+    meanwhile a second payment would start a second Telegram subscription, billed every month too."""
+    return subscription.ended_at is None and subscription.expires_at > (
+        now if subscription.cancelled_at else now - RENEWAL_GRACE)
 
 
 def live(now: datetime):
     """``is_live``, as a query condition."""
-    return Subscription.ended_at.is_(None) & (Subscription.expires_at > now)
+    return Subscription.ended_at.is_(None) & (Subscription.expires_at > now - RENEWAL_GRACE) & (
+        Subscription.cancelled_at.is_(None) | (Subscription.expires_at > now))
 
 
 def customers_subscription(session: Session, telegram_id: int, product_id: int) -> Subscription | None:
@@ -379,7 +382,8 @@ def remove_member(shop: Shop, chat_id: int, telegram_id: int, chat_title: str) -
 
 
 def overdue(now: datetime):
-    """Subscriptions whose paid time is over: at once when cancelled, after the renewal's grace otherwise."""
+    """Subscriptions whose paid time is over (no longer ``live``): at once when cancelled, after the renewal's
+    grace otherwise."""
     return Subscription.ended_at.is_(None) & (Subscription.expires_at <= now) & (
         Subscription.cancelled_at.is_not(None) | (Subscription.expires_at <= now - RENEWAL_GRACE))
 

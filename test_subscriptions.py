@@ -554,3 +554,13 @@ def test_a_removal_whose_unban_failed_is_unbanned_at_the_next_check(shop, vip, c
     assert alice.id not in channel.members  # out, and free to come back
     subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
     assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def test_in_the_hour_of_grace_the_subscription_is_still_live(shop, vip, channel, alice):
+    subscribes(alice, vip, "sub-1", int(time.time()) - 60)  # the paid time ended a minute ago; the renewal is due
+    link = join_link(alice)
+    alice.taps_data(callback("buy", vip.id))
+    assert "You are subscribed already" in alice.last_toast()
+    link_payload = next(iter(shop.api.channels.invoice_links.values()))["payload"]
+    assert alice.pre_checkout(250, link_payload)["ok"] is False  # no second Telegram subscription
+    assert shop.api.channels.joins(alice, link) == "approved"
