@@ -281,7 +281,7 @@ class Admit:
     telegram_id: int
     lang: str
 
-    def show(self, shop: Shop, update) -> None:
+    def show(self, shop: Shop, request) -> None:  # "request", not "update": SQLAlchemy's update() is used below
         try:
             shop.bot.approve_chat_join_request(self.chat_id, self.telegram_id)
         except ApiTelegramException as error:
@@ -289,8 +289,15 @@ class Admit:
                 report_lost_rights(shop, self.chat_id, self.chat_title, error)
             return
         with shop.Session() as session:
-            session.get(Subscription, self.subscription_id).joined_at = utcnow()
+            # Open again if a refund or the expiry ended it since the look (on_join_request): the bot let them
+            # in, so the bot must take them out, now or at the next check.
+            session.execute(update(Subscription).where(Subscription.id == self.subscription_id)
+                            .values(joined_at=utcnow(), ended_at=None))
+            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
             session.commit()
+        if not is_live(found.Subscription, utcnow()):
+            end_access(shop, found, note=None)  # the refund's or the expiry's own message told them
+            return
         logger.info("Let subscriber %s into chat %s", self.telegram_id, self.chat_id)
         send(shop, self.telegram_id, text(self.lang, "subscription_joined", chat=self.chat_title))
 
@@ -390,8 +397,10 @@ def overdue(now: datetime):
 
 def close(shop: Shop, subscription: Subscription) -> str | None:
     """Mark a subscription ended: "ended"; "renewed" when a renewal moved its date meanwhile (access goes on,
-    but the member is out of the chat now); None when something else ended it first."""
-    still_open = (Subscription.id == subscription.id) & Subscription.ended_at.is_(None)
+    but the member is out of the chat now); None when something else ended it first, or when the bot let them
+    in since it looked (Admit): then they are still in, and the next check takes them out."""
+    still_open = (Subscription.id == subscription.id) & Subscription.ended_at.is_(None) & (
+        Subscription.joined_at.is_not_distinct_from(subscription.joined_at))
     with shop.Session() as session:
         if session.execute(update(Subscription).where(still_open, Subscription.expires_at == subscription.expires_at)
                            .values(ended_at=utcnow(), joined_at=None)).rowcount:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from telebot import types
 
 import shopbot
 import subscriptions
@@ -564,3 +565,40 @@ def test_in_the_hour_of_grace_the_subscription_is_still_live(shop, vip, channel,
     link_payload = next(iter(shop.api.channels.invoice_links.values()))["payload"]
     assert alice.pre_checkout(250, link_payload)["ok"] is False  # no second Telegram subscription
     assert shop.api.channels.joins(alice, link) == "approved"
+
+
+def join_request_seen(shop, channel, person: Person) -> subscriptions.Admit:
+    """The person asks to join through their link, and the shop decides to let them in (not yet done)."""
+    link = join_link(person)
+    channel.requests[person.id] = link
+    request = types.ChatJoinRequest.de_json({
+        "chat": channel.json(), "from": person.user, "user_chat_id": person.id, "date": 1,
+        "invite_link": {k: v for k, v in channel.links[link].items() if k != "joined"}})
+    with shop.Session() as session:
+        admit = subscriptions.on_join_request(shop.bot.shop, request, session)
+    assert isinstance(admit, subscriptions.Admit)
+    return admit
+
+
+def test_a_join_approved_as_a_refund_lands_is_undone(shop, vip, channel, alice, seller):
+    subscribes(alice, vip)
+    admit = join_request_seen(shop, channel, alice)
+    seller.taps_data(callback("confirm_refund", 1))  # between the shop's look and Telegram's approval
+    admit.show(shop.bot.shop, None)
+    assert alice.id not in channel.members
+    assert subscription_of(shop, alice).ended_at is not None
+
+
+def test_a_join_approved_as_the_expiry_lands_is_removed_at_the_next_check(shop, vip, channel, alice, monkeypatch):
+    expires = paid_until(30)
+    subscribes(alice, vip, expires=expires)
+    admit = join_request_seen(shop, channel, alice)
+    close = subscriptions.close
+    # Telegram approves while the expiry check, which found her outside, is closing her subscription.
+    monkeypatch.setattr(subscriptions, "close", lambda shop, subscription: (admit.show(shop, None),
+                                                                             close(shop, subscription))[1])
+    later = moment(expires) + timedelta(hours=2)
+    subscriptions.remove_expired(shop.bot.shop, now=later)
+    monkeypatch.setattr(subscriptions, "close", close)
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+    assert alice.id not in channel.members
