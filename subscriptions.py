@@ -61,7 +61,7 @@ from screens import (
     truncate,
     with_toast,
 )
-from shop import MASS_SEND_INTERVAL, Shop, notify_admins, send
+from shop import MASS_SEND_INTERVAL, Shop, notify_admins, retry_after, send
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -241,10 +241,10 @@ def access_query():
 def new_invite_link(shop: Shop, subscription: Subscription, chat_title: str) -> str | None:
     """A join link for one subscriber: it makes join requests, so that only they are let in (on_join_request)."""
     try:
-        link = shop.bot.create_chat_invite_link(subscription.chat_id, name=f"Subscription #{subscription.id}",
-                                                creates_join_request=True).invite_link
+        link = patiently(shop, shop.bot.create_chat_invite_link, subscription.chat_id,
+                         name=f"Subscription #{subscription.id}", creates_join_request=True).invite_link
     except ApiTelegramException as error:
-        report_lost_rights(shop, subscription.chat_id, chat_title, error)
+        report_refusal(shop, subscription.chat_id, chat_title, error)
         return None
     with shop.Session() as session:
         session.execute(update(Subscription).where(Subscription.id == subscription.id).values(invite_link=link))
@@ -283,10 +283,10 @@ class Admit:
 
     def show(self, shop: Shop, request) -> None:  # "request", not "update": SQLAlchemy's update() is used below
         try:
-            shop.bot.approve_chat_join_request(self.chat_id, self.telegram_id)
+            patiently(shop, shop.bot.approve_chat_join_request, self.chat_id, self.telegram_id)
         except ApiTelegramException as error:
             if "USER_ALREADY_PARTICIPANT" not in error.description:  # in already, another way: theirs to keep
-                report_lost_rights(shop, self.chat_id, self.chat_title, error)
+                report_refusal(shop, self.chat_id, self.chat_title, error)
             return
         with shop.Session() as session:
             # Open again if a refund or the expiry ended it since the look (on_join_request): the bot let them
@@ -350,8 +350,24 @@ def lost_rights(error: ApiTelegramException) -> bool:
         "rights", "chat not found", "admin_required", "not a member", "kicked"))
 
 
-def report_lost_rights(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:
-    """Tell the admins that the bot cannot manage a subscription's chat any more (once a day per chat)."""
+def patiently(shop: Shop, method, *args, **kwargs):
+    """A call a customer waits on (their join link, their join request): flood control (429) and Telegram's
+    hiccups (5xx) are waited out, twice at most."""
+    for attempt in range(3):
+        try:
+            return method(*args, **kwargs)
+        except ApiTelegramException as error:
+            if attempt == 2 or not (error.error_code == 429 or error.error_code >= 500):
+                raise
+            shop.sleep(retry_after(error) if error.error_code == 429 else 1)
+
+
+def report_refusal(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:
+    """Telegram refused something in a subscription's chat: lost rights are told to the admins (once a day per
+    chat); anything else (flood control, a request gone) is only logged, and uses up no alert."""
+    if not lost_rights(error):
+        logger.warning("Telegram refused an action in chat %s: %s", chat_id, error.description)
+        return
     key, now = f"chat_alert:{chat_id}", utcnow()
     with shop.Session() as session:
         last = session.get(Setting, key)
@@ -379,11 +395,8 @@ def remove_member(shop: Shop, chat_id: int, telegram_id: int, chat_title: str) -
             shop.bot.unban_chat_member(chat_id, telegram_id, only_if_banned=True)
             logger.info("Removed user %s from chat %s", telegram_id, chat_id)
     except ApiTelegramException as error:
-        if lost_rights(error):
-            report_lost_rights(shop, chat_id, chat_title, error)
-            return False
-        logger.warning("Could not remove user %s from chat %s: %s", telegram_id, chat_id, error.description)
-        if error.error_code != 400:  # flood control, or Telegram unwell: the next check tries again
+        report_refusal(shop, chat_id, chat_title, error)
+        if lost_rights(error) or error.error_code != 400:  # flood control, or Telegram unwell: the next check tries
             return False
     return True  # or nothing left to remove (a deleted account, say)
 

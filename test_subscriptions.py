@@ -602,3 +602,25 @@ def test_a_join_approved_as_the_expiry_lands_is_removed_at_the_next_check(shop, 
     monkeypatch.setattr(subscriptions, "close", close)
     assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
     assert alice.id not in channel.members
+
+
+@pytest.mark.parametrize("method", ["createChatInviteLink", "approveChatJoinRequest"])
+@pytest.mark.parametrize("code, description", [(429, "Too Many Requests: retry after 3"),
+                                               (502, "Bad Gateway")])
+def test_flood_control_or_a_hiccup_is_waited_out_and_not_called_lost_rights(shop, vip, channel, alice, seller,
+                                                                            method, code, description):
+    shop.api.fail(method, code, description, retry_after=3 if code == 429 else None, times=2)
+    subscribes(alice, vip)
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+    assert "no longer manage" not in admin_texts(shop)
+
+
+def test_an_approval_telegram_refuses_for_another_reason_is_not_called_lost_rights(shop, vip, channel, alice,
+                                                                                    seller):
+    subscribes(alice, vip)
+    shop.api.fail("approveChatJoinRequest", 400, "Bad Request: HIDE_REQUESTER_MISSING")
+    assert shop.api.channels.joins(alice, join_link(alice)) == "requested"
+    assert "no longer manage" not in admin_texts(shop)
+    channel.rights["can_invite_users"] = False  # now it is lost: the admins hear it, the once a day not used up
+    assert shop.api.channels.joins(alice, join_link(alice)) == "requested"
+    assert "I can no longer manage VIP signals" in admin_texts(shop)
