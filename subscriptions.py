@@ -153,7 +153,7 @@ def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: 
 
 
 def checkout_problem(session: Session, telegram_id: int, product: Product) -> str | None:
-    """Pre-checkout for a subscription (checkout.py): a second one to the same chat is refused."""
+    """Pre-checkout for a subscription (checkout.py): a second one to the same product is refused."""
     if product.chat_id is None:
         return "checkout_unavailable"
     subscription = customers_subscription(session, telegram_id, product.id)
@@ -328,9 +328,10 @@ def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session
     if request.invite_link is None or request.invite_link.creator.id != bot_id(shop):
         return None  # a link of the chat's own admins: theirs to decide
     lang = language_of(request.from_user)
+    # Any live subscription to this chat (two products may open it): the one paid the longest answers for them.
     found = session.execute(access_query().where(Subscription.chat_id == request.chat.id,
-                                                 User.telegram_id == request.from_user.id,
-                                                 live(utcnow()))).first()
+                                                 User.telegram_id == request.from_user.id, live(utcnow()))
+                            .order_by(Subscription.expires_at.desc())).first()
     if found is not None:
         return Admit(found.Subscription.id, request.chat.id, found.chat_title, request.from_user.id, lang)
     logger.info("Declined user %s's request to join chat %s: not a subscriber", request.from_user.id, request.chat.id)
@@ -425,18 +426,33 @@ def close(shop: Shop, subscription: Subscription) -> str | None:
     return outcome
 
 
+def hand_over(shop: Shop, subscription: Subscription) -> bool:
+    """Whether another live subscription of theirs to the same chat keeps them in (a seller may sell a month and
+    a promotion for one channel); if so, that one now answers for the member the bot let in."""
+    with shop.Session() as session:
+        other = session.scalar(select(Subscription).where(
+            Subscription.user_id == subscription.user_id, Subscription.chat_id == subscription.chat_id,
+            Subscription.id != subscription.id, live(utcnow())).limit(1))
+        if other is not None:
+            other.joined_at = other.joined_at or subscription.joined_at
+            session.commit()
+        return other is not None
+
+
 def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> bool:
     """Remove one subscriber whose access is over (if the bot let them in), mark it ended, and tell them."""
     subscription = found.Subscription
-    if subscription.joined_at is not None and not remove_member(shop, subscription.chat_id, found.telegram_id,
-                                                                found.chat_title):
+    kept = subscription.joined_at is not None and hand_over(shop, subscription)
+    if subscription.joined_at is not None and not kept and not remove_member(
+            shop, subscription.chat_id, found.telegram_id, found.chat_title):
         return False
     outcome, lang = close(shop, subscription), language_for_code(found.language_code)
     if outcome == "renewed":
         show_invite(shop, found.telegram_id, subscription, found.chat_title, lang)
     elif outcome == "ended" and note:
         renew = [button(label(lang, "btn_renew"), "buy", subscription.product_id)]
-        send(shop, found.telegram_id, text(lang, note, name=found.name, chat=found.chat_title), keyboard(renew))
+        send(shop, found.telegram_id, text(lang, "subscription_ended_still_in" if kept else note, name=found.name,
+                                           chat=found.chat_title), keyboard(renew))
     return outcome == "ended"
 
 

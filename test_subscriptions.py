@@ -624,3 +624,21 @@ def test_an_approval_telegram_refuses_for_another_reason_is_not_called_lost_righ
     channel.rights["can_invite_users"] = False  # now it is lost: the admins hear it, the once a day not used up
     assert shop.api.channels.joins(alice, join_link(alice)) == "requested"
     assert "I can no longer manage VIP signals" in admin_texts(shop)
+
+
+def test_a_second_product_for_the_same_chat_keeps_its_subscriber_in(shop, channel, alice):
+    """A seller may sell a month and a promotion for one channel: ending one must not take out a payer of the other."""
+    monthly, promo = (shop.add_product(name, price=price, hidden="Hi", kind=SUBSCRIPTION, chat_id=channel.id,
+                                       chat_title=channel.title) for name, price in (("VIP monthly", 250),
+                                                                                    ("VIP promo", 200)))
+    soon, later = paid_until(1), paid_until(30)
+    subscribes(alice, monthly, "sub-m", soon)
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+    subscribes(alice, promo, "sub-p", later)
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=moment(soon) + timedelta(hours=2)) == 1
+    assert channel.members[alice.id] == "member"
+    assert "You stay in VIP signals through your other subscription" in alice.last_text()
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=moment(later) + timedelta(hours=2)) == 1
+    assert alice.id not in channel.members  # the other one ended too: out

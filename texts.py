@@ -331,6 +331,8 @@ EN = {
                           "Renew it to come back.",
     "subscription_refunded": "↩️ Your payment for <b>{name}</b> was refunded, so your access to <b>{chat}</b> has "
                              "ended.",
+    "subscription_ended_still_in": "⌛ Your subscription to <b>{name}</b> has ended. You stay in <b>{chat}</b> "
+                                   "through your other subscription.",
     "btn_renew": "♻️ Renew",
     "subscription": "📅 <b>{name}</b>\nChat: {chat}\n{status}\nPrice: {price} a month",
     "sub_state_active": "✅ Active · renews on {date}",
@@ -695,6 +697,8 @@ RU = {
     "subscription_ended": "⌛ Подписка «<b>{name}</b>» закончилась, поэтому доступа к <b>{chat}</b> больше нет. "
                           "Продлите её, чтобы вернуться.",
     "subscription_refunded": "↩️ Деньги за «<b>{name}</b>» возвращены, поэтому доступ к <b>{chat}</b> закрыт.",
+    "subscription_ended_still_in": "⌛ Подписка «<b>{name}</b>» закончилась. В <b>{chat}</b> вы остаётесь по другой "
+                                   "своей подписке.",
     "btn_renew": "♻️ Продлить",
     "subscription": "📅 <b>{name}</b>\nЧат: {chat}\n{status}\nЦена: {price} в месяц",
     "sub_state_active": "✅ Активна · продление {date}",
