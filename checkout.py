@@ -166,13 +166,13 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
             sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
         if not sent:
             send(shop, chat_id, text(lang, "nothing_hidden"))
-        if parcel.subscription:
-            subscriptions.send_invite(shop, chat_id, purchase_id, lang)
     with shop.Session() as session:
         purchase = session.get(Purchase, purchase_id)
         if purchase.delivered_at is None:
             logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
         mark_delivered(session, purchase)
+    if reached and parcel.subscription:  # last: a link Telegram cannot make now comes from 📦 My purchases (🔗 Join)
+        subscriptions.send_invite(shop, chat_id, purchase_id, lang)
     return reached
 
 

@@ -39,6 +39,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import requests
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
@@ -245,6 +246,9 @@ def new_invite_link(shop: Shop, subscription: Subscription, chat_title: str) -> 
                          name=f"Subscription #{subscription.id}", creates_join_request=True).invite_link
     except ApiTelegramException as error:
         report_refusal(shop, subscription.chat_id, chat_title, error)
+        return None
+    except requests.RequestException as error:  # the network failed under the call: 🔗 Join makes it later
+        logger.warning("Could not make a join link for subscription %s: %s", subscription.id, error)
         return None
     with shop.Session() as session:
         session.execute(update(Subscription).where(Subscription.id == subscription.id).values(invite_link=link))

@@ -642,3 +642,16 @@ def test_a_second_product_for_the_same_chat_keeps_its_subscriber_in(shop, channe
 
     assert subscriptions.remove_expired(shop.bot.shop, now=moment(later) + timedelta(hours=2)) == 1
     assert alice.id not in channel.members  # the other one ended too: out
+
+
+def test_a_network_drop_on_the_join_link_still_delivers_and_tells_the_seller(shop, vip, channel, alice, seller):
+    shop.api.drop_connection("createChatInviteLink")
+    subscribes(alice, vip)
+    assert "Welcome! Read the pinned rules." in alice.all_texts()
+    assert "cannot make your link to VIP signals right now" in alice.last_text()
+    assert "New sale" in admin_texts(shop)
+    with shop.Session() as session:
+        assert session.scalar(select(Purchase.delivered_at)) is not None  # nothing to deliver again at a restart
+    opens_subscription(alice)
+    alice.taps("Join")  # the link, made now
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"

@@ -323,7 +323,7 @@ EN = {
                          "works for you only.",
     "btn_join": "🔗 Join {chat}",
     "subscription_link_later": "⏳ Your subscription is active, but I cannot make your link to <b>{chat}</b> right "
-                               "now. The seller has been told: open 📦 My purchases → 🔗 Join a little later.",
+                               "now. Open 📦 My purchases → 🔗 Join a little later.",
     "subscription_joined": "✅ Welcome to <b>{chat}</b>!",
     "subscription_members_only": "🔒 <b>{chat}</b> is for subscribers only. Subscribe, and you get a link of your "
                                  "own.",
@@ -689,8 +689,8 @@ RU = {
     "subscription_join": "🔗 Ваша личная ссылка в <b>{chat}</b>: откройте её и подайте заявку — я сразу её одобрю. "
                          "Ссылка работает только для вас.",
     "btn_join": "🔗 Вступить в {chat}",
-    "subscription_link_later": "⏳ Подписка активна, но создать ссылку в <b>{chat}</b> сейчас не получается. Продавцу "
-                               "уже сообщили: чуть позже откройте 📦 Мои покупки → 🔗 Вступить.",
+    "subscription_link_later": "⏳ Подписка активна, но создать ссылку в <b>{chat}</b> сейчас не получается. Чуть "
+                               "позже откройте 📦 Мои покупки → 🔗 Вступить.",
     "subscription_joined": "✅ Добро пожаловать в <b>{chat}</b>!",
     "subscription_members_only": "🔒 <b>{chat}</b> — только для подписчиков. Оформите подписку, и вы получите "
                                  "собственную ссылку.",
