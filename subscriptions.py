@@ -176,6 +176,8 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user.id,
                                                              Subscription.product_id == purchase.product.id))
     charge, until = purchase.payment_id, paid_until(payment)
+    renewal = subscription is not None and not payment.is_first_recurring
+    purchase.subscription_charge_id = subscription.first_charge_id if renewal else charge
     if subscription is None:
         session.add(Subscription(user=purchase.user, product=purchase.product, chat_id=purchase.product.chat_id,
                                  first_charge_id=charge, price=purchase.price, expires_at=until))
@@ -198,13 +200,13 @@ def reopen(subscription: Subscription, purchase: Purchase) -> None:
         subscription.ended_at = subscription.joined_at = None  # removed from the chat: to be let in again
 
 
-def payment_role(session: Session, purchase: Purchase, payment: types.SuccessfulPayment) -> str:
+def payment_role(session: Session, purchase: Purchase) -> str:
     """What a recorded subscription payment was: "first", "renewal", or "second" (a duplicate, to refund)."""
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
                                                              Subscription.product_id == purchase.product_id))
     if subscription.first_charge_id == purchase.payment_id:
         return "first"
-    return "second" if payment.is_first_recurring else "renewal"
+    return "second" if purchase.subscription_charge_id == purchase.payment_id else "renewal"
 
 
 def edit_renewal(shop: Shop, telegram_id: int, charge_id: str, cancel: bool = True) -> bool:
@@ -611,11 +613,15 @@ def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subs
     """A subscription payment was refunded (in the caller's transaction): its access is over now, with no grace.
 
     Returns the reply that removes the member, or None for any other purchase.
+    A payment of another Telegram subscription than the live one (a second one,
+    paid by mistake) ends nothing: that one only renews no more.
     """
     if purchase.product.kind != SUBSCRIPTION:
         return None
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
                                                              Subscription.product_id == purchase.product_id))
+    if subscription is not None and purchase.subscription_charge_id != subscription.first_charge_id:
+        return StopRenewal(purchase.user.telegram_id, purchase.subscription_charge_id)
     if subscription is None or subscription.ended_at is not None:
         return None
     subscription.expires_at = min(subscription.expires_at, utcnow())

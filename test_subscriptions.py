@@ -655,3 +655,41 @@ def test_a_network_drop_on_the_join_link_still_delivers_and_tells_the_seller(sho
     opens_subscription(alice)
     alice.taps("Join")  # the link, made now
     assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def pays_twice(shop, alice, vip, channel) -> dict:
+    """Two payment sheets open at once, both paid, and the automatic refund of the second fails: the admins are
+    asked to refund it. Returns the second invoice."""
+    alice.taps_data(callback("buy", vip.id))
+    first_link = buttons(alice.last())[0]["url"]
+    alice.taps_data(callback("buy", vip.id))
+    second = shop.api.channels.invoice_links[buttons(alice.last())[0]["url"]]
+    assert alice.pre_checkout(250, second["payload"])["ok"] is True
+    pays_link(alice, first_link, "sub-1", paid_until())
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+    shop.api.fail("refundStarPayment", 500, "Internal Server Error")
+    subscription_lands(alice, 250, second["payload"], "sub-2", paid_until())
+    return second
+
+
+def test_refunding_the_second_payment_keeps_the_live_subscription(shop, vip, channel, alice, seller):
+    pays_twice(shop, alice, vip, channel)
+    assert "provider" not in admin_texts(shop)  # a Stars payment: refunded here, not in a provider's dashboard
+    assert "Please refund purchase #2 here" in admin_texts(shop)
+    seller.taps("🧾 #2")
+    seller.taps("Refund")
+    seller.taps("Yes, refund")
+    assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is False
+    assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True  # the second renews no more
+
+
+def test_a_refund_of_the_second_payment_found_in_the_ledger_keeps_the_live_subscription(shop, vip, channel, alice):
+    second = pays_twice(shop, alice, vip, channel)
+    for charge in ("sub-1", "sub-2"):
+        shop.api.ledger_payment(alice, 250, second["payload"], charge)
+    shop.api.ledger_refund(alice, 250, "sub-2")  # Telegram refunded it after all
+    check_ledger(shop.bot.shop)
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+

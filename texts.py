@@ -173,12 +173,18 @@ EN = {
     "admin_sold_out_refund_pending": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
                                 "found no stock left. Please refund it in your provider's dashboard (provider charge "
                                 "<code>{provider}</code>).",
+    "admin_sold_out_refund_failed": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                                    "found no stock left, and Telegram refused the automatic refund. Please refund "
+                                    "purchase #{purchase} here: open it below → ↩️ Refund.",
     "admin_owned_refunded": "↩️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> ({amount}), which "
                             "they already own. Purchase #{purchase} was refunded automatically.",
     "admin_owned_refund_pending": "⚠️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> "
                                  "({amount}), which they already own. Please refund purchase #{purchase} in your "
                                  "provider's dashboard (provider charge <code>{provider}</code>) and mark it "
                                  "refunded here.",
+    "admin_owned_refund_failed": "⚠️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> "
+                                 "({amount}), which they already own, and Telegram refused the automatic refund. "
+                                 "Please refund purchase #{purchase} here: open it below → ↩️ Refund.",
     "admin_refunded_by_telegram": "↩️ Telegram refunded purchase #{purchase} ({product}) of {who} (id "
                                   "<code>{id}</code>). It is marked refunded; the buyer no longer has access.",
     "admin_ledger_fixed": "🧾 Telegram's Stars ledger showed what the shop had missed: {payments} recorded and "
@@ -539,12 +545,18 @@ RU = {
     "admin_sold_out_refund_pending": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
                                 "не хватило товара. Верните деньги в кабинете платёжного провайдера (платёж "
                                 "провайдера <code>{provider}</code>).",
+    "admin_sold_out_refund_failed": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                                    "не хватило товара, а автоматический возврат Telegram не принял. Верните деньги "
+                                    "за покупку #{purchase} здесь: откройте её ниже → ↩️ Вернуть деньги.",
     "admin_owned_refunded": "↩️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> ({amount}), хотя "
                             "товар уже куплен. Деньги за покупку #{purchase} возвращены автоматически.",
     "admin_owned_refund_pending": "⚠️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> "
                                  "({amount}), хотя товар уже куплен. Верните деньги за покупку #{purchase} в "
                                  "кабинете платёжного провайдера (платёж провайдера <code>{provider}</code>) и "
                                  "отметьте возврат здесь.",
+    "admin_owned_refund_failed": "⚠️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> "
+                                 "({amount}), хотя товар уже куплен, а автоматический возврат Telegram не принял. "
+                                 "Верните деньги за покупку #{purchase} здесь: откройте её ниже → ↩️ Вернуть деньги.",
     "admin_refunded_by_telegram": "↩️ Telegram вернул деньги за покупку #{purchase} ({product}) покупателю {who} (id "
                                   "<code>{id}</code>). Покупка отмечена как возврат, доступа у покупателя больше нет.",
     "admin_ledger_fixed": "🧾 Журнал звёзд Telegram показал, что магазин пропустил: записано и доставлено — "
