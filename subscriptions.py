@@ -102,11 +102,21 @@ def customers_subscription(session: Session, telegram_id: int, product_id: int) 
                           .where(User.telegram_id == telegram_id, Subscription.product_id == product_id))
 
 
-def is_live_for(shop: Shop, telegram_id: int, product_id: int) -> bool:
-    """Whether the customer's subscription to a product is live (ledger.py: a payment for it is a renewal)."""
+def renewed_by(shop: Shop, telegram_id: int, product_id: int, paid_at: datetime) -> bool:
+    """Whether a payment found only in Telegram's ledger (which does not say) renewed the customer's subscription.
+
+    Telegram charges a renewal as the paid time ends (taken here as up to a day
+    before it, or in the hour of grace after). A payment made with more time
+    left is a second subscription, and one made after access ended a new one;
+    an older renewal, found after later ones, lies within the time paid for.
+    """
     with shop.Session() as session:
         subscription = customers_subscription(session, telegram_id, product_id)
-        return subscription is not None and is_live(subscription, utcnow())
+    if subscription is None or (subscription.ended_at is not None and subscription.ended_at < paid_at):
+        return False
+    expires = subscription.expires_at
+    return (expires - timedelta(days=1) <= paid_at <= expires + RENEWAL_GRACE
+            or paid_at + timedelta(seconds=PERIOD) < expires)
 
 
 def paid_until(payment: types.SuccessfulPayment) -> datetime:
@@ -186,7 +196,7 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     elif payment.is_first_recurring:  # subscribed again after the last one ended
         subscription.first_charge_id, subscription.expires_at = charge, until
         reopen(subscription, purchase)
-    else:  # a renewal (or a payment from Telegram's ledger, which does not say: taken as one)
+    else:  # a renewal (ledger.renewal decides it for a payment found only in Telegram's ledger)
         subscription.expires_at = max(subscription.expires_at, until)
         reopen(subscription, purchase)
 

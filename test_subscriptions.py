@@ -693,3 +693,41 @@ def test_a_refund_of_the_second_payment_found_in_the_ledger_keeps_the_live_subsc
     check_ledger(shop.bot.shop)
     assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
 
+
+
+def ledger_subscription_payment(shop, person: Person, product, charge_id: str, paid: int) -> None:
+    """A subscription payment in Telegram's ledger only (the update never reached the shop)."""
+    shop.api.channels.subscriptions.setdefault(charge_id, {"user": person.id, "canceled": False})
+    shop.api.star_transactions.append({"id": charge_id, "amount": 250, "date": paid, "source": {
+        "type": "user", "transaction_type": "invoice_payment", "user": person.user,
+        "invoice_payload": f"shop1:{product.id}:{person.id}", "subscription_period": MONTH}})
+
+
+def test_a_new_subscription_found_only_in_the_ledger_after_the_last_one_ended_is_the_one_cancelled(shop, vip,
+                                                                                                  channel, alice):
+    expires = in_the_channel(alice, vip)
+    opens_subscription(alice)
+    alice.taps("❌ Cancel")
+    subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(minutes=1))
+    shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
+    ledger_subscription_payment(shop, alice, vip, "sub-9", int(time.time()) + 60)  # subscribed again
+
+    assert check_ledger(shop.bot.shop).recorded == ["sub-9"]
+
+    assert subscription_of(shop, alice).first_charge_id == "sub-9"
+    opens_subscription(alice)
+    alice.taps("❌ Cancel")
+    assert shop.api.channels.subscriptions["sub-9"]["canceled"] is True
+
+
+def test_a_second_subscription_found_only_in_the_ledger_is_refunded_and_stopped(shop, vip, alice):
+    subscribes(alice, vip, "sub-1", paid_until(30))
+    shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
+    ledger_subscription_payment(shop, alice, vip, "sub-2", int(time.time()) + 60)  # a second sheet, paid too
+
+    check_ledger(shop.bot.shop)
+
+    assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
+    assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True
+    assert subscription_of(shop, alice).first_charge_id == "sub-1"
+    assert moment(paid_until(30)) - subscription_of(shop, alice).expires_at < timedelta(seconds=5)  # unchanged
