@@ -731,3 +731,16 @@ def test_a_second_subscription_found_only_in_the_ledger_is_refunded_and_stopped(
     assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True
     assert subscription_of(shop, alice).first_charge_id == "sub-1"
     assert moment(paid_until(30)) - subscription_of(shop, alice).expires_at < timedelta(seconds=5)  # unchanged
+
+
+def test_a_refunded_renewal_found_only_in_the_ledger_stops_the_renewals_and_ends_access(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
+    ledger_subscription_payment(shop, alice, vip, "sub-2", int(expires.replace(tzinfo=UTC).timestamp()))
+    shop.api.ledger_refund(alice, 250, "sub-2")
+
+    check_ledger(shop.bot.shop)
+
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
+    assert alice.id not in channel.members and subscription_of(shop, alice).ended_at is not None
+    assert "Telegram has refunded your payment" in alice.all_texts()
