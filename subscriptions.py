@@ -455,13 +455,16 @@ def hand_over(shop: Shop, subscription: Subscription) -> bool:
         return other is not None
 
 
-def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> bool:
-    """Remove one subscriber whose access is over (if the bot let them in), mark it ended, and tell them."""
+def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> str | None:
+    """Remove one subscriber whose access is over (if the bot let them in), mark it ended, and tell them.
+
+    Returns close()'s outcome, or "refused" when Telegram would not let the bot remove them.
+    """
     subscription = found.Subscription
     kept = subscription.joined_at is not None and hand_over(shop, subscription)
     if subscription.joined_at is not None and not kept and not remove_member(
             shop, subscription.chat_id, found.telegram_id, found.chat_title):
-        return False
+        return "refused"
     outcome, lang = close(shop, subscription), language_for_code(found.language_code)
     if outcome == "renewed":
         show_invite(shop, found.telegram_id, subscription, found.chat_title, lang)
@@ -469,7 +472,7 @@ def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> bo
         renew = [button(label(lang, "btn_renew"), "buy", subscription.product_id)]
         send(shop, found.telegram_id, text(lang, "subscription_ended_still_in" if kept else note, name=found.name,
                                            chat=found.chat_title), keyboard(renew))
-    return outcome == "ended"
+    return outcome
 
 
 def remove_expired(shop: Shop, now: datetime | None = None) -> int:
@@ -477,12 +480,18 @@ def remove_expired(shop: Shop, now: datetime | None = None) -> int:
     with shop.Session() as session:
         overdue_ones = session.execute(access_query().where(overdue(now or utcnow()))
                                        .order_by(Subscription.expires_at)).all()
-    ended = 0
+    ended, refused = 0, set()  # chats that refused a removal (lost rights, flood control): left until the next check
     for found in overdue_ones:
+        if found.Subscription.chat_id in refused and found.Subscription.joined_at is not None:
+            continue
         try:
-            ended += end_access(shop, found)
+            outcome = end_access(shop, found)
         except ApiException as error:  # Telegram unreachable, or that customer's message refused
             logger.warning("Could not end subscription %s yet: %s", found.Subscription.id, error)
+            outcome = None
+        ended += outcome == "ended"
+        if outcome == "refused":
+            refused.add(found.Subscription.chat_id)
         shop.sleep(MASS_SEND_INTERVAL)  # a message to each: keep under Telegram's limit, as a broadcast does
     return ended
 

@@ -744,3 +744,23 @@ def test_a_refunded_renewal_found_only_in_the_ledger_stops_the_renewals_and_ends
     assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
     assert alice.id not in channel.members and subscription_of(shop, alice).ended_at is not None
     assert "Telegram has refunded your payment" in alice.all_texts()
+
+
+@pytest.mark.parametrize("refusal", [
+    lambda shop, channel: channel.rights.update(can_restrict_members=False),
+    lambda shop, channel: shop.api.fail("getChatMember", 429, "Too Many Requests: retry after 5", retry_after=5),
+], ids=["lost rights", "flood control"])
+def test_a_chat_that_refuses_a_removal_is_left_alone_until_the_next_check(shop, vip, channel, alice, bob, refusal):
+    expires = paid_until(30)
+    for person in (alice, bob):
+        subscribes(person, vip, f"sub-{person.id}", expires)
+        assert shop.api.channels.joins(person, join_link(person)) == "approved"
+    refusal(shop, channel)
+    asked = len(calls_of(shop, "getChatMember"))
+    later = moment(expires) + timedelta(hours=2)
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
+    assert len(calls_of(shop, "getChatMember")) == asked + 1  # not once more for each subscriber there
+
+    channel.rights["can_restrict_members"] = True
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 2
