@@ -166,13 +166,13 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
             sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
         if not sent:
             send(shop, chat_id, text(lang, "nothing_hidden"))
-        if parcel.subscription:
-            subscriptions.send_invite(shop, chat_id, purchase_id, lang)
     with shop.Session() as session:
         purchase = session.get(Purchase, purchase_id)
         if purchase.delivered_at is None:
             logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
         mark_delivered(session, purchase)
+    if reached and parcel.subscription:  # last: a link Telegram cannot make now comes from 📦 My purchases (🔗 Join)
+        subscriptions.send_invite(shop, chat_id, purchase_id, lang)
     return reached
 
 
@@ -418,10 +418,13 @@ class RefundAtOnce:
         logger.warning("Purchase %s refunded at once (%s): %s", self.purchase_id, self.reason, refunded)
         outcome = "refunded" if refunded else "refund_pending"
         send(shop, message.chat.id, text(self.lang, f"{self.reason}_{outcome}", name=name))
-        notify_admins(shop, f"admin_{self.reason}_{outcome}", purchase=self.purchase_id, product=name,
+        # Stars that Telegram would not give back are refunded from the purchase's screen; a card, by the provider.
+        admin_outcome = "refund_failed" if not refunded and payment.currency == STARS else outcome
+        notify_admins(shop, f"admin_{self.reason}_{admin_outcome}", purchase=self.purchase_id, product=name,
                       who=describe_user(message.from_user), id=message.from_user.id,
                       amount=format_price(payment.total_amount, payment.currency),
-                      provider=payment.provider_payment_charge_id or "—")
+                      provider=payment.provider_payment_charge_id or "—",
+                      markup=keyboard([button(f"🧾 #{self.purchase_id}", "admin_purchase", self.purchase_id)]))
 
 
 @dataclass
@@ -471,7 +474,7 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
     """A subscription payment (subscriptions.py): the first is delivered with the join link, a renewal passes
     silently (unless access had ended: delivered again), and a second subscription to it is refunded and stopped."""
     payment = message.successful_payment
-    role = subscriptions.payment_role(session, purchase, payment)
+    role = subscriptions.payment_role(session, purchase)
     if role == "second" and outcome == "new":
         return RefundAtOnce(purchase.id, "owned", lang), subscriptions.StopRenewal(
             message.from_user.id, payment.telegram_payment_charge_id)

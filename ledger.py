@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -258,42 +258,45 @@ def our_payment(transaction) -> bool:
             and parse_invoice_payload(source.invoice_payload) is not None)
 
 
-def as_payment_message(transaction) -> types.Message:
+def as_payment_message(transaction, renews: bool) -> types.Message:
     """The successful_payment message Telegram would have sent for a payment in its ledger."""
     user = transaction.source.user.to_dict()
     payment = {"currency": "XTR", "total_amount": transaction.amount,
                "invoice_payload": transaction.source.invoice_payload,
                "telegram_payment_charge_id": transaction.id, "provider_payment_charge_id": ""}
     if transaction.source.subscription_period:  # a subscription's payment: it pays until one period later
-        payment.update(is_recurring=True,
+        payment.update(is_recurring=True, is_first_recurring=not renews,
                        subscription_expiration_date=transaction.date + transaction.source.subscription_period)
     return types.Message.de_json({
         "message_id": 0, "date": transaction.date, "from": user, "chat": {"id": user["id"], "type": "private"},
         "successful_payment": payment})
 
 
-def missed_renewal(shop: Shop, transaction) -> bool:
-    """A subscription's payment (subscriptions.py) for which the customer's access is live: a renewal."""
+def renewal(shop: Shop, transaction) -> bool:
+    """A subscription's payment (subscriptions.py) that renewed the customer's subscription: Telegram's ledger
+    does not say, so its date decides, as Telegram's is_first_recurring would have."""
     product_id = parse_invoice_payload(transaction.source.invoice_payload)[0]
-    return bool(transaction.source.subscription_period) and subscriptions.is_live_for(
-        shop, transaction.source.user.id, product_id)
+    paid_at = datetime.fromtimestamp(transaction.date, UTC).replace(tzinfo=None)
+    return bool(transaction.source.subscription_period) and subscriptions.renewed_by(
+        shop, transaction.source.user.id, product_id, paid_at)
 
 
 def record_late(shop: Shop, transaction, refunded: bool) -> bool:
     """A payment the shop never heard of: recorded, and delivered with an apology unless Telegram refunded it."""
-    message = as_payment_message(transaction)
+    renews = renewal(shop, transaction)
+    message = as_payment_message(transaction, renews)
     if not refunded:
-        if not missed_renewal(shop, transaction):  # a renewal delivers nothing: no apology either
+        if not renews:  # a renewal delivers nothing: no apology either
             paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
             send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
         return record(shop, message)
     try:
         with shop.Session() as session:
-            on_successful_payment(shop, message, session)
-            refunded_by_telegram(session, transaction.id)
+            on_successful_payment(shop, message, session)  # nothing to deliver or refund: Telegram refunded it
     except Exception:
         logger.exception("Could not record refunded payment %s yet", transaction.id)
         return False
+    apply_refund(shop, transaction.id)  # and what a refund does: a subscription's access ends, say
     return True
 
 

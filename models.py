@@ -203,6 +203,9 @@ class Purchase(Base):
     # Product.sold_once_per_customer when it was bought (see ux_purchases_one_live).
     once_per_customer: Mapped[bool] = mapped_column(default=False, server_default=false())
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A 📅 payment's Telegram subscription, named (as editUserStarSubscription names it) by the charge id of its
+    # first payment: a renewal's is its subscription's, a second subscription paid by mistake has its own.
+    subscription_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
 
     user: Mapped[User] = relationship(back_populates="purchases")
     product: Mapped[Product] = relationship(back_populates="purchases")

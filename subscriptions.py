@@ -39,6 +39,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import requests
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
@@ -61,7 +62,7 @@ from screens import (
     truncate,
     with_toast,
 )
-from shop import MASS_SEND_INTERVAL, Shop, notify_admins, send
+from shop import MASS_SEND_INTERVAL, Shop, notify_admins, retry_after, send
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -84,13 +85,16 @@ def bot_id(shop: Shop) -> int:
 
 
 def is_live(subscription: Subscription, now: datetime) -> bool:
-    """Paid for now, and not ended (by expiry or a refund)."""
-    return subscription.ended_at is None and subscription.expires_at > now
+    """Not ended (by expiry or a refund), and paid for now or in the hour of grace that waits for its renewal:
+    meanwhile a second payment would start a second Telegram subscription, billed every month too."""
+    return subscription.ended_at is None and subscription.expires_at > (
+        now if subscription.cancelled_at else now - RENEWAL_GRACE)
 
 
 def live(now: datetime):
     """``is_live``, as a query condition."""
-    return Subscription.ended_at.is_(None) & (Subscription.expires_at > now)
+    return Subscription.ended_at.is_(None) & (Subscription.expires_at > now - RENEWAL_GRACE) & (
+        Subscription.cancelled_at.is_(None) | (Subscription.expires_at > now))
 
 
 def customers_subscription(session: Session, telegram_id: int, product_id: int) -> Subscription | None:
@@ -98,11 +102,21 @@ def customers_subscription(session: Session, telegram_id: int, product_id: int) 
                           .where(User.telegram_id == telegram_id, Subscription.product_id == product_id))
 
 
-def is_live_for(shop: Shop, telegram_id: int, product_id: int) -> bool:
-    """Whether the customer's subscription to a product is live (ledger.py: a payment for it is a renewal)."""
+def renewed_by(shop: Shop, telegram_id: int, product_id: int, paid_at: datetime) -> bool:
+    """Whether a payment found only in Telegram's ledger (which does not say) renewed the customer's subscription.
+
+    Telegram charges a renewal as the paid time ends (taken here as up to a day
+    before it, or in the hour of grace after). A payment made with more time
+    left is a second subscription, and one made after access ended a new one;
+    an older renewal, found after later ones, lies within the time paid for.
+    """
     with shop.Session() as session:
         subscription = customers_subscription(session, telegram_id, product_id)
-        return subscription is not None and is_live(subscription, utcnow())
+    if subscription is None or (subscription.ended_at is not None and subscription.ended_at < paid_at):
+        return False
+    expires = subscription.expires_at
+    return (expires - timedelta(days=1) <= paid_at <= expires + RENEWAL_GRACE
+            or paid_at + timedelta(seconds=PERIOD) < expires)
 
 
 def paid_until(payment: types.SuccessfulPayment) -> datetime:
@@ -150,7 +164,7 @@ def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: 
 
 
 def checkout_problem(session: Session, telegram_id: int, product: Product) -> str | None:
-    """Pre-checkout for a subscription (checkout.py): a second one to the same chat is refused."""
+    """Pre-checkout for a subscription (checkout.py): a second one to the same product is refused."""
     if product.chat_id is None:
         return "checkout_unavailable"
     subscription = customers_subscription(session, telegram_id, product.id)
@@ -172,6 +186,8 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user.id,
                                                              Subscription.product_id == purchase.product.id))
     charge, until = purchase.payment_id, paid_until(payment)
+    renewal = subscription is not None and not payment.is_first_recurring
+    purchase.subscription_charge_id = subscription.first_charge_id if renewal else charge
     if subscription is None:
         session.add(Subscription(user=purchase.user, product=purchase.product, chat_id=purchase.product.chat_id,
                                  first_charge_id=charge, price=purchase.price, expires_at=until))
@@ -180,7 +196,7 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     elif payment.is_first_recurring:  # subscribed again after the last one ended
         subscription.first_charge_id, subscription.expires_at = charge, until
         reopen(subscription, purchase)
-    else:  # a renewal (or a payment from Telegram's ledger, which does not say: taken as one)
+    else:  # a renewal (ledger.renewal decides it for a payment found only in Telegram's ledger)
         subscription.expires_at = max(subscription.expires_at, until)
         reopen(subscription, purchase)
 
@@ -194,13 +210,13 @@ def reopen(subscription: Subscription, purchase: Purchase) -> None:
         subscription.ended_at = subscription.joined_at = None  # removed from the chat: to be let in again
 
 
-def payment_role(session: Session, purchase: Purchase, payment: types.SuccessfulPayment) -> str:
+def payment_role(session: Session, purchase: Purchase) -> str:
     """What a recorded subscription payment was: "first", "renewal", or "second" (a duplicate, to refund)."""
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
                                                              Subscription.product_id == purchase.product_id))
     if subscription.first_charge_id == purchase.payment_id:
         return "first"
-    return "second" if payment.is_first_recurring else "renewal"
+    return "second" if purchase.subscription_charge_id == purchase.payment_id else "renewal"
 
 
 def edit_renewal(shop: Shop, telegram_id: int, charge_id: str, cancel: bool = True) -> bool:
@@ -238,10 +254,13 @@ def access_query():
 def new_invite_link(shop: Shop, subscription: Subscription, chat_title: str) -> str | None:
     """A join link for one subscriber: it makes join requests, so that only they are let in (on_join_request)."""
     try:
-        link = shop.bot.create_chat_invite_link(subscription.chat_id, name=f"Subscription #{subscription.id}",
-                                                creates_join_request=True).invite_link
+        link = patiently(shop, shop.bot.create_chat_invite_link, subscription.chat_id,
+                         name=f"Subscription #{subscription.id}", creates_join_request=True).invite_link
     except ApiTelegramException as error:
-        report_lost_rights(shop, subscription.chat_id, chat_title, error)
+        report_refusal(shop, subscription.chat_id, chat_title, error)
+        return None
+    except requests.RequestException as error:  # the network failed under the call: 🔗 Join makes it later
+        logger.warning("Could not make a join link for subscription %s: %s", subscription.id, error)
         return None
     with shop.Session() as session:
         session.execute(update(Subscription).where(Subscription.id == subscription.id).values(invite_link=link))
@@ -278,16 +297,23 @@ class Admit:
     telegram_id: int
     lang: str
 
-    def show(self, shop: Shop, update) -> None:
+    def show(self, shop: Shop, request) -> None:  # "request", not "update": SQLAlchemy's update() is used below
         try:
-            shop.bot.approve_chat_join_request(self.chat_id, self.telegram_id)
+            patiently(shop, shop.bot.approve_chat_join_request, self.chat_id, self.telegram_id)
         except ApiTelegramException as error:
             if "USER_ALREADY_PARTICIPANT" not in error.description:  # in already, another way: theirs to keep
-                report_lost_rights(shop, self.chat_id, self.chat_title, error)
+                report_refusal(shop, self.chat_id, self.chat_title, error)
             return
         with shop.Session() as session:
-            session.get(Subscription, self.subscription_id).joined_at = utcnow()
+            # Open again if a refund or the expiry ended it since the look (on_join_request): the bot let them
+            # in, so the bot must take them out, now or at the next check.
+            session.execute(update(Subscription).where(Subscription.id == self.subscription_id)
+                            .values(joined_at=utcnow(), ended_at=None))
+            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
             session.commit()
+        if not is_live(found.Subscription, utcnow()):
+            end_access(shop, found, note=None)  # the refund's or the expiry's own message told them
+            return
         logger.info("Let subscriber %s into chat %s", self.telegram_id, self.chat_id)
         send(shop, self.telegram_id, text(self.lang, "subscription_joined", chat=self.chat_title))
 
@@ -318,9 +344,10 @@ def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session
     if request.invite_link is None or request.invite_link.creator.id != bot_id(shop):
         return None  # a link of the chat's own admins: theirs to decide
     lang = language_of(request.from_user)
+    # Any live subscription to this chat (two products may open it): the one paid the longest answers for them.
     found = session.execute(access_query().where(Subscription.chat_id == request.chat.id,
-                                                 User.telegram_id == request.from_user.id,
-                                                 live(utcnow()))).first()
+                                                 User.telegram_id == request.from_user.id, live(utcnow()))
+                            .order_by(Subscription.expires_at.desc())).first()
     if found is not None:
         return Admit(found.Subscription.id, request.chat.id, found.chat_title, request.from_user.id, lang)
     logger.info("Declined user %s's request to join chat %s: not a subscriber", request.from_user.id, request.chat.id)
@@ -340,8 +367,24 @@ def lost_rights(error: ApiTelegramException) -> bool:
         "rights", "chat not found", "admin_required", "not a member", "kicked"))
 
 
-def report_lost_rights(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:
-    """Tell the admins that the bot cannot manage a subscription's chat any more (once a day per chat)."""
+def patiently(shop: Shop, method, *args, **kwargs):
+    """A call a customer waits on (their join link, their join request): flood control (429) and Telegram's
+    hiccups (5xx) are waited out, twice at most."""
+    for attempt in range(3):
+        try:
+            return method(*args, **kwargs)
+        except ApiTelegramException as error:
+            if attempt == 2 or not (error.error_code == 429 or error.error_code >= 500):
+                raise
+            shop.sleep(retry_after(error) if error.error_code == 429 else 1)
+
+
+def report_refusal(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:
+    """Telegram refused something in a subscription's chat: lost rights are told to the admins (once a day per
+    chat); anything else (flood control, a request gone) is only logged, and uses up no alert."""
+    if not lost_rights(error):
+        logger.warning("Telegram refused an action in chat %s: %s", chat_id, error.description)
+        return
     key, now = f"chat_alert:{chat_id}", utcnow()
     with shop.Session() as session:
         last = session.get(Setting, key)
@@ -363,28 +406,31 @@ def remove_member(shop: Shop, chat_id: int, telegram_id: int, chat_title: str) -
         member = shop.bot.get_chat_member(chat_id, telegram_id)
         if member.status in ("member", "restricted"):  # not an admin or the owner, and still in
             shop.bot.ban_chat_member(chat_id, telegram_id)
+        # "kicked" as well: the bot's own ban, whose unban failed last time (flood control, a crash). Left
+        # banned, they could never come back, even after paying again.
+        if member.status in ("member", "restricted", "kicked"):
             shop.bot.unban_chat_member(chat_id, telegram_id, only_if_banned=True)
             logger.info("Removed user %s from chat %s", telegram_id, chat_id)
     except ApiTelegramException as error:
-        if lost_rights(error):
-            report_lost_rights(shop, chat_id, chat_title, error)
-            return False
-        logger.warning("Could not remove user %s from chat %s: %s", telegram_id, chat_id, error.description)
-        if error.error_code != 400:  # flood control, or Telegram unwell: the next check tries again
+        report_refusal(shop, chat_id, chat_title, error)
+        if lost_rights(error) or error.error_code != 400:  # flood control, or Telegram unwell: the next check tries
             return False
     return True  # or nothing left to remove (a deleted account, say)
 
 
 def overdue(now: datetime):
-    """Subscriptions whose paid time is over: at once when cancelled, after the renewal's grace otherwise."""
+    """Subscriptions whose paid time is over (no longer ``live``): at once when cancelled, after the renewal's
+    grace otherwise."""
     return Subscription.ended_at.is_(None) & (Subscription.expires_at <= now) & (
         Subscription.cancelled_at.is_not(None) | (Subscription.expires_at <= now - RENEWAL_GRACE))
 
 
 def close(shop: Shop, subscription: Subscription) -> str | None:
     """Mark a subscription ended: "ended"; "renewed" when a renewal moved its date meanwhile (access goes on,
-    but the member is out of the chat now); None when something else ended it first."""
-    still_open = (Subscription.id == subscription.id) & Subscription.ended_at.is_(None)
+    but the member is out of the chat now); None when something else ended it first, or when the bot let them
+    in since it looked (Admit): then they are still in, and the next check takes them out."""
+    still_open = (Subscription.id == subscription.id) & Subscription.ended_at.is_(None) & (
+        Subscription.joined_at.is_not_distinct_from(subscription.joined_at))
     with shop.Session() as session:
         if session.execute(update(Subscription).where(still_open, Subscription.expires_at == subscription.expires_at)
                            .values(ended_at=utcnow(), joined_at=None)).rowcount:
@@ -396,19 +442,37 @@ def close(shop: Shop, subscription: Subscription) -> str | None:
     return outcome
 
 
-def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> bool:
-    """Remove one subscriber whose access is over (if the bot let them in), mark it ended, and tell them."""
+def hand_over(shop: Shop, subscription: Subscription) -> bool:
+    """Whether another live subscription of theirs to the same chat keeps them in (a seller may sell a month and
+    a promotion for one channel); if so, that one now answers for the member the bot let in."""
+    with shop.Session() as session:
+        other = session.scalar(select(Subscription).where(
+            Subscription.user_id == subscription.user_id, Subscription.chat_id == subscription.chat_id,
+            Subscription.id != subscription.id, live(utcnow())).limit(1))
+        if other is not None:
+            other.joined_at = other.joined_at or subscription.joined_at
+            session.commit()
+        return other is not None
+
+
+def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> str | None:
+    """Remove one subscriber whose access is over (if the bot let them in), mark it ended, and tell them.
+
+    Returns close()'s outcome, or "refused" when Telegram would not let the bot remove them.
+    """
     subscription = found.Subscription
-    if subscription.joined_at is not None and not remove_member(shop, subscription.chat_id, found.telegram_id,
-                                                                found.chat_title):
-        return False
+    kept = subscription.joined_at is not None and hand_over(shop, subscription)
+    if subscription.joined_at is not None and not kept and not remove_member(
+            shop, subscription.chat_id, found.telegram_id, found.chat_title):
+        return "refused"
     outcome, lang = close(shop, subscription), language_for_code(found.language_code)
     if outcome == "renewed":
         show_invite(shop, found.telegram_id, subscription, found.chat_title, lang)
     elif outcome == "ended" and note:
         renew = [button(label(lang, "btn_renew"), "buy", subscription.product_id)]
-        send(shop, found.telegram_id, text(lang, note, name=found.name, chat=found.chat_title), keyboard(renew))
-    return outcome == "ended"
+        send(shop, found.telegram_id, text(lang, "subscription_ended_still_in" if kept else note, name=found.name,
+                                           chat=found.chat_title), keyboard(renew))
+    return outcome
 
 
 def remove_expired(shop: Shop, now: datetime | None = None) -> int:
@@ -416,12 +480,18 @@ def remove_expired(shop: Shop, now: datetime | None = None) -> int:
     with shop.Session() as session:
         overdue_ones = session.execute(access_query().where(overdue(now or utcnow()))
                                        .order_by(Subscription.expires_at)).all()
-    ended = 0
+    ended, refused = 0, set()  # chats that refused a removal (lost rights, flood control): left until the next check
     for found in overdue_ones:
+        if found.Subscription.chat_id in refused and found.Subscription.joined_at is not None:
+            continue
         try:
-            ended += end_access(shop, found)
+            outcome = end_access(shop, found)
         except ApiException as error:  # Telegram unreachable, or that customer's message refused
             logger.warning("Could not end subscription %s yet: %s", found.Subscription.id, error)
+            outcome = None
+        ended += outcome == "ended"
+        if outcome == "refused":
+            refused.add(found.Subscription.chat_id)
         shop.sleep(MASS_SEND_INTERVAL)  # a message to each: keep under Telegram's limit, as a broadcast does
     return ended
 
@@ -562,11 +632,15 @@ def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subs
     """A subscription payment was refunded (in the caller's transaction): its access is over now, with no grace.
 
     Returns the reply that removes the member, or None for any other purchase.
+    A payment of another Telegram subscription than the live one (a second one,
+    paid by mistake) ends nothing: that one only renews no more.
     """
     if purchase.product.kind != SUBSCRIPTION:
         return None
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
                                                              Subscription.product_id == purchase.product_id))
+    if subscription is not None and purchase.subscription_charge_id != subscription.first_charge_id:
+        return StopRenewal(purchase.user.telegram_id, purchase.subscription_charge_id)
     if subscription is None or subscription.ended_at is not None:
         return None
     subscription.expires_at = min(subscription.expires_at, utcnow())

@@ -207,6 +207,24 @@ def test_release_1_products_keep_their_kind_and_old_purchases_count_as_delivered
         ("ch-1", True, True), ("ch-2", False, True), ("ch-3", False, True), ("ch-4", False, True)]
 
 
+
+def test_subscription_payments_recorded_before_0010_belong_to_the_customers_subscription(database_url):
+    release_1_database(database_url)
+    upgrade_to(database_url, "0009")
+    engine = engine_for(database_url)
+    with engine.begin() as db:  # Alice subscribed to a 📅 guide (charge s-1) and renewed it once (s-2)
+        db.execute(text("UPDATE products SET kind = 'subscription', chat_id = -100 WHERE id = 1"))
+        db.execute(text("INSERT INTO subscriptions (user_id, product_id, chat_id, first_charge_id, price, expires_at,"
+                        " created_at) VALUES (1, 1, -100, 's-1', 50, :when, :when)"), {"when": WHEN})
+        db.execute(text("UPDATE purchases SET payment_id = 's-' || id WHERE id IN (1, 2, 4)"))
+    engine.dispose()
+    database.upgrade(database_url)
+    engine = engine_for(database_url)
+    with engine.connect() as db:
+        found = db.execute(text("SELECT payment_id, subscription_charge_id FROM purchases ORDER BY id")).all()
+    engine.dispose()
+    assert found == [("s-1", "s-1"), ("s-2", None), ("ch-3", None), ("s-4", "s-1")]  # purchase 2: a key
+
 def test_a_database_made_from_the_current_models_is_stamped_with_their_revision(database_url):
     engine = engine_for(database_url)
     Base.metadata.create_all(engine)  # as the spec's usage example does

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from telebot import types
 
 import shopbot
 import subscriptions
@@ -536,3 +537,230 @@ def test_the_expiry_check_runs_in_the_background_and_survives_errors(shop, monke
 def test_the_shop_asks_telegram_for_join_requests():
     assert "chat_join_request" in shopbot.ALLOWED_UPDATES
     assert "chat_member" not in shopbot.ALLOWED_UPDATES
+
+
+# ---------------------------------------------------------------------------
+# What went wrong once, and must not again
+# ---------------------------------------------------------------------------
+
+def test_a_removal_whose_unban_failed_is_unbanned_at_the_next_check(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    shop.api.fail("unbanChatMember", 429, "Too Many Requests: retry after 5", retry_after=5)
+    later = expires + timedelta(hours=2)
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0  # banned, but not let go: not closed
+    assert channel.members[alice.id] == "kicked" and subscription_of(shop, alice).ended_at is None
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+
+    assert alice.id not in channel.members  # out, and free to come back
+    subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def test_in_the_hour_of_grace_the_subscription_is_still_live(shop, vip, channel, alice):
+    subscribes(alice, vip, "sub-1", int(time.time()) - 60)  # the paid time ended a minute ago; the renewal is due
+    link = join_link(alice)
+    alice.taps_data(callback("buy", vip.id))
+    assert "You are subscribed already" in alice.last_toast()
+    link_payload = next(iter(shop.api.channels.invoice_links.values()))["payload"]
+    assert alice.pre_checkout(250, link_payload)["ok"] is False  # no second Telegram subscription
+    assert shop.api.channels.joins(alice, link) == "approved"
+
+
+def join_request_seen(shop, channel, person: Person) -> subscriptions.Admit:
+    """The person asks to join through their link, and the shop decides to let them in (not yet done)."""
+    link = join_link(person)
+    channel.requests[person.id] = link
+    request = types.ChatJoinRequest.de_json({
+        "chat": channel.json(), "from": person.user, "user_chat_id": person.id, "date": 1,
+        "invite_link": {k: v for k, v in channel.links[link].items() if k != "joined"}})
+    with shop.Session() as session:
+        admit = subscriptions.on_join_request(shop.bot.shop, request, session)
+    assert isinstance(admit, subscriptions.Admit)
+    return admit
+
+
+def test_a_join_approved_as_a_refund_lands_is_undone(shop, vip, channel, alice, seller):
+    subscribes(alice, vip)
+    admit = join_request_seen(shop, channel, alice)
+    seller.taps_data(callback("confirm_refund", 1))  # between the shop's look and Telegram's approval
+    admit.show(shop.bot.shop, None)
+    assert alice.id not in channel.members
+    assert subscription_of(shop, alice).ended_at is not None
+
+
+def test_a_join_approved_as_the_expiry_lands_is_removed_at_the_next_check(shop, vip, channel, alice, monkeypatch):
+    expires = paid_until(30)
+    subscribes(alice, vip, expires=expires)
+    admit = join_request_seen(shop, channel, alice)
+    close = subscriptions.close
+    # Telegram approves while the expiry check, which found her outside, is closing her subscription.
+    monkeypatch.setattr(subscriptions, "close", lambda shop, subscription: (admit.show(shop, None),
+                                                                             close(shop, subscription))[1])
+    later = moment(expires) + timedelta(hours=2)
+    subscriptions.remove_expired(shop.bot.shop, now=later)
+    monkeypatch.setattr(subscriptions, "close", close)
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 1
+    assert alice.id not in channel.members
+
+
+@pytest.mark.parametrize("method", ["createChatInviteLink", "approveChatJoinRequest"])
+@pytest.mark.parametrize("code, description", [(429, "Too Many Requests: retry after 3"),
+                                               (502, "Bad Gateway")])
+def test_flood_control_or_a_hiccup_is_waited_out_and_not_called_lost_rights(shop, vip, channel, alice, seller,
+                                                                            method, code, description):
+    shop.api.fail(method, code, description, retry_after=3 if code == 429 else None, times=2)
+    subscribes(alice, vip)
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+    assert "no longer manage" not in admin_texts(shop)
+
+
+def test_an_approval_telegram_refuses_for_another_reason_is_not_called_lost_rights(shop, vip, channel, alice,
+                                                                                    seller):
+    subscribes(alice, vip)
+    shop.api.fail("approveChatJoinRequest", 400, "Bad Request: HIDE_REQUESTER_MISSING")
+    assert shop.api.channels.joins(alice, join_link(alice)) == "requested"
+    assert "no longer manage" not in admin_texts(shop)
+    channel.rights["can_invite_users"] = False  # now it is lost: the admins hear it, the once a day not used up
+    assert shop.api.channels.joins(alice, join_link(alice)) == "requested"
+    assert "I can no longer manage VIP signals" in admin_texts(shop)
+
+
+def test_a_second_product_for_the_same_chat_keeps_its_subscriber_in(shop, channel, alice):
+    """A seller may sell a month and a promotion for one channel: ending one must not take out a payer of the other."""
+    monthly, promo = (shop.add_product(name, price=price, hidden="Hi", kind=SUBSCRIPTION, chat_id=channel.id,
+                                       chat_title=channel.title) for name, price in (("VIP monthly", 250),
+                                                                                    ("VIP promo", 200)))
+    soon, later = paid_until(1), paid_until(30)
+    subscribes(alice, monthly, "sub-m", soon)
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+    subscribes(alice, promo, "sub-p", later)
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=moment(soon) + timedelta(hours=2)) == 1
+    assert channel.members[alice.id] == "member"
+    assert "You stay in VIP signals through your other subscription" in alice.last_text()
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=moment(later) + timedelta(hours=2)) == 1
+    assert alice.id not in channel.members  # the other one ended too: out
+
+
+def test_a_network_drop_on_the_join_link_still_delivers_and_tells_the_seller(shop, vip, channel, alice, seller):
+    shop.api.drop_connection("createChatInviteLink")
+    subscribes(alice, vip)
+    assert "Welcome! Read the pinned rules." in alice.all_texts()
+    assert "cannot make your link to VIP signals right now" in alice.last_text()
+    assert "New sale" in admin_texts(shop)
+    with shop.Session() as session:
+        assert session.scalar(select(Purchase.delivered_at)) is not None  # nothing to deliver again at a restart
+    opens_subscription(alice)
+    alice.taps("Join")  # the link, made now
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def pays_twice(shop, alice, vip, channel) -> dict:
+    """Two payment sheets open at once, both paid, and the automatic refund of the second fails: the admins are
+    asked to refund it. Returns the second invoice."""
+    alice.taps_data(callback("buy", vip.id))
+    first_link = buttons(alice.last())[0]["url"]
+    alice.taps_data(callback("buy", vip.id))
+    second = shop.api.channels.invoice_links[buttons(alice.last())[0]["url"]]
+    assert alice.pre_checkout(250, second["payload"])["ok"] is True
+    pays_link(alice, first_link, "sub-1", paid_until())
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+    shop.api.fail("refundStarPayment", 500, "Internal Server Error")
+    subscription_lands(alice, 250, second["payload"], "sub-2", paid_until())
+    return second
+
+
+def test_refunding_the_second_payment_keeps_the_live_subscription(shop, vip, channel, alice, seller):
+    pays_twice(shop, alice, vip, channel)
+    assert "provider" not in admin_texts(shop)  # a Stars payment: refunded here, not in a provider's dashboard
+    assert "Please refund purchase #2 here" in admin_texts(shop)
+    seller.taps("🧾 #2")
+    seller.taps("Refund")
+    seller.taps("Yes, refund")
+    assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is False
+    assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True  # the second renews no more
+
+
+def test_a_refund_of_the_second_payment_found_in_the_ledger_keeps_the_live_subscription(shop, vip, channel, alice):
+    second = pays_twice(shop, alice, vip, channel)
+    for charge in ("sub-1", "sub-2"):
+        shop.api.ledger_payment(alice, 250, second["payload"], charge)
+    shop.api.ledger_refund(alice, 250, "sub-2")  # Telegram refunded it after all
+    check_ledger(shop.bot.shop)
+    assert subscription_of(shop, alice).ended_at is None and channel.members[alice.id] == "member"
+
+
+
+def ledger_subscription_payment(shop, person: Person, product, charge_id: str, paid: int) -> None:
+    """A subscription payment in Telegram's ledger only (the update never reached the shop)."""
+    shop.api.channels.subscriptions.setdefault(charge_id, {"user": person.id, "canceled": False})
+    shop.api.star_transactions.append({"id": charge_id, "amount": 250, "date": paid, "source": {
+        "type": "user", "transaction_type": "invoice_payment", "user": person.user,
+        "invoice_payload": f"shop1:{product.id}:{person.id}", "subscription_period": MONTH}})
+
+
+def test_a_new_subscription_found_only_in_the_ledger_after_the_last_one_ended_is_the_one_cancelled(shop, vip,
+                                                                                                  channel, alice):
+    expires = in_the_channel(alice, vip)
+    opens_subscription(alice)
+    alice.taps("❌ Cancel")
+    subscriptions.remove_expired(shop.bot.shop, now=expires + timedelta(minutes=1))
+    shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
+    ledger_subscription_payment(shop, alice, vip, "sub-9", int(time.time()) + 60)  # subscribed again
+
+    assert check_ledger(shop.bot.shop).recorded == ["sub-9"]
+
+    assert subscription_of(shop, alice).first_charge_id == "sub-9"
+    opens_subscription(alice)
+    alice.taps("❌ Cancel")
+    assert shop.api.channels.subscriptions["sub-9"]["canceled"] is True
+
+
+def test_a_second_subscription_found_only_in_the_ledger_is_refunded_and_stopped(shop, vip, alice):
+    subscribes(alice, vip, "sub-1", paid_until(30))
+    shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
+    ledger_subscription_payment(shop, alice, vip, "sub-2", int(time.time()) + 60)  # a second sheet, paid too
+
+    check_ledger(shop.bot.shop)
+
+    assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
+    assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True
+    assert subscription_of(shop, alice).first_charge_id == "sub-1"
+    assert moment(paid_until(30)) - subscription_of(shop, alice).expires_at < timedelta(seconds=5)  # unchanged
+
+
+def test_a_refunded_renewal_found_only_in_the_ledger_stops_the_renewals_and_ends_access(shop, vip, channel, alice):
+    expires = in_the_channel(alice, vip)
+    shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
+    ledger_subscription_payment(shop, alice, vip, "sub-2", int(expires.replace(tzinfo=UTC).timestamp()))
+    shop.api.ledger_refund(alice, 250, "sub-2")
+
+    check_ledger(shop.bot.shop)
+
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
+    assert alice.id not in channel.members and subscription_of(shop, alice).ended_at is not None
+    assert "Telegram has refunded your payment" in alice.all_texts()
+
+
+@pytest.mark.parametrize("refusal", [
+    lambda shop, channel: channel.rights.update(can_restrict_members=False),
+    lambda shop, channel: shop.api.fail("getChatMember", 429, "Too Many Requests: retry after 5", retry_after=5),
+], ids=["lost rights", "flood control"])
+def test_a_chat_that_refuses_a_removal_is_left_alone_until_the_next_check(shop, vip, channel, alice, bob, refusal):
+    expires = paid_until(30)
+    for person in (alice, bob):
+        subscribes(person, vip, f"sub-{person.id}", expires)
+        assert shop.api.channels.joins(person, join_link(person)) == "approved"
+    refusal(shop, channel)
+    asked = len(calls_of(shop, "getChatMember"))
+    later = moment(expires) + timedelta(hours=2)
+
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 0
+    assert len(calls_of(shop, "getChatMember")) == asked + 1  # not once more for each subscriber there
+
+    channel.rights["can_restrict_members"] = True
+    assert subscriptions.remove_expired(shop.bot.shop, now=later) == 2

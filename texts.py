@@ -173,12 +173,18 @@ EN = {
     "admin_sold_out_refund_pending": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
                                 "found no stock left. Please refund it in your provider's dashboard (provider charge "
                                 "<code>{provider}</code>).",
+    "admin_sold_out_refund_failed": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                                    "found no stock left, and Telegram refused the automatic refund. Please refund "
+                                    "purchase #{purchase} here: open it below → ↩️ Refund.",
     "admin_owned_refunded": "↩️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> ({amount}), which "
                             "they already own. Purchase #{purchase} was refunded automatically.",
     "admin_owned_refund_pending": "⚠️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> "
                                  "({amount}), which they already own. Please refund purchase #{purchase} in your "
                                  "provider's dashboard (provider charge <code>{provider}</code>) and mark it "
                                  "refunded here.",
+    "admin_owned_refund_failed": "⚠️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> "
+                                 "({amount}), which they already own, and Telegram refused the automatic refund. "
+                                 "Please refund purchase #{purchase} here: open it below → ↩️ Refund.",
     "admin_refunded_by_telegram": "↩️ Telegram refunded purchase #{purchase} ({product}) of {who} (id "
                                   "<code>{id}</code>). It is marked refunded; the buyer no longer has access.",
     "admin_ledger_fixed": "🧾 Telegram's Stars ledger showed what the shop had missed: {payments} recorded and "
@@ -323,7 +329,7 @@ EN = {
                          "works for you only.",
     "btn_join": "🔗 Join {chat}",
     "subscription_link_later": "⏳ Your subscription is active, but I cannot make your link to <b>{chat}</b> right "
-                               "now. The seller has been told: open 📦 My purchases → 🔗 Join a little later.",
+                               "now. Open 📦 My purchases → 🔗 Join a little later.",
     "subscription_joined": "✅ Welcome to <b>{chat}</b>!",
     "subscription_members_only": "🔒 <b>{chat}</b> is for subscribers only. Subscribe, and you get a link of your "
                                  "own.",
@@ -331,6 +337,8 @@ EN = {
                           "Renew it to come back.",
     "subscription_refunded": "↩️ Your payment for <b>{name}</b> was refunded, so your access to <b>{chat}</b> has "
                              "ended.",
+    "subscription_ended_still_in": "⌛ Your subscription to <b>{name}</b> has ended. You stay in <b>{chat}</b> "
+                                   "through your other subscription.",
     "btn_renew": "♻️ Renew",
     "subscription": "📅 <b>{name}</b>\nChat: {chat}\n{status}\nPrice: {price} a month",
     "sub_state_active": "✅ Active · renews on {date}",
@@ -537,12 +545,18 @@ RU = {
     "admin_sold_out_refund_pending": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
                                 "не хватило товара. Верните деньги в кабинете платёжного провайдера (платёж "
                                 "провайдера <code>{provider}</code>).",
+    "admin_sold_out_refund_failed": "⚠️ Покупке #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                                    "не хватило товара, а автоматический возврат Telegram не принял. Верните деньги "
+                                    "за покупку #{purchase} здесь: откройте её ниже → ↩️ Вернуть деньги.",
     "admin_owned_refunded": "↩️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> ({amount}), хотя "
                             "товар уже куплен. Деньги за покупку #{purchase} возвращены автоматически.",
     "admin_owned_refund_pending": "⚠️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> "
                                  "({amount}), хотя товар уже куплен. Верните деньги за покупку #{purchase} в "
                                  "кабинете платёжного провайдера (платёж провайдера <code>{provider}</code>) и "
                                  "отметьте возврат здесь.",
+    "admin_owned_refund_failed": "⚠️ {who} (id <code>{id}</code>) второй раз оплатил(а) <b>{product}</b> "
+                                 "({amount}), хотя товар уже куплен, а автоматический возврат Telegram не принял. "
+                                 "Верните деньги за покупку #{purchase} здесь: откройте её ниже → ↩️ Вернуть деньги.",
     "admin_refunded_by_telegram": "↩️ Telegram вернул деньги за покупку #{purchase} ({product}) покупателю {who} (id "
                                   "<code>{id}</code>). Покупка отмечена как возврат, доступа у покупателя больше нет.",
     "admin_ledger_fixed": "🧾 Журнал звёзд Telegram показал, что магазин пропустил: записано и доставлено — "
@@ -687,14 +701,16 @@ RU = {
     "subscription_join": "🔗 Ваша личная ссылка в <b>{chat}</b>: откройте её и подайте заявку — я сразу её одобрю. "
                          "Ссылка работает только для вас.",
     "btn_join": "🔗 Вступить в {chat}",
-    "subscription_link_later": "⏳ Подписка активна, но создать ссылку в <b>{chat}</b> сейчас не получается. Продавцу "
-                               "уже сообщили: чуть позже откройте 📦 Мои покупки → 🔗 Вступить.",
+    "subscription_link_later": "⏳ Подписка активна, но создать ссылку в <b>{chat}</b> сейчас не получается. Чуть "
+                               "позже откройте 📦 Мои покупки → 🔗 Вступить.",
     "subscription_joined": "✅ Добро пожаловать в <b>{chat}</b>!",
     "subscription_members_only": "🔒 <b>{chat}</b> — только для подписчиков. Оформите подписку, и вы получите "
                                  "собственную ссылку.",
     "subscription_ended": "⌛ Подписка «<b>{name}</b>» закончилась, поэтому доступа к <b>{chat}</b> больше нет. "
                           "Продлите её, чтобы вернуться.",
     "subscription_refunded": "↩️ Деньги за «<b>{name}</b>» возвращены, поэтому доступ к <b>{chat}</b> закрыт.",
+    "subscription_ended_still_in": "⌛ Подписка «<b>{name}</b>» закончилась. В <b>{chat}</b> вы остаётесь по другой "
+                                   "своей подписке.",
     "btn_renew": "♻️ Продлить",
     "subscription": "📅 <b>{name}</b>\nЧат: {chat}\n{status}\nЦена: {price} в месяц",
     "sub_state_active": "✅ Активна · продление {date}",
