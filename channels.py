@@ -26,7 +26,7 @@ from telebot.apihelper import ApiTelegramException
 
 import routes
 from config import STARS
-from models import SUBSCRIPTION, Product, Purchase, Subscription, User, utcnow
+from models import Product, Purchase, Subscription, User, utcnow
 from routes import Handlers, ask, end_dialog
 from screens import (
     PAGE_SIZE,
@@ -170,9 +170,11 @@ def sales_figures(session: Session, lang: str) -> str | None:
     since = now - timedelta(days=30)
     active, monthly = session.execute(select(func.count(), func.coalesce(func.sum(case(
         (Subscription.cancelled_at.is_(None), Subscription.price), else_=0)), 0)).where(live(now))).one()
-    renewals = session.scalar(select(func.count(Purchase.id)).join(Product, Purchase.product_id == Product.id).where(
-        Product.kind == SUBSCRIPTION, Purchase.created_at >= since, Purchase.refunded_at.is_(None),
-        Purchase.payment_id.not_in(select(Subscription.first_charge_id))))
+    # A renewal is a payment of a subscription started by an earlier one; a first payment names itself,
+    # and so does a second subscription paid by mistake, which is no renewal either.
+    renewals = session.scalar(select(func.count(Purchase.id)).where(
+        Purchase.created_at >= since, Purchase.refunded_at.is_(None),
+        Purchase.subscription_charge_id.is_not(None), Purchase.subscription_charge_id != Purchase.payment_id))
     cancellations = session.scalar(select(func.count()).where(Subscription.cancelled_at >= since))
     return text(lang, "admin_subscription_figures", subscribers=counted(lang, "n_subscribers", active),
                 monthly=format_price(monthly, STARS), renewals=renewals, cancellations=cancellations)
