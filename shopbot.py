@@ -37,10 +37,13 @@ bottom. In order:
     shop.py        the Shop every handler gets, and how it talks to Telegram
     routes.py      how an update reaches its handler; the handler contract
     lanes.py       payments first, then every customer in turn; floods trimmed
+    promos.py      promo codes: the price after one, who may use it, and
+                   each use held at pre-checkout and counted at payment
     storefront.py  the customer's menu, catalog, product cards and search
     checkout.py    Buy → invoice → pre-checkout → payment → delivery → refunds
     ledger.py      no payment lost or doubled: the journal, redelivery, and
                    Telegram's Stars ledger as the source of truth
+    gifts.py       🎁 buying for someone else, who claims it with a link
     support.py     /paysupport and the seller's reply
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
@@ -71,7 +74,9 @@ import admin
 import backups
 import broadcast
 import checkout
+import gifts
 import ledger
+import promos
 import routes
 import sales
 import service
@@ -99,8 +104,9 @@ WORKER_THREADS = 4  # this many customers' updates are handled at once (lanes.py
 PAYMENT_THREADS = 2  # ...and this many payments, beside them
 # The update types the shop handles; Telegram sends no others.
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
-# Every chapter that registers handlers, in the order telebot should try them.
-CHAPTERS = [storefront, checkout, ledger, support, admin, stock, sales, backups, broadcast]
+# Every chapter that registers handlers, in the order telebot should try them: the promo and gift
+# links (/start promo_…, /start gift_…) before storefront's /start, which takes every other /start.
+CHAPTERS = [promos, gifts, storefront, checkout, ledger, support, admin, stock, sales, backups, broadcast]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
