@@ -48,6 +48,7 @@ bottom. In order:
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
     sales.py       sales figures, purchases, refunds, grants, CSV export
+    promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
     broadcast.py   one message to every customer
     service.py     running it for real: start-up checks, --check, --reprice
     backups.py     💾 Backup: a copy of the shop now, or every day
@@ -76,6 +77,7 @@ import broadcast
 import checkout
 import gifts
 import ledger
+import promo_panel
 import promos
 import routes
 import sales
@@ -106,7 +108,8 @@ PAYMENT_THREADS = 2  # ...and this many payments, beside them
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query"]
 # Every chapter that registers handlers, in the order telebot should try them: the promo and gift
 # links (/start promo_…, /start gift_…) before storefront's /start, which takes every other /start.
-CHAPTERS = [promos, gifts, storefront, checkout, ledger, support, admin, stock, sales, backups, broadcast]
+CHAPTERS = [promos, gifts, storefront, checkout, ledger, support, admin, stock, sales, promo_panel, backups,
+            broadcast]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it

@@ -140,6 +140,7 @@ def test_the_seller_refunds_an_unclaimed_gift_and_its_link_closes(shop, seller, 
     product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
     link = buys_gift(alice, product)
     seller.taps_data(callback("admin_purchase", 1))
+    assert "A gift, not claimed yet" in seller.last_text()
     seller.taps("Refund")
     seller.taps("Yes, refund")
     assert shop.api.of("refundStarPayment")[-1].params["telegram_payment_charge_id"] == "charge-gift"
@@ -151,9 +152,12 @@ def test_refunding_a_claimed_gift_takes_it_back_from_whoever_claimed_it(shop, se
     product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
     opens(bob, buys_gift(alice, product))
     seller.taps_data(callback("admin_purchase", 1))
+    assert "A gift, claimed by Bob (purchase #2)" in seller.last_text()
     seller.taps_data(callback("confirm_refund", 1))
     bob.sends("/purchases")
     assert bob.button_labels()[0] == "↩️ Course (refunded)"
+    seller.taps_data(callback("admin_purchase", 2))
+    assert "Received as a gift (bought in purchase #1)" in seller.last_text()
 
 
 def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):

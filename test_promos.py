@@ -1,7 +1,10 @@
 """Promo codes (promos.py, promo_panel.py): prices, limits held and counted, links, and the seller's screens."""
 from __future__ import annotations
 
+import csv
+import io
 import json
+import logging
 import threading
 from datetime import timedelta
 
@@ -311,6 +314,124 @@ def test_old_and_new_payloads_are_read(shop):
     assert len(biggest.encode()) <= 128 and checkout.parse_invoice_payload(biggest).gift is True
     for forged in ("shop2:42:1001:7", "shop2:42:1001:7:2", "shop2:42:1001:-7:0", "shop1:42:1001:7:0"):
         assert checkout.parse_invoice_payload(forged) is None
+
+
+# ---------------------------------------------------------------------------
+# The seller's 🏷 Promo codes
+# ---------------------------------------------------------------------------
+
+def test_the_seller_makes_a_weekend_code_and_sees_its_uses_and_revenue(shop, seller, alice, caplog):
+    caplog.set_level(logging.INFO, logger="shopbot")
+    product = shop.add_product("Course", price=100)
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("New code")
+    seller.sends("week end")
+    assert "3 to 32 letters" in seller.last_text()
+    seller.sends("weekend")
+    seller.sends("120%")
+    assert "from 1 to 100" in seller.last_text()
+    seller.sends("20%")
+    seller.sends("anything")
+    assert "Choose with the buttons" in seller.last_text()
+    seller.taps("The whole shop")
+    seller.sends("/skip")
+    seller.sends("2020-01-01")
+    assert "That day is over" in seller.last_text()
+    seller.sends((utcnow() + timedelta(days=2)).strftime("%d.%m.%Y"))
+    assert "Saved" in seller.last_text() and "WEEKEND" in seller.last_text()
+    assert "https://t.me/test_shop_bot?start=promo_WEEKEND" in seller.last_text()
+    alice.sends("/start promo_WEEKEND")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("WEEKEND")
+    assert "Used: 1 (each customer once)" in seller.last_text()
+    assert "Revenue: 80 ⭐ · discounts given: 20 ⭐" in seller.last_text()
+    seller.taps("Turn off")
+    assert "⛔ off" in seller.last_text()
+    Person(shop, 1009, "Zoe").sends("/start promo_WEEKEND")
+    assert "expired" in shop.api.messages(1009)[-1]["text"]
+    assert "WEEKEND" not in caplog.text  # a code is never logged
+
+
+def test_a_code_for_one_product_with_a_limit(shop, seller):
+    shop.add_product("Course", price=100)
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("New code")
+    seller.sends("COURSE50")
+    seller.sends("50")  # 50 Stars off
+    seller.taps("Keys")
+    seller.taps("Course")
+    seller.sends("25")
+    seller.sends("/skip")
+    assert "Discount: −50 ⭐ on «Course»" in seller.last_text() and "Used: 0 / 25" in seller.last_text()
+    seller.taps("Back")
+    seller.taps("New code")
+    seller.sends("course50")
+    assert "exists already" in seller.last_text()
+
+
+def test_generated_codes_come_as_a_file_and_each_works_once(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=100)
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("Generate codes")
+    seller.sends("10001")
+    assert "from 1 to 10000" in seller.last_text()
+    seller.sends("5")
+    seller.sends("10%")
+    seller.taps("The whole shop")
+    seller.sends("/skip")
+    name, data = shop.api.of("sendDocument")[-1].files["document"]
+    lines = data.decode().splitlines()
+    assert name.endswith(".txt") and len(lines) == 5 and len({line.split()[0] for line in lines}) == 5
+    code, link = lines[0].split()
+    assert link == f"https://t.me/test_shop_bot?start=promo_{code}"
+    assert "5 one-time codes" in seller.all_texts()
+    alice.sends(f"/start promo_{code}")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    bob.sends(f"/start promo_{code}")
+    assert "used up" in bob.last_text()
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("5 codes")
+    assert "Used: 1" in seller.last_text() and "Revenue: 90 ⭐" in seller.last_text()
+    seller.taps("Turn off")
+    with shop.Session() as session:
+        assert not session.scalar(select(func.count()).where(PromoCode.is_active))
+
+
+def test_ten_thousand_codes_at_once(shop, seller):
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("Generate codes")
+    seller.sends("10000")
+    seller.sends("5%")
+    seller.taps("The whole shop")
+    seller.sends("/skip")
+    lines = shop.api.of("sendDocument")[-1].files["document"][1].decode().splitlines()
+    assert len(lines) == len(set(lines)) == 10_000
+
+
+def test_sales_and_the_csv_show_the_discounts(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=100)
+    shop.add_promo("SPRING")
+    alice.sends("/start promo_SPRING")
+    for person in (alice, bob):
+        person.taps_data(callback("buy", product.id))
+        person.pays()
+    seller.taps_data(callback("sales"))
+    assert "Promo codes, 30 days: 1 sale · 20 ⭐ off list prices" in seller.last_text()
+    seller.taps_data(callback("admin_purchase", 1))
+    assert "Promo code SPRING (−20 %); list price 100 ⭐" in seller.last_text()
+    seller.taps_data(callback("export_csv"))
+    rows = list(csv.reader(io.StringIO(shop.api.of("sendDocument")[-1].files["document"][1].decode("utf-8-sig"))))
+    assert [row[5] for row in rows[1:]] == ["80", "100"] and [row[-3:] for row in rows[1:]] == [
+        ["100", "SPRING", ""], ["", "", ""]]
 
 
 def test_promo_codes_in_russian(shop):
