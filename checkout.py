@@ -326,7 +326,8 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
     if payload is None or payload.buyer_id != query.from_user.id:
         return "checkout_invalid"
     product = session.get(Product, payload.product_id)
-    if product is None or not product.is_active or product.price == 0 or (payload.gift and not product.giftable):
+    if product is None or not product.is_active or product.price == 0 or (
+            (payload.gift or payload.promo_id) and not product.one_off):  # neither a gift nor a code: a subscription
         return "checkout_unavailable"
     price = promos.price_with(session, product, payload.promo_id, shop.config.currency)
     if query.currency != shop.config.currency or query.total_amount != price:

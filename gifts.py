@@ -49,7 +49,7 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, produc
     """🎁 Buy as a gift: an invoice marked as a gift (at once and free, when a promo code takes the whole price)."""
     lang = language_of(call.from_user)
     product = session.get(Product, product_id)
-    if product is None or not product.is_active or not product.giftable or product.price == 0:
+    if product is None or not product.is_active or not product.one_off or product.price == 0:
         return Toast(text(lang, "unavailable"))
     if stock_left(session, product) == 0:
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),

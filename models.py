@@ -145,8 +145,9 @@ class Product(Base):
         return self.kind == STOCKED
 
     @property
-    def giftable(self) -> bool:
-        """Can be bought for someone else (gifts.py): what is delivered once, not what runs on (a subscription)."""
+    def one_off(self) -> bool:
+        """Bought with one payment and delivered (unlimited, stocked): what a promo code may price and a gift may
+        be (promos.py, gifts.py). Any other kind, such as a subscription billed every month, is neither."""
         return self.kind in (UNLIMITED, STOCKED)
 
     @property

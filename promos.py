@@ -152,7 +152,7 @@ def offer_and_owned(session: Session, telegram_id: int, product: Product, curren
                           .select_from(User).outerjoin(PromoCode, PromoCode.id == User.promo_code_id)
                           .where(User.telegram_id == telegram_id)).first()
     code, owned_id, uses = row if row else (None, None, 0)
-    if product.price == 0 or why_not(code, currency, uses, product):
+    if product.price == 0 or not product.one_off or why_not(code, currency, uses, product):
         return Offer(product.price), owned_id
     return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
 

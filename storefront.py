@@ -110,11 +110,11 @@ def buy_button(shop: Shop, lang: str, product_id: int, price: int) -> types.Inli
 
 
 def more_ways_to_buy(lang: str, product: Product) -> list:
-    """🏷 Promo code and 🎁 Buy as a gift, for a paid product (a subscription is no gift: gifts.py)."""
-    row = [button(label(lang, "btn_promo_code"), "promo_code", product.id)]
-    if product.giftable:
-        row.append(button(label(lang, "btn_buy_gift"), "buy_gift", product.id))
-    return row if product.price else []
+    """🏷 Promo code and 🎁 Buy as a gift, for a paid product bought once (not a subscription: models.one_off)."""
+    if not (product.price and product.one_off):
+        return []
+    return [button(label(lang, "btn_promo_code"), "promo_code", product.id),
+            button(label(lang, "btn_buy_gift"), "buy_gift", product.id)]
 
 
 def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,

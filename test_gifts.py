@@ -207,15 +207,18 @@ def test_a_gift_recorded_but_not_delivered_sends_its_link_at_the_next_start(shop
     assert "gift_" in alice.all_texts() and "COURSE-LINK" not in alice.all_texts()
 
 
-def test_what_is_not_delivered_once_is_no_gift(shop, alice):
+def test_what_is_not_bought_once_is_no_gift_and_takes_no_promo_code(shop, alice):
     product = shop.add_product("Course", price=100)
-    set_product(shop, product.id, kind="subscription")  # a kind another chapter adds: not giftable
+    set_product(shop, product.id, kind="subscription")  # a kind another chapter adds: billed every month
+    shop.add_promo("SPRING")
+    alice.sends("/start promo_SPRING")
     alice.sends(f"/start p_{product.id}")
-    assert "🎁 Buy as a gift" not in alice.button_labels()
+    assert alice.button_labels() == ["Buy for 100 ⭐", "⬅️ Back"]
     alice.taps_data(callback("buy_gift", product.id))
     assert alice.last_toast() == "This item is no longer available."
-    payload = checkout.invoice_payload(product.id, alice.id, gift=True)
-    assert alice.pre_checkout(100, payload)["ok"] is False
+    for payload in (checkout.invoice_payload(product.id, alice.id, gift=True),
+                    checkout.invoice_payload(product.id, alice.id, promo_id=1)):
+        assert alice.pre_checkout(100, payload)["ok"] is False
 
 
 def test_bad_gift_links_are_answered(shop, alice, seller):
