@@ -16,6 +16,11 @@ Reading order: ... subscriptions.py → **checkout.py** → ledger.py → suppor
 5. **Refunds**: Stars go back through Telegram; card payments are refunded in
    the provider's dashboard and marked here.
 
+Two things ride along in the invoice: the customer's promo code (promos.py
+prices with it, holds a use at pre-checkout and counts it at payment) and a
+gift mark (gifts.py): a gift's buyer receives a link to pass on, never the
+content.
+
 Delivery comes first in this file because every way of buying ends there.
 """
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -30,11 +36,13 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
+import promos
 import routes
 import subscriptions
 from config import STARS, is_id
 from models import (
     SUBSCRIPTION,
+    Gift,
     Product,
     Purchase,
     StockItem,
@@ -79,22 +87,34 @@ LOW_STOCK_ALERT = 3  # admins hear when a stocked product is down to this many i
 # ---------------------------------------------------------------------------
 
 # It names the product and the buyer, so that pre-checkout can refuse someone
-# else's invoice. Its version is separate from the buttons' (screens.py):
-# invoices already sent must still be paid after an upgrade.
+# else's invoice; the second form adds the promo code and the gift mark. Its
+# version is separate from the buttons' (screens.py): invoices already sent
+# must still be paid after an upgrade, so both forms are read. At most 128 bytes.
 PAYLOAD_VERSION = "shop1"
+PAYLOAD_VERSION_2 = "shop2"  # with a promo code or as a gift
 
 
-def invoice_payload(product_id: int, buyer_id: int) -> str:
-    """'shop1:42:1001': product 42, for user 1001."""
+class Payload(NamedTuple):
+    product_id: int
+    buyer_id: int
+    promo_id: int = 0  # the promo code the price was made with, or 0
+    gift: bool = False
+
+
+def invoice_payload(product_id: int, buyer_id: int, promo_id: int = 0, gift: bool = False) -> str:
+    """'shop1:42:1001': product 42, for user 1001; 'shop2:42:1001:7:1' with promo code 7, as a gift."""
+    if promo_id or gift:
+        return f"{PAYLOAD_VERSION_2}:{product_id}:{buyer_id}:{promo_id}:{int(gift)}"
     return f"{PAYLOAD_VERSION}:{product_id}:{buyer_id}"
 
 
-def parse_invoice_payload(payload: str | None) -> tuple[int, int] | None:
-    """'shop1:42:1001' -> (42, 1001); None when it is not one of our invoices."""
+def parse_invoice_payload(payload: str | None) -> Payload | None:
+    """'shop1:42:1001' -> (42, 1001, 0, False); None when it is not one of our invoices."""
     parts = (payload or "").split(":")
-    if len(parts) != 3 or parts[0] != PAYLOAD_VERSION or not all(is_id(p) for p in parts[1:]):
+    size = {PAYLOAD_VERSION: 3, PAYLOAD_VERSION_2: 5}.get(parts[0])
+    if len(parts) != size or not all(is_id(p) for p in parts[1:]) or (size == 5 and parts[4] not in "01"):
         return None
-    return int(parts[1]), int(parts[2])
+    return Payload(*map(int, parts[1:4]), *([parts[4] == "1"] if size == 5 else []))
 
 
 # ---------------------------------------------------------------------------
@@ -110,6 +130,7 @@ class Parcel:
     subscription: bool = False  # a 📅 product's: its join link comes after the content (subscriptions.py)
     # (text, file_id, file_type): the buyer's own stock item first, then the product's hidden content
     contents: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    gift_token: str | None = None  # a gift: its buyer gets the link to pass on (gifts.py), never the content
 
 
 def parcel_of(session: Session, purchase_id: int) -> Parcel:
@@ -117,11 +138,13 @@ def parcel_of(session: Session, purchase_id: int) -> Parcel:
     row = session.execute(
         select(Product.name, Product.kind, Product.hidden_content, Product.hidden_file_id, Product.hidden_file_type,
                StockItem.content.label("item"), StockItem.file_id.label("item_file_id"),
-               StockItem.file_type.label("item_file_type"))
+               StockItem.file_type.label("item_file_type"), Gift.token)
         .select_from(Purchase).join(Product, Purchase.product_id == Product.id)
-        .outerjoin(StockItem, StockItem.purchase_id == Purchase.id)
+        .outerjoin(StockItem, StockItem.purchase_id == Purchase.id).outerjoin(Gift, Gift.purchase_id == Purchase.id)
         .where(Purchase.id == purchase_id)).one()
-    parcel = Parcel(purchase_id, row.name, row.kind == SUBSCRIPTION)
+    parcel = Parcel(purchase_id, row.name, row.kind == SUBSCRIPTION, gift_token=row.token)
+    if row.token is not None:
+        return parcel  # the content, and a stocked product's key, wait for whoever claims the gift
     if row.item is not None:  # a stocked product: the buyer's own key first
         parcel.contents.append((row.item, row.item_file_id, row.item_file_type))
     # For a stocked product the hidden content is what every buyer shares (e.g. how to activate).
@@ -160,7 +183,10 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
     with shop.Session() as session:
         parcel = parcel_of(session, purchase_id)
     reached = send(shop, chat_id, heading) is not None
-    if reached:
+    if reached and parcel.gift_token:
+        link = f"https://t.me/{shop.bot.user.username}?start=gift_{parcel.gift_token}"
+        send(shop, chat_id, text(lang, "gift_to_forward", name=parcel.product_name, link=link))
+    elif reached:
         sent = False
         for content, file_id, file_type in parcel.contents:
             sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
@@ -219,30 +245,40 @@ class Invoice:
     title: str  # up to 32 characters
     description: str  # up to 255
     price: int
+    promo_id: int = 0  # the customer's promo code, which made the price
+    gift: bool = False
 
     @classmethod
-    def of(cls, product: Product) -> Invoice:
-        return cls(product.id, truncate(product.name, 32),
-                   truncate(product.description.strip() or product.name, 255), product.price)
+    def of(cls, product: Product, offer: promos.Offer, gift: bool = False) -> Invoice:
+        return cls(product.id, truncate(("🎁 " if gift else "") + product.name, 32),
+                   truncate(product.description.strip() or product.name, 255), offer.price, offer.code_id, gift)
 
     def show(self, shop: Shop, update) -> None:
         chat_id = chat_of(update)
         call_api(shop, chat_id, shop.bot.send_invoice, chat_id, title=self.title, description=self.description,
-                 invoice_payload=invoice_payload(self.product_id, update.from_user.id),
+                 invoice_payload=invoice_payload(self.product_id, update.from_user.id, self.promo_id, self.gift),
                  provider_token=shop.config.provider_token or None,  # Stars take no provider
                  currency=shop.config.currency, prices=[types.LabeledPrice(self.title, self.price)])
 
 
-def give_product(session: Session, user: User, product: Product, payment_type: str, currency: str) -> Purchase | None:
-    """Hand a product over without payment: a free product, or a seller's /grant.
+def give_product(session: Session, user: User, product: Product, payment_type: str, currency: str,
+                 promo_id: int = 0, gift: bool = False) -> Purchase | None:
+    """Hand a product over without payment: a free product (or free with a promo code), or a seller's /grant.
 
-    None when the last item went to someone else a moment ago, or when the
+    None when the last item went to someone else a moment ago, when the
     customer already owns it (the database keeps one live purchase, see
-    ux_purchases_one_live, however many taps arrive at once).
+    ux_purchases_one_live, however many taps arrive at once), or when the
+    promo code has no use left for them.
     """
+    if promo_id and not promos.take_use(session, promo_id, user):
+        session.rollback()
+        return None
     purchase = Purchase(user=user, product=product, price=0, currency=currency, payment_type=payment_type,
-                        once_per_customer=product.sold_once_per_customer)
+                        once_per_customer=product.sold_once_per_customer and not gift,
+                        promo_code_id=promo_id or None, list_price=product.price if promo_id else None)
     session.add(purchase)
+    if gift:
+        session.add(Gift(purchase=purchase))
     try:
         if product.stocked and not claim_stock_item(session, product.id, purchase):
             session.rollback()
@@ -264,22 +300,25 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id:
     if stock_left(session, product) == 0:  # the card now says "Sold out"
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
                           text(lang, "sold_out_toast"))
-    owned = owned_purchase_id(session, call.from_user.id, product_id) if product.sold_once_per_customer else None
-    if owned:  # show it again instead
-        return Delivery(owned, text(lang, "already_owned"), lang)
     if product.kind == SUBSCRIPTION:  # an invoice link that Telegram bills every month
         return subscriptions.subscribe(shop, session, call, product, invoice_payload(product.id, call.from_user.id))
-    if product.price == 0:
-        return take_free_product(shop, session, call.from_user, product, lang)
-    return Toast(text(lang, "invoice_sent")), Invoice.of(product)
+    offer, owned = promos.offer_and_owned(session, call.from_user.id, product, shop.config.currency)
+    if owned and product.sold_once_per_customer:  # show it again instead
+        return Delivery(owned, text(lang, "already_owned"), lang)
+    if offer.price == 0:  # free, or free with the customer's promo code: no invoice
+        return take_free_product(shop, session, call.from_user, product, lang, offer.code_id)
+    return Toast(text(lang, "invoice_sent")), Invoice.of(product, offer)
 
 
-def take_free_product(shop: Shop, session: Session, customer: types.User, product: Product, lang: str):
+def take_free_product(shop: Shop, session: Session, customer: types.User, product: Product, lang: str,
+                      promo_id: int = 0):
     """🎁 Get for free: the product at once, or what the customer got a moment ago (a double tap)."""
-    purchase = give_product(session, save_user(session, customer), product, "free", shop.config.currency)
+    purchase = give_product(session, save_user(session, customer), product, "free", shop.config.currency, promo_id)
     if purchase is None:
         owned = owned_purchase_id(session, customer.id, product.id)
-        return Delivery(owned, text(lang, "already_owned"), lang) if owned else Toast(text(lang, "sold_out_toast"))
+        if owned:
+            return Delivery(owned, text(lang, "already_owned"), lang)
+        return Toast(text(lang, "promo_used_up" if promo_id else "sold_out_toast"))
     alert = stock_alert(session, product) if product.stocked else None
     return Delivery(purchase.id, text(lang, "thanks", name=product.name), lang), alert
 
@@ -291,19 +330,24 @@ def take_free_product(shop: Shop, session: Session, customer: types.User, produc
 def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery) -> str | None:
     """The text key explaining why this payment must not happen, or None if it may."""
     payload = parse_invoice_payload(query.invoice_payload)
-    if payload is None or payload[1] != query.from_user.id:
+    if payload is None or payload.buyer_id != query.from_user.id:
         return "checkout_invalid"
-    product = session.get(Product, payload[0])
-    if product is None or not product.is_active or product.price == 0:
+    product = session.get(Product, payload.product_id)
+    if product is None or not product.is_active or product.price == 0 or (
+            (payload.gift or payload.promo_id) and not product.one_off):  # neither a gift nor a code: a subscription
         return "checkout_unavailable"
-    if query.currency != shop.config.currency or query.total_amount != product.price:
+    price = promos.price_with(session, product, payload.promo_id, shop.config.currency)
+    if query.currency != shop.config.currency or query.total_amount != price:
         return "checkout_price_changed"
     if product.kind == SUBSCRIPTION:
         return subscriptions.checkout_problem(session, query.from_user.id, product)
     if stock_left(session, product) == 0:
         return "checkout_sold_out"
-    if product.sold_once_per_customer and owned_purchase_id(session, query.from_user.id, product.id):
+    if product.sold_once_per_customer and not payload.gift and owned_purchase_id(session, query.from_user.id,
+                                                                                 product.id):
         return "checkout_owned"
+    if payload.promo_id:  # last: it begins the write that holds a use of the code
+        return promos.hold_use(session, payload.promo_id, query.from_user, product, shop.config.currency)
     return None
 
 
@@ -346,12 +390,17 @@ def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
 # ---------------------------------------------------------------------------
 
 def new_purchase(session: Session, user: User, product: Product, payment: types.SuccessfulPayment,
-                 payment_type: str, once_per_customer: bool) -> Purchase:
+                 payment_type: str, once_per_customer: bool, payload: Payload) -> Purchase:
+    # The promo code's use first: it locks the code, so that its uses are counted one payment at a time.
+    promo_id = payload.promo_id if payload.promo_id and promos.take_use(session, payload.promo_id, user) else None
     purchase = Purchase(user=user, product=product, price=payment.total_amount, currency=payment.currency,
                         payment_type=payment_type, payment_id=payment.telegram_payment_charge_id,
-                        once_per_customer=once_per_customer)
+                        once_per_customer=once_per_customer and not payload.gift, promo_code_id=promo_id,
+                        list_price=product.price if payload.promo_id else None)
     session.add(purchase)
-    if product.stocked:
+    if payload.gift:
+        session.add(Gift(purchase=purchase))  # its key, if stocked, is taken now and waits for the claim
+    if product.stocked and promo_id == (payload.promo_id or None):
         claim_stock_item(session, product.id, purchase)  # none left: the caller refunds
     elif product.kind == SUBSCRIPTION:
         subscriptions.record_period(session, purchase, payment)  # in this transaction: once per charge
@@ -360,7 +409,7 @@ def new_purchase(session: Session, user: User, product: Product, payment: types.
 
 
 def record_payment(session: Session, user: User, product: Product, payment: types.SuccessfulPayment,
-                   payment_type: str) -> tuple[Purchase, str]:
+                   payment_type: str, payload: Payload) -> tuple[Purchase, str]:
     """Save the purchase for this charge (and, if stocked, its item) in one transaction and commit.
 
     Returns the purchase and what it is: "new"; "repeated" when Telegram sends
@@ -373,7 +422,8 @@ def record_payment(session: Session, user: User, product: Product, payment: type
     if existing:
         return existing, "repeated"
     try:
-        return new_purchase(session, user, product, payment, payment_type, product.sold_once_per_customer), "new"
+        return new_purchase(session, user, product, payment, payment_type, product.sold_once_per_customer,
+                            payload), "new"
     except IntegrityError:
         session.rollback()
     existing = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
@@ -382,7 +432,7 @@ def record_payment(session: Session, user: User, product: Product, payment: type
     if not product.sold_once_per_customer:
         raise  # another constraint failed, and the payment must not pass as recorded
     # ux_purchases_one_live refused a second live purchase: the customer owns it already.
-    return new_purchase(session, user, product, payment, payment_type, once_per_customer=False), "owned"
+    return new_purchase(session, user, product, payment, payment_type, False, payload), "owned"
 
 
 def refund_stars(shop: Shop, user_id: int, charge_id: str) -> bool:
@@ -404,7 +454,7 @@ class RefundAtOnce:
     """
 
     purchase_id: int
-    reason: str
+    reason: str  # also "promo": the promo code had no use left for this customer when the payment landed
     lang: str
 
     def show(self, shop: Shop, message: types.Message) -> None:
@@ -446,24 +496,36 @@ class UnmatchedPayment:
                       amount=format_price(payment.total_amount, payment.currency))
 
 
+def refund_reason(session: Session, purchase: Purchase, outcome: str, product: Product, payload: Payload) -> str | None:
+    """Why a payment just recorded cannot be honoured, so that it goes back at once; None when it can."""
+    if outcome == "owned":
+        return "owned"
+    if outcome == "new" and payload.promo_id and purchase.promo_code_id is None:
+        return "promo"
+    if outcome == "new" and product.stocked and stock_item_of(session, purchase.id) is None:
+        return "sold_out"
+    return None
+
+
 def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     """Money received: record the purchase (once per charge) and commit; delivery follows."""
     payment, lang = message.successful_payment, language_of(message.from_user)
     payload = parse_invoice_payload(payment.invoice_payload)
     user = save_user(session, message.from_user)
-    product = session.get(Product, payload[0]) if payload else None
+    product = session.get(Product, payload.product_id) if payload else None
     if product is None:
         return UnmatchedPayment(lang)
-    purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type)
+    purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type, payload)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
-    if outcome == "owned" or (outcome == "new" and product.stocked and stock_item_of(session, purchase.id) is None):
+    reason = refund_reason(session, purchase, outcome, product, payload)
+    if reason:
         mark_delivered(session, purchase)  # there is nothing to deliver: the charge goes back
-        return RefundAtOnce(purchase.id, "owned" if outcome == "owned" else "sold_out", lang)
+        return RefundAtOnce(purchase.id, reason, lang)
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
     if product.kind == SUBSCRIPTION:
         return subscription_replies(session, message, purchase, outcome, lang)
-    delivery = Delivery(purchase.id, text(lang, "thanks", name=product.name), lang)
+    delivery = Delivery(purchase.id, text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
     if outcome == "repeated":
         return delivery
     alert = stock_alert(session, product) if product.stocked else None
@@ -488,11 +550,22 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
 # 4. My purchases: everything bought stays here
 # ---------------------------------------------------------------------------
 
+def purchase_label(lang: str, row) -> str:
+    """'Guide · 2026-05-01', '↩️ Guide (refunded)', or a gift the customer bought, claimed or not yet."""
+    if row.refunded_at:
+        return label(lang, "purchase_refunded_button", name=row.name)
+    if row.gift:
+        return label(lang, "gift_claimed_button" if row.claimed else "gift_unclaimed_button", name=row.name)
+    return label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}")
+
+
 def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
     """📦 My purchases, newest first, a page at a time."""
     rows = session.execute(
-        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name)
+        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name, Gift.id.label("gift"),
+               Gift.claimed_purchase_id.label("claimed"))
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
+        .outerjoin(Gift, Gift.purchase_id == Purchase.id)
         .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION)  # subscriptions: one line each
         .order_by(Purchase.created_at.desc(), Purchase.id.desc())
         .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
@@ -509,9 +582,7 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
         if page > 0:
             return purchases_screen(session, lang, telegram_id, 0)
         return Screen(text(lang, "purchases_empty"), keyboard([button(label(lang, "btn_catalog"), "catalog")], back))
-    buttons = [[button(label(lang, "purchase_refunded_button", name=row.name) if row.refunded_at else
-                       label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}"),
-                       "open_purchase", row.id)] for row in rows]
+    buttons = [[button(purchase_label(lang, row), "open_purchase", row.id)] for row in rows]
     return Screen(text(lang, "purchases"),
                   keyboard(*subscribed, *buttons, pager_row(lang, "purchases", (), page, page_count(total)), back))
 
@@ -547,9 +618,16 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
 # 5. Refunds, asked for by the seller
 # ---------------------------------------------------------------------------
 
+def close_purchase(purchase: Purchase) -> None:
+    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both."""
+    purchase.refunded_at = utcnow()
+    if purchase.gift is not None and purchase.gift.claimed_purchase is not None:
+        purchase.gift.claimed_purchase.refunded_at = purchase.refunded_at
+
+
 def mark_refunded(shop: Shop, purchase_id: int) -> None:
     with shop.Session() as session:
-        session.get(Purchase, purchase_id).refunded_at = utcnow()
+        close_purchase(session.get(Purchase, purchase_id))
         session.commit()
 
 
@@ -569,7 +647,7 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
         except ApiTelegramException as error:  # already refunded, unknown charge...
             logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
             return text(lang, "admin_refund_failed", error=error.description)
-    purchase.refunded_at = utcnow()
+    close_purchase(purchase)
     ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
     session.commit()
     if ending is not None:

@@ -42,7 +42,7 @@ import screens
 import shopbot
 from config import Config
 from database import open_database
-from models import STOCKED, Category, Product, Purchase, StockItem, User
+from models import STOCKED, Category, Product, PromoCode, Purchase, StockItem, User
 from screens import callback
 
 TOKEN = "1234567:TEST-token"
@@ -392,6 +392,14 @@ class ShopUnderTest:
             session.add(product)
             session.commit()
             return product
+
+    def add_promo(self, code: str = "SAVE20", **fields) -> PromoCode:
+        """A promo code, 20 % off everything unless ``fields`` say otherwise (promos.py)."""
+        with self.Session() as session:
+            promo = PromoCode(code=code, **({"percent": 20} if "amount" not in fields else {}) | fields)
+            session.add(promo)
+            session.commit()
+            return promo
 
     def finish_background(self) -> None:
         """Wait for broadcasts and restock notices running in the background."""

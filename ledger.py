@@ -1,6 +1,6 @@
 """Ledger: no payment is ever lost or doubled, whatever happens to the machine.
 
-Reading order: ... subscriptions.py → checkout.py → **ledger.py** → support.py → ...
+Reading order: ... subscriptions.py → checkout.py → **ledger.py** → gifts.py → support.py → ...
 
 checkout.py records each payment once per Telegram charge id and commits it
 before delivering. On a real server that is not enough: telebot tells
@@ -40,7 +40,7 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
 import subscriptions
-from checkout import deliver, on_successful_payment, parse_invoice_payload
+from checkout import close_purchase, deliver, on_successful_payment, parse_invoice_payload
 from models import Product, Purchase, Setting, User, put_setting, utcnow
 from routes import handles_errors, on_message, show_reply
 from screens import counted, describe_user, format_price, language_for_code, language_of, text
@@ -211,7 +211,7 @@ def refunded_by_telegram(session: Session, charge_id: str):
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
     if purchase is None or purchase.refunded_at is not None:
         return None
-    purchase.refunded_at = utcnow()  # the content no longer opens; a key shown to the buyer is never resold
+    close_purchase(purchase)  # the content no longer opens; a key shown to the buyer is never resold
     ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
     session.commit()
     logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)

@@ -22,6 +22,7 @@ A change to a model needs a migration too (see database.py).
 from __future__ import annotations
 
 import hashlib
+import secrets
 import threading
 import time
 from datetime import UTC, datetime
@@ -88,6 +89,9 @@ class User(Base):
     # Set when Telegram answers 403: the user blocked the bot. Cleared when
     # they write to the bot again.
     is_blocked: Mapped[bool] = mapped_column(default=False)
+    # The promo code the customer chose last (promos.py): it prices their next purchase it covers.
+    promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"),
+                                                      default=None)
 
     purchases: Mapped[list[Purchase]] = relationship(back_populates="user")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="user")
@@ -152,6 +156,12 @@ class Product(Base):
         return self.kind == STOCKED
 
     @property
+    def one_off(self) -> bool:
+        """Bought with one payment and delivered (unlimited, stocked): what a promo code may price and a gift may
+        be (promos.py, gifts.py). Any other kind, such as a subscription billed every month, is neither."""
+        return self.kind in (UNLIMITED, STOCKED)
+
+    @property
     def sold_once_per_customer(self) -> bool:
         """The buy-again rule. An unlimited product is bought once (everyone gets the same content),
         and so is a free item (or one customer could take them all); a paid stocked product may be
@@ -185,6 +195,16 @@ class Purchase(Base):
         # What still has to be delivered (after a crash between the commit and the send).
         Index("ix_purchases_undelivered", "id", sqlite_where=text("delivered_at IS NULL"),
               postgresql_where=text("delivered_at IS NULL")),
+        # A promo code's uses, and whether a customer has used it (promos.py).
+        Index("ix_purchases_promo_live", "promo_code_id", "user_id",
+              sqlite_where=text("promo_code_id IS NOT NULL AND refunded_at IS NULL"),
+              postgresql_where=text("promo_code_id IS NOT NULL AND refunded_at IS NULL")),
+        # 📊 Sales' line on promo codes reads a month of them from this alone, however many sales there are
+        # (the last two columns only because SQLite checks the WHERE terms again, from the index if it can).
+        Index("ix_purchases_promo_sales", "created_at", "currency", "list_price", "price", "promo_code_id",
+              "refunded_at",
+              sqlite_where=text("promo_code_id IS NOT NULL AND refunded_at IS NULL"),
+              postgresql_where=text("promo_code_id IS NOT NULL AND refunded_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -206,9 +226,15 @@ class Purchase(Base):
     # A 📅 payment's Telegram subscription, named (as editUserStarSubscription names it) by the charge id of its
     # first payment: a renewal's is its subscription's, a second subscription paid by mistake has its own.
     subscription_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Bought with a promo code (promos.py): the code, and the product's price before it.
+    promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="RESTRICT"),
+                                                      default=None)
+    list_price: Mapped[int | None] = mapped_column(default=None)
 
     user: Mapped[User] = relationship(back_populates="purchases")
     product: Mapped[Product] = relationship(back_populates="purchases")
+    # Bought for someone else (gifts.py): the gift's link, and who claimed it.
+    gift: Mapped[Gift | None] = relationship(back_populates="purchase", foreign_keys="Gift.purchase_id")
 
     def __repr__(self) -> str:
         return f"<Purchase {self.id} user={self.user_id} product={self.product_id} {self.price} {self.currency}>"
@@ -371,6 +397,80 @@ class Setting(Base):
 
 
 # ---------------------------------------------------------------------------
+# Promo codes and gifts (promos.py, gifts.py)
+# ---------------------------------------------------------------------------
+
+class PromoCode(Base):
+    """A discount a customer types or follows a link to: a percentage or an amount off, for the shop,
+    a category or one product; perhaps limited in uses, perhaps expiring."""
+
+    __tablename__ = "promo_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # In capitals, so that a code typed in any case is found by this unique index (no timing to compare).
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    percent: Mapped[int | None] = mapped_column(default=None)  # 1-100, or None for a fixed amount
+    amount: Mapped[int | None] = mapped_column(default=None)  # in the smallest unit of ``currency``
+    currency: Mapped[str] = mapped_column(String(8), default="XTR")
+    # What it applies to: one product, one category, or (both None) the whole shop. CASCADE: a
+    # product or category can only be deleted once nobody bought it, so no use of the code is lost.
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id", ondelete="CASCADE"), default=None)
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"), default=None)
+    max_uses: Mapped[int | None] = mapped_column(default=None)  # in all; each customer uses it once
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    batch: Mapped[int | None] = mapped_column(default=None, index=True)  # made together by 🎟 Generate codes
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<PromoCode {self.id} {self.code[:3]}… {self.percent or 0}% {self.amount or 0}>"
+
+
+class PromoHold(Base):
+    """A use of a promo code set aside at pre-checkout for one customer, until their payment lands."""
+
+    __tablename__ = "promo_holds"
+    __table_args__ = (UniqueConstraint("promo_code_id", "telegram_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    promo_code_id: Mapped[int] = mapped_column(ForeignKey("promo_codes.id", ondelete="CASCADE"))
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column()
+
+    def __repr__(self) -> str:
+        return f"<PromoHold code={self.promo_code_id} user={self.telegram_id}>"
+
+
+GIFT_TOKEN_BYTES = 16  # 128 random bits: a gift's link cannot be guessed
+
+
+def new_gift_token() -> str:
+    return secrets.token_urlsafe(GIFT_TOKEN_BYTES)
+
+
+class Gift(Base):
+    """A purchase bought for someone else: the secret of its link, and the purchase of whoever claimed it."""
+
+    __tablename__ = "gifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchases.id", ondelete="RESTRICT"), unique=True)
+    # Found by this unique index, never compared by hand, so that no timing tells how much of a guess was right.
+    token: Mapped[str] = mapped_column(String(32), unique=True, default=new_gift_token)
+    # Unique: a gift is claimed once, whoever opens its link at the same moment.
+    claimed_purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id", ondelete="RESTRICT"),
+                                                            unique=True, default=None)
+    claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    purchase: Mapped[Purchase] = relationship(back_populates="gift", foreign_keys=[purchase_id])
+    claimed_purchase: Mapped[Purchase | None] = relationship(foreign_keys=[claimed_purchase_id])
+
+    def __repr__(self) -> str:
+        state = f"claimed in purchase {self.claimed_purchase_id}" if self.claimed_purchase_id else "unclaimed"
+        return f"<Gift {self.id} purchase={self.purchase_id} {state}>"
+
+
+# ---------------------------------------------------------------------------
 # Queries the chapters share. Each takes the caller's session and runs one or
 # two indexed statements: nothing here loads the whole catalog.
 # ---------------------------------------------------------------------------
@@ -515,11 +615,11 @@ def stock_left(session: Session, product: Product) -> int | None:
 
 
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:
-    """The id of this user's live (not refunded) purchase of a product, if any."""
+    """The id of this user's live (not refunded) purchase of a product, if any; a gift they bought is not theirs."""
     return session.scalar(
         select(Purchase.id).join(User)
         .where(User.telegram_id == telegram_id, Purchase.product_id == product_id,
-               Purchase.refunded_at.is_(None))
+               Purchase.refunded_at.is_(None), ~Purchase.gift.has())
         .limit(1)
     )
 

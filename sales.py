@@ -1,10 +1,10 @@
 """Sales: the seller's money screens — figures, purchases, refunds, grants and export.
 
-Reading order: ... stock.py → **sales.py** → broadcast.py.
+Reading order: ... stock.py → **sales.py** → promo_panel.py → broadcast.py.
 
-📊 Sales sums up four periods, from a snapshot brought up to date on each
-open, so it costs the same in a shop's first week and after a million
-sales; 🧾 Recent purchases opens any sale, with
+📊 Sales sums up four periods (and what promo codes took off), from a
+snapshot brought up to date on each open, so it costs the same in a shop's
+first week and after a million sales; 🧾 Recent purchases opens any sale, with
 ↩️ Refund (the refund itself is in checkout.py, beside the payments);
 ``/refund <charge id>`` and ``/grant <user id> <product id>`` are the same
 from the keyboard. 📄 Export CSV sends every purchase as a spreadsheet.
@@ -29,15 +29,19 @@ import routes
 from channels import sales_figures
 from checkout import deliver, give_product, refund_purchase
 from config import is_id
+from gifts import gift_line
 from models import (
     SUBSCRIPTION,
+    Gift,
     Product,
+    PromoCode,
     Purchase,
     Setting,
     User,
     owned_purchase_id,
     utcnow,
 )
+from promos import promo_line
 from routes import Handlers, chat_of, on_message
 from screens import (
     PAGE_SIZE,
@@ -103,7 +107,7 @@ class Figures:
                 self.sold[product_id] += count
         elif payment_type == "free":
             self.free += count
-        else:
+        elif payment_type != "gift":  # a claimed gift's sale is its buyer's paid purchase
             self.granted += count
 
     def plus(self, other: Figures, sign: int = 1) -> Figures:
@@ -227,6 +231,18 @@ def ledger_line(session: Session, lang: str) -> str:
                 payments=counted(lang, "n_payments", payments), refunds=counted(lang, "n_refunds", refunds))
 
 
+def discounts_line(session: Session, lang: str, since: datetime) -> str:
+    """What promo codes took off list prices since ``since``, per currency; '' when nothing."""
+    rows = session.execute(
+        select(Purchase.currency, func.count(), func.sum(Purchase.list_price - Purchase.price))
+        .where(Purchase.created_at >= since, Purchase.refunded_at.is_(None), Purchase.promo_code_id.is_not(None))
+        .group_by(Purchase.currency)).all()
+    if not rows:
+        return ""
+    off = " + ".join(format_price(amount, currency) for currency, _, amount in rows)
+    return text(lang, "admin_discounts", sales=counted(lang, "n_sales", sum(count for _, count, _ in rows)), off=off)
+
+
 def sales_report(shop: Shop, session: Session, lang: str) -> str:
     """📊 Sales for today, 7 and 30 days and all time, the month's top 5, and the ledger's last reading."""
     figures = shop.memo.setdefault("sales", Snapshot()).now(shop, session, utcnow())
@@ -237,6 +253,8 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
         lines += [text(lang, "admin_top_line", place=n, name=name, count=sold) for n, (name, sold) in enumerate(top, 1)]
     if subscribed := sales_figures(session, lang):
         lines.append(subscribed)
+    if discounts := discounts_line(session, lang, utcnow() - timedelta(days=30)):
+        lines.append(discounts)
     if shop.config.payment_type == "stars":
         lines.append(ledger_line(session, lang))
     return "\n".join(lines)
@@ -285,6 +303,7 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
                 product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
                 type=label(lang, f"payment_{purchase.payment_type}"), payment_id=purchase.payment_id or "—",
                 date=f"{purchase.created_at:%Y-%m-%d %H:%M} UTC")
+    body += promo_line(session, lang, purchase) + gift_line(session, lang, purchase)
     if purchase.refunded_at:
         body += "\n" + text(lang, "admin_refunded_at", date=f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC")
     refund = [] if purchase.refunded_at else [button(label(lang, "btn_refund"), "refund", purchase.id)]
@@ -398,16 +417,20 @@ def purchases_csv(session: Session) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["date", "purchase_id", "buyer_id", "username", "product", "price", "currency",
-                     "payment_type", "payment_id", "refunded_at"])
+                     "payment_type", "payment_id", "refunded_at", "list_price", "promo_code", "gift"])
     rows = session.execute(
         select(Purchase.created_at, Purchase.id, User.telegram_id, User.username, Product.name, Purchase.price,
-               Purchase.currency, Purchase.payment_type, Purchase.payment_id, Purchase.refunded_at)
+               Purchase.currency, Purchase.payment_type, Purchase.payment_id, Purchase.refunded_at,
+               Purchase.list_price, PromoCode.code, Gift.id.label("gift"))
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
+        .outerjoin(PromoCode, Purchase.promo_code_id == PromoCode.id).outerjoin(Gift, Gift.purchase_id == Purchase.id)
         .order_by(Purchase.id).execution_options(yield_per=1000))
-    for created, purchase_id, buyer_id, username, product, price, currency, payment_type, charge, refunded in rows:
-        writer.writerow([f"{created:%Y-%m-%d %H:%M:%S}", purchase_id, buyer_id, safe_cell(username),
-                         safe_cell(product), amount_text(price, currency), currency, payment_type, safe_cell(charge),
-                         f"{refunded:%Y-%m-%d %H:%M:%S}" if refunded else ""])
+    for row in rows:
+        writer.writerow([f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.id, row.telegram_id, safe_cell(row.username),
+                         safe_cell(row.name), amount_text(row.price, row.currency), row.currency, row.payment_type,
+                         safe_cell(row.payment_id), f"{row.refunded_at:%Y-%m-%d %H:%M:%S}" if row.refunded_at else "",
+                         "" if row.list_price is None else amount_text(row.list_price, row.currency),
+                         row.code or "", "yes" if row.gift else ""])
     return out.getvalue()
 
 

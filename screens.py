@@ -305,6 +305,7 @@ def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMar
         [button(label(lang, "btn_products"), "products"), button(label(lang, "btn_sales"), "sales")],
         [button(label(lang, "btn_recent"), "recent_purchases", 0), button(label(lang, "btn_broadcast"), "broadcast")],
         [button(label(lang, "btn_export"), "export_csv"), button(label(lang, "btn_backup"), "backup")],
+        [button(label(lang, "btn_promos"), "promos", 0)],
         [button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"), "sale_alerts")],
     )
 

@@ -38,17 +38,21 @@ bottom. In order:
     shop.py        the Shop every handler gets, and how it talks to Telegram
     routes.py      how an update reaches its handler; the handler contract
     lanes.py       payments first, then every customer in turn; floods trimmed
+    promos.py      promo codes: the price after one, who may use it, and
+                   each use held at pre-checkout and counted at payment
     storefront.py  the customer's menu, catalog, product cards and search
     subscriptions.py  monthly access to a channel or group: Stars subscriptions,
                    join requests, renewals, expiry, cancel and resume
     checkout.py    Buy → invoice → pre-checkout → payment → delivery → refunds
     ledger.py      no payment lost or doubled: the journal, redelivery, and
                    Telegram's Stars ledger as the source of truth
+    gifts.py       🎁 buying for someone else, who claims it with a link
     support.py     /paysupport and the seller's reply
     channels.py    the seller's side of subscriptions: the chat, its subscribers
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
     sales.py       sales figures, purchases, refunds, grants, CSV export
+    promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
     broadcast.py   one message to every customer
     service.py     running it for real: start-up checks, --check, --reprice
     backups.py     💾 Backup: a copy of the shop now, or every day
@@ -76,7 +80,10 @@ import backups
 import broadcast
 import channels
 import checkout
+import gifts
 import ledger
+import promo_panel
+import promos
 import routes
 import sales
 import service
@@ -106,8 +113,10 @@ PAYMENT_THREADS = 2  # ...and this many payments, beside them
 # The update types the shop handles; Telegram sends no others. A subscriber's
 # join request is how the bot lets them into a channel (subscriptions.py).
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request"]
-# Every chapter that registers handlers, in the order telebot should try them.
-CHAPTERS = [storefront, subscriptions, checkout, ledger, support, channels, admin, stock, sales, backups, broadcast]
+# Every chapter that registers handlers, in the order telebot should try them: the promo and gift
+# links (/start promo_…, /start gift_…) before storefront's /start, which takes every other /start.
+CHAPTERS = [promos, gifts, storefront, subscriptions, checkout, ledger, support, channels, admin, stock, sales,
+            promo_panel, backups, broadcast]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it

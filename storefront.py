@@ -1,12 +1,13 @@
 """Storefront: what a customer sees before buying — the menu, the catalog, a product's card, search.
 
-Reading order: ... lanes.py → **storefront.py** → subscriptions.py → checkout.py → ...
+Reading order: ... lanes.py → promos.py → **storefront.py** → subscriptions.py → checkout.py → ...
 
 A customer's path is /start → 🛍 Catalog → a category → a product's card,
 whose Buy button leads into checkout.py. Navigation edits one message in
 place, so the chat does not fill up with menus. A product can be shared as a
 deep link, ``https://t.me/<bot>?start=p_42``, and typing any words searches
-the catalog.
+the catalog. Under a card, 🏷 Promo code asks for a code (promos.py prices
+with it) and 🎁 Buy as a gift leads into gifts.py.
 """
 from __future__ import annotations
 
@@ -26,14 +27,14 @@ from models import (
     WaitlistEntry,
     has_word,
     listing_columns,
-    owned_purchase_id,
     products_page,
     put_setting,
     save_user,
     search_index_has,
     stock_left,
 )
-from routes import Handlers, end_dialog, on_message
+from promos import Offer, choose_code, discount_label, offer_and_owned
+from routes import Handlers, ask, end_dialog, on_message
 from screens import (
     PAGE_SIZE,
     Screen,
@@ -69,14 +70,17 @@ def product_label(shop: Shop, lang: str, row) -> str:
     return label(lang, "product_button", name=row.name, price=price)
 
 
-def product_card(shop: Shop, lang: str, product: Product, left: int | None = None) -> str:
-    """The card customers see: name, price, stock (for stocked products), description."""
+def product_card(shop: Shop, lang: str, product: Product, left: int | None = None, offer: Offer | None = None) -> str:
+    """The card customers see: name, price (struck through under a promo code's), stock, description."""
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
-    if left is not None:
-        price += "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
-    return text(lang, "product_card", name=product.name, price=price, description=product.description)
+    stock = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    if offer and offer.code:
+        new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
+        return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
+                    discount=discount_label(offer.code), stock=stock, description=product.description)
+    return text(lang, "product_card", name=product.name, price=price + stock, description=product.description)
 
 
 def catalog_screen(shop: Shop, session: Session, lang: str) -> Screen:
@@ -105,13 +109,22 @@ def category_screen(shop: Shop, session: Session, lang: str, category_id: int, p
         [button(label(lang, "btn_back"), "catalog")]), toast=toast)
 
 
-def buy_button(shop: Shop, lang: str, product: Product) -> types.InlineKeyboardButton:
+def buy_button(shop: Shop, lang: str, product: Product, price: int) -> types.InlineKeyboardButton:
+    """Buy for the price the customer pays (after their promo code); 📅 Subscribe; or 🎁 Get for free."""
     if product.kind == SUBSCRIPTION:
-        return button(label(lang, "btn_subscribe", price=format_price(product.price, shop.config.currency)), "buy",
+        return button(label(lang, "btn_subscribe", price=format_price(price, shop.config.currency)), "buy",
                       product.id)
-    if product.price == 0:
+    if price == 0:
         return button(label(lang, "btn_get_free"), "buy", product.id)
-    return button(label(lang, "btn_buy", price=format_price(product.price, shop.config.currency)), "buy", product.id)
+    return button(label(lang, "btn_buy", price=format_price(price, shop.config.currency)), "buy", product.id)
+
+
+def more_ways_to_buy(lang: str, product: Product) -> list:
+    """🏷 Promo code and 🎁 Buy as a gift, for a paid product bought once (not a subscription: models.one_off)."""
+    if not (product.price and product.one_off):
+        return []
+    return [button(label(lang, "btn_promo_code"), "promo_code", product.id),
+            button(label(lang, "btn_buy_gift"), "buy_gift", product.id)]
 
 
 def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,
@@ -120,16 +133,18 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
     product = session.get(Product, product_id)
     if product is None or not product.is_active:
         return None
-    owned = owned_purchase_id(session, telegram_id, product_id)
+    offer, owned = offer_and_owned(session, telegram_id, product, shop.config.currency)
     left = stock_left(session, product)
     rows = []
     if not (owned and product.sold_once_per_customer):
         rows.append([button(label(lang, "btn_notify"), "notify_me", product.id)] if left == 0
-                    else [buy_button(shop, lang, product)])
+                    else [buy_button(shop, lang, product, offer.price)])
     if owned:
         rows.append([button(label(lang, "btn_owned"), "open_purchase", owned)])
+    if left != 0:
+        rows.append(more_ways_to_buy(lang, product))
     rows.append([button(label(lang, "btn_back"), "category", product.category_id, page)])
-    return Screen(product_card(shop, lang, product, left), keyboard(*rows),
+    return Screen(product_card(shop, lang, product, left, offer), keyboard(*rows),
                   product.description_file_id, product.description_file_type)
 
 
@@ -316,6 +331,27 @@ def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, produ
     except IntegrityError:  # already waiting
         session.rollback()
     return Toast(text(lang, "notify_saved"))
+
+
+@handlers.tap("promo_code")
+def tap_promo_code(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+    """🏷 Promo code under a card: ask for the code."""
+    return ask(session, call, "promo_code", "promo_ask", product_id=product_id)
+
+
+@handlers.answer("promo_code", expires_after=600)
+def answer_promo_code(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """The code typed under a card: the card again, at the new price, or saying why the code does not apply."""
+    lang = language_of(message.from_user)
+    end_dialog(session, message)
+    product = session.get(Product, dialog["product_id"])
+    if product is None or not product.is_active:
+        return menu_screen(lang, "product_not_found")
+    code, problem = choose_code(session, message.from_user, message.text or "", shop.config.currency, product)
+    screen = product_or_catalog(shop, session, lang, message.from_user.id, product.id)
+    note = text(lang, problem) if problem else text(lang, "promo_applied", code=code.code)
+    screen.text = note + "\n\n" + screen.text
+    return screen
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

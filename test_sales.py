@@ -101,9 +101,9 @@ def test_export_csv_lists_every_purchase(shop, seller, alice):
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert name.startswith("purchases-") and name.endswith(".csv")
     assert rows[0] == ["date", "purchase_id", "buyer_id", "username", "product", "price", "currency",
-                       "payment_type", "payment_id", "refunded_at"]
+                       "payment_type", "payment_id", "refunded_at", "list_price", "promo_code", "gift"]
     assert rows[1][1:] == ["1", "1001", "alice", 'Course, part "1"', "25", "XTR", "stars",
-                           alice.payment["telegram_payment_charge_id"], ""]
+                           alice.payment["telegram_payment_charge_id"], "", "", "", ""]
 
 
 def test_grant_says_when_the_customer_could_not_be_reached(shop, seller):

@@ -15,7 +15,7 @@ from conftest import (
     add_stock,
     buys,
 )
-from models import Product
+from models import Product, Purchase
 from screens import callback
 
 HERE = Path(__file__).parent
@@ -101,9 +101,14 @@ def test_the_sales_report_reads_index_ranges_only(sqlite_shop):
     seller.sends("/start")
     product = shop.add_product("Pro", price=5)
     buys(Person(shop, 7, "Buyer"), product)
+    code = shop.add_promo("SPRING")
+    with shop.Session() as session:  # a sale with a promo code, for the report's line on them
+        session.add(Purchase(user_id=1, product_id=product.id, price=4, list_price=5, promo_code_id=code.id,
+                             currency="XTR", payment_type="stars", payment_id="charge-spring"))
+        session.commit()
     log = StatementLog(shop.Session.kw["bind"])
     seller.taps_data(callback("sales"))
-    assert "1 sale · 5 ⭐" in seller.last_text()
+    assert "2 sales · 9 ⭐" in seller.last_text() and "Promo codes, 30 days" in seller.last_text()
     assert log.full_scans() == []
 
 

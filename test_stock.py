@@ -40,7 +40,8 @@ def test_each_buyer_of_a_stocked_product_gets_a_different_key(shop, alice, bob):
     assert "Activate in Settings." in alice.all_texts()  # the shared instructions reach everyone
     alice.sends(f"/start p_{product.id}")
     assert "📦 1 in stock" in alice.last_text()
-    assert alice.button_labels() == ["Buy for 10 ⭐", "✅ Yours — open", "⬅️ Back"]  # a second key is fine
+    assert alice.button_labels() == ["Buy for 10 ⭐", "✅ Yours — open", "🏷 Promo code", "🎁 Buy as a gift",
+                                     "⬅️ Back"]  # a second key is fine
     buys(alice, product)
     assert "KEY-C" in alice.all_texts()
     with shop.Session() as session:

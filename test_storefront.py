@@ -51,7 +51,7 @@ def test_a_customer_reaches_a_product_in_three_taps_and_goes_back(shop, alice):
     assert alice.button_labels() == ["Netflix 1 month — 150 ⭐", "⬅️ Back"]
     alice.taps("Netflix")
     assert alice.last_text() == "Netflix 1 month\n💰 150 ⭐\n\nOne month of Netflix."
-    assert alice.button_labels() == ["Buy for 150 ⭐", "⬅️ Back"]
+    assert alice.button_labels() == ["Buy for 150 ⭐", "🏷 Promo code", "🎁 Buy as a gift", "⬅️ Back"]
     alice.taps("Back")
     assert "Keys" in alice.last_text()
     assert len(shop.api.messages(alice.id)) == 1  # one message, edited in place
@@ -113,7 +113,7 @@ def test_product_card_with_a_photo_is_sent_as_a_photo_with_caption(shop, alice):
     alice.taps("Poster")
     photo = shop.api.of("sendPhoto")[-1].params
     assert photo["photo"] == "PHOTO-9" and "Poster" in photo["caption"]
-    assert alice.button_labels() == ["Buy for 25 ⭐", "⬅️ Back"]
+    assert alice.button_labels() == ["Buy for 25 ⭐", "🏷 Promo code", "🎁 Buy as a gift", "⬅️ Back"]
     assert shop.api.of("deleteMessage")  # the old text screen made way for the photo
     alice.taps("Back")
     assert "Choose a product" in alice.last_text()
@@ -134,7 +134,7 @@ def test_deep_link_opens_the_product_card(shop, alice):
     product = shop.add_product("Netflix", price=150)
     alice.sends(f"/start p_{product.id}")
     assert alice.last_text().startswith("Netflix")
-    assert alice.button_labels() == ["Buy for 150 ⭐", "⬅️ Back"]
+    assert alice.button_labels() == ["Buy for 150 ⭐", "🏷 Promo code", "🎁 Buy as a gift", "⬅️ Back"]
 
 
 @pytest.mark.parametrize("argument", ["p_999", "p_", "p_-1", "p_12abc", "junk<>&", "p_" + "9" * 40, "p_²"])
@@ -183,7 +183,7 @@ def test_russian_speakers_get_russian(shop):
     ivan.taps("Каталог")
     ivan.taps("Keys")
     ivan.taps("Ключ")
-    assert ivan.button_labels() == ["Купить за 100 ⭐", "⬅️ Назад"]
+    assert ivan.button_labels() == ["Купить за 100 ⭐", "🏷 Промокод", "🎁 Купить в подарок", "⬅️ Назад"]
 
 
 def test_help_and_commands(shop, alice):

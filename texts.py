@@ -389,6 +389,98 @@ EN = {
                               "me, and allow me to invite users via link and to ban users. I keep trying every "
                               "minute; nothing is lost meanwhile.",
     "admin_grant_subscription": "A subscription cannot be granted: Telegram bills it every month.",
+    # --- promo codes and gifts (promos.py, promo_panel.py, gifts.py) ----------
+    "btn_promo_code": "🏷 Promo code",
+    "btn_buy_gift": "🎁 Buy as a gift",
+    "promo_ask": "🏷 Send your promo code.",
+    "promo_applied": "✅ Promo code <b>{code}</b> applied.",
+    "product_card_promo": "<b>{name}</b>\n💰 <s>{old}</s> {new} · 🏷 {code} {discount}{stock}\n\n{description}",
+    "promo_unknown": "❌ There is no such promo code. Check the spelling and send it again from the card.",
+    "promo_expired": "❌ This promo code has expired.",
+    "promo_used_up": "❌ This promo code has been used up.",
+    "promo_used_already": "❌ You have already used this promo code.",
+    "promo_not_for_product": "❌ This promo code is not for this product. It is kept for your next purchase of one "
+                             "it covers.",
+    "promo_welcome": "👋 Hello, {name}!\n\n🏷 Your promo code <b>{code}</b> gives you <b>{discount}</b> on {scope}. "
+                     "It applies to your next purchase.",
+    "promo_scope_shop": "everything in the shop",
+    "promo_scope_category": "everything in «{name}»",
+    "promo_scope_product": "«{name}»",
+    "promo_refunded": "↩️ The promo code ran out before your payment for {name} arrived, so it has been refunded. "
+                      "You can buy it again at the full price.",
+    "promo_refund_pending": "😔 The promo code ran out before your payment for {name} arrived. The seller has been "
+                            "told and will refund you.",
+    "admin_promo_refunded": "↩️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) came "
+                            "with a promo code that had no use left for them. It was refunded automatically.",
+    "admin_promo_refund_pending": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                                  "came with a promo code that had no use left for them. Please refund it in your "
+                                  "provider's dashboard (provider charge <code>{provider}</code>).",
+    "admin_promo_refund_failed": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                                 "came with a promo code that had no use left for them, and Telegram refused the "
+                                 "automatic refund. Please refund purchase #{purchase} here: open it below → ↩️ "
+                                 "Refund.",
+    "gift_paid": "🎁 <b>Thank you!</b> Your gift, <b>{name}</b>, is ready to give:",
+    "gift_to_forward": "🎁 A gift for you: <b>{name}</b>.\n\nOpen this link to receive it: {link}\n\n"
+                       "(Forward this message to the person it is for. The first one to open the link gets it.)",
+    "gift_unclaimed_button": "🎁 Gift, not claimed yet: {name}",
+    "gift_claimed_button": "🎁 Gift claimed: {name}",
+    "gift_received": "🎁 <b>{giver}</b> has given you <b>{name}</b>! It stays in 📦 My purchases. Here it is:",
+    "gift_claimed": "🎁 {who} has received your gift, <b>{name}</b>.",
+    "gift_unknown": "❌ This gift link is not valid. Check that it was copied whole.",
+    "gift_own": "🎁 This is the gift you bought: <b>{name}</b>. Send the message with the link to the person it is "
+                "for; the first one to open it gets it. You find the link again in 📦 My purchases.",
+    "gift_already_claimed": "🎁 This gift has already been claimed.",
+    "gift_refunded": "❌ This gift was refunded, so it can no longer be claimed.",
+    "gift_already_owned": "🎁 You already own <b>{name}</b>, so this gift stays unclaimed: it can go to someone else.",
+    "payment_gift": "gift",
+    "btn_promos": "🏷 Promo codes",
+    "admin_promos": "🏷 <b>Promo codes</b> (⛔ = off)\n\nTap a code to see its uses, revenue and share link.",
+    "admin_no_promos": "🏷 <b>Promo codes</b>\n\nNo codes yet. ➕ New code makes one (e.g. WEEKEND for −20 %); "
+                       "🎟 Generate codes makes many one-time codes at once.",
+    "btn_new_promo": "➕ New code",
+    "btn_generate_promos": "🎟 Generate codes",
+    "promo_batch_button": "🎟 {codes} codes · {discount}",
+    "n_codes": ("{count} one-time code", "{count} one-time codes"),
+    "admin_promo": "🏷 <b>{code}</b> · {status}\nDiscount: {discount} on {scope}\nExpires: {expires}\n"
+                   "Used: {uses} (each customer once)\nRevenue: {revenue} · discounts given: {discounts}\n\n"
+                   "Share link: {link}",
+    "admin_promo_batch": "🎟 <b>{codes}</b> · {status}\nDiscount: {discount} on {scope}\nExpires: {expires}\n"
+                         "Used: {uses}\nRevenue: {revenue} · discounts given: {discounts}",
+    "promo_never": "never",
+    "promo_on": "✅ on",
+    "promo_off": "⛔ off",
+    "btn_promo_on": "✅ Turn on",
+    "btn_promo_off": "⛔ Turn off",
+    "btn_promo_file": "📄 The codes (.txt)",
+    "admin_ask_promo_code": "🏷 Send the new code: 3 to 32 letters, digits, - or _ (e.g. <code>WEEKEND</code>). "
+                            "Customers may type it in any case.",
+    "admin_ask_promo_count": "🎟 How many one-time codes? From 1 to {most}.",
+    "admin_ask_promo_discount": "Send the discount: a percentage such as <code>20%</code>, or an amount in "
+                                "{currency} such as <code>{example}</code>.",
+    "admin_choose_promo_scope": "What does the code apply to? The whole shop, or choose a category (and then, if you "
+                                "like, one of its products).",
+    "admin_choose_promo_product": "🗂 <b>{name}</b>: the whole category, or one product?",
+    "btn_promo_shop": "🏪 The whole shop",
+    "btn_promo_category": "🗂 All of «{name}»",
+    "admin_ask_promo_limit": "How many uses in all? Send a number, or /skip for no limit. Each customer may use "
+                             "the code once either way.",
+    "admin_ask_promo_expiry": "Until when? Send the last day it works, e.g. <code>2026-12-31</code> (it ends when "
+                              "that day ends, UTC), or /skip for no end.",
+    "admin_saved_promo": "✅ Saved: the code works now.",
+    "admin_purchase_promo": "🏷 Promo code {code} ({discount}); list price {list_price}",
+    "admin_gift_unclaimed": "🎁 A gift, not claimed yet. Refunding it closes the link.",
+    "admin_gift_claimed": "🎁 A gift, claimed by {who} (purchase #{id}). Refunding it takes theirs back too.",
+    "admin_gift_received": "🎁 Received as a gift (bought in purchase #{id}).",
+    "admin_discounts": "\n🏷 <b>Promo codes, 30 days</b>: {sales} · {off} off list prices",
+    "err_promo_code": "❗ A code has 3 to 32 letters (A-Z), digits, - or _, and no spaces.",
+    "err_promo_code_taken": "❗ That code exists already. Choose another.",
+    "err_promo_count": "❗ Send a whole number from 1 to {most}.",
+    "err_promo_percent": "❗ A percentage is a whole number from 1 to 100, e.g. 20%.",
+    "err_promo_discount": "❗ Send a percentage such as 20%, or an amount in {currency} such as {example}.",
+    "err_promo_limit": "❗ Send a whole number from 1 to {most}, or /skip.",
+    "err_promo_date": "❗ Send a date such as 2026-12-31 (or 31.12.2026), or /skip.",
+    "err_promo_past": "❗ That day is over already. Send today or a later day.",
+    "err_promo_use_buttons": "❗ Choose with the buttons above, or ✖️ Cancel.",
 }
 
 RU = {
@@ -762,6 +854,104 @@ RU = {
                               "в чате. Откройте чат → Администраторы → я и разрешите приглашать по ссылке и "
                               "блокировать пользователей. Я пробую снова каждую минуту, ничего не теряется.",
     "admin_grant_subscription": "Подписку нельзя выдать бесплатно: Telegram списывает за неё оплату каждый месяц.",
+    # --- промокоды и подарки (promos.py, promo_panel.py, gifts.py) ----------
+    "btn_promo_code": "🏷 Промокод",
+    "btn_buy_gift": "🎁 Купить в подарок",
+    "promo_ask": "🏷 Отправьте ваш промокод.",
+    "promo_applied": "✅ Промокод <b>{code}</b> применён.",
+    "product_card_promo": "<b>{name}</b>\n💰 <s>{old}</s> {new} · 🏷 {code} {discount}{stock}\n\n{description}",
+    "promo_unknown": "❌ Такого промокода нет. Проверьте написание и отправьте его ещё раз из карточки товара.",
+    "promo_expired": "❌ Срок действия этого промокода истёк.",
+    "promo_used_up": "❌ Этот промокод уже израсходован.",
+    "promo_used_already": "❌ Вы уже воспользовались этим промокодом.",
+    "promo_not_for_product": "❌ Этот промокод не действует на этот товар. Он сохранён для вашей следующей покупки "
+                             "товара, на который действует.",
+    "promo_welcome": "👋 Здравствуйте, {name}!\n\n🏷 Ваш промокод <b>{code}</b> даёт скидку <b>{discount}</b> на "
+                     "{scope}. Она применится к вашей следующей покупке.",
+    "promo_scope_shop": "весь магазин",
+    "promo_scope_category": "всё в категории «{name}»",
+    "promo_scope_product": "«{name}»",
+    "promo_refunded": "↩️ Промокод закончился раньше, чем пришла ваша оплата за {name}, поэтому деньги возвращены. "
+                      "Товар можно купить снова по полной цене.",
+    "promo_refund_pending": "😔 Промокод закончился раньше, чем пришла ваша оплата за {name}. Продавец уже знает "
+                            "об этом и вернёт деньги.",
+    "admin_promo_refunded": "↩️ Покупка #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) пришла с "
+                            "промокодом, которым этому покупателю уже нельзя было воспользоваться. Деньги "
+                            "возвращены автоматически.",
+    "admin_promo_refund_pending": "⚠️ Покупка #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                                  "пришла с промокодом, которым этому покупателю уже нельзя было воспользоваться. "
+                                  "Верните деньги в кабинете платёжного провайдера (платёж провайдера "
+                                  "<code>{provider}</code>).",
+    "admin_promo_refund_failed": "⚠️ Покупка #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                                 "пришла с промокодом, которым этому покупателю уже нельзя было воспользоваться, а "
+                                 "автоматический возврат Telegram не принял. Верните деньги за покупку #{purchase} "
+                                 "здесь: откройте её ниже → ↩️ Вернуть деньги.",
+    "gift_paid": "🎁 <b>Спасибо!</b> Ваш подарок, <b>{name}</b>, готов — осталось его подарить:",
+    "gift_to_forward": "🎁 Подарок для вас: <b>{name}</b>.\n\nОткройте ссылку, чтобы получить его: {link}\n\n"
+                       "(Перешлите это сообщение тому, кому дарите. Подарок получит первый, кто откроет ссылку.)",
+    "gift_unclaimed_button": "🎁 Подарок, ещё не получен: {name}",
+    "gift_claimed_button": "🎁 Подарок получен: {name}",
+    "gift_received": "🎁 <b>{giver}</b> дарит вам <b>{name}</b>! Подарок останется в разделе 📦 Мои покупки. "
+                     "Вот он:",
+    "gift_claimed": "🎁 {who} получил(а) ваш подарок — <b>{name}</b>.",
+    "gift_unknown": "❌ Эта ссылка на подарок недействительна. Проверьте, что она скопирована целиком.",
+    "gift_own": "🎁 Это подарок, который купили вы: <b>{name}</b>. Перешлите сообщение со ссылкой тому, кому дарите; "
+                "подарок получит первый, кто её откроет. Ссылка есть и в разделе 📦 Мои покупки.",
+    "gift_already_claimed": "🎁 Этот подарок уже получен.",
+    "gift_refunded": "❌ За этот подарок вернули деньги, получить его больше нельзя.",
+    "gift_already_owned": "🎁 <b>{name}</b> уже есть у вас, поэтому подарок остаётся неполученным: его можно "
+                          "подарить кому-то другому.",
+    "payment_gift": "подарок",
+    "btn_promos": "🏷 Промокоды",
+    "admin_promos": "🏷 <b>Промокоды</b> (⛔ — выключен)\n\nНажмите на код, чтобы увидеть, сколько раз им "
+                    "воспользовались, выручку и ссылку.",
+    "admin_no_promos": "🏷 <b>Промокоды</b>\n\nКодов пока нет. ➕ Новый код создаёт один (например, WEEKEND на "
+                       "−20 %); 🎟 Сгенерировать коды — сразу много одноразовых.",
+    "btn_new_promo": "➕ Новый код",
+    "btn_generate_promos": "🎟 Сгенерировать коды",
+    "promo_batch_button": "🎟 Коды: {codes} · {discount}",
+    "n_codes": ("{count} одноразовый код", "{count} одноразовых кода", "{count} одноразовых кодов"),
+    "admin_promo": "🏷 <b>{code}</b> · {status}\nСкидка: {discount} на {scope}\nДействует до: {expires}\n"
+                   "Использован: {uses} (каждым покупателем — один раз)\nВыручка: {revenue} · сумма скидок: "
+                   "{discounts}\n\nСсылка: {link}",
+    "admin_promo_batch": "🎟 <b>{codes}</b> · {status}\nСкидка: {discount} на {scope}\nДействуют до: {expires}\n"
+                         "Использовано: {uses}\nВыручка: {revenue} · сумма скидок: {discounts}",
+    "promo_never": "бессрочно",
+    "promo_on": "✅ включён",
+    "promo_off": "⛔ выключен",
+    "btn_promo_on": "✅ Включить",
+    "btn_promo_off": "⛔ Выключить",
+    "btn_promo_file": "📄 Коды (.txt)",
+    "admin_ask_promo_code": "🏷 Отправьте новый код: от 3 до 32 латинских букв, цифр, - или _ (например, "
+                            "<code>WEEKEND</code>). Покупатели могут вводить его в любом регистре.",
+    "admin_ask_promo_count": "🎟 Сколько одноразовых кодов сделать? От 1 до {most}.",
+    "admin_ask_promo_discount": "Отправьте скидку: процент, например <code>20%</code>, или сумму в {currency}, "
+                                "например <code>{example}</code>.",
+    "admin_choose_promo_scope": "На что действует код? На весь магазин — или выберите категорию (а в ней, если "
+                                "нужно, один товар).",
+    "admin_choose_promo_product": "🗂 <b>{name}</b>: вся категория или один товар?",
+    "btn_promo_shop": "🏪 Весь магазин",
+    "btn_promo_category": "🗂 Вся категория «{name}»",
+    "admin_ask_promo_limit": "Сколько раз всего можно воспользоваться кодом? Отправьте число или /skip — без "
+                             "ограничения. Каждый покупатель в любом случае может использовать код один раз.",
+    "admin_ask_promo_expiry": "До какого дня? Отправьте последний день действия, например <code>2026-12-31</code> "
+                              "(код действует до конца этого дня по UTC), или /skip — бессрочно.",
+    "admin_saved_promo": "✅ Сохранено: код уже действует.",
+    "admin_purchase_promo": "🏷 Промокод {code} ({discount}); цена без скидки {list_price}",
+    "admin_gift_unclaimed": "🎁 Подарок, ещё не получен. Возврат денег закроет ссылку.",
+    "admin_gift_claimed": "🎁 Подарок, его получил(а) {who} (покупка #{id}). При возврате денег подарок тоже "
+                          "будет отозван.",
+    "admin_gift_received": "🎁 Получено в подарок (куплено в покупке #{id}).",
+    "admin_discounts": "\n🏷 <b>Промокоды за 30 дней</b>: {sales} · скидки на {off}",
+    "err_promo_code": "❗ В коде от 3 до 32 латинских букв, цифр, - или _, без пробелов.",
+    "err_promo_code_taken": "❗ Такой код уже есть. Выберите другой.",
+    "err_promo_count": "❗ Отправьте целое число от 1 до {most}.",
+    "err_promo_percent": "❗ Процент — целое число от 1 до 100, например 20%.",
+    "err_promo_discount": "❗ Отправьте процент, например 20%, или сумму в {currency}, например {example}.",
+    "err_promo_limit": "❗ Отправьте целое число от 1 до {most} или /skip.",
+    "err_promo_date": "❗ Отправьте дату, например 2026-12-31 (или 31.12.2026), или /skip.",
+    "err_promo_past": "❗ Этот день уже прошёл. Отправьте сегодняшний или более поздний.",
+    "err_promo_use_buttons": "❗ Выберите кнопкой выше или нажмите ✖️ Отмена.",
 }
 
 # The commands shown in Telegram's menu, registered at start-up (setMyCommands).

@@ -1,0 +1,152 @@
+"""Gifts: a product bought for someone else, who claims it with a link.
+
+Reading order: ... checkout.py → ledger.py → **gifts.py** → support.py → ...
+
+🎁 Buy as a gift, under a card, sends the usual invoice with a gift mark in
+its payload, at the buyer's promo price if they have a code (checkout.py). The
+payment is recorded as the buyer's purchase with a ``Gift`` (models.py): a
+secret token of 128 random bits, never a sequential id. The buyer's purchase
+does not make them an owner of the product, and it never delivers the
+content to them: they receive a message to forward, with the product's name
+and the link ``https://t.me/<bot>?start=gift_<token>`` (checkout.deliver), and
+find it again in 📦 My purchases until it is claimed. For a stocked product
+the key is taken from stock at payment, so the gift can never sell out.
+
+The first person other than the buyer who opens the link claims it: a
+purchase of their own (payment type "gift"), delivered at once, with the key
+moved to it; the buyer hears who it was. The database lets it be claimed once,
+however many people open the link at the same moment. Refunding the buyer's
+purchase takes the claimed copy back too (checkout.close_purchase).
+"""
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+import routes
+from checkout import Delivery, Invoice, give_product
+from models import Gift, Product, Purchase, StockItem, User, owned_purchase_id, save_user, stock_left, utcnow
+from promos import offer_and_owned, start_argument
+from routes import Handlers, end_dialog, on_message
+from screens import Screen, Toast, language_for_code, language_of, menu_keyboard, text, with_toast
+from shop import Note, Shop
+from storefront import product_or_catalog
+
+logger = logging.getLogger("shopbot")
+handlers = Handlers()
+
+
+# ---------------------------------------------------------------------------
+# Buying a gift
+# ---------------------------------------------------------------------------
+
+@handlers.tap("buy_gift")
+def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
+    """🎁 Buy as a gift: an invoice marked as a gift (at once and free, when a promo code takes the whole price)."""
+    lang = language_of(call.from_user)
+    product = session.get(Product, product_id)
+    if product is None or not product.is_active or not product.one_off or product.price == 0:
+        return Toast(text(lang, "unavailable"))
+    if stock_left(session, product) == 0:
+        return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
+                          text(lang, "sold_out_toast"))
+    offer, _owned = offer_and_owned(session, call.from_user.id, product, shop.config.currency)
+    if offer.price > 0:
+        return Toast(text(lang, "invoice_sent")), Invoice.of(product, offer, gift=True)
+    purchase = give_product(session, save_user(session, call.from_user), product, "free", shop.config.currency,
+                            offer.code_id, gift=True)
+    if purchase is None:  # the code's last use, or the last key, went to someone else a moment ago
+        return Toast(text(lang, "promo_used_up"))
+    return Delivery(purchase.id, text(lang, "gift_paid", name=product.name), lang)
+
+
+# ---------------------------------------------------------------------------
+# Claiming it: t.me/<bot>?start=gift_<token>
+# ---------------------------------------------------------------------------
+
+def claim(session: Session, gift: Gift, recipient: User) -> Purchase | None:
+    """Give the gift to ``recipient`` in one transaction: a purchase of their own, the key moved to it, the
+    gift marked claimed. None when someone claimed it a moment before (the UPDATE below finds it taken)."""
+    bought = gift.purchase
+    purchase = Purchase(user=recipient, product=bought.product, price=0, currency=bought.currency,
+                        payment_type="gift", once_per_customer=bought.product.sold_once_per_customer)
+    session.add(purchase)
+    try:
+        session.flush()
+        taken = session.execute(update(Gift).where(Gift.id == gift.id, Gift.claimed_purchase_id.is_(None))
+                                .values(claimed_purchase_id=purchase.id, claimed_at=utcnow()))
+        if taken.rowcount != 1:
+            session.rollback()
+            return None
+        session.execute(update(StockItem).where(StockItem.purchase_id == bought.id).values(purchase_id=purchase.id))
+        session.commit()
+    except IntegrityError:  # claimed by someone else, or the recipient got the product meanwhile
+        session.rollback()
+        return None
+    return purchase
+
+
+def why_not_claim(session: Session, gift: Gift | None, recipient: User) -> str | None:
+    """The text key saying why ``recipient`` cannot claim the gift, or None when they can."""
+    if gift is None:
+        return "gift_unknown"
+    bought = gift.purchase
+    if bought.user_id == recipient.id:
+        return "gift_own"
+    if bought.refunded_at is not None:
+        return "gift_refunded"
+    if gift.claimed_purchase_id is not None:
+        return "gift_already_claimed"
+    if bought.product.sold_once_per_customer and owned_purchase_id(session, recipient.telegram_id,
+                                                                   bought.product_id):
+        return "gift_already_owned"
+    return None
+
+
+def on_gift_link(shop: Shop, message: types.Message, session: Session):
+    """/start gift_<token>: the first person other than the buyer who opens it gets the product."""
+    lang = language_of(message.from_user)
+    end_dialog(session, message)
+    recipient = save_user(session, message.from_user)
+    token = start_argument(message)[len("gift_"):]
+    gift = session.scalar(select(Gift).where(Gift.token == token))  # the unique index: no timing to compare
+    problem = why_not_claim(session, gift, recipient)
+    purchase = None if problem else claim(session, gift, recipient)
+    if purchase is None:
+        logger.info("User %s opened gift link %s: %s", recipient.telegram_id, gift.id if gift else "?",
+                    problem or "claimed a moment before")
+        name = gift.purchase.product.name if gift else ""
+        return Screen(text(lang, problem or "gift_already_claimed", name=name), menu_keyboard(lang))
+    buyer, name = gift.purchase.user, purchase.product.name
+    logger.info("Gift %s claimed by user %s: purchase %s", gift.id, recipient.telegram_id, purchase.id)
+    buyer_lang = language_for_code(buyer.language_code)
+    return (Delivery(purchase.id, text(lang, "gift_received", name=name, giver=buyer.first_name), lang),
+            Note(buyer.telegram_id, text(buyer_lang, "gift_claimed", name=name, who=recipient.first_name)))
+
+
+# ---------------------------------------------------------------------------
+# What the seller sees on a purchase (sales.py)
+# ---------------------------------------------------------------------------
+
+def gift_line(session: Session, lang: str, purchase: Purchase) -> str:
+    """A line on the seller's screen of a purchase: a gift, claimed or not; or received as one. Else ''."""
+    if purchase.gift is not None:
+        claimed = purchase.gift.claimed_purchase
+        if claimed is None:
+            return "\n" + text(lang, "admin_gift_unclaimed")
+        return "\n" + text(lang, "admin_gift_claimed", who=claimed.user.first_name, id=claimed.id)
+    if purchase.payment_type == "gift":
+        given = session.scalar(select(Gift.purchase_id).where(Gift.claimed_purchase_id == purchase.id))
+        return "\n" + text(lang, "admin_gift_received", id=given)
+    return ""
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire 🎁 Buy as a gift and the gift links; the links before storefront's /start, which takes every other."""
+    bot.register_message_handler(on_message(shop, on_gift_link), commands=["start"], chat_types=["private"],
+                                 func=lambda message: start_argument(message).startswith("gift_"))
+    routes.add_handlers(shop, handlers)

@@ -1,0 +1,401 @@
+"""Promo panel: the seller's 🏷 Promo codes — new codes, 🎟 generated batches, their uses and revenue.
+
+Reading order: ... stock.py → sales.py → **promo_panel.py** → broadcast.py.
+
+What a code is worth and how its uses are counted is in promos.py; here the
+seller makes and follows codes. ➕ New code is a dialog, every answer
+checked and asked again when wrong::
+
+    the code → the discount (20% or an amount) → what it applies to (buttons) → a limit of uses → an expiry
+
+🎟 Generate codes asks how many (up to 10,000) instead of the code and the
+limit: each generated code is used once, and they come as a .txt file, one
+code and its link a line. Codes made together form a *batch*, listed and
+switched off as one. Each code shows its uses, the revenue it brought and its
+share link ``https://t.me/<bot>?start=promo_<CODE>``.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+import routes
+from admin import categories_in_order, message_text
+from config import is_number
+from models import Category, Product, PromoCode, Purchase, insert_for, products_page, utcnow
+from promos import discount_label, normalized, promo_link, scope_name
+from routes import SKIP, Handlers, ask, dialog_data, end_dialog
+from sales import Document
+from screens import (
+    PAGE_SIZE,
+    InputError,
+    Screen,
+    button,
+    counted,
+    currency_hint,
+    format_price,
+    keyboard,
+    label,
+    language_of,
+    page_count,
+    pager_row,
+    parse_price,
+    text,
+    with_toast,
+)
+from shop import Shop
+
+logger = logging.getLogger("shopbot")
+handlers = Handlers(admin=True)
+
+MAX_GENERATED = 10_000  # codes per 🎟 Generate codes
+MAX_LIMIT = 1_000_000  # the largest total of uses a seller may set
+GENERATED_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no O/0 or I/1 to misread
+GENERATED_LENGTH = 10  # 32**10 codes: guessing one is hopeless
+SCOPES = ("shop", "category", "product")  # a scope travels in callback data as its index here
+
+
+# ---------------------------------------------------------------------------
+# 🏷 Promo codes: the list, a code, a batch
+# ---------------------------------------------------------------------------
+
+def entry_label(lang: str, row, currency: str) -> str:
+    """A line of the list: 'SUMMER20 · −20 %', '⛔ OLD · −50 ⭐' (off), '🎟 500 codes · −10 %'."""
+    discount = f"−{row.percent} %" if row.percent is not None else "−" + format_price(row.amount, currency)
+    if row.batch is not None:
+        return label(lang, "promo_batch_button", codes=row.codes, discount=discount)
+    return ("" if row.active else "⛔ ") + f"{row.code} · {discount}"
+
+
+def codes_screen(shop: Shop, session: Session, lang: str, page: int) -> Screen:
+    """🏷 Promo codes: each code, and each generated batch as one line, newest first."""
+    group = func.coalesce(PromoCode.batch, -PromoCode.id)  # a batch is one line; any other code its own
+    rows = session.execute(
+        select(func.min(PromoCode.id).label("id"), func.max(PromoCode.batch).label("batch"),
+               func.count().label("codes"), func.max(PromoCode.code).label("code"),
+               func.max(PromoCode.percent).label("percent"), func.max(PromoCode.amount).label("amount"),
+               func.max(case((PromoCode.is_active, 1), else_=0)).label("active"), func.count().over().label("total"))
+        .group_by(group).order_by(func.min(PromoCode.id).desc()).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
+    if not rows and page:
+        return codes_screen(shop, session, lang, 0)
+    buttons = [[button(entry_label(lang, row, shop.config.currency), "promo_batch", row.batch)]
+               if row.batch is not None else [button(entry_label(lang, row, shop.config.currency), "promo", row.id)]
+               for row in rows]
+    return Screen(text(lang, "admin_promos" if rows else "admin_no_promos"), keyboard(
+        *buttons, pager_row(lang, "promos", (), page, page_count(rows[0].total if rows else 0)),
+        [button(label(lang, "btn_new_promo"), "new_promo"), button(label(lang, "btn_generate_promos"),
+                                                                   "generate_promos")],
+        [button(label(lang, "btn_back"), "admin")]))
+
+
+def sales_with(session: Session, *conditions) -> tuple[int, int, int]:
+    """(uses, revenue, discounts given) of the live purchases made with the codes that match ``conditions``."""
+    return session.execute(
+        select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0),
+               func.coalesce(func.sum(Purchase.list_price - Purchase.price), 0))
+        .join(PromoCode, Purchase.promo_code_id == PromoCode.id)
+        .where(Purchase.refunded_at.is_(None), *conditions)).one()
+
+
+def terms(session: Session, lang: str, code: PromoCode) -> dict:
+    """The values every code's screen shows: discount, what it covers, expiry, on or off."""
+    last_day = code.expires_at and code.expires_at - timedelta(days=1)  # it works until that day ends
+    expires = f"{last_day:%Y-%m-%d}" if last_day else label(lang, "promo_never")
+    return dict(discount=discount_label(code), scope=scope_name(session, lang, code), expires=expires,
+                status=label(lang, "promo_on" if code.is_active else "promo_off"))
+
+
+def code_screen(shop: Shop, session: Session, lang: str, code_id: int, link_base: str) -> Screen:
+    """One code: its terms, uses, revenue and share link, with ⛔ Turn off (or ✅ Turn on)."""
+    code = session.get(PromoCode, code_id)
+    if code is None:
+        return codes_screen(shop, session, lang, 0)
+    uses, revenue, discounts = sales_with(session, PromoCode.id == code_id)
+    limit = f" / {code.max_uses}" if code.max_uses is not None else ""
+    body = text(lang, "admin_promo", code=code.code, uses=f"{uses}{limit}", link=link_base + code.code,
+                revenue=format_price(revenue, shop.config.currency),
+                discounts=format_price(discounts, shop.config.currency), **terms(session, lang, code))
+    toggle = label(lang, "btn_promo_off" if code.is_active else "btn_promo_on")
+    return Screen(body, keyboard([button(toggle, "toggle_promo", code_id)],
+                                 [button(label(lang, "btn_back"), "promos", 0)]))
+
+
+def batch_screen(shop: Shop, session: Session, lang: str, batch: int) -> Screen:
+    """A generated batch: its terms, how many of its codes were used, their revenue; the file again; ⛔ all off."""
+    first = session.scalar(select(PromoCode).where(PromoCode.batch == batch).order_by(PromoCode.id).limit(1))
+    if first is None:
+        return codes_screen(shop, session, lang, 0)
+    codes, active = session.execute(select(func.count(), func.coalesce(func.sum(case((PromoCode.is_active, 1),
+                                                                                     else_=0)), 0))
+                                    .where(PromoCode.batch == batch)).one()
+    uses, revenue, discounts = sales_with(session, PromoCode.batch == batch)
+    body = text(lang, "admin_promo_batch", codes=counted(lang, "n_codes", codes), uses=uses,
+                revenue=format_price(revenue, shop.config.currency),
+                discounts=format_price(discounts, shop.config.currency),
+                **terms(session, lang, first) | {"status": label(lang, "promo_on" if active else "promo_off")})
+    toggle = label(lang, "btn_promo_off" if active else "btn_promo_on")
+    return Screen(body, keyboard([button(label(lang, "btn_promo_file"), "promo_file", batch),
+                                  button(toggle, "toggle_batch", batch)],
+                                 [button(label(lang, "btn_back"), "promos", 0)]))
+
+
+def codes_file(session: Session, batch: int, link_base: str) -> Document:
+    """A batch as a .txt file: one code and its link a line."""
+    codes = session.scalars(select(PromoCode.code).where(PromoCode.batch == batch).order_by(PromoCode.id))
+    lines = "".join(f"{code} {link_base}{code}\n" for code in codes)
+    return Document(f"promo-codes-{batch}.txt", lines.encode())
+
+
+@handlers.tap("promos")
+def tap_promos(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+    """🏷 Promo codes."""
+    return codes_screen(shop, session, language_of(call.from_user), page)
+
+
+@handlers.tap("promo")
+def tap_promo(shop: Shop, call: types.CallbackQuery, session: Session, code_id: int) -> Screen:
+    """A code, as the seller sees it."""
+    link_base = promo_link(shop, "")  # first: it may ask Telegram for the bot's name, never inside a transaction
+    return code_screen(shop, session, language_of(call.from_user), code_id, link_base)
+
+
+@handlers.tap("promo_batch")
+def tap_promo_batch(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Screen:
+    """A batch of generated codes."""
+    return batch_screen(shop, session, language_of(call.from_user), batch)
+
+
+@handlers.tap("promo_file")
+def tap_promo_file(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Document:
+    """📄 The batch's codes again, as a .txt file."""
+    link_base = promo_link(shop, "")  # first: see tap_promo
+    return codes_file(session, batch, link_base)
+
+
+@handlers.tap("toggle_promo")
+def tap_toggle_promo(shop: Shop, call: types.CallbackQuery, session: Session, code_id: int) -> Screen:
+    """⛔ Turn off / ✅ Turn on a code: off, it is refused as expired (a payment already approved still counts)."""
+    link_base = promo_link(shop, "")  # first: see tap_promo
+    code = session.get(PromoCode, code_id)
+    if code is not None:
+        code.is_active = not code.is_active
+        session.commit()
+        logger.info("Admin %s turned promo code %s %s", call.from_user.id, code_id, "on" if code.is_active else "off")
+    return code_screen(shop, session, language_of(call.from_user), code_id, link_base)
+
+
+@handlers.tap("toggle_batch")
+def tap_toggle_batch(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Screen:
+    """⛔ Turn off every code of a batch (or ✅ all on again)."""
+    any_on = session.scalar(select(PromoCode.id).where(PromoCode.batch == batch, PromoCode.is_active).limit(1))
+    session.execute(update(PromoCode).where(PromoCode.batch == batch).values(is_active=not any_on))
+    session.commit()
+    logger.info("Admin %s turned promo batch %s %s", call.from_user.id, batch, "off" if any_on else "on")
+    return batch_screen(shop, session, language_of(call.from_user), batch)
+
+
+# ---------------------------------------------------------------------------
+# ➕ New code and 🎟 Generate codes: one dialog
+# ---------------------------------------------------------------------------
+
+def read_code(session: Session, message: types.Message) -> str:
+    code = normalized(message_text(message))
+    if code is None:
+        raise InputError("err_promo_code")
+    if session.scalar(select(PromoCode.id).where(PromoCode.code == code)):
+        raise InputError("err_promo_code_taken")
+    return code
+
+
+def whole_number(raw: str, key: str, most: int) -> int:
+    """A whole number from 1 to ``most``, or the text ``key`` explaining what is expected."""
+    raw = raw.replace(" ", "")
+    if not is_number(raw) or not 1 <= int(raw) <= most:
+        raise InputError(key, most=most)
+    return int(raw)
+
+
+def read_discount(message: types.Message, currency: str) -> dict:
+    """'20%' or '20 %' -> a percentage; '50', '9.99' -> an amount in the shop's currency."""
+    raw = message_text(message)
+    if raw.endswith("%"):
+        return {"percent": whole_number(raw[:-1], "err_promo_percent", 100)}
+    try:
+        amount = parse_price(raw, currency)
+    except InputError:
+        raise InputError("err_promo_discount", **currency_hint(currency)) from None
+    if amount == 0:
+        raise InputError("err_promo_discount", **currency_hint(currency))
+    return {"amount": amount}
+
+
+DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")
+
+
+def read_expiry(message: types.Message) -> str | None:
+    """The last day the code works ('2026-01-31' or '31.01.2026'), or /skip: it ends when that day ends (UTC)."""
+    raw = message_text(message)
+    if raw == SKIP:
+        return None
+    for date_format in DATE_FORMATS:
+        try:
+            day = datetime.strptime(raw, date_format)
+        except ValueError:
+            continue
+        if day.date() < utcnow().date():
+            raise InputError("err_promo_past")
+        return (day + timedelta(days=1)).isoformat()
+    raise InputError("err_promo_date")
+
+
+@handlers.tap("new_promo")
+def tap_new_promo(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """➕ New code: first, the code itself."""
+    end_dialog(session, call)
+    return ask(session, call, "promo_code_text", "admin_ask_promo_code")
+
+
+@handlers.tap("generate_promos")
+def tap_generate_promos(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """🎟 Generate codes: first, how many."""
+    end_dialog(session, call)
+    return ask(session, call, "promo_count", "admin_ask_promo_count", {"most": MAX_GENERATED})
+
+
+def ask_discount(shop: Shop, session: Session, message: types.Message, **data) -> Screen:
+    return ask(session, message, "promo_discount", "admin_ask_promo_discount", currency_hint(shop.config.currency),
+               **data)
+
+
+@handlers.answer("promo_code_text")
+def answer_promo_code_text(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """The new code's text: next, its discount."""
+    return ask_discount(shop, session, message, code=read_code(session, message))
+
+
+@handlers.answer("promo_count")
+def answer_promo_count(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """How many codes to generate: next, their discount."""
+    return ask_discount(shop, session, message, count=whole_number(message_text(message), "err_promo_count",
+                                                                    MAX_GENERATED))
+
+
+def scope_screen(session: Session, lang: str) -> Screen:
+    """What the code applies to: the whole shop, or a category (and then perhaps one of its products)."""
+    rows = [[button(name, "promo_category", cid)] for cid, name in categories_in_order(session)]
+    return Screen(text(lang, "admin_choose_promo_scope"), keyboard(
+        [button(label(lang, "btn_promo_shop"), "promo_scope", 0, 0)], *rows,
+        [button(label(lang, "btn_cancel"), "cancel")]))
+
+
+@handlers.answer("promo_discount")
+def answer_promo_discount(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """The discount: next, what it applies to (buttons)."""
+    ask(session, message, "promo_scope", "admin_choose_promo_scope", **read_discount(message, shop.config.currency))
+    return scope_screen(session, language_of(message.from_user))
+
+
+@handlers.answer("promo_scope")
+def answer_promo_scope(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """A message where a button is expected."""
+    raise InputError("err_promo_use_buttons")
+
+
+@handlers.tap("promo_scopes")
+def tap_promo_scopes(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """⬅️ Back to the choice of what the code applies to."""
+    return scope_screen(session, language_of(call.from_user))
+
+
+@handlers.tap("promo_category")
+def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+    """A category picked: the whole category, or one of its products."""
+    lang = language_of(call.from_user)
+    category = session.get(Category, category_id)
+    if category is None:
+        return scope_screen(session, lang)
+    rows = [[button(p.name, "promo_scope", 2, p.id)] for p in products_page(session, category_id, 0, 90, False)]
+    return Screen(text(lang, "admin_choose_promo_product", name=category.name), keyboard(
+        [button(label(lang, "btn_promo_category", name=category.name), "promo_scope", 1, category_id)], *rows,
+        [button(label(lang, "btn_back"), "promo_scopes")]))
+
+
+@handlers.tap("promo_scope")
+def tap_promo_scope(shop: Shop, call: types.CallbackQuery, session: Session, scope: int, target_id: int):
+    """What the code applies to, chosen: next, a limit of uses (not for generated codes: one use each)."""
+    lang = language_of(call.from_user)
+    draft = dialog_data(session, call, "promo_scope")
+    if draft is None or scope >= len(SCOPES):
+        return with_toast(codes_screen(shop, session, lang, 0), text(lang, "stale_button"))
+    target = {"category": Category, "product": Product}.get(SCOPES[scope])
+    if target is not None and session.get(target, target_id) is None:
+        return scope_screen(session, lang)
+    scoped = {f"{SCOPES[scope]}_id": target_id} if target is not None else {}
+    if "count" in draft:
+        return ask(session, call, "promo_expiry", "admin_ask_promo_expiry", **scoped)
+    return ask(session, call, "promo_limit", "admin_ask_promo_limit", **scoped)
+
+
+@handlers.answer("promo_limit")
+def answer_promo_limit(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+    """The total uses allowed, or /skip for no limit: next, the expiry."""
+    raw = message_text(message)
+    max_uses = None if raw == SKIP else whole_number(raw, "err_promo_limit", MAX_LIMIT)
+    return ask(session, message, "promo_expiry", "admin_ask_promo_expiry", max_uses=max_uses)
+
+
+def code_columns(dialog: dict, currency: str, expiry: str | None) -> dict:
+    """The columns every code of the dialog shares, from its answers."""
+    return dict(percent=dialog.get("percent"), amount=dialog.get("amount"), currency=currency,
+                category_id=dialog.get("category_id"), product_id=dialog.get("product_id"),
+                expires_at=datetime.fromisoformat(expiry) if expiry else None)
+
+
+def random_code() -> str:
+    return "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(GENERATED_LENGTH))
+
+
+def generate(session: Session, count: int, columns: dict) -> int:
+    """Insert ``count`` new one-use codes as a batch; a code that happens to exist already is drawn again."""
+    batch = (session.scalar(select(func.max(PromoCode.batch))) or 0) + 1
+    made = 0
+    while made < count:
+        rows = [dict(columns, code=random_code(), batch=batch, max_uses=1) for _ in range(count - made)]
+        session.execute(insert_for(session)(PromoCode).on_conflict_do_nothing(), rows)
+        made = session.scalar(select(func.count()).where(PromoCode.batch == batch))
+    session.commit()
+    return batch
+
+
+@handlers.answer("promo_expiry")
+def answer_promo_expiry(shop: Shop, message: types.Message, session: Session, dialog: dict):
+    """The expiry, or /skip: the code is saved (the generated codes made, and sent as a file)."""
+    link_base = promo_link(shop, "")  # first: see tap_promo
+    lang, columns = language_of(message.from_user), code_columns(dialog, shop.config.currency, read_expiry(message))
+    end_dialog(session, message)
+    if "count" in dialog:
+        batch = generate(session, dialog["count"], columns)
+        logger.info("Admin %s generated %s promo codes (batch %s)", message.from_user.id, dialog["count"], batch)
+        return batch_screen(shop, session, lang, batch), codes_file(session, batch, link_base)
+    code = PromoCode(code=dialog["code"], max_uses=dialog.get("max_uses"), **columns)
+    session.add(code)
+    try:
+        session.commit()
+    except IntegrityError:  # another admin took the same code a moment ago
+        session.rollback()
+        return Screen(text(lang, "err_promo_code_taken"))
+    logger.info("Admin %s added promo code %s", message.from_user.id, code.id)
+    screen = code_screen(shop, session, lang, code.id, link_base)
+    screen.text = text(lang, "admin_saved_promo") + "\n\n" + screen.text
+    return screen
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire 🏷 Promo codes into the seller's panel."""
+    routes.add_handlers(shop, handlers)

@@ -1,0 +1,282 @@
+"""Promo codes: what a code takes off a price, who may still use it, and how its uses are counted.
+
+Reading order: ... routes.py → lanes.py → **promos.py** → storefront.py → checkout.py → ...
+
+A promo code (models.PromoCode) takes a percentage (1-100 %) or a fixed
+amount off the price of the whole shop, of one category or of one product.
+It may expire and may be limited to a number of uses in all; each customer
+uses it once. A customer chooses a code by typing it under a product's card
+(storefront.py) or by opening a link ``t.me/<bot>?start=promo_CODE`` (below);
+it stays theirs (users.promo_code_id) until they buy something it covers.
+The card, the invoice and the pre-checkout all price with ``price_after``, so
+a price is rounded the same way everywhere.
+
+A limit is hard to keep when twenty customers pay for the last ten uses at
+the same moment. Three rules keep it:
+
+1. A use *is* a live purchase made with the code (purchases.promo_code_id),
+   written in the payment's own transaction: counted only when a payment
+   succeeds, uncounted when it is refunded.
+2. Pre-checkout *holds* a use for the customer (promo_holds) for
+   ``HOLD_TIME``: the payment Telegram is about to take always finds it.
+3. Holding and using both start by locking the code's row (``lock_code``):
+   on SQLite and PostgreSQL alike, two of them never count at once.
+
+The seller makes and follows codes in promo_panel.py.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+from config import STARS
+from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, save_user, utcnow
+from routes import end_dialog, on_message
+from screens import Screen, button, format_price, keyboard, label, language_of, menu_keyboard, text
+from shop import Shop
+
+logger = logging.getLogger("shopbot")
+
+CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case
+HOLD_TIME = timedelta(minutes=10)  # a use held at pre-checkout waits this long for the payment
+# The smallest price a discount may leave. Telegram takes Stars invoices from 1 Star, and card
+# invoices from its currencies.json "min_amount", about one US dollar: 100 cents for the dollar
+# and the currencies near it. Other currencies' minimums follow exchange rates; for them the floor
+# is 1 unit, and Telegram itself refuses an invoice under its minimum.
+MINIMUM_PRICE = {STARS: 1, "USD": 100, "EUR": 100, "GBP": 100, "CHF": 100, "CAD": 100, "AUD": 100}
+
+
+def normalized(raw: str) -> str | None:
+    """A code as stored (in capitals), or None when it is not one: 'summer-20' -> 'SUMMER-20'."""
+    raw = raw.strip()
+    return raw.upper() if CODE_PATTERN.fullmatch(raw) else None
+
+
+def promo_link(shop: Shop, code: str) -> str:
+    """The link that gives a customer the code: t.me/<bot>?start=promo_CODE."""
+    return f"https://t.me/{shop.bot.user.username}?start=promo_{code}"
+
+
+# ---------------------------------------------------------------------------
+# Prices: one function, so that the card, the invoice and pre-checkout agree
+# ---------------------------------------------------------------------------
+
+def price_after(list_price: int, currency: str, percent: int | None, amount: int | None) -> int:
+    """The price with a discount: ``percent`` off rounded to the nearest unit (halves in the customer's favour),
+    or ``amount`` off. A paid price never falls under the currency's minimum; it is free only when the whole
+    price is taken off, or when the product costs less than the minimum (it cannot be paid at a discount)."""
+    off = (list_price * percent + 50) // 100 if percent is not None else amount or 0
+    minimum = MINIMUM_PRICE.get(currency, 1)
+    whole_price_off = percent == 100 or (percent is None and off >= list_price)
+    if whole_price_off or list_price < minimum:
+        return 0
+    return max(list_price - off, minimum)
+
+
+def discount_label(code: PromoCode) -> str:
+    """'−20 %' or '−50 ⭐': what a code takes off."""
+    return f"−{code.percent} %" if code.percent is not None else "−" + format_price(code.amount, code.currency)
+
+
+def promo_line(session: Session, lang: str, purchase: Purchase) -> str:
+    """A line on the seller's screen of a purchase made with a code (sales.py): the code and the list price."""
+    if purchase.promo_code_id is None:
+        return ""
+    code = session.get(PromoCode, purchase.promo_code_id)
+    return "\n" + text(lang, "admin_purchase_promo", code=code.code, discount=discount_label(code),
+                       list_price=format_price(purchase.list_price, purchase.currency))
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What a customer pays for a product: its price after their promo code, if the code applies."""
+
+    price: int
+    code: PromoCode | None = None  # None: no code, or one that does not apply
+
+    @property
+    def code_id(self) -> int:
+        return self.code.id if self.code else 0
+
+
+# ---------------------------------------------------------------------------
+# Whether a code applies
+# ---------------------------------------------------------------------------
+
+def covers(code: PromoCode, product: Product) -> bool:
+    """The code is for the whole shop, the product's category, or the product itself."""
+    if code.product_id is not None:
+        return code.product_id == product.id
+    return code.category_id is None or code.category_id == product.category_id
+
+
+def why_not(code: PromoCode | None, currency: str, uses: int, product: Product | None = None) -> str | None:
+    """The text key saying why a code cannot be used (for ``product``, if given), or None when it can."""
+    if code is None:
+        return "promo_unknown"
+    if not code.is_active or (code.expires_at and code.expires_at <= utcnow()) or (
+            code.amount is not None and code.currency != currency):  # a fixed amount in a currency the shop left
+        return "promo_expired"
+    if code.max_uses is not None and uses >= code.max_uses:
+        return "promo_used_up"
+    if product is not None and not covers(code, product):
+        return "promo_not_for_product"
+    return None
+
+
+def live_uses(code_id):
+    """How many live purchases used the code (ix_purchases_promo_live): its uses so far."""
+    return (select(func.count(Purchase.id))
+            .where(Purchase.promo_code_id == code_id, Purchase.refunded_at.is_(None)).scalar_subquery())
+
+
+def used_by(session: Session, code_id: int, user_id: int) -> bool:
+    """The customer (users.id) has a live purchase made with the code."""
+    return session.scalar(select(exists().where(Purchase.promo_code_id == code_id, Purchase.user_id == user_id,
+                                                Purchase.refunded_at.is_(None))))
+
+
+def offer_and_owned(session: Session, telegram_id: int, product: Product, currency: str) -> tuple[Offer, int | None]:
+    """What the customer pays for the product, and their live purchase of it (or None), in one statement:
+    a product card is a few indexed statements at most (test_speed.py)."""
+    owned = (select(Purchase.id).where(Purchase.user_id == User.id, Purchase.product_id == product.id,
+                                       Purchase.refunded_at.is_(None), ~Purchase.gift.has())
+             .limit(1).scalar_subquery())
+    row = session.execute(select(PromoCode, owned.label("owned"), live_uses(PromoCode.id).label("uses"))
+                          .select_from(User).outerjoin(PromoCode, PromoCode.id == User.promo_code_id)
+                          .where(User.telegram_id == telegram_id)).first()
+    code, owned_id, uses = row if row else (None, None, 0)
+    if product.price == 0 or not product.one_off or why_not(code, currency, uses, product):
+        return Offer(product.price), owned_id
+    return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
+
+
+def price_with(session: Session, product: Product, code_id: int, currency: str) -> int:
+    """An invoice's price: the product's, after the code it was sent with (checkout.py's pre-checkout)."""
+    code = session.get(PromoCode, code_id) if code_id else None
+    return price_after(product.price, currency, code.percent, code.amount) if code else product.price
+
+
+def choose_code(session: Session, customer: types.User, raw: str, currency: str,
+                product: Product | None = None) -> tuple[PromoCode | None, str | None]:
+    """A code the customer typed or followed: theirs from now on if they may use it; and why it does not apply
+    (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one."""
+    wanted = normalized(raw)
+    code = session.scalar(select(PromoCode).where(PromoCode.code == wanted)) if wanted else None
+    user = save_user(session, customer)
+    problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product)
+    if problem is None and used_by(session, code.id, user.id):
+        problem = "promo_used_already"
+    if problem in (None, "promo_not_for_product"):
+        user.promo_code_id = code.id
+        session.commit()
+        logger.info("User %s chose promo code %s", customer.id, code.id)
+    return code, problem
+
+
+# ---------------------------------------------------------------------------
+# Holding a use at pre-checkout, and counting it when the payment lands
+# ---------------------------------------------------------------------------
+
+def lock_code(session: Session, code_id: int) -> PromoCode | None:
+    """Begin the caller's transaction by locking the code's row, and read it as it is now.
+
+    An UPDATE that changes nothing still takes the row's lock on PostgreSQL
+    and SQLite's write lock, which the next holder waits for until we commit:
+    so every count below is taken alone.
+    """
+    session.execute(update(PromoCode).where(PromoCode.id == code_id).values(is_active=PromoCode.is_active))
+    return session.scalars(select(PromoCode).where(PromoCode.id == code_id)
+                           .execution_options(populate_existing=True)).first()
+
+
+def has_room(session: Session, code: PromoCode, telegram_id: int) -> bool:
+    """Under the code's lock: its uses, and the uses held for other customers, leave one for this customer."""
+    if code.max_uses is None:
+        return True
+    held = session.scalar(select(func.count(PromoHold.id)).where(
+        PromoHold.promo_code_id == code.id, PromoHold.telegram_id != telegram_id, PromoHold.expires_at > utcnow()))
+    return session.scalar(select(live_uses(code.id))) + held < code.max_uses
+
+
+def hold_use(session: Session, code_id: int, customer: types.User, product: Product, currency: str) -> str | None:
+    """Pre-checkout: set a use aside for this customer until their payment lands; the text key of why not, or None.
+    The caller commits (with checkout's own small write)."""
+    code = lock_code(session, code_id)
+    problem = why_not(code, currency, 0, product)
+    user_id = session.scalar(select(User.id).where(User.telegram_id == customer.id))
+    if problem is None and user_id and used_by(session, code_id, user_id):
+        problem = "promo_used_already"
+    if problem is None and not has_room(session, code, customer.id):
+        problem = "promo_used_up"
+    if problem:
+        return problem
+    session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id, PromoHold.expires_at <= utcnow()))
+    expires = utcnow() + HOLD_TIME
+    session.execute(insert_for(session)(PromoHold).values(promo_code_id=code_id, telegram_id=customer.id,
+                                                          expires_at=expires)
+                    .on_conflict_do_update(index_elements=["promo_code_id", "telegram_id"],
+                                           set_={"expires_at": expires}))
+    return None
+
+
+def take_use(session: Session, code_id: int, user: User) -> bool:
+    """At payment, in its transaction: count a use for the customer, releasing their hold; False when none is
+    left for them (the caller records the payment without the code and refunds it). The code's expiry and
+    switch were checked at pre-checkout: a payment Telegram took with them is honoured."""
+    code = lock_code(session, code_id)
+    if code is None or used_by(session, code_id, user.id) or not has_room(session, code, user.telegram_id):
+        logger.warning("A payment by user %s found no use of promo code %s left", user.telegram_id, code_id)
+        return False
+    session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id,
+                                            PromoHold.telegram_id == user.telegram_id))
+    if user.promo_code_id == code_id:
+        user.promo_code_id = None  # used: the next purchase is at full price again
+    return True
+
+
+# ---------------------------------------------------------------------------
+# The customer's link: t.me/<bot>?start=promo_CODE
+# ---------------------------------------------------------------------------
+
+def scope_name(session: Session, lang: str, code: PromoCode) -> str:
+    """'everything', 'the category Keys', 'Pro license': what the code applies to, for a sentence."""
+    if code.product_id is not None:
+        return label(lang, "promo_scope_product", name=session.get(Product, code.product_id).name)
+    if code.category_id is not None:
+        return label(lang, "promo_scope_category", name=session.get(Category, code.category_id).name)
+    return label(lang, "promo_scope_shop")
+
+
+def start_argument(message: types.Message) -> str:
+    """What follows /start: 'promo_SUMMER' from a link t.me/<bot>?start=promo_SUMMER."""
+    return (message.text or "").partition(" ")[2].strip()
+
+
+def on_promo_link(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/start promo_CODE: greet the customer with the code's discount, and keep it for their next purchase."""
+    lang = language_of(message.from_user)
+    end_dialog(session, message)
+    code, problem = choose_code(session, message.from_user, start_argument(message)[len("promo_"):],
+                                shop.config.currency)
+    if problem not in (None, "promo_not_for_product"):
+        return Screen(text(lang, problem), menu_keyboard(lang))
+    greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
+                    discount=discount_label(code), scope=scope_name(session, lang, code))
+    markup = menu_keyboard(lang)
+    if code.product_id is not None:  # one product: straight to it
+        markup = keyboard([button(label(lang, "btn_open_product"), "product", code.product_id, 0)],
+                          *[row for row in markup.keyboard])
+    return Screen(greeting, markup)
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire the promo link; it is registered before storefront's /start, which takes every other /start."""
+    bot.register_message_handler(on_message(shop, on_promo_link), commands=["start"], chat_types=["private"],
+                                 func=lambda message: start_argument(message).startswith("promo_"))

@@ -1,0 +1,247 @@
+"""Gifts (gifts.py): bought for someone else, claimed once with a link, refunded like any purchase."""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+
+from sqlalchemy import select
+
+import checkout
+import ledger
+from conftest import Person, add_stock, admin_texts, set_product, stock_of
+from models import Gift, Purchase, StockItem
+from screens import callback
+
+
+def buys_gift(person: Person, product, charge_id: str = "charge-gift") -> str:
+    """🎁 Buy as a gift on the card, pay, and return the link the buyer got to forward."""
+    person.sends(f"/start p_{product.id}")
+    person.taps("Buy as a gift")
+    assert person.pays(charge_id=charge_id)["ok"] is True
+    return gift_link(person)
+
+
+def gift_link(person: Person) -> str:
+    return re.findall(r"https://t\.me/test_shop_bot\?start=gift_\S+", person.all_texts())[-1]
+
+
+def opens(person: Person, link: str) -> None:
+    person.sends("/start " + link.split("?start=")[1])
+
+
+def test_a_gift_is_bought_claimed_once_and_refused_after(shop, seller, alice, bob, caplog):
+    caplog.set_level(logging.DEBUG, logger="shopbot")
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    link = buys_gift(alice, product)
+    invoice = shop.api.of("sendInvoice")[-1].params
+    assert invoice["payload"] == f"shop2:{product.id}:{alice.id}:0:1" and invoice["title"] == "🎁 Course"
+    assert "Your gift, Course, is ready to give" in alice.all_texts() and "Forward this message" in alice.last_text()
+    assert "COURSE-LINK" not in alice.all_texts()  # the buyer never sees the content
+    token = link.split("start=gift_")[1]
+    assert len(token) >= 22 and token not in caplog.text  # 128 random bits, never logged
+
+    opens(alice, link)
+    assert "This is the gift you bought" in alice.last_text() and "COURSE-LINK" not in alice.all_texts()
+    alice.sends("/purchases")
+    assert alice.button_labels()[0] == "🎁 Gift, not claimed yet: Course"
+    alice.taps("Gift, not claimed yet")
+    assert gift_link(alice) == link and "COURSE-LINK" not in alice.all_texts()
+
+    opens(bob, link)
+    assert "Alice has given you Course" in bob.all_texts() and "COURSE-LINK" in bob.last_text()
+    assert "Bob has received your gift, Course" in alice.last_text()
+    bob.sends("/purchases")
+    bob.taps("Course")
+    assert bob.last_text() == "COURSE-LINK"
+    carol = Person(shop, 1003, "Carol")
+    opens(carol, link)
+    assert "already been claimed" in carol.last_text() and "COURSE-LINK" not in carol.all_texts()
+    opens(bob, link)
+    assert "already been claimed" in bob.last_text()
+    alice.sends("/purchases")
+    assert alice.button_labels()[0] == "🎁 Gift claimed: Course"
+    assert shop.purchases() == [("alice", "Course", 100, "stars"), ("bob", "Course", 0, "gift")]
+    assert token not in caplog.text
+
+
+def test_a_stocked_gift_reserves_its_key_at_payment_and_delivers_it_to_whoever_claims_it(shop, alice, bob):
+    product = shop.add_product("Key", price=10, hidden="Activate in Settings.")
+    add_stock(shop, product, "KEY-A", "KEY-B")
+    link = buys_gift(alice, product)
+    assert "KEY-A" not in alice.all_texts()
+    carol = Person(shop, 1003, "Carol")
+    carol.taps_data(callback("buy", product.id))
+    carol.pays()
+    assert "KEY-B" in carol.all_texts()  # the gift's key was set aside at payment
+    dave = Person(shop, 1004, "Dave")
+    dave.sends(f"/start p_{product.id}")
+    assert "Sold out" in dave.last_text()
+    opens(bob, link)
+    assert "KEY-A" in bob.all_texts() and "Activate in Settings." in bob.all_texts()
+    with shop.Session() as session:
+        owner = session.scalar(select(Purchase.user_id).join(StockItem, StockItem.purchase_id == Purchase.id)
+                               .where(StockItem.content == "KEY-A"))
+        assert owner == session.scalar(select(Purchase.user_id).where(Purchase.payment_type == "gift"))
+    assert stock_of(shop, product) == ["KEY-A", "KEY-B"]
+
+
+def test_a_gift_does_not_make_its_buyer_an_owner(shop, alice):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    buys_gift(alice, product)
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for 100 ⭐"
+    alice.taps("Buy for")
+    assert alice.pays()["ok"] is True and "COURSE-LINK" in alice.all_texts()
+    buys_gift(alice, product, charge_id="charge-gift-2")  # and an owner may still give it
+    assert len(shop.purchases()) == 3
+
+
+def test_a_gift_with_a_promo_code(shop, alice, bob):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    code = shop.add_promo("GIFT20")
+    alice.sends("/start promo_GIFT20")
+    link = buys_gift(alice, product)
+    invoice = shop.api.of("sendInvoice")[-1].params
+    assert json.loads(invoice["prices"])[0]["amount"] == 80
+    assert invoice["payload"] == f"shop2:{product.id}:{alice.id}:{code.id}:1"
+    opens(bob, link)
+    assert "COURSE-LINK" in bob.all_texts()
+    with shop.Session() as session:
+        assert session.execute(select(Purchase.price, Purchase.list_price, Purchase.promo_code_id)
+                               .where(Purchase.id == 1)).one() == (80, 100, code.id)
+
+
+def test_a_gift_free_with_a_promo_code_is_ready_at_once(shop, alice, bob):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    shop.add_promo("ALLFREE", percent=100)
+    alice.sends("/start promo_ALLFREE")
+    alice.sends(f"/start p_{product.id}")
+    alice.taps("Buy as a gift")
+    assert not shop.api.of("sendInvoice") and "COURSE-LINK" not in alice.all_texts()
+    opens(bob, gift_link(alice))
+    assert "COURSE-LINK" in bob.all_texts()
+
+
+def test_a_recipient_who_owns_the_product_leaves_the_gift_for_someone_else(shop, alice, bob):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    bob.taps_data(callback("buy", product.id))
+    bob.pays()
+    link = buys_gift(alice, product)
+    opens(bob, link)
+    assert "You already own Course, so this gift stays unclaimed" in bob.last_text()
+    carol = Person(shop, 1003, "Carol")
+    opens(carol, link)
+    assert "COURSE-LINK" in carol.all_texts()
+
+
+def test_the_seller_refunds_an_unclaimed_gift_and_its_link_closes(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    link = buys_gift(alice, product)
+    seller.taps_data(callback("admin_purchase", 1))
+    assert "A gift, not claimed yet" in seller.last_text()
+    seller.taps("Refund")
+    seller.taps("Yes, refund")
+    assert shop.api.of("refundStarPayment")[-1].params["telegram_payment_charge_id"] == "charge-gift"
+    opens(bob, link)
+    assert "This gift was refunded" in bob.last_text() and "COURSE-LINK" not in bob.all_texts()
+
+
+def test_refunding_a_claimed_gift_takes_it_back_from_whoever_claimed_it(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    opens(bob, buys_gift(alice, product))
+    seller.taps_data(callback("admin_purchase", 1))
+    assert "A gift, claimed by Bob (purchase #2)" in seller.last_text()
+    seller.taps_data(callback("confirm_refund", 1))
+    bob.sends("/purchases")
+    assert bob.button_labels()[0] == "↩️ Course (refunded)"
+    seller.taps_data(callback("admin_purchase", 2))
+    assert "Received as a gift (bought in purchase #1)" in seller.last_text()
+
+
+def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
+    product = shop.add_product("Course", price=100)
+    opens(bob, buys_gift(alice, product, charge_id="ch-gift"))
+    alice.feed("message", alice.message(refunded_payment={
+        "currency": "XTR", "total_amount": 100, "invoice_payload": "x", "telegram_payment_charge_id": "ch-gift"}))
+    with shop.Session() as session:
+        assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]
+
+
+def test_two_people_opening_the_link_at_once_get_one_gift(shop, alice):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    link = buys_gift(alice, product)
+    people = [Person(shop, 5000 + n, f"Friend {n}") for n in range(8)]
+    start = threading.Barrier(len(people))
+
+    def open_link(person):
+        start.wait()
+        opens(person, link)
+
+    threads = [threading.Thread(target=open_link, args=(person,)) for person in people]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sum("COURSE-LINK" in person.all_texts() for person in people) == 1
+    assert sum("already been claimed" in person.all_texts() for person in people) == 7
+
+
+def test_a_gift_paid_but_heard_of_only_in_telegrams_ledger_still_sends_its_link(shop, alice, bob):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    shop.api.ledger_payment(alice, 100, checkout.invoice_payload(product.id, alice.id, gift=True), "ch-lost")
+    ledger.check_ledger(shop.bot.shop)
+    assert "COURSE-LINK" not in alice.all_texts()
+    opens(bob, gift_link(alice))
+    assert "COURSE-LINK" in bob.all_texts()
+
+
+def test_a_gift_recorded_but_not_delivered_sends_its_link_at_the_next_start(shop, alice):
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    alice.sends(f"/start p_{product.id}")
+    alice.taps("Buy as a gift")
+    shop.api.fail("sendMessage", 500, "Internal Server Error", times=2)  # the delivery, and the apology
+    alice.pays()
+    assert ledger.deliver_what_was_not(shop.bot.shop) == 1
+    assert "gift_" in alice.all_texts() and "COURSE-LINK" not in alice.all_texts()
+
+
+def test_what_is_not_bought_once_is_no_gift_and_takes_no_promo_code(shop, alice):
+    product = shop.add_product("Course", price=100)
+    set_product(shop, product.id, kind="subscription")  # billed every month (subscriptions.py)
+    shop.add_promo("SPRING")
+    alice.sends("/start promo_SPRING")
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels() == ["📅 Subscribe — 100 ⭐ a month", "⬅️ Back"]  # at the full price
+    alice.taps_data(callback("buy_gift", product.id))
+    assert alice.last_toast() == "This item is no longer available."
+    for payload in (checkout.invoice_payload(product.id, alice.id, gift=True),
+                    checkout.invoice_payload(product.id, alice.id, promo_id=1)):
+        assert alice.pre_checkout(100, payload)["ok"] is False
+
+
+def test_bad_gift_links_are_answered(shop, alice, seller):
+    product = shop.add_product("Course", price=100)
+    buys_gift(alice, product)
+    for argument in ("gift_", "gift_nope", "gift_" + "x" * 60, "gift_'; DROP TABLE gifts;--"):
+        seller.sends(f"/start {argument}")
+        assert "This gift link is not valid" in seller.last_text()
+    with shop.Session() as session:
+        assert session.scalar(select(Gift.claimed_purchase_id)) is None
+    assert "Error handling" not in admin_texts(shop)
+
+
+def test_gifts_in_russian(shop):
+    ivan, olga = Person(shop, 2001, "Иван", language_code="ru"), Person(shop, 2002, "Ольга", language_code="ru")
+    product = shop.add_product("Курс", price=100, hidden="ССЫЛКА")
+    ivan.sends(f"/start p_{product.id}")
+    ivan.taps("Купить в подарок")
+    ivan.pays()
+    assert "Подарок для вас: Курс" in ivan.last_text()
+    ivan.sends("/purchases")
+    assert ivan.button_labels()[0] == "🎁 Подарок, ещё не получен: Курс"
+    link = re.findall(r"https://t\.me/test_shop_bot\?start=gift_\S+", ivan.all_texts())[-1]
+    opens(olga, link)
+    assert "Иван дарит вам Курс" in olga.all_texts() and "ССЫЛКА" in olga.all_texts()
+    assert "Ольга получил(а) ваш подарок — Курс" in ivan.last_text()
