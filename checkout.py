@@ -561,21 +561,20 @@ def purchase_label(lang: str, row) -> str:
 
 def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
     """📦 My purchases, newest first, a page at a time."""
+    # A subscription's payments name it (subscriptions.py) and show above, as one line per subscription.
+    theirs = (User.telegram_id == telegram_id, Purchase.subscription_charge_id.is_(None))
     rows = session.execute(
         select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name, Gift.id.label("gift"),
                Gift.claimed_purchase_id.label("claimed"))
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-        .outerjoin(Gift, Gift.purchase_id == Purchase.id)
-        .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION)  # subscriptions: one line each
+        .outerjoin(Gift, Gift.purchase_id == Purchase.id).where(*theirs)
         .order_by(Purchase.created_at.desc(), Purchase.id.desc())
         .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
     ).all()
     # Counted apart, from the index alone, and only when there may be more than one page: a count
     # over the page's own rows would read all of a customer's purchases, every time.
     total = len(rows) if page == 0 and len(rows) < PAGE_SIZE else session.scalar(
-        select(func.count(Purchase.id)).join(User, Purchase.user_id == User.id)
-        .join(Product, Purchase.product_id == Product.id)
-        .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION))
+        select(func.count(Purchase.id)).join(User, Purchase.user_id == User.id).where(*theirs))
     back = [button(label(lang, "btn_back"), "menu")]
     subscribed = subscriptions.purchase_rows(session, lang, telegram_id) if page == 0 else []
     if not rows and not subscribed:

@@ -179,7 +179,9 @@ class Purchase(Base):
 
     __tablename__ = "purchases"
     __table_args__ = (
-        Index("ix_purchases_user_created", "user_id", "created_at"),  # My purchases
+        # My purchases: a customer's purchases by date, and which are a subscription's payments (those
+        # show as one line per subscription), so that a page and the count behind its pager read this alone.
+        Index("ix_purchases_user_created", "user_id", "created_at", "subscription_charge_id"),
         Index("ix_purchases_product_user", "product_id", "user_id"),  # "do they own it?"
         # The sales report reads dates, refunds, currencies and prices from these alone.
         Index("ix_purchases_sales", "created_at", "refunded_at", "payment_type", "currency", "price", "product_id"),

@@ -23,7 +23,7 @@ from conftest import (
 )
 from ledger import check_ledger
 from models import SUBSCRIPTION, Product, Purchase, Subscription
-from screens import callback
+from screens import PAGE_SIZE, callback
 
 MONTH = 30 * 86400
 OWNER = 7000
@@ -246,6 +246,15 @@ def test_my_purchases_shows_each_subscription_with_its_status_and_date(shop, vip
     assert f"Active · renews on {date}" in alice.last_text() and "250 ⭐ a month" in alice.last_text()
     alice.taps("Join")
     assert "Your own link" in alice.last_text()
+
+
+def test_my_purchases_pages_a_customers_purchases_without_their_subscription_payments(shop, vip, alice):
+    subscribes(alice, vip, expires=paid_until(30))
+    subscription_lands(alice, 250, alice.payment["invoice_payload"], "sub-2", paid_until(60), first=False)
+    for n in range(PAGE_SIZE):  # a page's worth of other purchases, and the subscription's two payments
+        alice.taps_data(callback("buy", shop.add_product(f"Guide {n}", price=0).id))
+    alice.sends("/purchases")
+    assert len(alice.button_labels()) == 1 + PAGE_SIZE + 1  # the subscription, the guides, Back: no pager
 
 
 def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, alice):
