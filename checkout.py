@@ -174,6 +174,14 @@ def mark_delivered(session: Session, purchase: Purchase) -> None:
     session.commit()
 
 
+def set_aside_for_refund(session: Session, purchase: Purchase) -> None:
+    """A payment the shop cannot honour: it delivers nothing, owns nothing and, as a gift, cannot be claimed
+    (models.owning), from now until the refund lands: for a card, or Stars Telegram would not give back, that
+    waits for the seller. It leaves ux_purchases_one_live to a purchase that counts, so buying again is open."""
+    purchase.refund_due, purchase.once_per_customer = True, False
+    mark_delivered(session, purchase)
+
+
 def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> bool:
     """Send what was bought: the heading, then the item and the hidden content, texts split to fit.
 
@@ -519,10 +527,12 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:
-        mark_delivered(session, purchase)  # there is nothing to deliver: the charge goes back
+        set_aside_for_refund(session, purchase)
         return RefundAtOnce(purchase.id, reason, lang)
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
+    if purchase.refund_due:  # ...or for one going back
+        return Screen(text(lang, "purchase_refund_due"))
     if product.kind == SUBSCRIPTION:
         return subscription_replies(session, message, purchase, outcome, lang)
     delivery = Delivery(purchase.id, text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
@@ -551,9 +561,12 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
 # ---------------------------------------------------------------------------
 
 def purchase_label(lang: str, row) -> str:
-    """'Guide · 2026-05-01', '↩️ Guide (refunded)', or a gift the customer bought, claimed or not yet."""
+    """'Guide · 2026-05-01', '↩️ Guide (refunded)' (or being refunded), or a gift the customer bought, claimed
+    or not yet."""
     if row.refunded_at:
         return label(lang, "purchase_refunded_button", name=row.name)
+    if row.refund_due:
+        return label(lang, "purchase_refund_due_button", name=row.name)
     if row.gift:
         return label(lang, "gift_claimed_button" if row.claimed else "gift_unclaimed_button", name=row.name)
     return label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}")
@@ -562,8 +575,8 @@ def purchase_label(lang: str, row) -> str:
 def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
     """📦 My purchases, newest first, a page at a time."""
     rows = session.execute(
-        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name, Gift.id.label("gift"),
-               Gift.claimed_purchase_id.label("claimed"))
+        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Purchase.refund_due, Product.name,
+               Gift.id.label("gift"), Gift.claimed_purchase_id.label("claimed"))
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
         .outerjoin(Gift, Gift.purchase_id == Purchase.id)
         .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION)  # subscriptions: one line each
@@ -603,7 +616,7 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
     """A purchase in My purchases: its content again, to its owner only."""
     lang = language_of(call.from_user)
     purchase = session.execute(
-        select(User.telegram_id, Purchase.refunded_at, Product.name)
+        select(User.telegram_id, Purchase.refunded_at, Purchase.refund_due, Product.name)
         .select_from(Purchase).join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
         .where(Purchase.id == purchase_id)).first()
     if purchase is None or purchase.telegram_id != call.from_user.id:
@@ -611,6 +624,8 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
         return Toast(text(lang, "not_your_purchase"))
     if purchase.refunded_at is not None:
         return Toast(text(lang, "purchase_refunded"))
+    if purchase.refund_due:
+        return Toast(text(lang, "purchase_refund_due"))
     return Delivery(purchase_id, text(lang, "here_again", name=purchase.name), lang)
 
 

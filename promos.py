@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from config import STARS
-from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, save_user, utcnow
+from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, owning, save_user, utcnow
 from routes import end_dialog, on_message
 from screens import Screen, button, format_price, keyboard, label, language_of, menu_keyboard, text
 from shop import Shop
@@ -145,9 +145,7 @@ def used_by(session: Session, code_id: int, user_id: int) -> bool:
 def offer_and_owned(session: Session, telegram_id: int, product: Product, currency: str) -> tuple[Offer, int | None]:
     """What the customer pays for the product, and their live purchase of it (or None), in one statement:
     a product card is a few indexed statements at most (test_speed.py)."""
-    owned = (select(Purchase.id).where(Purchase.user_id == User.id, Purchase.product_id == product.id,
-                                       Purchase.refunded_at.is_(None), ~Purchase.gift.has())
-             .limit(1).scalar_subquery())
+    owned = select(Purchase.id).where(Purchase.user_id == User.id, owning(product.id)).limit(1).scalar_subquery()
     row = session.execute(select(PromoCode, owned.label("owned"), live_uses(PromoCode.id).label("uses"))
                           .select_from(User).outerjoin(PromoCode, PromoCode.id == User.promo_code_id)
                           .where(User.telegram_id == telegram_id)).first()

@@ -6,7 +6,7 @@ import logging
 import re
 import threading
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 import checkout
 import ledger
@@ -122,6 +122,43 @@ def test_a_gift_free_with_a_promo_code_is_ready_at_once(shop, alice, bob):
     assert not shop.api.of("sendInvoice") and "COURSE-LINK" not in alice.all_texts()
     opens(bob, gift_link(alice))
     assert "COURSE-LINK" in bob.all_texts()
+
+
+def test_a_card_gift_that_lost_the_last_key_is_refunded_and_never_claimed(card_shop):
+    """Two gifts paid by card for the last key: the second waits for the seller's refund, and meanwhile its
+    link hands over nothing (not the shared content, and never a gift without its key)."""
+    product = card_shop.add_product("Key", price=500, hidden="Activate in Settings.")
+    add_stock(card_shop, product, "KEY-A")
+    alice, carol, bob = (Person(card_shop, 1001, "Alice"), Person(card_shop, 1003, "Carol"),
+                         Person(card_shop, 1002, "Bob"))
+    for buyer in (alice, carol):
+        buyer.taps_data(callback("buy_gift", product.id))
+        assert buyer.pre_checkout(500, buyer.last_invoice()["payload"], "USD")["ok"] is True
+    for buyer in (alice, carol):
+        buyer.payment_lands(500, buyer.last_invoice()["payload"], "USD", f"ch-{buyer.id}")
+    assert "The seller has been told and will refund you" in carol.last_text()
+    carol.sends("/purchases")
+    assert carol.button_labels()[0] == "↩️ Key (being refunded)"
+    carol.taps("being refunded")
+    assert "being refunded" in carol.last_toast() and "gift_" not in carol.all_texts()
+    with card_shop.Session() as session:
+        token = session.scalar(select(Gift.token).join(Gift.purchase).where(Purchase.payment_id == "ch-1003"))
+    opens(bob, f"https://t.me/test_shop_bot?start=gift_{token}")
+    assert "could not be honoured" in bob.last_text() and "Activate in Settings." not in bob.all_texts()
+    opens(bob, gift_link(alice))
+    assert "KEY-A" in bob.all_texts()
+
+
+def test_a_stocked_gift_whose_key_is_missing_is_never_handed_over(shop, alice, bob):
+    """A gift recorded before refund_due existed, whose payment found no key: its link gives nothing."""
+    product = shop.add_product("Key", price=10, hidden="Activate in Settings.")
+    add_stock(shop, product, "KEY-A")
+    link = buys_gift(alice, product)
+    with shop.Session() as session:
+        session.execute(update(StockItem).values(purchase_id=None))
+        session.commit()
+    opens(bob, link)
+    assert "could not be honoured" in bob.last_text() and "Activate in Settings." not in bob.all_texts()
 
 
 def test_a_recipient_who_owns_the_product_leaves_the_gift_for_someone_else(shop, alice, bob):

@@ -188,6 +188,30 @@ def test_a_promo_payment_telegram_would_not_refund_is_refunded_by_the_seller_her
     assert "provider" not in admin_texts(shop)  # Stars go back from the purchase's screen
 
 
+def test_a_card_payment_the_code_could_not_cover_opens_nothing_while_it_is_refunded(card_shop):
+    """The code's last use went to Bob while Alice paid (her hold had expired): her payment is refunded by the
+    seller, and until then it neither delivers nor makes her an owner; she may buy at the full price."""
+    product = card_shop.add_product("Guide", price=1000, hidden="GUIDE-TEXT")
+    card_shop.add_promo("LAST", currency="USD", max_uses=1)
+    alice, bob = Person(card_shop, 1001, "Alice"), Person(card_shop, 1002, "Bob")
+    types_code(alice, product, "LAST")
+    alice.taps("Buy for")
+    payload = invoice_of(card_shop)[1]
+    types_code(bob, product, "LAST")
+    bob.taps("Buy for")
+    assert bob.pays()["ok"] is True
+    alice.payment_lands(800, payload, "USD", "ch-alice")
+    assert "The seller has been told and will refund you" in alice.last_text()
+    alice.repeats_payment()
+    alice.sends("/purchases")
+    alice.taps("being refunded")
+    assert "being refunded" in alice.last_toast() and "GUIDE-TEXT" not in alice.all_texts()
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for $10"
+    alice.taps("Buy for")
+    assert alice.pays()["ok"] is True and "GUIDE-TEXT" in alice.all_texts()
+
+
 # ---------------------------------------------------------------------------
 # The limit is never exceeded
 # ---------------------------------------------------------------------------

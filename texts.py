@@ -68,7 +68,9 @@ EN = {
     "purchases_empty": "📦 You have no purchases yet. Have a look at the catalog!",
     "purchase_button": "{name} · {date}",
     "purchase_refunded_button": "↩️ {name} (refunded)",
+    "purchase_refund_due_button": "↩️ {name} (being refunded)",
     "purchase_refunded": "This purchase was refunded.",
+    "purchase_refund_due": "This payment could not be honoured and is being refunded, so there is nothing to open.",
     "not_your_purchase": "This purchase is not available.",
     # --- support ----------------------------------------------------------
     "paysupport": "🆘 <b>Payment support</b>\n\nDescribe the problem in your next message (a screenshot helps). The "
@@ -233,6 +235,7 @@ EN = {
     "admin_purchase": "🧾 <b>Purchase #{id}</b>\nBuyer: {buyer} · id <code>{buyer_id}</code>\nProduct: {product}\n"
                       "Price: {price}\nPayment: {type} · <code>{payment_id}</code>\nDate: {date}",
     "admin_refunded_at": "↩️ Refunded: {date}",
+    "admin_refund_due": "⚠️ The shop could not honour this payment: it waits for a refund.",
     "admin_confirm_refund": "Refund purchase #{id} ({product}, {price}) to {buyer}? They lose access to it.",
     "admin_refunded": "✅ Refunded: the Stars are back with the buyer.",
     "admin_refund_marked": "✅ Marked as refunded. Refund the money in your payment provider's dashboard.",
@@ -431,6 +434,8 @@ EN = {
                 "for; the first one to open it gets it. You find the link again in 📦 My purchases.",
     "gift_already_claimed": "🎁 This gift has already been claimed.",
     "gift_refunded": "❌ This gift was refunded, so it can no longer be claimed.",
+    "gift_refund_due": "❌ The payment for this gift could not be honoured and is being refunded, so it cannot be "
+                       "claimed.",
     "gift_already_owned": "🎁 You already own <b>{name}</b>, so this gift stays unclaimed: it can go to someone else.",
     "payment_gift": "gift",
     "btn_promos": "🏷 Promo codes",
@@ -536,7 +541,9 @@ RU = {
     "purchases_empty": "📦 У вас пока нет покупок. Загляните в каталог!",
     "purchase_button": "{name} · {date}",
     "purchase_refunded_button": "↩️ {name} (возврат)",
+    "purchase_refund_due_button": "↩️ {name} (деньги возвращаются)",
     "purchase_refunded": "За эту покупку оформлен возврат.",
+    "purchase_refund_due": "Этот платёж не удалось принять: деньги возвращаются, открыть здесь нечего.",
     "not_your_purchase": "Эта покупка недоступна.",
     "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nОпишите проблему следующим сообщением (скриншот поможет). "
                   "Продавец сразу получит его и ответит вам здесь.",
@@ -697,6 +704,7 @@ RU = {
     "admin_purchase": "🧾 <b>Покупка #{id}</b>\nПокупатель: {buyer} · id <code>{buyer_id}</code>\n"
                       "Товар: {product}\nЦена: {price}\nОплата: {type} · <code>{payment_id}</code>\nДата: {date}",
     "admin_refunded_at": "↩️ Возврат: {date}",
+    "admin_refund_due": "⚠️ Магазин не смог принять этот платёж: его нужно вернуть.",
     "admin_confirm_refund": "Вернуть деньги за покупку #{id} ({product}, {price}) покупателю {buyer}? "
                             "Доступ к товару у него пропадёт.",
     "admin_refunded": "✅ Деньги возвращены: звёзды снова у покупателя.",
@@ -899,6 +907,8 @@ RU = {
                 "подарок получит первый, кто её откроет. Ссылка есть и в разделе 📦 Мои покупки.",
     "gift_already_claimed": "🎁 Этот подарок уже получен.",
     "gift_refunded": "❌ За этот подарок вернули деньги, получить его больше нельзя.",
+    "gift_refund_due": "❌ Оплату этого подарка не удалось принять, деньги за него возвращаются, поэтому получить "
+                       "его нельзя.",
     "gift_already_owned": "🎁 <b>{name}</b> уже есть у вас, поэтому подарок остаётся неполученным: его можно "
                           "подарить кому-то другому.",
     "payment_gift": "подарок",
