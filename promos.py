@@ -116,13 +116,17 @@ def covers(code: PromoCode, product: Product) -> bool:
     return code.category_id is None or code.category_id == product.category_id
 
 
-def why_not(code: PromoCode | None, currency: str, uses: int, product: Product | None = None) -> str | None:
-    """The text key saying why a code cannot be used (for ``product``, if given), or None when it can."""
+def why_not(code: PromoCode | None, currency: str, uses: int, product: Product | None = None,
+            used: bool = False) -> str | None:
+    """The text key saying why a code cannot be used (for ``product``, if given, by a customer who ``used`` it
+    already, or not), or None when it can."""
     if code is None:
         return "promo_unknown"
     if not code.is_active or (code.expires_at and code.expires_at <= utcnow()) or (
             code.amount is not None and code.currency != currency):  # a fixed amount in a currency the shop left
         return "promo_expired"
+    if used:
+        return "promo_used_already"
     if code.max_uses is not None and uses >= code.max_uses:
         return "promo_used_up"
     if product is not None and not covers(code, product):
@@ -136,21 +140,28 @@ def live_uses(code_id):
             .where(Purchase.promo_code_id == code_id, Purchase.refunded_at.is_(None)).scalar_subquery())
 
 
+def has_used(code_id, user_id):
+    """The customer (users.id) has a live purchase made with the code: a condition, for a statement's column."""
+    return exists().where(Purchase.promo_code_id == code_id, Purchase.user_id == user_id,
+                          Purchase.refunded_at.is_(None))
+
+
 def used_by(session: Session, code_id: int, user_id: int) -> bool:
     """The customer (users.id) has a live purchase made with the code."""
-    return session.scalar(select(exists().where(Purchase.promo_code_id == code_id, Purchase.user_id == user_id,
-                                                Purchase.refunded_at.is_(None))))
+    return session.scalar(select(has_used(code_id, user_id)))
 
 
 def offer_and_owned(session: Session, telegram_id: int, product: Product, currency: str) -> tuple[Offer, int | None]:
     """What the customer pays for the product, and their live purchase of it (or None), in one statement:
-    a product card is a few indexed statements at most (test_speed.py)."""
+    a product card is a few indexed statements at most (test_speed.py). A code they used already is not theirs
+    any more: the card must not offer a price pre-checkout would refuse."""
     owned = select(Purchase.id).where(Purchase.user_id == User.id, owning(product.id)).limit(1).scalar_subquery()
-    row = session.execute(select(PromoCode, owned.label("owned"), live_uses(PromoCode.id).label("uses"))
+    row = session.execute(select(PromoCode, owned.label("owned"), live_uses(PromoCode.id).label("uses"),
+                                 has_used(PromoCode.id, User.id).label("used"))
                           .select_from(User).outerjoin(PromoCode, PromoCode.id == User.promo_code_id)
                           .where(User.telegram_id == telegram_id)).first()
-    code, owned_id, uses = row if row else (None, None, 0)
-    if product.price == 0 or not product.one_off or why_not(code, currency, uses, product):
+    code, owned_id, uses, used = row if row else (None, None, 0, False)
+    if product.price == 0 or not product.one_off or why_not(code, currency, uses, product, used):
         return Offer(product.price), owned_id
     return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
 
@@ -164,13 +175,13 @@ def price_with(session: Session, product: Product, code_id: int, currency: str) 
 def choose_code(session: Session, customer: types.User, raw: str, currency: str,
                 product: Product | None = None) -> tuple[PromoCode | None, str | None]:
     """A code the customer typed or followed: theirs from now on if they may use it; and why it does not apply
-    (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one."""
+    (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one.
+    A code they used already never is, whatever product it is typed under."""
     wanted = normalized(raw)
     code = session.scalar(select(PromoCode).where(PromoCode.code == wanted)) if wanted else None
     user = save_user(session, customer)
-    problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product)
-    if problem is None and used_by(session, code.id, user.id):
-        problem = "promo_used_already"
+    problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product,
+                      code is not None and used_by(session, code.id, user.id))
     if problem in (None, "promo_not_for_product"):
         user.promo_code_id = code.id
         session.commit()
@@ -207,10 +218,8 @@ def hold_use(session: Session, code_id: int, customer: types.User, product: Prod
     """Pre-checkout: set a use aside for this customer until their payment lands; the text key of why not, or None.
     The caller commits (with checkout's own small write)."""
     code = lock_code(session, code_id)
-    problem = why_not(code, currency, 0, product)
     user_id = session.scalar(select(User.id).where(User.telegram_id == customer.id))
-    if problem is None and user_id and used_by(session, code_id, user_id):
-        problem = "promo_used_already"
+    problem = why_not(code, currency, 0, product, bool(user_id) and used_by(session, code_id, user_id))
     if problem is None and not has_room(session, code, customer.id):
         problem = "promo_used_up"
     if problem:
