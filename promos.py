@@ -116,6 +116,9 @@ def covers(code: PromoCode, product: Product) -> bool:
     return code.category_id is None or code.category_id == product.category_id
 
 
+KEPT_FOR_OTHERS = ("promo_not_for_product", "promo_nothing_off")  # why_not's reasons a code stays chosen for
+
+
 def why_not(code: PromoCode | None, currency: str, uses: int, product: Product | None = None,
             used: bool = False) -> str | None:
     """The text key saying why a code cannot be used (for ``product``, if given, by a customer who ``used`` it
@@ -129,8 +132,11 @@ def why_not(code: PromoCode | None, currency: str, uses: int, product: Product |
         return "promo_used_already"
     if code.max_uses is not None and uses >= code.max_uses:
         return "promo_used_up"
-    if product is not None and not covers(code, product):
+    if product is not None and not (product.one_off and covers(code, product)):
         return "promo_not_for_product"
+    # A 1 ⭐ product at 50 %, or a $1 one at 10 %, stays at the currency's minimum: a use spent there is lost.
+    if product is not None and price_after(product.price, currency, code.percent, code.amount) >= product.price:
+        return "promo_nothing_off"
     return None
 
 
@@ -161,7 +167,7 @@ def offer_and_owned(session: Session, telegram_id: int, product: Product, curren
                           .select_from(User).outerjoin(PromoCode, PromoCode.id == User.promo_code_id)
                           .where(User.telegram_id == telegram_id)).first()
     code, owned_id, uses, used = row if row else (None, None, 0, False)
-    if product.price == 0 or not product.one_off or why_not(code, currency, uses, product, used):
+    if why_not(code, currency, uses, product, used):
         return Offer(product.price), owned_id
     return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
 
@@ -182,7 +188,7 @@ def choose_code(session: Session, customer: types.User, raw: str, currency: str,
     user = save_user(session, customer)
     problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product,
                       code is not None and used_by(session, code.id, user.id))
-    if problem in (None, "promo_not_for_product"):
+    if problem in (None, *KEPT_FOR_OTHERS):
         user.promo_code_id = code.id
         session.commit()
         logger.info("User %s chose promo code %s", customer.id, code.id)
@@ -272,7 +278,7 @@ def on_promo_link(shop: Shop, message: types.Message, session: Session) -> Scree
     end_dialog(session, message)
     code, problem = choose_code(session, message.from_user, start_argument(message)[len("promo_"):],
                                 shop.config.currency)
-    if problem not in (None, "promo_not_for_product"):
+    if problem not in (None, *KEPT_FOR_OTHERS):
         return Screen(text(lang, problem), menu_keyboard(lang))
     greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
                     discount=discount_label(code), scope=scope_name(session, lang, code))

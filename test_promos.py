@@ -119,6 +119,29 @@ def test_a_code_that_does_not_apply_says_why_and_the_price_stays(shop, alice, bo
     assert invoice_of(shop)[0] == 100
 
 
+@pytest.mark.parametrize("price, percent", [(1, 50), (9, 5)], ids=["1 star at 50 %", "9 stars at 5 %"])
+def test_a_code_that_takes_nothing_off_is_neither_shown_nor_spent(shop, alice, price, percent):
+    sticker, course = shop.add_product("Sticker", price=price), shop.add_product("Course", price=100)
+    shop.add_promo("ONCE", percent=percent, max_uses=1)
+    types_code(alice, sticker, "ONCE")
+    assert "would take nothing off" in alice.last_text() and "<s>" not in card_html(shop, alice)
+    alice.taps("Buy for")
+    assert alice.pays()["ok"] is True and invoice_of(shop)[1] == f"shop1:{sticker.id}:{alice.id}"
+    alice.sends(f"/start p_{course.id}")  # the code's one use is still there, for what it lowers
+    assert alice.button_labels()[0] == f"Buy for {100 - percent} ⭐"
+
+
+def test_a_card_price_a_code_cannot_lower_shows_no_discount(card_shop):
+    product = card_shop.add_product("Guide", price=100)  # $1.00, Telegram's minimum
+    card_shop.add_promo("TEN", percent=10, currency="USD")
+    alice = Person(card_shop, 1001, "Alice")
+    types_code(alice, product, "TEN")
+    assert "<s>" not in card_html(card_shop, alice) and alice.button_labels()[0] == "Buy for $1"
+    alice.sends("/start promo_TEN")
+    alice.taps_data(callback("buy_gift", product.id))
+    assert invoice_of(card_shop) == (100, f"shop2:{product.id}:1001:0:1")
+
+
 def test_a_code_for_a_category_applies_to_its_products_only(shop, alice):
     keys, books = shop.add_category("Keys"), shop.add_category("Books", 1)
     key, book = shop.add_product("Key", price=100, category=keys), shop.add_product("Book", price=100, category=books)
