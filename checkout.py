@@ -30,7 +30,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
@@ -633,16 +633,22 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
 # 5. Refunds, asked for by the seller
 # ---------------------------------------------------------------------------
 
-def close_purchase(purchase: Purchase) -> None:
-    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both."""
+def close_purchase(session: Session, purchase: Purchase) -> None:
+    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
+
+    A key shown to a customer is never resold; but an unclaimed gift's key was
+    never shown to anyone (gifts.py), so it goes back to stock.
+    """
     purchase.refunded_at = utcnow()
     if purchase.gift is not None and purchase.gift.claimed_purchase is not None:
         purchase.gift.claimed_purchase.refunded_at = purchase.refunded_at
+    elif purchase.gift is not None:
+        session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
 
 
 def mark_refunded(shop: Shop, purchase_id: int) -> None:
     with shop.Session() as session:
-        close_purchase(session.get(Purchase, purchase_id))
+        close_purchase(session, session.get(Purchase, purchase_id))
         session.commit()
 
 
@@ -662,7 +668,7 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
         except ApiTelegramException as error:  # already refunded, unknown charge...
             logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
             return text(lang, "admin_refund_failed", error=error.description)
-    close_purchase(purchase)
+    close_purchase(session, purchase)
     ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
     session.commit()
     if ending is not None:

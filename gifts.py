@@ -19,7 +19,8 @@ The first person other than the buyer who opens the link claims it: a
 purchase of their own (payment type "gift"), delivered at once, with the key
 moved to it; the buyer hears who it was. The database lets it be claimed once,
 however many people open the link at the same moment. Refunding the buyer's
-purchase takes the claimed copy back too (checkout.close_purchase).
+purchase takes the claimed copy back too, or puts an unclaimed gift's key back
+in stock (checkout.close_purchase).
 """
 from __future__ import annotations
 

@@ -211,7 +211,7 @@ def refunded_by_telegram(session: Session, charge_id: str):
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
     if purchase is None or purchase.refunded_at is not None:
         return None
-    close_purchase(purchase)  # the content no longer opens; a key shown to the buyer is never resold
+    close_purchase(session, purchase)  # the content no longer opens; a key shown to the buyer is never resold
     ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
     session.commit()
     logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)

@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 
+import pytest
 from sqlalchemy import select, update
 
 import checkout
@@ -195,6 +196,22 @@ def test_refunding_a_claimed_gift_takes_it_back_from_whoever_claimed_it(shop, se
     assert bob.button_labels()[0] == "↩️ Course (refunded)"
     seller.taps_data(callback("admin_purchase", 2))
     assert "Received as a gift (bought in purchase #1)" in seller.last_text()
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["unclaimed", "claimed"])
+def test_refunding_a_stocked_gift_puts_its_key_back_on_sale_only_if_nobody_saw_it(shop, seller, alice, bob, claimed):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    link = buys_gift(alice, product)
+    if claimed:
+        opens(bob, link)
+    seller.taps_data(callback("confirm_refund", 1))
+    carol = Person(shop, 1003, "Carol")
+    carol.sends(f"/start p_{product.id}")
+    assert ("Sold out" in carol.last_text()) is claimed
+    if not claimed:
+        carol.taps("Buy for")
+        assert carol.pays()["ok"] is True and "KEY-A" in carol.all_texts()
 
 
 def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
