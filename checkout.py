@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
@@ -55,7 +55,7 @@ from models import (
     stock_left,
     utcnow,
 )
-from routes import Handlers, chat_of, handles_errors, on_message
+from routes import Handlers, chat_of, handles_errors, on_message, show_reply
 from screens import (
     PAGE_SIZE,
     Screen,
@@ -66,6 +66,7 @@ from screens import (
     html_to_plain,
     keyboard,
     label,
+    language_for_code,
     language_of,
     page_count,
     pager_row,
@@ -74,7 +75,7 @@ from screens import (
     truncate,
     with_toast,
 )
-from shop import SALE_ALERTS, AdminNotice, Shop, call_api, notify_admins, send, send_file
+from shop import SALE_ALERTS, AdminNotice, Note, Shop, call_api, notify_admins, send, send_file
 from storefront import product_or_catalog
 
 logger = logging.getLogger("shopbot")
@@ -567,6 +568,8 @@ def purchase_label(lang: str, row) -> str:
         return label(lang, "purchase_refunded_button", name=row.name)
     if row.refund_due:
         return label(lang, "purchase_refund_due_button", name=row.name)
+    if row.gift and row.taken_back:  # the seller revoked the recipient's copy alone: the buyer's money stays paid
+        return label(lang, "gift_taken_back_button", name=row.name)
     if row.gift:
         return label(lang, "gift_claimed_button" if row.claimed else "gift_unclaimed_button", name=row.name)
     return label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}")
@@ -574,11 +577,13 @@ def purchase_label(lang: str, row) -> str:
 
 def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
     """📦 My purchases, newest first, a page at a time."""
+    claimed = aliased(Purchase)  # the copy of a gift the customer bought, made for whoever claimed it
     rows = session.execute(
         select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Purchase.refund_due, Product.name,
-               Gift.id.label("gift"), Gift.claimed_purchase_id.label("claimed"))
+               Gift.id.label("gift"), Gift.claimed_purchase_id.label("claimed"),
+               claimed.refunded_at.is_not(None).label("taken_back"))
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-        .outerjoin(Gift, Gift.purchase_id == Purchase.id)
+        .outerjoin(Gift, Gift.purchase_id == Purchase.id).outerjoin(claimed, claimed.id == Gift.claimed_purchase_id)
         .where(User.telegram_id == telegram_id, Product.kind != SUBSCRIPTION)  # subscriptions: one line each
         .order_by(Purchase.created_at.desc(), Purchase.id.desc())
         .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
@@ -633,22 +638,31 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
 # 5. Refunds, asked for by the seller
 # ---------------------------------------------------------------------------
 
-def close_purchase(session: Session, purchase: Purchase) -> None:
+def close_purchase(session: Session, purchase: Purchase) -> Note | None:
     """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
+    Returns the message that tells them they lost it, for the caller to send once it has committed.
 
     A key shown to a customer is never resold; but an unclaimed gift's key was
     never shown to anyone (gifts.py), so it goes back to stock.
     """
     purchase.refunded_at = utcnow()
-    if purchase.gift is not None and purchase.gift.claimed_purchase is not None:
-        purchase.gift.claimed_purchase.refunded_at = purchase.refunded_at
-    elif purchase.gift is not None:
+    if purchase.gift is None:
+        return None
+    claimed = purchase.gift.claimed_purchase
+    if claimed is None:
         session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
+        return None
+    if claimed.refunded_at is not None:  # the seller took it back from them already
+        return None
+    claimed.refunded_at = purchase.refunded_at
+    lang = language_for_code(claimed.user.language_code)
+    return Note(claimed.user.telegram_id, text(lang, "gift_taken_back", name=purchase.product.name,
+                                               giver=purchase.user.first_name))
 
 
 def mark_refunded(shop: Shop, purchase_id: int) -> None:
     with shop.Session() as session:
-        close_purchase(session, session.get(Purchase, purchase_id))
+        close_purchase(session, session.get(Purchase, purchase_id))  # a gift refunded at once was never claimed
         session.commit()
 
 
@@ -668,11 +682,10 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
         except ApiTelegramException as error:  # already refunded, unknown charge...
             logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
             return text(lang, "admin_refund_failed", error=error.description)
-    close_purchase(session, purchase)
+    taken_back = close_purchase(session, purchase)
     ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
     session.commit()
-    if ending is not None:
-        ending.show(shop, None)
+    show_reply(shop, None, (taken_back, ending))
     logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
     outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(purchase.payment_type, "admin_revoked")
     return text(lang, outcome)

@@ -192,6 +192,7 @@ def test_refunding_a_claimed_gift_takes_it_back_from_whoever_claimed_it(shop, se
     seller.taps_data(callback("admin_purchase", 1))
     assert "A gift, claimed by Bob (purchase #2)" in seller.last_text()
     seller.taps_data(callback("confirm_refund", 1))
+    assert "The payment for Course, the gift Alice gave you, has been refunded" in bob.last_text()
     bob.sends("/purchases")
     assert bob.button_labels()[0] == "↩️ Course (refunded)"
     seller.taps_data(callback("admin_purchase", 2))
@@ -221,6 +222,18 @@ def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
         "currency": "XTR", "total_amount": 100, "invoice_payload": "x", "telegram_payment_charge_id": "ch-gift"}))
     with shop.Session() as session:
         assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]
+    assert "The payment for Course, the gift Alice gave you, has been refunded" in bob.last_text()
+
+
+def test_a_gift_revoked_from_its_recipient_shows_so_to_its_buyer(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=100)
+    opens(bob, buys_gift(alice, product))
+    seller.taps_data(callback("confirm_refund", 2))  # Bob's copy alone: Alice's payment stays
+    alice.sends("/purchases")
+    assert alice.button_labels()[0] == "🎁 Gift taken back: Course"
+    told = len(shop.api.messages(bob.id))
+    seller.taps_data(callback("confirm_refund", 1))  # and then Alice's money: Bob lost it already
+    assert len(shop.api.messages(bob.id)) == told
 
 
 def test_two_people_opening_the_link_at_once_get_one_gift(shop, alice):

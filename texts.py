@@ -429,6 +429,7 @@ EN = {
                        "(Forward this message to the person it is for. The first one to open the link gets it.)",
     "gift_unclaimed_button": "🎁 Gift, not claimed yet: {name}",
     "gift_claimed_button": "🎁 Gift claimed: {name}",
+    "gift_taken_back_button": "🎁 Gift taken back: {name}",
     "gift_received": "🎁 <b>{giver}</b> has given you <b>{name}</b>! It stays in 📦 My purchases. Here it is:",
     "gift_claimed": "🎁 {who} has received your gift, <b>{name}</b>.",
     "gift_unknown": "❌ This gift link is not valid. Check that it was copied whole.",
@@ -436,6 +437,8 @@ EN = {
                 "for; the first one to open it gets it. You find the link again in 📦 My purchases.",
     "gift_already_claimed": "🎁 This gift has already been claimed.",
     "gift_refunded": "❌ This gift was refunded, so it can no longer be claimed.",
+    "gift_taken_back": "↩️ The payment for <b>{name}</b>, the gift {giver} gave you, has been refunded, so it is no "
+                       "longer yours.",
     "gift_refund_due": "❌ The payment for this gift could not be honoured and is being refunded, so it cannot be "
                        "claimed.",
     "gift_already_owned": "🎁 You already own <b>{name}</b>, so this gift stays unclaimed: it can go to someone else.",
@@ -903,6 +906,7 @@ RU = {
                        "(Перешлите это сообщение тому, кому дарите. Подарок получит первый, кто откроет ссылку.)",
     "gift_unclaimed_button": "🎁 Подарок, ещё не получен: {name}",
     "gift_claimed_button": "🎁 Подарок получен: {name}",
+    "gift_taken_back_button": "🎁 Подарок отозван: {name}",
     "gift_received": "🎁 <b>{giver}</b> дарит вам <b>{name}</b>! Подарок останется в разделе 📦 Мои покупки. "
                      "Вот он:",
     "gift_claimed": "🎁 {who} получил(а) ваш подарок — <b>{name}</b>.",
@@ -911,6 +915,8 @@ RU = {
                 "подарок получит первый, кто её откроет. Ссылка есть и в разделе 📦 Мои покупки.",
     "gift_already_claimed": "🎁 Этот подарок уже получен.",
     "gift_refunded": "❌ За этот подарок вернули деньги, получить его больше нельзя.",
+    "gift_taken_back": "↩️ Оплата подарка <b>{name}</b>, который вам сделал(а) {giver}, возвращена, поэтому он "
+                       "вам больше не принадлежит.",
     "gift_refund_due": "❌ Оплату этого подарка не удалось принять, деньги за него возвращаются, поэтому получить "
                        "его нельзя.",
     "gift_already_owned": "🎁 <b>{name}</b> уже есть у вас, поэтому подарок остаётся неполученным: его можно "
