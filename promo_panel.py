@@ -28,7 +28,7 @@ from telebot import TeleBot, types
 import routes
 from admin import categories_in_order, message_text
 from config import is_number
-from models import Category, Product, PromoCode, Purchase, insert_for, products_page, utcnow
+from models import Category, Product, PromoCode, Purchase, insert_for, products_page, put_setting, utcnow
 from promos import discount_label, normalized, promo_link, scope_name
 from routes import SKIP, Handlers, ask, dialog_data, end_dialog
 from sales import Document
@@ -361,9 +361,17 @@ def random_code() -> str:
     return "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(GENERATED_LENGTH))
 
 
+def new_batch(session: Session) -> int:
+    """Begin the caller's transaction with a write that two admins cannot make at once (the setting's row lock
+    on PostgreSQL, the write lock on SQLite), then read the numbers taken: a second 🎟 Generate codes at the same
+    moment waits for this one's commit, and never gets the same batch."""
+    put_setting(session, "promo_batch_made_at", utcnow().isoformat())
+    return (session.scalar(select(func.max(PromoCode.batch))) or 0) + 1
+
+
 def generate(session: Session, count: int, columns: dict) -> int:
     """Insert ``count`` new one-use codes as a batch; a code that happens to exist already is drawn again."""
-    batch = (session.scalar(select(func.max(PromoCode.batch))) or 0) + 1
+    batch = new_batch(session)
     made = 0
     while made < count:
         rows = [dict(columns, code=random_code(), batch=batch, max_uses=1) for _ in range(count - made)]

@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 import checkout
 import ledger
+import promo_panel
 from conftest import Person, add_stock, admin_texts
 from models import PromoCode, PromoHold, Purchase, User, utcnow
 from promos import price_after
@@ -499,6 +500,20 @@ def test_ten_thousand_codes_at_once(shop, seller):
     seller.sends("/skip")
     lines = shop.api.of("sendDocument")[-1].files["document"][1].decode().splitlines()
     assert len(lines) == len(set(lines)) == 10_000
+
+
+def test_two_admins_generating_at_once_get_two_batches(shop):
+    columns = dict(percent=5, amount=None, currency="XTR", category_id=None, product_id=None, expires_at=None)
+    batches = []
+
+    def generate(_admin):
+        with shop.Session() as session:
+            batches.append(promo_panel.generate(session, 500, columns))
+
+    all_at_once(generate, [1, 2])
+    with shop.Session() as session:
+        sizes = session.execute(select(PromoCode.batch, func.count()).group_by(PromoCode.batch)).all()
+    assert len(set(batches)) == 2 and sorted(size for _batch, size in sizes) == [500, 500]
 
 
 def test_sales_and_the_csv_show_the_discounts(shop, seller, alice, bob):
