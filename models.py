@@ -51,6 +51,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -64,6 +65,7 @@ FILE_ID_MAX = 255
 UNLIMITED = "unlimited"  # every buyer receives the same hidden content: a guide, a course, a link
 STOCKED = "stocked"  # every buyer receives a unique item of their own (StockItem): a key, a code
 SUBSCRIPTION = "subscription"  # monthly access to a channel or group, paid in Stars (Subscription)
+ONE_OFF_KINDS = (UNLIMITED, STOCKED)  # bought with one payment (Product.one_off)
 
 
 def utcnow() -> datetime:
@@ -160,7 +162,17 @@ class Product(Base):
     def one_off(self) -> bool:
         """Bought with one payment and delivered (unlimited, stocked): what a promo code may price and a gift may
         be (promos.py, gifts.py). Any other kind, such as a subscription billed every month, is neither."""
-        return self.kind in (UNLIMITED, STOCKED)
+        return self.kind in ONE_OFF_KINDS
+
+    @hybrid_property
+    def discountable(self) -> bool:
+        """Paid, and bought with one payment: what a promo code may lower (promos.py); also in a query."""
+        return self.one_off and self.price > 0
+
+    @discountable.inplace.expression
+    @classmethod
+    def _discountable_expression(cls):
+        return and_(cls.kind.in_(ONE_OFF_KINDS), cls.price > 0)
 
     @property
     def sold_once_per_customer(self) -> bool:

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, true, update
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
@@ -140,6 +140,18 @@ def why_not(code: PromoCode | None, currency: str, uses: int, product: Product |
     return None
 
 
+def lowers_something(session: Session, code: PromoCode) -> bool:
+    """Something on sale that the code covers (``covers``, as a query) and may lower: a link to a code for a
+    subscription, a free product or a hidden one must not greet with a discount that never applies."""
+    if code.product_id is not None:
+        scope = Product.id == code.product_id
+    elif code.category_id is not None:
+        scope = Product.category_id == code.category_id
+    else:
+        scope = true()
+    return session.scalar(select(exists().where(scope, Product.is_active, Product.discountable)))
+
+
 def live_uses(code_id):
     """How many live purchases used the code (ix_purchases_promo_live): its uses so far."""
     return (select(func.count(Purchase.id))
@@ -188,6 +200,8 @@ def choose_code(session: Session, customer: types.User, raw: str, currency: str,
     user = save_user(session, customer)
     problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product,
                       code is not None and used_by(session, code.id, user.id))
+    if problem is None and product is None and not lowers_something(session, code):  # a link's code
+        problem = "promo_for_nothing"
     if problem in (None, *KEPT_FOR_OTHERS):
         user.promo_code_id = code.id
         session.commit()

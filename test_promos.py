@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 import checkout
 import ledger
 import promo_panel
-from conftest import Person, add_stock, admin_texts
+from conftest import Person, add_stock, admin_texts, set_product
 from models import PromoCode, PromoHold, Purchase, User, utcnow
 from promos import price_after
 from screens import callback
@@ -457,6 +457,47 @@ def test_a_code_for_one_product_with_a_limit(shop, seller):
     seller.taps("New code")
     seller.sends("course50")
     assert "exists already" in seller.last_text()
+
+
+def test_the_scope_picker_offers_only_products_a_code_can_lower_a_page_at_a_time(shop, seller):
+    for n in range(10):
+        shop.add_product(f"Course {n}", price=100)
+    shop.add_product("Freebie", price=0)
+    club = shop.add_product("Club", price=100)
+    set_product(shop, club.id, kind="subscription")
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("New code")
+    seller.sends("TEN")
+    seller.sends("10%")
+    seller.taps("Keys")
+    first_page = seller.button_labels()
+    assert first_page[1:10] == [f"Course {n}" for n in range(8)] + ["1/2"]
+    seller.taps("Next")
+    assert seller.button_labels()[1:3] == ["Course 8", "Course 9"]
+    assert not {"Freebie", "Club"} & set(seller.button_labels())
+    seller.taps("Course 9")
+    seller.sends("/skip")
+    seller.sends("/skip")
+    assert "on «Course 9»" in seller.last_text()
+    seller.taps("Back")
+    seller.taps("New code")
+    seller.sends("CLUB")
+    seller.sends("10%")
+    seller.taps_data(callback("promo_scope", 2, club.id))  # a stale button, or a forged one
+    assert "What does the code apply to?" in seller.last_text()
+
+
+@pytest.mark.parametrize("change", [{"kind": "subscription"}, {"price": 0}, {"is_active": False}],
+                         ids=["subscription", "free", "hidden"])
+def test_a_link_to_a_code_that_can_apply_to_nothing_says_so(shop, alice, change):
+    product = shop.add_product("Club", price=100)
+    set_product(shop, product.id, **change)
+    shop.add_promo("CLUB", percent=50, product_id=product.id)
+    alice.sends("/start promo_CLUB")
+    assert "does not apply to anything on sale" in alice.last_text() and "−50 %" not in alice.last_text()
+    with shop.Session() as session:
+        assert session.scalar(select(User.promo_code_id)) is None
 
 
 def test_generated_codes_come_as_a_file_and_each_works_once(shop, seller, alice, bob):

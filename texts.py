@@ -404,6 +404,7 @@ EN = {
     "promo_used_already": "❌ You have already used this promo code.",
     "promo_not_for_product": "❌ This promo code is not for this product. It is kept for your next purchase of one "
                              "it covers.",
+    "promo_for_nothing": "❌ This promo code does not apply to anything on sale in the shop.",
     "promo_nothing_off": "❌ This promo code would take nothing off this product's price, so it is not used here. "
                          "It is kept for your next purchase it makes cheaper.",
     "promo_welcome": "👋 Hello, {name}!\n\n🏷 Your promo code <b>{code}</b> gives you <b>{discount}</b> on {scope}. "
@@ -879,6 +880,7 @@ RU = {
     "promo_used_already": "❌ Вы уже воспользовались этим промокодом.",
     "promo_not_for_product": "❌ Этот промокод не действует на этот товар. Он сохранён для вашей следующей покупки "
                              "товара, на который действует.",
+    "promo_for_nothing": "❌ Этот промокод не действует ни на один товар, который сейчас продаётся.",
     "promo_nothing_off": "❌ Этот промокод не уменьшил бы цену этого товара, поэтому здесь он не применяется. "
                          "Промокод сохранён для следующей покупки, которую он сделает дешевле.",
     "promo_welcome": "👋 Здравствуйте, {name}!\n\n🏷 Ваш промокод <b>{code}</b> даёт скидку <b>{discount}</b> на "
