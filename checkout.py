@@ -30,9 +30,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
@@ -55,7 +55,7 @@ from models import (
     stock_left,
     utcnow,
 )
-from routes import Handlers, chat_of, handles_errors, on_message
+from routes import Handlers, chat_of, handles_errors, on_message, show_reply
 from screens import (
     PAGE_SIZE,
     Screen,
@@ -66,6 +66,7 @@ from screens import (
     html_to_plain,
     keyboard,
     label,
+    language_for_code,
     language_of,
     page_count,
     pager_row,
@@ -74,7 +75,7 @@ from screens import (
     truncate,
     with_toast,
 )
-from shop import SALE_ALERTS, AdminNotice, Shop, call_api, notify_admins, send, send_file
+from shop import SALE_ALERTS, AdminNotice, Note, Shop, call_api, notify_admins, send, send_file
 from storefront import product_or_catalog
 
 logger = logging.getLogger("shopbot")
@@ -172,6 +173,14 @@ def mark_delivered(session: Session, purchase: Purchase) -> None:
     """Delivered, or nothing to deliver (a payment being refunded): the next start need not deliver it."""
     purchase.delivered_at = purchase.delivered_at or utcnow()
     session.commit()
+
+
+def set_aside_for_refund(session: Session, purchase: Purchase) -> None:
+    """A payment the shop cannot honour: it delivers nothing, owns nothing and, as a gift, cannot be claimed
+    (models.owning), from now until the refund lands: for a card, or Stars Telegram would not give back, that
+    waits for the seller. It leaves ux_purchases_one_live to a purchase that counts, so buying again is open."""
+    purchase.refund_due, purchase.once_per_customer = True, False
+    mark_delivered(session, purchase)
 
 
 def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> bool:
@@ -519,10 +528,12 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:
-        mark_delivered(session, purchase)  # there is nothing to deliver: the charge goes back
+        set_aside_for_refund(session, purchase)
         return RefundAtOnce(purchase.id, reason, lang)
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
+    if purchase.refund_due:  # ...or for one going back
+        return Screen(text(lang, "purchase_refund_due"))
     if product.kind == SUBSCRIPTION:
         return subscription_replies(session, message, purchase, outcome, lang)
     delivery = Delivery(purchase.id, text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
@@ -551,9 +562,14 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
 # ---------------------------------------------------------------------------
 
 def purchase_label(lang: str, row) -> str:
-    """'Guide · 2026-05-01', '↩️ Guide (refunded)', or a gift the customer bought, claimed or not yet."""
+    """'Guide · 2026-05-01', '↩️ Guide (refunded)' (or being refunded), or a gift the customer bought, claimed
+    or not yet."""
     if row.refunded_at:
         return label(lang, "purchase_refunded_button", name=row.name)
+    if row.refund_due:
+        return label(lang, "purchase_refund_due_button", name=row.name)
+    if row.gift and row.taken_back:  # the seller revoked the recipient's copy alone: the buyer's money stays paid
+        return label(lang, "gift_taken_back_button", name=row.name)
     if row.gift:
         return label(lang, "gift_claimed_button" if row.claimed else "gift_unclaimed_button", name=row.name)
     return label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}")
@@ -563,11 +579,14 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
     """📦 My purchases, newest first, a page at a time."""
     # A subscription's payments name it (subscriptions.py) and show above, as one line per subscription.
     theirs = (User.telegram_id == telegram_id, Purchase.subscription_charge_id.is_(None))
+    claimed = aliased(Purchase)  # the copy of a gift the customer bought, made for whoever claimed it
     rows = session.execute(
-        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Product.name, Gift.id.label("gift"),
-               Gift.claimed_purchase_id.label("claimed"))
+        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Purchase.refund_due, Product.name,
+               Gift.id.label("gift"), Gift.claimed_purchase_id.label("claimed"),
+               claimed.refunded_at.is_not(None).label("taken_back"))
         .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-        .outerjoin(Gift, Gift.purchase_id == Purchase.id).where(*theirs)
+        .outerjoin(Gift, Gift.purchase_id == Purchase.id).outerjoin(claimed, claimed.id == Gift.claimed_purchase_id)
+        .where(*theirs)
         .order_by(Purchase.created_at.desc(), Purchase.id.desc())
         .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
     ).all()
@@ -602,7 +621,7 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
     """A purchase in My purchases: its content again, to its owner only."""
     lang = language_of(call.from_user)
     purchase = session.execute(
-        select(User.telegram_id, Purchase.refunded_at, Product.name)
+        select(User.telegram_id, Purchase.refunded_at, Purchase.refund_due, Product.name)
         .select_from(Purchase).join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
         .where(Purchase.id == purchase_id)).first()
     if purchase is None or purchase.telegram_id != call.from_user.id:
@@ -610,6 +629,8 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
         return Toast(text(lang, "not_your_purchase"))
     if purchase.refunded_at is not None:
         return Toast(text(lang, "purchase_refunded"))
+    if purchase.refund_due:
+        return Toast(text(lang, "purchase_refund_due"))
     return Delivery(purchase_id, text(lang, "here_again", name=purchase.name), lang)
 
 
@@ -617,16 +638,31 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
 # 5. Refunds, asked for by the seller
 # ---------------------------------------------------------------------------
 
-def close_purchase(purchase: Purchase) -> None:
-    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both."""
+def close_purchase(session: Session, purchase: Purchase) -> Note | None:
+    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
+    Returns the message that tells them they lost it, for the caller to send once it has committed.
+
+    A key shown to a customer is never resold; but an unclaimed gift's key was
+    never shown to anyone (gifts.py), so it goes back to stock.
+    """
     purchase.refunded_at = utcnow()
-    if purchase.gift is not None and purchase.gift.claimed_purchase is not None:
-        purchase.gift.claimed_purchase.refunded_at = purchase.refunded_at
+    if purchase.gift is None:
+        return None
+    claimed = purchase.gift.claimed_purchase
+    if claimed is None:
+        session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
+        return None
+    if claimed.refunded_at is not None:  # the seller took it back from them already
+        return None
+    claimed.refunded_at = purchase.refunded_at
+    lang = language_for_code(claimed.user.language_code)
+    return Note(claimed.user.telegram_id, text(lang, "gift_taken_back", name=purchase.product.name,
+                                               giver=purchase.user.first_name))
 
 
 def mark_refunded(shop: Shop, purchase_id: int) -> None:
     with shop.Session() as session:
-        close_purchase(session.get(Purchase, purchase_id))
+        close_purchase(session, session.get(Purchase, purchase_id))  # a gift refunded at once was never claimed
         session.commit()
 
 
@@ -646,11 +682,10 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
         except ApiTelegramException as error:  # already refunded, unknown charge...
             logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
             return text(lang, "admin_refund_failed", error=error.description)
-    close_purchase(purchase)
+    taken_back = close_purchase(session, purchase)
     ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
     session.commit()
-    if ending is not None:
-        ending.show(shop, None)
+    show_reply(shop, None, (taken_back, ending))
     logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
     outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(purchase.payment_type, "admin_revoked")
     return text(lang, outcome)

@@ -10,13 +10,17 @@ does not make them an owner of the product, and it never delivers the
 content to them: they receive a message to forward, with the product's name
 and the link ``https://t.me/<bot>?start=gift_<token>`` (checkout.deliver), and
 find it again in 📦 My purchases until it is claimed. For a stocked product
-the key is taken from stock at payment, so the gift can never sell out.
+the key is taken from stock at payment, so the gift can never sell out. A
+payment the shop could not honour (the last key went to another buyer a moment
+before, say: checkout.RefundAtOnce) is no gift: its link says so until the
+refund lands.
 
 The first person other than the buyer who opens the link claims it: a
 purchase of their own (payment type "gift"), delivered at once, with the key
 moved to it; the buyer hears who it was. The database lets it be claimed once,
 however many people open the link at the same moment. Refunding the buyer's
-purchase takes the claimed copy back too (checkout.close_purchase).
+purchase takes the claimed copy back too, or puts an unclaimed gift's key back
+in stock (checkout.close_purchase).
 """
 from __future__ import annotations
 
@@ -29,7 +33,18 @@ from telebot import TeleBot, types
 
 import routes
 from checkout import Delivery, Invoice, give_product
-from models import Gift, Product, Purchase, StockItem, User, owned_purchase_id, save_user, stock_left, utcnow
+from models import (
+    Gift,
+    Product,
+    Purchase,
+    StockItem,
+    User,
+    owned_purchase_id,
+    save_user,
+    stock_item_of,
+    stock_left,
+    utcnow,
+)
 from promos import offer_and_owned, start_argument
 from routes import Handlers, end_dialog, on_message
 from screens import Screen, Toast, language_for_code, language_of, menu_keyboard, text, with_toast
@@ -70,7 +85,8 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, produc
 
 def claim(session: Session, gift: Gift, recipient: User) -> Purchase | None:
     """Give the gift to ``recipient`` in one transaction: a purchase of their own, the key moved to it, the
-    gift marked claimed. None when someone claimed it a moment before (the UPDATE below finds it taken)."""
+    gift marked claimed. None when someone claimed it a moment before (the UPDATE below finds it taken), or
+    when a stocked gift's key is gone (refunded a moment before): a stocked gift is never handed over keyless."""
     bought = gift.purchase
     purchase = Purchase(user=recipient, product=bought.product, price=0, currency=bought.currency,
                         payment_type="gift", once_per_customer=bought.product.sold_once_per_customer)
@@ -82,7 +98,11 @@ def claim(session: Session, gift: Gift, recipient: User) -> Purchase | None:
         if taken.rowcount != 1:
             session.rollback()
             return None
-        session.execute(update(StockItem).where(StockItem.purchase_id == bought.id).values(purchase_id=purchase.id))
+        key = session.execute(update(StockItem).where(StockItem.purchase_id == bought.id)
+                              .values(purchase_id=purchase.id))
+        if bought.product.stocked and key.rowcount != 1:
+            session.rollback()
+            return None
         session.commit()
     except IntegrityError:  # claimed by someone else, or the recipient got the product meanwhile
         session.rollback()
@@ -101,6 +121,10 @@ def why_not_claim(session: Session, gift: Gift | None, recipient: User) -> str |
         return "gift_refunded"
     if gift.claimed_purchase_id is not None:
         return "gift_already_claimed"
+    # A payment the shop could not honour (checkout.set_aside_for_refund), or one whose key never came:
+    # whoever opened the link would receive nothing, and lose it when the refund lands.
+    if bought.refund_due or (bought.product.stocked and stock_item_of(session, bought.id) is None):
+        return "gift_refund_due"
     if bought.product.sold_once_per_customer and owned_purchase_id(session, recipient.telegram_id,
                                                                    bought.product_id):
         return "gift_already_owned"
@@ -117,6 +141,7 @@ def on_gift_link(shop: Shop, message: types.Message, session: Session):
     problem = why_not_claim(session, gift, recipient)
     purchase = None if problem else claim(session, gift, recipient)
     if purchase is None:
+        problem = problem or why_not_claim(session, gift, recipient)  # what changed while it was being claimed
         logger.info("User %s opened gift link %s: %s", recipient.telegram_id, gift.id if gift else "?",
                     problem or "claimed a moment before")
         name = gift.purchase.product.name if gift else ""

@@ -211,14 +211,15 @@ def refunded_by_telegram(session: Session, charge_id: str):
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
     if purchase is None or purchase.refunded_at is not None:
         return None
-    close_purchase(purchase)  # the content no longer opens; a key shown to the buyer is never resold
+    taken_back = close_purchase(session, purchase)  # the content no longer opens; a key shown is never resold
     ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
     session.commit()
     logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)
     buyer, lang = purchase.user, language_for_code(purchase.user.language_code)
     return (Note(buyer.telegram_id, text(lang, "refunded_by_telegram", name=purchase.product.name)),
             AdminNotice("admin_refunded_by_telegram", dict(purchase=purchase.id, product=purchase.product.name,
-                                                           who=describe_user(buyer), id=buyer.telegram_id)), ending)
+                                                           who=describe_user(buyer), id=buyer.telegram_id)), ending,
+            taken_back)
 
 
 def on_refunded_payment(shop: Shop, message: types.Message, session: Session):

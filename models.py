@@ -35,6 +35,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     column,
     event,
     false,
@@ -50,6 +51,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -63,6 +65,7 @@ FILE_ID_MAX = 255
 UNLIMITED = "unlimited"  # every buyer receives the same hidden content: a guide, a course, a link
 STOCKED = "stocked"  # every buyer receives a unique item of their own (StockItem): a key, a code
 SUBSCRIPTION = "subscription"  # monthly access to a channel or group, paid in Stars (Subscription)
+ONE_OFF_KINDS = (UNLIMITED, STOCKED)  # bought with one payment (Product.one_off)
 
 
 def utcnow() -> datetime:
@@ -159,7 +162,17 @@ class Product(Base):
     def one_off(self) -> bool:
         """Bought with one payment and delivered (unlimited, stocked): what a promo code may price and a gift may
         be (promos.py, gifts.py). Any other kind, such as a subscription billed every month, is neither."""
-        return self.kind in (UNLIMITED, STOCKED)
+        return self.kind in ONE_OFF_KINDS
+
+    @hybrid_property
+    def discountable(self) -> bool:
+        """Paid, and bought with one payment: what a promo code may lower (promos.py); also in a query."""
+        return self.one_off and self.price > 0
+
+    @discountable.inplace.expression
+    @classmethod
+    def _discountable_expression(cls):
+        return and_(cls.kind.in_(ONE_OFF_KINDS), cls.price > 0)
 
     @property
     def sold_once_per_customer(self) -> bool:
@@ -225,6 +238,9 @@ class Purchase(Base):
     # Product.sold_once_per_customer when it was bought (see ux_purchases_one_live).
     once_per_customer: Mapped[bool] = mapped_column(default=False, server_default=false())
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A payment the shop could not honour (checkout.RefundAtOnce: sold out, a second payment, a spent promo code),
+    # to be refunded: until refunded_at is set it delivers nothing, owns nothing, and a gift of it is not claimed.
+    refund_due: Mapped[bool] = mapped_column(default=False, server_default=false())
     # A 📅 payment's Telegram subscription, named (as editUserStarSubscription names it) by the charge id of its
     # first payment: a renewal's is its subscription's, a second subscription paid by mistake has its own.
     subscription_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
@@ -616,14 +632,17 @@ def stock_left(session: Session, product: Product) -> int | None:
     return unsold_items(session, product.id) if product.stocked else None
 
 
+def owning(product_id):
+    """The condition on a purchase that makes its customer an owner of the product: live (not refunded, nor
+    being refunded), and not a gift they bought for someone else."""
+    return and_(Purchase.product_id == product_id, Purchase.refunded_at.is_(None), ~Purchase.refund_due,
+                ~Purchase.gift.has())
+
+
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:
-    """The id of this user's live (not refunded) purchase of a product, if any; a gift they bought is not theirs."""
-    return session.scalar(
-        select(Purchase.id).join(User)
-        .where(User.telegram_id == telegram_id, Purchase.product_id == product_id,
-               Purchase.refunded_at.is_(None), ~Purchase.gift.has())
-        .limit(1)
-    )
+    """The id of the purchase that makes this user an owner of a product (``owning``), if any."""
+    return session.scalar(select(Purchase.id).join(User)
+                          .where(User.telegram_id == telegram_id, owning(product_id)).limit(1))
 
 
 def claim_stock_item(session: Session, product_id: int, purchase: Purchase) -> bool:

@@ -8,6 +8,9 @@ checked and asked again when wrong::
 
     the code → the discount (20% or an amount) → what it applies to (buttons) → a limit of uses → an expiry
 
+What it applies to offers only the products a code can lower: paid, and not a
+subscription (models.Product.discountable).
+
 🎟 Generate codes asks how many (up to 10,000) instead of the code and the
 limit: each generated code is used once, and they come as a .txt file, one
 code and its link a line. Codes made together form a *batch*, listed and
@@ -28,7 +31,7 @@ from telebot import TeleBot, types
 import routes
 from admin import categories_in_order, message_text
 from config import is_number
-from models import Category, Product, PromoCode, Purchase, insert_for, products_page, utcnow
+from models import Category, Product, PromoCode, Purchase, insert_for, put_setting, utcnow
 from promos import discount_label, normalized, promo_link, scope_name
 from routes import SKIP, Handlers, ask, dialog_data, end_dialog
 from sales import Document
@@ -288,7 +291,7 @@ def answer_promo_count(shop: Shop, message: types.Message, session: Session, dia
 
 def scope_screen(session: Session, lang: str) -> Screen:
     """What the code applies to: the whole shop, or a category (and then perhaps one of its products)."""
-    rows = [[button(name, "promo_category", cid)] for cid, name in categories_in_order(session)]
+    rows = [[button(name, "promo_category", cid, 0)] for cid, name in categories_in_order(session)]
     return Screen(text(lang, "admin_choose_promo_scope"), keyboard(
         [button(label(lang, "btn_promo_shop"), "promo_scope", 0, 0)], *rows,
         [button(label(lang, "btn_cancel"), "cancel")]))
@@ -313,17 +316,30 @@ def tap_promo_scopes(shop: Shop, call: types.CallbackQuery, session: Session) ->
     return scope_screen(session, language_of(call.from_user))
 
 
+def category_scope_screen(session: Session, lang: str, category: Category, page: int) -> Screen:
+    """The whole category, or one of its products a code can lower (Product.discountable; hidden ones too: a
+    code may wait for one), a page at a time."""
+    rows = session.execute(select(Product.id, Product.name, func.count().over().label("total"))
+                           .where(Product.category_id == category.id, Product.discountable)
+                           .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
+    if not rows and page:
+        return category_scope_screen(session, lang, category, 0)
+    products = [[button(row.name, "promo_scope", 2, row.id)] for row in rows]
+    return Screen(text(lang, "admin_choose_promo_product", name=category.name), keyboard(
+        [button(label(lang, "btn_promo_category", name=category.name), "promo_scope", 1, category.id)], *products,
+        pager_row(lang, "promo_category", (category.id,), page, page_count(rows[0].total if rows else 0)),
+        [button(label(lang, "btn_back"), "promo_scopes")]))
+
+
 @handlers.tap("promo_category")
-def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int,
+                       page: int) -> Screen:
     """A category picked: the whole category, or one of its products."""
     lang = language_of(call.from_user)
     category = session.get(Category, category_id)
     if category is None:
         return scope_screen(session, lang)
-    rows = [[button(p.name, "promo_scope", 2, p.id)] for p in products_page(session, category_id, 0, 90, False)]
-    return Screen(text(lang, "admin_choose_promo_product", name=category.name), keyboard(
-        [button(label(lang, "btn_promo_category", name=category.name), "promo_scope", 1, category_id)], *rows,
-        [button(label(lang, "btn_back"), "promo_scopes")]))
+    return category_scope_screen(session, lang, category, page)
 
 
 @handlers.tap("promo_scope")
@@ -334,7 +350,8 @@ def tap_promo_scope(shop: Shop, call: types.CallbackQuery, session: Session, sco
     if draft is None or scope >= len(SCOPES):
         return with_toast(codes_screen(shop, session, lang, 0), text(lang, "stale_button"))
     target = {"category": Category, "product": Product}.get(SCOPES[scope])
-    if target is not None and session.get(target, target_id) is None:
+    found = session.get(target, target_id) if target is not None else None
+    if target is not None and (found is None or target is Product and not found.discountable):  # stale: changed
         return scope_screen(session, lang)
     scoped = {f"{SCOPES[scope]}_id": target_id} if target is not None else {}
     if "count" in draft:
@@ -361,9 +378,17 @@ def random_code() -> str:
     return "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(GENERATED_LENGTH))
 
 
+def new_batch(session: Session) -> int:
+    """Begin the caller's transaction with a write that two admins cannot make at once (the setting's row lock
+    on PostgreSQL, the write lock on SQLite), then read the numbers taken: a second 🎟 Generate codes at the same
+    moment waits for this one's commit, and never gets the same batch."""
+    put_setting(session, "promo_batch_made_at", utcnow().isoformat())
+    return (session.scalar(select(func.max(PromoCode.batch))) or 0) + 1
+
+
 def generate(session: Session, count: int, columns: dict) -> int:
     """Insert ``count`` new one-use codes as a batch; a code that happens to exist already is drawn again."""
-    batch = (session.scalar(select(func.max(PromoCode.batch))) or 0) + 1
+    batch = new_batch(session)
     made = 0
     while made < count:
         rows = [dict(columns, code=random_code(), batch=batch, max_uses=1) for _ in range(count - made)]

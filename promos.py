@@ -31,12 +31,12 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, select, true, update
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from config import STARS
-from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, save_user, utcnow
+from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, owning, save_user, utcnow
 from routes import end_dialog, on_message
 from screens import Screen, button, format_price, keyboard, label, language_of, menu_keyboard, text
 from shop import Shop
@@ -116,18 +116,40 @@ def covers(code: PromoCode, product: Product) -> bool:
     return code.category_id is None or code.category_id == product.category_id
 
 
-def why_not(code: PromoCode | None, currency: str, uses: int, product: Product | None = None) -> str | None:
-    """The text key saying why a code cannot be used (for ``product``, if given), or None when it can."""
+KEPT_FOR_OTHERS = ("promo_not_for_product", "promo_nothing_off")  # why_not's reasons a code stays chosen for
+
+
+def why_not(code: PromoCode | None, currency: str, uses: int, product: Product | None = None,
+            used: bool = False) -> str | None:
+    """The text key saying why a code cannot be used (for ``product``, if given, by a customer who ``used`` it
+    already, or not), or None when it can."""
     if code is None:
         return "promo_unknown"
     if not code.is_active or (code.expires_at and code.expires_at <= utcnow()) or (
             code.amount is not None and code.currency != currency):  # a fixed amount in a currency the shop left
         return "promo_expired"
+    if used:
+        return "promo_used_already"
     if code.max_uses is not None and uses >= code.max_uses:
         return "promo_used_up"
-    if product is not None and not covers(code, product):
+    if product is not None and not (product.one_off and covers(code, product)):
         return "promo_not_for_product"
+    # A 1 ⭐ product at 50 %, or a $1 one at 10 %, stays at the currency's minimum: a use spent there is lost.
+    if product is not None and price_after(product.price, currency, code.percent, code.amount) >= product.price:
+        return "promo_nothing_off"
     return None
+
+
+def lowers_something(session: Session, code: PromoCode) -> bool:
+    """Something on sale that the code covers (``covers``, as a query) and may lower: a link to a code for a
+    subscription, a free product or a hidden one must not greet with a discount that never applies."""
+    if code.product_id is not None:
+        scope = Product.id == code.product_id
+    elif code.category_id is not None:
+        scope = Product.category_id == code.category_id
+    else:
+        scope = true()
+    return session.scalar(select(exists().where(scope, Product.is_active, Product.discountable)))
 
 
 def live_uses(code_id):
@@ -136,23 +158,28 @@ def live_uses(code_id):
             .where(Purchase.promo_code_id == code_id, Purchase.refunded_at.is_(None)).scalar_subquery())
 
 
+def has_used(code_id, user_id):
+    """The customer (users.id) has a live purchase made with the code: a condition, for a statement's column."""
+    return exists().where(Purchase.promo_code_id == code_id, Purchase.user_id == user_id,
+                          Purchase.refunded_at.is_(None))
+
+
 def used_by(session: Session, code_id: int, user_id: int) -> bool:
     """The customer (users.id) has a live purchase made with the code."""
-    return session.scalar(select(exists().where(Purchase.promo_code_id == code_id, Purchase.user_id == user_id,
-                                                Purchase.refunded_at.is_(None))))
+    return session.scalar(select(has_used(code_id, user_id)))
 
 
 def offer_and_owned(session: Session, telegram_id: int, product: Product, currency: str) -> tuple[Offer, int | None]:
     """What the customer pays for the product, and their live purchase of it (or None), in one statement:
-    a product card is a few indexed statements at most (test_speed.py)."""
-    owned = (select(Purchase.id).where(Purchase.user_id == User.id, Purchase.product_id == product.id,
-                                       Purchase.refunded_at.is_(None), ~Purchase.gift.has())
-             .limit(1).scalar_subquery())
-    row = session.execute(select(PromoCode, owned.label("owned"), live_uses(PromoCode.id).label("uses"))
+    a product card is a few indexed statements at most (test_speed.py). A code they used already is not theirs
+    any more: the card must not offer a price pre-checkout would refuse."""
+    owned = select(Purchase.id).where(Purchase.user_id == User.id, owning(product.id)).limit(1).scalar_subquery()
+    row = session.execute(select(PromoCode, owned.label("owned"), live_uses(PromoCode.id).label("uses"),
+                                 has_used(PromoCode.id, User.id).label("used"))
                           .select_from(User).outerjoin(PromoCode, PromoCode.id == User.promo_code_id)
                           .where(User.telegram_id == telegram_id)).first()
-    code, owned_id, uses = row if row else (None, None, 0)
-    if product.price == 0 or not product.one_off or why_not(code, currency, uses, product):
+    code, owned_id, uses, used = row if row else (None, None, 0, False)
+    if why_not(code, currency, uses, product, used):
         return Offer(product.price), owned_id
     return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
 
@@ -166,14 +193,16 @@ def price_with(session: Session, product: Product, code_id: int, currency: str) 
 def choose_code(session: Session, customer: types.User, raw: str, currency: str,
                 product: Product | None = None) -> tuple[PromoCode | None, str | None]:
     """A code the customer typed or followed: theirs from now on if they may use it; and why it does not apply
-    (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one."""
+    (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one.
+    A code they used already never is, whatever product it is typed under."""
     wanted = normalized(raw)
     code = session.scalar(select(PromoCode).where(PromoCode.code == wanted)) if wanted else None
     user = save_user(session, customer)
-    problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product)
-    if problem is None and used_by(session, code.id, user.id):
-        problem = "promo_used_already"
-    if problem in (None, "promo_not_for_product"):
+    problem = why_not(code, currency, session.scalar(select(live_uses(code.id))) if code else 0, product,
+                      code is not None and used_by(session, code.id, user.id))
+    if problem is None and product is None and not lowers_something(session, code):  # a link's code
+        problem = "promo_for_nothing"
+    if problem in (None, *KEPT_FOR_OTHERS):
         user.promo_code_id = code.id
         session.commit()
         logger.info("User %s chose promo code %s", customer.id, code.id)
@@ -209,10 +238,8 @@ def hold_use(session: Session, code_id: int, customer: types.User, product: Prod
     """Pre-checkout: set a use aside for this customer until their payment lands; the text key of why not, or None.
     The caller commits (with checkout's own small write)."""
     code = lock_code(session, code_id)
-    problem = why_not(code, currency, 0, product)
     user_id = session.scalar(select(User.id).where(User.telegram_id == customer.id))
-    if problem is None and user_id and used_by(session, code_id, user_id):
-        problem = "promo_used_already"
+    problem = why_not(code, currency, 0, product, bool(user_id) and used_by(session, code_id, user_id))
     if problem is None and not has_room(session, code, customer.id):
         problem = "promo_used_up"
     if problem:
@@ -265,7 +292,7 @@ def on_promo_link(shop: Shop, message: types.Message, session: Session) -> Scree
     end_dialog(session, message)
     code, problem = choose_code(session, message.from_user, start_argument(message)[len("promo_"):],
                                 shop.config.currency)
-    if problem not in (None, "promo_not_for_product"):
+    if problem not in (None, *KEPT_FOR_OTHERS):
         return Screen(text(lang, problem), menu_keyboard(lang))
     greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
                     discount=discount_label(code), scope=scope_name(session, lang, code))

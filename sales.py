@@ -306,6 +306,8 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
     body += promo_line(session, lang, purchase) + gift_line(session, lang, purchase)
     if purchase.refunded_at:
         body += "\n" + text(lang, "admin_refunded_at", date=f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC")
+    elif purchase.refund_due:
+        body += "\n" + text(lang, "admin_refund_due")
     refund = [] if purchase.refunded_at else [button(label(lang, "btn_refund"), "refund", purchase.id)]
     return Screen(body, keyboard(refund, [button(label(lang, "btn_back"), "recent_purchases", 0)]))
 

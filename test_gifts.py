@@ -6,7 +6,8 @@ import logging
 import re
 import threading
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 import checkout
 import ledger
@@ -124,6 +125,43 @@ def test_a_gift_free_with_a_promo_code_is_ready_at_once(shop, alice, bob):
     assert "COURSE-LINK" in bob.all_texts()
 
 
+def test_a_card_gift_that_lost_the_last_key_is_refunded_and_never_claimed(card_shop):
+    """Two gifts paid by card for the last key: the second waits for the seller's refund, and meanwhile its
+    link hands over nothing (not the shared content, and never a gift without its key)."""
+    product = card_shop.add_product("Key", price=500, hidden="Activate in Settings.")
+    add_stock(card_shop, product, "KEY-A")
+    alice, carol, bob = (Person(card_shop, 1001, "Alice"), Person(card_shop, 1003, "Carol"),
+                         Person(card_shop, 1002, "Bob"))
+    for buyer in (alice, carol):
+        buyer.taps_data(callback("buy_gift", product.id))
+        assert buyer.pre_checkout(500, buyer.last_invoice()["payload"], "USD")["ok"] is True
+    for buyer in (alice, carol):
+        buyer.payment_lands(500, buyer.last_invoice()["payload"], "USD", f"ch-{buyer.id}")
+    assert "The seller has been told and will refund you" in carol.last_text()
+    carol.sends("/purchases")
+    assert carol.button_labels()[0] == "↩️ Key (being refunded)"
+    carol.taps("being refunded")
+    assert "being refunded" in carol.last_toast() and "gift_" not in carol.all_texts()
+    with card_shop.Session() as session:
+        token = session.scalar(select(Gift.token).join(Gift.purchase).where(Purchase.payment_id == "ch-1003"))
+    opens(bob, f"https://t.me/test_shop_bot?start=gift_{token}")
+    assert "could not be honoured" in bob.last_text() and "Activate in Settings." not in bob.all_texts()
+    opens(bob, gift_link(alice))
+    assert "KEY-A" in bob.all_texts()
+
+
+def test_a_stocked_gift_whose_key_is_missing_is_never_handed_over(shop, alice, bob):
+    """A gift recorded before refund_due existed, whose payment found no key: its link gives nothing."""
+    product = shop.add_product("Key", price=10, hidden="Activate in Settings.")
+    add_stock(shop, product, "KEY-A")
+    link = buys_gift(alice, product)
+    with shop.Session() as session:
+        session.execute(update(StockItem).values(purchase_id=None))
+        session.commit()
+    opens(bob, link)
+    assert "could not be honoured" in bob.last_text() and "Activate in Settings." not in bob.all_texts()
+
+
 def test_a_recipient_who_owns_the_product_leaves_the_gift_for_someone_else(shop, alice, bob):
     product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
     bob.taps_data(callback("buy", product.id))
@@ -154,10 +192,27 @@ def test_refunding_a_claimed_gift_takes_it_back_from_whoever_claimed_it(shop, se
     seller.taps_data(callback("admin_purchase", 1))
     assert "A gift, claimed by Bob (purchase #2)" in seller.last_text()
     seller.taps_data(callback("confirm_refund", 1))
+    assert "The payment for Course, the gift Alice gave you, has been refunded" in bob.last_text()
     bob.sends("/purchases")
     assert bob.button_labels()[0] == "↩️ Course (refunded)"
     seller.taps_data(callback("admin_purchase", 2))
     assert "Received as a gift (bought in purchase #1)" in seller.last_text()
+
+
+@pytest.mark.parametrize("claimed", [False, True], ids=["unclaimed", "claimed"])
+def test_refunding_a_stocked_gift_puts_its_key_back_on_sale_only_if_nobody_saw_it(shop, seller, alice, bob, claimed):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    link = buys_gift(alice, product)
+    if claimed:
+        opens(bob, link)
+    seller.taps_data(callback("confirm_refund", 1))
+    carol = Person(shop, 1003, "Carol")
+    carol.sends(f"/start p_{product.id}")
+    assert ("Sold out" in carol.last_text()) is claimed
+    if not claimed:
+        carol.taps("Buy for")
+        assert carol.pays()["ok"] is True and "KEY-A" in carol.all_texts()
 
 
 def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
@@ -167,6 +222,18 @@ def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
         "currency": "XTR", "total_amount": 100, "invoice_payload": "x", "telegram_payment_charge_id": "ch-gift"}))
     with shop.Session() as session:
         assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]
+    assert "The payment for Course, the gift Alice gave you, has been refunded" in bob.last_text()
+
+
+def test_a_gift_revoked_from_its_recipient_shows_so_to_its_buyer(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=100)
+    opens(bob, buys_gift(alice, product))
+    seller.taps_data(callback("confirm_refund", 2))  # Bob's copy alone: Alice's payment stays
+    alice.sends("/purchases")
+    assert alice.button_labels()[0] == "🎁 Gift taken back: Course"
+    told = len(shop.api.messages(bob.id))
+    seller.taps_data(callback("confirm_refund", 1))  # and then Alice's money: Bob lost it already
+    assert len(shop.api.messages(bob.id)) == told
 
 
 def test_two_people_opening_the_link_at_once_get_one_gift(shop, alice):

@@ -9,12 +9,13 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 import checkout
 import ledger
-from conftest import Person, add_stock, admin_texts
-from models import PromoCode, PromoHold, Purchase, utcnow
+import promo_panel
+from conftest import Person, add_stock, admin_texts, set_product
+from models import PromoCode, PromoHold, Purchase, User, utcnow
 from promos import price_after
 from screens import callback
 
@@ -119,6 +120,29 @@ def test_a_code_that_does_not_apply_says_why_and_the_price_stays(shop, alice, bo
     assert invoice_of(shop)[0] == 100
 
 
+@pytest.mark.parametrize("price, percent", [(1, 50), (9, 5)], ids=["1 star at 50 %", "9 stars at 5 %"])
+def test_a_code_that_takes_nothing_off_is_neither_shown_nor_spent(shop, alice, price, percent):
+    sticker, course = shop.add_product("Sticker", price=price), shop.add_product("Course", price=100)
+    shop.add_promo("ONCE", percent=percent, max_uses=1)
+    types_code(alice, sticker, "ONCE")
+    assert "would take nothing off" in alice.last_text() and "<s>" not in card_html(shop, alice)
+    alice.taps("Buy for")
+    assert alice.pays()["ok"] is True and invoice_of(shop)[1] == f"shop1:{sticker.id}:{alice.id}"
+    alice.sends(f"/start p_{course.id}")  # the code's one use is still there, for what it lowers
+    assert alice.button_labels()[0] == f"Buy for {100 - percent} ⭐"
+
+
+def test_a_card_price_a_code_cannot_lower_shows_no_discount(card_shop):
+    product = card_shop.add_product("Guide", price=100)  # $1.00, Telegram's minimum
+    card_shop.add_promo("TEN", percent=10, currency="USD")
+    alice = Person(card_shop, 1001, "Alice")
+    types_code(alice, product, "TEN")
+    assert "<s>" not in card_html(card_shop, alice) and alice.button_labels()[0] == "Buy for $1"
+    alice.sends("/start promo_TEN")
+    alice.taps_data(callback("buy_gift", product.id))
+    assert invoice_of(card_shop) == (100, f"shop2:{product.id}:1001:0:1")
+
+
 def test_a_code_for_a_category_applies_to_its_products_only(shop, alice):
     keys, books = shop.add_category("Keys"), shop.add_category("Books", 1)
     key, book = shop.add_product("Key", price=100, category=keys), shop.add_product("Book", price=100, category=books)
@@ -157,6 +181,28 @@ def test_each_customer_uses_a_code_once(shop, alice):
     assert alice.button_labels()[0] == "Buy for 100 ⭐"
 
 
+@pytest.mark.parametrize("percent, price_left", [(50, "Buy for 50 ⭐"), (100, "Get for free")])
+def test_a_used_code_typed_under_another_card_never_becomes_the_customers_again(shop, alice, percent, price_left):
+    key, other = shop.add_product("Key", price=100), shop.add_product("Other", price=100)
+    add_stock(shop, key, "K1", "K2")
+    code = shop.add_promo("KEYONLY", percent=percent, product_id=key.id)
+    types_code(alice, key, "KEYONLY")
+    alice.taps(price_left)
+    if percent < 100:
+        assert alice.pays()["ok"] is True
+    types_code(alice, other, "KEYONLY")
+    assert "You have already used this promo code" in alice.last_text()
+    alice.sends(f"/start p_{key.id}")
+    assert alice.button_labels()[0] == "Buy for 100 ⭐" and "<s>" not in card_html(shop, alice)
+    with shop.Session() as session:  # chosen anyway (by an older version, say): the card still ignores it
+        session.execute(update(User).values(promo_code_id=code.id))
+        session.commit()
+    alice.sends(f"/start p_{key.id}")
+    assert alice.button_labels()[0] == "Buy for 100 ⭐"
+    alice.taps("Buy for")
+    assert alice.pays()["ok"] is True and "K2" in alice.all_texts()
+
+
 def test_two_invoices_with_one_code_paid_at_once_count_one_use_and_refund_the_other(shop, seller, alice):
     product = shop.add_product("Key", price=100)
     add_stock(shop, product, "K1", "K2")
@@ -186,6 +232,30 @@ def test_a_promo_payment_telegram_would_not_refund_is_refunded_by_the_seller_her
     assert "The seller has been told and will refund you" in alice.last_text()
     assert "Telegram refused the automatic refund. Please refund purchase #2 here" in admin_texts(shop)
     assert "provider" not in admin_texts(shop)  # Stars go back from the purchase's screen
+
+
+def test_a_card_payment_the_code_could_not_cover_opens_nothing_while_it_is_refunded(card_shop):
+    """The code's last use went to Bob while Alice paid (her hold had expired): her payment is refunded by the
+    seller, and until then it neither delivers nor makes her an owner; she may buy at the full price."""
+    product = card_shop.add_product("Guide", price=1000, hidden="GUIDE-TEXT")
+    card_shop.add_promo("LAST", currency="USD", max_uses=1)
+    alice, bob = Person(card_shop, 1001, "Alice"), Person(card_shop, 1002, "Bob")
+    types_code(alice, product, "LAST")
+    alice.taps("Buy for")
+    payload = invoice_of(card_shop)[1]
+    types_code(bob, product, "LAST")
+    bob.taps("Buy for")
+    assert bob.pays()["ok"] is True
+    alice.payment_lands(800, payload, "USD", "ch-alice")
+    assert "The seller has been told and will refund you" in alice.last_text()
+    alice.repeats_payment()
+    alice.sends("/purchases")
+    alice.taps("being refunded")
+    assert "being refunded" in alice.last_toast() and "GUIDE-TEXT" not in alice.all_texts()
+    alice.sends(f"/start p_{product.id}")
+    assert alice.button_labels()[0] == "Buy for $10"
+    alice.taps("Buy for")
+    assert alice.pays()["ok"] is True and "GUIDE-TEXT" in alice.all_texts()
 
 
 # ---------------------------------------------------------------------------
@@ -389,6 +459,47 @@ def test_a_code_for_one_product_with_a_limit(shop, seller):
     assert "exists already" in seller.last_text()
 
 
+def test_the_scope_picker_offers_only_products_a_code_can_lower_a_page_at_a_time(shop, seller):
+    for n in range(10):
+        shop.add_product(f"Course {n}", price=100)
+    shop.add_product("Freebie", price=0)
+    club = shop.add_product("Club", price=100)
+    set_product(shop, club.id, kind="subscription")
+    seller.sends("/admin")
+    seller.taps("Promo codes")
+    seller.taps("New code")
+    seller.sends("TEN")
+    seller.sends("10%")
+    seller.taps("Keys")
+    first_page = seller.button_labels()
+    assert first_page[1:10] == [f"Course {n}" for n in range(8)] + ["1/2"]
+    seller.taps("Next")
+    assert seller.button_labels()[1:3] == ["Course 8", "Course 9"]
+    assert not {"Freebie", "Club"} & set(seller.button_labels())
+    seller.taps("Course 9")
+    seller.sends("/skip")
+    seller.sends("/skip")
+    assert "on «Course 9»" in seller.last_text()
+    seller.taps("Back")
+    seller.taps("New code")
+    seller.sends("CLUB")
+    seller.sends("10%")
+    seller.taps_data(callback("promo_scope", 2, club.id))  # a stale button, or a forged one
+    assert "What does the code apply to?" in seller.last_text()
+
+
+@pytest.mark.parametrize("change", [{"kind": "subscription"}, {"price": 0}, {"is_active": False}],
+                         ids=["subscription", "free", "hidden"])
+def test_a_link_to_a_code_that_can_apply_to_nothing_says_so(shop, alice, change):
+    product = shop.add_product("Club", price=100)
+    set_product(shop, product.id, **change)
+    shop.add_promo("CLUB", percent=50, product_id=product.id)
+    alice.sends("/start promo_CLUB")
+    assert "does not apply to anything on sale" in alice.last_text() and "−50 %" not in alice.last_text()
+    with shop.Session() as session:
+        assert session.scalar(select(User.promo_code_id)) is None
+
+
 def test_generated_codes_come_as_a_file_and_each_works_once(shop, seller, alice, bob):
     product = shop.add_product("Course", price=100)
     seller.sends("/admin")
@@ -430,6 +541,20 @@ def test_ten_thousand_codes_at_once(shop, seller):
     seller.sends("/skip")
     lines = shop.api.of("sendDocument")[-1].files["document"][1].decode().splitlines()
     assert len(lines) == len(set(lines)) == 10_000
+
+
+def test_two_admins_generating_at_once_get_two_batches(shop):
+    columns = dict(percent=5, amount=None, currency="XTR", category_id=None, product_id=None, expires_at=None)
+    batches = []
+
+    def generate(_admin):
+        with shop.Session() as session:
+            batches.append(promo_panel.generate(session, 500, columns))
+
+    all_at_once(generate, [1, 2])
+    with shop.Session() as session:
+        sizes = session.execute(select(PromoCode.batch, func.count()).group_by(PromoCode.batch)).all()
+    assert len(set(batches)) == 2 and sorted(size for _batch, size in sizes) == [500, 500]
 
 
 def test_sales_and_the_csv_show_the_discounts(shop, seller, alice, bob):

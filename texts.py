@@ -68,7 +68,9 @@ EN = {
     "purchases_empty": "📦 You have no purchases yet. Have a look at the catalog!",
     "purchase_button": "{name} · {date}",
     "purchase_refunded_button": "↩️ {name} (refunded)",
+    "purchase_refund_due_button": "↩️ {name} (being refunded)",
     "purchase_refunded": "This purchase was refunded.",
+    "purchase_refund_due": "This payment could not be honoured and is being refunded, so there is nothing to open.",
     "not_your_purchase": "This purchase is not available.",
     # --- support ----------------------------------------------------------
     "paysupport": "🆘 <b>Payment support</b>\n\nDescribe the problem in your next message (a screenshot helps). The "
@@ -233,6 +235,7 @@ EN = {
     "admin_purchase": "🧾 <b>Purchase #{id}</b>\nBuyer: {buyer} · id <code>{buyer_id}</code>\nProduct: {product}\n"
                       "Price: {price}\nPayment: {type} · <code>{payment_id}</code>\nDate: {date}",
     "admin_refunded_at": "↩️ Refunded: {date}",
+    "admin_refund_due": "⚠️ The shop could not honour this payment: it waits for a refund.",
     "admin_confirm_refund": "Refund purchase #{id} ({product}, {price}) to {buyer}? They lose access to it.",
     "admin_refunded": "✅ Refunded: the Stars are back with the buyer.",
     "admin_refund_marked": "✅ Marked as refunded. Refund the money in your payment provider's dashboard.",
@@ -401,6 +404,9 @@ EN = {
     "promo_used_already": "❌ You have already used this promo code.",
     "promo_not_for_product": "❌ This promo code is not for this product. It is kept for your next purchase of one "
                              "it covers.",
+    "promo_for_nothing": "❌ This promo code does not apply to anything on sale in the shop.",
+    "promo_nothing_off": "❌ This promo code would take nothing off this product's price, so it is not used here. "
+                         "It is kept for your next purchase it makes cheaper.",
     "promo_welcome": "👋 Hello, {name}!\n\n🏷 Your promo code <b>{code}</b> gives you <b>{discount}</b> on {scope}. "
                      "It applies to your next purchase.",
     "promo_scope_shop": "everything in the shop",
@@ -424,6 +430,7 @@ EN = {
                        "(Forward this message to the person it is for. The first one to open the link gets it.)",
     "gift_unclaimed_button": "🎁 Gift, not claimed yet: {name}",
     "gift_claimed_button": "🎁 Gift claimed: {name}",
+    "gift_taken_back_button": "🎁 Gift taken back: {name}",
     "gift_received": "🎁 <b>{giver}</b> has given you <b>{name}</b>! It stays in 📦 My purchases. Here it is:",
     "gift_claimed": "🎁 {who} has received your gift, <b>{name}</b>.",
     "gift_unknown": "❌ This gift link is not valid. Check that it was copied whole.",
@@ -431,6 +438,10 @@ EN = {
                 "for; the first one to open it gets it. You find the link again in 📦 My purchases.",
     "gift_already_claimed": "🎁 This gift has already been claimed.",
     "gift_refunded": "❌ This gift was refunded, so it can no longer be claimed.",
+    "gift_taken_back": "↩️ The payment for <b>{name}</b>, the gift {giver} gave you, has been refunded, so it is no "
+                       "longer yours.",
+    "gift_refund_due": "❌ The payment for this gift could not be honoured and is being refunded, so it cannot be "
+                       "claimed.",
     "gift_already_owned": "🎁 You already own <b>{name}</b>, so this gift stays unclaimed: it can go to someone else.",
     "payment_gift": "gift",
     "btn_promos": "🏷 Promo codes",
@@ -536,7 +547,9 @@ RU = {
     "purchases_empty": "📦 У вас пока нет покупок. Загляните в каталог!",
     "purchase_button": "{name} · {date}",
     "purchase_refunded_button": "↩️ {name} (возврат)",
+    "purchase_refund_due_button": "↩️ {name} (деньги возвращаются)",
     "purchase_refunded": "За эту покупку оформлен возврат.",
+    "purchase_refund_due": "Этот платёж не удалось принять: деньги возвращаются, открыть здесь нечего.",
     "not_your_purchase": "Эта покупка недоступна.",
     "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nОпишите проблему следующим сообщением (скриншот поможет). "
                   "Продавец сразу получит его и ответит вам здесь.",
@@ -697,6 +710,7 @@ RU = {
     "admin_purchase": "🧾 <b>Покупка #{id}</b>\nПокупатель: {buyer} · id <code>{buyer_id}</code>\n"
                       "Товар: {product}\nЦена: {price}\nОплата: {type} · <code>{payment_id}</code>\nДата: {date}",
     "admin_refunded_at": "↩️ Возврат: {date}",
+    "admin_refund_due": "⚠️ Магазин не смог принять этот платёж: его нужно вернуть.",
     "admin_confirm_refund": "Вернуть деньги за покупку #{id} ({product}, {price}) покупателю {buyer}? "
                             "Доступ к товару у него пропадёт.",
     "admin_refunded": "✅ Деньги возвращены: звёзды снова у покупателя.",
@@ -866,6 +880,9 @@ RU = {
     "promo_used_already": "❌ Вы уже воспользовались этим промокодом.",
     "promo_not_for_product": "❌ Этот промокод не действует на этот товар. Он сохранён для вашей следующей покупки "
                              "товара, на который действует.",
+    "promo_for_nothing": "❌ Этот промокод не действует ни на один товар, который сейчас продаётся.",
+    "promo_nothing_off": "❌ Этот промокод не уменьшил бы цену этого товара, поэтому здесь он не применяется. "
+                         "Промокод сохранён для следующей покупки, которую он сделает дешевле.",
     "promo_welcome": "👋 Здравствуйте, {name}!\n\n🏷 Ваш промокод <b>{code}</b> даёт скидку <b>{discount}</b> на "
                      "{scope}. Она применится к вашей следующей покупке.",
     "promo_scope_shop": "весь магазин",
@@ -891,6 +908,7 @@ RU = {
                        "(Перешлите это сообщение тому, кому дарите. Подарок получит первый, кто откроет ссылку.)",
     "gift_unclaimed_button": "🎁 Подарок, ещё не получен: {name}",
     "gift_claimed_button": "🎁 Подарок получен: {name}",
+    "gift_taken_back_button": "🎁 Подарок отозван: {name}",
     "gift_received": "🎁 <b>{giver}</b> дарит вам <b>{name}</b>! Подарок останется в разделе 📦 Мои покупки. "
                      "Вот он:",
     "gift_claimed": "🎁 {who} получил(а) ваш подарок — <b>{name}</b>.",
@@ -899,6 +917,10 @@ RU = {
                 "подарок получит первый, кто её откроет. Ссылка есть и в разделе 📦 Мои покупки.",
     "gift_already_claimed": "🎁 Этот подарок уже получен.",
     "gift_refunded": "❌ За этот подарок вернули деньги, получить его больше нельзя.",
+    "gift_taken_back": "↩️ Оплата подарка <b>{name}</b>, который вам сделал(а) {giver}, возвращена, поэтому он "
+                       "вам больше не принадлежит.",
+    "gift_refund_due": "❌ Оплату этого подарка не удалось принять, деньги за него возвращаются, поэтому получить "
+                       "его нельзя.",
     "gift_already_owned": "🎁 <b>{name}</b> уже есть у вас, поэтому подарок остаётся неполученным: его можно "
                           "подарить кому-то другому.",
     "payment_gift": "подарок",
