@@ -549,6 +549,7 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
     payment = message.successful_payment
     role = subscriptions.payment_role(session, purchase)
     if role == "second" and outcome == "new":
+        set_aside_for_refund(session, purchase)
         return RefundAtOnce(purchase.id, "owned", lang), subscriptions.StopRenewal(
             message.from_user.id, payment.telegram_payment_charge_id)
     if purchase.delivered_at is not None and role != "first":

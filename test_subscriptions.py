@@ -686,6 +686,7 @@ def test_refunding_the_second_payment_keeps_the_live_subscription(shop, vip, cha
     assert "provider" not in admin_texts(shop)  # a Stars payment: refunded here, not in a provider's dashboard
     assert "Please refund purchase #2 here" in admin_texts(shop)
     seller.taps("🧾 #2")
+    assert "it waits for a refund" in seller.last_text()
     seller.taps_data(callback("sales"))
     assert "🔁 renewals: 0" in seller.last_text()  # a second subscription is not a renewal
     seller.taps_data(callback("admin_purchase", 2))
