@@ -76,7 +76,7 @@ from screens import (
     with_toast,
 )
 from shop import SALE_ALERTS, AdminNotice, Note, Shop, call_api, notify_admins, send, send_file
-from storefront import product_or_catalog
+from storefront import RestockNotice, product_or_catalog
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -639,9 +639,10 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
 # 5. Refunds, asked for by the seller
 # ---------------------------------------------------------------------------
 
-def close_purchase(session: Session, purchase: Purchase) -> Note | None:
+def close_purchase(session: Session, purchase: Purchase) -> Note | RestockNotice | None:
     """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
-    Returns the message that tells them they lost it, for the caller to send once it has committed.
+    Returns the reply for the caller to show once it has committed: the message that tells the recipient they
+    lost it, or the notice to customers waiting for the key that went back to stock.
 
     A key shown to a customer is never resold; but an unclaimed gift's key was
     never shown to anyone (gifts.py), so it goes back to stock.
@@ -651,8 +652,8 @@ def close_purchase(session: Session, purchase: Purchase) -> Note | None:
         return None
     claimed = purchase.gift.claimed_purchase
     if claimed is None:
-        session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
-        return None
+        key = session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
+        return RestockNotice(purchase.product_id) if key.rowcount else None
     if claimed.refunded_at is not None:  # the seller took it back from them already
         return None
     claimed.refunded_at = purchase.refunded_at
@@ -662,9 +663,11 @@ def close_purchase(session: Session, purchase: Purchase) -> Note | None:
 
 
 def mark_refunded(shop: Shop, purchase_id: int) -> None:
+    """A payment refunded at once: a gift's key, never shown, goes back to stock (and its waiting list hears)."""
     with shop.Session() as session:
-        close_purchase(session, session.get(Purchase, purchase_id))  # a gift refunded at once was never claimed
+        restocked = close_purchase(session, session.get(Purchase, purchase_id))
         session.commit()
+    show_reply(shop, None, restocked)
 
 
 def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: int, lang: str) -> str:

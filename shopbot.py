@@ -40,7 +40,7 @@ bottom. In order:
     lanes.py       payments first, then every customer in turn; floods trimmed
     promos.py      promo codes: the price after one, who may use it, and
                    each use held at pre-checkout and counted at payment
-    storefront.py  the customer's menu, catalog, product cards and search
+    storefront.py  the customer's menu, catalog, product cards, search, 🔔 Notify me
     subscriptions.py  monthly access to a channel or group: Stars subscriptions,
                    join requests, renewals, expiry, cancel and resume
     checkout.py    Buy → invoice → pre-checkout → payment → delivery → refunds

@@ -7,27 +7,26 @@ their own, claimed in the same transaction that records the payment
 (``models.claim_stock_item``), plus the product's hidden content. The seller
 adds items with 📥 Upload stock: pasted lines, a .txt/.csv file with one item
 per line, or any other file or photo as one item. Customers who tapped
-🔔 Notify me on a sold-out product hear once when it is back.
+🔔 Notify me on a sold-out product hear once when it is back
+(storefront.notify_waitlist).
 """
 from __future__ import annotations
 
 import codecs
-import contextlib
 import io
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 import requests
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
-from telebot.apihelper import ApiException, ApiTelegramException
+from telebot.apihelper import ApiException
 
 import routes
 from admin import attached_file, product_or_list
-from models import Product, StockItem, User, WaitlistEntry, add_stock_items, count_items, unsold_items, utcnow
+from models import Product, StockItem, add_stock_items, count_items, unsold_items, utcnow
 from routes import Handlers, ask, dialog_data, end_dialog
 from screens import (
     InputError,
@@ -37,11 +36,11 @@ from screens import (
     has_visible_text,
     keyboard,
     label,
-    language_for_code,
     language_of,
     text,
 )
-from shop import MASS_SEND_INTERVAL, Shop, send
+from shop import Shop
+from storefront import RestockNotice
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -132,35 +131,6 @@ def add_stock_lines(session: Session, product_id: int, lines: Iterable[str]) -> 
 # ---------------------------------------------------------------------------
 # 📥 Upload stock
 # ---------------------------------------------------------------------------
-
-@dataclass
-class RestockNotice:
-    """Reply: tell the customers waiting for a product that it is back (in the background)."""
-
-    product_id: int
-
-    def show(self, shop: Shop, update) -> None:
-        shop.start_background(notify_waitlist, self.product_id)
-
-
-def notify_waitlist(shop: Shop, product_id: int) -> None:
-    """Tell everyone who tapped "Notify me" that the product is back, once each."""
-    with shop.Session() as session:
-        waiting = session.execute(
-            select(WaitlistEntry.id, User.telegram_id, User.language_code, Product.name)
-            .join(User, WaitlistEntry.user_id == User.id).join(Product, WaitlistEntry.product_id == Product.id)
-            .where(WaitlistEntry.product_id == product_id)).all()
-    for entry_id, telegram_id, language_code, name in waiting:
-        lang = language_for_code(language_code)
-        with contextlib.suppress(ApiTelegramException):
-            send(shop, telegram_id, text(lang, "back_in_stock", name=name),
-                 keyboard([button(label(lang, "btn_open_product"), "product", product_id, 0)]))
-        with shop.Session() as session:
-            session.execute(delete(WaitlistEntry).where(WaitlistEntry.id == entry_id))
-            session.commit()
-        shop.sleep(MASS_SEND_INTERVAL)
-    logger.info("Told %s waiting customers that product %s is back", len(waiting), product_id)
-
 
 @handlers.tap("upload_stock")
 def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:

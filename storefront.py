@@ -11,10 +11,15 @@ with it) and 🎁 Buy as a gift leads into gifts.py.
 """
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
+from telebot.apihelper import ApiTelegramException
 
 import routes
 from config import is_id
@@ -24,6 +29,7 @@ from models import (
     TRIGRAM,
     Product,
     Setting,
+    User,
     WaitlistEntry,
     has_word,
     listing_columns,
@@ -44,6 +50,7 @@ from screens import (
     has_visible_text,
     keyboard,
     label,
+    language_for_code,
     language_of,
     menu_keyboard,
     menu_screen,
@@ -53,8 +60,9 @@ from screens import (
     truncate,
     with_toast,
 )
-from shop import Shop
+from shop import MASS_SEND_INTERVAL, Shop, send
 
+logger = logging.getLogger("shopbot")
 handlers = Handlers()
 
 # ---------------------------------------------------------------------------
@@ -319,7 +327,7 @@ def tap_search_page(shop: Shop, call: types.CallbackQuery, session: Session, pag
 
 @handlers.tap("notify_me")
 def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Toast:
-    """🔔 Notify me: remember who waits for a sold-out product (stock.py tells them)."""
+    """🔔 Notify me: remember who waits for a sold-out product (notify_waitlist tells them when it is back)."""
     lang = language_of(call.from_user)
     product = session.get(Product, product_id)
     if product is None or not product.is_active:
@@ -331,6 +339,35 @@ def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, produ
     except IntegrityError:  # already waiting
         session.rollback()
     return Toast(text(lang, "notify_saved"))
+
+
+@dataclass
+class RestockNotice:
+    """Reply: tell the customers waiting for a product that it is back (in the background)."""
+
+    product_id: int
+
+    def show(self, shop: Shop, update) -> None:
+        shop.start_background(notify_waitlist, self.product_id)
+
+
+def notify_waitlist(shop: Shop, product_id: int) -> None:
+    """Tell everyone who tapped "Notify me" that the product is back, once each."""
+    with shop.Session() as session:
+        waiting = session.execute(
+            select(WaitlistEntry.id, User.telegram_id, User.language_code, Product.name)
+            .join(User, WaitlistEntry.user_id == User.id).join(Product, WaitlistEntry.product_id == Product.id)
+            .where(WaitlistEntry.product_id == product_id)).all()
+    for entry_id, telegram_id, language_code, name in waiting:
+        lang = language_for_code(language_code)
+        with contextlib.suppress(ApiTelegramException):
+            send(shop, telegram_id, text(lang, "back_in_stock", name=name),
+                 keyboard([button(label(lang, "btn_open_product"), "product", product_id, 0)]))
+        with shop.Session() as session:
+            session.execute(delete(WaitlistEntry).where(WaitlistEntry.id == entry_id))
+            session.commit()
+        shop.sleep(MASS_SEND_INTERVAL)
+    logger.info("Told %s waiting customers that product %s is back", len(waiting), product_id)
 
 
 @handlers.tap("promo_code")

@@ -215,6 +215,17 @@ def test_refunding_a_stocked_gift_puts_its_key_back_on_sale_only_if_nobody_saw_i
         assert carol.pays()["ok"] is True and "KEY-A" in carol.all_texts()
 
 
+def test_a_key_back_from_a_refunded_gift_tells_whoever_waits_for_it(shop, seller, alice, bob):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    buys_gift(alice, product)  # the last key, reserved for the gift
+    bob.sends(f"/start p_{product.id}")
+    bob.taps("🔔")
+    seller.taps_data(callback("confirm_refund", 1))
+    shop.finish_background()
+    assert bob.last_text() == "🔔 Key is back in stock!"
+
+
 def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
     product = shop.add_product("Course", price=100)
     opens(bob, buys_gift(alice, product, charge_id="ch-gift"))
