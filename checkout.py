@@ -648,9 +648,12 @@ def close_purchase(session: Session, purchase: Purchase) -> Note | RestockNotice
     never shown to anyone (gifts.py), so it goes back to stock.
     """
     purchase.refunded_at = utcnow()
-    if purchase.gift is None:
+    session.flush()  # first: a claim of this gift at this moment waits for it, or it waits for the claim
+    gift = session.scalar(select(Gift).where(Gift.purchase_id == purchase.id)
+                          .execution_options(populate_existing=True))  # as it is now, claimed or not
+    if gift is None:
         return None
-    claimed = purchase.gift.claimed_purchase
+    claimed = gift.claimed_purchase
     if claimed is None:
         key = session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
         return RestockNotice(purchase.product_id) if key.rowcount else None

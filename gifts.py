@@ -85,14 +85,21 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, produc
 
 def claim(session: Session, gift: Gift, recipient: User) -> Purchase | None:
     """Give the gift to ``recipient`` in one transaction: a purchase of their own, the key moved to it, the
-    gift marked claimed. None when someone claimed it a moment before (the UPDATE below finds it taken), or
-    when a stocked gift's key is gone (refunded a moment before): a stocked gift is never handed over keyless."""
+    gift marked claimed. None when someone claimed it a moment before (the UPDATE below finds it taken), when
+    it was refunded a moment before, or when a stocked gift's key is gone: a gift is never handed over keyless."""
     bought = gift.purchase
     purchase = Purchase(user=recipient, product=bought.product, price=0, currency=bought.currency,
                         payment_type="gift", once_per_customer=bought.product.sold_once_per_customer)
     session.add(purchase)
     try:
         session.flush()
+        # Holds the bought purchase's row, as its refund does (checkout.close_purchase): one waits for the other,
+        # and a gift refunded a moment before is not handed over.
+        live = session.execute(update(Purchase).where(Purchase.id == bought.id, Purchase.refunded_at.is_(None),
+                                                      ~Purchase.refund_due).values(refund_due=False))
+        if live.rowcount != 1:
+            session.rollback()
+            return None
         taken = session.execute(update(Gift).where(Gift.id == gift.id, Gift.claimed_purchase_id.is_(None))
                                 .values(claimed_purchase_id=purchase.id, claimed_at=utcnow()))
         if taken.rowcount != 1:

@@ -7,12 +7,13 @@ import re
 import threading
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 import checkout
+import gifts
 import ledger
 from conftest import Person, add_stock, admin_texts, set_product, stock_of
-from models import Gift, Purchase, StockItem
+from models import Gift, Purchase, StockItem, User
 from screens import callback
 
 
@@ -264,6 +265,36 @@ def test_two_people_opening_the_link_at_once_get_one_gift(shop, alice):
         thread.join(timeout=30)
     assert sum("COURSE-LINK" in person.all_texts() for person in people) == 1
     assert sum("already been claimed" in person.all_texts() for person in people) == 7
+
+
+def user_of(session, person: Person) -> User:
+    return session.scalar(select(User).where(User.telegram_id == person.id))
+
+
+def test_a_gift_refunded_while_its_link_is_opened_is_not_handed_over(shop, alice, bob):
+    buys_gift(alice, shop.add_product("Course", price=100))
+    bob.sends("/start")
+    with shop.Session() as opening, shop.Session() as refunding:
+        gift, recipient = opening.scalar(select(Gift)), user_of(opening, bob)
+        assert gifts.why_not_claim(opening, gift, recipient) is None  # the link looked fine...
+        checkout.close_purchase(refunding, refunding.get(Purchase, gift.purchase_id))
+        refunding.commit()  # ...and then the seller's refund landed
+        assert gifts.claim(opening, gift, recipient) is None
+    with shop.Session() as session:
+        assert session.scalar(select(func.count(Purchase.id))) == 1 and session.scalar(select(Gift)).claimed_at is None
+
+
+def test_a_gift_claimed_while_its_refund_is_made_is_taken_back_too(shop, alice, bob):
+    buys_gift(alice, shop.add_product("Course", price=100))
+    bob.sends("/start")
+    with shop.Session() as refunding, shop.Session() as claiming:
+        bought = refunding.get(Purchase, 1)
+        assert bought.gift.claimed_purchase is None  # what the refund saw...
+        assert gifts.claim(claiming, claiming.scalar(select(Gift)), user_of(claiming, bob)) is not None  # ...then
+        checkout.close_purchase(refunding, bought)
+        refunding.commit()
+    with shop.Session() as session:
+        assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]
 
 
 def test_a_gift_paid_but_heard_of_only_in_telegrams_ledger_still_sends_its_link(shop, alice, bob):
