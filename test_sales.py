@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import csv
 import io
+import random
+from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -206,14 +208,29 @@ def test_a_snapshot_brought_up_to_date_counts_what_a_fresh_count_does(shop, sell
 
     with shop.Session() as session:
         now = clock[0]
-        assert snapshot.now(shop.bot.shop, session, now) == fresh(session, now)
-        figures = snapshot.now(shop.bot.shop, session, now)
+        report, counted = snapshot.now(shop.bot.shop, session, now), fresh(session, now)
+        assert report.figures == counted
+        sold = counted[sales.TOP_PERIOD].sold
+        assert report.top == sales.top_five(sold, sales.ranking(sold), Counter()) == [(pro.id, 3)]
+        figures = report.figures
         assert figures["period_today"].sales["XTR"] == 1 and figures["period_today"].free == 1
         assert figures["period_today"].refunds == 1 and figures["period_today"].new_users == 0
         assert figures["period_7d"].sales["XTR"] == 2 and figures["period_7d"].refunds == 3
         assert figures["period_7d"].new_users == 1
         assert figures["period_30d"].sold == {pro.id: 3} and figures["period_all"].sales["XTR"] == 5
         assert figures["period_all"].granted == 1 and figures["period_all"].free == 2
+
+
+def test_the_best_sellers_from_a_snapshot_and_a_change_are_the_best_of_the_sum():
+    """top_five looks only at the snapshot's first few and the products that changed: never wrong for that."""
+    rng = random.Random(7)
+    for _ in range(500):
+        sold = Counter({product_id: rng.randint(1, 6) for product_id in rng.sample(range(1, 40), rng.randint(0, 30))})
+        change = Counter({product_id: rng.randint(-6, 6) for product_id in rng.sample(range(1, 40), rng.randint(0, 8))})
+        now = sold + Counter()  # a copy
+        now.update(change)
+        expected = [(product_id, now[product_id]) for product_id in sales.ranking(+now)[:5]]
+        assert sales.top_five(sold, sales.ranking(sold), change) == expected
 
 
 def test_the_sales_screen_tells_when_telegrams_ledger_was_read(shop, seller):
