@@ -578,14 +578,17 @@ def purchase_label(lang: str, row) -> str:
 
 def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
     """📦 My purchases, newest first, a page at a time."""
+    # The customer's id, looked up first: PostgreSQL's planner, knowing it, walks their purchases
+    # newest first in ix_purchases_user_created and stops at the page, however many they have.
     # A subscription's payments name it (subscriptions.py) and show above, as one line per subscription.
-    theirs = (User.telegram_id == telegram_id, Purchase.subscription_charge_id.is_(None))
+    customer = select(User.id).where(User.telegram_id == telegram_id).scalar_subquery()
+    theirs = (Purchase.user_id == customer, Purchase.subscription_charge_id.is_(None))
     claimed = aliased(Purchase)  # the copy of a gift the customer bought, made for whoever claimed it
     rows = session.execute(
         select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Purchase.refund_due, Product.name,
                Gift.id.label("gift"), Gift.claimed_purchase_id.label("claimed"),
                claimed.refunded_at.is_not(None).label("taken_back"))
-        .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
+        .join(Product, Purchase.product_id == Product.id)
         .outerjoin(Gift, Gift.purchase_id == Purchase.id).outerjoin(claimed, claimed.id == Gift.claimed_purchase_id)
         .where(*theirs)
         .order_by(Purchase.created_at.desc(), Purchase.id.desc())
@@ -594,7 +597,7 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
     # Counted apart, from the index alone, and only when there may be more than one page: a count
     # over the page's own rows would read all of a customer's purchases, every time.
     total = len(rows) if page == 0 and len(rows) < PAGE_SIZE else session.scalar(
-        select(func.count(Purchase.id)).join(User, Purchase.user_id == User.id).where(*theirs))
+        select(func.count(Purchase.id)).where(*theirs))
     back = [button(label(lang, "btn_back"), "menu")]
     subscribed = subscriptions.purchase_rows(session, lang, telegram_id) if page == 0 else []
     if not rows and not subscribed:
