@@ -1,6 +1,6 @@
 """Benchmark shopbot against bare telebot, on a small, a huge and a long-lived shop.
 
-    python bench_shopbot.py            # about a minute (two on PostgreSQL)
+    python bench_shopbot.py            # about three minutes (five on PostgreSQL)
     python bench_shopbot.py --quick    # fewer sessions and purchases, for a smoke run
     python bench_shopbot.py --database postgresql+psycopg://user:password@localhost/shop
 
