@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
@@ -135,11 +135,15 @@ def sales_by_kind(by_product: bool, *conditions) -> Select:
     return select(func.count(), func.sum(Purchase.price), *kinds).where(*conditions).group_by(*kinds)
 
 
-def figures_between(session: Session, admin_ids, since: datetime, until: datetime, by_product: bool) -> Figures:
-    """The figures of sales made in [since, until), still live now: a few index ranges (ix_purchases_sales)."""
+def figures_between(session: Session, admin_ids, since: datetime, until: datetime, by_product: bool,
+                    live_at: datetime | None = None) -> Figures:
+    """The figures of sales made in [since, until), still live now (or, given ``live_at``, not refunded
+    before it): a few index ranges (ix_purchases_sales)."""
+    live = Purchase.refunded_at.is_(None)
+    if live_at is not None:
+        live = or_(live, Purchase.refunded_at >= live_at)
     figures = Figures()
-    for row in session.execute(sales_by_kind(by_product, in_period(Purchase.created_at, since, until),
-                                             Purchase.refunded_at.is_(None))):
+    for row in session.execute(sales_by_kind(by_product, in_period(Purchase.created_at, since, until), live)):
         figures.count(*row)
     figures.refunds = session.scalar(select(func.count()).where(
         in_period(Purchase.refunded_at, since, until), Purchase.payment_type.in_(PAID)))
@@ -222,8 +226,11 @@ class Snapshot:
     def take(self, shop: Shop) -> None:
         taken_at = utcnow() - SETTLE
         with shop.Session() as session:
+            # The sales as they stood at taken_at: one refunded since (in SETTLE) is live in the snapshot,
+            # and taken away, as every refund after it, by refunded_since.
             figures = {period: figures_between(session, shop.config.admin_ids, start(taken_at), taken_at,
-                                               period == TOP_PERIOD) for period, start in PERIODS.items()}
+                                               period == TOP_PERIOD, live_at=taken_at)
+                       for period, start in PERIODS.items()}
         ranked = ranking(figures[TOP_PERIOD].sold)
         with self.lock:
             self.figures, self.ranked, self.taken_at, self.retaking = figures, ranked, taken_at, False

@@ -221,6 +221,37 @@ def test_a_snapshot_brought_up_to_date_counts_what_a_fresh_count_does(shop, sell
         assert figures["period_all"].granted == 1 and figures["period_all"].free == 2
 
 
+def backdated_sale(shop, alice, hours: int) -> None:
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    with shop.Session() as session:
+        session.get(Purchase, 1).created_at = models.utcnow() - timedelta(hours=hours)
+        session.commit()
+
+
+def test_a_refund_in_the_minute_before_the_snapshot_is_taken_away_once(shop, seller, alice):
+    """The snapshot stops a minute before it is taken (SETTLE): a refund in that minute is counted once."""
+    backdated_sale(shop, alice, hours=2)
+    seller.taps_data(callback("confirm_refund", 1))  # refunded now...
+    seller.taps_data(callback("sales"))  # ...and the first opening takes the snapshot
+    assert "All time: 0 sales · 0\n🎁 free: 0 · granted: 0 · ↩️ refunds: 1" in seller.last_text()
+
+
+def test_a_snapshot_retaken_just_after_a_refund_counts_it_once(shop, seller, alice):
+    backdated_sale(shop, alice, hours=3)
+    seller.taps_data(callback("sales"))
+    assert "All time: 1 sale · 25 ⭐" in seller.last_text()
+    shop.bot.shop.memo["sales"].taken_at -= timedelta(hours=2)  # an old snapshot (no sale since: still true)
+    seller.taps_data(callback("confirm_refund", 1))
+    seller.taps_data(callback("sales"))  # starts retaking the snapshot
+    assert "All time: 0 sales" in seller.last_text()
+    shop.finish_background()
+    seller.taps_data(callback("admin"))
+    seller.taps_data(callback("sales"))  # from the new snapshot
+    assert "All time: 0 sales · 0\n🎁 free: 0 · granted: 0 · ↩️ refunds: 1" in seller.last_text()
+
+
 def test_the_best_sellers_from_a_snapshot_and_a_change_are_the_best_of_the_sum():
     """top_five looks only at the snapshot's first few and the products that changed: never wrong for that."""
     rng = random.Random(7)
