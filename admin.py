@@ -63,7 +63,7 @@ from screens import (
     with_toast,
 )
 from shop import SALE_ALERTS, Shop
-from storefront import product_card
+from storefront import RestockNotice, product_card
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -564,13 +564,16 @@ def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, produ
 
 
 @handlers.tap("toggle_product")
-def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
-    """🙈 Hide / 👁 Show a product."""
+def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
+    """🙈 Hide / 👁 Show a product; shown again, it tells whoever waits for it (if it is in stock)."""
     product = session.get(Product, product_id)
     if product is not None:
         product.is_active = not product.is_active
         session.commit()
-    return product_or_list(shop, session, language_of(call.from_user), product_id)
+    screen = product_or_list(shop, session, language_of(call.from_user), product_id)
+    if product is not None and product.is_active:
+        return screen, RestockNotice(product_id)
+    return screen
 
 
 @handlers.tap("delete_product")

@@ -352,22 +352,31 @@ class RestockNotice:
 
 
 def notify_waitlist(shop: Shop, product_id: int) -> None:
-    """Tell everyone who tapped "Notify me" that the product is back, once each."""
+    """Tell everyone who tapped "Notify me" that the product is back, once each; nobody while it is hidden
+    or sold out (they hear when it is shown again, or restocked)."""
     with shop.Session() as session:
+        product = session.get(Product, product_id)
+        if product is None or not product.is_active or (product.stocked and not stock_left(session, product)):
+            return
+        name = product.name
         waiting = session.execute(
-            select(WaitlistEntry.id, User.telegram_id, User.language_code, Product.name)
-            .join(User, WaitlistEntry.user_id == User.id).join(Product, WaitlistEntry.product_id == Product.id)
-            .where(WaitlistEntry.product_id == product_id)).all()
-    for entry_id, telegram_id, language_code, name in waiting:
+            select(WaitlistEntry.id, User.telegram_id, User.language_code)
+            .join(User, WaitlistEntry.user_id == User.id).where(WaitlistEntry.product_id == product_id)).all()
+    told = 0
+    for entry_id, telegram_id, language_code in waiting:
+        # Off the list before the message: two notices at once (two keys back) tell each customer once.
+        with shop.Session() as session:
+            taken = session.execute(delete(WaitlistEntry).where(WaitlistEntry.id == entry_id)).rowcount
+            session.commit()
+        if not taken:
+            continue
         lang = language_for_code(language_code)
         with contextlib.suppress(ApiTelegramException):
             send(shop, telegram_id, text(lang, "back_in_stock", name=name),
                  keyboard([button(label(lang, "btn_open_product"), "product", product_id, 0)]))
-        with shop.Session() as session:
-            session.execute(delete(WaitlistEntry).where(WaitlistEntry.id == entry_id))
-            session.commit()
+        told += 1
         shop.sleep(MASS_SEND_INTERVAL)
-    logger.info("Told %s waiting customers that product %s is back", len(waiting), product_id)
+    logger.info("Told %s waiting customers that product %s is back", told, product_id)
 
 
 @handlers.tap("promo_code")

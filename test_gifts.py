@@ -5,6 +5,7 @@ import json
 import logging
 import re
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, select, update
@@ -223,6 +224,38 @@ def test_a_key_back_from_a_refunded_gift_tells_whoever_waits_for_it(shop, seller
     bob.sends(f"/start p_{product.id}")
     bob.taps("🔔")
     seller.taps_data(callback("confirm_refund", 1))
+    shop.finish_background()
+    assert bob.last_text() == "🔔 Key is back in stock!"
+
+
+def test_two_keys_back_at_once_tell_each_waiting_customer_once(shop, seller, alice, bob):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A", "KEY-B")
+    buys_gift(alice, product, charge_id="gift-1")
+    buys_gift(alice, product, charge_id="gift-2")  # sold out
+    carol = Person(shop, 1003, "Carol")
+    for person in (bob, carol):
+        person.sends(f"/start p_{product.id}")
+        person.taps("🔔")
+    shop.bot.shop.sleep = lambda seconds: time.sleep(0.3)  # the pause between messages, so the notices overlap
+    seller.taps_data(callback("confirm_refund", 1))
+    seller.taps_data(callback("confirm_refund", 2))
+    shop.finish_background()
+    for person in (bob, carol):
+        assert person.all_texts().count("Key is back in stock") == 1
+
+
+def test_a_key_back_for_a_hidden_product_is_told_when_the_seller_shows_it(shop, seller, alice, bob):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    buys_gift(alice, product)
+    bob.sends(f"/start p_{product.id}")
+    bob.taps("🔔")
+    set_product(shop, product.id, is_active=False)  # the seller stopped selling it
+    seller.taps_data(callback("confirm_refund", 1))
+    shop.finish_background()
+    assert "back in stock" not in bob.all_texts()
+    seller.taps_data(callback("toggle_product", product.id))  # 👁 Show
     shop.finish_background()
     assert bob.last_text() == "🔔 Key is back in stock!"
 
