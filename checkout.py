@@ -642,24 +642,26 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
 # 5. Refunds, asked for by the seller
 # ---------------------------------------------------------------------------
 
-def close_purchase(session: Session, purchase: Purchase) -> Note | RestockNotice | None:
+def close_purchase(session: Session, purchase: Purchase, never_delivered: bool = False) -> Note | RestockNotice | None:
     """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
     Returns the reply for the caller to show once it has committed: the message that tells the recipient they
     lost it, or the notice to customers waiting for the key that went back to stock.
 
-    A key shown to a customer is never resold; but an unclaimed gift's key was
-    never shown to anyone (gifts.py), so it goes back to stock.
+    A key shown to a customer is never resold; but one nobody saw goes back to
+    stock: an unclaimed gift's (gifts.py), a payment's the shop could not
+    honour (refund_due), or one Telegram refunded before the shop heard of it
+    (``never_delivered``: ledger.py).
     """
     purchase.refunded_at = utcnow()
     session.flush()  # first: a claim of this gift at this moment waits for it, or it waits for the claim
     gift = session.scalar(select(Gift).where(Gift.purchase_id == purchase.id)
                           .execution_options(populate_existing=True))  # as it is now, claimed or not
-    if gift is None:
-        return None
-    claimed = gift.claimed_purchase
-    if claimed is None:
+    claimed = gift.claimed_purchase if gift else None
+    if claimed is None and (gift or purchase.refund_due or never_delivered):
         key = session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
         return RestockNotice(purchase.product_id) if key.rowcount else None
+    if claimed is None:
+        return None
     if claimed.refunded_at is not None:  # the seller took it back from them already
         return None
     claimed.refunded_at = purchase.refunded_at

@@ -202,7 +202,7 @@ def deliver_what_was_not(shop: Shop) -> int:
 # 3 and 4. Refunds made by Telegram, and Telegram's Stars ledger
 # ---------------------------------------------------------------------------
 
-def refunded_by_telegram(session: Session, charge_id: str):
+def refunded_by_telegram(session: Session, charge_id: str, never_delivered: bool = False):
     """Mark the purchase of a charge Telegram refunded; its replies, or None when there is nothing to do.
 
     Telegram also reports the shop's own refunds (refundStarPayment) this way;
@@ -211,7 +211,8 @@ def refunded_by_telegram(session: Session, charge_id: str):
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
     if purchase is None or purchase.refunded_at is not None:
         return None
-    taken_back = close_purchase(session, purchase)  # the content no longer opens; a key shown is never resold
+    # The content no longer opens; a key shown is never resold.
+    taken_back = close_purchase(session, purchase, never_delivered)
     ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
     session.commit()
     logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)
@@ -297,7 +298,7 @@ def record_late(shop: Shop, transaction, refunded: bool) -> bool:
     except Exception:
         logger.exception("Could not record refunded payment %s yet", transaction.id)
         return False
-    apply_refund(shop, transaction.id)  # and what a refund does: a subscription's access ends, say
+    apply_refund(shop, transaction.id, never_delivered=True)  # a key nobody saw goes back, access ends...
     return True
 
 
@@ -321,9 +322,9 @@ def check_ledger(shop: Shop) -> LedgerCheck:
     return check
 
 
-def apply_refund(shop: Shop, charge_id: str) -> bool:
+def apply_refund(shop: Shop, charge_id: str, never_delivered: bool = False) -> bool:
     with shop.Session() as session:
-        replies = refunded_by_telegram(session, charge_id)
+        replies = refunded_by_telegram(session, charge_id, never_delivered)
     if replies is None:
         return False
     show_reply(shop, None, replies)

@@ -223,6 +223,17 @@ def test_a_payment_telegram_refunded_before_the_shop_heard_of_it_is_recorded_ref
     assert purchase_row(shop, "ch-gone").refunded_at is not None and "KEY-1" not in alice.all_texts()
 
 
+def test_a_stocked_payment_telegram_refunded_before_the_shop_heard_of_it_gives_its_key_back(shop, alice):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    shop.api.ledger_payment(alice, 10, checkout.invoice_payload(product.id, alice.id), "ch-gone")
+    shop.api.ledger_refund(alice, 10, "ch-gone")
+    ledger.check_ledger(shop.bot.shop)
+    assert "KEY-A" not in alice.all_texts()  # nobody saw it: it is on sale again
+    with shop.Session() as session:
+        assert models.stock_left(session, session.get(models.Product, product.id)) == 1
+
+
 def refunded_payment(person: Person, charge_id: str, amount: int = 25) -> None:
     """Telegram's refunded_payment service message in the buyer's chat."""
     person.feed("message", person.message(refunded_payment={
