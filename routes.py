@@ -50,7 +50,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types, util
 
@@ -284,8 +283,12 @@ def ask(session: Session, update, state: str, prompt_key: str, prompt_values: di
 
 
 def end_dialog(session: Session, update) -> None:
-    session.execute(delete(Dialog).where(Dialog.telegram_id == update.from_user.id))
-    session.commit()
+    """Leave the user's dialog, if there is one. Read first: most users have none (it is usually loaded
+    already, by open_dialog), and a write for nothing would wait behind any other writer."""
+    dialog = session.get(Dialog, update.from_user.id)
+    if dialog is not None:
+        session.delete(dialog)
+        session.commit()
 
 
 def open_dialog(shop: Shop, session: Session, telegram_id: int) -> Dialog | None:

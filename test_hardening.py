@@ -1,7 +1,9 @@
 """Hostile input, forged buttons, Telegram errors and many customers at once (routes.py, shop.py)."""
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -204,6 +206,27 @@ def test_edited_messages_and_channel_posts_are_ignored(shop, alice, caplog):
     alice.feed("edited_message", {**alice.message(text="/start"), "edit_date": 2})
     alice.feed("channel_post", {"message_id": 1, "date": 1, "chat": {"id": -100, "type": "channel"}, "text": "x"})
     assert shop.api.calls == [] and "Error" not in caplog.text
+
+
+def test_a_returning_customer_browses_while_another_process_holds_the_write_lock(sqlite_shop, tmp_path):
+    """Another program writing to shop.db (the seller in the sqlite3 shell, say): browsing only reads, so it
+    goes on."""
+    product = sqlite_shop.add_product("Guide", price=10)
+    alice = Person(sqlite_shop, 1001, "Alice", "alice")
+    alice.sends("/start")  # a customer the shop knows
+    writer = sqlite3.connect(tmp_path / "plans.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        alice.sends("/start")
+        assert alice.last_text().startswith("👋 Hello, Alice")
+        alice.taps("Catalog")
+        alice.sends(f"/start p_{product.id}")
+        assert alice.last_text().startswith("Guide\n💰 10 ⭐")
+        assert time.monotonic() - started < 2  # nothing waited for the lock
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_a_flood_limit_is_waited_out_and_the_message_sent(shop, alice):
