@@ -325,13 +325,15 @@ def run_migrations(connection: Connection, migrations: Path, database_url: str, 
     return before, head, copy
 
 
-def upgrade(database_url: str, migrations: Path = MIGRATIONS) -> None:
-    """Bring the database to the code's revision (see the module's docstring); DatabaseError if it cannot."""
+def upgrade(database_url: str, migrations: Path = MIGRATIONS, checked: bool = False) -> None:
+    """Bring the database to the code's revision (see the module's docstring); DatabaseError if it cannot.
+    ``checked``: its integrity was checked already (open_database)."""
     head = head_revision(migrations)
     quick = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
     try:
         with quick.connect() as connection:
-            check_integrity(connection)
+            if not checked:
+                check_integrity(connection)
             if stored_revision(connection) == head:
                 return  # the usual start: nothing to do
     except SQLAlchemyError as error:
@@ -351,12 +353,16 @@ def upgrade(database_url: str, migrations: Path = MIGRATIONS) -> None:
                     after, f"; the copy from before is {copy}" if copy else "")
 
 
-def open_database(database_url: str, pool_size: int = 5) -> sessionmaker:
-    """Check that the database can be used, upgrade it if the code is newer, then connect to it."""
+def open_database(database_url: str, pool_size: int = 5, checked: bool = False) -> sessionmaker:
+    """Check that the database can be used, upgrade it if the code is newer, then connect to it.
+
+    ``checked``: describe_database checked it a moment ago (shopbot.py, at start), so its
+    quick_check, which reads the whole file, is not run a second time.
+    """
     path = sqlite_file(database_url)
     if path:
         check_sqlite_file(path)
-    upgrade(database_url)
+    upgrade(database_url, checked=checked)
     return connect(database_url, pool_size)
 
 

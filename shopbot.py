@@ -110,6 +110,7 @@ logger = logging.getLogger("shopbot")
 
 WORKER_THREADS = 4  # this many customers' updates are handled at once (lanes.py)
 PAYMENT_THREADS = 2  # ...and this many payments, beside them
+DATABASE_POOL = WORKER_THREADS + 2  # a database server's connections: one per worker, two for background work
 # The update types the shop handles; Telegram sends no others. A subscriber's
 # join request is how the bot lets them into a channel (subscriptions.py).
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request"]
@@ -166,8 +167,7 @@ class ShopBot(telebot.TeleBot):
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True) -> ShopBot:
     """Build the bot with every chapter's handlers registered; nothing talks to Telegram yet."""
-    # A database server gets a connection per worker thread, plus two for background work.
-    session_factory = session_factory or open_database(config.database_url, pool_size=WORKER_THREADS + 2)
+    session_factory = session_factory or open_database(config.database_url, pool_size=DATABASE_POOL)
     quick_sessions = connect(config.database_url, pool_size=PAYMENT_THREADS + 1, busy_timeout=2.0)
     bot = ShopBot(config.token, Lanes(WORKER_THREADS, PAYMENT_THREADS) if threaded else None)
     journal = ledger.PaymentJournal(ledger.journal_path(config.database_url))
@@ -285,7 +285,8 @@ def serve(config: Config) -> int:
     describe_database(config.database_url)  # damaged, newer than the code...: said before any network call
     link = TelegramLink(config.api_url)
     me = types.User.de_json(link.call(apihelper.get_me, config.token))  # a rejected token stops the start here
-    bot = create_bot(config)  # the database is brought up to date
+    # The database is brought up to date; describe_database above ran its quick_check.
+    bot = create_bot(config, open_database(config.database_url, pool_size=DATABASE_POOL, checked=True))
     with bot.shop.Session() as session:
         service.check_catalog_currency(session, config.currency)
     try:
