@@ -1,8 +1,8 @@
-"""Checkout: payments in the order they happen, and what the customer receives.
+"""Checkout: payments in the order they happen.
 
-Reading order: ... subscriptions.py → **checkout.py** → ledger.py → support.py → ...
+Reading order: ... purchases.py → **checkout.py** → ledger.py → gifts.py → ...
 
-    Buy → invoice → pre-checkout → successful payment → delivery → My purchases → refunds
+    Buy → invoice → pre-checkout → successful payment → delivery (purchases.py)
 
 1. **Buy** sends an invoice: Telegram's own payment sheet, in Stars or by card.
    A free product is handed over at once.
@@ -10,29 +10,23 @@ Reading order: ... subscriptions.py → **checkout.py** → ledger.py → suppor
    question: may this payment go ahead? The shop must answer within 10 s.
 3. A **successful payment** message follows. The purchase is recorded once per
    Telegram charge id and committed *before* anything is delivered, so that a
-   crash can lose a message but never a sale.
-4. **Delivery** sends the product's hidden content, and for a stocked product
-   the buyer's own item. 📦 My purchases shows it again at any time.
-5. **Refunds**: Stars go back through Telegram; card payments are refunded in
-   the provider's dashboard and marked here.
+   crash can lose a message but never a sale. A payment the shop cannot
+   honour (the last key sold a moment before, say) is refunded at once.
 
 Two things ride along in the invoice: the customer's promo code (promos.py
 prices with it, holds a use at pre-checkout and counts it at payment) and a
 gift mark (gifts.py): a gift's buyer receives a link to pass on, never the
 content.
-
-Delivery comes first in this file because every way of buying ends there.
 """
 from __future__ import annotations
 
-import html
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
@@ -45,7 +39,6 @@ from models import (
     Gift,
     Product,
     Purchase,
-    StockItem,
     User,
     claim_stock_item,
     owned_purchase_id,
@@ -55,9 +48,9 @@ from models import (
     stock_left,
     utcnow,
 )
-from routes import Handlers, chat_of, handles_errors, on_message, show_reply
+from purchases import Delivery, mark_refunded, set_aside_for_refund
+from routes import Handlers, chat_of, handles_errors
 from screens import (
-    PAGE_SIZE,
     Screen,
     Toast,
     button,
@@ -66,17 +59,13 @@ from screens import (
     html_to_plain,
     keyboard,
     label,
-    language_for_code,
     language_of,
-    page_count,
-    pager_row,
-    split_message,
     text,
     truncate,
     with_toast,
 )
-from shop import SALE_ALERTS, AdminNotice, Note, Shop, call_api, notify_admins, send, send_file
-from storefront import RestockNotice, product_or_catalog
+from shop import SALE_ALERTS, AdminNotice, Shop, call_api, notify_admins, send
+from storefront import product_or_catalog
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -119,110 +108,8 @@ def parse_invoice_payload(payload: str | None) -> Payload | None:
 
 
 # ---------------------------------------------------------------------------
-# Delivery: where every way of buying ends
+# What the admins hear of a sale
 # ---------------------------------------------------------------------------
-
-@dataclass
-class Parcel:
-    """A purchase's content, read from the database, ready to send once the session is closed."""
-
-    purchase_id: int
-    product_name: str
-    subscription: bool = False  # a 📅 product's: its join link comes after the content (subscriptions.py)
-    # (text, file_id, file_type): the buyer's own stock item first, then the product's hidden content
-    contents: list[tuple[str, str | None, str | None]] = field(default_factory=list)
-    gift_token: str | None = None  # a gift: its buyer gets the link to pass on (gifts.py), never the content
-
-
-def parcel_of(session: Session, purchase_id: int) -> Parcel:
-    """What a purchase delivers, in one statement: the product's hidden content, and the buyer's own item."""
-    row = session.execute(
-        select(Product.name, Product.kind, Product.hidden_content, Product.hidden_file_id, Product.hidden_file_type,
-               StockItem.content.label("item"), StockItem.file_id.label("item_file_id"),
-               StockItem.file_type.label("item_file_type"), Gift.token)
-        .select_from(Purchase).join(Product, Purchase.product_id == Product.id)
-        .outerjoin(StockItem, StockItem.purchase_id == Purchase.id).outerjoin(Gift, Gift.purchase_id == Purchase.id)
-        .where(Purchase.id == purchase_id)).one()
-    parcel = Parcel(purchase_id, row.name, row.kind == SUBSCRIPTION, gift_token=row.token)
-    if row.token is not None:
-        return parcel  # the content, and a stocked product's key, wait for whoever claims the gift
-    if row.item is not None:  # a stocked product: the buyer's own key first
-        parcel.contents.append((row.item, row.item_file_id, row.item_file_type))
-    # For a stocked product the hidden content is what every buyer shares (e.g. how to activate).
-    parcel.contents.append((row.hidden_content, row.hidden_file_id, row.hidden_file_type))
-    return parcel
-
-
-def send_content(shop: Shop, chat_id: int, parcel: Parcel, lang: str, content: str, file_id: str | None,
-                 file_type: str | None) -> bool:
-    """Send a text (escaped, split above 4,096 characters) and a file; True if there was anything."""
-    for piece in split_message(content):
-        send(shop, chat_id, html.escape(piece, quote=False))
-    if file_id:
-        try:
-            send_file(shop, chat_id, file_type, file_id)
-        except ApiTelegramException as error:
-            logger.error("Could not send the file of purchase %s: %s", parcel.purchase_id, error.description)
-            send(shop, chat_id, text(lang, "file_failed"))
-            notify_admins(shop, "admin_file_failed", purchase=parcel.purchase_id, product=parcel.product_name,
-                          error=error.description)
-    return bool(file_id or content.strip())
-
-
-def mark_delivered(session: Session, purchase: Purchase) -> None:
-    """Delivered, or nothing to deliver (a payment being refunded): the next start need not deliver it."""
-    purchase.delivered_at = purchase.delivered_at or utcnow()
-    session.commit()
-
-
-def set_aside_for_refund(session: Session, purchase: Purchase) -> None:
-    """A payment the shop cannot honour: it delivers nothing, owns nothing and, as a gift, cannot be claimed
-    (models.owning), from now until the refund lands: for a card, or Stars Telegram would not give back, that
-    waits for the seller. It leaves ux_purchases_one_live to a purchase that counts, so buying again is open."""
-    purchase.refund_due, purchase.once_per_customer = True, False
-    mark_delivered(session, purchase)
-
-
-def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str) -> bool:
-    """Send what was bought: the heading, then the item and the hidden content, texts split to fit.
-
-    False when the customer has blocked the bot (or never opened it): they find
-    it in 📦 My purchases when they come back.
-    """
-    with shop.Session() as session:
-        parcel = parcel_of(session, purchase_id)
-    reached = send(shop, chat_id, heading) is not None
-    if reached and parcel.gift_token:
-        link = f"https://t.me/{shop.bot.user.username}?start=gift_{parcel.gift_token}"
-        send(shop, chat_id, text(lang, "gift_to_forward", name=parcel.product_name, link=link))
-    elif reached:
-        sent = False
-        for content, file_id, file_type in parcel.contents:
-            sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
-        if not sent:
-            send(shop, chat_id, text(lang, "nothing_hidden"))
-    with shop.Session() as session:
-        purchase = session.get(Purchase, purchase_id)
-        if purchase.delivered_at is None:
-            logger.info("Delivered purchase %s to user %s", purchase_id, chat_id)
-        mark_delivered(session, purchase)
-    if reached and parcel.subscription:  # last: a link Telegram cannot make now comes from 📦 My purchases (🔗 Join)
-        subscriptions.send_invite(shop, chat_id, purchase_id, lang)
-    return reached
-
-
-@dataclass
-class Delivery:
-    """Reply: a purchase's content, sent as new messages below the screen."""
-
-    purchase_id: int
-    heading: str
-    lang: str
-    chat_id: int | None = None  # another chat than the update's (a /grant reaches the customer)
-
-    def show(self, shop: Shop, update) -> None:
-        deliver(shop, self.chat_id or chat_of(update), self.purchase_id, self.heading, self.lang)
-
 
 def sale_notice(purchase: Purchase) -> AdminNotice:
     """💰 New sale, for the admins who keep sale alerts on."""
@@ -558,154 +445,7 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
     return delivery if outcome == "repeated" else (delivery, sale_notice(purchase))
 
 
-# ---------------------------------------------------------------------------
-# 4. My purchases: everything bought stays here
-# ---------------------------------------------------------------------------
-
-def purchase_label(lang: str, row) -> str:
-    """'Guide · 2026-05-01', '↩️ Guide (refunded)' (or being refunded), or a gift the customer bought, claimed
-    or not yet."""
-    if row.refunded_at:
-        return label(lang, "purchase_refunded_button", name=row.name)
-    if row.refund_due:
-        return label(lang, "purchase_refund_due_button", name=row.name)
-    if row.gift and row.taken_back:  # the seller revoked the recipient's copy alone: the buyer's money stays paid
-        return label(lang, "gift_taken_back_button", name=row.name)
-    if row.gift:
-        return label(lang, "gift_claimed_button" if row.claimed else "gift_unclaimed_button", name=row.name)
-    return label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}")
-
-
-def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
-    """📦 My purchases, newest first, a page at a time."""
-    # The customer's id, looked up first: PostgreSQL's planner, knowing it, walks their purchases
-    # newest first in ix_purchases_user_created and stops at the page, however many they have.
-    # A subscription's payments name it (subscriptions.py) and show above, as one line per subscription.
-    customer = select(User.id).where(User.telegram_id == telegram_id).scalar_subquery()
-    theirs = (Purchase.user_id == customer, Purchase.subscription_charge_id.is_(None))
-    claimed = aliased(Purchase)  # the copy of a gift the customer bought, made for whoever claimed it
-    rows = session.execute(
-        select(Purchase.id, Purchase.created_at, Purchase.refunded_at, Purchase.refund_due, Product.name,
-               Gift.id.label("gift"), Gift.claimed_purchase_id.label("claimed"),
-               claimed.refunded_at.is_not(None).label("taken_back"))
-        .join(Product, Purchase.product_id == Product.id)
-        .outerjoin(Gift, Gift.purchase_id == Purchase.id).outerjoin(claimed, claimed.id == Gift.claimed_purchase_id)
-        .where(*theirs)
-        .order_by(Purchase.created_at.desc(), Purchase.id.desc())
-        .limit(PAGE_SIZE).offset(page * PAGE_SIZE)
-    ).all()
-    # Counted apart, from the index alone, and only when there may be more than one page: a count
-    # over the page's own rows would read all of a customer's purchases, every time.
-    total = len(rows) if page == 0 and len(rows) < PAGE_SIZE else session.scalar(
-        select(func.count(Purchase.id)).where(*theirs))
-    back = [button(label(lang, "btn_back"), "menu")]
-    subscribed = subscriptions.purchase_rows(session, lang, telegram_id) if page == 0 else []
-    if not rows and not subscribed:
-        if page > 0:
-            return purchases_screen(session, lang, telegram_id, 0)
-        return Screen(text(lang, "purchases_empty"), keyboard([button(label(lang, "btn_catalog"), "catalog")], back))
-    buttons = [[button(purchase_label(lang, row), "open_purchase", row.id)] for row in rows]
-    return Screen(text(lang, "purchases"),
-                  keyboard(*subscribed, *buttons, pager_row(lang, "purchases", (), page, page_count(total)), back))
-
-
-def on_purchases_command(shop: Shop, message: types.Message, session: Session) -> Screen:
-    """/purchases"""
-    return purchases_screen(session, language_of(message.from_user), message.from_user.id, 0)
-
-
-@handlers.tap("purchases")
-def tap_purchases(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
-    """📦 My purchases."""
-    return purchases_screen(session, language_of(call.from_user), call.from_user.id, page)
-
-
-@handlers.tap("open_purchase")
-def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int):
-    """A purchase in My purchases: its content again, to its owner only."""
-    lang = language_of(call.from_user)
-    purchase = session.execute(
-        select(User.telegram_id, Purchase.refunded_at, Purchase.refund_due, Product.name)
-        .select_from(Purchase).join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-        .where(Purchase.id == purchase_id)).first()
-    if purchase is None or purchase.telegram_id != call.from_user.id:
-        logger.warning("User %s tried to open purchase %s", call.from_user.id, purchase_id)
-        return Toast(text(lang, "not_your_purchase"))
-    if purchase.refunded_at is not None:
-        return Toast(text(lang, "purchase_refunded"))
-    if purchase.refund_due:
-        return Toast(text(lang, "purchase_refund_due"))
-    return Delivery(purchase_id, text(lang, "here_again", name=purchase.name), lang)
-
-
-# ---------------------------------------------------------------------------
-# 5. Refunds, asked for by the seller
-# ---------------------------------------------------------------------------
-
-def close_purchase(session: Session, purchase: Purchase, never_delivered: bool = False) -> Note | RestockNotice | None:
-    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
-    Returns the reply for the caller to show once it has committed: the message that tells the recipient they
-    lost it, or the notice to customers waiting for the key that went back to stock.
-
-    A key shown to a customer is never resold; but one nobody saw goes back to
-    stock: an unclaimed gift's (gifts.py), a payment's the shop could not
-    honour (refund_due), or one Telegram refunded before the shop heard of it
-    (``never_delivered``: ledger.py).
-    """
-    purchase.refunded_at = utcnow()
-    session.flush()  # first: a claim of this gift at this moment waits for it, or it waits for the claim
-    gift = session.scalar(select(Gift).where(Gift.purchase_id == purchase.id)
-                          .execution_options(populate_existing=True))  # as it is now, claimed or not
-    claimed = gift.claimed_purchase if gift else None
-    if claimed is None and (gift or purchase.refund_due or never_delivered):
-        key = session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
-        return RestockNotice(purchase.product_id) if key.rowcount else None
-    if claimed is None:
-        return None
-    if claimed.refunded_at is not None:  # the seller took it back from them already
-        return None
-    claimed.refunded_at = purchase.refunded_at
-    lang = language_for_code(claimed.user.language_code)
-    return Note(claimed.user.telegram_id, text(lang, "gift_taken_back", name=purchase.product.name,
-                                               giver=purchase.user.first_name))
-
-
-def mark_refunded(shop: Shop, purchase_id: int) -> None:
-    """A payment refunded at once: a gift's key, never shown, goes back to stock (and its waiting list hears)."""
-    with shop.Session() as session:
-        restocked = close_purchase(session, session.get(Purchase, purchase_id))
-        session.commit()
-    show_reply(shop, None, restocked)
-
-
-def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: int, lang: str) -> str:
-    """Refund a purchase and revoke its access; returns the text that reports the outcome.
-
-    The money goes back first, and only then is the purchase marked: if Telegram
-    refuses, nothing changes.
-    """
-    if purchase.refunded_at:
-        return text(lang, "admin_already_refunded")
-    buyer_id = purchase.user.telegram_id
-    session.commit()  # end the read: no transaction may wait for Telegram's answer
-    if purchase.payment_type == "stars":
-        try:
-            shop.bot.refund_star_payment(buyer_id, purchase.payment_id)
-        except ApiTelegramException as error:  # already refunded, unknown charge...
-            logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
-            return text(lang, "admin_refund_failed", error=error.description)
-    taken_back = close_purchase(session, purchase)
-    ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
-    session.commit()
-    show_reply(shop, None, (taken_back, ending))
-    logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
-    outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(purchase.payment_type, "admin_revoked")
-    return text(lang, outcome)
-
-
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire checkout into the bot: Buy, pre-checkout and My purchases (ledger.py takes the payments)."""
-    private = {"chat_types": ["private"]}
+    """Wire checkout into the bot: Buy and pre-checkout (ledger.py takes the payments)."""
     bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
-    bot.register_message_handler(on_message(shop, on_purchases_command), commands=["purchases"], **private)
     routes.add_handlers(shop, handlers)

@@ -8,7 +8,7 @@ payment is recorded as the buyer's purchase with a ``Gift`` (models.py): a
 secret token of 128 random bits, never a sequential id. The buyer's purchase
 does not make them an owner of the product, and it never delivers the
 content to them: they receive a message to forward, with the product's name
-and the link ``https://t.me/<bot>?start=gift_<token>`` (checkout.deliver), and
+and the link ``https://t.me/<bot>?start=gift_<token>`` (purchases.deliver), and
 find it again in 📦 My purchases until it is claimed. For a stocked product
 the key is taken from stock at payment, so the gift can never sell out. A
 payment the shop could not honour (the last key went to another buyer a moment
@@ -20,7 +20,7 @@ purchase of their own (payment type "gift"), delivered at once, with the key
 moved to it; the buyer hears who it was. The database lets it be claimed once,
 however many people open the link at the same moment. Refunding the buyer's
 purchase takes the claimed copy back too, or puts an unclaimed gift's key back
-in stock (checkout.close_purchase).
+in stock (purchases.close_purchase).
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 import routes
-from checkout import Delivery, Invoice, give_product
+from checkout import Invoice, give_product
 from models import (
     Gift,
     Product,
@@ -46,6 +46,7 @@ from models import (
     utcnow,
 )
 from promos import offer_and_owned, start_argument
+from purchases import Delivery
 from routes import Handlers, end_dialog, on_message
 from screens import Screen, Toast, language_for_code, language_of, menu_keyboard, text, with_toast
 from shop import Note, Shop
@@ -93,7 +94,7 @@ def claim(session: Session, gift: Gift, recipient: User) -> Purchase | None:
     session.add(purchase)
     try:
         session.flush()
-        # Holds the bought purchase's row, as its refund does (checkout.close_purchase): one waits for the other,
+        # Holds the bought purchase's row, as its refund does (purchases.close_purchase): one waits for the other,
         # and a gift refunded a moment before is not handed over.
         live = session.execute(update(Purchase).where(Purchase.id == bought.id, Purchase.refunded_at.is_(None),
                                                       ~Purchase.refund_due).values(refund_due=False))
@@ -128,7 +129,7 @@ def why_not_claim(session: Session, gift: Gift | None, recipient: User) -> str |
         return "gift_refunded"
     if gift.claimed_purchase_id is not None:
         return "gift_already_claimed"
-    # A payment the shop could not honour (checkout.set_aside_for_refund), or one whose key never came:
+    # A payment the shop could not honour (purchases.set_aside_for_refund), or one whose key never came:
     # whoever opened the link would receive nothing, and lose it when the refund lands.
     if bought.refund_due or (bought.product.stocked and stock_item_of(session, bought.id) is None):
         return "gift_refund_due"

@@ -1,6 +1,6 @@
 """Ledger: no payment is ever lost or doubled, whatever happens to the machine.
 
-Reading order: ... subscriptions.py → checkout.py → **ledger.py** → gifts.py → support.py → ...
+Reading order: ... purchases.py → checkout.py → **ledger.py** → gifts.py → support.py → ...
 
 checkout.py records each payment once per Telegram charge id and commits it
 before delivering. On a real server that is not enough: telebot tells
@@ -40,8 +40,9 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
 import subscriptions
-from checkout import close_purchase, deliver, on_successful_payment, parse_invoice_payload
+from checkout import on_successful_payment, parse_invoice_payload
 from models import Product, Purchase, Setting, User, put_setting, utcnow
+from purchases import close_purchase, deliver
 from routes import handles_errors, on_message, show_reply
 from screens import counted, describe_user, format_price, language_for_code, language_of, text
 from shop import AdminNotice, Note, Shop, notify_admins, send

@@ -36,7 +36,7 @@ its *reply*: what the user should see next.
 
 Replies are shown only after the session is closed, so no Telegram call ever
 happens inside a database transaction. The one handler whose reply depends on
-Telegram's answer, a refund, commits before it asks (checkout.refund_purchase);
+Telegram's answer, a refund, commits before it asks (purchases.refund_purchase);
 a dialog that downloads a file does so before its first query (stock.py).
 
 A chapter lists its handlers in a ``Handlers`` table (below) and hands it to

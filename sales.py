@@ -26,7 +26,7 @@ from telebot import TeleBot, types
 
 import routes
 from channels import sales_figures
-from checkout import deliver, give_product, refund_purchase
+from checkout import give_product
 from config import is_id
 from gifts import gift_line
 from models import (
@@ -41,6 +41,7 @@ from models import (
     utcnow,
 )
 from promos import promo_line
+from purchases import deliver, refund_purchase
 from routes import Handlers, chat_of, on_message
 from screens import (
     PAGE_SIZE,

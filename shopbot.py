@@ -43,7 +43,8 @@ bottom. In order:
     storefront.py  the customer's menu, catalog, product cards, search, 🔔 Notify me
     subscriptions.py  monthly access to a channel or group: Stars subscriptions,
                    join requests, renewals, expiry, cancel and resume
-    checkout.py    Buy → invoice → pre-checkout → payment → delivery → refunds
+    purchases.py   what a customer receives: delivery, 📦 My purchases, refunds
+    checkout.py    Buy → invoice → pre-checkout → payment, then delivery
     ledger.py      no payment lost or doubled: the journal, redelivery, and
                    Telegram's Stars ledger as the source of truth
     gifts.py       🎁 buying for someone else, who claims it with a link
@@ -84,6 +85,7 @@ import gifts
 import ledger
 import promo_panel
 import promos
+import purchases
 import routes
 import sales
 import service
@@ -116,8 +118,8 @@ DATABASE_POOL = WORKER_THREADS + 2  # a database server's connections: one per w
 ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request"]
 # Every chapter that registers handlers, in the order telebot should try them: the promo and gift
 # links (/start promo_…, /start gift_…) before storefront's /start, which takes every other /start.
-CHAPTERS = [promos, gifts, storefront, subscriptions, checkout, ledger, support, channels, admin, stock, sales,
-            promo_panel, backups, broadcast]
+CHAPTERS = [promos, gifts, storefront, subscriptions, purchases, checkout, ledger, support, channels, admin, stock,
+            sales, promo_panel, backups, broadcast]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it

@@ -1,6 +1,6 @@
 """Subscriptions: monthly access to a private channel or group, paid in Telegram Stars.
 
-Reading order: ... storefront.py → **subscriptions.py** → checkout.py → ledger.py → ...
+Reading order: ... storefront.py → **subscriptions.py** → purchases.py → checkout.py → ...
 
 What solo sellers sell most on Telegram is access: a private channel of
 signals or lessons, a members' group. Telegram bills a Stars subscription
@@ -279,7 +279,7 @@ def show_invite(shop: Shop, chat_id: int, subscription: Subscription, chat_title
 
 
 def send_invite(shop: Shop, chat_id: int, purchase_id: int, lang: str) -> None:
-    """After a subscription's delivery (checkout.deliver): its join link, while access is live."""
+    """After a subscription's delivery (purchases.deliver): its join link, while access is live."""
     with shop.Session() as session:
         found = session.execute(access_query().join(Purchase, (Purchase.user_id == Subscription.user_id) & (
             Purchase.product_id == Subscription.product_id)).where(Purchase.id == purchase_id)).first()
@@ -520,7 +520,7 @@ def status_of(lang: str, subscription: Subscription, texts: str = "sub_state") -
 
 
 def purchase_rows(session: Session, lang: str, telegram_id: int) -> list[list]:
-    """📦 My purchases (checkout.py): a button for each subscription, with its status and date."""
+    """📦 My purchases (purchases.py): a button for each subscription, with its status and date."""
     rows = session.execute(select(Subscription, Product.name).join(User, Subscription.user_id == User.id)
                            .join(Product, Subscription.product_id == Product.id)
                            .where(User.telegram_id == telegram_id).order_by(Subscription.id)).all()

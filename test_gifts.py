@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 import checkout
 import gifts
 import ledger
+import purchases
 from conftest import Person, add_stock, admin_texts, set_product, stock_of
 from models import Gift, Purchase, StockItem, User
 from screens import callback
@@ -310,7 +311,7 @@ def test_a_gift_refunded_while_its_link_is_opened_is_not_handed_over(shop, alice
     with shop.Session() as opening, shop.Session() as refunding:
         gift, recipient = opening.scalar(select(Gift)), user_of(opening, bob)
         assert gifts.why_not_claim(opening, gift, recipient) is None  # the link looked fine...
-        checkout.close_purchase(refunding, refunding.get(Purchase, gift.purchase_id))
+        purchases.close_purchase(refunding, refunding.get(Purchase, gift.purchase_id))
         refunding.commit()  # ...and then the seller's refund landed
         assert gifts.claim(opening, gift, recipient) is None
     with shop.Session() as session:
@@ -324,7 +325,7 @@ def test_a_gift_claimed_while_its_refund_is_made_is_taken_back_too(shop, alice, 
         bought = refunding.get(Purchase, 1)
         assert bought.gift.claimed_purchase is None  # what the refund saw...
         assert gifts.claim(claiming, claiming.scalar(select(Gift)), user_of(claiming, bob)) is not None  # ...then
-        checkout.close_purchase(refunding, bought)
+        purchases.close_purchase(refunding, bought)
         refunding.commit()
     with shop.Session() as session:
         assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]
