@@ -571,7 +571,7 @@ def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, 
         product.is_active = not product.is_active
         session.commit()
     screen = product_or_list(shop, session, language_of(call.from_user), product_id)
-    if product is not None and product.is_active:
+    if product is not None and product.is_active and product.stocked:  # only a stocked product has a waiting list
         return screen, RestockNotice(product_id)
     return screen
 
