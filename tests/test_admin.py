@@ -17,7 +17,7 @@ from conftest import (
 from models import Category, Product
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alice):

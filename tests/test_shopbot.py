@@ -31,7 +31,7 @@ from conftest import (
 from database import open_database
 from models import Category, Product
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_a_customer_finds_buys_and_opens_again_what_they_bought(shop, seller, alice):

@@ -14,7 +14,7 @@ from conftest import (
 )
 from models import Broadcast, User
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_broadcast_reaches_everyone_and_reports_blocked_users(shop, seller, alice, bob):

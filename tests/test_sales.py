@@ -18,7 +18,7 @@ from conftest import (
 from models import Purchase
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_sales_figures_match_the_rows(shop, seller, alice, bob):

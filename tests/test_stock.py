@@ -27,7 +27,7 @@ from conftest import (
 from models import STOCKED, Product, Purchase
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_each_buyer_of_a_stocked_product_gets_a_different_key(shop, alice, bob):

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 import models
 from models import Base, Category, Product, Purchase, User
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_spec_usage_works_as_written(session):

@@ -21,7 +21,7 @@ from conftest import (
 from models import Purchase
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_buying_with_stars_delivers_the_hidden_content(shop, alice, seller):

@@ -1,8 +1,10 @@
 """Benchmark shopbot against bare telebot, on a small, a huge and a long-lived shop.
 
-    python bench_shopbot.py            # about three minutes (five on PostgreSQL)
-    python bench_shopbot.py --quick    # fewer sessions and purchases, for a smoke run
-    python bench_shopbot.py --database postgresql+psycopg://user:password@localhost/shop
+    python -m bench.bench_shopbot            # about three minutes (five on PostgreSQL)
+    python -m bench.bench_shopbot --quick    # fewer sessions and purchases, for a smoke run
+    python -m bench.bench_shopbot --database postgresql+psycopg://user:password@localhost/shop
+
+(from the project's root, so that the shop's modules are found).
 
 It builds three shops, in temp SQLite files (or, with --database, each in a
 fresh schema on that PostgreSQL server, dropped at the end), with bulk inserts:
@@ -62,6 +64,7 @@ TOKEN = "1234567:BENCH"
 ADMIN = 1
 PRODUCTS_PER_CATEGORY = 1000
 FIRST_BUYER = 10_000_000  # the seeded customers' Telegram ids start here
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the project's root, where shopbot.py is
 TELEGRAM_LATENCY = 0.025  # seconds per Bot API call; real round trips to Telegram are 30-150 ms
 
 
@@ -407,8 +410,7 @@ def start_to_first_poll_and_memory(url: str, raw: list[dict]) -> tuple[float, fl
     server.updates = [{"update_id": n, **u} for n, u in enumerate(raw, 1)]
     env = {**os.environ, "BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": server.url, "DATABASE_URL": url}
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                             "shopbot.py")],
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, "shopbot.py")],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while server.first_poll is None and time.perf_counter() - started < 10:

@@ -18,7 +18,7 @@ from conftest import (
 from models import Product, Purchase
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 BIG_TABLES = ("products", "purchases", "stock_items", "users", "waitlist", "settings")

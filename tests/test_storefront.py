@@ -19,7 +19,7 @@ from conftest import (
 from models import Product, User
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_start_greets_by_name_and_saves_the_user(shop, alice):

@@ -13,7 +13,7 @@ from conftest import (
 from models import Dialog
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def test_paysupport_passes_the_customers_message_on_with_their_latest_purchases(shop, alice, seller):

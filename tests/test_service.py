@@ -42,7 +42,7 @@ from database import DatabaseError, close_database, describe_database, open_data
 from models import Category, Product, Purchase, Setting, User
 from screens import decimals, format_price, parse_price
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 REJECTED = "shopbot: Telegram rejected BOT_TOKEN: copy it again from @BotFather\n"
 # A token of this test run's own: a shop started here must not find another run's shop holding the instance lock.
 RUN_TOKEN = f"{os.getpid()}:TEST-service-token"

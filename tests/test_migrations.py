@@ -23,7 +23,7 @@ import shopbot
 from conftest import Person, ShopUnderTest, make_config
 from models import Base, is_modelled
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 HEAD = database.head_revision()
 
 

@@ -23,7 +23,7 @@ from conftest import (
 from models import Category, Product, Purchase, User
 from screens import callback
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 V = screens.CALLBACK_VERSION
