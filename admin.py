@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-import routes
 from channels import ask_chat, check_price, read_chat, subscribers_summary
+from menus import admin_panel
 from models import (
     NAME_MAX,
     STOCKED,
@@ -33,27 +33,35 @@ from models import (
     Category,
     Product,
     Purchase,
-    Setting,
     category_with_count,
     lowercase,
     products_page,
     save_user,
     stock_left,
 )
-from routes import SKIP, Handlers, admin_panel, ask, dialog_data, end_dialog, on_message
-from screens import (
+from shopkit import (
     PAGE_SIZE,
+    SALE_ALERTS,
+    SKIP,
+    Handlers,
     InputError,
     Screen,
+    Setting,
+    Shop,
     Toast,
+    add_handlers,
+    ask,
     button,
     counted,
     currency_hint,
+    dialog_data,
+    end_dialog,
     format_price,
     has_visible_text,
     keyboard,
     label,
     language_of,
+    on_message,
     page_count,
     pager_row,
     parse_price,
@@ -62,7 +70,6 @@ from screens import (
     utf16_len,
     with_toast,
 )
-from shop import SALE_ALERTS, Shop
 from storefront import RestockNotice, product_card
 
 logger = logging.getLogger("shopbot")
@@ -609,4 +616,4 @@ def tap_confirm_delete_product(shop: Shop, call: types.CallbackQuery, session: S
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the panel into the bot."""
     bot.register_message_handler(on_message(shop, on_admin, admin=True), commands=["admin"], chat_types=["private"])
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

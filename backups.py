@@ -32,13 +32,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-import routes
-from database import backup_sqlite, sqlite_file
-from models import Setting, User
-from routes import Handlers, chat_of
-from screens import Screen, button, keyboard, label, language_for_code, language_of, text, with_toast
-from service import CALL_FAILED, short_reason
-from shop import Shop, call_api, send
+from models import User
+from shopkit import (
+    CALL_FAILED,
+    Handlers,
+    Screen,
+    Setting,
+    Shop,
+    add_handlers,
+    backup_sqlite,
+    button,
+    call_api,
+    chat_of,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    send,
+    short_reason,
+    sqlite_file,
+    text,
+    with_toast,
+)
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -205,11 +220,12 @@ def daily_backups(shop: Shop, clock: Clock) -> None:
 
 
 def start_daily_backups(shop: Shop, clock: Clock | None = None) -> None:
-    """From main(): daily copies, on SQLite (a database server has its own tools) when the shop has admins."""
+    """At start: daily copies, on SQLite (a database server has its own tools) when the shop has admins."""
     if sqlite_file(shop.config.database_url) and shop.config.admin_ids:
         shop.start_background(daily_backups, clock or Clock())
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire 💾 Backup and 🔁 Daily to me into the bot."""
-    routes.add_handlers(shop, handlers)
+    """Wire 💾 Backup and 🔁 Daily to me into the bot; the daily copies start with the shop."""
+    shop.jobs_at_start.append(start_daily_backups)
+    add_handlers(shop, handlers)

@@ -27,11 +27,29 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
-import routes
-from models import Broadcast, User, utcnow
-from routes import Handlers, ask, dialog_data, end_dialog
-from screens import InputError, Screen, Toast, button, counted, keyboard, label, language_for_code, language_of, text
-from shop import MASS_SEND_INTERVAL, Shop, call_api, send
+from models import Broadcast, User
+from shopkit import (
+    MASS_SEND_INTERVAL,
+    Handlers,
+    InputError,
+    Screen,
+    Shop,
+    Toast,
+    add_handlers,
+    ask,
+    button,
+    call_api,
+    counted,
+    dialog_data,
+    end_dialog,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    send,
+    text,
+    utcnow,
+)
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -241,5 +259,6 @@ def resume_broadcasts(shop: Shop) -> None:
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire broadcasts into the bot."""
-    routes.add_handlers(shop, handlers)
+    """Wire broadcasts into the bot; a broadcast a restart interrupted goes on at start."""
+    shop.jobs_at_start.append(resume_broadcasts)
+    add_handlers(shop, handlers)

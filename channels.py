@@ -24,18 +24,21 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
-import routes
-from config import STARS
-from models import Product, Purchase, Subscription, User, utcnow
-from routes import Handlers, ask, end_dialog
-from screens import (
+from models import Product, Purchase, Subscription, User
+from shopkit import (
     PAGE_SIZE,
+    STARS,
+    Handlers,
     InputError,
     Screen,
+    Shop,
     Toast,
+    add_handlers,
+    ask,
     button,
     counted,
     describe_user,
+    end_dialog,
     format_price,
     keyboard,
     label,
@@ -43,8 +46,8 @@ from screens import (
     page_count,
     pager_row,
     text,
+    utcnow,
 )
-from shop import Shop
 from subscriptions import bot_id, live, status_of
 
 logger = logging.getLogger("shopbot")
@@ -182,4 +185,4 @@ def sales_figures(session: Session, lang: str) -> str | None:
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the seller's 👥 All subscribers into the bot."""
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

@@ -31,9 +31,7 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
 import promos
-import routes
 import subscriptions
-from config import STARS, is_id
 from models import (
     SUBSCRIPTION,
     Gift,
@@ -42,29 +40,39 @@ from models import (
     User,
     claim_stock_item,
     owned_purchase_id,
-    put_setting,
     save_user,
     stock_item_of,
     stock_left,
-    utcnow,
 )
 from purchases import Delivery, mark_refunded, set_aside_for_refund
-from routes import Handlers, chat_of, handles_errors
-from screens import (
+from shopkit import (
+    SALE_ALERTS,
+    STARS,
+    AdminNotice,
+    Handlers,
     Screen,
+    Shop,
     Toast,
+    add_handlers,
     button,
+    call_api,
+    chat_of,
     describe_user,
     format_price,
+    handles_errors,
     html_to_plain,
+    is_id,
     keyboard,
     label,
     language_of,
+    notify_admins,
+    put_setting,
+    send,
     text,
     truncate,
+    utcnow,
     with_toast,
 )
-from shop import SALE_ALERTS, AdminNotice, Shop, call_api, notify_admins, send
 from storefront import product_or_catalog
 
 logger = logging.getLogger("shopbot")
@@ -448,4 +456,4 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire checkout into the bot: Buy and pre-checkout (ledger.py takes the payments)."""
     bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

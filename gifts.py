@@ -31,25 +31,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-import routes
 from checkout import Invoice, give_product
-from models import (
-    Gift,
-    Product,
-    Purchase,
-    StockItem,
-    User,
-    owned_purchase_id,
-    save_user,
-    stock_item_of,
-    stock_left,
-    utcnow,
-)
+from menus import menu_keyboard
+from models import Gift, Product, Purchase, StockItem, User, owned_purchase_id, save_user, stock_item_of, stock_left
 from promos import offer_and_owned, start_argument
 from purchases import Delivery
-from routes import Handlers, end_dialog, on_message
-from screens import Screen, Toast, language_for_code, language_of, menu_keyboard, text, with_toast
-from shop import Note, Shop
+from shopkit import (
+    Handlers,
+    Note,
+    Screen,
+    Shop,
+    Toast,
+    add_handlers,
+    end_dialog,
+    language_for_code,
+    language_of,
+    on_message,
+    text,
+    utcnow,
+    with_toast,
+)
 from storefront import product_or_catalog
 
 logger = logging.getLogger("shopbot")
@@ -182,4 +183,4 @@ def register(bot: TeleBot, shop: Shop) -> None:
     """Wire 🎁 Buy as a gift and the gift links; the links before storefront's /start, which takes every other."""
     bot.register_message_handler(on_message(shop, on_gift_link), commands=["start"], chat_types=["private"],
                                  func=lambda message: start_argument(message).startswith("gift_"))
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

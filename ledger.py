@@ -41,11 +41,27 @@ from telebot.apihelper import ApiException
 
 import subscriptions
 from checkout import on_successful_payment, parse_invoice_payload
-from models import Product, Purchase, Setting, User, put_setting, utcnow
+from models import Product, Purchase, User
 from purchases import close_purchase, deliver
-from routes import handles_errors, on_message, show_reply
-from screens import counted, describe_user, format_price, language_for_code, language_of, text
-from shop import AdminNotice, Note, Shop, notify_admins, send
+from shopkit import (
+    AdminNotice,
+    Note,
+    Setting,
+    Shop,
+    counted,
+    describe_user,
+    format_price,
+    handles_errors,
+    language_for_code,
+    language_of,
+    notify_admins,
+    on_message,
+    put_setting,
+    send,
+    show_reply,
+    text,
+    utcnow,
+)
 
 logger = logging.getLogger("shopbot")
 

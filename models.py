@@ -1,6 +1,6 @@
 """The shop's data: SQLAlchemy models, and the queries several chapters share.
 
-    from database import open_database
+    from shopkit import open_database
     from models import User, Category, Product, Purchase
 
     Session = open_database("sqlite:///shop.db")   # creates or upgrades the tables
@@ -25,10 +25,9 @@ import hashlib
 import secrets
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     ForeignKey,
     Index,
@@ -47,13 +46,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.expression import FunctionElement
+
+from shopkit import Base, insert_for, utcnow
 
 # What a seller may store, checked again by the admin dialogs. Telegram's own
 # limits: a product name must fit an invoice title (32) comfortably shown on a
@@ -66,15 +65,6 @@ UNLIMITED = "unlimited"  # every buyer receives the same hidden content: a guide
 STOCKED = "stocked"  # every buyer receives a unique item of their own (StockItem): a key, a code
 SUBSCRIPTION = "subscription"  # monthly access to a channel or group, paid in Stars (Subscription)
 ONE_OFF_KINDS = (UNLIMITED, STOCKED)  # bought with one payment (Product.one_off)
-
-
-def utcnow() -> datetime:
-    """Naive UTC time: stored the same way on SQLite and PostgreSQL."""
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-class Base(DeclarativeBase):
-    """The declarative base every model inherits from."""
 
 
 class User(Base):
@@ -352,24 +342,6 @@ class Subscription(Base):
         return f"<Subscription {self.id} user={self.user_id} product={self.product_id} until {self.expires_at}>"
 
 
-class Dialog(Base):
-    """A question the bot asked someone, waiting for their next message: which question, and the answers so far.
-
-    Kept in the database, so that a restart in the middle of adding a product
-    loses nothing (routes.py asks and answers).
-    """
-
-    __tablename__ = "dialogs"
-
-    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    state: Mapped[str] = mapped_column(String(64))
-    data: Mapped[dict] = mapped_column(JSON, default=dict)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    def __repr__(self) -> str:
-        return f"<Dialog {self.telegram_id} {self.state}>"
-
-
 class Broadcast(Base):
     """A message the seller sent to every customer, and how far the sending got.
 
@@ -400,18 +372,6 @@ class Broadcast(Base):
     def __repr__(self) -> str:
         state = "running" if self.running else "finished"
         return f"<Broadcast {self.id} {state} {self.sent}/{self.total}>"
-
-
-class Setting(Base):
-    """A small key-value store for the seller's switches (e.g. sale alerts per admin)."""
-
-    __tablename__ = "settings"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(String(255), default="")
-
-    def __repr__(self) -> str:
-        return f"<Setting {self.key}={self.value!r}>"
 
 
 # ---------------------------------------------------------------------------
@@ -511,15 +471,15 @@ def save_user(session: Session, telegram_user) -> User:
     return user
 
 
-def insert_for(session: Session):
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def mark_blocked(session: Session, telegram_id: int) -> None:
+    """Someone blocked the bot: broadcasts skip them until they write again (save_user clears it)."""
+    session.execute(update(User).where(User.telegram_id == telegram_id).values(is_blocked=True))
 
 
-def put_setting(session: Session, key: str, value: str) -> None:
-    """Insert or update one setting in a single statement, so that two threads at once cannot collide."""
-    statement = insert_for(session)(Setting).values(key=key, value=value)
-    session.execute(statement.on_conflict_do_update(index_elements=[Setting.key], set_={"value": value}))
+def reachable_people(session: Session, telegram_ids) -> dict[int, str]:
+    """{telegram id: language code} of those among ``telegram_ids`` who opened the bot and have not blocked it."""
+    return dict(session.execute(select(User.telegram_id, User.language_code)
+                                .where(User.telegram_id.in_(telegram_ids), User.is_blocked.is_(False))).all())
 
 
 def add_stock_items(session: Session, rows: list[dict]) -> None:
@@ -754,6 +714,9 @@ def is_modelled(name: str | None, type_: str, parent_names) -> bool:
     return not (name or "").startswith(SEARCH_INDEX)
 
 
+Base.metadata.info["include_name"] = is_modelled  # so shopkit's database.py compares the models, not the index
+
+
 # On SQLite, the index is an FTS5 table beside products and the triggers that keep it in step.
 SQLITE_SEARCH_INDEX = [
     "CREATE VIRTUAL TABLE products_search USING fts5(name, description, content='products', content_rowid='id', "
@@ -783,72 +746,3 @@ def create_search_index(_table, connection, **_) -> None:
                                         "WHERE extname = 'pg_trgm'").scalar()
     connection.exec_driver_sql(f"CREATE INDEX products_search ON products USING gin "
                                f"((name || ' ' || description) {schema}.gin_trgm_ops) WITH (fastupdate = off)")
-
-
-# ---------------------------------------------------------------------------
-# The demo catalog in shop.db.example (rebuild it after a schema change with
-# `python models.py shop.db.example`)
-# ---------------------------------------------------------------------------
-
-DEMO_CATALOG = {
-    "🔑 Software keys": [
-        ("Windows 11 Pro", 450, "A genuine retail key for Windows 11 Pro, activates online in a minute. "
-         "Works for new installs and upgrades from Home.", "Your key: W11P-7XKQ2-9HV4M-T3C8R-BD6YJ\n"
-         "Activate: Settings → System → Activation → Change product key."),
-        ("Office 2021 для дома", 390, "Ключ Microsoft Office 2021 для дома и учёбы: Word, Excel, PowerPoint. "
-         "Бессрочная лицензия на один компьютер.", "Ваш ключ: O21HS-4MNB8-QW2ZX-77KLP-3RT9V\n"
-         "Установка: setup.office.com → войдите в аккаунт Microsoft → введите ключ."),
-        ("Antivirus 1 year", 250, "One year of protection for up to 3 devices (Windows, macOS, Android). "
-         "Every buyer gets a licence code of their own.",
-         "Download the installer from the vendor's site and enter your code when asked."),
-    ],
-    "🎬 Streaming": [
-        ("Netflix 1 month", 150, "A gift code for one month of Netflix Standard. Redeem at netflix.com/redeem.",
-         "Gift code: NFX-2Q7R-K9PL-M3TD"),
-        ("Spotify Premium на 3 месяца", 300, "Код подписки Spotify Premium на три месяца. Активируйте на "
-         "spotify.com/redeem — подходит для новых и текущих аккаунтов.", "Код: SPT3-XR8N-4LQW-P2KD"),
-    ],
-    "📚 Guides": [
-        ("Telegram Stars for sellers", 0, "A free 12-page guide: how Telegram Stars work, fees, withdrawals "
-         "and refunds. Yours with one tap.", "Read the guide: https://telegra.ph/stars-for-sellers-demo"),
-        ("Python за выходные", 120, "Пошаговый курс по Python для начинающих: 10 уроков с задачами и ответами.",
-         "Ссылка на курс: https://example.com/python-weekend\nПароль: weekend2026"),
-        ("Notion templates pack", 90, "25 ready Notion templates: habit tracker, budget, reading list, "
-         "weekly planner and more.", "Duplicate the pack: https://example.com/notion-pack-demo"),
-    ],
-}
-
-
-# A stocked product: each buyer receives one of these codes.
-DEMO_STOCK = {"Antivirus 1 year": [f"AV1Y-3DEV-{n:04d}-Z71M" for n in range(1001, 1011)]}
-
-
-def add_demo_catalog(session) -> None:
-    """Fill an empty database with three categories and eight products, one of them stocked."""
-    for position, (category_name, products) in enumerate(DEMO_CATALOG.items()):
-        category = Category(name=category_name, position=position)
-        session.add(category)
-        for name, price, description, hidden in products:
-            product = Product(category=category, name=name, price=price, description=description,
-                              hidden_content=hidden, kind=STOCKED if name in DEMO_STOCK else UNLIMITED)
-            product.stock_items = [StockItem(content=code) for code in DEMO_STOCK.get(name, [])]
-            session.add(product)
-    session.commit()
-
-
-if __name__ == "__main__":
-    import os
-    import sqlite3
-    import sys
-
-    from database import open_database
-
-    target = sys.argv[1] if len(sys.argv) > 1 else "shop.db.example"
-    if os.path.exists(target):
-        os.remove(target)
-    with open_database(f"sqlite:///{target}")() as demo_session:  # the schema comes from the migrations
-        add_demo_catalog(demo_session)
-    demo_session.get_bind().dispose()
-    with sqlite3.connect(target) as raw:  # one self-contained file: fold the write-ahead log back in
-        raw.execute("PRAGMA journal_mode = DELETE")
-    print(f"Wrote the demo catalog to {target}")

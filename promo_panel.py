@@ -28,31 +28,38 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-import routes
 from admin import categories_in_order, message_text
-from config import is_number
-from models import Category, Product, PromoCode, Purchase, insert_for, put_setting, utcnow
+from models import Category, Product, PromoCode, Purchase
 from promos import discount_label, normalized, promo_link, scope_name
-from routes import SKIP, Handlers, ask, dialog_data, end_dialog
 from sales import Document
-from screens import (
+from shopkit import (
     PAGE_SIZE,
+    SKIP,
+    Handlers,
     InputError,
     Screen,
+    Shop,
+    add_handlers,
+    ask,
     button,
     counted,
     currency_hint,
+    dialog_data,
+    end_dialog,
     format_price,
+    insert_for,
+    is_number,
     keyboard,
     label,
     language_of,
     page_count,
     pager_row,
     parse_price,
+    put_setting,
     text,
+    utcnow,
     with_toast,
 )
-from shop import Shop
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -423,4 +430,4 @@ def answer_promo_expiry(shop: Shop, message: types.Message, session: Session, di
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire 🏷 Promo codes into the seller's panel."""
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

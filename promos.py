@@ -35,11 +35,23 @@ from sqlalchemy import delete, exists, func, select, true, update
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from config import STARS
-from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, owning, save_user, utcnow
-from routes import end_dialog, on_message
-from screens import Screen, button, format_price, keyboard, label, language_of, menu_keyboard, text
-from shop import Shop
+from menus import menu_keyboard
+from models import Category, Product, PromoCode, PromoHold, Purchase, User, owning, save_user
+from shopkit import (
+    STARS,
+    Screen,
+    Shop,
+    button,
+    end_dialog,
+    format_price,
+    insert_for,
+    keyboard,
+    label,
+    language_of,
+    on_message,
+    text,
+    utcnow,
+)
 
 logger = logging.getLogger("shopbot")
 

@@ -26,25 +26,33 @@ from sqlalchemy.orm import Session, aliased
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
-import routes
 import subscriptions
-from models import SUBSCRIPTION, Gift, Product, Purchase, StockItem, User, utcnow
-from routes import Handlers, chat_of, on_message, show_reply
-from screens import (
+from models import SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
+from shopkit import (
     PAGE_SIZE,
+    Handlers,
+    Note,
     Screen,
+    Shop,
     Toast,
+    add_handlers,
     button,
+    chat_of,
     keyboard,
     label,
     language_for_code,
     language_of,
+    notify_admins,
+    on_message,
     page_count,
     pager_row,
+    send,
+    send_file,
+    show_reply,
     split_message,
     text,
+    utcnow,
 )
-from shop import Note, Shop, notify_admins, send, send_file
 from storefront import RestockNotice
 
 logger = logging.getLogger("shopbot")
@@ -305,4 +313,4 @@ def register(bot: TeleBot, shop: Shop) -> None:
     """Wire My purchases into the bot: /purchases and its buttons."""
     bot.register_message_handler(on_message(shop, on_purchases_command), commands=["purchases"],
                                  chat_types=["private"])
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

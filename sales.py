@@ -24,44 +24,39 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-import routes
 from channels import sales_figures
 from checkout import give_product
-from config import is_id
 from gifts import gift_line
-from models import (
-    SUBSCRIPTION,
-    Gift,
-    Product,
-    PromoCode,
-    Purchase,
-    Setting,
-    User,
-    owned_purchase_id,
-    utcnow,
-)
+from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
 from promos import promo_line
 from purchases import deliver, refund_purchase
-from routes import Handlers, chat_of, on_message
-from screens import (
+from shopkit import (
     PAGE_SIZE,
+    Handlers,
     Screen,
+    Setting,
+    Shop,
     Toast,
+    add_handlers,
     button,
+    chat_of,
     counted,
     decimals,
     describe_user,
     format_price,
+    is_id,
     keyboard,
     label,
     language_for_code,
     language_of,
+    on_message,
     page_count,
     pager_row,
+    send,
     text,
+    utcnow,
     with_toast,
 )
-from shop import Shop, send
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -508,4 +503,4 @@ def register(bot: TeleBot, shop: Shop) -> None:
     private = {"chat_types": ["private"]}
     bot.register_message_handler(on_message(shop, on_refund_command, admin=True), commands=["refund"], **private)
     bot.register_message_handler(on_message(shop, on_grant, admin=True), commands=["grant"], **private)
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

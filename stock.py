@@ -24,22 +24,26 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
-import routes
 from admin import attached_file, product_or_list
-from models import Product, StockItem, add_stock_items, count_items, unsold_items, utcnow
-from routes import Handlers, ask, dialog_data, end_dialog
-from screens import (
+from models import Product, StockItem, add_stock_items, count_items, unsold_items
+from shopkit import (
+    Handlers,
     InputError,
     Screen,
+    Shop,
+    add_handlers,
+    ask,
     button,
     counted,
+    dialog_data,
+    end_dialog,
     has_visible_text,
     keyboard,
     label,
     language_of,
     text,
+    utcnow,
 )
-from shop import Shop
 from storefront import RestockNotice
 
 logger = logging.getLogger("shopbot")
@@ -231,4 +235,4 @@ def tap_confirm_clear_stock(shop: Shop, call: types.CallbackQuery, session: Sess
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire stock uploads into the bot."""
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

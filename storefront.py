@@ -21,46 +21,53 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
-import routes
-from config import is_id
+from menus import menu_keyboard, menu_screen
 from models import (
     SEARCH_CANDIDATES,
     SUBSCRIPTION,
     TRIGRAM,
+    CatalogCache,
     Product,
-    Setting,
     User,
     WaitlistEntry,
     has_word,
     listing_columns,
     products_page,
-    put_setting,
     save_user,
     search_index_has,
     stock_left,
 )
 from promos import Offer, choose_code, discount_label, offer_and_owned
-from routes import Handlers, ask, end_dialog, on_message
-from screens import (
+from shopkit import (
+    ANSWER_TYPES,
+    MASS_SEND_INTERVAL,
     PAGE_SIZE,
+    Handlers,
     Screen,
+    Setting,
+    Shop,
     Toast,
+    add_handlers,
+    ask,
     button,
+    end_dialog,
     format_price,
     has_visible_text,
+    is_id,
     keyboard,
     label,
     language_for_code,
     language_of,
-    menu_keyboard,
-    menu_screen,
+    on_message,
     page_count,
     pager_row,
+    put_setting,
+    send,
     text,
     truncate,
     with_toast,
 )
-from shop import MASS_SEND_INTERVAL, Shop, send
+from texts import SHOP_NAME
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -236,7 +243,7 @@ def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
     if argument.startswith("p_") and is_id(argument[2:]):
         screen = product_screen(shop, session, lang, message.from_user.id, int(argument[2:]))
         return screen or menu_screen(lang, "product_not_found")
-    greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=shop.config.shop_name)
+    greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=SHOP_NAME)
     if shop.is_admin(message.from_user.id):
         greeting += "\n\n" + text(lang, "admin_hint")
     return Screen(greeting, menu_keyboard(lang))
@@ -402,6 +409,8 @@ def answer_promo_code(shop: Shop, message: types.Message, session: Session, dial
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the storefront's commands and buttons into the bot."""
+    shop.catalog = CatalogCache()  # the catalog screen's counts, kept a few seconds
+    shop.caches.append(shop.catalog)  # ...and forgotten after any admin action
     private = {"chat_types": ["private"]}
     bot.register_message_handler(on_message(shop, on_start), commands=["start"], **private)
     bot.register_message_handler(on_message(shop, on_catalog_command), commands=["catalog"], **private)
@@ -410,7 +419,7 @@ def register(bot: TeleBot, shop: Shop) -> None:
     bot.register_message_handler(on_message(shop, on_search), commands=["search"], **private)
     bot.register_message_handler(on_message(shop, on_group_message), commands=["start", "help"],
                                  chat_types=["group", "supergroup"])
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)
 
 
 def register_fallbacks(bot: TeleBot, shop: Shop) -> None:
@@ -418,4 +427,4 @@ def register_fallbacks(bot: TeleBot, shop: Shop) -> None:
     private = {"chat_types": ["private"]}
     bot.register_message_handler(on_message(shop, on_search), content_types=["text"],
                                  func=lambda m: not m.text.startswith("/"), **private)
-    bot.register_message_handler(on_message(shop, on_anything_else), content_types=routes.ANSWER_TYPES, **private)
+    bot.register_message_handler(on_message(shop, on_anything_else), content_types=ANSWER_TYPES, **private)

@@ -45,24 +45,33 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
-import routes
-from config import STARS
-from models import SUBSCRIPTION, Product, Purchase, Setting, Subscription, User, put_setting, utcnow
-from routes import Handlers, chat_of, run_handler
-from screens import (
+from models import SUBSCRIPTION, Product, Purchase, Subscription, User
+from shopkit import (
+    MASS_SEND_INTERVAL,
+    STARS,
+    Handlers,
     Screen,
+    Setting,
+    Shop,
     Toast,
+    add_handlers,
     button,
+    chat_of,
     format_price,
     keyboard,
     label,
     language_for_code,
     language_of,
+    notify_admins,
+    put_setting,
+    retry_after,
+    run_handler,
+    send,
     text,
     truncate,
+    utcnow,
     with_toast,
 )
-from shop import MASS_SEND_INTERVAL, Shop, notify_admins, retry_after, send
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -649,7 +658,8 @@ def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subs
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the subscriptions into the bot: join requests, and the subscriber's buttons."""
+    """Wire the subscriptions into the bot: join requests, the subscriber's buttons, and the expiry checks."""
+    shop.jobs_at_start.append(lambda shop: shop.start_background(keep_checking_expiry))  # catches up, then every minute
     bot.register_chat_join_request_handler(lambda request: run_handler(shop, request, on_join_request),
                                            func=lambda request: True)
-    routes.add_handlers(shop, handlers)
+    add_handlers(shop, handlers)

@@ -20,23 +20,30 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-import routes
-from models import Product, Purchase, Setting, User, put_setting
-from routes import Handlers, ask, end_dialog, on_message
-from screens import (
+from menus import menu_keyboard, menu_screen
+from models import Product, Purchase, User
+from shopkit import (
+    AdminNotice,
+    Handlers,
     Screen,
+    Setting,
+    Shop,
+    add_handlers,
+    ask,
     button,
+    call_api,
     describe_user,
+    end_dialog,
     format_price,
     keyboard,
     label,
     language_for_code,
     language_of,
-    menu_keyboard,
-    menu_screen,
+    on_message,
+    put_setting,
+    send,
     text,
 )
-from shop import AdminNotice, Shop, call_api, send
 
 logger = logging.getLogger("shopbot")
 SUPPORT_MINUTES = 10  # a /paysupport question left unanswered this long is over
@@ -135,5 +142,5 @@ def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: d
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire /paysupport and the replies into the bot."""
     bot.register_message_handler(on_message(shop, on_paysupport), commands=["paysupport"], chat_types=["private"])
-    routes.add_handlers(shop, customer)
-    routes.add_handlers(shop, seller)
+    add_handlers(shop, customer)
+    add_handlers(shop, seller)

@@ -56,9 +56,10 @@ from telebot import apihelper, types
 
 import checkout
 import shopbot
-from database import open_database
-from models import Category, Product, Purchase, User, categories_on_sale, utcnow
-from screens import callback
+from models import Category, Product, Purchase, User, categories_on_sale
+from shopkit import Config, callback, open_database, utcnow
+from shopkit import bot as shopkit_bot
+from shopkit.config import use_api_server
 
 TOKEN = "1234567:BENCH"
 ADMIN = 1
@@ -261,7 +262,7 @@ class StatementCounter:
 
 
 def shop_bot(url: str, threaded: bool = False) -> tuple[telebot.TeleBot, StatementCounter]:
-    config = shopbot.Config(token=TOKEN, admin_ids=frozenset({ADMIN}), database_url=url)
+    config = Config(token=TOKEN, admin_ids=frozenset({ADMIN}), database_url=url)
     bot = shopbot.create_bot(config, threaded=threaded)
     return bot, StatementCounter(bot.shop.Session.kw["bind"])
 
@@ -293,7 +294,7 @@ def run_sessions(bot, sessions: list[Session], counter=None, per_step=None) -> t
     return times, statements
 
 
-def run_threaded(bot, sessions: list[Session], workers: int = shopbot.WORKER_THREADS) -> tuple[list[float], float]:
+def run_threaded(bot, sessions: list[Session], workers: int = shopkit_bot.WORKER_THREADS) -> tuple[list[float], float]:
     """The same sessions on ``workers`` threads at once, as telebot's worker pool runs handlers."""
     times, lock = [], threading.Lock()
     chunks = [sessions[n::workers] for n in range(workers)]
@@ -396,7 +397,7 @@ class SlowTelegram:
 
 def over_http(bot, sessions: list[Session], server: SlowTelegram) -> list[float]:
     apihelper.CUSTOM_REQUEST_SENDER = None
-    shopbot.use_api_server(server.url)
+    use_api_server(server.url)
     try:
         return run_sessions(bot, sessions)[0]
     finally:

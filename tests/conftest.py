@@ -38,12 +38,9 @@ import sqlalchemy
 from sqlalchemy import select
 from telebot import apihelper, types
 
-import screens
 import shopbot
-from config import Config
-from database import open_database
 from models import STOCKED, Category, Product, PromoCode, Purchase, StockItem, User
-from screens import callback
+from shopkit import Config, callback, open_database, screens
 
 TOKEN = "1234567:TEST-token"
 ADMIN_ID = 1

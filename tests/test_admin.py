@@ -15,7 +15,7 @@ from conftest import (
     start_adding_a_product,
 )
 from models import Category, Product
-from screens import callback
+from shopkit import callback
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

@@ -10,7 +10,7 @@ import pytest
 
 import backups
 from conftest import ADMIN_ID
-from screens import callback
+from shopkit import callback
 
 DAY = 24 * 60 * 60
 

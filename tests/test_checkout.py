@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import screens
 from conftest import (
     ADMIN_ID,
     Person,
@@ -19,7 +18,7 @@ from conftest import (
     visible_text,
 )
 from models import Purchase
-from screens import callback
+from shopkit import callback, screens
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

@@ -16,7 +16,7 @@ import ledger
 import purchases
 from conftest import Person, add_stock, admin_texts, set_product, stock_of
 from models import Gift, Purchase, StockItem, User
-from screens import callback
+from shopkit import callback
 
 
 def buys_gift(person: Person, product, charge_id: str = "charge-gift") -> str:

@@ -19,9 +19,8 @@ import ledger
 import models
 import shopbot
 from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts
-from database import connect
 from models import Purchase, StockItem, User
-from screens import callback
+from shopkit import callback, connect
 
 
 def payment_message(person: Person, product, charge_id: str, amount: int = 25) -> types.Message:

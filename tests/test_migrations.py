@@ -18,10 +18,10 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-import database
 import shopbot
 from conftest import Person, ShopUnderTest, make_config
-from models import Base, is_modelled
+from models import is_modelled
+from shopkit import Base, database
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 HEAD = database.head_revision()
@@ -371,7 +371,8 @@ def upgrade():
 def test_two_instances_starting_at_once_run_each_migration_once(database_url, tmp_path):
     release_1_database(database_url)
     migrations = migrations_plus(tmp_path, COUNTED)
-    program = f"import database, pathlib; database.upgrade({database_url!r}, pathlib.Path({str(migrations)!r}))"
+    program = (f"import pathlib, models; from shopkit import database; "
+               f"database.upgrade({database_url!r}, pathlib.Path({str(migrations)!r}))")
     starts = [subprocess.Popen([sys.executable, "-c", program], cwd=HERE, stderr=subprocess.PIPE, text=True)
               for _ in range(2)]
     errors = [process.communicate(timeout=60)[1] for process in starts]

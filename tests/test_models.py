@@ -11,7 +11,8 @@ from sqlalchemy import create_engine, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 import models
-from models import Base, Category, Product, Purchase, User
+from models import Category, Product, Purchase, User
+from shopkit import Base
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 
@@ -96,7 +97,7 @@ def test_demo_database_matches_the_models():
 
 
 def test_demo_database_is_what_the_code_builds(tmp_path):
-    subprocess.run([sys.executable, str(HERE / "models.py"), str(tmp_path / "demo.db")], check=True,
+    subprocess.run([sys.executable, str(HERE / "demo.py"), str(tmp_path / "demo.db")], check=True,
                    capture_output=True)
     query = "SELECT c.name, p.name, p.price, p.description, p.hidden_content FROM products p " \
             "JOIN categories c ON c.id = p.category_id ORDER BY p.id"

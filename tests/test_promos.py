@@ -15,9 +15,9 @@ import checkout
 import ledger
 import promo_panel
 from conftest import Person, add_stock, admin_texts, set_product
-from models import PromoCode, PromoHold, Purchase, User, utcnow
+from models import PromoCode, PromoHold, Purchase, User
 from promos import price_after
-from screens import callback
+from shopkit import callback, utcnow
 
 
 def types_code(person: Person, product, code: str, button: str = "Promo code") -> None:

@@ -16,7 +16,7 @@ from conftest import (
     Person,
 )
 from models import Purchase
-from screens import callback
+from shopkit import callback
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

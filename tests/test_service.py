@@ -23,10 +23,8 @@ import requests
 from sqlalchemy import select
 from telebot import apihelper
 
-import config as config_module
-import service
+import pricing
 import shopbot
-from config import Config, ConfigError, RedactSecrets, load_config
 from conftest import (
     ADMIN_ID,
     TOKEN,
@@ -38,9 +36,24 @@ from conftest import (
     free_port,
     make_config,
 )
-from database import DatabaseError, close_database, describe_database, open_database
-from models import Category, Product, Purchase, Setting, User
-from screens import decimals, format_price, parse_price
+from models import Category, Product, Purchase, User
+from shopkit import (
+    Config,
+    ConfigError,
+    DatabaseError,
+    RedactSecrets,
+    Setting,
+    close_database,
+    decimals,
+    describe_database,
+    format_price,
+    load_config,
+    open_database,
+    parse_price,
+    service,
+)
+from shopkit import bot as shopkit_bot
+from shopkit import config as config_module
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 REJECTED = "shopbot: Telegram rejected BOT_TOKEN: copy it again from @BotFather\n"
@@ -163,7 +176,7 @@ class Outage:
 def test_polling_waits_out_an_outage_with_growing_pauses_and_says_so_once(shop, monkeypatch, caplog):
     waits, stopped = [], threading.Event()
     monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", Outage(shop.api, failures=9, stop=stopped))
-    shopbot.poll(shop.bot, service.TelegramLink(None, sleep=waits.append), stopped)
+    shopkit_bot.poll(shop.bot, service.TelegramLink(None, sleep=waits.append), stopped)
     assert waits == [0.5, 1, 2, 4, 8, 16, 32, 60, 60]  # up to a minute
     assert caplog.text.count("cannot reach Telegram at api.telegram.org (name not resolved: no DNS?), retrying") == 1
     assert caplog.text.count("answers again") == 1 and TOKEN not in caplog.text and "Max retries" not in caplog.text
@@ -171,14 +184,14 @@ def test_polling_waits_out_an_outage_with_growing_pauses_and_says_so_once(shop, 
 
 def test_a_failed_command_menu_is_registered_later(shop, caplog):
     now = [1000.0]
-    menu = shopbot.CommandMenu(shop.bot, clock=lambda: now[0])
+    menu = shopkit_bot.CommandMenu(shop.bot, clock=lambda: now[0])
     shop.api.fail("setMyCommands", 502, "Bad Gateway")
     menu.register_if_due()
     assert "Could not register the command menu (502 Bad Gateway); trying again in 5 minutes" in caplog.text
     assert "setMyCommands?" not in caplog.text and "/bot" not in caplog.text
     menu.register_if_due()
     assert len(shop.api.of("setMyCommands")) == 1  # not at once...
-    now[0] += shopbot.COMMANDS_RETRY
+    now[0] += shopkit_bot.COMMANDS_RETRY
     menu.register_if_due()
     menu.register_if_due()
     assert len(shop.api.of("setMyCommands")) == 3  # ...but later: the failed one, then English and Russian
@@ -284,32 +297,32 @@ def test_roubles_show_the_russian_way():
 def test_the_catalog_currency_is_recorded_and_another_currency_refused(session):
     session.add(Product(name="Pro", price=150, hidden_content="K", category=Category(name="Keys")))
     session.commit()
-    service.check_catalog_currency(session, "XTR")
-    assert session.get(Setting, service.CATALOG_CURRENCY).value == "XTR"
+    pricing.check_catalog_currency(session, "XTR")
+    assert session.get(Setting, pricing.CATALOG_CURRENCY).value == "XTR"
     with pytest.raises(service.StartRefused, match=r"priced in XTR but CURRENCY is USD.*--reprice"):
-        service.check_catalog_currency(session, "USD")
+        pricing.check_catalog_currency(session, "USD")
     session.rollback()
-    assert session.get(Setting, service.CATALOG_CURRENCY).value == "XTR"
+    assert session.get(Setting, pricing.CATALOG_CURRENCY).value == "XTR"
 
 
 def test_a_free_catalog_may_change_currency_and_an_old_shop_is_known_by_its_sales(session):
     session.add(Product(name="Guide", price=0, hidden_content="G", category=Category(name="Free")))
     session.commit()
-    service.check_catalog_currency(session, "XTR")
-    service.check_catalog_currency(session, "USD")  # nothing has a price: nothing changes meaning
-    assert session.get(Setting, service.CATALOG_CURRENCY).value == "USD"
-    session.delete(session.get(Setting, service.CATALOG_CURRENCY))  # a shop from before the currency was recorded
+    pricing.check_catalog_currency(session, "XTR")
+    pricing.check_catalog_currency(session, "USD")  # nothing has a price: nothing changes meaning
+    assert session.get(Setting, pricing.CATALOG_CURRENCY).value == "USD"
+    session.delete(session.get(Setting, pricing.CATALOG_CURRENCY))  # a shop from before the currency was recorded
     product = Product(name="Pro", price=150, hidden_content="K", category=Category(name="Keys"))
     session.add(Purchase(user=User(telegram_id=5), product=product, price=150, currency="XTR", payment_id="c1"))
     session.commit()
     with pytest.raises(service.StartRefused, match="priced in XTR"):
-        service.check_catalog_currency(session, "USD")
+        pricing.check_catalog_currency(session, "USD")
 
 
 def test_starting_with_another_currency_is_refused_in_one_line(tmp_path):
     with open_database(f"sqlite:///{tmp_path / 'shop.db'}")() as session:
         session.add(Product(name="Pro", price=150, hidden_content="K", category=Category(name="Keys")))
-        session.add(Setting(key=service.CATALOG_CURRENCY, value="XTR"))
+        session.add(Setting(key=pricing.CATALOG_CURRENCY, value="XTR"))
         session.commit()
         session.get_bind().dispose()
     server = FakeBotApiServer()
@@ -328,32 +341,32 @@ def test_reprice_converts_the_catalog_once(database_url, capsys):
         session.add_all([Product(name="Pro", price=450, hidden_content="K", category=keys),
                          Product(name="Tiny", price=1, hidden_content="T", category=keys),
                          Product(name="Guide", price=0, hidden_content="G", category=keys),
-                         Setting(key=service.CATALOG_CURRENCY, value="XTR")])
+                         Setting(key=pricing.CATALOG_CURRENCY, value="XTR")])
         session.commit()
         session.get_bind().dispose()
     usd = make_config(database_url, provider_token="1:TEST:x", currency="USD")
-    assert service.reprice(usd, "0.013") == 0
+    assert pricing.reprice(usd, "0.013") == 0
     with open_database(database_url)() as session:
         assert session.scalars(select(Product.price).order_by(Product.id)).all() == [585, 1, 0]  # a paid one stays paid
-        assert session.get(Setting, service.CATALOG_CURRENCY).value == "USD"
+        assert session.get(Setting, pricing.CATALOG_CURRENCY).value == "USD"
         session.get_bind().dispose()
     assert "Pro: 450 ⭐ -> $5.85" in capsys.readouterr().out
     with pytest.raises(service.StartRefused, match="already priced in USD"):
-        service.reprice(usd, "0.013")
+        pricing.reprice(usd, "0.013")
 
 
 def test_reprice_refuses_a_rate_that_breaks_telegrams_limits_and_changes_nothing(session, database_url):
     session.add(Product(name="Pro", price=450, hidden_content="K", category=Category(name="Keys")))
-    session.add(Setting(key=service.CATALOG_CURRENCY, value="XTR"))
+    session.add(Setting(key=pricing.CATALOG_CURRENCY, value="XTR"))
     session.commit()
     usd = make_config(database_url, provider_token="1:TEST:x", currency="USD")
     with pytest.raises(service.StartRefused, match="over the"):
-        service.reprice(usd, "1000")
+        pricing.reprice(usd, "1000")
     with pytest.raises(service.StartRefused, match="e.g. --reprice 0.013"):
-        service.reprice(usd, "-1")
+        pricing.reprice(usd, "-1")
     session.expire_all()
     assert session.scalar(select(Product.price)) == 450
-    assert service.convert(450, Decimal("0.013"), "XTR", "USD") == 585
+    assert pricing.convert(450, Decimal("0.013"), "XTR", "USD") == 585
 
 
 # ---------------------------------------------------------------------------
@@ -484,7 +497,8 @@ def test_log_level_is_read_and_checked():
 
 def test_every_threads_crash_goes_through_the_filter():
     script = f"""
-import threading, config
+import threading
+from shopkit import config
 config.setup_logging("INFO", {TOKEN!r}, "PROVIDER-SECRET")
 def die():
     raise ConnectionError("Max retries exceeded with url: /bot{TOKEN}/sendInvoice?provider_token=PROVIDER-SECRET")

@@ -16,7 +16,6 @@ import pytest
 from telebot.apihelper import ApiTelegramException
 
 import shopbot
-from config import ConfigError, RedactSecrets, load_config
 from conftest import (
     TOKEN,
     BadGateway,
@@ -28,8 +27,9 @@ from conftest import (
     buys,
     make_config,
 )
-from database import open_database
 from models import Category, Product
+from shopkit import ConfigError, RedactSecrets, load_config, open_database
+from shopkit import bot as shopkit_bot
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 
@@ -121,7 +121,7 @@ def test_the_token_never_reaches_the_log():
 
 
 def test_commands_are_registered_in_english_and_russian(shop):
-    shopbot.register_commands(shop.bot)
+    shopkit_bot.register_commands(shop.bot)
     calls = shop.api.of("setMyCommands")
     assert [c.params.get("language_code") for c in calls] == [None, "ru"]
     assert all(len(json.loads(c.params["commands"])) == 6 for c in calls)
@@ -129,19 +129,19 @@ def test_commands_are_registered_in_english_and_russian(shop):
 
 def test_a_second_instance_on_the_same_machine_refuses_to_start():
     token = "777:lock-test"
-    first = shopbot.hold_instance_lock(token)
+    first = shopkit_bot.hold_instance_lock(token)
     try:
         assert first is not None
-        assert shopbot.hold_instance_lock(token) is None
+        assert shopkit_bot.hold_instance_lock(token) is None
     finally:
         first.close()
-    shopbot.hold_instance_lock(token).close()  # free again once the first has gone
+    shopkit_bot.hold_instance_lock(token).close()  # free again once the first has gone
 
 
 def test_a_polling_conflict_is_explained(caplog):
     conflict = ApiTelegramException("getUpdates", None, {
         "error_code": 409, "description": "Conflict: terminated by other getUpdates request"})
-    handler = shopbot.PollingErrors()
+    handler = shopkit_bot.PollingErrors()
     assert handler.handle(conflict) and handler.handle(conflict)
     assert caplog.text.count("Another instance of this bot is running") == 1
     assert not handler.handle(ValueError("other"))

@@ -16,7 +16,7 @@ from conftest import (
     buys,
 )
 from models import Product, Purchase
-from screens import callback
+from shopkit import callback
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

@@ -25,7 +25,7 @@ from conftest import (
     upload_stock,
 )
 from models import STOCKED, Product, Purchase
-from screens import callback
+from shopkit import callback
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

@@ -6,8 +6,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-import screens
-from config import is_id
 from conftest import (
     ADMIN_ID,
     VOICE,
@@ -17,7 +15,7 @@ from conftest import (
     set_product,
 )
 from models import Product, User
-from screens import callback
+from shopkit import callback, is_id, screens
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

@@ -23,7 +23,8 @@ from conftest import (
 )
 from ledger import check_ledger
 from models import SUBSCRIPTION, Product, Purchase, Subscription
-from screens import PAGE_SIZE, callback
+from shopkit import PAGE_SIZE, callback
+from shopkit import bot as shopkit_bot
 
 MONTH = 30 * 86400
 OWNER = 7000
@@ -544,8 +545,8 @@ def test_the_expiry_check_runs_in_the_background_and_survives_errors(shop, monke
 
 
 def test_the_shop_asks_telegram_for_join_requests():
-    assert "chat_join_request" in shopbot.ALLOWED_UPDATES
-    assert "chat_member" not in shopbot.ALLOWED_UPDATES
+    assert "chat_join_request" in shopkit_bot.ALLOWED_UPDATES
+    assert "chat_member" not in shopkit_bot.ALLOWED_UPDATES
 
 
 # ---------------------------------------------------------------------------

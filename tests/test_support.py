@@ -10,8 +10,7 @@ from conftest import (
     ShopUnderTest,
     admin_texts,
 )
-from models import Dialog
-from screens import callback
+from shopkit import Dialog, callback
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 

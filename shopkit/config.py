@@ -26,8 +26,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from telebot import apihelper
 
-import texts
-
 STARS = "XTR"  # Telegram Stars: the currency of digital goods sold inside Telegram
 MAX_ID = 2**63 - 1  # ids are 64-bit integers, in the database and at Telegram
 TELEGRAM_API = "https://api.telegram.org"
@@ -63,7 +61,6 @@ class Config:
     api_url: str | None = None
     provider_token: str = ""
     currency: str = STARS
-    shop_name: str = texts.SHOP_NAME
     log_level: str = "INFO"
 
     @property

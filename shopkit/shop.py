@@ -23,14 +23,14 @@ import time
 from dataclasses import dataclass, field
 
 import telebot
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telebot import types
 from telebot.apihelper import ApiTelegramException
 
-from config import Config
-from models import CatalogCache, Setting, User
-from screens import CAPTION_LIMIT, Screen, html_to_plain, language_for_code, language_of, text, truncate, utf16_len
+from .config import Config
+from .screens import CAPTION_LIMIT, Screen, html_to_plain, language_for_code, language_of, text, truncate, utf16_len
+from .storage import Setting
 
 logger = logging.getLogger("shopbot")
 
@@ -47,15 +47,28 @@ class Shop:
         self.QuickSession = quick_session_factory or session_factory
         self.journal = journal  # ledger.PaymentJournal: every payment, written down before it is handled
         self.retrying = threading.Lock()  # one thread retries payments that could not be recorded
-        self.catalog = CatalogCache()  # the catalog screen's counts, cleared by admin actions
+        # What a chapter keeps for a few seconds (the catalog's counts), cleared by admin actions.
+        self.caches: list = []
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
         self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: its figures snapshot)
         self.sleep = time.sleep  # tests replace it to skip the waits
+        # What the shop hands the machinery when its chapters register (menus.py), so that the machinery
+        # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
+        self.menu_screen = None  # (lang, key="menu") -> Screen: where a stale button leads
+        self.set_blocked = None  # (session, telegram_id): someone blocked the bot; broadcasts skip them
+        self.reachable = None  # (session, telegram_ids) -> {id: language_code} of those who have not blocked it
+        self.checks_at_start: list = []  # (shop): run before serving; one may refuse the start (currency.py)
+        self.jobs_at_start: list = []  # (shop): started once serving (subscription expiry, daily backups...)
 
     def is_admin(self, telegram_id: int) -> bool:
         return telegram_id in self.config.admin_ids
+
+    def clear_caches(self) -> None:
+        """Forget what the chapters keep for a few seconds: the seller may have changed what is on sale."""
+        for cache in self.caches:
+            cache.clear()
 
     def start_background(self, work, *args) -> None:
         """Run long work (messaging many customers) without holding up the update being handled."""
@@ -97,7 +110,7 @@ def mark_blocked(shop: Shop, telegram_id: int) -> None:
     """Remember that a user blocked the bot: broadcasts skip them until they write again."""
     logger.info("User %s has blocked the bot", telegram_id)
     with shop.Session() as session:
-        session.execute(update(User).where(User.telegram_id == telegram_id).values(is_blocked=True))
+        shop.set_blocked(session, telegram_id)
         session.commit()
 
 
@@ -213,9 +226,7 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
     the shop once they have sent it /start.
     """
     with shop.Session() as session:
-        reachable = dict(session.execute(
-            select(User.telegram_id, User.language_code)
-            .where(User.telegram_id.in_(shop.config.admin_ids), User.is_blocked.is_(False))).all())
+        reachable = shop.reachable(session, shop.config.admin_ids)
         muted = muted_admins(session, setting, shop.config.admin_ids) if setting else set()
     for admin_id in sorted(reachable.keys() - muted):
         lang = language_for_code(reachable[admin_id])

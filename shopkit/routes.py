@@ -53,22 +53,9 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types, util
 
-from models import Dialog, utcnow
-from screens import (
-    InputError,
-    Screen,
-    Toast,
-    admin_keyboard,
-    button,
-    keyboard,
-    label,
-    language_of,
-    menu_keyboard,
-    menu_screen,
-    parse_callback,
-    text,
-)
-from shop import SALE_ALERTS, Shop, answer, apologize, muted_admins, send, show
+from .screens import InputError, Screen, Toast, button, keyboard, label, language_of, parse_callback, text
+from .shop import Shop, answer, apologize, send, show
+from .storage import Dialog, utcnow
 
 logger = logging.getLogger("shopbot")
 
@@ -136,11 +123,11 @@ def refuse_stranger(shop: Shop, update, what: str) -> None:
     user_id, lang = update.from_user.id, language_of(update.from_user)
     if shop.config.admin_ids:
         logger.warning("User %s tried admin action %s", user_id, what)
-        screen = menu_screen(lang)
+        screen = shop.menu_screen(lang)
     else:
         logger.warning("User %s tried admin action %s, but there are no ADMIN_IDS: to make them the admin, "
                        "set ADMIN_IDS=%s and restart the shop", user_id, what, user_id)
-        screen = Screen(text(lang, "become_admin", id=user_id), menu_keyboard(lang))
+        screen = shop.menu_screen(lang, "become_admin", id=user_id)
     if isinstance(update, types.CallbackQuery):
         answer(shop, update, text(lang, "stale_button"))
         show(shop, chat_of(update), screen, replace=update.message)
@@ -159,7 +146,7 @@ def run_handler(shop: Shop, update, handler, *args, admin: bool = False, name: s
             leave_customer_dialog(shop, session, update)
         reply = handler(shop, update, session, *args)
     if admin:
-        shop.catalog.clear()  # the seller may have changed what is on sale
+        shop.clear_caches()  # the seller may have changed what is on sale
     if not isinstance(update, types.CallbackQuery):
         show_reply(shop, update, reply)
         return
@@ -257,7 +244,7 @@ def on_tap(shop: Shop, call: types.CallbackQuery) -> None:
         lang = language_of(call.from_user)
         answer(shop, call, text(lang, "stale_button"))
         if call.message is not None:
-            show(shop, call.message.chat.id, menu_screen(lang), replace=call.message)
+            show(shop, call.message.chat.id, shop.menu_screen(lang), replace=call.message)
         return
     # A forged page number such as 9223372036854775807 would overflow the query's OFFSET.
     numbers = [min(n, MAX_PAGE) if i in route.pages else n for i, n in enumerate(parsed[1])]
@@ -352,45 +339,7 @@ def on_dialog_answer(shop: Shop, message: types.Message) -> None:
     run_handler(shop, message, answer_dialog, route, data, admin=route.admin, name=state)
 
 
-# ---------------------------------------------------------------------------
-# Home: where /cancel and ✖️ Cancel lead (the seller's panel, or the customer's menu)
-# ---------------------------------------------------------------------------
-
-handlers = Handlers()  # the buttons routes.py answers itself: ✖️ Cancel, and the pager's page number
-
-
-def admin_panel(session: Session, lang: str, admin_id: int) -> Screen:
-    """The seller's panel, with their sale-alerts switch as it stands."""
-    alerts_on = admin_id not in muted_admins(session, SALE_ALERTS, [admin_id])
-    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on))
-
-
-def home_screen(shop: Shop, session: Session, user: types.User, key: str = "menu") -> Screen:
-    """The admin panel for an admin, the customer menu for everyone else."""
-    lang = language_of(user)
-    if shop.is_admin(user.id):
-        return admin_panel(session, lang, user.id)
-    return menu_screen(lang, key)
-
-
-def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
-    """/cancel: leave whatever dialog the user is in."""
-    lang = language_of(message.from_user)
-    if session.get(Dialog, message.from_user.id) is None:
-        return menu_screen(lang, "nothing_to_cancel")
-    end_dialog(session, message)
-    screen = home_screen(shop, session, message.from_user)
-    screen.text = text(lang, "cancelled")
-    return screen
-
-
-@handlers.tap("cancel")
-def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
-    """✖️ Cancel under a question: leave the dialog."""
-    end_dialog(session, call)
-    screen = home_screen(shop, session, call.from_user)
-    screen.toast = text(language_of(call.from_user), "cancelled")
-    return screen
+handlers = Handlers()  # the one button routes.py answers itself: the pager's page number
 
 
 @handlers.tap("noop")
@@ -403,7 +352,6 @@ def tap_nothing(shop: Shop, call: types.CallbackQuery, session: Session) -> None
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the routes themselves: /cancel and dialog answers first (before any command), and every tap."""
     private = {"chat_types": ["private"]}
-    bot.register_message_handler(on_message(shop, on_cancel), commands=["cancel"], **private)
     # Someone the bot asked a question (an admin adding a product, a customer after /paysupport)
     # is answered by that dialog. Commands are never taken as answers: /start and /admin leave
     # the dialog, others (/help...) do their job and the dialog goes on.

@@ -41,11 +41,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
 
-from models import Base, is_modelled
+from .storage import Base
 
 logger = logging.getLogger("shopbot")
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"  # the shop's own, beside models.py
 
 
 class DatabaseError(Exception):
@@ -212,7 +212,8 @@ def matches(connection: Connection, metadata) -> bool:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    context = MigrationContext.configure(connection, opts={"include_name": is_modelled})
+    # A table the shop keeps outside its models (models.py's search index) is left out of the comparison.
+    context = MigrationContext.configure(connection, opts={"include_name": metadata.info.get("include_name")})
     return not compare_metadata(context, metadata)
 
 
@@ -402,7 +403,7 @@ def describe_database(database_url: str) -> str:
 def new_revision(message: str) -> Path:
     """Write the next migration, from what the models have and the migrations do not yet.
 
-    For developers: ``python database.py revision "add the product kind"``
+    For developers: ``python -m shopkit.database revision "add the product kind"``
     writes migrations/versions/NNNN_add_the_product_kind.py, to read and edit
     before committing (Alembic cannot guess a data migration or a rename).
     """
@@ -423,5 +424,5 @@ def new_revision(message: str) -> Path:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] != "revision":
-        sys.exit('usage: python database.py revision "what changed"')
+        sys.exit('usage: python -m shopkit.database revision "what changed"')
     print(f"Wrote {new_revision(sys.argv[2])}: read it, and edit it where Alembic guessed wrong.")

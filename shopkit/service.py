@@ -1,7 +1,4 @@
-"""Service: running the shop for real — what it checks before it serves, and the seller's commands.
-
-Reading order: ... broadcast.py → **service.py** → backups.py. shopbot.py's
-main() starts the shop with it.
+"""Service: running the shop for real — what it checks before it serves.
 
 A new seller's first hour decides whether they keep the shop, so every
 first-hour mistake gets one clear line instead of a retry loop:
@@ -12,10 +9,8 @@ first-hour mistake gets one clear line instead of a retry loop:
 - **An unreachable Telegram** (no network, a firewall) is said once, waited
   for with growing pauses up to a minute, and its return said once: not one
   raw urllib3 error every 3 seconds (``TelegramLink``).
-- **The currency**: the shop records which currency its catalog is priced in.
-  Starting with another CURRENCY while products have prices is refused,
-  because "150" would silently mean $150 instead of 150 ⭐; ``--reprice``
-  converts the catalog (``python shopbot.py --reprice 0.013``).
+- **The shop's own checks** (the catalog's currency: currency.py) are handed
+  in by the chapters and run beside these.
 - ``python shopbot.py --check`` checks everything a deployment needs, one
   line per item, and exits 0 or 1 without polling: systemd runs it before
   each start (deploy/shopbot.service).
@@ -23,25 +18,16 @@ first-hour mistake gets one clear line instead of a retry loop:
 from __future__ import annotations
 
 import logging
-import os
-import re
 import time
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from urllib.parse import urlsplit
 
 import requests
-from sqlalchemy import create_engine, func, select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 from telebot import apihelper, types
 from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
 
-from config import STARS, TELEGRAM_API, Config
-from database import DatabaseError, describe_database, open_database, sqlite_file
-from models import Product, Purchase, Setting
-from screens import MAX_CARD_UNITS, MAX_STARS, decimals, format_price
-from shop import retry_after
+from .config import STARS, TELEGRAM_API, Config
+from .database import DatabaseError, describe_database
+from .shop import retry_after
 
 logger = logging.getLogger("shopbot")
 
@@ -141,81 +127,6 @@ class TelegramLink:
 
 
 # ---------------------------------------------------------------------------
-# The currency the catalog is priced in
-# ---------------------------------------------------------------------------
-
-CATALOG_CURRENCY = "catalog_currency"  # a Setting: prices are whole numbers of this currency's smallest unit
-
-
-def paid_products(session: Session) -> int:
-    return session.scalar(select(func.count()).where(Product.price > 0))
-
-
-def catalog_currency(session: Session) -> str | None:
-    """The recorded currency; a shop from before it was recorded is priced in the currency of its last sale."""
-    recorded = session.get(Setting, CATALOG_CURRENCY)
-    if recorded is not None:
-        return recorded.value
-    return session.scalar(select(Purchase.currency).order_by(Purchase.id.desc()).limit(1))
-
-
-def check_catalog_currency(session: Session, currency: str) -> None:
-    """Record the catalog's currency; refuse another CURRENCY while products have prices in the old one."""
-    priced_in = catalog_currency(session)
-    if priced_in not in (None, currency) and paid_products(session):
-        raise StartRefused(
-            f"the catalog is priced in {priced_in} but CURRENCY is {currency}, so every price would change its "
-            f"meaning. Start with CURRENCY={priced_in} again, or convert the prices once with "
-            f"CURRENCY={currency} python shopbot.py --reprice <what 1 {priced_in} is worth in {currency}>")
-    session.merge(Setting(key=CATALOG_CURRENCY, value=currency))
-    session.commit()
-
-
-def convert(amount: int, rate: Decimal, old: str, new: str) -> int:
-    """A price in ``old``'s smallest units, in ``new``'s: 450 XTR at 0.013 -> 585 (US cents). A paid product stays
-    paid: nothing rounds down to free."""
-    value = Decimal(amount) / 10 ** decimals(old) * rate * 10 ** decimals(new)
-    return max(1, int(value.to_integral_value(ROUND_HALF_UP))) if amount else 0
-
-
-def parse_rate(raw: str) -> Decimal:
-    try:
-        rate = Decimal(raw.replace(",", "."))
-    except InvalidOperation:
-        rate = Decimal(0)
-    if not rate.is_finite() or rate <= 0:
-        raise StartRefused(f"--reprice takes what one unit of the old currency is worth in the new one, "
-                           f"e.g. --reprice 0.013; got {raw!r}")
-    return rate
-
-
-def reprice(config: Config, raw_rate: str) -> int:
-    """``python shopbot.py --reprice RATE``: convert every price from the catalog's currency to CURRENCY."""
-    rate, new = parse_rate(raw_rate), config.currency
-    session_factory = open_database(config.database_url)
-    with session_factory() as session:
-        old = catalog_currency(session)
-        if old is None:
-            raise StartRefused("the shop has not recorded its catalog's currency yet: start it once with the "
-                               "CURRENCY its prices were entered in, then convert them")
-        if old == new:
-            raise StartRefused(f"the catalog is already priced in {new}: there is nothing to convert")
-        limit = MAX_STARS if new == STARS else MAX_CARD_UNITS * 10 ** decimals(new)
-        products = session.scalars(select(Product).where(Product.price > 0).order_by(Product.id)).all()
-        for product in products:
-            before, product.price = product.price, convert(product.price, rate, old, new)
-            if product.price > limit:
-                raise StartRefused(f"#{product.id} {product.name} would cost {format_price(product.price, new)}, "
-                                   f"over the {format_price(limit, new)} a payment may be; nothing was changed")
-            print(f"#{product.id} {product.name}: {format_price(before, old)} -> {format_price(product.price, new)}")
-        session.merge(Setting(key=CATALOG_CURRENCY, value=new))
-        session.commit()
-    session_factory.kw["bind"].dispose()
-    print(f"Repriced {len(products)} products from {old} to {new} (1 {old} = {rate} {new}).")
-    return 0
-
-
-# ---------------------------------------------------------------------------
 # python shopbot.py --check
 # ---------------------------------------------------------------------------
 
@@ -251,38 +162,6 @@ def check_token(config: Config) -> types.User | None:
     return me
 
 
-def priced_in(database_url: str) -> str | None:
-    """The catalog's currency while products have prices; None when nothing is priced or it cannot be read."""
-    path = sqlite_file(database_url)
-    if path and not os.path.exists(path):
-        return None  # --check creates nothing
-    engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
-    try:
-        with Session(engine) as session:
-            return catalog_currency(session) if paid_products(session) else None
-    except SQLAlchemyError:
-        return None  # the database line has said what is wrong
-    finally:
-        engine.dispose()
-
-
-def check_payments(config: Config) -> bool:
-    """The currency against the catalog's, and the provider token's mode (never the token itself)."""
-    catalog = priced_in(config.database_url)
-    if catalog not in (None, config.currency):
-        return check_line("payments", "FAIL", f"the catalog is priced in {catalog}, CURRENCY is "
-                                              f"{config.currency}: see --reprice in the README")
-    if config.currency == STARS:
-        return check_line("payments", "ok", "Telegram Stars (XTR), no provider token needed")
-    mode = re.search(r":(TEST|LIVE):", config.provider_token)
-    if mode is None:
-        return check_line("payments", "WARN", "PAYMENT_PROVIDER_TOKEN does not look like one from @BotFather → "
-                                              "Payments (123:LIVE:...)")
-    if mode.group(1) == "TEST":
-        return check_line("payments", "WARN", f"cards in {config.currency} in TEST mode: no real money is taken")
-    return check_line("payments", "ok", f"cards in {config.currency}, LIVE provider token")
-
-
 def check_admins(config: Config) -> bool:
     """Each admin must have opened the bot: Telegram lets a bot write only to people who have."""
     if not config.admin_ids:
@@ -303,11 +182,14 @@ def check_admin(config: Config, admin_id: int) -> bool:
     return check_line(item, "ok", f"{chat.get('first_name', '')} has opened the bot")
 
 
-def run_checks(config: Config) -> int:
-    """Everything a deployment needs, one line each; 0 when nothing failed (warnings are fine), else 1."""
+def run_checks(config: Config, shop_checks=()) -> int:
+    """Everything a deployment needs, one line each; 0 when nothing failed (warnings are fine), else 1.
+
+    ``shop_checks`` are the shop's own, each a function of the configuration (the catalog's currency).
+    """
     passed = [check_configuration(config), check_database(config)]
     me = check_token(config)
-    passed += [me is not None, check_payments(config)]
+    passed += [me is not None, *(check(config) for check in shop_checks)]
     if me is not None:
         passed.append(check_admins(config))
     print("All checks passed." if all(passed) else "Some checks FAILED.")

@@ -22,12 +22,29 @@ from dataclasses import dataclass
 
 from telebot import types
 
-import texts
-from config import CURRENCY_EXP, STARS, is_id, is_number
+from .config import CURRENCY_EXP, STARS, is_id, is_number
 
 # ---------------------------------------------------------------------------
-# Texts: every word comes from texts.py, in the user's language
+# Texts: every word comes from the shop's texts.py, in the user's language
 # ---------------------------------------------------------------------------
+
+# {"en": {key: template}, "ru": {...}}: the shop hands its texts over once, with use_texts().
+TEXTS: dict[str, dict] = {"en": {}}
+COMMANDS: dict[str, list] = {}  # {"en": [(command, description), ...], ...}: Telegram's command menu
+
+
+def use_texts(texts_by_language: dict[str, dict], commands: dict[str, list]) -> None:
+    """Speak with these texts (English is the fallback for a key another language lacks), and show these
+    commands in Telegram's menu."""
+    TEXTS.clear()
+    TEXTS.update(texts_by_language)
+    COMMANDS.clear()
+    COMMANDS.update(commands)
+
+
+def template(lang: str, key: str):
+    """The template for ``key`` in ``lang`` (a string, or a counted word's forms)."""
+    return TEXTS[lang].get(key) or TEXTS["en"][key]
 
 
 def language_for_code(code: str | None) -> str:
@@ -46,8 +63,7 @@ def text(lang: str, key: str, **values) -> str:
     A value may be a function of the language, for a word that changes with it
     (``counted``, a currency's name): texts for several admins are built so.
     """
-    template = texts.TEXTS[lang].get(key) or texts.EN[key]
-    return template.format(**{k: html.escape(str(v(lang) if callable(v) else v), quote=False)
+    return template(lang, key).format(**{k: html.escape(str(v(lang) if callable(v) else v), quote=False)
                               for k, v in values.items()})
 
 
@@ -61,13 +77,13 @@ def plural_form(lang: str, count: int) -> int:
 
 def counted(lang: str, key: str, count: int) -> str:
     """'1 item', '5 items'; '1 единица', '5 единиц': a number with its word in the right form."""
-    forms = texts.TEXTS[lang].get(key) or texts.EN[key]
+    forms = template(lang, key)
     return forms[min(plural_form(lang, count), len(forms) - 1)].format(count=count)
 
 
 def label(lang: str, key: str, **values) -> str:
     """A button label: plain text, nothing to escape."""
-    return (texts.TEXTS[lang].get(key) or texts.EN[key]).format(**values)
+    return template(lang, key).format(**values)
 
 
 def has_visible_text(value: str) -> bool:
@@ -284,30 +300,6 @@ def with_toast(screen: Screen, toast: str | None) -> Screen:
     """The same screen, with a note on the tapped button."""
     screen.toast = toast
     return screen
-
-
-def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
-    """The customer's main menu: Catalog, My purchases, Help."""
-    return keyboard(
-        [button(label(lang, "btn_catalog"), "catalog")],
-        [button(label(lang, "btn_purchases"), "purchases", 0), button(label(lang, "btn_help"), "help")],
-    )
-
-
-def menu_screen(lang: str, key: str = "menu") -> Screen:
-    return Screen(text(lang, key), menu_keyboard(lang))
-
-
-def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
-    """The seller's panel (/admin)."""
-    return keyboard(
-        [button(label(lang, "btn_add_product"), "add_product"), button(label(lang, "btn_categories"), "categories", 0)],
-        [button(label(lang, "btn_products"), "products"), button(label(lang, "btn_sales"), "sales")],
-        [button(label(lang, "btn_recent"), "recent_purchases", 0), button(label(lang, "btn_broadcast"), "broadcast")],
-        [button(label(lang, "btn_export"), "export_csv"), button(label(lang, "btn_backup"), "backup")],
-        [button(label(lang, "btn_promos"), "promos", 0)],
-        [button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"), "sale_alerts")],
-    )
 
 
 def describe_user(user) -> str:

@@ -1,0 +1,104 @@
+"""Menus: where every conversation starts and returns — the customer's menu, the seller's panel, /cancel.
+
+Reading order: shopbot.py → models.py → **menus.py** → storefront.py → ...
+
+Two home screens: a customer's menu (🛍 Catalog, 📦 My purchases, Help) and,
+for the ids in ADMIN_IDS, the seller's panel (/admin). /cancel and the
+✖️ Cancel button under a question lead back to whichever is theirs.
+
+``register`` also hands the machinery (shopkit) what it needs of the shop:
+these screens, for a stale button or a stranger at an admin button, and the two
+questions it asks about people (models.py): did they block the bot, and which
+admins can it reach, in which language.
+"""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+from telebot import TeleBot, types
+
+from models import mark_blocked, reachable_people
+from shopkit import (
+    SALE_ALERTS,
+    Dialog,
+    Handlers,
+    Screen,
+    Shop,
+    add_handlers,
+    button,
+    end_dialog,
+    keyboard,
+    label,
+    language_of,
+    muted_admins,
+    on_message,
+    text,
+)
+
+handlers = Handlers()
+
+
+def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
+    """The customer's main menu: Catalog, My purchases, Help."""
+    return keyboard(
+        [button(label(lang, "btn_catalog"), "catalog")],
+        [button(label(lang, "btn_purchases"), "purchases", 0), button(label(lang, "btn_help"), "help")],
+    )
+
+
+def menu_screen(lang: str, key: str = "menu", **values) -> Screen:
+    """The customer's menu under a text (the menu's own, or a word about what just happened)."""
+    return Screen(text(lang, key, **values), menu_keyboard(lang))
+
+
+def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
+    """The seller's panel (/admin)."""
+    return keyboard(
+        [button(label(lang, "btn_add_product"), "add_product"), button(label(lang, "btn_categories"), "categories", 0)],
+        [button(label(lang, "btn_products"), "products"), button(label(lang, "btn_sales"), "sales")],
+        [button(label(lang, "btn_recent"), "recent_purchases", 0), button(label(lang, "btn_broadcast"), "broadcast")],
+        [button(label(lang, "btn_export"), "export_csv"), button(label(lang, "btn_backup"), "backup")],
+        [button(label(lang, "btn_promos"), "promos", 0)],
+        [button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"), "sale_alerts")],
+    )
+
+
+def admin_panel(session: Session, lang: str, admin_id: int) -> Screen:
+    """The seller's panel, with their sale-alerts switch as it stands."""
+    alerts_on = admin_id not in muted_admins(session, SALE_ALERTS, [admin_id])
+    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on))
+
+
+def home_screen(shop: Shop, session: Session, user: types.User) -> Screen:
+    """The admin panel for an admin, the customer menu for everyone else."""
+    lang = language_of(user)
+    if shop.is_admin(user.id):
+        return admin_panel(session, lang, user.id)
+    return menu_screen(lang)
+
+
+def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/cancel: leave whatever dialog the user is in."""
+    lang = language_of(message.from_user)
+    if session.get(Dialog, message.from_user.id) is None:
+        return menu_screen(lang, "nothing_to_cancel")
+    end_dialog(session, message)
+    screen = home_screen(shop, session, message.from_user)
+    screen.text = text(lang, "cancelled")
+    return screen
+
+
+@handlers.tap("cancel")
+def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+    """✖️ Cancel under a question: leave the dialog."""
+    end_dialog(session, call)
+    screen = home_screen(shop, session, call.from_user)
+    screen.toast = text(language_of(call.from_user), "cancelled")
+    return screen
+
+
+def register(bot: TeleBot, shop: Shop) -> None:
+    """Wire /cancel and ✖️ Cancel, and hand the machinery the home screens and what it asks about people."""
+    shop.menu_screen = menu_screen
+    shop.set_blocked, shop.reachable = mark_blocked, reachable_people
+    bot.register_message_handler(on_message(shop, on_cancel), commands=["cancel"], chat_types=["private"])
+    add_handlers(shop, handlers)

@@ -1,0 +1,106 @@
+"""shopkit: the machinery under the shop. A beginner may skip this folder.
+
+The shop's chapters (storefront.py, checkout.py, ...) import what they need
+from here, and only from here::
+
+    from shopkit import Handlers, Screen, Toast, text, language_of
+
+as flaskr's blog.py imports ``Blueprint`` from Flask. README.md beside this
+file states the handler contract; each module says what it keeps alive:
+
+    storage.py   the declarative Base, and the machinery's own tables (settings, dialogs)
+    config.py    the settings, read from the environment; logging without secrets
+    database.py  connecting to SQLite or PostgreSQL, and upgrading the schema on start
+    screens.py   texts in the user's language, money, callback data, buttons, Screen and Toast
+    shop.py      the Shop every handler gets, and every call to Telegram
+    routes.py    how an update reaches its handler: sessions, admin checks, dialogs, errors
+    lanes.py     payments first, then every customer in turn; floods trimmed
+    service.py   start-up checks, a Telegram that cannot be reached, --check
+    bot.py       the bot, polling, and the command line (shopbot.py runs it)
+
+Nothing here imports a chapter: where the machinery must reach the shop (the
+customer's menu, who blocked the bot), a chapter hands it a function when it
+registers.
+"""
+from .config import MAX_ID, STARS, Config, ConfigError, RedactSecrets, is_id, is_number, load_config
+from .database import (
+    DatabaseError,
+    backup_sqlite,
+    close_database,
+    connect,
+    describe_database,
+    open_database,
+    sqlite_file,
+)
+from .routes import (
+    ANSWER_TYPES,
+    SKIP,
+    Handlers,
+    add_handlers,
+    ask,
+    chat_of,
+    dialog_data,
+    end_dialog,
+    handles_errors,
+    on_message,
+    run_handler,
+    show_reply,
+)
+from .screens import (
+    MAX_CARD_UNITS,
+    MAX_STARS,
+    PAGE_SIZE,
+    InputError,
+    Screen,
+    Toast,
+    button,
+    callback,
+    counted,
+    currency_hint,
+    decimals,
+    describe_user,
+    format_price,
+    has_visible_text,
+    html_to_plain,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    page_count,
+    pager_row,
+    parse_price,
+    split_message,
+    text,
+    truncate,
+    use_texts,
+    utf16_len,
+    with_toast,
+)
+from .service import CALL_FAILED, StartRefused, check_line, short_reason
+from .shop import (
+    MASS_SEND_INTERVAL,
+    SALE_ALERTS,
+    AdminNotice,
+    Note,
+    Shop,
+    call_api,
+    muted_admins,
+    notify_admins,
+    retry_after,
+    send,
+    send_file,
+)
+from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
+
+__all__ = [
+    "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "PAGE_SIZE",
+    "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
+    "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
+    "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
+    "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
+    "dialog_data", "end_dialog", "format_price", "handles_errors", "has_visible_text", "html_to_plain", "insert_for",
+    "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of", "load_config", "muted_admins",
+    "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price", "put_setting",
+    "retry_after", "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message",
+    "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast",
+]

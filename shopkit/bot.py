@@ -1,0 +1,285 @@
+"""The bot itself: telebot's TeleBot with lanes, polling Telegram, and the command line.
+
+Part of shopkit, the machinery under the shop (README.md beside this file).
+``shopbot.py`` calls ``make_bot`` and then ``run``: everything between
+``python shopbot.py`` and the first update handled is here.
+
+- ``ShopBot`` is telebot's bot with two changes: a payment is written to the
+  journal before Telegram is told it arrived, and each update waits its turn
+  in the lanes (lanes.py), so one customer's flood never delays the others.
+- ``poll`` asks Telegram for updates, waits out an unreachable Telegram, and
+  explains a 409 Conflict (another copy polling with the same token).
+- ``run`` reads the settings, holds the one-instance lock, and then checks
+  (``--check``), reprices (``--reprice``) or serves until SIGINT/SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import functools
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+import telebot
+from sqlalchemy.engine import make_url
+from telebot import apihelper, types
+from telebot.apihelper import ApiTelegramException
+
+import ledger
+
+from . import routes
+from .config import (
+    Config,
+    ConfigError,
+    load_config,
+    secrets_of,
+    send_parameters_in_body,
+    setup_logging,
+    use_api_server,
+)
+from .database import DatabaseError, close_database, connect, describe_database, open_database
+from .lanes import Lanes
+from .routes import turn_away
+from .screens import COMMANDS
+from .service import CALL_FAILED, StartRefused, TelegramLink, run_checks, short_reason
+from .shop import Shop
+
+logger = logging.getLogger("shopbot")
+
+WORKER_THREADS = 4  # this many customers' updates are handled at once (lanes.py)
+PAYMENT_THREADS = 2  # ...and this many payments, beside them
+DATABASE_POOL = WORKER_THREADS + 2  # a database server's connections: one per worker, two for background work
+# The update types the shop handles; Telegram sends no others. A subscriber's
+# join request is how the bot lets them into a channel (subscriptions.py).
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request"]
+POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
+CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
+COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
+
+
+class ShopBot(telebot.TeleBot):
+    """telebot's bot with two changes: payments are written down first, and updates wait in lanes.
+
+    telebot calls ``_exec_task`` for every update it has matched to a handler,
+    still inside ``process_new_updates`` and so before it asks Telegram for the
+    next updates (which tells Telegram these ones arrived). A payment written to
+    the journal here is on disk before Telegram forgets it (ledger.py); the
+    handler then waits its turn in the lanes (lanes.py). Without lanes (tests),
+    each update is handled at once, in the caller's thread.
+    """
+
+    def __init__(self, token: str, lanes: Lanes | None):
+        super().__init__(token, parse_mode="HTML", threaded=False)  # the lanes are our worker threads
+        self.lanes = lanes
+        self.shop: Shop | None = None  # set by create_bot()
+
+    def process_new_messages(self, new_messages):
+        for message in new_messages:
+            # pyTelegramBotAPI 4.37 reads refunded_payment but gives it no content type: name it,
+            # so that ledger.py can register a handler for it.
+            if message.refunded_payment is not None:
+                message.content_type = "refunded_payment"
+        super().process_new_messages(new_messages)
+
+    def _exec_task(self, task, *args, **kwargs):
+        update = args[0] if args else None
+        work = functools.partial(task, *args, **kwargs)
+        ledger.journal_payment(self.shop, update)
+        if self.lanes is None:
+            work()
+        elif ledger.is_payment(update):
+            self.lanes.put_payment(work)
+        else:
+            self.wait_in_lane(update, work)
+
+    def wait_in_lane(self, update, work) -> None:
+        """A user's update joins their lane; over their rate, only a cheap answer does (admins are never trimmed)."""
+        user_id = getattr(getattr(update, "from_user", None), "id", 0)
+        allowed, note = (True, False) if self.shop.is_admin(user_id) else self.lanes.allow(user_id)
+        self.lanes.put(user_id, work if allowed else functools.partial(turn_away, self.shop, update, note))
+
+
+def make_bot(config: Config, session_factory=None, threaded: bool = True) -> ShopBot:
+    """The bot and its Shop, with the routes wired in; the chapters register their handlers next (shopbot.py)."""
+    session_factory = session_factory or open_database(config.database_url, pool_size=DATABASE_POOL)
+    quick_sessions = connect(config.database_url, pool_size=PAYMENT_THREADS + 1, busy_timeout=2.0)
+    bot = ShopBot(config.token, Lanes(WORKER_THREADS, PAYMENT_THREADS) if threaded else None)
+    journal = ledger.PaymentJournal(ledger.journal_path(config.database_url))
+    bot.shop = Shop(config, bot, session_factory, quick_sessions, journal)
+    routes.register(bot, bot.shop)  # dialog answers come before any chapter's handler, every tap goes to on_tap
+    return bot
+
+
+class PollingErrors(telebot.ExceptionHandler):
+    """Explain the polling errors a seller can fix (poll() below retries them)."""
+
+    def __init__(self):
+        self.last_conflict = 0.0
+
+    def handle(self, exception: Exception) -> bool:
+        if isinstance(exception, ApiTelegramException) and exception.error_code == 409:
+            if time.monotonic() - self.last_conflict > 60:  # say it once a minute, not on every poll
+                logger.error("Another instance of this bot is running: Telegram answered 409 Conflict because "
+                             "someone else polls with the same BOT_TOKEN. Stop the other instance.")
+            self.last_conflict = time.monotonic()
+            return True
+        return False
+
+
+def hold_instance_lock(token: str):
+    """Refuse to start twice on one machine: return an open lock file, or None if another instance holds it."""
+    path = os.path.join(tempfile.gettempdir(), f"shopbot-{token.partition(':')[0]}.lock")
+    lock_file = open(path, "a+")  # noqa: SIM115 (held open for the life of the process)
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock_file.close()
+        return None
+    return lock_file
+
+
+def register_commands(bot: telebot.TeleBot) -> None:
+    """Fill Telegram's command menu, in English and Russian."""
+    for lang, commands in COMMANDS.items():
+        bot_commands = [types.BotCommand(name, description) for name, description in commands]
+        bot.set_my_commands(bot_commands, language_code=None if lang == "en" else lang)
+
+
+class CommandMenu:
+    """The command menu is a nicety: selling never waits for it, and a failed registration is tried again later."""
+
+    def __init__(self, bot: telebot.TeleBot, clock=time.monotonic):
+        self.bot, self.clock = bot, clock
+        self.next_try: float | None = 0.0  # None once registered
+
+    def register_if_due(self) -> None:
+        if self.next_try is None or self.clock() < self.next_try:
+            return
+        try:
+            register_commands(self.bot)
+            self.next_try = None
+        except CALL_FAILED as error:
+            logger.warning("Could not register the command menu (%s); trying again in %s minutes",
+                           short_reason(error), COMMANDS_RETRY // 60)
+            self.next_try = self.clock() + COMMANDS_RETRY
+
+
+def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None = None) -> None:
+    """Fetch updates and hand each batch to ``bot.process_new_updates``, until stopped (a signal, or ``stop``).
+
+    Telegram forgets an update once getUpdates is called with an offset past
+    it, so the offset moves only after the batch has been handed over. While
+    Telegram cannot be reached, ``link`` waits, and says so once.
+    """
+    conflicts, menu, offset = PollingErrors(), CommandMenu(bot), None
+    while stop is None or not stop.is_set():
+        menu.register_if_due()
+        try:
+            updates = link.call(bot.get_updates, offset=offset, timeout=POLL_SECONDS,
+                                long_polling_timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
+        except ApiTelegramException as error:  # what link.call leaves to us: 409 Conflict
+            conflicts.handle(error)
+            link.sleep(CONFLICT_WAIT)
+            continue
+        if updates:
+            bot.process_new_updates(updates)
+            offset = max(update.update_id for update in updates) + 1
+
+
+def safe_url(database_url: str) -> str:
+    """The database URL without its password, for the start-up log line."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def stop_on_signals() -> None:
+    """Ctrl+C (SIGINT) and `kill` (SIGTERM, as systemd sends) stop polling; the updates in hand finish."""
+    def stop(signum, _frame):
+        logger.info("Got signal %s, stopping", signum)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def announce(config: Config, me: types.User) -> None:
+    """The start-up lines: who the bot is (and the link to open it), where its data lives, who is admin."""
+    logger.info("Started as @%s: open https://t.me/%s", me.username, me.username)
+    logger.info("Database: %s; Telegram API: %s; payments: %s", safe_url(config.database_url),
+                config.api_url or "https://api.telegram.org", config.currency)
+    if not config.admin_ids:
+        logger.warning("No ADMIN_IDS: nobody can open /admin. Send /admin to the bot: this log then shows "
+                       "your id and the setting to add")
+
+
+def serve(config: Config, create_bot) -> int:
+    """Check the database and the token, each with one clear line if wrong, then answer customers until stopped."""
+    describe_database(config.database_url)  # damaged, newer than the code...: said before any network call
+    link = TelegramLink(config.api_url)
+    me = types.User.de_json(link.call(apihelper.get_me, config.token))  # a rejected token stops the start here
+    # The database is brought up to date; describe_database above ran its quick_check.
+    bot = create_bot(config, open_database(config.database_url, pool_size=DATABASE_POOL, checked=True))
+    for check in bot.shop.checks_at_start:  # the chapters' own (currency.py): one may refuse the start
+        check(bot.shop)
+    try:
+        announce(config, me)
+        bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
+        for job in bot.shop.jobs_at_start:  # the chapters' own: expiry checks, a broadcast to resume, backups
+            job(bot.shop)
+        poll(bot, link)
+    finally:
+        bot.lanes.stop()  # the updates in hand are finished
+        close_database(bot.shop.QuickSession)
+        close_database(bot.shop.Session)
+        logger.info("Stopped")
+    return 0
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="shopbot.py", description="A Telegram shop bot; configured by "
+                                     "environment variables (see README.md).")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--check", action="store_true", help="check the configuration, the database, the token, "
+                        "the payments and the admins, one line each; exit 0 or 1 without polling")
+    action.add_argument("--reprice", metavar="RATE", help="convert every price from the currency the catalog is "
+                        "priced in to CURRENCY: RATE is what one unit of the old currency is worth in the new one")
+    return parser.parse_args(argv)
+
+
+def run(create_bot, argv: list[str] | None = None, shop_checks=(), reprice=None) -> int:
+    """``python shopbot.py [--check | --reprice RATE]``: read the settings, then check, reprice or serve.
+
+    ``create_bot(config)`` builds the bot with the shop's handlers; ``shop_checks`` are the shop's own lines
+    for --check, and ``reprice(config, rate)`` its --reprice (currency.py).
+    """
+    arguments = parse_arguments(argv)
+    try:
+        config = load_config(os.environ)
+    except ConfigError as error:
+        if arguments.check:
+            print(f"configuration: FAIL — {error}")
+            return 1
+        print(f"shopbot: {error}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level, *secrets_of(config))
+    use_api_server(config.api_url)
+    send_parameters_in_body()
+    if arguments.check:
+        return run_checks(config, shop_checks)
+    lock = hold_instance_lock(config.token)
+    if lock is None:
+        logger.error("Another instance of this bot is already running on this machine; exiting.")
+        return 1
+    try:
+        stop_on_signals()
+        return reprice(config, arguments.reprice) if arguments.reprice else serve(config, create_bot)
+    except (StartRefused, DatabaseError) as error:
+        print(f"shopbot: {error}", file=sys.stderr)
+        return 2
+    finally:
+        lock.close()
+
