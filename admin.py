@@ -61,7 +61,6 @@ from shopkit import (
     keyboard,
     label,
     language_of,
-    on_message,
     page_count,
     pager_row,
     parse_price,
@@ -174,6 +173,7 @@ def read_field(shop: Shop, field: ProductField, message: types.Message, kind: st
 # The panel
 # ---------------------------------------------------------------------------
 
+@handlers.command("admin")
 def on_admin(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/admin: the seller's panel."""
     end_dialog(session, message)
@@ -615,5 +615,4 @@ def tap_confirm_delete_product(shop: Shop, call: types.CallbackQuery, session: S
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the panel into the bot."""
-    bot.register_message_handler(on_message(shop, on_admin, admin=True), commands=["admin"], chat_types=["private"])
     add_handlers(shop, handlers)

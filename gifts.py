@@ -34,7 +34,7 @@ from telebot import TeleBot, types
 from checkout import Invoice, give_product
 from menus import menu_keyboard
 from models import Gift, Product, Purchase, StockItem, User, owned_purchase_id, save_user, stock_item_of, stock_left
-from promos import offer_and_owned, start_argument
+from promos import offer_and_owned
 from purchases import Delivery
 from shopkit import (
     Handlers,
@@ -43,10 +43,8 @@ from shopkit import (
     Shop,
     Toast,
     add_handlers,
-    end_dialog,
     language_for_code,
     language_of,
-    on_message,
     text,
     utcnow,
     with_toast,
@@ -140,12 +138,11 @@ def why_not_claim(session: Session, gift: Gift | None, recipient: User) -> str |
     return None
 
 
-def on_gift_link(shop: Shop, message: types.Message, session: Session):
+@handlers.start_link("gift_")
+def open_gift_link(shop: Shop, message: types.Message, session: Session, token: str):
     """/start gift_<token>: the first person other than the buyer who opens it gets the product."""
     lang = language_of(message.from_user)
-    end_dialog(session, message)
     recipient = save_user(session, message.from_user)
-    token = start_argument(message)[len("gift_"):]
     gift = session.scalar(select(Gift).where(Gift.token == token))  # the unique index: no timing to compare
     problem = why_not_claim(session, gift, recipient)
     purchase = None if problem else claim(session, gift, recipient)
@@ -180,7 +177,5 @@ def gift_line(session: Session, lang: str, purchase: Purchase) -> str:
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire 🎁 Buy as a gift and the gift links; the links before storefront's /start, which takes every other."""
-    bot.register_message_handler(on_message(shop, on_gift_link), commands=["start"], chat_types=["private"],
-                                 func=lambda message: start_argument(message).startswith("gift_"))
+    """Wire 🎁 Buy as a gift and the gift links, t.me/<bot>?start=gift_<token>."""
     add_handlers(shop, handlers)

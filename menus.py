@@ -1,10 +1,13 @@
-"""Menus: where every conversation starts and returns — the customer's menu, the seller's panel, /cancel.
+"""Menus: where every conversation starts and returns — /start, the customer's menu, the seller's panel, /cancel.
 
-Reading order: shopbot.py → models.py → **menus.py** → storefront.py → ...
+Reading order: shopbot.py → models.py → **menus.py** → promos.py → storefront.py → ...
 
-Two home screens: a customer's menu (🛍 Catalog, 📦 My purchases, Help) and,
-for the ids in ADMIN_IDS, the seller's panel (/admin). /cancel and the
-✖️ Cancel button under a question lead back to whichever is theirs.
+/start greets the customer with their menu (🛍 Catalog, 📦 My purchases,
+Help). A shared link, t.me/<bot>?start=p_42, opens the chat with /start p_42:
+the chapter that made the link answers it (storefront.py a product's link,
+promos.py a promo code's, gifts.py a gift's). The ids in ADMIN_IDS also have
+the seller's panel (/admin, admin.py). /cancel and the ✖️ Cancel button under
+a question lead back to whichever home is theirs.
 
 ``register`` also hands the machinery (shopkit) what it needs of the shop:
 these screens, for a stale button or a stranger at an admin button, and the two
@@ -16,7 +19,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from models import mark_blocked, reachable_people
+from models import mark_blocked, reachable_people, save_user
 from shopkit import (
     SALE_ALERTS,
     Dialog,
@@ -26,13 +29,14 @@ from shopkit import (
     add_handlers,
     button,
     end_dialog,
+    follow_start_link,
     keyboard,
     label,
     language_of,
     muted_admins,
-    on_message,
     text,
 )
+from texts import SHOP_NAME
 
 handlers = Handlers()
 
@@ -48,6 +52,21 @@ def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
 def menu_screen(lang: str, key: str = "menu", **values) -> Screen:
     """The customer's menu under a text (the menu's own, or a word about what just happened)."""
     return Screen(text(lang, key, **values), menu_keyboard(lang))
+
+
+@handlers.command("start")
+def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """/start: the greeting and the menu; /start p_42 (a shared link) opens what the link names."""
+    end_dialog(session, message)  # /start leaves any dialog
+    save_user(session, message.from_user)
+    opened = follow_start_link(shop, message, session)
+    if opened is not None:
+        return opened
+    lang = language_of(message.from_user)
+    greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=SHOP_NAME)
+    if shop.is_admin(message.from_user.id):
+        greeting += "\n\n" + text(lang, "admin_hint")
+    return Screen(greeting, menu_keyboard(lang))
 
 
 def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
@@ -76,6 +95,7 @@ def home_screen(shop: Shop, session: Session, user: types.User) -> Screen:
     return menu_screen(lang)
 
 
+@handlers.command("cancel")
 def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/cancel: leave whatever dialog the user is in."""
     lang = language_of(message.from_user)
@@ -97,8 +117,7 @@ def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Scree
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire /cancel and ✖️ Cancel, and hand the machinery the home screens and what it asks about people."""
+    """Wire /start, /cancel and ✖️ Cancel, and hand the machinery the menu and what it asks about people."""
     shop.menu_screen = menu_screen
     shop.set_blocked, shop.reachable = mark_blocked, reachable_people
-    bot.register_message_handler(on_message(shop, on_cancel), commands=["cancel"], chat_types=["private"])
     add_handlers(shop, handlers)

@@ -39,21 +39,22 @@ from menus import menu_keyboard
 from models import Category, Product, PromoCode, PromoHold, Purchase, User, owning, save_user
 from shopkit import (
     STARS,
+    Handlers,
     Screen,
     Shop,
+    add_handlers,
     button,
-    end_dialog,
     format_price,
     insert_for,
     keyboard,
     label,
     language_of,
-    on_message,
     text,
     utcnow,
 )
 
 logger = logging.getLogger("shopbot")
+handlers = Handlers()
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case
 HOLD_TIME = timedelta(minutes=10)  # a use held at pre-checkout waits this long for the payment
@@ -293,17 +294,12 @@ def scope_name(session: Session, lang: str, code: PromoCode) -> str:
     return label(lang, "promo_scope_shop")
 
 
-def start_argument(message: types.Message) -> str:
-    """What follows /start: 'promo_SUMMER' from a link t.me/<bot>?start=promo_SUMMER."""
-    return (message.text or "").partition(" ")[2].strip()
-
-
-def on_promo_link(shop: Shop, message: types.Message, session: Session) -> Screen:
-    """/start promo_CODE: greet the customer with the code's discount, and keep it for their next purchase."""
+@handlers.start_link("promo_")
+def open_promo_link(shop: Shop, message: types.Message, session: Session, argument: str) -> Screen:
+    """/start promo_CODE, from a link t.me/<bot>?start=promo_SUMMER: greet the customer with the code's
+    discount, and keep it for their next purchase."""
     lang = language_of(message.from_user)
-    end_dialog(session, message)
-    code, problem = choose_code(session, message.from_user, start_argument(message)[len("promo_"):],
-                                shop.config.currency)
+    code, problem = choose_code(session, message.from_user, argument, shop.config.currency)
     if problem not in (None, *KEPT_FOR_OTHERS):
         return Screen(text(lang, problem), menu_keyboard(lang))
     greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
@@ -316,6 +312,5 @@ def on_promo_link(shop: Shop, message: types.Message, session: Session) -> Scree
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the promo link; it is registered before storefront's /start, which takes every other /start."""
-    bot.register_message_handler(on_message(shop, on_promo_link), commands=["start"], chat_types=["private"],
-                                 func=lambda message: start_argument(message).startswith("promo_"))
+    """Wire the promo link, t.me/<bot>?start=promo_CODE."""
+    add_handlers(shop, handlers)

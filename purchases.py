@@ -43,7 +43,6 @@ from shopkit import (
     language_for_code,
     language_of,
     notify_admins,
-    on_message,
     page_count,
     pager_row,
     send,
@@ -207,6 +206,7 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
                   keyboard(*subscribed, *buttons, pager_row(lang, "purchases", (), page, page_count(total)), back))
 
 
+@handlers.command("purchases")
 def on_purchases_command(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/purchases"""
     return purchases_screen(session, language_of(message.from_user), message.from_user.id, 0)
@@ -311,6 +311,4 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire My purchases into the bot: /purchases and its buttons."""
-    bot.register_message_handler(on_message(shop, on_purchases_command), commands=["purchases"],
-                                 chat_types=["private"])
     add_handlers(shop, handlers)

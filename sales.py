@@ -49,7 +49,6 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
-    on_message,
     page_count,
     pager_row,
     send,
@@ -388,6 +387,7 @@ def tap_confirm_refund(shop: Shop, call: types.CallbackQuery, session: Session, 
     return with_toast(purchase_screen(session, lang, purchase_id), outcome)  # drawn after: shows the refund
 
 
+@handlers.command("refund")
 def on_refund_command(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/refund <payment id>"""
     lang = language_of(message.from_user)
@@ -414,6 +414,7 @@ class Granted:
                                          id=self.purchase_id))
 
 
+@handlers.command("grant")
 def on_grant(shop: Shop, message: types.Message, session: Session):
     """/grant <telegram id> <product id>: give a product to a customer, for support cases."""
     lang = language_of(message.from_user)
@@ -500,7 +501,4 @@ def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session):
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the money screens and /refund, /grant into the bot."""
-    private = {"chat_types": ["private"]}
-    bot.register_message_handler(on_message(shop, on_refund_command, admin=True), commands=["refund"], **private)
-    bot.register_message_handler(on_message(shop, on_grant, admin=True), commands=["grant"], **private)
     add_handlers(shop, handlers)

@@ -85,8 +85,7 @@ from shopkit.bot import make_bot, run
 
 use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English and Russian
 
-# Every chapter that registers handlers, in the order telebot should try them: the promo and gift
-# links (/start promo_…, /start gift_…) before storefront's /start, which takes every other /start.
+# Every chapter, in the reading order above; each registers its own handlers.
 CHAPTERS = [menus, promos, gifts, storefront, subscriptions, purchases, checkout, ledger, support, channels, admin,
             stock, sales, promo_panel, backups, broadcast, pricing]
 
@@ -96,7 +95,6 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True):
     bot = make_bot(config, session_factory, threaded)
     for chapter in CHAPTERS:
         chapter.register(bot, bot.shop)
-    storefront.register_fallbacks(bot, bot.shop)  # plain text and anything else come last
     return bot
 
 

@@ -39,7 +39,6 @@ from models import (
 )
 from promos import Offer, choose_code, discount_label, offer_and_owned
 from shopkit import (
-    ANSWER_TYPES,
     MASS_SEND_INTERVAL,
     PAGE_SIZE,
     Handlers,
@@ -58,7 +57,6 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
-    on_message,
     page_count,
     pager_row,
     put_setting,
@@ -67,7 +65,6 @@ from shopkit import (
     truncate,
     with_toast,
 )
-from texts import SHOP_NAME
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -234,36 +231,33 @@ def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int
 # Commands and messages
 # ---------------------------------------------------------------------------
 
-def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
-    """/start, or /start p_42 from a deep link t.me/<bot>?start=p_42."""
+@handlers.start_link("p_")
+def open_product_link(shop: Shop, message: types.Message, session: Session, argument: str) -> Screen:
+    """/start p_42, from a product's shared link t.me/<bot>?start=p_42."""
     lang = language_of(message.from_user)
-    argument = message.text.partition(" ")[2].strip()
-    end_dialog(session, message)  # /start leaves any dialog
-    save_user(session, message.from_user)
-    if argument.startswith("p_") and is_id(argument[2:]):
-        screen = product_screen(shop, session, lang, message.from_user.id, int(argument[2:]))
-        return screen or menu_screen(lang, "product_not_found")
-    greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=SHOP_NAME)
-    if shop.is_admin(message.from_user.id):
-        greeting += "\n\n" + text(lang, "admin_hint")
-    return Screen(greeting, menu_keyboard(lang))
+    screen = is_id(argument) and product_screen(shop, session, lang, message.from_user.id, int(argument))
+    return screen or menu_screen(lang, "product_not_found")
 
 
+@handlers.command("catalog")
 def on_catalog_command(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/catalog"""
     return catalog_screen(shop, session, language_of(message.from_user))
 
 
+@handlers.command("help")
 def on_help(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/help"""
     return menu_screen(language_of(message.from_user), "help")
 
 
+@handlers.command("terms")
 def on_terms(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/terms: Telegram asks bots that take payments to show their terms."""
     return Screen(text(language_of(message.from_user), "terms"))
 
 
+@handlers.command("search")
 def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/search <words>, or any plain text: look for it in the catalog."""
     lang = language_of(message.from_user)
@@ -277,11 +271,15 @@ def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
     return search_screen(shop, session, lang, query, 0)
 
 
-def on_anything_else(shop: Shop, message: types.Message, session: Session) -> Screen:
-    """Stickers, photos, voice, unknown commands...: a hint and the menu, never silence."""
+def on_other_message(shop: Shop, message: types.Message, session: Session) -> Screen:
+    """Any text that is no command is a search; stickers, photos, voice, unknown commands...: a hint and the
+    menu, never silence."""
+    if message.content_type == "text" and not message.text.startswith("/"):
+        return on_search(shop, message, session)
     return menu_screen(language_of(message.from_user), "hint")
 
 
+@handlers.command("start", "help", chat_types=("group", "supergroup"))
 def on_group_message(shop: Shop, message: types.Message, session: Session) -> Screen:
     """The shop sells in private chats; in a group it only points there (when called)."""
     link = f"https://t.me/{shop.bot.user.username}"
@@ -408,23 +406,8 @@ def answer_promo_code(shop: Shop, message: types.Message, session: Session, dial
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the storefront's commands and buttons into the bot."""
+    """Wire the storefront's commands and buttons into the bot; a message that is no command is a search."""
     shop.catalog = CatalogCache()  # the catalog screen's counts, kept a few seconds
     shop.caches.append(shop.catalog)  # ...and forgotten after any admin action
-    private = {"chat_types": ["private"]}
-    bot.register_message_handler(on_message(shop, on_start), commands=["start"], **private)
-    bot.register_message_handler(on_message(shop, on_catalog_command), commands=["catalog"], **private)
-    bot.register_message_handler(on_message(shop, on_help), commands=["help"], **private)
-    bot.register_message_handler(on_message(shop, on_terms), commands=["terms"], **private)
-    bot.register_message_handler(on_message(shop, on_search), commands=["search"], **private)
-    bot.register_message_handler(on_message(shop, on_group_message), commands=["start", "help"],
-                                 chat_types=["group", "supergroup"])
+    shop.other_message = on_other_message
     add_handlers(shop, handlers)
-
-
-def register_fallbacks(bot: TeleBot, shop: Shop) -> None:
-    """Registered last, after every chapter's commands: plain text is a search, anything else a hint."""
-    private = {"chat_types": ["private"]}
-    bot.register_message_handler(on_message(shop, on_search), content_types=["text"],
-                                 func=lambda m: not m.text.startswith("/"), **private)
-    bot.register_message_handler(on_message(shop, on_anything_else), content_types=ANSWER_TYPES, **private)

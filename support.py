@@ -39,7 +39,6 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
-    on_message,
     put_setting,
     send,
     text,
@@ -86,6 +85,7 @@ def count_contact(session: Session, telegram_id: int) -> bool:
     return True
 
 
+@customer.command("paysupport")
 def on_paysupport(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/paysupport: the customer's next message goes to the admins."""
     if len(recent_contacts(session, message.from_user.id)) >= CONTACTS_PER_HOUR:
@@ -141,6 +141,5 @@ def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: d
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire /paysupport and the replies into the bot."""
-    bot.register_message_handler(on_message(shop, on_paysupport), commands=["paysupport"], chat_types=["private"])
     add_handlers(shop, customer)
     add_handlers(shop, seller)

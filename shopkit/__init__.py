@@ -41,6 +41,7 @@ from .routes import (
     chat_of,
     dialog_data,
     end_dialog,
+    follow_start_link,
     handles_errors,
     on_message,
     run_handler,
@@ -98,9 +99,9 @@ __all__ = [
     "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
     "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
     "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
-    "dialog_data", "end_dialog", "format_price", "handles_errors", "has_visible_text", "html_to_plain", "insert_for",
-    "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of", "load_config", "muted_admins",
-    "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price", "put_setting",
-    "retry_after", "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message",
-    "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast",
+    "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
+    "html_to_plain", "insert_for", "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of",
+    "load_config", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
+    "parse_price", "put_setting", "retry_after", "run_handler", "send", "send_file", "short_reason", "show_reply",
+    "split_message", "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -189,11 +189,14 @@ class Route:
 
 
 class Handlers:
-    """A chapter's buttons and dialog answers; each action or state name is written once, on its handler.
+    """A chapter's handlers; what each answers is written once, on the handler.
 
     Like a Flask blueprint's routes::
 
         handlers = Handlers()
+
+        @handlers.command("catalog")
+        def on_catalog_command(shop, message, session) -> Screen: ...
 
         @handlers.tap("category")
         def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
@@ -201,15 +204,29 @@ class Handlers:
         @handlers.answer("category_name")
         def answer_category_name(shop, message, session, dialog: dict) -> Screen: ...
 
+        @handlers.start_link("p_")
+        def open_product_link(shop, message, session, argument: str) -> Screen: ...
+
+    A command answers in private chats unless ``chat_types`` says otherwise.
     The numbers a button carries are the tap handler's parameters after
-    ``(shop, call, session)``; a button with any other count is refused.
-    With ``admin=True`` only the ids in ADMIN_IDS get through.
+    ``(shop, call, session)``; a button with any other count is refused. A
+    start link answers /start <prefix>..., as a shared link t.me/<bot>?start=p_42
+    opens the chat (menus.py's /start hands it over). With ``admin=True``
+    only the ids in ADMIN_IDS get through, to every handler of the table.
     """
 
     def __init__(self, admin: bool = False):
         self.admin = admin
+        self.commands: list[tuple[tuple[str, ...], tuple[str, ...], object]] = []
         self.taps: dict[str, Route] = {}
         self.answers: dict[str, Route] = {}
+        self.start_links: dict[str, Route] = {}
+
+    def command(self, *names: str, chat_types: tuple[str, ...] = ("private",)):
+        def register(handler):
+            self.commands.append((names, chat_types, handler))
+            return handler
+        return register
 
     def tap(self, action: str):
         def register(handler):
@@ -225,13 +242,33 @@ class Handlers:
             return handler
         return register
 
+    def start_link(self, prefix: str):
+        def register(handler):
+            self.start_links[prefix] = Route(handler, 1, self.admin)
+            return handler
+        return register
+
 
 def add_handlers(shop: Shop, handlers: Handlers) -> None:
-    """Make a chapter's buttons and dialogs reachable; no name may be claimed twice."""
-    for table, names in ((shop.taps, handlers.taps), (shop.dialogs, handlers.answers)):
+    """Make a chapter's commands, buttons, dialogs and links reachable; no name may be claimed twice."""
+    for table, names in ((shop.taps, handlers.taps), (shop.dialogs, handlers.answers),
+                         (shop.start_links, handlers.start_links)):
         if table.keys() & names.keys():
             raise ValueError(f"registered twice: {sorted(table.keys() & names.keys())}")
         table.update(names)
+    for names, chat_types, handler in handlers.commands:
+        shop.commands.update(names)
+        shop.bot.register_message_handler(on_message(shop, handler, admin=handlers.admin), commands=list(names),
+                                          chat_types=list(chat_types))
+
+
+def follow_start_link(shop: Shop, message: types.Message, session: Session):
+    """The reply to /start <argument> when a chapter registered the argument's prefix; else None."""
+    argument = (message.text or "").partition(" ")[2].strip()
+    for prefix, route in shop.start_links.items():
+        if argument.startswith(prefix):
+            return route.handler(shop, message, session, argument[len(prefix):])
+    return None
 
 
 @handles_errors
@@ -306,15 +343,17 @@ SKIP = "/skip"  # the one command a dialog takes as an answer: "no description f
 ANSWER_TYPES = [kind for kind in util.content_type_media if kind not in ("successful_payment", "invoice")]
 
 
-def is_command(message: types.Message, except_: str = "") -> bool:
-    """A /command (any but ``except_``), as opposed to an answer to the bot's question."""
+def command_of(message: types.Message) -> str | None:
+    """'start' for '/start p_42' (or '/start@shop_bot'); None for anything that is not a command."""
     words = (message.text or "").split() if message.content_type == "text" else []
-    return bool(words) and words[0].startswith("/") and words[0].split("@")[0] != except_
+    if not words or not words[0].startswith("/"):
+        return None
+    return words[0][1:].split("@")[0]
 
 
-def in_dialog(shop: Shop, message: types.Message) -> bool:
-    with shop.Session() as session:
-        return open_dialog(shop, session, message.from_user.id) is not None
+def is_registered_command(shop: Shop, message: types.Message) -> bool:
+    """A command some chapter answers (the others reach on_other_message, which explains)."""
+    return command_of(message) in shop.commands
 
 
 def answer_dialog(shop: Shop, message: types.Message, session: Session, route: Route, data: dict):
@@ -328,12 +367,14 @@ def answer_dialog(shop: Shop, message: types.Message, session: Session, route: R
 
 
 @handles_errors
-def on_dialog_answer(shop: Shop, message: types.Message) -> None:
-    """The user's answer to the question the bot asked last."""
+def on_other_message(shop: Shop, message: types.Message) -> None:
+    """Any message but a chapter's command: the answer to the bot's last question, if it asked one;
+    otherwise what the shop makes of it (storefront.py: a search, or a hint)."""
     with shop.Session() as session:  # read apart: the answer's handler may download a file before any query
         dialog = open_dialog(shop, session, message.from_user.id)
         state, data = (dialog.state, dict(dialog.data)) if dialog else (None, None)
-    if state is None:  # the dialog ended a moment ago
+    if state is None or command_of(message) not in (None, SKIP[1:]):  # an unknown /command answers nothing
+        run_handler(shop, message, shop.other_message)
         return
     route = shop.dialogs[state]
     run_handler(shop, message, answer_dialog, route, data, admin=route.admin, name=state)
@@ -350,12 +391,16 @@ def tap_nothing(shop: Shop, call: types.CallbackQuery, session: Session) -> None
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the routes themselves: /cancel and dialog answers first (before any command), and every tap."""
-    private = {"chat_types": ["private"]}
-    # Someone the bot asked a question (an admin adding a product, a customer after /paysupport)
-    # is answered by that dialog. Commands are never taken as answers: /start and /admin leave
-    # the dialog, others (/help...) do their job and the dialog goes on.
-    bot.register_message_handler(lambda message: on_dialog_answer(shop, message), content_types=ANSWER_TYPES,
-                                 func=lambda m: in_dialog(shop, m) and not is_command(m, except_=SKIP), **private)
+    """Wire the routes themselves: every tap, and every private message no chapter's command takes.
+
+    Someone the bot asked a question (an admin adding a product, a customer
+    after /paysupport) is answered by that dialog. Commands are never taken as
+    answers: /start and /admin leave the dialog, others (/help...) do their job
+    and the dialog goes on. The filter reads no database: it only asks whether
+    the message is a command a chapter registered (shop.commands, filled as the
+    chapters register), so the order of registration does not matter.
+    """
     bot.register_callback_query_handler(lambda call: on_tap(shop, call), func=lambda call: True)
+    bot.register_message_handler(lambda message: on_other_message(shop, message), content_types=ANSWER_TYPES,
+                                 chat_types=["private"], func=lambda message: not is_registered_command(shop, message))
     add_handlers(shop, handlers)

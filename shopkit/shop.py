@@ -51,12 +51,15 @@ class Shop:
         self.caches: list = []
         self.taps: dict = {}  # callback action -> route, filled by each chapter's register() (routes.py)
         self.dialogs: dict = {}  # dialog state -> handler, the same way
+        self.start_links: dict = {}  # /start argument prefix -> handler ("p_": a product's shared link)
+        self.commands: set[str] = set()  # every /command a chapter answers
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
         self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: its figures snapshot)
         self.sleep = time.sleep  # tests replace it to skip the waits
         # What the shop hands the machinery when its chapters register (menus.py), so that the machinery
         # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
         self.menu_screen = None  # (lang, key="menu") -> Screen: where a stale button leads
+        self.other_message = None  # the handler for a message that is neither a command nor an answer
         self.set_blocked = None  # (session, telegram_id): someone blocked the bot; broadcasts skip them
         self.reachable = None  # (session, telegram_ids) -> {id: language_code} of those who have not blocked it
         self.checks_at_start: list = []  # (shop): run before serving; one may refuse the start (currency.py)
