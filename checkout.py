@@ -232,6 +232,8 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
     if product is None or not product.is_active or product.price == 0 or (
             (payload.gift or payload.promo_id) and not product.one_off):  # neither a gift nor a code: a subscription
         return "checkout_unavailable"
+    if payload.promo_id and payload.promo_id != promos.applied_code_id(session, query.from_user.id):
+        return "checkout_promo_not_applied"  # a forged payload, or a code the customer has since replaced
     price = promos.price_with(session, product, payload.promo_id, shop.config.currency)
     if query.currency != shop.config.currency or query.total_amount != price:
         return "checkout_price_changed"

@@ -184,6 +184,12 @@ def offer_and_owned(session: Session, telegram_id: int, product: Product, curren
     return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
 
 
+def applied_code_id(session: Session, telegram_id: int) -> int:
+    """The code the customer applied (users.promo_code_id), or 0: the only one their pre-checkout prices with,
+    whatever an invoice's payload names."""
+    return session.scalar(select(User.promo_code_id).where(User.telegram_id == telegram_id)) or 0
+
+
 def price_with(session: Session, product: Product, code_id: int, currency: str) -> int:
     """An invoice's price: the product's, after the code it was sent with (checkout.py's pre-checkout)."""
     code = session.get(PromoCode, code_id) if code_id else None

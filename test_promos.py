@@ -334,6 +334,21 @@ def test_an_unpaid_hold_is_released_after_a_while(shop, alice, bob):
     assert shop.purchases() == [("bob", "Course", 80, "stars")]
 
 
+def test_pre_checkout_prices_only_with_the_code_the_customer_applied(shop, alice, bob):
+    product = shop.add_product("Course", price=100)
+    small, big = shop.add_promo("SMALL", percent=10), shop.add_promo("BIG", percent=90)
+    bob.sends("/start promo_BIG")
+    forged = checkout.invoice_payload(product.id, alice.id, big.id)
+    answer = alice.pre_checkout(10, forged)  # Alice never applied BIG: it is Bob's
+    assert answer["ok"] is False and "a promo code you have not applied" in answer["error_message"]
+    alice.sends("/start promo_SMALL")
+    answer = alice.pre_checkout(10, forged)  # nor with another code of hers
+    assert answer["ok"] is False and "a promo code you have not applied" in answer["error_message"]
+    assert alice.pre_checkout(90, checkout.invoice_payload(product.id, alice.id, small.id))["ok"] is True
+    with shop.Session() as session:
+        assert session.scalars(select(PromoHold.promo_code_id)).all() == [small.id]
+
+
 # ---------------------------------------------------------------------------
 # 100 %, links, the ledger
 # ---------------------------------------------------------------------------

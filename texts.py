@@ -59,6 +59,8 @@ EN = {
     "checkout_invalid": "This invoice is no longer valid. Please open the product again.",
     "checkout_unavailable": "Sorry, this product is no longer on sale.",
     "checkout_price_changed": "The price has changed. Please open the product again.",
+    "checkout_promo_not_applied": "This invoice names a promo code you have not applied. Please open the product "
+                                  "again.",
     "checkout_owned": "You already own this product: open it in My purchases.",
     "paid_but_gone": "⚠️ This product was removed while you were paying. Your payment has been refunded.",
     "paid_but_gone_card": "⚠️ This product was removed while you were paying. The seller has been told "
@@ -539,6 +541,7 @@ RU = {
     "checkout_invalid": "Этот счёт больше не действителен. Откройте товар ещё раз.",
     "checkout_unavailable": "К сожалению, этот товар больше не продаётся.",
     "checkout_price_changed": "Цена изменилась. Откройте товар ещё раз.",
+    "checkout_promo_not_applied": "В этом счёте указан промокод, который вы не применяли. Откройте товар ещё раз.",
     "checkout_owned": "Этот товар уже ваш: откройте его в разделе «Мои покупки».",
     "paid_but_gone": "⚠️ Товар убрали из продажи, пока вы платили. Деньги возвращены.",
     "paid_but_gone_card": "⚠️ Товар убрали из продажи, пока вы платили. Продавец уже знает об этом "
