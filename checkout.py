@@ -405,6 +405,30 @@ def refund_reason(session: Session, purchase: Purchase, outcome: str, product: P
     return None
 
 
+def purchase_notice(key: str, purchase: Purchase, **values) -> AdminNotice:
+    """An alert about one purchase, with its button: who paid what, for what, and ``values``."""
+    return AdminNotice(key, dict(purchase=purchase.id, product=purchase.product.name, who=describe_user(purchase.user),
+                                 id=purchase.user.telegram_id, amount=format_price(purchase.price, purchase.currency),
+                                 **values),
+                       markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]))
+
+
+def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase, payload: Payload,
+                               payment: types.SuccessfulPayment) -> tuple[AdminNotice, ...]:
+    """Alerts for a payment just recorded that the shop did not expect. Recorded all the same (the money was
+    taken), and never refunded for it: an amount or currency other than the price pre-checkout checks (a
+    forged or stale invoice: the admins decide)."""
+    notices = []
+    renewal = payment.is_recurring and not payment.is_first_recurring  # at the subscription's own, older, price
+    currency = shop.config.currency
+    expected = promos.price_with(session, purchase.product, payload.promo_id, currency)
+    if not renewal and (payment.total_amount, payment.currency) != (expected, currency):
+        logger.warning("Payment %s was %s %s, but the shop asked %s %s", purchase.payment_id, payment.total_amount,
+                       payment.currency, expected, currency)
+        notices.append(purchase_notice("admin_unexpected_amount", purchase, expected=format_price(expected, currency)))
+    return tuple(notices)
+
+
 def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     """Money received: record the purchase (once per charge) and commit; delivery follows."""
     payment, lang = message.successful_payment, language_of(message.from_user)
@@ -415,21 +439,22 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
         return UnmatchedPayment(lang)
     purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type, payload)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
+    unexpected = unexpected_payment_notices(shop, session, purchase, payload, payment) if outcome != "repeated" else ()
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:
         set_aside_for_refund(session, purchase)
-        return RefundAtOnce(purchase.id, reason, lang)
+        return RefundAtOnce(purchase.id, reason, lang), *unexpected
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
     if purchase.refund_due:  # ...or for one going back
         return Screen(text(lang, "purchase_refund_due"))
     if product.kind == SUBSCRIPTION:
-        return subscription_replies(session, message, purchase, outcome, lang)
+        return *routes.replies(subscription_replies(session, message, purchase, outcome, lang)), *unexpected
     delivery = Delivery(purchase.id, text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
     if outcome == "repeated":
         return delivery
     alert = stock_alert(session, product) if product.stocked else None
-    return delivery, sale_notice(purchase), alert
+    return delivery, sale_notice(purchase), alert, *unexpected
 
 
 def subscription_replies(session: Session, message: types.Message, purchase: Purchase, outcome: str, lang: str):

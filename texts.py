@@ -427,6 +427,8 @@ EN = {
                                  "came with a promo code that had no use left for them, and Telegram refused the "
                                  "automatic refund. Please refund purchase #{purchase} here: open it below → ↩️ "
                                  "Refund.",
+    "admin_unexpected_amount": "⚠️ Purchase #{purchase} ({product}) by {who} (id <code>{id}</code>) was paid "
+                               "{amount}, but the shop asked {expected}. It is recorded as paid; please check it.",
     "gift_paid": "🎁 <b>Thank you!</b> Your gift, <b>{name}</b>, is ready to give:",
     "gift_to_forward": "🎁 A gift for you: <b>{name}</b>.\n\nOpen this link to receive it: {link}\n\n"
                        "(Forward this message to the person it is for. The first one to open the link gets it.)",
@@ -906,6 +908,9 @@ RU = {
                                  "пришла с промокодом, которым этому покупателю уже нельзя было воспользоваться, а "
                                  "автоматический возврат Telegram не принял. Верните деньги за покупку #{purchase} "
                                  "здесь: откройте её ниже → ↩️ Вернуть деньги.",
+    "admin_unexpected_amount": "⚠️ Покупка #{purchase} ({product}) от {who} (id <code>{id}</code>) оплачена суммой "
+                               "{amount}, а магазин просил {expected}. Покупка записана как оплаченная; проверьте "
+                               "её, пожалуйста.",
     "gift_paid": "🎁 <b>Спасибо!</b> Ваш подарок, <b>{name}</b>, готов — осталось его подарить:",
     "gift_to_forward": "🎁 Подарок для вас: <b>{name}</b>.\n\nОткройте ссылку, чтобы получить его: {link}\n\n"
                        "(Перешлите это сообщение тому, кому дарите. Подарок получит первый, кто откроет ссылку.)",
