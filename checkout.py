@@ -38,6 +38,7 @@ from models import (
     SUBSCRIPTION,
     Gift,
     Product,
+    PromoCode,
     Purchase,
     User,
     claim_stock_item,
@@ -417,7 +418,8 @@ def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase,
                                payment: types.SuccessfulPayment) -> tuple[AdminNotice, ...]:
     """Alerts for a payment just recorded that the shop did not expect. Recorded all the same (the money was
     taken), and never refunded for it: an amount or currency other than the price pre-checkout checks (a
-    forged or stale invoice: the admins decide)."""
+    forged or stale invoice: the admins decide), or a promo code's use past its limit (a hold that lapsed
+    before the payment landed: the customer paid the price they were offered)."""
     notices = []
     renewal = payment.is_recurring and not payment.is_first_recurring  # at the subscription's own, older, price
     currency = shop.config.currency
@@ -426,6 +428,13 @@ def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase,
         logger.warning("Payment %s was %s %s, but the shop asked %s %s", purchase.payment_id, payment.total_amount,
                        payment.currency, expected, currency)
         notices.append(purchase_notice("admin_unexpected_amount", purchase, expected=format_price(expected, currency)))
+    code = session.get(PromoCode, purchase.promo_code_id) if purchase.promo_code_id else None
+    uses = session.scalar(select(promos.live_uses(code.id))) if code and code.max_uses is not None else 0
+    if code and code.max_uses is not None and uses > code.max_uses:
+        logger.warning("Payment %s took promo code %s past its limit: %s uses of %s", purchase.payment_id, code.id,
+                       uses, code.max_uses)
+        notices.append(purchase_notice("admin_promo_over_limit", purchase, code=code.code, uses=uses,
+                                       limit=code.max_uses))
     return tuple(notices)
 
 

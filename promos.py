@@ -19,6 +19,10 @@ the same moment. Three rules keep it:
    succeeds, uncounted when it is refunded.
 2. Pre-checkout *holds* a use for the customer (promo_holds) for
    ``HOLD_TIME``: the payment Telegram is about to take always finds it.
+   A hold is never lengthened, and a customer whose hold on a code's last
+   use lapsed unpaid waits before holding it again: nobody keeps a use from
+   others without paying. A payment that lands after its hold lapsed is
+   honoured all the same (the money was taken), even over the limit.
 3. Holding and using both start by locking the code's row (``lock_code``):
    on SQLite and PostgreSQL alike, two of them never count at once.
 
@@ -44,7 +48,13 @@ from shop import Shop
 logger = logging.getLogger("shopbot")
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case
-HOLD_TIME = timedelta(minutes=10)  # a use held at pre-checkout waits this long for the payment
+# A use held at pre-checkout waits this long for the payment: Telegram takes it seconds after our OK.
+HOLD_TIME = timedelta(minutes=2)
+# A customer whose hold on a code's last use lapsed unpaid holds it again only this much later (texts.py's
+# "promo_hold_wait" says 10 minutes); meanwhile another customer may take it.
+HOLD_AGAIN_AFTER = timedelta(minutes=10)
+# A lapsed hold is remembered this long: the payment it was for is honoured whenever it lands.
+HOLD_REMEMBERED = timedelta(days=1)
 # The smallest price a discount may leave. Telegram takes Stars invoices from 1 Star, and card
 # invoices from its currencies.json "min_amount", about one US dollar: 100 cents for the dollar
 # and the currencies near it. Other currencies' minimums follow exchange rates; for them the floor
@@ -231,27 +241,52 @@ def lock_code(session: Session, code_id: int) -> PromoCode | None:
                            .execution_options(populate_existing=True)).first()
 
 
-def has_room(session: Session, code: PromoCode, telegram_id: int) -> bool:
-    """Under the code's lock: its uses, and the uses held for other customers, leave one for this customer."""
+def uses_left(session: Session, code: PromoCode, telegram_id: int) -> int | None:
+    """Under the code's lock: the uses its live purchases and the live holds of other customers leave for this
+    customer (None: no limit)."""
     if code.max_uses is None:
-        return True
+        return None
     held = session.scalar(select(func.count(PromoHold.id)).where(
         PromoHold.promo_code_id == code.id, PromoHold.telegram_id != telegram_id, PromoHold.expires_at > utcnow()))
-    return session.scalar(select(live_uses(code.id))) + held < code.max_uses
+    return code.max_uses - session.scalar(select(live_uses(code.id))) - held
+
+
+def has_room(session: Session, code: PromoCode, telegram_id: int) -> bool:
+    """Under the code's lock: a use is left for this customer."""
+    left = uses_left(session, code, telegram_id)
+    return left is None or left > 0
+
+
+def hold_of(session: Session, code_id: int, telegram_id: int) -> PromoHold | None:
+    """The customer's hold on the code: live, or lapsed within HOLD_REMEMBERED."""
+    return session.scalar(select(PromoHold).where(PromoHold.promo_code_id == code_id,
+                                                  PromoHold.telegram_id == telegram_id))
 
 
 def hold_use(session: Session, code_id: int, customer: types.User, product: Product, currency: str) -> str | None:
     """Pre-checkout: set a use aside for this customer until their payment lands; the text key of why not, or None.
-    The caller commits (with checkout's own small write)."""
+    The caller commits (with checkout's own small write).
+
+    A hold lasts HOLD_TIME from the first pre-checkout, however often it is asked again. A customer whose
+    hold on the last use lapsed unpaid (a declined card, or a hoarder) gets it again only HOLD_AGAIN_AFTER
+    later, unless someone else has taken it meanwhile."""
     code = lock_code(session, code_id)
     user_id = session.scalar(select(User.id).where(User.telegram_id == customer.id))
     problem = why_not(code, currency, 0, product, bool(user_id) and used_by(session, code_id, user_id))
-    if problem is None and not has_room(session, code, customer.id):
+    left = uses_left(session, code, customer.id) if problem is None else None
+    if left is not None and left <= 0:
         problem = "promo_used_up"
     if problem:
         return problem
-    session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id, PromoHold.expires_at <= utcnow()))
-    expires = utcnow() + HOLD_TIME
+    now, mine = utcnow(), hold_of(session, code_id, customer.id)
+    if mine and mine.expires_at > now:
+        return None  # held already: never lengthened
+    if mine and left == 1 and mine.expires_at > now - HOLD_AGAIN_AFTER:
+        logger.info("User %s may not hold the last use of promo code %s again yet", customer.id, code_id)
+        return "promo_hold_wait"
+    session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id,
+                                            PromoHold.expires_at <= now - HOLD_REMEMBERED))
+    expires = now + HOLD_TIME
     session.execute(insert_for(session)(PromoHold).values(promo_code_id=code_id, telegram_id=customer.id,
                                                           expires_at=expires)
                     .on_conflict_do_update(index_elements=["promo_code_id", "telegram_id"],
@@ -262,9 +297,12 @@ def hold_use(session: Session, code_id: int, customer: types.User, product: Prod
 def take_use(session: Session, code_id: int, user: User) -> bool:
     """At payment, in its transaction: count a use for the customer, releasing their hold; False when none is
     left for them (the caller records the payment without the code and refunds it). The code's expiry and
-    switch were checked at pre-checkout: a payment Telegram took with them is honoured."""
+    switch were checked at pre-checkout: a payment Telegram took with them is honoured. So is a payment whose
+    hold lapsed before it landed, even when the last use went to someone else meanwhile: pre-checkout said
+    OK to this price, the money was taken, and the admins are told (checkout.py) that the limit was passed."""
     code = lock_code(session, code_id)
-    if code is None or used_by(session, code_id, user.id) or not has_room(session, code, user.telegram_id):
+    held = code is not None and hold_of(session, code_id, user.telegram_id) is not None
+    if code is None or used_by(session, code_id, user.id) or not (held or has_room(session, code, user.telegram_id)):
         logger.warning("A payment by user %s found no use of promo code %s left", user.telegram_id, code_id)
         return False
     session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id,

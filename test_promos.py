@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 import checkout
 import ledger
 import promo_panel
+import promos
 from conftest import Person, add_stock, admin_texts, set_product
 from models import PromoCode, PromoHold, Purchase, User, utcnow
 from promos import price_after
@@ -332,6 +333,51 @@ def test_an_unpaid_hold_is_released_after_a_while(shop, alice, bob):
         session.commit()
     assert bob.pays()["ok"] is True
     assert shop.purchases() == [("bob", "Course", 80, "stars")]
+
+
+def frozen_clock(monkeypatch) -> list:
+    """promos.py's clock, stopped: move it on with ``clock[0] += timedelta(...)``."""
+    clock = [utcnow()]
+    monkeypatch.setattr(promos, "utcnow", lambda: clock[0])
+    return clock
+
+
+def test_a_declined_card_holds_the_last_use_two_minutes_and_not_again_at_once(shop, alice, bob, monkeypatch):
+    clock = frozen_clock(monkeypatch)
+    product = shop.add_product("Course", price=100)
+    shop.add_promo("LAST", max_uses=1)
+    for person in (alice, bob):
+        person.sends("/start promo_LAST")
+        person.taps_data(callback("buy", product.id))
+    alice_payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(80, alice_payload)["ok"] is True  # ...and her card is declined
+    clock[0] += timedelta(minutes=1)
+    assert alice.pre_checkout(80, alice_payload)["ok"] is True  # asked again: the hold is not lengthened
+    assert "used up" in bob.pre_checkout(80, bob.last_invoice()["payload"])["error_message"]
+    clock[0] += timedelta(minutes=1, seconds=1)
+    again = alice.pre_checkout(80, alice_payload)
+    assert again["ok"] is False and "about 10 minutes later" in again["error_message"]
+    assert bob.pays()["ok"] is True
+    assert shop.purchases() == [("bob", "Course", 80, "stars")]
+
+
+def test_a_payment_landing_after_its_hold_lapsed_is_honoured_and_the_admins_told(shop, seller, alice, bob,
+                                                                                monkeypatch):
+    clock = frozen_clock(monkeypatch)
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    code = shop.add_promo("LAST", max_uses=1)
+    for person in (alice, bob):
+        person.sends("/start promo_LAST")
+        person.taps_data(callback("buy", product.id))
+    alice_payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(80, alice_payload)["ok"] is True
+    clock[0] += timedelta(minutes=3)  # her hold lapses before her payment lands...
+    assert bob.pays()["ok"] is True  # ...and Bob takes the last use meanwhile
+    alice.payment_lands(80, alice_payload, "XTR", "charge-late")
+    assert "COURSE-LINK" in alice.all_texts() and not shop.api.of("refundStarPayment")
+    assert promo_purchases(shop) == [(80, 100, code.id, True)] * 2
+    assert admin_texts(shop).count("It was honoured at the price paid") == 1
+    assert "the code now has 2 uses of 1" in admin_texts(shop)
 
 
 def test_pre_checkout_prices_only_with_the_code_the_customer_applied(shop, alice, bob):

@@ -404,6 +404,8 @@ EN = {
     "promo_expired": "❌ This promo code has expired.",
     "promo_used_up": "❌ This promo code has been used up.",
     "promo_used_already": "❌ You have already used this promo code.",
+    "promo_hold_wait": "This promo code's last use was set aside for you a moment ago, but no payment followed. To be "
+                       "fair to other customers, it can be set aside for you again about 10 minutes later.",
     "promo_not_for_product": "❌ This promo code is not for this product. It is kept for your next purchase of one "
                              "it covers.",
     "promo_for_nothing": "❌ This promo code does not apply to anything on sale in the shop.",
@@ -427,6 +429,10 @@ EN = {
                                  "came with a promo code that had no use left for them, and Telegram refused the "
                                  "automatic refund. Please refund purchase #{purchase} here: open it below → ↩️ "
                                  "Refund.",
+    "admin_promo_over_limit": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                              "landed after its hold on promo code {code} had lapsed, and the code's last use had "
+                              "gone to someone else meanwhile. It was honoured at the price paid, and nothing was "
+                              "refunded: the code now has {uses} uses of {limit}.",
     "admin_unexpected_amount": "⚠️ Purchase #{purchase} ({product}) by {who} (id <code>{id}</code>) was paid "
                                "{amount}, but the shop asked {expected}. It is recorded as paid; please check it.",
     "gift_paid": "🎁 <b>Thank you!</b> Your gift, <b>{name}</b>, is ready to give:",
@@ -883,6 +889,9 @@ RU = {
     "promo_expired": "❌ Срок действия этого промокода истёк.",
     "promo_used_up": "❌ Этот промокод уже израсходован.",
     "promo_used_already": "❌ Вы уже воспользовались этим промокодом.",
+    "promo_hold_wait": "Последнее использование этого промокода только что было отложено для вас, но оплата не "
+                       "пришла. Чтобы было честно по отношению к другим покупателям, отложить его для вас снова "
+                       "можно примерно через 10 минут.",
     "promo_not_for_product": "❌ Этот промокод не действует на этот товар. Он сохранён для вашей следующей покупки "
                              "товара, на который действует.",
     "promo_for_nothing": "❌ Этот промокод не действует ни на один товар, который сейчас продаётся.",
@@ -908,6 +917,11 @@ RU = {
                                  "пришла с промокодом, которым этому покупателю уже нельзя было воспользоваться, а "
                                  "автоматический возврат Telegram не принял. Верните деньги за покупку #{purchase} "
                                  "здесь: откройте её ниже → ↩️ Вернуть деньги.",
+    "admin_promo_over_limit": "⚠️ Покупка #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                              "пришла, когда отложенное для покупателя использование промокода {code} уже истекло, "
+                              "а последнее использование тем временем досталось другому. Покупка засчитана по "
+                              "оплаченной цене, деньги не возвращались: у промокода теперь {uses} использований "
+                              "из {limit}.",
     "admin_unexpected_amount": "⚠️ Покупка #{purchase} ({product}) от {who} (id <code>{id}</code>) оплачена суммой "
                                "{amount}, а магазин просил {expected}. Покупка записана как оплаченная; проверьте "
                                "её, пожалуйста.",
