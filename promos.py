@@ -26,6 +26,10 @@ the same moment. Three rules keep it:
 3. Holding and using both start by locking the code's row (``lock_code``):
    on SQLite and PostgreSQL alike, two of them never count at once.
 
+Codes are guessed by trying them, so a customer who typed ``WRONG_CODES``
+codes that do not apply within ``WRONG_CODES_TIME`` waits that long before
+trying again.
+
 The seller makes and follows codes in promo_panel.py.
 """
 from __future__ import annotations
@@ -33,14 +37,28 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete, exists, func, select, true, update
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from config import STARS
-from models import Category, Product, PromoCode, PromoHold, Purchase, User, insert_for, owning, save_user, utcnow
+from models import (
+    Category,
+    Product,
+    PromoCode,
+    PromoHold,
+    Purchase,
+    Setting,
+    User,
+    insert_for,
+    owning,
+    put_setting,
+    save_user,
+    utcnow,
+)
 from routes import end_dialog, on_message
 from screens import Screen, button, format_price, keyboard, label, language_of, menu_keyboard, text
 from shop import Shop
@@ -55,6 +73,8 @@ HOLD_TIME = timedelta(minutes=2)
 HOLD_AGAIN_AFTER = timedelta(minutes=10)
 # A lapsed hold is remembered this long: the payment it was for is honoured whenever it lands.
 HOLD_REMEMBERED = timedelta(days=1)
+WRONG_CODES = 5  # codes that do not apply, within...
+WRONG_CODES_TIME = timedelta(minutes=10)  # ...this long: the customer then waits as long before trying again
 # The smallest price a discount may leave. Telegram takes Stars invoices from 1 Star, and card
 # invoices from its currencies.json "min_amount", about one US dollar: 100 cents for the dollar
 # and the currencies near it. Other currencies' minimums follow exchange rates; for them the floor
@@ -206,11 +226,66 @@ def price_with(session: Session, product: Product, code_id: int, currency: str) 
     return price_after(product.price, currency, code.percent, code.amount) if code else product.price
 
 
+# ---------------------------------------------------------------------------
+# Guessing: a customer who typed too many codes that do not apply waits
+# ---------------------------------------------------------------------------
+
+# Each customer's latest wrong codes are a setting "wrong_promo_codes:<telegram id>": the times, never the codes
+# (a near miss may be someone's real code). In the database, so that a restart does not reset the count. The
+# answers still tell "no such code", "expired" and "used up" apart: an honest customer needs to know, and
+# they name only codes nobody can use; a guess that hits a live code is applied, whatever the wording.
+
+def wrong_codes_key(telegram_id: int) -> str:
+    return f"wrong_promo_codes:{telegram_id}"
+
+
+def wrong_code_times(session: Session, telegram_id: int) -> list[datetime]:
+    """When the customer typed their latest codes that did not apply (WRONG_CODES at most), oldest first."""
+    value = session.scalar(select(Setting.value).where(Setting.key == wrong_codes_key(telegram_id)))
+    return [datetime.fromisoformat(time) for time in value.split(",")] if value else []
+
+
+def minutes_to_wait(session: Session, telegram_id: int) -> int:
+    """0, or the minutes (rounded up) the customer waits before trying another code: WRONG_CODES_TIME after the
+    last of WRONG_CODES wrong codes typed within WRONG_CODES_TIME."""
+    times = wrong_code_times(session, telegram_id)
+    if len(times) < WRONG_CODES:
+        return 0
+    wait = times[-1] + WRONG_CODES_TIME - utcnow()
+    return max(0, -(-wait // timedelta(minutes=1)))
+
+
+def count_wrong_code(session: Session, telegram_id: int) -> None:
+    """Remember a code that did not apply, and commit; the one that makes WRONG_CODES is logged, once a burst.
+    Called only when the customer need not wait: by then every earlier time is older than WRONG_CODES_TIME."""
+    now = utcnow()
+    times = [time for time in wrong_code_times(session, telegram_id) if time > now - WRONG_CODES_TIME] + [now]
+    put_setting(session, wrong_codes_key(telegram_id), ",".join(time.isoformat(timespec="seconds") for time in times))
+    session.commit()
+    if len(times) == WRONG_CODES:
+        logger.warning("User %s typed %s promo codes that do not apply within %s minutes: no more for %s minutes",
+                       telegram_id, WRONG_CODES, WRONG_CODES_TIME // timedelta(minutes=1),
+                       WRONG_CODES_TIME // timedelta(minutes=1))
+
+
+class Choice(NamedTuple):
+    """A code the customer typed or followed (None if there is no such code), and why it does not apply (a text
+    key, or None); ``minutes`` to wait, for "promo_wait"."""
+
+    code: PromoCode | None
+    problem: str | None
+    minutes: int = 0
+
+
 def choose_code(session: Session, customer: types.User, raw: str, currency: str,
-                product: Product | None = None) -> tuple[PromoCode | None, str | None]:
+                product: Product | None = None) -> Choice:
     """A code the customer typed or followed: theirs from now on if they may use it; and why it does not apply
     (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one.
-    A code they used already never is, whatever product it is typed under."""
+    A code they used already never is, whatever product it is typed under. After too many codes that did not
+    apply, none is looked at for a while."""
+    minutes = minutes_to_wait(session, customer.id)
+    if minutes:
+        return Choice(None, "promo_wait", minutes)
     wanted = normalized(raw)
     code = session.scalar(select(PromoCode).where(PromoCode.code == wanted)) if wanted else None
     user = save_user(session, customer)
@@ -222,7 +297,9 @@ def choose_code(session: Session, customer: types.User, raw: str, currency: str,
         user.promo_code_id = code.id
         session.commit()
         logger.info("User %s chose promo code %s", customer.id, code.id)
-    return code, problem
+    if problem:
+        count_wrong_code(session, customer.id)
+    return Choice(code, problem)
 
 
 # ---------------------------------------------------------------------------
@@ -334,10 +411,10 @@ def on_promo_link(shop: Shop, message: types.Message, session: Session) -> Scree
     """/start promo_CODE: greet the customer with the code's discount, and keep it for their next purchase."""
     lang = language_of(message.from_user)
     end_dialog(session, message)
-    code, problem = choose_code(session, message.from_user, start_argument(message)[len("promo_"):],
-                                shop.config.currency)
+    code, problem, minutes = choose_code(session, message.from_user, start_argument(message)[len("promo_"):],
+                                         shop.config.currency)
     if problem not in (None, *KEPT_FOR_OTHERS):
-        return Screen(text(lang, problem), menu_keyboard(lang))
+        return Screen(text(lang, problem, minutes=minutes), menu_keyboard(lang))
     greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
                     discount=discount_label(code), scope=scope_name(session, lang, code))
     markup = menu_keyboard(lang)

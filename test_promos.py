@@ -380,6 +380,32 @@ def test_a_payment_landing_after_its_hold_lapsed_is_honoured_and_the_admins_told
     assert "the code now has 2 uses of 1" in admin_texts(shop)
 
 
+def test_six_wrong_codes_make_the_customer_wait_and_are_logged_once(shop, alice, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="shopbot")
+    clock = frozen_clock(monkeypatch)
+    product = shop.add_product("Course", price=100)
+    shop.add_promo("REAL")
+    shop.add_promo("OLD", is_active=False)
+    for guess in ("GUESS1", "OLD", "GUESS3", "GUESS4"):
+        types_code(alice, product, guess)
+        assert "promo code" in alice.last_text() and "try again" not in alice.last_text()
+    clock[0] += timedelta(minutes=4)
+    types_code(alice, product, "GUESS5")
+    assert "There is no such promo code" in alice.last_text()
+    clock[0] += timedelta(seconds=30)
+    types_code(alice, product, "REAL")  # the 6th: refused, even a real code
+    assert "Please try again in 10 min." in alice.last_text() and alice.button_labels()[0] == "Buy for 100 ⭐"
+    clock[0] += timedelta(minutes=6)
+    types_code(alice, product, "REAL")
+    assert "Please try again in 4 min." in alice.last_text()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(alice.id) in warnings[0]
+    assert not any(guess in warnings[0] for guess in ("GUESS", "OLD", "REAL"))
+    clock[0] += timedelta(minutes=4)
+    types_code(alice, product, "REAL")
+    assert "Promo code REAL applied" in alice.last_text() and alice.button_labels()[0] == "Buy for 80 ⭐"
+
+
 def test_pre_checkout_prices_only_with_the_code_the_customer_applied(shop, alice, bob):
     product = shop.add_product("Course", price=100)
     small, big = shop.add_promo("SMALL", percent=10), shop.add_promo("BIG", percent=90)

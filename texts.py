@@ -404,6 +404,7 @@ EN = {
     "promo_expired": "❌ This promo code has expired.",
     "promo_used_up": "❌ This promo code has been used up.",
     "promo_used_already": "❌ You have already used this promo code.",
+    "promo_wait": "⏳ That is a lot of promo codes that did not work. Please try again in {minutes} min.",
     "promo_hold_wait": "This promo code's last use was set aside for you a moment ago, but no payment followed. To be "
                        "fair to other customers, it can be set aside for you again about 10 minutes later.",
     "promo_not_for_product": "❌ This promo code is not for this product. It is kept for your next purchase of one "
@@ -889,6 +890,7 @@ RU = {
     "promo_expired": "❌ Срок действия этого промокода истёк.",
     "promo_used_up": "❌ Этот промокод уже израсходован.",
     "promo_used_already": "❌ Вы уже воспользовались этим промокодом.",
+    "promo_wait": "⏳ Слишком много промокодов не подошло. Попробуйте снова через {minutes} мин.",
     "promo_hold_wait": "Последнее использование этого промокода только что было отложено для вас, но оплата не "
                        "пришла. Чтобы было честно по отношению к другим покупателям, отложить его для вас снова "
                        "можно примерно через 10 минут.",
