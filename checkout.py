@@ -36,6 +36,7 @@ from models import (
     SUBSCRIPTION,
     Gift,
     Product,
+    PromoCode,
     Purchase,
     User,
     claim_stock_item,
@@ -67,6 +68,7 @@ from shopkit import (
     language_of,
     notify_admins,
     put_setting,
+    replies,
     send,
     text,
     truncate,
@@ -240,6 +242,8 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
     if product is None or not product.is_active or product.price == 0 or (
             (payload.gift or payload.promo_id) and not product.one_off):  # neither a gift nor a code: a subscription
         return "checkout_unavailable"
+    if payload.promo_id and payload.promo_id != promos.applied_code_id(session, query.from_user.id):
+        return "checkout_promo_not_applied"  # a forged payload, or a code the customer has since replaced
     price = promos.price_with(session, product, payload.promo_id, shop.config.currency)
     if query.currency != shop.config.currency or query.total_amount != price:
         return "checkout_price_changed"
@@ -411,6 +415,38 @@ def refund_reason(session: Session, purchase: Purchase, outcome: str, product: P
     return None
 
 
+def purchase_notice(key: str, purchase: Purchase, **values) -> AdminNotice:
+    """An alert about one purchase, with its button: who paid what, for what, and ``values``."""
+    return AdminNotice(key, dict(purchase=purchase.id, product=purchase.product.name, who=describe_user(purchase.user),
+                                 id=purchase.user.telegram_id, amount=format_price(purchase.price, purchase.currency),
+                                 **values),
+                       markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]))
+
+
+def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase, payload: Payload,
+                               payment: types.SuccessfulPayment) -> tuple[AdminNotice, ...]:
+    """Alerts for a payment just recorded that the shop did not expect. Recorded all the same (the money was
+    taken), and never refunded for it: an amount or currency other than the price pre-checkout checks (a
+    forged or stale invoice: the admins decide), or a promo code's use past its limit (a hold that lapsed
+    before the payment landed: the customer paid the price they were offered)."""
+    notices = []
+    renewal = payment.is_recurring and not payment.is_first_recurring  # at the subscription's own, older, price
+    currency = shop.config.currency
+    expected = promos.price_with(session, purchase.product, payload.promo_id, currency)
+    if not renewal and (payment.total_amount, payment.currency) != (expected, currency):
+        logger.warning("Payment %s was %s %s, but the shop asked %s %s", purchase.payment_id, payment.total_amount,
+                       payment.currency, expected, currency)
+        notices.append(purchase_notice("admin_unexpected_amount", purchase, expected=format_price(expected, currency)))
+    code = session.get(PromoCode, purchase.promo_code_id) if purchase.promo_code_id else None
+    uses = session.scalar(select(promos.live_uses(code.id))) if code and code.max_uses is not None else 0
+    if code and code.max_uses is not None and uses > code.max_uses:
+        logger.warning("Payment %s took promo code %s past its limit: %s uses of %s", purchase.payment_id, code.id,
+                       uses, code.max_uses)
+        notices.append(purchase_notice("admin_promo_over_limit", purchase, code=code.code, uses=uses,
+                                       limit=code.max_uses))
+    return tuple(notices)
+
+
 def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     """Money received: record the purchase (once per charge) and commit; delivery follows."""
     payment, lang = message.successful_payment, language_of(message.from_user)
@@ -421,21 +457,22 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
         return UnmatchedPayment(lang)
     purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type, payload)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
+    unexpected = unexpected_payment_notices(shop, session, purchase, payload, payment) if outcome != "repeated" else ()
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:
         set_aside_for_refund(session, purchase)
-        return RefundAtOnce(purchase.id, reason, lang)
+        return RefundAtOnce(purchase.id, reason, lang), *unexpected
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
     if purchase.refund_due:  # ...or for one going back
         return Screen(text(lang, "purchase_refund_due"))
     if product.kind == SUBSCRIPTION:
-        return subscription_replies(session, message, purchase, outcome, lang)
+        return *replies(subscription_replies(session, message, purchase, outcome, lang)), *unexpected
     delivery = Delivery(purchase.id, text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
     if outcome == "repeated":
         return delivery
     alert = stock_alert(session, product) if product.stocked else None
-    return delivery, sale_notice(purchase), alert
+    return delivery, sale_notice(purchase), alert, *unexpected
 
 
 def subscription_replies(session: Session, message: types.Message, purchase: Purchase, outcome: str, lang: str):

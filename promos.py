@@ -19,8 +19,16 @@ the same moment. Three rules keep it:
    succeeds, uncounted when it is refunded.
 2. Pre-checkout *holds* a use for the customer (promo_holds) for
    ``HOLD_TIME``: the payment Telegram is about to take always finds it.
+   A hold is never lengthened, and a customer whose hold on a code's last
+   use lapsed unpaid waits before holding it again: nobody keeps a use from
+   others without paying. A payment that lands after its hold lapsed is
+   honoured all the same (the money was taken), even over the limit.
 3. Holding and using both start by locking the code's row (``lock_code``):
    on SQLite and PostgreSQL alike, two of them never count at once.
+
+Codes are guessed by trying them, so a customer who typed ``WRONG_CODES``
+codes that do not apply within ``WRONG_CODES_TIME`` waits that long before
+trying again.
 
 The seller makes and follows codes in promo_panel.py.
 """
@@ -29,7 +37,8 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete, exists, func, select, true, update
 from sqlalchemy.orm import Session
@@ -41,6 +50,7 @@ from shopkit import (
     STARS,
     Handlers,
     Screen,
+    Setting,
     Shop,
     add_handlers,
     button,
@@ -49,6 +59,7 @@ from shopkit import (
     keyboard,
     label,
     language_of,
+    put_setting,
     text,
     utcnow,
 )
@@ -57,7 +68,15 @@ logger = logging.getLogger("shopbot")
 handlers = Handlers()
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case
-HOLD_TIME = timedelta(minutes=10)  # a use held at pre-checkout waits this long for the payment
+# A use held at pre-checkout waits this long for the payment: Telegram takes it seconds after our OK.
+HOLD_TIME = timedelta(minutes=2)
+# A customer whose hold on a code's last use lapsed unpaid holds it again only this much later (texts.py's
+# "promo_hold_wait" says 10 minutes); meanwhile another customer may take it.
+HOLD_AGAIN_AFTER = timedelta(minutes=10)
+# A lapsed hold is remembered this long: the payment it was for is honoured whenever it lands.
+HOLD_REMEMBERED = timedelta(days=1)
+WRONG_CODES = 5  # codes that do not apply, within...
+WRONG_CODES_TIME = timedelta(minutes=10)  # ...this long: the customer then waits as long before trying again
 # The smallest price a discount may leave. Telegram takes Stars invoices from 1 Star, and card
 # invoices from its currencies.json "min_amount", about one US dollar: 100 cents for the dollar
 # and the currencies near it. Other currencies' minimums follow exchange rates; for them the floor
@@ -197,17 +216,78 @@ def offer_and_owned(session: Session, telegram_id: int, product: Product, curren
     return Offer(price_after(product.price, currency, code.percent, code.amount), code), owned_id
 
 
+def applied_code_id(session: Session, telegram_id: int) -> int:
+    """The code the customer applied (users.promo_code_id), or 0: the only one their pre-checkout prices with,
+    whatever an invoice's payload names."""
+    return session.scalar(select(User.promo_code_id).where(User.telegram_id == telegram_id)) or 0
+
+
 def price_with(session: Session, product: Product, code_id: int, currency: str) -> int:
     """An invoice's price: the product's, after the code it was sent with (checkout.py's pre-checkout)."""
     code = session.get(PromoCode, code_id) if code_id else None
     return price_after(product.price, currency, code.percent, code.amount) if code else product.price
 
 
+# ---------------------------------------------------------------------------
+# Guessing: a customer who typed too many codes that do not apply waits
+# ---------------------------------------------------------------------------
+
+# Each customer's latest wrong codes are a setting "wrong_promo_codes:<telegram id>": the times, never the codes
+# (a near miss may be someone's real code). In the database, so that a restart does not reset the count. The
+# answers still tell "no such code", "expired" and "used up" apart: an honest customer needs to know, and
+# they name only codes nobody can use; a guess that hits a live code is applied, whatever the wording.
+
+def wrong_codes_key(telegram_id: int) -> str:
+    return f"wrong_promo_codes:{telegram_id}"
+
+
+def wrong_code_times(session: Session, telegram_id: int) -> list[datetime]:
+    """When the customer typed their latest codes that did not apply (WRONG_CODES at most), oldest first."""
+    value = session.scalar(select(Setting.value).where(Setting.key == wrong_codes_key(telegram_id)))
+    return [datetime.fromisoformat(time) for time in value.split(",")] if value else []
+
+
+def minutes_to_wait(session: Session, telegram_id: int) -> int:
+    """0, or the minutes (rounded up) the customer waits before trying another code: WRONG_CODES_TIME after the
+    last of WRONG_CODES wrong codes typed within WRONG_CODES_TIME."""
+    times = wrong_code_times(session, telegram_id)
+    if len(times) < WRONG_CODES:
+        return 0
+    wait = times[-1] + WRONG_CODES_TIME - utcnow()
+    return max(0, -(-wait // timedelta(minutes=1)))
+
+
+def count_wrong_code(session: Session, telegram_id: int) -> None:
+    """Remember a code that did not apply, and commit; the one that makes WRONG_CODES is logged, once a burst.
+    Called only when the customer need not wait: by then every earlier time is older than WRONG_CODES_TIME."""
+    now = utcnow()
+    times = [time for time in wrong_code_times(session, telegram_id) if time > now - WRONG_CODES_TIME] + [now]
+    put_setting(session, wrong_codes_key(telegram_id), ",".join(time.isoformat(timespec="seconds") for time in times))
+    session.commit()
+    if len(times) == WRONG_CODES:
+        logger.warning("User %s typed %s promo codes that do not apply within %s minutes: no more for %s minutes",
+                       telegram_id, WRONG_CODES, WRONG_CODES_TIME // timedelta(minutes=1),
+                       WRONG_CODES_TIME // timedelta(minutes=1))
+
+
+class Choice(NamedTuple):
+    """A code the customer typed or followed (None if there is no such code), and why it does not apply (a text
+    key, or None); ``minutes`` to wait, for "promo_wait"."""
+
+    code: PromoCode | None
+    problem: str | None
+    minutes: int = 0
+
+
 def choose_code(session: Session, customer: types.User, raw: str, currency: str,
-                product: Product | None = None) -> tuple[PromoCode | None, str | None]:
+                product: Product | None = None) -> Choice:
     """A code the customer typed or followed: theirs from now on if they may use it; and why it does not apply
     (to ``product``, if given). A code for other products is kept: it applies to their next purchase of one.
-    A code they used already never is, whatever product it is typed under."""
+    A code they used already never is, whatever product it is typed under. After too many codes that did not
+    apply, none is looked at for a while."""
+    minutes = minutes_to_wait(session, customer.id)
+    if minutes:
+        return Choice(None, "promo_wait", minutes)
     wanted = normalized(raw)
     code = session.scalar(select(PromoCode).where(PromoCode.code == wanted)) if wanted else None
     user = save_user(session, customer)
@@ -219,7 +299,9 @@ def choose_code(session: Session, customer: types.User, raw: str, currency: str,
         user.promo_code_id = code.id
         session.commit()
         logger.info("User %s chose promo code %s", customer.id, code.id)
-    return code, problem
+    if problem:
+        count_wrong_code(session, customer.id)
+    return Choice(code, problem)
 
 
 # ---------------------------------------------------------------------------
@@ -238,27 +320,52 @@ def lock_code(session: Session, code_id: int) -> PromoCode | None:
                            .execution_options(populate_existing=True)).first()
 
 
-def has_room(session: Session, code: PromoCode, telegram_id: int) -> bool:
-    """Under the code's lock: its uses, and the uses held for other customers, leave one for this customer."""
+def uses_left(session: Session, code: PromoCode, telegram_id: int) -> int | None:
+    """Under the code's lock: the uses its live purchases and the live holds of other customers leave for this
+    customer (None: no limit)."""
     if code.max_uses is None:
-        return True
+        return None
     held = session.scalar(select(func.count(PromoHold.id)).where(
         PromoHold.promo_code_id == code.id, PromoHold.telegram_id != telegram_id, PromoHold.expires_at > utcnow()))
-    return session.scalar(select(live_uses(code.id))) + held < code.max_uses
+    return code.max_uses - session.scalar(select(live_uses(code.id))) - held
+
+
+def has_room(session: Session, code: PromoCode, telegram_id: int) -> bool:
+    """Under the code's lock: a use is left for this customer."""
+    left = uses_left(session, code, telegram_id)
+    return left is None or left > 0
+
+
+def hold_of(session: Session, code_id: int, telegram_id: int) -> PromoHold | None:
+    """The customer's hold on the code: live, or lapsed within HOLD_REMEMBERED."""
+    return session.scalar(select(PromoHold).where(PromoHold.promo_code_id == code_id,
+                                                  PromoHold.telegram_id == telegram_id))
 
 
 def hold_use(session: Session, code_id: int, customer: types.User, product: Product, currency: str) -> str | None:
     """Pre-checkout: set a use aside for this customer until their payment lands; the text key of why not, or None.
-    The caller commits (with checkout's own small write)."""
+    The caller commits (with checkout's own small write).
+
+    A hold lasts HOLD_TIME from the first pre-checkout, however often it is asked again. A customer whose
+    hold on the last use lapsed unpaid (a declined card, or a hoarder) gets it again only HOLD_AGAIN_AFTER
+    later, unless someone else has taken it meanwhile."""
     code = lock_code(session, code_id)
     user_id = session.scalar(select(User.id).where(User.telegram_id == customer.id))
     problem = why_not(code, currency, 0, product, bool(user_id) and used_by(session, code_id, user_id))
-    if problem is None and not has_room(session, code, customer.id):
+    left = uses_left(session, code, customer.id) if problem is None else None
+    if left is not None and left <= 0:
         problem = "promo_used_up"
     if problem:
         return problem
-    session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id, PromoHold.expires_at <= utcnow()))
-    expires = utcnow() + HOLD_TIME
+    now, mine = utcnow(), hold_of(session, code_id, customer.id)
+    if mine and mine.expires_at > now:
+        return None  # held already: never lengthened
+    if mine and left == 1 and mine.expires_at > now - HOLD_AGAIN_AFTER:
+        logger.info("User %s may not hold the last use of promo code %s again yet", customer.id, code_id)
+        return "promo_hold_wait"
+    session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id,
+                                            PromoHold.expires_at <= now - HOLD_REMEMBERED))
+    expires = now + HOLD_TIME
     session.execute(insert_for(session)(PromoHold).values(promo_code_id=code_id, telegram_id=customer.id,
                                                           expires_at=expires)
                     .on_conflict_do_update(index_elements=["promo_code_id", "telegram_id"],
@@ -269,9 +376,12 @@ def hold_use(session: Session, code_id: int, customer: types.User, product: Prod
 def take_use(session: Session, code_id: int, user: User) -> bool:
     """At payment, in its transaction: count a use for the customer, releasing their hold; False when none is
     left for them (the caller records the payment without the code and refunds it). The code's expiry and
-    switch were checked at pre-checkout: a payment Telegram took with them is honoured."""
+    switch were checked at pre-checkout: a payment Telegram took with them is honoured. So is a payment whose
+    hold lapsed before it landed, even when the last use went to someone else meanwhile: pre-checkout said
+    OK to this price, the money was taken, and the admins are told (checkout.py) that the limit was passed."""
     code = lock_code(session, code_id)
-    if code is None or used_by(session, code_id, user.id) or not has_room(session, code, user.telegram_id):
+    held = code is not None and hold_of(session, code_id, user.telegram_id) is not None
+    if code is None or used_by(session, code_id, user.id) or not (held or has_room(session, code, user.telegram_id)):
         logger.warning("A payment by user %s found no use of promo code %s left", user.telegram_id, code_id)
         return False
     session.execute(delete(PromoHold).where(PromoHold.promo_code_id == code_id,
@@ -299,9 +409,9 @@ def open_promo_link(shop: Shop, message: types.Message, session: Session, argume
     """/start promo_CODE, from a link t.me/<bot>?start=promo_SUMMER: greet the customer with the code's
     discount, and keep it for their next purchase."""
     lang = language_of(message.from_user)
-    code, problem = choose_code(session, message.from_user, argument, shop.config.currency)
+    code, problem, minutes = choose_code(session, message.from_user, argument, shop.config.currency)
     if problem not in (None, *KEPT_FOR_OTHERS):
-        return Screen(text(lang, problem), menu_keyboard(lang))
+        return Screen(text(lang, problem, minutes=minutes), menu_keyboard(lang))
     greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
                     discount=discount_label(code), scope=scope_name(session, lang, code))
     markup = menu_keyboard(lang)

@@ -398,9 +398,10 @@ def answer_promo_code(shop: Shop, message: types.Message, session: Session, dial
     product = session.get(Product, dialog["product_id"])
     if product is None or not product.is_active:
         return menu_screen(lang, "product_not_found")
-    code, problem = choose_code(session, message.from_user, message.text or "", shop.config.currency, product)
+    code, problem, minutes = choose_code(session, message.from_user, message.text or "", shop.config.currency,
+                                         product)
     screen = product_or_catalog(shop, session, lang, message.from_user.id, product.id)
-    note = text(lang, problem) if problem else text(lang, "promo_applied", code=code.code)
+    note = text(lang, problem, minutes=minutes) if problem else text(lang, "promo_applied", code=code.code)
     screen.text = note + "\n\n" + screen.text
     return screen
 

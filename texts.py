@@ -59,6 +59,8 @@ EN = {
     "checkout_invalid": "This invoice is no longer valid. Please open the product again.",
     "checkout_unavailable": "Sorry, this product is no longer on sale.",
     "checkout_price_changed": "The price has changed. Please open the product again.",
+    "checkout_promo_not_applied": "This invoice names a promo code you have not applied. Please open the product "
+                                  "again.",
     "checkout_owned": "You already own this product: open it in My purchases.",
     "paid_but_gone": "⚠️ This product was removed while you were paying. Your payment has been refunded.",
     "paid_but_gone_card": "⚠️ This product was removed while you were paying. The seller has been told "
@@ -402,6 +404,9 @@ EN = {
     "promo_expired": "❌ This promo code has expired.",
     "promo_used_up": "❌ This promo code has been used up.",
     "promo_used_already": "❌ You have already used this promo code.",
+    "promo_wait": "⏳ That is a lot of promo codes that did not work. Please try again in {minutes} min.",
+    "promo_hold_wait": "This promo code's last use was set aside for you a moment ago, but no payment followed. To be "
+                       "fair to other customers, it can be set aside for you again about 10 minutes later.",
     "promo_not_for_product": "❌ This promo code is not for this product. It is kept for your next purchase of one "
                              "it covers.",
     "promo_for_nothing": "❌ This promo code does not apply to anything on sale in the shop.",
@@ -425,6 +430,12 @@ EN = {
                                  "came with a promo code that had no use left for them, and Telegram refused the "
                                  "automatic refund. Please refund purchase #{purchase} here: open it below → ↩️ "
                                  "Refund.",
+    "admin_promo_over_limit": "⚠️ Purchase #{purchase} ({product}, {amount}) by {who} (id <code>{id}</code>) "
+                              "landed after its hold on promo code {code} had lapsed, and the code's last use had "
+                              "gone to someone else meanwhile. It was honoured at the price paid, and nothing was "
+                              "refunded: the code now has {uses} uses of {limit}.",
+    "admin_unexpected_amount": "⚠️ Purchase #{purchase} ({product}) by {who} (id <code>{id}</code>) was paid "
+                               "{amount}, but the shop asked {expected}. It is recorded as paid; please check it.",
     "gift_paid": "🎁 <b>Thank you!</b> Your gift, <b>{name}</b>, is ready to give:",
     "gift_to_forward": "🎁 A gift for you: <b>{name}</b>.\n\nOpen this link to receive it: {link}\n\n"
                        "(Forward this message to the person it is for. The first one to open the link gets it.)",
@@ -539,6 +550,7 @@ RU = {
     "checkout_invalid": "Этот счёт больше не действителен. Откройте товар ещё раз.",
     "checkout_unavailable": "К сожалению, этот товар больше не продаётся.",
     "checkout_price_changed": "Цена изменилась. Откройте товар ещё раз.",
+    "checkout_promo_not_applied": "В этом счёте указан промокод, который вы не применяли. Откройте товар ещё раз.",
     "checkout_owned": "Этот товар уже ваш: откройте его в разделе «Мои покупки».",
     "paid_but_gone": "⚠️ Товар убрали из продажи, пока вы платили. Деньги возвращены.",
     "paid_but_gone_card": "⚠️ Товар убрали из продажи, пока вы платили. Продавец уже знает об этом "
@@ -878,6 +890,10 @@ RU = {
     "promo_expired": "❌ Срок действия этого промокода истёк.",
     "promo_used_up": "❌ Этот промокод уже израсходован.",
     "promo_used_already": "❌ Вы уже воспользовались этим промокодом.",
+    "promo_wait": "⏳ Слишком много промокодов не подошло. Попробуйте снова через {minutes} мин.",
+    "promo_hold_wait": "Последнее использование этого промокода только что было отложено для вас, но оплата не "
+                       "пришла. Чтобы было честно по отношению к другим покупателям, отложить его для вас снова "
+                       "можно примерно через 10 минут.",
     "promo_not_for_product": "❌ Этот промокод не действует на этот товар. Он сохранён для вашей следующей покупки "
                              "товара, на который действует.",
     "promo_for_nothing": "❌ Этот промокод не действует ни на один товар, который сейчас продаётся.",
@@ -903,6 +919,14 @@ RU = {
                                  "пришла с промокодом, которым этому покупателю уже нельзя было воспользоваться, а "
                                  "автоматический возврат Telegram не принял. Верните деньги за покупку #{purchase} "
                                  "здесь: откройте её ниже → ↩️ Вернуть деньги.",
+    "admin_promo_over_limit": "⚠️ Покупка #{purchase} ({product}, {amount}) от {who} (id <code>{id}</code>) "
+                              "пришла, когда отложенное для покупателя использование промокода {code} уже истекло, "
+                              "а последнее использование тем временем досталось другому. Покупка засчитана по "
+                              "оплаченной цене, деньги не возвращались: у промокода теперь {uses} использований "
+                              "из {limit}.",
+    "admin_unexpected_amount": "⚠️ Покупка #{purchase} ({product}) от {who} (id <code>{id}</code>) оплачена суммой "
+                               "{amount}, а магазин просил {expected}. Покупка записана как оплаченная; проверьте "
+                               "её, пожалуйста.",
     "gift_paid": "🎁 <b>Спасибо!</b> Ваш подарок, <b>{name}</b>, готов — осталось его подарить:",
     "gift_to_forward": "🎁 Подарок для вас: <b>{name}</b>.\n\nОткройте ссылку, чтобы получить его: {link}\n\n"
                        "(Перешлите это сообщение тому, кому дарите. Подарок получит первый, кто откроет ссылку.)",

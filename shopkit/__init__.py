@@ -44,6 +44,7 @@ from .routes import (
     follow_start_link,
     handles_errors,
     on_message,
+    replies,
     run_handler,
     show_reply,
 )
@@ -102,6 +103,6 @@ __all__ = [
     "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
     "html_to_plain", "insert_for", "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of",
     "load_config", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
-    "parse_price", "put_setting", "retry_after", "run_handler", "send", "send_file", "short_reason", "show_reply",
-    "split_message", "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "parse_price", "put_setting", "replies", "retry_after", "run_handler", "send", "send_file", "short_reason",
+    "show_reply", "split_message", "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -14,6 +14,7 @@ from conftest import (
     Person,
     add_stock,
     admin_texts,
+    buys,
     set_product,
     visible_text,
 )
@@ -288,3 +289,19 @@ def test_a_pre_checkout_repeated_after_a_restart_is_answered_once_without_an_err
     shop.api.fail("answerPreCheckoutQuery", 400, "Bad Request: QUERY_ID_INVALID")  # Telegram: answered already
     alice.pre_checkout(25, alice.last_invoice()["payload"])
     assert "Error handling" not in caplog.text and "could not be answered: Bad Request: QUERY_ID_INVALID" in caplog.text
+
+
+@pytest.mark.parametrize("amount, currency, paid", [(1, "XTR", "1 ⭐"), (25, "USD", "$0.25")],
+                         ids=["amount", "currency"])
+def test_a_payment_the_shop_did_not_ask_for_is_recorded_and_the_admins_told(shop, alice, bob, seller, amount,
+                                                                            currency, paid):
+    product = shop.add_product("Pro license", price=25, hidden="KEY-123")
+    buys(bob, product)  # the price asked: no alert
+    alice.sends(f"/start p_{product.id}")
+    alice.taps("Buy")
+    alice.payment_lands(amount, alice.last_invoice()["payload"], currency, "charge-odd")
+    assert ("alice", "Pro license", amount, "stars") in shop.purchases()
+    with shop.Session() as session:
+        assert session.scalar(select(Purchase.currency).where(Purchase.payment_id == "charge-odd")) == currency
+    assert admin_texts(shop).count("but the shop asked") == 1
+    assert f"(id {alice.id}) was paid {paid}, but the shop asked 25 ⭐" in admin_texts(shop)

@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 import checkout
 import ledger
 import promo_panel
+import promos
 from conftest import Person, add_stock, admin_texts, set_product
 from models import PromoCode, PromoHold, Purchase, User
 from promos import price_after
@@ -332,6 +333,92 @@ def test_an_unpaid_hold_is_released_after_a_while(shop, alice, bob):
         session.commit()
     assert bob.pays()["ok"] is True
     assert shop.purchases() == [("bob", "Course", 80, "stars")]
+
+
+def frozen_clock(monkeypatch) -> list:
+    """promos.py's clock, stopped: move it on with ``clock[0] += timedelta(...)``."""
+    clock = [utcnow()]
+    monkeypatch.setattr(promos, "utcnow", lambda: clock[0])
+    return clock
+
+
+def test_a_declined_card_holds_the_last_use_two_minutes_and_not_again_at_once(shop, alice, bob, monkeypatch):
+    clock = frozen_clock(monkeypatch)
+    product = shop.add_product("Course", price=100)
+    shop.add_promo("LAST", max_uses=1)
+    for person in (alice, bob):
+        person.sends("/start promo_LAST")
+        person.taps_data(callback("buy", product.id))
+    alice_payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(80, alice_payload)["ok"] is True  # ...and her card is declined
+    clock[0] += timedelta(minutes=1)
+    assert alice.pre_checkout(80, alice_payload)["ok"] is True  # asked again: the hold is not lengthened
+    assert "used up" in bob.pre_checkout(80, bob.last_invoice()["payload"])["error_message"]
+    clock[0] += timedelta(minutes=1, seconds=1)
+    again = alice.pre_checkout(80, alice_payload)
+    assert again["ok"] is False and "about 10 minutes later" in again["error_message"]
+    assert bob.pays()["ok"] is True
+    assert shop.purchases() == [("bob", "Course", 80, "stars")]
+
+
+def test_a_payment_landing_after_its_hold_lapsed_is_honoured_and_the_admins_told(shop, seller, alice, bob,
+                                                                                monkeypatch):
+    clock = frozen_clock(monkeypatch)
+    product = shop.add_product("Course", price=100, hidden="COURSE-LINK")
+    code = shop.add_promo("LAST", max_uses=1)
+    for person in (alice, bob):
+        person.sends("/start promo_LAST")
+        person.taps_data(callback("buy", product.id))
+    alice_payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(80, alice_payload)["ok"] is True
+    clock[0] += timedelta(minutes=3)  # her hold lapses before her payment lands...
+    assert bob.pays()["ok"] is True  # ...and Bob takes the last use meanwhile
+    alice.payment_lands(80, alice_payload, "XTR", "charge-late")
+    assert "COURSE-LINK" in alice.all_texts() and not shop.api.of("refundStarPayment")
+    assert promo_purchases(shop) == [(80, 100, code.id, True)] * 2
+    assert admin_texts(shop).count("It was honoured at the price paid") == 1
+    assert "the code now has 2 uses of 1" in admin_texts(shop)
+
+
+def test_six_wrong_codes_make_the_customer_wait_and_are_logged_once(shop, alice, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="shopbot")
+    clock = frozen_clock(monkeypatch)
+    product = shop.add_product("Course", price=100)
+    shop.add_promo("REAL")
+    shop.add_promo("OLD", is_active=False)
+    for guess in ("GUESS1", "OLD", "GUESS3", "GUESS4"):
+        types_code(alice, product, guess)
+        assert "promo code" in alice.last_text() and "try again" not in alice.last_text()
+    clock[0] += timedelta(minutes=4)
+    types_code(alice, product, "GUESS5")
+    assert "There is no such promo code" in alice.last_text()
+    clock[0] += timedelta(seconds=30)
+    types_code(alice, product, "REAL")  # the 6th: refused, even a real code
+    assert "Please try again in 10 min." in alice.last_text() and alice.button_labels()[0] == "Buy for 100 ⭐"
+    clock[0] += timedelta(minutes=6)
+    types_code(alice, product, "REAL")
+    assert "Please try again in 4 min." in alice.last_text()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(alice.id) in warnings[0]
+    assert not any(guess in warnings[0] for guess in ("GUESS", "OLD", "REAL"))
+    clock[0] += timedelta(minutes=4)
+    types_code(alice, product, "REAL")
+    assert "Promo code REAL applied" in alice.last_text() and alice.button_labels()[0] == "Buy for 80 ⭐"
+
+
+def test_pre_checkout_prices_only_with_the_code_the_customer_applied(shop, alice, bob):
+    product = shop.add_product("Course", price=100)
+    small, big = shop.add_promo("SMALL", percent=10), shop.add_promo("BIG", percent=90)
+    bob.sends("/start promo_BIG")
+    forged = checkout.invoice_payload(product.id, alice.id, big.id)
+    answer = alice.pre_checkout(10, forged)  # Alice never applied BIG: it is Bob's
+    assert answer["ok"] is False and "a promo code you have not applied" in answer["error_message"]
+    alice.sends("/start promo_SMALL")
+    answer = alice.pre_checkout(10, forged)  # nor with another code of hers
+    assert answer["ok"] is False and "a promo code you have not applied" in answer["error_message"]
+    assert alice.pre_checkout(90, checkout.invoice_payload(product.id, alice.id, small.id))["ok"] is True
+    with shop.Session() as session:
+        assert session.scalars(select(PromoHold.promo_code_id)).all() == [small.id]
 
 
 # ---------------------------------------------------------------------------
