@@ -138,19 +138,22 @@ def read_hidden(message: types.Message) -> dict:
 class ProductField:
     """One question of the add/edit product dialog and how to read its answer."""
 
-    name: str  # also names the "✏️" button: btn_edit_<name>
+    name: str
     prompt: str  # text key of the question
+    button: str  # text key of its "✏️" button on the product's screen
     read: Callable[[types.Message, str], dict]  # (message, currency) -> Product attributes
     hint: Callable[[str], dict] = lambda currency: {}  # (currency) -> values for the question's text
 
 
 PRODUCT_FIELDS = [
-    ProductField("name", "admin_ask_name", lambda m, currency: {"name": read_name(m)}),
-    ProductField("price", "admin_ask_price", lambda m, currency: {"price": parse_price(message_text(m), currency)},
-                 currency_hint),
-    ProductField("description", "admin_ask_description", lambda m, currency: {"description": read_description(m)}),
-    ProductField("description_file", "admin_ask_description_file", lambda m, currency: read_description_file(m)),
-    ProductField("hidden", "admin_ask_hidden", lambda m, currency: read_hidden(m)),
+    ProductField("name", "admin_ask_name", "btn_edit_name", lambda m, currency: {"name": read_name(m)}),
+    ProductField("price", "admin_ask_price", "btn_edit_price",
+                 lambda m, currency: {"price": parse_price(message_text(m), currency)}, currency_hint),
+    ProductField("description", "admin_ask_description", "btn_edit_description",
+                 lambda m, currency: {"description": read_description(m)}),
+    ProductField("description_file", "admin_ask_description_file", "btn_edit_description_file",
+                 lambda m, currency: read_description_file(m)),
+    ProductField("hidden", "admin_ask_hidden", "btn_edit_hidden", lambda m, currency: read_hidden(m)),
 ]
 
 
@@ -223,12 +226,14 @@ def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session) -> 
 
 
 KINDS = (UNLIMITED, STOCKED, SUBSCRIPTION)  # a kind travels in callback data as its index here
+KIND_BUTTONS = {UNLIMITED: "btn_kind_unlimited", STOCKED: "btn_kind_stocked", SUBSCRIPTION: "btn_kind_subscription"}
+FILE_KINDS = {"photo": "file_photo", "document": "file_document"}  # a description or hidden file's kind
 
 
 def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
     """What does each buyer receive? ♾ the same content, 🔑 a unique item, or 📅 (new products) a subscription."""
     kinds = KINDS if for_new_product else KINDS[:2]
-    rows = [[button(label(lang, f"btn_kind_{kind}"), "choose_kind", target_id, index, int(for_new_product))]
+    rows = [[button(label(lang, KIND_BUTTONS[kind]), "choose_kind", target_id, index, int(for_new_product))]
             for index, kind in enumerate(kinds)]
     question = text(lang, "admin_choose_kind") + (text(lang, "admin_kind_subscription") if for_new_product else "")
     return Screen(question, keyboard(*rows, [button(label(lang, "btn_cancel"), "cancel")]))
@@ -483,7 +488,7 @@ def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, 
 
 def file_kind(lang: str, file_type: str | None) -> str:
     """'photo', 'document' (in the admin's language), or — for none."""
-    return label(lang, f"file_{file_type}") if file_type else "—"
+    return label(lang, FILE_KINDS[file_type]) if file_type else "—"
 
 
 def kind_details(session: Session, lang: str, product: Product) -> tuple[str, list]:
@@ -502,16 +507,16 @@ def kind_details(session: Session, lang: str, product: Product) -> tuple[str, li
 def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
     """Everything about one product, its hidden content too, with ✏️ buttons for every field."""
     product = session.get(Product, product_id)
-    sales, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
+    sold, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
                                      .where(Purchase.product_id == product_id, Purchase.refunded_at.is_(None))).one()
-    stock, kind_buttons = kind_details(session, lang, product)
-    body = text(lang, "admin_product", stock=stock, id=product.id, name=product.name,
+    stock_line, kind_buttons = kind_details(session, lang, product)
+    body = text(lang, "admin_product", stock=stock_line, id=product.id, name=product.name,
                 category=product.category.name, price=format_price(product.price, shop.config.currency),
                 status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
                 description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
                 hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
-                sales=sales, revenue=format_price(revenue, shop.config.currency))
-    edit_buttons = [button(label(lang, f"btn_edit_{f.name}"), "edit_product", product.id, i)
+                sales=sold, revenue=format_price(revenue, shop.config.currency))
+    edit_buttons = [button(label(lang, f.button), "edit_product", product.id, i)
                     for i, f in enumerate(PRODUCT_FIELDS)]
     if product.kind != SUBSCRIPTION:  # a subscription stays one (change_kind)
         edit_buttons.append(button(label(lang, "btn_edit_kind"), "edit_kind", product.id))

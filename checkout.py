@@ -45,7 +45,7 @@ from models import (
     stock_item_of,
     stock_left,
 )
-from purchases import Delivery, mark_refunded, set_aside_for_refund
+from purchases import PAYMENT_TYPES, Delivery, mark_refunded, set_aside_for_refund
 from shopkit import (
     SALE_ALERTS,
     STARS,
@@ -125,7 +125,7 @@ def sale_notice(purchase: Purchase) -> AdminNotice:
     """💰 New sale, for the admins who keep sale alerts on."""
     return AdminNotice("admin_new_sale", dict(
         product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-        who=describe_user(purchase.user), type=lambda lang: label(lang, f"payment_{purchase.payment_type}")),
+        who=describe_user(purchase.user), type=lambda lang: label(lang, PAYMENT_TYPES[purchase.payment_type])),
         markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]), setting=SALE_ALERTS)
 
 

@@ -57,6 +57,10 @@ from storefront import RestockNotice
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
 
+# How each way of paying (Purchase.payment_type) is named to the seller.
+PAYMENT_TYPES = {"stars": "payment_stars", "card": "payment_card", "free": "payment_free",
+                 "manual": "payment_manual", "gift": "payment_gift"}
+
 # ---------------------------------------------------------------------------
 # 1. Delivery: where every way of buying ends
 # ---------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from checkout import give_product
 from gifts import gift_line
 from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
 from promos import promo_line
-from purchases import deliver, refund_purchase
+from purchases import PAYMENT_TYPES, deliver, refund_purchase
 from shopkit import (
     PAGE_SIZE,
     Handlers,
@@ -343,7 +343,7 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
     buyer = purchase.user
     body = text(lang, "admin_purchase", id=purchase.id, buyer=describe_user(buyer), buyer_id=buyer.telegram_id,
                 product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-                type=label(lang, f"payment_{purchase.payment_type}"), payment_id=purchase.payment_id or "—",
+                type=label(lang, PAYMENT_TYPES[purchase.payment_type]), payment_id=purchase.payment_id or "—",
                 date=f"{purchase.created_at:%Y-%m-%d %H:%M} UTC")
     body += promo_line(session, lang, purchase) + gift_line(session, lang, purchase)
     if purchase.refunded_at:

@@ -87,12 +87,12 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
-    stock = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
     if offer and offer.code:
         new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
         return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
-                    discount=discount_label(offer.code), stock=stock, description=product.description)
-    return text(lang, "product_card", name=product.name, price=price + stock, description=product.description)
+                    discount=discount_label(offer.code), stock=stock_line, description=product.description)
+    return text(lang, "product_card", name=product.name, price=price + stock_line, description=product.description)
 
 
 def catalog_screen(shop: Shop, session: Session, lang: str) -> Screen:
@@ -188,8 +188,8 @@ def matching_products(session: Session, words: list[str]):
     """
     long_words = [word for word in words if len(word) >= TRIGRAM]
     short_words = [word for word in words if len(word) < TRIGRAM]
-    texts = (Product.name, Product.description) if short_words else ()  # what the short words are looked for in
-    found = select(Product.id, *texts).where(Product.is_active)
+    searched = (Product.name, Product.description) if short_words else ()  # where the short words are looked for
+    found = select(Product.id, *searched).where(Product.is_active)
     if long_words:
         found = search_index_has(found, long_words, session.get_bind().dialect.name)
     else:

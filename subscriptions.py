@@ -520,12 +520,17 @@ def keep_checking_expiry(shop: Shop) -> None:
 # 5. My purchases: each subscription's status, ❌ Cancel and ♻️ Resume
 # ---------------------------------------------------------------------------
 
-def status_of(lang: str, subscription: Subscription, texts: str = "sub_state") -> str:
-    """Active until its next renewal, cancelled with access until a date, or ended (``texts``: the labels' prefix)."""
+# How a subscription's state reads: in a sentence, and short, on its button in My purchases.
+STATE_LINES = {"active": "sub_state_active", "cancelled": "sub_state_cancelled", "ended": "sub_state_ended"}
+STATE_BUTTONS = {"active": "sub_button_active", "cancelled": "sub_button_cancelled", "ended": "sub_button_ended"}
+
+
+def status_of(lang: str, subscription: Subscription, wording: dict = STATE_LINES) -> str:
+    """Active until its next renewal, cancelled with access until a date, or ended."""
     if subscription.ended_at is not None:
-        return label(lang, f"{texts}_ended", date=day(subscription.ended_at))
+        return label(lang, wording["ended"], date=day(subscription.ended_at))
     state = "cancelled" if subscription.cancelled_at else "active"
-    return label(lang, f"{texts}_{state}", date=day(subscription.expires_at))
+    return label(lang, wording[state], date=day(subscription.expires_at))
 
 
 def purchase_rows(session: Session, lang: str, telegram_id: int) -> list[list]:
@@ -533,7 +538,7 @@ def purchase_rows(session: Session, lang: str, telegram_id: int) -> list[list]:
     rows = session.execute(select(Subscription, Product.name).join(User, Subscription.user_id == User.id)
                            .join(Product, Subscription.product_id == Product.id)
                            .where(User.telegram_id == telegram_id).order_by(Subscription.id)).all()
-    return [[button(f"📅 {truncate(name, 30)} · {status_of(lang, subscription, 'sub_button')}",
+    return [[button(f"📅 {truncate(name, 30)} · {status_of(lang, subscription, STATE_BUTTONS)}",
                     "subscription", subscription.id)] for subscription, name in rows]
 
 
