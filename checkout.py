@@ -413,6 +413,10 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
         return UnmatchedPayment(lang)
     purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type, payload)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
+    if outcome == "repeated" and purchase.delivered_at is not None:
+        # Telegram sends again after a restart what the bot had fetched but not confirmed, and the ledger or the
+        # journal may find a payment that was handled meanwhile: it was delivered (or set aside), nothing to add.
+        return None
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:
         set_aside_for_refund(session, purchase)

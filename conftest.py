@@ -189,9 +189,10 @@ class FakeApi:
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
         return True
 
-    def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str) -> None:
-        """A Stars payment in Telegram's ledger (whether or not the shop heard of it)."""
-        self.star_transactions.append({"id": charge_id, "amount": amount, "date": 1_790_000_000, "source": {
+    def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str,
+                       date: int = 1_790_000_000) -> None:
+        """A Stars payment in Telegram's ledger (whether or not the shop heard of it), made at ``date``."""
+        self.star_transactions.append({"id": charge_id, "amount": amount, "date": date, "source": {
             "type": "user", "transaction_type": "invoice_payment", "user": person.user, "invoice_payload": payload}})
 
     def ledger_refund(self, person: Person, amount: int, charge_id: str) -> None:

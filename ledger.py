@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -54,6 +55,10 @@ RETRY_LONGEST = 60.0  # seconds: the slowest a failing payment is retried
 REDELIVER_WITHIN = timedelta(days=7)
 LEDGER_EVERY = 600.0  # seconds between two readings of Telegram's Stars ledger
 LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maximum
+# Telegram sends a payment's update at once, and again after a restart if the bot had not confirmed it: a payment
+# the ledger shows but the shop has not recorded is left to its update until the shop has been running this long
+# since it was made. Only then was the update lost; acting sooner would deliver it twice, with a false apology.
+UPDATE_GRACE = 300.0  # seconds
 
 # ---------------------------------------------------------------------------
 # 1. The journal: payments written down before Telegram forgets them
@@ -148,8 +153,13 @@ def take_payment(shop: Shop, message: types.Message) -> None:
         shop.start_background(retry_until_recorded)
 
 
-def retry_until_recorded(shop: Shop, wait: float = 1.0) -> None:
-    """Record the journal's pending payments, retrying with backoff until none is left (one thread at a time)."""
+def retry_until_recorded(shop: Shop, wait: float = 1.0, tell_admins: bool = True) -> None:
+    """Record the journal's pending payments, retrying with backoff until none is left (one thread at a time).
+
+    The admins hear of each payment recorded late (``tell_admins``), but not at
+    start: what the last run took and never recorded is simply recorded now, as
+    its update, sent again by Telegram, would have been.
+    """
     if not shop.retrying.acquire(blocking=False):
         return
     try:
@@ -157,7 +167,7 @@ def retry_until_recorded(shop: Shop, wait: float = 1.0) -> None:
             shop.sleep(wait)
             for message_json in pending:
                 message = types.Message.de_json(message_json)
-                if record(shop, message):
+                if record(shop, message) and tell_admins:
                     late_notice(message).show(shop, message)
             wait = min(max(wait, 0.5) * 2, RETRY_LONGEST)
     finally:
@@ -303,9 +313,18 @@ def record_late(shop: Shop, transaction, refunded: bool) -> bool:
     return True
 
 
-def check_ledger(shop: Shop) -> LedgerCheck:
-    """Read the transactions not checked yet and act on what the shop missed; safe to run again."""
-    offset, check = ledger_offset(shop), LedgerCheck()
+def update_may_still_come(transaction, polling_since: float, now: float) -> bool:
+    """Whether the shop may yet hear of this payment from its own update: too recent to call it missed."""
+    return now - max(transaction.date, polling_since) < UPDATE_GRACE
+
+
+def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = None) -> LedgerCheck:
+    """Read the transactions not checked yet and act on what the shop missed; safe to run again.
+
+    ``polling_since``: when this process began to fetch updates (catch_up);
+    ``now``: the moment of reading, as a Unix time (tests move it).
+    """
+    offset, check, now = ledger_offset(shop), LedgerCheck(), now or time.time()
     transactions = new_transactions(shop, offset)
     refunds = {t.id for t in transactions if t.receiver is not None and t.receiver.type == "user"}
     with shop.Session() as session:
@@ -313,6 +332,8 @@ def check_ledger(shop: Shop) -> LedgerCheck:
             Purchase.payment_id.in_([t.id for t in transactions]))))
     for transaction in transactions:
         if our_payment(transaction) and transaction.id not in known:
+            if update_may_still_come(transaction, polling_since, now):
+                break  # keep the offset here: the next reading looks again
             if not record_late(shop, transaction, refunded=transaction.id in refunds):
                 break  # keep the offset here: the next reading tries again
             check.recorded.append(transaction.id)
@@ -348,11 +369,11 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
                       refunds=lambda lang: counted(lang, "n_refunds", len(check.refunded)))
 
 
-def keep_checking_ledger(shop: Shop) -> None:
+def keep_checking_ledger(shop: Shop, polling_since: float = 0.0) -> None:
     """Read Telegram's Stars ledger now and every 10 minutes; a failed reading is tried again next time."""
     while True:
         try:
-            check_ledger(shop)
+            check_ledger(shop, polling_since)
         except ApiException as error:  # Telegram unreachable, or unwell: the next reading catches up
             logger.warning("Could not read Telegram's Stars ledger: %s", error)
         except Exception:
@@ -366,13 +387,14 @@ def keep_checking_ledger(shop: Shop) -> None:
 
 def catch_up(shop: Shop) -> None:
     """At start, beside the first polls: replay the journal, deliver what was not, keep reading the ledger."""
+    polling_since = time.time()  # from now on, the updates Telegram kept for the bot come in (shopbot.py)
     if shop.journal.pending():
-        retry_until_recorded(shop, wait=0.0)
+        retry_until_recorded(shop, wait=0.0, tell_admins=False)
     shop.journal.compact()
     if delivered := deliver_what_was_not(shop):
         logger.info("Delivered %s purchases that had been recorded but not delivered", delivered)
     if shop.config.payment_type == "stars":
-        keep_checking_ledger(shop)
+        keep_checking_ledger(shop, polling_since)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

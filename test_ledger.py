@@ -204,6 +204,70 @@ def test_a_payment_telegram_has_but_the_shop_never_heard_of_is_recorded_and_deli
     assert len(shop.purchases()) == 1 and len(shop.api.of("sendMessage")) == messages
 
 
+def test_a_payment_sent_again_after_a_restart_is_delivered_once(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    # The bot stopped before confirming the update: at the next start Telegram sends it again, and the ledger
+    # shows the payment, read while that update is still on its way.
+    shop.api.ledger_payment(alice, 25, alice.payment["invoice_payload"], "ch-1", date=int(time.time()))
+    starts_again(shop)
+    alice.repeats_payment()
+    assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()
+    assert "retry" not in admin_texts(shop) and "missed" not in admin_texts(shop)
+
+
+def test_a_payment_recorded_but_not_delivered_before_a_crash_is_delivered_once_at_start(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    message = payment_message(alice, product, "ch-1")
+    shop.bot.shop.journal.write(message)
+    with shop.Session() as session:
+        checkout.on_successful_payment(shop.bot.shop, message, session)  # committed... and then kill -9
+    starts_again(shop)
+    alice.feed("message", message.json)  # Telegram sends the update again
+    assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()
+    assert "could be recorded only after a retry" not in admin_texts(shop)
+
+
+class LedgerLoopSleeps(Exception):
+    pass
+
+
+def starts_again(shop) -> None:
+    """What the next start does beside the first polls (ledger.catch_up), until its ledger loop first sleeps."""
+    def sleep(seconds: float) -> None:
+        if seconds == ledger.LEDGER_EVERY:
+            raise LedgerLoopSleeps
+
+    shop.bot.shop.sleep = sleep
+    with pytest.raises(LedgerLoopSleeps):
+        ledger.catch_up(shop.bot.shop)
+
+
+@pytest.mark.parametrize("paid", [0, 3600], ids=["during the restart", "an hour before the start"])
+def test_a_payment_the_ledger_shows_while_its_update_may_still_come_is_left_to_it(shop, seller, alice, paid):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(25, payload)["ok"] is True
+    shop.api.ledger_payment(alice, 25, payload, "ch-1", date=int(time.time()) - paid)
+    started = time.time()
+    assert ledger.check_ledger(shop.bot.shop, polling_since=started).read == 0 and shop.purchases() == []
+    alice.payment_lands(25, payload, "XTR", "ch-1")  # the update, fetched by the first polls
+    check = ledger.check_ledger(shop.bot.shop, polling_since=started)  # read again: recorded, nothing to do
+    assert check.read == 1 and check.recorded == []
+    assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()
+    assert "ledger showed" not in admin_texts(shop)
+
+
+def test_a_payment_whose_update_never_came_is_recorded_from_the_ledger_once_it_was_due(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-lost",
+                            date=int(time.time()) - int(ledger.UPDATE_GRACE) - 60)
+    assert ledger.check_ledger(shop.bot.shop, polling_since=time.time() - ledger.UPDATE_GRACE).recorded == ["ch-lost"]
+    assert "reached the shop only now" in alice.all_texts() and alice.all_texts().count("KEY-1") == 1
+
+
 def test_the_ledger_applies_a_refund_the_shop_did_not_know_of(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     alice.taps_data(callback("buy", product.id))

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from telebot import types
 
+import ledger
 import shopbot
 import subscriptions
 from conftest import (
@@ -470,7 +471,7 @@ def test_a_renewal_found_only_in_telegrams_ledger_extends_the_date(shop, vip, al
         "type": "user", "transaction_type": "invoice_payment", "user": alice.user, "invoice_payload": payload,
         "subscription_period": 2592000}})
     seen = len(alice.api.messages(alice.id))
-    check = check_ledger(shop.bot.shop)
+    check = ledger_read_after(shop, renewal_date)
     assert check.recorded == ["sub-2"]
     assert moment(renewal_date + MONTH) == subscription_of(shop, alice).expires_at
     assert len(shop.purchases()) == 2
@@ -708,6 +709,12 @@ def test_a_refund_of_the_second_payment_found_in_the_ledger_keeps_the_live_subsc
 
 
 
+def ledger_read_after(shop, paid: int):
+    """Telegram's ledger read once a payment made at ``paid`` (a Unix time, maybe ahead) is due: its update never
+    came in ledger.UPDATE_GRACE."""
+    return check_ledger(shop.bot.shop, now=paid + ledger.UPDATE_GRACE)
+
+
 def ledger_subscription_payment(shop, person: Person, product, charge_id: str, paid: int) -> None:
     """A subscription payment in Telegram's ledger only (the update never reached the shop)."""
     shop.api.channels.subscriptions.setdefault(charge_id, {"user": person.id, "canceled": False})
@@ -725,7 +732,7 @@ def test_a_new_subscription_found_only_in_the_ledger_after_the_last_one_ended_is
     shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
     ledger_subscription_payment(shop, alice, vip, "sub-9", int(time.time()) + 60)  # subscribed again
 
-    assert check_ledger(shop.bot.shop).recorded == ["sub-9"]
+    assert ledger_read_after(shop, int(time.time()) + 60).recorded == ["sub-9"]
 
     assert subscription_of(shop, alice).first_charge_id == "sub-9"
     opens_subscription(alice)
@@ -738,7 +745,7 @@ def test_a_second_subscription_found_only_in_the_ledger_is_refunded_and_stopped(
     shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
     ledger_subscription_payment(shop, alice, vip, "sub-2", int(time.time()) + 60)  # a second sheet, paid too
 
-    check_ledger(shop.bot.shop)
+    ledger_read_after(shop, int(time.time()) + 60)
 
     assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
     assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True
@@ -752,7 +759,7 @@ def test_a_refunded_renewal_found_only_in_the_ledger_stops_the_renewals_and_ends
     ledger_subscription_payment(shop, alice, vip, "sub-2", int(expires.replace(tzinfo=UTC).timestamp()))
     shop.api.ledger_refund(alice, 250, "sub-2")
 
-    check_ledger(shop.bot.shop)
+    ledger_read_after(shop, int(expires.replace(tzinfo=UTC).timestamp()))
 
     assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
     assert alice.id not in channel.members and subscription_of(shop, alice).ended_at is not None
