@@ -48,7 +48,7 @@ from models import (
     stock_left,
     utcnow,
 )
-from purchases import Delivery, mark_refunded, set_aside_for_refund
+from purchases import AUTO, Delivery, give_stars_back, mark_refunded, set_aside_for_refund
 from routes import Handlers, chat_of, handles_errors
 from screens import (
     Screen,
@@ -357,9 +357,9 @@ class RefundAtOnce:
         payment = message.successful_payment
         with shop.Session() as session:
             name = session.get(Purchase, self.purchase_id).product.name
-        refunded = payment.currency == STARS and refund_stars(shop, message.from_user.id,
-                                                              payment.telegram_payment_charge_id)
-        if refunded:
+            refunded = payment.currency == STARS and not give_stars_back(
+                shop, session, self.purchase_id, message.from_user.id, payment.telegram_payment_charge_id, AUTO)
+        if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
             mark_refunded(shop, self.purchase_id)
         logger.warning("Purchase %s refunded at once (%s): %s", self.purchase_id, self.reason, refunded)
         outcome = "refunded" if refunded else "refund_pending"

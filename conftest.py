@@ -415,6 +415,24 @@ class ShopUnderTest:
 
 
 
+def refund_echo(person: Person, charge_id: str, amount: int = 25) -> None:
+    """Telegram's refunded_payment service message in the buyer's chat: for its own refunds, and the shop's."""
+    person.feed("message", person.message(refunded_payment={
+        "currency": "XTR", "total_amount": amount, "invoice_payload": "shop1:1:1001",
+        "telegram_payment_charge_id": charge_id}))
+
+
+def echoes_refunds_at_once(monkeypatch, shop: ShopUnderTest, buyer: Person) -> None:
+    """From now on Telegram's refunded_payment echo of each refundStarPayment is handled before the call returns,
+    as a worker may take it while the shop still waits for Telegram's answer."""
+    def send(http_method, url, params=None, **kwargs):
+        response = shop.api(http_method, url, params=params, **kwargs)
+        if url.endswith("/refundStarPayment") and response.payload["ok"]:
+            refund_echo(buyer, params["telegram_payment_charge_id"])
+        return response
+    monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", send)
+
+
 def make_config(database_url: str, **overrides) -> Config:
     return Config(token=TOKEN, admin_ids=frozenset({ADMIN_ID}), database_url=database_url, **overrides)
 

@@ -43,10 +43,10 @@ from telebot.apihelper import ApiException
 import subscriptions
 from checkout import on_successful_payment, parse_invoice_payload
 from models import Product, Purchase, Setting, User, put_setting, utcnow
-from purchases import close_purchase, deliver
+from purchases import TELEGRAM, close_refund, deliver
 from routes import handles_errors, on_message, show_reply
 from screens import counted, describe_user, format_price, language_for_code, language_of, text
-from shop import AdminNotice, Note, Shop, notify_admins, send
+from shop import AdminNotice, Shop, notify_admins, send
 
 logger = logging.getLogger("shopbot")
 
@@ -214,24 +214,18 @@ def deliver_what_was_not(shop: Shop) -> int:
 # ---------------------------------------------------------------------------
 
 def refunded_by_telegram(session: Session, charge_id: str, never_delivered: bool = False):
-    """Mark the purchase of a charge Telegram refunded; its replies, or None when there is nothing to do.
+    """Close the purchase of a charge Telegram refunded; its replies, or None when there is nothing to do.
 
-    Telegram also reports the shop's own refunds (refundStarPayment) this way;
-    those are refunded already, and nothing happens.
+    Telegram also reports the shop's own refunds (refundStarPayment) this way,
+    sometimes before its answer to the shop: such a refund was written down
+    first, and is closed in the shop's name, once (purchases.close_refund).
     """
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
-    if purchase is None or purchase.refunded_at is not None:
+    if purchase is None:
         return None
-    # The content no longer opens; a key shown is never resold.
-    taken_back = close_purchase(session, purchase, never_delivered)
-    ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
+    replies = close_refund(session, purchase, TELEGRAM, never_delivered)
     session.commit()
-    logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)
-    buyer, lang = purchase.user, language_for_code(purchase.user.language_code)
-    return (Note(buyer.telegram_id, text(lang, "refunded_by_telegram", name=purchase.product.name)),
-            AdminNotice("admin_refunded_by_telegram", dict(purchase=purchase.id, product=purchase.product.name,
-                                                           who=describe_user(buyer), id=buyer.telegram_id)), ending,
-            taken_back)
+    return replies
 
 
 def on_refunded_payment(shop: Shop, message: types.Message, session: Session):

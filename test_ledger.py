@@ -18,7 +18,7 @@ import checkout
 import ledger
 import models
 import shopbot
-from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts
+from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts, echoes_refunds_at_once, refund_echo
 from database import connect
 from models import Purchase, StockItem, User
 from screens import callback
@@ -298,18 +298,11 @@ def test_a_stocked_payment_telegram_refunded_before_the_shop_heard_of_it_gives_i
         assert models.stock_left(session, session.get(models.Product, product.id)) == 1
 
 
-def refunded_payment(person: Person, charge_id: str, amount: int = 25) -> None:
-    """Telegram's refunded_payment service message in the buyer's chat."""
-    person.feed("message", person.message(refunded_payment={
-        "currency": "XTR", "total_amount": amount, "invoice_payload": "shop1:1:1001",
-        "telegram_payment_charge_id": charge_id}))
-
-
 def test_a_refund_by_telegram_removes_access(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     alice.taps_data(callback("buy", product.id))
     alice.pays(charge_id="ch-1")
-    refunded_payment(alice, "ch-1")
+    refund_echo(alice, "ch-1")
     assert purchase_row(shop, "ch-1").refunded_at is not None
     assert "Telegram has refunded your payment for Pro" in alice.last_text()
     assert "Telegram refunded purchase #1 (Pro)" in admin_texts(shop)
@@ -324,7 +317,7 @@ def test_telegram_reporting_the_shops_own_refund_changes_nothing(shop, seller, a
     alice.pays(charge_id="ch-1")
     seller.taps_data(callback("confirm_refund", 1))
     sent = len(shop.api.of("sendMessage"))
-    refunded_payment(alice, "ch-1")
+    refund_echo(alice, "ch-1")
     assert len(shop.api.of("sendMessage")) == sent
 
 
@@ -333,12 +326,91 @@ def test_a_key_shown_before_a_refund_is_never_sold_again(shop, alice, bob):
     add_stock(shop, product, "KEY-A", "KEY-B")
     alice.taps_data(callback("buy", product.id))
     alice.pays(charge_id="ch-1")
-    refunded_payment(alice, "ch-1", amount=10)
+    refund_echo(alice, "ch-1", amount=10)
     bob.taps_data(callback("buy", product.id))
     bob.pays()
     assert "KEY-B" in bob.all_texts() and "KEY-A" not in bob.all_texts()
     with shop.Session() as session:
         assert session.scalar(select(StockItem.purchase_id).where(StockItem.content == "KEY-A")) == 1
+
+
+# ---------------------------------------------------------------------------
+# One refund, one message: the buyer hears once who refunded, whoever closes the purchase
+# ---------------------------------------------------------------------------
+
+def refund_messages(person: Person) -> list[str]:
+    return [line for line in person.all_texts().splitlines() if "refunded" in line or "refunding" in line]
+
+
+@pytest.mark.parametrize("echo", ["after the answer", "before the answer"])
+def test_the_sellers_refund_tells_the_buyer_once_whenever_its_echo_comes(shop, seller, alice, monkeypatch, echo):
+    product = shop.add_product("Pro", price=25)
+    add_stock(shop, product, "KEY-A")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    if echo == "before the answer":
+        echoes_refunds_at_once(monkeypatch, shop, alice)
+    seller.taps_data(callback("confirm_refund", 1))
+    assert refund_messages(alice) == ["↩️ The shop has refunded your payment for Pro: the Stars are back on your "
+                                      "account, and the purchase is closed."]
+    refund_echo(alice, "ch-1")  # (again, or for the first time)
+    assert len(refund_messages(alice)) == 1 and "Telegram" not in alice.all_texts()
+    assert "Telegram refunded" not in admin_texts(shop) and seller.last_toast() == "✅ Refunded: the Stars are " \
+                                                                                    "back with the buyer."
+    assert purchase_row(shop, "ch-1").refunded_by == "shop" and len(shop.api.of("refundStarPayment")) == 1
+
+
+def test_a_refund_telegram_refuses_leaves_the_purchase_to_telegrams_own_refund(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    shop.api.fail("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
+    seller.taps_data(callback("confirm_refund", 1))
+    assert "Telegram refused the refund" in seller.last_toast() and refund_messages(alice) == []
+    refund_echo(alice, "ch-1")  # Telegram's support refunds it later
+    assert refund_messages(alice) == ["↩️ Telegram has refunded your payment for Pro, so the purchase is closed."]
+    assert "Telegram refunded purchase #1 (Pro)" in admin_texts(shop)
+
+
+def test_a_refund_by_telegram_found_twice_tells_the_buyer_once(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-1")
+    shop.api.ledger_refund(alice, 25, "ch-1")
+    refund_echo(alice, "ch-1")
+    ledger.check_ledger(shop.bot.shop)
+    assert refund_messages(alice) == ["↩️ Telegram has refunded your payment for Pro, so the purchase is closed."]
+    assert admin_texts(shop).count("Telegram refunded purchase #1") == 1
+    assert purchase_row(shop, "ch-1").refunded_by == "telegram"
+
+
+def test_the_seller_withdrawing_a_free_product_tells_its_owner(shop, seller, alice):
+    product = shop.add_product("Guide", price=0)
+    alice.taps_data(callback("buy", product.id))
+    seller.taps_data(callback("confirm_refund", 1))
+    assert "The shop has withdrawn Guide, so it no longer opens." in alice.last_text()
+
+
+@pytest.mark.parametrize("echo", [False, True])
+def test_the_last_key_sold_a_moment_before_is_refunded_and_told_once_as_automatic(shop, seller, alice, bob,
+                                                                                 monkeypatch, echo):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    alice.taps_data(callback("buy", product.id))
+    bob.taps_data(callback("buy", product.id))
+    bob_invoice = bob.last_invoice()
+    alice.pays(charge_id="ch-alice")
+    if echo:
+        echoes_refunds_at_once(monkeypatch, shop, bob)
+    bob.payment_lands(10, bob_invoice["payload"], "XTR", "ch-bob")  # paid before alice's sale took the key
+    assert refund_messages(bob) == ["😔 Someone bought the last one a moment before you. Your payment has been "
+                                    "refunded."]
+    refund_echo(bob, "ch-bob", amount=10)
+    assert len(refund_messages(bob)) == 1 and "Telegram" not in bob.all_texts()
+    admins = admin_texts(shop)
+    assert admins.count("It was refunded automatically") == 1 and "Telegram refunded" not in admins
+    assert purchase_row(shop, "ch-bob").refunded_by == "auto"
 
 
 # ---------------------------------------------------------------------------

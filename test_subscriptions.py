@@ -18,7 +18,9 @@ from conftest import (
     ShopUnderTest,
     admin_texts,
     buttons,
+    echoes_refunds_at_once,
     pays_link,
+    refund_echo,
     start_adding_a_product,
     subscription_lands,
 )
@@ -401,6 +403,20 @@ def test_a_refund_by_the_seller_removes_access_at_once(shop, vip, channel, alice
     assert calls_of(shop, "editUserStarSubscription")[-1]["is_canceled"] is True
     assert "was refunded, so your access to VIP signals has ended" in alice.last_text()
     assert subscription_of(shop, alice).ended_at is not None
+
+
+@pytest.mark.parametrize("echo", ["after the answer", "before the answer"])
+def test_a_subscription_the_seller_refunds_ends_once_whenever_the_echo_comes(shop, vip, channel, alice, seller,
+                                                                             monkeypatch, echo):
+    in_the_channel(alice, vip)
+    if echo == "before the answer":
+        echoes_refunds_at_once(monkeypatch, shop, alice)
+    seller.taps_data(callback("confirm_refund", 1))
+    refund_echo(alice, "sub-1", amount=250)
+    assert [c["telegram_payment_charge_id"] for c in calls_of(shop, "editUserStarSubscription")] == ["sub-1"]
+    assert alice.all_texts().count("was refunded, so your access to VIP signals has ended") == 1
+    assert "Telegram has refunded" not in alice.all_texts() and "Telegram refunded" not in admin_texts(shop)
+    assert alice.id not in channel.members
 
 
 def test_a_refund_by_telegram_removes_access_at_once(shop, vip, channel, alice, seller):
