@@ -13,7 +13,8 @@ product, a seller's /grant (sales.py), a gift claimed (gifts.py).
 3. **Refunds**: Stars go back through Telegram; card payments are refunded in
    the provider's dashboard and marked here. A refunded purchase no longer
    opens. A key shown to a customer is never resold, but one nobody saw goes
-   back on sale.
+   back on sale. Who refunds is written down before Telegram is asked, and the
+   buyer hears it once, whether the seller, the shop or Telegram refunded.
 """
 from __future__ import annotations
 
