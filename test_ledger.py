@@ -392,6 +392,17 @@ def test_the_seller_withdrawing_a_free_product_tells_its_owner(shop, seller, ali
     assert "The shop has withdrawn Guide, so it no longer opens." in alice.last_text()
 
 
+def test_the_seller_marking_a_card_payment_refunded_tells_its_buyer(card_shop):
+    product = card_shop.add_product("Course", price=999)
+    alice, seller = Person(card_shop, 1001, "Alice", "alice"), Person(card_shop, ADMIN_ID, "Seller")
+    seller.sends("/start")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="card-1")
+    seller.taps_data(callback("confirm_refund", 1))
+    assert refund_messages(alice) == ["↩️ The shop is refunding your payment for Course through the payment "
+                                      "provider, and the purchase is closed."]
+
+
 @pytest.mark.parametrize("echo", [False, True])
 def test_the_last_key_sold_a_moment_before_is_refunded_and_told_once_as_automatic(shop, seller, alice, bob,
                                                                                  monkeypatch, echo):
