@@ -45,7 +45,7 @@ from models import (
     stock_item_of,
     stock_left,
 )
-from purchases import PAYMENT_TYPES, Delivery, mark_refunded, set_aside_for_refund
+from purchases import AUTO, PAYMENT_TYPES, Delivery, give_stars_back, mark_refunded, set_aside_for_refund
 from shopkit import (
     SALE_ALERTS,
     STARS,
@@ -369,9 +369,9 @@ class RefundAtOnce:
         payment = message.successful_payment
         with shop.Session() as session:
             name = session.get(Purchase, self.purchase_id).product.name
-        refunded = payment.currency == STARS and refund_stars(shop, message.from_user.id,
-                                                              payment.telegram_payment_charge_id)
-        if refunded:
+            refunded = payment.currency == STARS and not give_stars_back(
+                shop, session, self.purchase_id, message.from_user.id, payment.telegram_payment_charge_id, AUTO)
+        if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
             mark_refunded(shop, self.purchase_id)
         logger.warning("Purchase %s refunded at once (%s): %s", self.purchase_id, self.reason, refunded)
         outcome = "refunded" if refunded else "refund_pending"
@@ -457,6 +457,10 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
         return UnmatchedPayment(lang)
     purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type, payload)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
+    if outcome == "repeated" and purchase.delivered_at is not None:
+        # Telegram sends again after a restart what the bot had fetched but not confirmed, and the ledger or the
+        # journal may find a payment that was handled meanwhile: it was delivered (or set aside), nothing to add.
+        return None
     unexpected = unexpected_payment_notices(shop, session, purchase, payload, payment) if outcome != "repeated" else ()
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -42,10 +43,9 @@ from telebot.apihelper import ApiException
 import subscriptions
 from checkout import on_successful_payment, parse_invoice_payload
 from models import Product, Purchase, User
-from purchases import close_purchase, deliver
+from purchases import TELEGRAM, close_refund, deliver
 from shopkit import (
     AdminNotice,
-    Note,
     Setting,
     Shop,
     counted,
@@ -70,6 +70,10 @@ RETRY_LONGEST = 60.0  # seconds: the slowest a failing payment is retried
 REDELIVER_WITHIN = timedelta(days=7)
 LEDGER_EVERY = 600.0  # seconds between two readings of Telegram's Stars ledger
 LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maximum
+# Telegram sends a payment's update at once, and again after a restart if the bot had not confirmed it: a payment
+# the ledger shows but the shop has not recorded is left to its update until the shop has been running this long
+# since it was made. Only then was the update lost; acting sooner would deliver it twice, with a false apology.
+UPDATE_GRACE = 300.0  # seconds
 
 # ---------------------------------------------------------------------------
 # 1. The journal: payments written down before Telegram forgets them
@@ -164,8 +168,13 @@ def take_payment(shop: Shop, message: types.Message) -> None:
         shop.start_background(retry_until_recorded)
 
 
-def retry_until_recorded(shop: Shop, wait: float = 1.0) -> None:
-    """Record the journal's pending payments, retrying with backoff until none is left (one thread at a time)."""
+def retry_until_recorded(shop: Shop, wait: float = 1.0, tell_admins: bool = True) -> None:
+    """Record the journal's pending payments, retrying with backoff until none is left (one thread at a time).
+
+    The admins hear of each payment recorded late (``tell_admins``), but not at
+    start: what the last run took and never recorded is simply recorded now, as
+    its update, sent again by Telegram, would have been.
+    """
     if not shop.retrying.acquire(blocking=False):
         return
     try:
@@ -173,7 +182,7 @@ def retry_until_recorded(shop: Shop, wait: float = 1.0) -> None:
             shop.sleep(wait)
             for message_json in pending:
                 message = types.Message.de_json(message_json)
-                if record(shop, message):
+                if record(shop, message) and tell_admins:
                     late_notice(message).show(shop, message)
             wait = min(max(wait, 0.5) * 2, RETRY_LONGEST)
     finally:
@@ -220,24 +229,18 @@ def deliver_what_was_not(shop: Shop) -> int:
 # ---------------------------------------------------------------------------
 
 def refunded_by_telegram(session: Session, charge_id: str, never_delivered: bool = False):
-    """Mark the purchase of a charge Telegram refunded; its replies, or None when there is nothing to do.
+    """Close the purchase of a charge Telegram refunded; its replies, or None when there is nothing to do.
 
-    Telegram also reports the shop's own refunds (refundStarPayment) this way;
-    those are refunded already, and nothing happens.
+    Telegram also reports the shop's own refunds (refundStarPayment) this way,
+    sometimes before its answer to the shop: such a refund was written down
+    first, and is closed in the shop's name, once (purchases.close_refund).
     """
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == charge_id))
-    if purchase is None or purchase.refunded_at is not None:
+    if purchase is None:
         return None
-    # The content no longer opens; a key shown is never resold.
-    taken_back = close_purchase(session, purchase, never_delivered)
-    ending = subscriptions.end_by_refund(session, purchase, note=None)  # the note below tells the buyer
+    replies = close_refund(session, purchase, TELEGRAM, never_delivered)
     session.commit()
-    logger.info("Telegram refunded charge %s: purchase %s is refunded", charge_id, purchase.id)
-    buyer, lang = purchase.user, language_for_code(purchase.user.language_code)
-    return (Note(buyer.telegram_id, text(lang, "refunded_by_telegram", name=purchase.product.name)),
-            AdminNotice("admin_refunded_by_telegram", dict(purchase=purchase.id, product=purchase.product.name,
-                                                           who=describe_user(buyer), id=buyer.telegram_id)), ending,
-            taken_back)
+    return replies
 
 
 def on_refunded_payment(shop: Shop, message: types.Message, session: Session):
@@ -319,9 +322,18 @@ def record_late(shop: Shop, transaction, refunded: bool) -> bool:
     return True
 
 
-def check_ledger(shop: Shop) -> LedgerCheck:
-    """Read the transactions not checked yet and act on what the shop missed; safe to run again."""
-    offset, check = ledger_offset(shop), LedgerCheck()
+def update_may_still_come(transaction, polling_since: float, now: float) -> bool:
+    """Whether the shop may yet hear of this payment from its own update: too recent to call it missed."""
+    return now - max(transaction.date, polling_since) < UPDATE_GRACE
+
+
+def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = None) -> LedgerCheck:
+    """Read the transactions not checked yet and act on what the shop missed; safe to run again.
+
+    ``polling_since``: when this process began to fetch updates (catch_up);
+    ``now``: the moment of reading, as a Unix time (tests move it).
+    """
+    offset, check, now = ledger_offset(shop), LedgerCheck(), now or time.time()
     transactions = new_transactions(shop, offset)
     refunds = {t.id for t in transactions if t.receiver is not None and t.receiver.type == "user"}
     with shop.Session() as session:
@@ -329,6 +341,8 @@ def check_ledger(shop: Shop) -> LedgerCheck:
             Purchase.payment_id.in_([t.id for t in transactions]))))
     for transaction in transactions:
         if our_payment(transaction) and transaction.id not in known:
+            if update_may_still_come(transaction, polling_since, now):
+                break  # keep the offset here: the next reading looks again
             if not record_late(shop, transaction, refunded=transaction.id in refunds):
                 break  # keep the offset here: the next reading tries again
             check.recorded.append(transaction.id)
@@ -364,11 +378,11 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
                       refunds=lambda lang: counted(lang, "n_refunds", len(check.refunded)))
 
 
-def keep_checking_ledger(shop: Shop) -> None:
+def keep_checking_ledger(shop: Shop, polling_since: float = 0.0) -> None:
     """Read Telegram's Stars ledger now and every 10 minutes; a failed reading is tried again next time."""
     while True:
         try:
-            check_ledger(shop)
+            check_ledger(shop, polling_since)
         except ApiException as error:  # Telegram unreachable, or unwell: the next reading catches up
             logger.warning("Could not read Telegram's Stars ledger: %s", error)
         except Exception:
@@ -382,13 +396,14 @@ def keep_checking_ledger(shop: Shop) -> None:
 
 def catch_up(shop: Shop) -> None:
     """At start, beside the first polls: replay the journal, deliver what was not, keep reading the ledger."""
+    polling_since = time.time()  # from now on, the updates Telegram kept for the bot come in (shopbot.py)
     if shop.journal.pending():
-        retry_until_recorded(shop, wait=0.0)
+        retry_until_recorded(shop, wait=0.0, tell_admins=False)
     shop.journal.compact()
     if delivered := deliver_what_was_not(shop):
         logger.info("Delivered %s purchases that had been recorded but not delivered", delivered)
     if shop.config.payment_type == "stars":
-        keep_checking_ledger(shop)
+        keep_checking_ledger(shop, polling_since)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

@@ -231,6 +231,10 @@ class Purchase(Base):
     # A payment the shop could not honour (checkout.RefundAtOnce: sold out, a second payment, a spent promo code),
     # to be refunded: until refunded_at is set it delivers nothing, owns nothing, and a gift of it is not claimed.
     refund_due: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Who refunds it: "shop" (the seller's ↩️ Refund), "auto" (checkout.RefundAtOnce) or "telegram". Written before
+    # the shop asks Telegram, so that Telegram's refunded_payment echo of the shop's own refund knows it
+    # (purchases.close_refund); with refunded_at still NULL, that refund is under way.
+    refunded_by: Mapped[str | None] = mapped_column(String(8), default=None)
     # A 📅 payment's Telegram subscription, named (as editUserStarSubscription names it) by the charge id of its
     # first payment: a renewal's is its subscription's, a second subscription paid by mistake has its own.
     subscription_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)

@@ -13,7 +13,8 @@ product, a seller's /grant (sales.py), a gift claimed (gifts.py).
 3. **Refunds**: Stars go back through Telegram; card payments are refunded in
    the provider's dashboard and marked here. A refunded purchase no longer
    opens. A key shown to a customer is never resold, but one nobody saw goes
-   back on sale.
+   back on sale. Who refunds is written down before Telegram is asked, and the
+   buyer hears it once, whether the seller, the shop or Telegram refunded.
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import subscriptions
 from models import SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
 from shopkit import (
     PAGE_SIZE,
+    AdminNotice,
     Handlers,
     Note,
     Screen,
@@ -38,6 +40,7 @@ from shopkit import (
     add_handlers,
     button,
     chat_of,
+    describe_user,
     keyboard,
     label,
     language_for_code,
@@ -252,18 +255,72 @@ def set_aside_for_refund(session: Session, purchase: Purchase) -> None:
     mark_delivered(session, purchase)
 
 
-def close_purchase(session: Session, purchase: Purchase, never_delivered: bool = False) -> Note | RestockNotice | None:
-    """Mark a purchase refunded; a gift's, and the purchase of whoever claimed it: the money paid for both.
-    Returns the reply for the caller to show once it has committed: the message that tells the recipient they
-    lost it, or the notice to customers waiting for the key that went back to stock.
+# Who refunds a purchase (Purchase.refunded_by): the seller, the shop at once (checkout.RefundAtOnce), or Telegram.
+SHOP, AUTO, TELEGRAM = "shop", "auto", "telegram"
+
+
+def begin_refund(session: Session, purchase_id: int, by: str) -> bool:
+    """Write down who refunds, and commit, before Telegram is asked; False when the purchase is refunded already.
+
+    Telegram answers the shop's own refundStarPayment with a refunded_payment
+    message too, and a worker may handle it before the answer comes back: it
+    must find that the refund is the shop's (close_refund).
+    """
+    started = session.execute(update(Purchase).where(Purchase.id == purchase_id, Purchase.refunded_at.is_(None))
+                              .values(refunded_by=by).execution_options(synchronize_session=False))
+    session.commit()
+    return bool(started.rowcount)
+
+
+def give_stars_back(shop: Shop, session: Session, purchase_id: int, buyer_id: int, charge_id: str,
+                    by: str) -> str | None:
+    """Give a Stars payment back through Telegram; None when it did, otherwise why not (nothing is changed)."""
+    if not begin_refund(session, purchase_id, by):
+        return "refunded already"
+    try:
+        shop.bot.refund_star_payment(buyer_id, charge_id)
+    except ApiTelegramException as error:  # already refunded, unknown charge...
+        logger.warning("Telegram refused to refund purchase %s (%s): %s", purchase_id, by, error.description)
+        # Unless its refund landed meanwhile, the purchase is as it was: nobody is refunding it.
+        session.execute(update(Purchase).where(Purchase.id == purchase_id, Purchase.refunded_at.is_(None),
+                                               Purchase.refunded_by == by)
+                        .values(refunded_by=None).execution_options(synchronize_session=False))
+        session.commit()
+        return error.description
+    # Any other failure (the network, say) leaves the refund under way: if Telegram made it, its echo closes it.
+    return None
+
+
+def close_purchase(session: Session, purchase: Purchase, by: str) -> str | None:
+    """Mark a purchase refunded, once; who refunded it, or None when it was closed already.
+
+    The seller's refund and Telegram's echo of it may both get here, in either
+    order: the first closes it, in the name of whoever began the refund
+    (begin_refund), and the second finds nothing left to do. The row stays
+    locked until the commit: a claim of this gift at this moment waits for it,
+    or it waits for the claim (gifts.py).
+    """
+    closed = session.execute(
+        update(Purchase).where(Purchase.id == purchase.id, Purchase.refunded_at.is_(None))
+        .values(refunded_at=utcnow(), refunded_by=func.coalesce(Purchase.refunded_by, by))
+        .execution_options(synchronize_session=False))
+    if not closed.rowcount:
+        return None
+    session.refresh(purchase)
+    logger.info("Purchase %s is refunded (by %s)", purchase.id, purchase.refunded_by)
+    return purchase.refunded_by
+
+
+def take_back(session: Session, purchase: Purchase, never_delivered: bool = False) -> Note | RestockNotice | None:
+    """What a refund takes back besides the purchase: a gift's claimed copy, or a key nobody saw. Returns the reply
+    for the caller to show once it has committed: the message that tells the recipient they lost it, or the notice
+    to customers waiting for the key that went back to stock.
 
     A key shown to a customer is never resold; but one nobody saw goes back to
     stock: an unclaimed gift's (gifts.py), a payment's the shop could not
     honour (refund_due), or one Telegram refunded before the shop heard of it
     (``never_delivered``: ledger.py).
     """
-    purchase.refunded_at = utcnow()
-    session.flush()  # first: a claim of this gift at this moment waits for it, or it waits for the claim
     gift = session.scalar(select(Gift).where(Gift.purchase_id == purchase.id)
                           .execution_options(populate_existing=True))  # as it is now, claimed or not
     claimed = gift.claimed_purchase if gift else None
@@ -274,42 +331,74 @@ def close_purchase(session: Session, purchase: Purchase, never_delivered: bool =
         return None
     if claimed.refunded_at is not None:  # the seller took it back from them already
         return None
-    claimed.refunded_at = purchase.refunded_at
+    claimed.refunded_at, claimed.refunded_by = purchase.refunded_at, purchase.refunded_by
     lang = language_for_code(claimed.user.language_code)
     return Note(claimed.user.telegram_id, text(lang, "gift_taken_back", name=purchase.product.name,
                                                giver=purchase.user.first_name))
 
 
+def close_refund(session: Session, purchase: Purchase, by: str, never_delivered: bool = False) -> tuple | None:
+    """Close a refunded purchase and take back what it gave, once (in the caller's transaction); the replies
+    that say so, to show after the commit, or None when it was closed already.
+
+    Whoever closes it tells the buyer, once, who refunded it; the admins hear
+    of a refund Telegram made. An automatic refund says why itself, and stops
+    a second subscription itself (checkout.RefundAtOnce).
+    """
+    refunded_by = close_purchase(session, purchase, by)
+    if refunded_by is None:
+        return None
+    taken_back = take_back(session, purchase, never_delivered)
+    if refunded_by == AUTO:
+        return (taken_back,)
+    ending = subscriptions.end_by_refund(session, purchase, note=None)  # the buyer's note below says it
+    return (*refund_notes(purchase, refunded_by, ending), ending, taken_back)
+
+
+def refund_notes(purchase: Purchase, refunded_by: str, ending) -> tuple[Note, AdminNotice | None]:
+    """The buyer's message about a refund, true to who made it and what it ends; the admins' if Telegram made it."""
+    buyer, name = purchase.user, purchase.product.name
+    lang = language_for_code(buyer.language_code)
+    if refunded_by == TELEGRAM:
+        return (Note(buyer.telegram_id, text(lang, "refunded_by_telegram", name=name)),
+                AdminNotice("admin_refunded_by_telegram", dict(purchase=purchase.id, product=name,
+                                                               who=describe_user(buyer), id=buyer.telegram_id)))
+    if isinstance(ending, subscriptions.EndAccess):  # the live subscription's access ends with it
+        return Note(buyer.telegram_id, text(lang, "subscription_refunded", name=name,
+                                            chat=purchase.product.chat_title)), None
+    key = {"stars": "refunded_by_shop", "card": "refunded_by_shop_card"}.get(purchase.payment_type, "revoked_by_shop")
+    return Note(buyer.telegram_id, text(lang, key, name=name)), None
+
+
 def mark_refunded(shop: Shop, purchase_id: int) -> None:
-    """A payment refunded at once: a gift's key, never shown, goes back to stock (and its waiting list hears)."""
+    """A payment refunded at once: a key never shown goes back to stock (and its waiting list hears)."""
     with shop.Session() as session:
-        restocked = close_purchase(session, session.get(Purchase, purchase_id))
+        replies = close_refund(session, session.get(Purchase, purchase_id), AUTO)
         session.commit()
-    show_reply(shop, None, restocked)
+    show_reply(shop, None, replies)
 
 
 def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: int, lang: str) -> str:
     """Refund a purchase and revoke its access; returns the text that reports the outcome.
 
-    The money goes back first, and only then is the purchase marked: if Telegram
-    refuses, nothing changes.
+    The money goes back first, and only then is the purchase closed: if Telegram
+    refuses, nothing changes. The buyer is told once, whether this closes it or
+    Telegram's echo of the refund, handled a moment before, did (close_refund).
     """
     if purchase.refunded_at:
         return text(lang, "admin_already_refunded")
-    buyer_id = purchase.user.telegram_id
+    purchase_id, buyer_id, charge_id, paid_with = (purchase.id, purchase.user.telegram_id, purchase.payment_id,
+                                                   purchase.payment_type)
     session.commit()  # end the read: no transaction may wait for Telegram's answer
-    if purchase.payment_type == "stars":
-        try:
-            shop.bot.refund_star_payment(buyer_id, purchase.payment_id)
-        except ApiTelegramException as error:  # already refunded, unknown charge...
-            logger.warning("Refund of purchase %s refused: %s", purchase.id, error.description)
-            return text(lang, "admin_refund_failed", error=error.description)
-    taken_back = close_purchase(session, purchase)
-    ending = subscriptions.end_by_refund(session, purchase)  # a subscription's access ends with it
+    if paid_with == "stars":
+        refused = give_stars_back(shop, session, purchase_id, buyer_id, charge_id, SHOP)
+        if refused:
+            return text(lang, "admin_refund_failed", error=refused)
+    replies = close_refund(session, session.get(Purchase, purchase_id), SHOP)
     session.commit()
-    show_reply(shop, None, (taken_back, ending))
-    logger.info("Admin %s refunded purchase %s", admin_id, purchase.id)
-    outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(purchase.payment_type, "admin_revoked")
+    show_reply(shop, None, replies)
+    logger.info("Admin %s refunded purchase %s%s", admin_id, purchase_id, "" if replies else " (closed by its echo)")
+    outcome = {"stars": "admin_refunded", "card": "admin_refund_marked"}.get(paid_with, "admin_revoked")
     return text(lang, outcome)
 
 

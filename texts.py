@@ -111,6 +111,11 @@ EN = {
     "delivery_late": "📦 Sorry for the wait! Here is <b>{name}</b>:",
     "paid_late": "🙏 Sorry: your payment of {date} reached the shop only now. Here is what you bought:",
     "refunded_by_telegram": "↩️ Telegram has refunded your payment for <b>{name}</b>, so the purchase is closed.",
+    "refunded_by_shop": "↩️ The shop has refunded your payment for <b>{name}</b>: the Stars are back on your "
+                        "account, and the purchase is closed.",
+    "refunded_by_shop_card": "↩️ The shop is refunding your payment for <b>{name}</b> through the payment provider, "
+                             "and the purchase is closed.",
+    "revoked_by_shop": "↩️ The shop has withdrawn <b>{name}</b>, so it no longer opens.",
     "checkout_try_later": "The shop cannot take payments at this very moment. Please try again in a minute: nothing "
                           "was charged.",
     "slow_down": "⏳ That is a lot of taps at once: give me a second, then carry on.",
@@ -596,6 +601,11 @@ RU = {
     "delivery_late": "📦 Простите за ожидание! Вот ваш товар «<b>{name}</b>»:",
     "paid_late": "🙏 Простите: ваш платёж от {date} дошёл до магазина только сейчас. Вот ваша покупка:",
     "refunded_by_telegram": "↩️ Telegram вернул вам деньги за <b>{name}</b>, покупка закрыта.",
+    "refunded_by_shop": "↩️ Магазин вернул вам оплату за <b>{name}</b>: звёзды снова на вашем счёте, покупка "
+                        "закрыта.",
+    "refunded_by_shop_card": "↩️ Магазин возвращает вам оплату за <b>{name}</b> через платёжную систему, покупка "
+                             "закрыта.",
+    "revoked_by_shop": "↩️ Магазин отозвал <b>{name}</b>, товар больше не открывается.",
     "checkout_try_later": "Магазин не может принять оплату прямо сейчас. Попробуйте через минуту — деньги не списаны.",
     "slow_down": "⏳ Слишком много нажатий сразу — секунду, и продолжайте.",
     "search_results": "🔎 «{query}»: найдено {count}",

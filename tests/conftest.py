@@ -186,9 +186,10 @@ class FakeApi:
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
         return True
 
-    def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str) -> None:
-        """A Stars payment in Telegram's ledger (whether or not the shop heard of it)."""
-        self.star_transactions.append({"id": charge_id, "amount": amount, "date": 1_790_000_000, "source": {
+    def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str,
+                       date: int = 1_790_000_000) -> None:
+        """A Stars payment in Telegram's ledger (whether or not the shop heard of it), made at ``date``."""
+        self.star_transactions.append({"id": charge_id, "amount": amount, "date": date, "source": {
             "type": "user", "transaction_type": "invoice_payment", "user": person.user, "invoice_payload": payload}})
 
     def ledger_refund(self, person: Person, amount: int, charge_id: str) -> None:
@@ -409,6 +410,24 @@ class ShopUnderTest:
                 .join(Purchase.user).join(Purchase.product).order_by(Purchase.id)
             return [tuple(row) for row in rows]
 
+
+
+def refund_echo(person: Person, charge_id: str, amount: int = 25) -> None:
+    """Telegram's refunded_payment service message in the buyer's chat: for its own refunds, and the shop's."""
+    person.feed("message", person.message(refunded_payment={
+        "currency": "XTR", "total_amount": amount, "invoice_payload": "shop1:1:1001",
+        "telegram_payment_charge_id": charge_id}))
+
+
+def echoes_refunds_at_once(monkeypatch, shop: ShopUnderTest, buyer: Person) -> None:
+    """From now on Telegram's refunded_payment echo of each refundStarPayment is handled before the call returns,
+    as a worker may take it while the shop still waits for Telegram's answer."""
+    def send(http_method, url, params=None, **kwargs):
+        response = shop.api(http_method, url, params=params, **kwargs)
+        if url.endswith("/refundStarPayment") and response.payload["ok"]:
+            refund_echo(buyer, params["telegram_payment_charge_id"])
+        return response
+    monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", send)
 
 
 def make_config(database_url: str, **overrides) -> Config:

@@ -98,13 +98,14 @@ def test_pre_checkout_refuses_what_the_buyer_already_owns(shop, alice):
     assert len(shop.purchases()) == 1
 
 
-def test_a_repeated_payment_is_recorded_once_and_delivered_again(shop, alice, seller):
+def test_a_repeated_payment_is_recorded_once_and_delivered_once(shop, alice, seller):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     alice.taps_data(callback("buy", product.id))
     alice.pays()
-    alice.repeats_payment()
+    messages = len(alice.api.messages(alice.id))
+    alice.repeats_payment()  # as Telegram does after a restart, for an update the bot had not confirmed
     assert len(shop.purchases()) == 1
-    assert alice.all_texts().count("KEY-1") == 2
+    assert alice.all_texts().count("KEY-1") == 1 and len(alice.api.messages(alice.id)) == messages
     assert len([m for m in shop.api.messages(ADMIN_ID) if "New sale" in visible_text(m)]) == 1
 
 

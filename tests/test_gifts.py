@@ -14,7 +14,7 @@ import checkout
 import gifts
 import ledger
 import purchases
-from conftest import Person, add_stock, admin_texts, set_product, stock_of
+from conftest import Person, add_stock, admin_texts, echoes_refunds_at_once, set_product, stock_of
 from models import Gift, Purchase, StockItem, User
 from shopkit import callback
 
@@ -202,6 +202,16 @@ def test_refunding_a_claimed_gift_takes_it_back_from_whoever_claimed_it(shop, se
     assert "Received as a gift (bought in purchase #1)" in seller.last_text()
 
 
+def test_the_sellers_refund_of_a_claimed_gift_tells_the_giver_and_the_recipient_once(shop, seller, alice, bob,
+                                                                                     monkeypatch):
+    opens(bob, buys_gift(alice, shop.add_product("Course", price=100, hidden="COURSE-LINK")))
+    echoes_refunds_at_once(monkeypatch, shop, alice)
+    seller.taps_data(callback("confirm_refund", 1))
+    assert alice.all_texts().count("The shop has refunded your payment for Course") == 1
+    assert "Telegram" not in alice.all_texts() and "Telegram refunded" not in admin_texts(shop)
+    assert bob.all_texts().count("the gift Alice gave you, has been refunded") == 1
+
+
 @pytest.mark.parametrize("claimed", [False, True], ids=["unclaimed", "claimed"])
 def test_refunding_a_stocked_gift_puts_its_key_back_on_sale_only_if_nobody_saw_it(shop, seller, alice, bob, claimed):
     product = shop.add_product("Key", price=10)
@@ -311,7 +321,7 @@ def test_a_gift_refunded_while_its_link_is_opened_is_not_handed_over(shop, alice
     with shop.Session() as opening, shop.Session() as refunding:
         gift, recipient = opening.scalar(select(Gift)), user_of(opening, bob)
         assert gifts.why_not_claim(opening, gift, recipient) is None  # the link looked fine...
-        purchases.close_purchase(refunding, refunding.get(Purchase, gift.purchase_id))
+        purchases.close_refund(refunding, refunding.get(Purchase, gift.purchase_id), purchases.SHOP)
         refunding.commit()  # ...and then the seller's refund landed
         assert gifts.claim(opening, gift, recipient) is None
     with shop.Session() as session:
@@ -325,7 +335,7 @@ def test_a_gift_claimed_while_its_refund_is_made_is_taken_back_too(shop, alice, 
         bought = refunding.get(Purchase, 1)
         assert bought.gift.claimed_purchase is None  # what the refund saw...
         assert gifts.claim(claiming, claiming.scalar(select(Gift)), user_of(claiming, bob)) is not None  # ...then
-        purchases.close_purchase(refunding, bought)
+        purchases.close_refund(refunding, bought, purchases.SHOP)
         refunding.commit()
     with shop.Session() as session:
         assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]

@@ -18,7 +18,7 @@ import checkout
 import ledger
 import models
 import shopbot
-from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts
+from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts, echoes_refunds_at_once, refund_echo
 from models import Purchase, StockItem, User
 from shopkit import callback, connect
 
@@ -203,6 +203,70 @@ def test_a_payment_telegram_has_but_the_shop_never_heard_of_is_recorded_and_deli
     assert len(shop.purchases()) == 1 and len(shop.api.of("sendMessage")) == messages
 
 
+def test_a_payment_sent_again_after_a_restart_is_delivered_once(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    # The bot stopped before confirming the update: at the next start Telegram sends it again, and the ledger
+    # shows the payment, read while that update is still on its way.
+    shop.api.ledger_payment(alice, 25, alice.payment["invoice_payload"], "ch-1", date=int(time.time()))
+    starts_again(shop)
+    alice.repeats_payment()
+    assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()
+    assert "retry" not in admin_texts(shop) and "missed" not in admin_texts(shop)
+
+
+def test_a_payment_recorded_but_not_delivered_before_a_crash_is_delivered_once_at_start(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    message = payment_message(alice, product, "ch-1")
+    shop.bot.shop.journal.write(message)
+    with shop.Session() as session:
+        checkout.on_successful_payment(shop.bot.shop, message, session)  # committed... and then kill -9
+    starts_again(shop)
+    alice.feed("message", message.json)  # Telegram sends the update again
+    assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()
+    assert "could be recorded only after a retry" not in admin_texts(shop)
+
+
+class LedgerLoopSleeps(Exception):
+    pass
+
+
+def starts_again(shop) -> None:
+    """What the next start does beside the first polls (ledger.catch_up), until its ledger loop first sleeps."""
+    def sleep(seconds: float) -> None:
+        if seconds == ledger.LEDGER_EVERY:
+            raise LedgerLoopSleeps
+
+    shop.bot.shop.sleep = sleep
+    with pytest.raises(LedgerLoopSleeps):
+        ledger.catch_up(shop.bot.shop)
+
+
+@pytest.mark.parametrize("paid", [0, 3600], ids=["during the restart", "an hour before the start"])
+def test_a_payment_the_ledger_shows_while_its_update_may_still_come_is_left_to_it(shop, seller, alice, paid):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+    payload = alice.last_invoice()["payload"]
+    assert alice.pre_checkout(25, payload)["ok"] is True
+    shop.api.ledger_payment(alice, 25, payload, "ch-1", date=int(time.time()) - paid)
+    started = time.time()
+    assert ledger.check_ledger(shop.bot.shop, polling_since=started).read == 0 and shop.purchases() == []
+    alice.payment_lands(25, payload, "XTR", "ch-1")  # the update, fetched by the first polls
+    check = ledger.check_ledger(shop.bot.shop, polling_since=started)  # read again: recorded, nothing to do
+    assert check.read == 1 and check.recorded == []
+    assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()
+    assert "ledger showed" not in admin_texts(shop)
+
+
+def test_a_payment_whose_update_never_came_is_recorded_from_the_ledger_once_it_was_due(shop, seller, alice):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-lost",
+                            date=int(time.time()) - int(ledger.UPDATE_GRACE) - 60)
+    assert ledger.check_ledger(shop.bot.shop, polling_since=time.time() - ledger.UPDATE_GRACE).recorded == ["ch-lost"]
+    assert "reached the shop only now" in alice.all_texts() and alice.all_texts().count("KEY-1") == 1
+
+
 def test_the_ledger_applies_a_refund_the_shop_did_not_know_of(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     alice.taps_data(callback("buy", product.id))
@@ -233,18 +297,11 @@ def test_a_stocked_payment_telegram_refunded_before_the_shop_heard_of_it_gives_i
         assert models.stock_left(session, session.get(models.Product, product.id)) == 1
 
 
-def refunded_payment(person: Person, charge_id: str, amount: int = 25) -> None:
-    """Telegram's refunded_payment service message in the buyer's chat."""
-    person.feed("message", person.message(refunded_payment={
-        "currency": "XTR", "total_amount": amount, "invoice_payload": "shop1:1:1001",
-        "telegram_payment_charge_id": charge_id}))
-
-
 def test_a_refund_by_telegram_removes_access(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     alice.taps_data(callback("buy", product.id))
     alice.pays(charge_id="ch-1")
-    refunded_payment(alice, "ch-1")
+    refund_echo(alice, "ch-1")
     assert purchase_row(shop, "ch-1").refunded_at is not None
     assert "Telegram has refunded your payment for Pro" in alice.last_text()
     assert "Telegram refunded purchase #1 (Pro)" in admin_texts(shop)
@@ -259,7 +316,7 @@ def test_telegram_reporting_the_shops_own_refund_changes_nothing(shop, seller, a
     alice.pays(charge_id="ch-1")
     seller.taps_data(callback("confirm_refund", 1))
     sent = len(shop.api.of("sendMessage"))
-    refunded_payment(alice, "ch-1")
+    refund_echo(alice, "ch-1")
     assert len(shop.api.of("sendMessage")) == sent
 
 
@@ -268,12 +325,102 @@ def test_a_key_shown_before_a_refund_is_never_sold_again(shop, alice, bob):
     add_stock(shop, product, "KEY-A", "KEY-B")
     alice.taps_data(callback("buy", product.id))
     alice.pays(charge_id="ch-1")
-    refunded_payment(alice, "ch-1", amount=10)
+    refund_echo(alice, "ch-1", amount=10)
     bob.taps_data(callback("buy", product.id))
     bob.pays()
     assert "KEY-B" in bob.all_texts() and "KEY-A" not in bob.all_texts()
     with shop.Session() as session:
         assert session.scalar(select(StockItem.purchase_id).where(StockItem.content == "KEY-A")) == 1
+
+
+# ---------------------------------------------------------------------------
+# One refund, one message: the buyer hears once who refunded, whoever closes the purchase
+# ---------------------------------------------------------------------------
+
+def refund_messages(person: Person) -> list[str]:
+    return [line for line in person.all_texts().splitlines() if "refunded" in line or "refunding" in line]
+
+
+@pytest.mark.parametrize("echo", ["after the answer", "before the answer"])
+def test_the_sellers_refund_tells_the_buyer_once_whenever_its_echo_comes(shop, seller, alice, monkeypatch, echo):
+    product = shop.add_product("Pro", price=25)
+    add_stock(shop, product, "KEY-A")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    if echo == "before the answer":
+        echoes_refunds_at_once(monkeypatch, shop, alice)
+    seller.taps_data(callback("confirm_refund", 1))
+    assert refund_messages(alice) == ["↩️ The shop has refunded your payment for Pro: the Stars are back on your "
+                                      "account, and the purchase is closed."]
+    refund_echo(alice, "ch-1")  # (again, or for the first time)
+    assert len(refund_messages(alice)) == 1 and "Telegram" not in alice.all_texts()
+    assert "Telegram refunded" not in admin_texts(shop) and seller.last_toast() == "✅ Refunded: the Stars are " \
+                                                                                    "back with the buyer."
+    assert purchase_row(shop, "ch-1").refunded_by == "shop" and len(shop.api.of("refundStarPayment")) == 1
+
+
+def test_a_refund_telegram_refuses_leaves_the_purchase_to_telegrams_own_refund(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    shop.api.fail("refundStarPayment", 400, "Bad Request: CHARGE_NOT_FOUND")
+    seller.taps_data(callback("confirm_refund", 1))
+    assert "Telegram refused the refund" in seller.last_toast() and refund_messages(alice) == []
+    refund_echo(alice, "ch-1")  # Telegram's support refunds it later
+    assert refund_messages(alice) == ["↩️ Telegram has refunded your payment for Pro, so the purchase is closed."]
+    assert "Telegram refunded purchase #1 (Pro)" in admin_texts(shop)
+
+
+def test_a_refund_by_telegram_found_twice_tells_the_buyer_once(shop, seller, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="ch-1")
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(product.id, alice.id), "ch-1")
+    shop.api.ledger_refund(alice, 25, "ch-1")
+    refund_echo(alice, "ch-1")
+    ledger.check_ledger(shop.bot.shop)
+    assert refund_messages(alice) == ["↩️ Telegram has refunded your payment for Pro, so the purchase is closed."]
+    assert admin_texts(shop).count("Telegram refunded purchase #1") == 1
+    assert purchase_row(shop, "ch-1").refunded_by == "telegram"
+
+
+def test_the_seller_withdrawing_a_free_product_tells_its_owner(shop, seller, alice):
+    product = shop.add_product("Guide", price=0)
+    alice.taps_data(callback("buy", product.id))
+    seller.taps_data(callback("confirm_refund", 1))
+    assert "The shop has withdrawn Guide, so it no longer opens." in alice.last_text()
+
+
+def test_the_seller_marking_a_card_payment_refunded_tells_its_buyer(card_shop):
+    product = card_shop.add_product("Course", price=999)
+    alice, seller = Person(card_shop, 1001, "Alice", "alice"), Person(card_shop, ADMIN_ID, "Seller")
+    seller.sends("/start")
+    alice.taps_data(callback("buy", product.id))
+    alice.pays(charge_id="card-1")
+    seller.taps_data(callback("confirm_refund", 1))
+    assert refund_messages(alice) == ["↩️ The shop is refunding your payment for Course through the payment "
+                                      "provider, and the purchase is closed."]
+
+
+@pytest.mark.parametrize("echo", [False, True])
+def test_the_last_key_sold_a_moment_before_is_refunded_and_told_once_as_automatic(shop, seller, alice, bob,
+                                                                                 monkeypatch, echo):
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    alice.taps_data(callback("buy", product.id))
+    bob.taps_data(callback("buy", product.id))
+    bob_invoice = bob.last_invoice()
+    alice.pays(charge_id="ch-alice")
+    if echo:
+        echoes_refunds_at_once(monkeypatch, shop, bob)
+    bob.payment_lands(10, bob_invoice["payload"], "XTR", "ch-bob")  # paid before alice's sale took the key
+    assert refund_messages(bob) == ["😔 Someone bought the last one a moment before you. Your payment has been "
+                                    "refunded."]
+    refund_echo(bob, "ch-bob", amount=10)
+    assert len(refund_messages(bob)) == 1 and "Telegram" not in bob.all_texts()
+    admins = admin_texts(shop)
+    assert admins.count("It was refunded automatically") == 1 and "Telegram refunded" not in admins
+    assert purchase_row(shop, "ch-bob").refunded_by == "auto"
 
 
 # ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from telebot import types
 
+import ledger
 import shopbot
 import subscriptions
 from conftest import (
@@ -17,7 +18,9 @@ from conftest import (
     ShopUnderTest,
     admin_texts,
     buttons,
+    echoes_refunds_at_once,
     pays_link,
+    refund_echo,
     start_adding_a_product,
     subscription_lands,
 )
@@ -403,6 +406,20 @@ def test_a_refund_by_the_seller_removes_access_at_once(shop, vip, channel, alice
     assert subscription_of(shop, alice).ended_at is not None
 
 
+@pytest.mark.parametrize("echo", ["after the answer", "before the answer"])
+def test_a_subscription_the_seller_refunds_ends_once_whenever_the_echo_comes(shop, vip, channel, alice, seller,
+                                                                             monkeypatch, echo):
+    in_the_channel(alice, vip)
+    if echo == "before the answer":
+        echoes_refunds_at_once(monkeypatch, shop, alice)
+    seller.taps_data(callback("confirm_refund", 1))
+    refund_echo(alice, "sub-1", amount=250)
+    assert [c["telegram_payment_charge_id"] for c in calls_of(shop, "editUserStarSubscription")] == ["sub-1"]
+    assert alice.all_texts().count("was refunded, so your access to VIP signals has ended") == 1
+    assert "Telegram has refunded" not in alice.all_texts() and "Telegram refunded" not in admin_texts(shop)
+    assert alice.id not in channel.members
+
+
 def test_a_refund_by_telegram_removes_access_at_once(shop, vip, channel, alice, seller):
     in_the_channel(alice, vip)
     alice.feed("message", {"message_id": 99, "date": 1, "from": alice.user, "chat": {"id": alice.id, "type": "private"},
@@ -471,7 +488,7 @@ def test_a_renewal_found_only_in_telegrams_ledger_extends_the_date(shop, vip, al
         "type": "user", "transaction_type": "invoice_payment", "user": alice.user, "invoice_payload": payload,
         "subscription_period": 2592000}})
     seen = len(alice.api.messages(alice.id))
-    check = check_ledger(shop.bot.shop)
+    check = ledger_read_after(shop, renewal_date)
     assert check.recorded == ["sub-2"]
     assert moment(renewal_date + MONTH) == subscription_of(shop, alice).expires_at
     assert len(shop.purchases()) == 2
@@ -709,6 +726,12 @@ def test_a_refund_of_the_second_payment_found_in_the_ledger_keeps_the_live_subsc
 
 
 
+def ledger_read_after(shop, paid: int):
+    """Telegram's ledger read once a payment made at ``paid`` (a Unix time, maybe ahead) is due: its update never
+    came in ledger.UPDATE_GRACE."""
+    return check_ledger(shop.bot.shop, now=paid + ledger.UPDATE_GRACE)
+
+
 def ledger_subscription_payment(shop, person: Person, product, charge_id: str, paid: int) -> None:
     """A subscription payment in Telegram's ledger only (the update never reached the shop)."""
     shop.api.channels.subscriptions.setdefault(charge_id, {"user": person.id, "canceled": False})
@@ -726,7 +749,7 @@ def test_a_new_subscription_found_only_in_the_ledger_after_the_last_one_ended_is
     shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
     ledger_subscription_payment(shop, alice, vip, "sub-9", int(time.time()) + 60)  # subscribed again
 
-    assert check_ledger(shop.bot.shop).recorded == ["sub-9"]
+    assert ledger_read_after(shop, int(time.time()) + 60).recorded == ["sub-9"]
 
     assert subscription_of(shop, alice).first_charge_id == "sub-9"
     opens_subscription(alice)
@@ -739,7 +762,7 @@ def test_a_second_subscription_found_only_in_the_ledger_is_refunded_and_stopped(
     shop.api.ledger_payment(alice, 250, alice.payment["invoice_payload"], "sub-1")
     ledger_subscription_payment(shop, alice, vip, "sub-2", int(time.time()) + 60)  # a second sheet, paid too
 
-    check_ledger(shop.bot.shop)
+    ledger_read_after(shop, int(time.time()) + 60)
 
     assert calls_of(shop, "refundStarPayment")[-1]["telegram_payment_charge_id"] == "sub-2"
     assert shop.api.channels.subscriptions["sub-2"]["canceled"] is True
@@ -753,7 +776,7 @@ def test_a_refunded_renewal_found_only_in_the_ledger_stops_the_renewals_and_ends
     ledger_subscription_payment(shop, alice, vip, "sub-2", int(expires.replace(tzinfo=UTC).timestamp()))
     shop.api.ledger_refund(alice, 250, "sub-2")
 
-    check_ledger(shop.bot.shop)
+    ledger_read_after(shop, int(expires.replace(tzinfo=UTC).timestamp()))
 
     assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True
     assert alice.id not in channel.members and subscription_of(shop, alice).ended_at is not None
