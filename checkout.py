@@ -352,6 +352,21 @@ def refund_stars(shop: Shop, user_id: int, charge_id: str) -> bool:
         return False
 
 
+# What the buyer and the admins read about a payment refunded at once, by its reason and what became of the
+# refund: "refunded", "pending" (a card: the seller refunds it) or "failed" (Stars Telegram would not give back).
+REFUND_AT_ONCE_TEXTS = {
+    "sold_out": {"refunded": ("sold_out_refunded", "admin_sold_out_refunded"),
+                 "pending": ("sold_out_refund_pending", "admin_sold_out_refund_pending"),
+                 "failed": ("sold_out_refund_pending", "admin_sold_out_refund_failed")},
+    "owned": {"refunded": ("owned_refunded", "admin_owned_refunded"),
+              "pending": ("owned_refund_pending", "admin_owned_refund_pending"),
+              "failed": ("owned_refund_pending", "admin_owned_refund_failed")},
+    "promo": {"refunded": ("promo_refunded", "admin_promo_refunded"),
+              "pending": ("promo_refund_pending", "admin_promo_refund_pending"),
+              "failed": ("promo_refund_pending", "admin_promo_refund_failed")},
+}
+
+
 @dataclass
 class RefundAtOnce:
     """Reply: a payment the shop cannot honour, refunded at once (Stars) or by the seller (card).
@@ -374,11 +389,11 @@ class RefundAtOnce:
         if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
             mark_refunded(shop, self.purchase_id)
         logger.warning("Purchase %s refunded at once (%s): %s", self.purchase_id, self.reason, refunded)
-        outcome = "refunded" if refunded else "refund_pending"
-        send(shop, message.chat.id, text(self.lang, f"{self.reason}_{outcome}", name=name))
         # Stars that Telegram would not give back are refunded from the purchase's screen; a card, by the provider.
-        admin_outcome = "refund_failed" if not refunded and payment.currency == STARS else outcome
-        notify_admins(shop, f"admin_{self.reason}_{admin_outcome}", purchase=self.purchase_id, product=name,
+        outcome = "refunded" if refunded else "failed" if payment.currency == STARS else "pending"
+        buyer_text, admin_text = REFUND_AT_ONCE_TEXTS[self.reason][outcome]
+        send(shop, message.chat.id, text(self.lang, buyer_text, name=name))
+        notify_admins(shop, admin_text, purchase=self.purchase_id, product=name,
                       who=describe_user(message.from_user), id=message.from_user.id,
                       amount=format_price(payment.total_amount, payment.currency),
                       provider=payment.provider_payment_charge_id or "—",
