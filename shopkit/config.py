@@ -1,7 +1,6 @@
 """Configuration: everything the shop reads from its environment.
 
-Reading order: shopbot.py (the table of contents) → **config.py** → models.py
-→ database.py → texts.py → screens.py → shop.py → routes.py → the chapters.
+Part of shopkit, the machinery under the shop (see __init__.py).
 
 The seller configures the shop with environment variables only, no .env file:
 BOT_TOKEN, ADMIN_IDS, DATABASE_URL, TELEGRAM_API_URL, PAYMENT_PROVIDER_TOKEN,

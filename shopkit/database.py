@@ -1,7 +1,6 @@
 """The database: connecting to it, and upgrading its schema when the code is newer.
 
-Reading order: shopbot.py → config.py → models.py → **database.py** → texts.py
-→ screens.py → shop.py → routes.py → the chapters.
+Part of shopkit, the machinery under the shop (see __init__.py).
 
 ``open_database(url)`` is the first thing the bot does with its database:
 

@@ -1,6 +1,6 @@
 """Lanes: the order in which updates are handled, so that nobody waits behind someone else.
 
-Reading order: ... shop.py → routes.py → **lanes.py** → promos.py → storefront.py → ...
+Part of shopkit, the machinery under the shop (see __init__.py).
 
 telebot would hand every update to one pool of worker threads, first come,
 first served. Then one customer tapping a thousand times makes everyone wait,

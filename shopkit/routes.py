@@ -1,8 +1,6 @@
 """Routes: how an update reaches its handler, and the one contract every handler keeps.
 
-Reading order: shopbot.py → config.py → models.py → database.py → texts.py →
-screens.py → shop.py → **routes.py** → storefront.py → checkout.py → support.py →
-admin.py → stock.py → sales.py → broadcast.py.
+Part of shopkit, the machinery under the shop (see __init__.py).
 
 Telegram sends the shop *updates*: a message, a tap on an inline button (a
 callback query), a pre-checkout query. telebot hands each one to the handler

@@ -1,7 +1,6 @@
 """Screens: what the shop shows, built as plain values before anything is sent.
 
-Reading order: shopbot.py → config.py → models.py → database.py → texts.py →
-**screens.py** → shop.py → routes.py → the chapters.
+Part of shopkit, the machinery under the shop (see __init__.py).
 
 A ``Screen`` is one message: HTML text, inline buttons, perhaps a photo or a
 document. Handlers build screens; shop.py sends them. Here are the pieces

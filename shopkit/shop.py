@@ -1,7 +1,6 @@
 """The Shop: what every handler gets, and the only way the shop talks to Telegram.
 
-Reading order: shopbot.py → config.py → models.py → database.py → texts.py →
-screens.py → **shop.py** → routes.py → the chapters.
+Part of shopkit, the machinery under the shop (see __init__.py).
 
 Every handler receives the same ``shop``: the configuration, the telebot
 client and the database's session factory. The functions below send what the
