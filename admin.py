@@ -1,6 +1,6 @@
 """Admin: the seller's panel, and the catalog it fills — categories and products.
 
-Reading order: ... channels.py → **admin.py** → stock.py → sales.py → broadcast.py.
+Reading order: ... channels.py → **admin.py** → stock.py → ...
 
 /admin opens the panel for the ids in ADMIN_IDS. Every handler in this file
 is registered as an admin handler, so routes.py checks ADMIN_IDS before any

@@ -1,6 +1,6 @@
 """Broadcast: one message from the seller to every customer.
 
-Reading order: ... sales.py → promo_panel.py → **broadcast.py** → service.py → backups.py.
+Reading order: ... promo_panel.py → **broadcast.py** → backups.py → ...
 
 📣 Broadcast asks for a text, a photo or a document, shows it back as a
 preview, and on ✅ Send copies it to every customer who has not blocked the

@@ -1,6 +1,6 @@
 """Channels: the seller's side of 📅 subscriptions — the chat a product opens, its subscribers, the figures.
 
-Reading order: ... ledger.py → support.py → **channels.py** → admin.py → ...
+Reading order: ... support.py → **channels.py** → admin.py → ...
 
 subscriptions.py lets paying customers into a channel or group and takes
 them out when they stop paying. For that the bot must be an administrator of

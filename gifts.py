@@ -1,6 +1,6 @@
 """Gifts: a product bought for someone else, who claims it with a link.
 
-Reading order: ... checkout.py → ledger.py → **gifts.py** → support.py → ...
+Reading order: ... ledger.py → **gifts.py** → support.py → ...
 
 🎁 Buy as a gift, under a card, sends the usual invoice with a gift mark in
 its payload, at the buyer's promo price if they have a code (checkout.py). The

@@ -1,6 +1,6 @@
 """Ledger: no payment is ever lost or doubled, whatever happens to the machine.
 
-Reading order: ... purchases.py → checkout.py → **ledger.py** → gifts.py → support.py → ...
+Reading order: ... checkout.py → **ledger.py** → gifts.py → ...
 
 checkout.py records each payment once per Telegram charge id and commits it
 before delivering. On a real server that is not enough: telebot tells

@@ -1,6 +1,6 @@
 """Menus: where every conversation starts and returns — /start, the customer's menu, the seller's panel, /cancel.
 
-Reading order: shopbot.py → models.py → **menus.py** → promos.py → storefront.py → ...
+Reading order: ... models.py → **menus.py** → promos.py → ...
 
 /start greets the customer with their menu (🛍 Catalog, 📦 My purchases,
 Help). A shared link, t.me/<bot>?start=p_42, opens the chat with /start p_42:

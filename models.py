@@ -13,11 +13,12 @@ live in ``Category``s (User 1-N Purchase, Category 1-N Product, Product 1-N
 Purchase). Prices are integers in the currency's smallest unit, exactly as the
 Telegram Bot API counts them (Stars: 1 = 1 star; USD: cents).
 
-Reading order: shopbot.py → config.py → **models.py** → database.py → texts.py
-→ screens.py → shop.py → routes.py → the chapters. After the models come the
-queries that several chapters share; nothing here opens a session on its own:
-each update gets one short-lived session, passed to the helpers that need it.
-A change to a model needs a migration too (see database.py).
+Reading order: ... shopbot.py → **models.py** → menus.py → ...
+
+After the models come the queries that several chapters share; nothing here
+opens a session on its own: each update gets one short-lived session, passed
+to the helpers that need it.
+A change to a model needs a migration too (see shopkit/database.py).
 """
 from __future__ import annotations
 

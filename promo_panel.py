@@ -1,6 +1,6 @@
 """Promo panel: the seller's 🏷 Promo codes — new codes, 🎟 generated batches, their uses and revenue.
 
-Reading order: ... stock.py → sales.py → **promo_panel.py** → broadcast.py.
+Reading order: ... sales.py → **promo_panel.py** → broadcast.py → ...
 
 What a code is worth and how its uses are counted is in promos.py; here the
 seller makes and follows codes. ➕ New code is a dialog, every answer

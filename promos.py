@@ -1,6 +1,6 @@
 """Promo codes: what a code takes off a price, who may still use it, and how its uses are counted.
 
-Reading order: ... routes.py → lanes.py → **promos.py** → storefront.py → checkout.py → ...
+Reading order: ... menus.py → **promos.py** → storefront.py → ...
 
 A promo code (models.PromoCode) takes a percentage (1-100 %) or a fixed
 amount off the price of the whole shop, of one category or of one product.

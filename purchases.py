@@ -1,6 +1,6 @@
 """Purchases: what a customer receives, finds again, and may lose to a refund.
 
-Reading order: ... subscriptions.py → **purchases.py** → checkout.py → ledger.py → ...
+Reading order: ... subscriptions.py → **purchases.py** → checkout.py → ...
 
 Every way of getting a product ends here: a payment (checkout.py), a free
 product, a seller's /grant (sales.py), a gift claimed (gifts.py).

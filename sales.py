@@ -1,6 +1,6 @@
 """Sales: the seller's money screens — figures, purchases, refunds, grants and export.
 
-Reading order: ... stock.py → **sales.py** → promo_panel.py → broadcast.py.
+Reading order: ... stock.py → **sales.py** → promo_panel.py → ...
 
 📊 Sales sums up four periods (and what promo codes took off), from a
 snapshot brought up to date on each open, so it costs the same in a shop's

@@ -1,6 +1,6 @@
 """Storefront: what a customer sees before buying — the menu, the catalog, a product's card, search.
 
-Reading order: ... lanes.py → promos.py → **storefront.py** → subscriptions.py → checkout.py → ...
+Reading order: ... promos.py → **storefront.py** → subscriptions.py → ...
 
 A customer's path is /start → 🛍 Catalog → a category → a product's card,
 whose Buy button leads into checkout.py. Navigation edits one message in

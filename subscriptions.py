@@ -1,6 +1,6 @@
 """Subscriptions: monthly access to a private channel or group, paid in Telegram Stars.
 
-Reading order: ... storefront.py → **subscriptions.py** → purchases.py → checkout.py → ...
+Reading order: ... storefront.py → **subscriptions.py** → purchases.py → ...
 
 What solo sellers sell most on Telegram is access: a private channel of
 signals or lessons, a members' group. Telegram bills a Stars subscription

@@ -1,6 +1,6 @@
 """Support: /paysupport, and the seller's answer.
 
-Reading order: ... ledger.py → gifts.py → **support.py** → channels.py → admin.py → ...
+Reading order: ... gifts.py → **support.py** → channels.py → ...
 
 Telegram requires every bot that takes payments to answer /paysupport. Here
 the customer's next message (a text or a screenshot) is copied to the admins,
