@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import threading
-import time
 from datetime import datetime
 
 from sqlalchemy import (
@@ -36,14 +34,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    column,
     event,
     false,
     func,
-    literal_column,
-    or_,
     select,
-    table,
     text,
     update,
 )
@@ -53,7 +47,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql.expression import FunctionElement
 
-from shopkit import Base, insert_for, utcnow
+from shopkit import Base, utcnow
 
 # What a seller may store, checked again by the admin dialogs. Telegram's own
 # limits: a product name must fit an invoice title (32) comfortably shown on a
@@ -487,69 +481,6 @@ def reachable_people(session: Session, telegram_ids) -> dict[int, str]:
                                 .where(User.telegram_id.in_(telegram_ids), User.is_blocked.is_(False))).all())
 
 
-def add_stock_items(session: Session, rows: list[dict]) -> None:
-    """Insert stock items (dicts of columns) in one transaction, skipping any the product already has.
-
-    The database decides what is a duplicate (uq_stock_items_product_digest),
-    so two uploads at once cannot store the same key twice.
-    """
-    for row in rows:
-        row["digest"] = item_digest(row["content"], row.get("file_id"))
-    session.execute(insert_for(session)(StockItem.__table__).on_conflict_do_nothing(), rows)
-    session.commit()
-
-
-def count_items(session: Session, product_id: int) -> int:
-    """Every item a product has, sold or not."""
-    return session.scalar(select(func.count(StockItem.id)).where(StockItem.product_id == product_id))
-
-
-def categories_on_sale(session: Session) -> list[tuple[int, str, int]]:
-    """(id, name, products on sale) for every category that has any, in the seller's order."""
-    rows = session.execute(
-        select(Category.id, Category.name, func.count(Product.id))
-        .join(Product, (Product.category_id == Category.id) & Product.is_active)
-        .group_by(Category.id, Category.name, Category.position)
-        .order_by(Category.position, Category.id)
-    )
-    return [tuple(row) for row in rows]
-
-
-class CatalogCache:
-    """The catalog screen's categories and counts (the category screen's pager reads them too), kept for a
-    few seconds.
-
-    Counting every product on sale takes ~15 ms on a 100,000-product shop, and
-    the catalog is the most tapped screen. Admin actions clear the cache at
-    once; changes made to the database by other means show within ``ttl``.
-    """
-
-    def __init__(self, ttl: float = 30.0):
-        self.ttl, self.lock = ttl, threading.Lock()
-        self.categories: list[tuple[int, str, int]] = []
-        self.expires = 0.0
-
-    def categories_on_sale(self, session: Session) -> list[tuple[int, str, int]]:
-        with self.lock:
-            if time.monotonic() >= self.expires:
-                self.categories = categories_on_sale(session)
-                self.expires = time.monotonic() + self.ttl
-            return self.categories
-
-    def category(self, session: Session, category_id: int) -> tuple[str, int] | None:
-        """(name, products on sale) of one category, from the same figures; None when nothing in it is on sale.
-
-        The category screen's pager ("2/5") needs the count on every tap, and
-        counting a 100,000-product category took 6 ms; from here it costs nothing.
-        """
-        return next(((name, count) for cid, name, count in self.categories_on_sale(session) if cid == category_id),
-                    None)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.expires = 0.0
-
-
 def category_with_count(session: Session, category_id: int, active_only: bool = True):
     """(name, number of products) of a category, or None: one statement, counted from the index."""
     counted = select(func.count(Product.id)).where(Product.category_id == category_id)
@@ -663,56 +594,12 @@ def _lowercase_sqlite(element, compiler, **kw) -> str:
     return f"unicode_lower({compiler.process(element.clauses, **kw)})"
 
 
-def contains_word(column, word: str):
-    """``column`` contains ``word`` in any case; % and _ in the word are plain characters.
-
-    One form for every word, ASCII or not: each form of a search is one more
-    compiled statement that SQLAlchemy keeps (about 100 KB each), and the text
-    index leaves few rows to check, so SQLite's ASCII-only lower() saves nothing.
-    """
-    return lowercase(column).contains(word.lower(), autoescape=True)
-
-
-def has_word(word: str, name, description):
-    """The word is in the name or in the description."""
-    return or_(contains_word(name, word), contains_word(description, word))
-
-
-# The text index that finds those words without reading every product: an index
-# of trigrams (each run of three characters), so it serves words of three
+# The text index that lets a search (storefront.py) find words without reading every
+# product: an index of trigrams (each run of three characters), so it serves words of three
 # characters or more (the search_index migration explains both kinds).
 # On SQLite it is an FTS5 table whose rowid is the product's id; on PostgreSQL a
 # GIN index on name || ' ' || description. Neither is a model.
 SEARCH_INDEX = "products_search"
-TRIGRAM = 3
-PRODUCTS_SEARCH = table(SEARCH_INDEX, column("rowid"))
-# The most products a search looks at where it cannot take them in id order: what PostgreSQL's
-# index finds (below), and the products a word too short for any index is looked for in (storefront.py).
-SEARCH_CANDIDATES = 1000
-
-
-def search_index_has(query, words: list[str], dialect: str):
-    """``query`` (of products, id first) narrowed to those with every word (of 3 characters or more) in
-    their name or description, in any case, in the order of their ids: found through the text index."""
-    if dialect == "sqlite":
-        phrases = " ".join('"{}"'.format(word.replace('"', '""')) for word in words)  # FTS5: every phrase required
-        # FTS5 folds case its own way: what it finds is checked again as search always did.
-        return (query.join(PRODUCTS_SEARCH, PRODUCTS_SEARCH.c.rowid == Product.id)
-                .where(literal_column(SEARCH_INDEX).match(phrases),
-                       *(has_word(word, Product.name, Product.description) for word in words))
-                .order_by(PRODUCTS_SEARCH.c.rowid))  # the order FTS5 hands rows out in: nothing to sort
-    # pg_trgm serves ILIKE on the indexed expression, written here exactly as in the index. It is the
-    # check itself: a word holds no space, so it cannot run from the name into the description.
-    # A GIN index finds rows in no useful order, and asked for "the first 81 by id", the planner may
-    # walk the primary key instead, hoping to meet matches early: 50 ms when they all sit late in
-    # the table. So it is asked for any SEARCH_CANDIDATES matches, which are then sorted: all of
-    # them, in id order, unless more match (then the first the database comes across).
-    indexed = Product.name.concat(literal_column("' '")).concat(Product.description)
-    found = query.where(*(indexed.icontains(word, autoescape=True) for word in words))
-    candidates = found.limit(SEARCH_CANDIDATES).subquery()
-    return select(*candidates.c).order_by(candidates.c.id)
-
-
 def is_modelled(name: str | None, type_: str, parent_names) -> bool:
     """Alembic's include_name hook: the search index (and FTS5's own tables) is left out of the comparison
     between the database and the models (database.matches, migrations/env.py)."""

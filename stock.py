@@ -19,13 +19,13 @@ import logging
 from collections.abc import Iterable, Iterator
 
 import requests
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
 from admin import attached_file, product_or_list
-from models import Product, StockItem, add_stock_items, count_items, unsold_items
+from models import Product, StockItem, item_digest, unsold_items
 from shopkit import (
     Handlers,
     InputError,
@@ -38,6 +38,7 @@ from shopkit import (
     dialog_data,
     end_dialog,
     has_visible_text,
+    insert_for,
     keyboard,
     label,
     language_of,
@@ -56,6 +57,23 @@ CHUNK = 5000  # items per insert, each its own transaction
 # ---------------------------------------------------------------------------
 # Reading an upload
 # ---------------------------------------------------------------------------
+
+
+def add_stock_items(session: Session, rows: list[dict]) -> None:
+    """Insert stock items (dicts of columns) in one transaction, skipping any the product already has.
+
+    The database decides what is a duplicate (uq_stock_items_product_digest),
+    so two uploads at once cannot store the same key twice.
+    """
+    for row in rows:
+        row["digest"] = item_digest(row["content"], row.get("file_id"))
+    session.execute(insert_for(session)(StockItem.__table__).on_conflict_do_nothing(), rows)
+    session.commit()
+
+
+def count_items(session: Session, product_id: int) -> int:
+    """Every item a product has, sold or not."""
+    return session.scalar(select(func.count(StockItem.id)).where(StockItem.product_id == product_id))
 
 
 def is_text_list(document: types.Document) -> bool:

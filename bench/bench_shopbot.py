@@ -56,10 +56,11 @@ from telebot import apihelper, types
 
 import checkout
 import shopbot
-from models import Category, Product, Purchase, User, categories_on_sale
+from models import Category, Product, Purchase, User
 from shopkit import Config, callback, open_database, utcnow
 from shopkit import bot as shopkit_bot
 from shopkit.config import use_api_server
+from storefront import categories_on_sale
 
 TOKEN = "1234567:BENCH"
 ADMIN = 1
