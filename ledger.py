@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,48 +38,84 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
-from telebot.apihelper import ApiException
+from telebot.apihelper import ApiException, ApiTelegramException
 
+import routes
 import subscriptions
-from checkout import on_successful_payment, parse_invoice_payload
-from models import Product, Purchase, Setting, User, put_setting, utcnow
-from purchases import close_purchase, deliver
-from routes import handles_errors, on_message, show_reply
-from screens import counted, describe_user, format_price, language_for_code, language_of, text
+from checkout import RefundAtOnce, UnmatchedPayment, on_successful_payment, parse_invoice_payload, record_payment
+from config import STARS
+from models import Product, Purchase, Setting, User, put_setting, save_user, stock_item_of, utcnow
+from purchases import close_purchase, deliver, mark_delivered
+from routes import Handlers, handles_errors, on_message, replies, show_reply
+from screens import (
+    button,
+    counted,
+    describe_user,
+    format_price,
+    keyboard,
+    label,
+    language_for_code,
+    language_of,
+    text,
+)
 from shop import AdminNotice, Note, Shop, notify_admins, send
 
 logger = logging.getLogger("shopbot")
+handlers = Handlers(admin=True)
 
 RETRY_LONGEST = 60.0  # seconds: the slowest a failing payment is retried
 # Older purchases left undelivered are not sent out of the blue at start: they wait in My purchases.
 REDELIVER_WITHIN = timedelta(days=7)
 LEDGER_EVERY = 600.0  # seconds between two readings of Telegram's Stars ledger
 LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maximum
+UNHONOURED_SHOWN = 30  # payments listed (each with its ↩️ Refund) in one message to the admins
 
 # ---------------------------------------------------------------------------
 # 1. The journal: payments written down before Telegram forgets them
 # ---------------------------------------------------------------------------
 
+JOURNAL_KEEPS = timedelta(days=30)  # a recorded payment's line stays this long: a restored older copy learns from it
+SERVER_JOURNAL_FOLDER = os.path.dirname(os.path.abspath(__file__))  # with a database server: beside the code
+JOURNAL_ROOM = 64 * 1024  # bytes free on the journal's disk below which pre-checkout says "try again"
+
 
 def journal_path(database_url: str) -> str:
-    """shop.db.payments.jsonl beside a SQLite file; in the working directory for a database server."""
+    """shop.db.payments.jsonl beside a SQLite file; for a database server, shopbot-payments.jsonl beside the code.
+
+    Always an absolute path: started from another folder, the shop still finds its journal.
+    """
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return url.database + ".payments.jsonl"
-    return "shopbot-payments.jsonl"
+        return os.path.abspath(url.database + ".payments.jsonl")
+    return os.path.join(SERVER_JOURNAL_FOLDER, "shopbot-payments.jsonl")
 
 
 class PaymentJournal:
-    """An append-only file: one line per payment as Telegram sent it, and one when it is recorded."""
+    """An append-only file: one line per payment as Telegram sent it, and one when it is recorded.
+
+    It is a second chance, never a gate: a line it cannot read is set aside
+    (with one warning) and the others still count; a write that fails is the
+    caller's to report (ledger.journal_failed), and the payment goes on.
+    """
 
     def __init__(self, path: str):
-        self.path, self.lock = path, threading.Lock()
+        self.path, self.lock = os.path.abspath(path), threading.Lock()
+        self.failing = threading.Event()  # set while writes fail: the admins have been told
 
     def append(self, entry: dict) -> None:
-        with self.lock, open(self.path, "a", encoding="utf-8") as journal:
-            journal.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        """Add one line, on the disk before returning; OSError when the disk or the folder refuses."""
+        line = (json.dumps(entry | {"at": int(time.time())}, ensure_ascii=False) + "\n").encode()
+        with self.lock, open(self.path, "a+b") as journal:
+            if journal.seek(0, os.SEEK_END) and not self.ends_a_line(journal):
+                line = b"\n" + line  # the last line was torn (a full disk, kill -9): ours starts afresh
+            journal.write(line)
             journal.flush()
             os.fsync(journal.fileno())  # on the disk before Telegram is told we have it
+
+    @staticmethod
+    def ends_a_line(journal) -> bool:
+        journal.seek(-1, os.SEEK_END)
+        return journal.read(1) == b"\n"
 
     def write(self, message: types.Message) -> None:
         self.append({"charge": message.successful_payment.telegram_payment_charge_id, "message": message.json})
@@ -86,28 +123,100 @@ class PaymentJournal:
     def done(self, charge_id: str) -> None:
         self.append({"done": charge_id})
 
-    def pending(self) -> list[dict]:
-        """The payments (as Telegram sent them) that were written down but never recorded."""
+    def entries(self) -> list[dict]:
+        """Every line that can be read; the others are set aside with one warning (a torn write, a bad sector)."""
+        with self.lock:
+            return self.read_entries()
+
+    def read_entries(self) -> list[dict]:
+        """entries(), for a caller that holds the lock."""
         if not os.path.exists(self.path):
             return []
-        waiting: dict[str, dict] = {}
-        with self.lock, open(self.path, encoding="utf-8") as journal:
+        readable, unreadable = [], 0
+        with open(self.path, "rb") as journal:
             for line in journal:
-                entry = json.loads(line) if line.strip().endswith("}") else {}  # a torn last line: kill -9
-                if "done" in entry:
-                    waiting.pop(entry["done"], None)
-                elif "charge" in entry:
-                    waiting[entry["charge"]] = entry["message"]
-        return list(waiting.values())
+                try:
+                    entry = json.loads(line)
+                except ValueError:  # not JSON, or not UTF-8
+                    unreadable += bool(line.strip())
+                    continue
+                if isinstance(entry, dict):
+                    readable.append(entry)
+                else:
+                    unreadable += 1
+        if unreadable:
+            logger.warning("The payments journal %s has %s unreadable lines; they are skipped (Telegram's ledger "
+                           "covers Stars payments)", self.path, unreadable)
+        return readable
+
+    def pending(self) -> list[dict]:
+        """The payments (as Telegram sent them) that were written down but never recorded."""
+        return list(waiting_in(self.entries()).values())
+
+    def recorded(self) -> set[str]:
+        """The charge ids this shop recorded in the last 30 days (a database restored from an older copy lacks some)."""
+        return {entry["done"] for entry in self.entries() if "done" in entry}
 
     def compact(self) -> None:
-        """Rewrite the file with only what is still pending (at start, so it does not grow forever)."""
-        pending = self.pending()
-        with self.lock, open(self.path + ".new", "w", encoding="utf-8") as journal:
-            for message in pending:
-                journal.write(json.dumps({"charge": message["successful_payment"]["telegram_payment_charge_id"],
-                                          "message": message}, ensure_ascii=False) + "\n")
-        os.replace(self.path + ".new", self.path)
+        """Rewrite the file with what is pending and what was recorded lately, so that it does not grow forever.
+
+        All under the lock: an entry appended meanwhile waits, and lands in the new file.
+        """
+        with self.lock:
+            entries = self.read_entries()
+            waiting, since = waiting_in(entries), time.time() - JOURNAL_KEEPS.total_seconds()
+            kept = [entry for entry in entries if "done" in entry and entry.get("at", since) >= since]
+            kept += [{"charge": charge, "message": message} for charge, message in waiting.items()]
+            with open(self.path + ".new", "w", encoding="utf-8") as journal:
+                for entry in kept:
+                    journal.write(json.dumps({"at": int(time.time())} | entry, ensure_ascii=False) + "\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+            os.replace(self.path + ".new", self.path)
+
+    def writable(self) -> bool:
+        """Whether a payment could be written down right now: the folder takes writes, and the disk has room."""
+        try:
+            with open(self.path, "ab"):
+                pass
+            disk = os.statvfs(os.path.dirname(self.path))
+        except OSError:
+            return False
+        return disk.f_bavail * disk.f_frsize >= JOURNAL_ROOM
+
+
+def waiting_in(entries: list[dict]) -> dict[str, dict]:
+    """charge id -> the payment as Telegram sent it, for each written down and never marked done."""
+    waiting: dict[str, dict] = {}
+    for entry in entries:
+        if "done" in entry:
+            waiting.pop(entry["done"], None)
+        elif "charge" in entry and isinstance(entry.get("message"), dict):
+            waiting[entry["charge"]] = entry["message"]
+    return waiting
+
+
+def journal_failed(shop: Shop, error: OSError) -> None:
+    """The journal could not be written: the payment goes on (the database records it), and the admins hear
+    once, until a write succeeds again."""
+    logger.error("Could not write the payments journal %s: %s", shop.journal.path, error)
+    if not shop.journal.failing.is_set():
+        shop.journal.failing.set()
+        shop.start_background(tell_admins_journal_failed, str(error))
+
+
+def tell_admins_journal_failed(shop: Shop, error: str) -> None:
+    notify_admins(shop, "admin_journal_failed", path=shop.journal.path, error=error)
+
+
+def write_down(shop: Shop, entry) -> None:
+    """Write a payment (a Message) or a charge id now recorded (a str) to the journal; never raises."""
+    try:
+        shop.journal.write(entry) if isinstance(entry, types.Message) else shop.journal.done(entry)
+    except OSError as error:
+        journal_failed(shop, error)
+        return
+    shop.journal.failing.clear()
 
 
 def is_payment(update) -> bool:
@@ -123,19 +232,30 @@ def journal_payment(shop: Shop, update) -> None:
         logger.info("Payment received: user %s, payload %r, %s %s, charge %s, provider charge %s",
                     update.from_user.id, payment.invoice_payload, payment.total_amount, payment.currency,
                     payment.telegram_payment_charge_id, payment.provider_payment_charge_id or "-")
-        shop.journal.write(update)
+        write_down(shop, update)
 
 
-def record(shop: Shop, message: types.Message) -> bool:
-    """Record a payment and show what follows (delivery); False when recording failed, to be retried."""
+NOT_RECORDED = object()  # what recorded_reply() returns when the database refused: the payment is retried
+
+
+def recorded_reply(shop: Shop, message: types.Message):
+    """Record a payment; the replies that follow (delivery), or NOT_RECORDED when recording failed."""
     charge_id = message.successful_payment.telegram_payment_charge_id
     try:
         with shop.Session() as session:
             reply = on_successful_payment(shop, message, session)
     except Exception:
         logger.exception("Could not record payment %s yet: it stays in the journal and will be retried", charge_id)
+        return NOT_RECORDED
+    write_down(shop, charge_id)
+    return reply
+
+
+def record(shop: Shop, message: types.Message) -> bool:
+    """Record a payment and show what follows (delivery); False when recording failed, to be retried."""
+    reply = recorded_reply(shop, message)
+    if reply is NOT_RECORDED:
         return False
-    shop.journal.done(charge_id)
     show_reply(shop, message, reply)
     return True
 
@@ -153,15 +273,28 @@ def retry_until_recorded(shop: Shop, wait: float = 1.0) -> None:
     if not shop.retrying.acquire(blocking=False):
         return
     try:
-        while pending := shop.journal.pending():
+        recorded_now: set[str] = set()  # if the journal cannot mark them done, they are not recorded twice
+        while pending := still_pending(shop, recorded_now):
             shop.sleep(wait)
             for message_json in pending:
                 message = types.Message.de_json(message_json)
                 if record(shop, message):
+                    recorded_now.add(message.successful_payment.telegram_payment_charge_id)
                     late_notice(message).show(shop, message)
             wait = min(max(wait, 0.5) * 2, RETRY_LONGEST)
     finally:
         shop.retrying.release()
+
+
+def still_pending(shop: Shop, recorded_now: set[str]) -> list[dict]:
+    """The journal's pending payments but those just recorded; none when the journal cannot be read at all."""
+    try:
+        pending = shop.journal.pending()
+    except OSError as error:
+        logger.error("Could not read the payments journal %s: %s", shop.journal.path, error)
+        return []
+    return [message for message in pending
+            if message["successful_payment"]["telegram_payment_charge_id"] not in recorded_now]
 
 
 def late_notice(message: types.Message) -> AdminNotice:
@@ -230,18 +363,45 @@ def on_refunded_payment(shop: Shop, message: types.Message, session: Session):
 
 
 @dataclass
+class Unhonoured:
+    """A payment the ledger showed that the shop cannot honour (or, after a restore, could not record again)."""
+
+    index: int  # its place in Telegram's ledger: the ↩️ Refund button finds it there
+    transaction: types.StarTransaction
+    reason: str  # a text key: why
+    purchase_id: int | None = None  # set aside for refund (refund_due); None when nothing could be recorded
+
+    def line(self, lang: str) -> str:
+        """One plain line for the admins' list: who paid what, and why it is here."""
+        source = self.transaction.source
+        return label(lang, "ledger_item", amount=format_price(self.transaction.amount, STARS),
+                     who=describe_user(source.user), id=source.user.id, why=label(lang, self.reason),
+                     charge=self.transaction.id, purchase=f"#{self.purchase_id}" if self.purchase_id else "—")
+
+    def refund_button(self, lang: str, number: int):
+        """↩️ Refund: the purchase's own refund (sales.py) when there is one; else Stars straight back."""
+        if self.purchase_id:
+            return button(label(lang, "btn_refund_payment", number=number), "refund", self.purchase_id)
+        return button(label(lang, "btn_refund_payment", number=number), "ledger_refund", self.index)
+
+
+@dataclass
 class LedgerCheck:
     """What one reading of Telegram's Stars ledger found and fixed."""
 
     read: int = 0
     recorded: list[str] = field(default_factory=list)  # charge ids of payments the shop never heard of
     refunded: list[str] = field(default_factory=list)  # charge ids of refunds it did not know of
+    restored: list[str] = field(default_factory=list)  # recorded by an older copy of the database: again, silently
+    unhonoured: list[Unhonoured] = field(default_factory=list)  # found, set aside, for the admins to refund
+    keyless: list[Unhonoured] = field(default_factory=list)  # recorded again, but their key or product is gone
 
 
-def ledger_offset(shop: Shop) -> int:
+def ledger_offset(shop: Shop) -> int | None:
+    """How far the ledger has been read; None for a database that has never read it."""
     with shop.Session() as session:
         setting = session.get(Setting, "ledger_offset")
-        return int(setting.value) if setting else 0
+        return int(setting.value) if setting else None
 
 
 def new_transactions(shop: Shop, offset: int) -> list:
@@ -284,43 +444,121 @@ def renewal(shop: Shop, transaction) -> bool:
         shop, transaction.source.user.id, product_id, paid_at)
 
 
-def record_late(shop: Shop, transaction, refunded: bool) -> bool:
-    """A payment the shop never heard of: recorded, and delivered with an apology unless Telegram refunded it."""
+def cannot_honour(reply) -> RefundAtOnce | UnmatchedPayment | None:
+    """The part of checkout's replies that would refund the payment at once (the product gone, sold out...)."""
+    return next((part for part in replies(reply) if isinstance(part, RefundAtOnce | UnmatchedPayment)), None)
+
+
+def record_late(shop: Shop, transaction, index: int, refunded: bool, check: LedgerCheck) -> bool:
+    """A payment nobody recorded: recorded, and delivered with an apology unless Telegram refunded it.
+
+    One the shop cannot honour is never refunded from here: it is set aside
+    (refund_due) and listed for the admins, who decide (save_check).
+    """
+    if refunded:
+        return record_refunded(shop, transaction, never_delivered=True)
     renews = renewal(shop, transaction)
     message = as_payment_message(transaction, renews)
-    if not refunded:
-        if not renews:  # a renewal delivers nothing: no apology either
-            paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
-            send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
-        return record(shop, message)
+    reply = recorded_reply(shop, message)
+    if reply is NOT_RECORDED:
+        return False
+    if problem := cannot_honour(reply):
+        purchase_id = getattr(problem, "purchase_id", None)
+        reason = f"ledger_{problem.reason}" if purchase_id else "ledger_gone"
+        check.unhonoured.append(Unhonoured(index, transaction, reason, purchase_id))
+        # A second subscription is not renewed again (that charges nobody); the refund is the admins' to make.
+        show_reply(shop, message, tuple(part for part in replies(reply) if isinstance(part, subscriptions.StopRenewal)))
+        return True
+    if not renews:  # a renewal delivers nothing: no apology either
+        paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
+        send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
+    show_reply(shop, message, reply)
+    check.recorded.append(transaction.id)
+    return True
+
+
+def record_refunded(shop: Shop, transaction, never_delivered: bool) -> bool:
+    """A payment Telegram refunded before the shop heard of it: recorded, then closed at once; nothing to deliver."""
+    message = as_payment_message(transaction, renewal(shop, transaction))
     try:
         with shop.Session() as session:
-            on_successful_payment(shop, message, session)  # nothing to deliver or refund: Telegram refunded it
+            on_successful_payment(shop, message, session)  # its replies are not shown: Telegram refunded it
     except Exception:
         logger.exception("Could not record refunded payment %s yet", transaction.id)
         return False
-    apply_refund(shop, transaction.id, never_delivered=True)  # a key nobody saw goes back, access ends...
+    apply_refund(shop, transaction.id, never_delivered)  # a key nobody saw goes back, access ends...
     return True
+
+
+def record_again(shop: Shop, transaction, index: int, refunded: bool, check: LedgerCheck) -> bool:
+    """A payment this shop recorded before (its journal says so) that the database lacks: it was restored from
+    an older copy. The buyer has their goods: recorded again without a word to them; the admins get a summary."""
+    if refunded:
+        return record_refunded(shop, transaction, never_delivered=False)
+    message = as_payment_message(transaction, renewal(shop, transaction))
+    payment, payload = message.successful_payment, parse_invoice_payload(transaction.source.invoice_payload)
+    try:
+        with shop.Session() as session:
+            product = session.get(Product, payload.product_id)
+            if product is None:  # made after the copy: the sale cannot be recorded, and the admins hear of it
+                check.keyless.append(Unhonoured(index, transaction, "ledger_product_missing"))
+                return True
+            purchase, _ = record_payment(session, save_user(session, message.from_user), product, payment,
+                                         shop.config.payment_type, payload)
+            if product.stocked and stock_item_of(session, purchase.id) is None:  # uploaded after the copy
+                check.keyless.append(Unhonoured(index, transaction, "ledger_key_missing", purchase.id))
+            mark_delivered(session, purchase)  # it was, by the older copy; this commits
+    except Exception:
+        logger.exception("Could not record payment %s again yet", transaction.id)
+        return False
+    check.restored.append(transaction.id)
+    return True
+
+
+def recorded_before(shop: Shop) -> set[str]:
+    """The charges the journal says this shop recorded lately; none if it cannot be read (nothing is then silent)."""
+    try:
+        return shop.journal.recorded()
+    except OSError as error:
+        logger.error("Could not read the payments journal %s: %s", shop.journal.path, error)
+        return set()
 
 
 def check_ledger(shop: Shop) -> LedgerCheck:
     """Read the transactions not checked yet and act on what the shop missed; safe to run again."""
     offset, check = ledger_offset(shop), LedgerCheck()
+    if offset is None:
+        return start_at_the_end(shop)
     transactions = new_transactions(shop, offset)
     refunds = {t.id for t in transactions if t.receiver is not None and t.receiver.type == "user"}
     with shop.Session() as session:
         known = set(session.scalars(select(Purchase.payment_id).where(
             Purchase.payment_id.in_([t.id for t in transactions]))))
-    for transaction in transactions:
+    journal = recorded_before(shop) if any(our_payment(t) and t.id not in known for t in transactions) else set()
+    for index, transaction in enumerate(transactions, start=offset):
         if our_payment(transaction) and transaction.id not in known:
-            if not record_late(shop, transaction, refunded=transaction.id in refunds):
+            again = record_again if transaction.id in journal else record_late
+            if not again(shop, transaction, index, transaction.id in refunds, check):
                 break  # keep the offset here: the next reading tries again
-            check.recorded.append(transaction.id)
         elif transaction.id in refunds and apply_refund(shop, transaction.id):
             check.refunded.append(transaction.id)
         check.read += 1
     save_check(shop, offset + check.read, check)
     return check
+
+
+def start_at_the_end(shop: Shop) -> LedgerCheck:
+    """A database that has never read the ledger (a new one, another copy) starts at its end: the payments
+    before it were made to another database, and are none of this one's business. The admins hear how many."""
+    transactions = new_transactions(shop, 0)
+    left_alone = sum(1 for transaction in transactions if our_payment(transaction))
+    with shop.Session() as session:
+        put_setting(session, "ledger_offset", str(len(transactions)))
+        session.commit()
+    logger.warning("Telegram's Stars ledger is read from now on: %s earlier payments were left alone", left_alone)
+    if left_alone:
+        notify_admins(shop, "admin_ledger_started", payments=lambda lang: counted(lang, "n_payments", left_alone))
+    return LedgerCheck()
 
 
 def apply_refund(shop: Shop, charge_id: str, never_delivered: bool = False) -> bool:
@@ -333,7 +571,7 @@ def apply_refund(shop: Shop, charge_id: str, never_delivered: bool = False) -> b
 
 
 def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
-    """Remember how far the ledger was read, when, and what it fixed (📊 Sales shows it)."""
+    """Remember how far the ledger was read, when, and what it fixed (📊 Sales shows it); tell the admins."""
     summary = f"{len(check.recorded)} {len(check.refunded)}"
     with shop.Session() as session:
         for key, value in (("ledger_offset", str(offset)), ("ledger_checked_at", utcnow().isoformat()),
@@ -346,6 +584,62 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
         notify_admins(shop, "admin_ledger_fixed",
                       payments=lambda lang: counted(lang, "n_payments", len(check.recorded)),
                       refunds=lambda lang: counted(lang, "n_refunds", len(check.refunded)))
+    if check.restored or check.keyless:
+        tell_admins_restored(shop, check)
+    if check.unhonoured:
+        tell_admins_unhonoured(shop, check.unhonoured)
+
+
+def listed(lang: str, payments: list[Unhonoured]) -> str:
+    """The admins' list of payments, one plain line each (escaped as any value is)."""
+    return "\n".join(f"{number}. {payment.line(lang)}" for number, payment in enumerate(payments, start=1))
+
+
+def tell_admins_restored(shop: Shop, check: LedgerCheck) -> None:
+    """One summary after a restore: how many sales were recorded again, and which lack their key or product."""
+    logger.warning("Telegram's ledger: %s payments recorded again without a word to their buyers (a database "
+                   "restored from an older copy); %s lack their key or product", len(check.restored),
+                   len(check.keyless))
+    notify_admins(shop, "admin_ledger_restored", payments=lambda lang: counted(lang, "n_payments", len(check.restored)),
+                  missing=lambda lang: listed(lang, check.keyless) if check.keyless else "—")
+
+
+def tell_admins_unhonoured(shop: Shop, payments: list[Unhonoured]) -> None:
+    """One message listing each payment the shop cannot honour, with a ↩️ Refund button each: the admins decide."""
+    logger.warning("Telegram's ledger: %s payments the shop cannot honour are set aside for the admins",
+                   len(payments))
+    shown = payments[:UNHONOURED_SHOWN]  # a message holds 4,096 characters
+    notify_admins(shop, "admin_ledger_unhonoured", count=len(payments), payments=lambda lang: listed(lang, shown),
+                  markup=lambda lang: keyboard(*[[payment.refund_button(lang, number)]
+                                                 for number, payment in enumerate(shown, start=1)]))
+
+
+@handlers.tap("ledger_refund")
+def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, index: int):
+    """↩️ Refund, beside a payment whose product the shop no longer has: the Stars go back to the buyer."""
+    return RefundFromLedger(index, language_of(call.from_user))
+
+
+@dataclass
+class RefundFromLedger:
+    """Reply: find the payment at its place in Telegram's ledger, refund it, and tell the admin how it went."""
+
+    index: int
+    lang: str
+
+    def show(self, shop: Shop, call: types.CallbackQuery) -> None:
+        found = shop.bot.get_star_transactions(offset=self.index, limit=1).transactions
+        if not found or not our_payment(found[0]):
+            send(shop, call.from_user.id, text(self.lang, "admin_refund_failed", error="no such payment"))
+            return
+        payment = found[0]
+        try:
+            shop.bot.refund_star_payment(payment.source.user.id, payment.id)
+        except ApiTelegramException as error:  # refunded already, say
+            send(shop, call.from_user.id, text(self.lang, "admin_refund_failed", error=error.description))
+            return
+        logger.info("Admin %s refunded ledger payment %s", call.from_user.id, payment.id)
+        send(shop, call.from_user.id, text(self.lang, "admin_refunded"))
 
 
 def keep_checking_ledger(shop: Shop) -> None:
@@ -365,10 +659,15 @@ def keep_checking_ledger(shop: Shop) -> None:
 # ---------------------------------------------------------------------------
 
 def catch_up(shop: Shop) -> None:
-    """At start, beside the first polls: replay the journal, deliver what was not, keep reading the ledger."""
-    if shop.journal.pending():
-        retry_until_recorded(shop, wait=0.0)
-    shop.journal.compact()
+    """At start, beside the first polls: replay the journal, deliver what was not, keep reading the ledger.
+
+    The journal is a second chance, never a gate: whatever is wrong with it, delivery and the ledger go on.
+    """
+    retry_until_recorded(shop, wait=0.0)
+    try:
+        shop.journal.compact()
+    except OSError as error:
+        logger.error("Could not compact the payments journal %s: %s", shop.journal.path, error)
     if delivered := deliver_what_was_not(shop):
         logger.info("Delivered %s purchases that had been recorded but not delivered", delivered)
     if shop.config.payment_type == "stars":
@@ -382,3 +681,4 @@ def register(bot: TeleBot, shop: Shop) -> None:
                                  **private)
     bot.register_message_handler(on_message(shop, on_refunded_payment), content_types=["refunded_payment"],
                                  **private)
+    routes.add_handlers(shop, handlers)  # ↩️ Refund beside a payment the ledger found

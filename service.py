@@ -39,6 +39,7 @@ from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONExce
 
 from config import STARS, TELEGRAM_API, Config
 from database import DatabaseError, describe_database, open_database, sqlite_file
+from ledger import PaymentJournal, journal_path
 from models import Product, Purchase, Setting
 from screens import MAX_CARD_UNITS, MAX_STARS, decimals, format_price
 from shop import retry_after
@@ -238,6 +239,22 @@ def check_database(config: Config) -> bool:
         return check_line("database", "FAIL", str(error))
 
 
+def check_journal(config: Config) -> bool:
+    """The payments journal (ledger.py): where it is, and whether a payment could be written to it now."""
+    journal = PaymentJournal(journal_path(config.database_url))
+    folder = os.path.dirname(journal.path)
+    if not os.path.isdir(folder):
+        return check_line("journal", "FAIL", f"{journal.path}: its folder does not exist")
+    existed = os.path.exists(journal.path)
+    writable = journal.writable()
+    if not existed and os.path.exists(journal.path):
+        os.remove(journal.path)  # --check creates nothing
+    if not writable:
+        return check_line("journal", "FAIL", f"{journal.path} cannot be written (a read-only folder, or a full "
+                                             "disk): pre-checkout would refuse every payment")
+    return check_line("journal", "ok", f"{journal.path} is writable")
+
+
 def check_token(config: Config) -> types.User | None:
     """getMe, once: the bot it names, or None (the failure is printed)."""
     try:
@@ -305,7 +322,7 @@ def check_admin(config: Config, admin_id: int) -> bool:
 
 def run_checks(config: Config) -> int:
     """Everything a deployment needs, one line each; 0 when nothing failed (warnings are fine), else 1."""
-    passed = [check_configuration(config), check_database(config)]
+    passed = [check_configuration(config), check_database(config), check_journal(config)]
     me = check_token(config)
     passed += [me is not None, check_payments(config)]
     if me is not None:
