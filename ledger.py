@@ -19,6 +19,11 @@ moment would lose the payment for good. Four guarantees close the gaps:
    minutes the shop reads the transactions it has not checked yet
    (getStarTransactions): a payment it never heard of is recorded and
    delivered with an apology, and a refund it did not know of is applied.
+   It acts only on payments this database could have seen: a new one starts
+   at the ledger's end; a payment the journal says was recorded (the database
+   was restored from an older copy) is recorded again without a word to the
+   buyer; and one it cannot honour is never refunded from here, but listed for
+   the admins with a ↩️ Refund button.
 4. **Refunds made by Telegram** arrive as a refunded_payment message: the
    purchase is marked refunded and its content no longer opens.
 
