@@ -272,13 +272,17 @@ def can_record_payments(session: Session) -> None:
 def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
     """Telegram asks "may this payment go ahead?" and waits at most 10 seconds for the answer.
 
-    OK only if the payment can be recorded right now: otherwise nobody is charged.
+    OK only if the payment can be recorded right now (the database, and the journal): otherwise nobody is charged.
     """
     try:
         with shop.QuickSession() as session:
             problem = checkout_problem(shop, session, query) or can_record_payments(session)
     except SQLAlchemyError as error:
         logger.error("Refused a checkout: the database cannot take the payment now (%s)", error.orig or error)
+        problem = "checkout_try_later"
+    if not problem and not shop.journal.writable():  # the journal is where a payment waits if the database fails
+        logger.error("Refused a checkout: the payments journal %s cannot be written (a full disk, a read-only "
+                     "folder?)", shop.journal.path)
         problem = "checkout_try_later"
     if problem:
         logger.info("Refused checkout of %r by user %s: %s", query.invoice_payload, query.from_user.id, problem)
@@ -462,6 +466,7 @@ def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase,
     return tuple(notices)
 
 
+@handlers.payment()
 def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     """Money received: record the purchase (once per charge) and commit; delivery follows."""
     payment, lang = message.successful_payment, language_of(message.from_user)

@@ -19,6 +19,11 @@ moment would lose the payment for good. Four guarantees close the gaps:
    minutes the shop reads the transactions it has not checked yet
    (getStarTransactions): a payment it never heard of is recorded and
    delivered with an apology, and a refund it did not know of is applied.
+   It acts only on payments this database could have seen: a new one starts
+   at the ledger's end; a payment the journal says was recorded (the database
+   was restored from an older copy) is recorded again without a word to the
+   buyer; and one it cannot honour is never refunded from here, but listed for
+   the admins with a ↩️ Refund button.
 4. **Refunds made by Telegram** arrive as a refunded_payment message: the
    purchase is marked refunded and its content no longer opens.
 
@@ -26,37 +31,40 @@ Card payments have no ledger to read; the journal and the retries cover them.
 """
 from __future__ import annotations
 
-import json
 import logging
-import os
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
-from telebot.apihelper import ApiException
+from telebot.apihelper import ApiException, ApiTelegramException
 
 import subscriptions
-from checkout import on_successful_payment, parse_invoice_payload
-from models import Product, Purchase, User
-from purchases import TELEGRAM, close_refund, deliver
+from checkout import RefundAtOnce, UnmatchedPayment, on_successful_payment, parse_invoice_payload, record_payment
+from models import Product, Purchase, User, save_user, stock_item_of
+from purchases import TELEGRAM, close_refund, deliver, mark_delivered
 from shopkit import (
-    AdminNotice,
+    NOT_RECORDED,
+    STARS,
+    Handlers,
     Setting,
     Shop,
+    add_handlers,
+    button,
     counted,
     describe_user,
     format_price,
-    handles_errors,
+    keyboard,
+    label,
     language_for_code,
     language_of,
     notify_admins,
-    on_message,
     put_setting,
+    recorded_reply,
+    replies,
+    retry_until_recorded,
     send,
     show_reply,
     text,
@@ -64,8 +72,9 @@ from shopkit import (
 )
 
 logger = logging.getLogger("shopbot")
+handlers = Handlers()  # what Telegram tells the shop: its refunds
+seller = Handlers(admin=True)  # the admins' ↩️ Refund beside a payment the ledger found
 
-RETRY_LONGEST = 60.0  # seconds: the slowest a failing payment is retried
 # Older purchases left undelivered are not sent out of the blue at start: they wait in My purchases.
 REDELIVER_WITHIN = timedelta(days=7)
 LEDGER_EVERY = 600.0  # seconds between two readings of Telegram's Stars ledger
@@ -74,129 +83,7 @@ LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maxim
 # the ledger shows but the shop has not recorded is left to its update until the shop has been running this long
 # since it was made. Only then was the update lost; acting sooner would deliver it twice, with a false apology.
 UPDATE_GRACE = 300.0  # seconds
-
-# ---------------------------------------------------------------------------
-# 1. The journal: payments written down before Telegram forgets them
-# ---------------------------------------------------------------------------
-
-
-def journal_path(database_url: str) -> str:
-    """shop.db.payments.jsonl beside a SQLite file; in the working directory for a database server."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return url.database + ".payments.jsonl"
-    return "shopbot-payments.jsonl"
-
-
-class PaymentJournal:
-    """An append-only file: one line per payment as Telegram sent it, and one when it is recorded."""
-
-    def __init__(self, path: str):
-        self.path, self.lock = path, threading.Lock()
-
-    def append(self, entry: dict) -> None:
-        with self.lock, open(self.path, "a", encoding="utf-8") as journal:
-            journal.write(json.dumps(entry, ensure_ascii=False) + "\n")
-            journal.flush()
-            os.fsync(journal.fileno())  # on the disk before Telegram is told we have it
-
-    def write(self, message: types.Message) -> None:
-        self.append({"charge": message.successful_payment.telegram_payment_charge_id, "message": message.json})
-
-    def done(self, charge_id: str) -> None:
-        self.append({"done": charge_id})
-
-    def pending(self) -> list[dict]:
-        """The payments (as Telegram sent them) that were written down but never recorded."""
-        if not os.path.exists(self.path):
-            return []
-        waiting: dict[str, dict] = {}
-        with self.lock, open(self.path, encoding="utf-8") as journal:
-            for line in journal:
-                entry = json.loads(line) if line.strip().endswith("}") else {}  # a torn last line: kill -9
-                if "done" in entry:
-                    waiting.pop(entry["done"], None)
-                elif "charge" in entry:
-                    waiting[entry["charge"]] = entry["message"]
-        return list(waiting.values())
-
-    def compact(self) -> None:
-        """Rewrite the file with only what is still pending (at start, so it does not grow forever)."""
-        pending = self.pending()
-        with self.lock, open(self.path + ".new", "w", encoding="utf-8") as journal:
-            for message in pending:
-                journal.write(json.dumps({"charge": message["successful_payment"]["telegram_payment_charge_id"],
-                                          "message": message}, ensure_ascii=False) + "\n")
-        os.replace(self.path + ".new", self.path)
-
-
-def is_payment(update) -> bool:
-    """A pre-checkout query, or a message about money: these never wait behind anyone's taps."""
-    return isinstance(update, types.PreCheckoutQuery) or (isinstance(update, types.Message) and (
-        update.successful_payment is not None or update.refunded_payment is not None))
-
-
-def journal_payment(shop: Shop, update) -> None:
-    """Called for every update before it is handled: a successful payment is written to the journal."""
-    if isinstance(update, types.Message) and update.successful_payment is not None:
-        payment = update.successful_payment
-        logger.info("Payment received: user %s, payload %r, %s %s, charge %s, provider charge %s",
-                    update.from_user.id, payment.invoice_payload, payment.total_amount, payment.currency,
-                    payment.telegram_payment_charge_id, payment.provider_payment_charge_id or "-")
-        shop.journal.write(update)
-
-
-def record(shop: Shop, message: types.Message) -> bool:
-    """Record a payment and show what follows (delivery); False when recording failed, to be retried."""
-    charge_id = message.successful_payment.telegram_payment_charge_id
-    try:
-        with shop.Session() as session:
-            reply = on_successful_payment(shop, message, session)
-    except Exception:
-        logger.exception("Could not record payment %s yet: it stays in the journal and will be retried", charge_id)
-        return False
-    shop.journal.done(charge_id)
-    show_reply(shop, message, reply)
-    return True
-
-
-@handles_errors
-def take_payment(shop: Shop, message: types.Message) -> None:
-    """A successful payment: recorded now, or retried until it is; the customer is told either way."""
-    if not record(shop, message):
-        send(shop, message.chat.id, text(language_of(message.from_user), "delivery_delayed"))
-        shop.start_background(retry_until_recorded)
-
-
-def retry_until_recorded(shop: Shop, wait: float = 1.0, tell_admins: bool = True) -> None:
-    """Record the journal's pending payments, retrying with backoff until none is left (one thread at a time).
-
-    The admins hear of each payment recorded late (``tell_admins``), but not at
-    start: what the last run took and never recorded is simply recorded now, as
-    its update, sent again by Telegram, would have been.
-    """
-    if not shop.retrying.acquire(blocking=False):
-        return
-    try:
-        while pending := shop.journal.pending():
-            shop.sleep(wait)
-            for message_json in pending:
-                message = types.Message.de_json(message_json)
-                if record(shop, message) and tell_admins:
-                    late_notice(message).show(shop, message)
-            wait = min(max(wait, 0.5) * 2, RETRY_LONGEST)
-    finally:
-        shop.retrying.release()
-
-
-def late_notice(message: types.Message) -> AdminNotice:
-    """Tell the admins a payment was recorded only after a retry (the provider's charge id for card refunds)."""
-    payment = message.successful_payment
-    return AdminNotice("admin_payment_recorded_late", dict(
-        charge=payment.telegram_payment_charge_id, provider=payment.provider_payment_charge_id or "—",
-        amount=format_price(payment.total_amount, payment.currency), who=describe_user(message.from_user),
-        id=message.from_user.id))
-
+UNHONOURED_SHOWN = 30  # payments listed (each with its ↩️ Refund) in one message to the admins
 
 # ---------------------------------------------------------------------------
 # 2. Delivery at least once
@@ -243,9 +130,33 @@ def refunded_by_telegram(session: Session, charge_id: str, never_delivered: bool
     return replies
 
 
+@handlers.message("refunded_payment")
 def on_refunded_payment(shop: Shop, message: types.Message, session: Session):
     """Telegram's refunded_payment message: the payment was refunded (by Telegram's support, or by us)."""
     return refunded_by_telegram(session, message.refunded_payment.telegram_payment_charge_id)
+
+
+@dataclass
+class Unhonoured:
+    """A payment the ledger showed that the shop cannot honour (or, after a restore, could not record again)."""
+
+    index: int  # its place in Telegram's ledger: the ↩️ Refund button finds it there
+    transaction: types.StarTransaction
+    reason: str  # a text key: why
+    purchase_id: int | None = None  # set aside for refund (refund_due); None when nothing could be recorded
+
+    def line(self, lang: str) -> str:
+        """One plain line for the admins' list: who paid what, and why it is here."""
+        source = self.transaction.source
+        return label(lang, "ledger_item", amount=format_price(self.transaction.amount, STARS),
+                     who=describe_user(source.user), id=source.user.id, why=label(lang, self.reason),
+                     charge=self.transaction.id, purchase=f"#{self.purchase_id}" if self.purchase_id else "—")
+
+    def refund_button(self, lang: str, number: int):
+        """↩️ Refund: the purchase's own refund (sales.py) when there is one; else Stars straight back."""
+        if self.purchase_id:
+            return button(label(lang, "btn_refund_payment", number=number), "refund", self.purchase_id)
+        return button(label(lang, "btn_refund_payment", number=number), "ledger_refund", self.index)
 
 
 @dataclass
@@ -255,12 +166,16 @@ class LedgerCheck:
     read: int = 0
     recorded: list[str] = field(default_factory=list)  # charge ids of payments the shop never heard of
     refunded: list[str] = field(default_factory=list)  # charge ids of refunds it did not know of
+    restored: list[str] = field(default_factory=list)  # recorded by an older copy of the database: again, silently
+    unhonoured: list[Unhonoured] = field(default_factory=list)  # found, set aside, for the admins to refund
+    keyless: list[Unhonoured] = field(default_factory=list)  # recorded again, but their key or product is gone
 
 
-def ledger_offset(shop: Shop) -> int:
+def ledger_offset(shop: Shop) -> int | None:
+    """How far the ledger has been read; None for a database that has never read it."""
     with shop.Session() as session:
         setting = session.get(Setting, "ledger_offset")
-        return int(setting.value) if setting else 0
+        return int(setting.value) if setting else None
 
 
 def new_transactions(shop: Shop, offset: int) -> list:
@@ -303,23 +218,84 @@ def renewal(shop: Shop, transaction) -> bool:
         shop, transaction.source.user.id, product_id, paid_at)
 
 
-def record_late(shop: Shop, transaction, refunded: bool) -> bool:
-    """A payment the shop never heard of: recorded, and delivered with an apology unless Telegram refunded it."""
+def cannot_honour(reply) -> RefundAtOnce | UnmatchedPayment | None:
+    """The part of checkout's replies that would refund the payment at once (the product gone, sold out...)."""
+    return next((part for part in replies(reply) if isinstance(part, RefundAtOnce | UnmatchedPayment)), None)
+
+
+def record_late(shop: Shop, transaction, index: int, refunded: bool, check: LedgerCheck) -> bool:
+    """A payment nobody recorded: recorded, and delivered with an apology unless Telegram refunded it.
+
+    One the shop cannot honour is never refunded from here: it is set aside
+    (refund_due) and listed for the admins, who decide (save_check).
+    """
+    if refunded:
+        return record_refunded(shop, transaction, never_delivered=True)
     renews = renewal(shop, transaction)
     message = as_payment_message(transaction, renews)
-    if not refunded:
-        if not renews:  # a renewal delivers nothing: no apology either
-            paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
-            send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
-        return record(shop, message)
+    reply = recorded_reply(shop, message)
+    if reply is NOT_RECORDED:
+        return False
+    if problem := cannot_honour(reply):
+        purchase_id = getattr(problem, "purchase_id", None)
+        reason = f"ledger_{problem.reason}" if purchase_id else "ledger_gone"
+        check.unhonoured.append(Unhonoured(index, transaction, reason, purchase_id))
+        # A second subscription is not renewed again (that charges nobody); the refund is the admins' to make.
+        show_reply(shop, message, tuple(part for part in replies(reply) if isinstance(part, subscriptions.StopRenewal)))
+        return True
+    if not renews:  # a renewal delivers nothing: no apology either
+        paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
+        send(shop, message.chat.id, text(language_of(message.from_user), "paid_late", date=paid))
+    show_reply(shop, message, reply)
+    check.recorded.append(transaction.id)
+    return True
+
+
+def record_refunded(shop: Shop, transaction, never_delivered: bool) -> bool:
+    """A payment Telegram refunded before the shop heard of it: recorded, then closed at once; nothing to deliver."""
+    message = as_payment_message(transaction, renewal(shop, transaction))
     try:
         with shop.Session() as session:
-            on_successful_payment(shop, message, session)  # nothing to deliver or refund: Telegram refunded it
+            on_successful_payment(shop, message, session)  # its replies are not shown: Telegram refunded it
     except Exception:
         logger.exception("Could not record refunded payment %s yet", transaction.id)
         return False
-    apply_refund(shop, transaction.id, never_delivered=True)  # a key nobody saw goes back, access ends...
+    apply_refund(shop, transaction.id, never_delivered)  # a key nobody saw goes back, access ends...
     return True
+
+
+def record_again(shop: Shop, transaction, index: int, refunded: bool, check: LedgerCheck) -> bool:
+    """A payment this shop recorded before (its journal says so) that the database lacks: it was restored from
+    an older copy. The buyer has their goods: recorded again without a word to them; the admins get a summary."""
+    if refunded:
+        return record_refunded(shop, transaction, never_delivered=False)
+    message = as_payment_message(transaction, renewal(shop, transaction))
+    payment, payload = message.successful_payment, parse_invoice_payload(transaction.source.invoice_payload)
+    try:
+        with shop.Session() as session:
+            product = session.get(Product, payload.product_id)
+            if product is None:  # made after the copy: the sale cannot be recorded, and the admins hear of it
+                check.keyless.append(Unhonoured(index, transaction, "ledger_product_missing"))
+                return True
+            purchase, _ = record_payment(session, save_user(session, message.from_user), product, payment,
+                                         shop.config.payment_type, payload)
+            if product.stocked and stock_item_of(session, purchase.id) is None:  # uploaded after the copy
+                check.keyless.append(Unhonoured(index, transaction, "ledger_key_missing", purchase.id))
+            mark_delivered(session, purchase)  # it was, by the older copy; this commits
+    except Exception:
+        logger.exception("Could not record payment %s again yet", transaction.id)
+        return False
+    check.restored.append(transaction.id)
+    return True
+
+
+def recorded_before(shop: Shop) -> set[str]:
+    """The charges the journal says this shop recorded lately; none if it cannot be read (nothing is then silent)."""
+    try:
+        return shop.journal.recorded()
+    except OSError as error:
+        logger.error("Could not read the payments journal %s: %s", shop.journal.path, error)
+        return set()
 
 
 def update_may_still_come(transaction, polling_since: float, now: float) -> bool:
@@ -334,23 +310,54 @@ def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = Non
     ``now``: the moment of reading, as a Unix time (tests move it).
     """
     offset, check, now = ledger_offset(shop), LedgerCheck(), now or time.time()
+    if offset is None:
+        return start_at_the_end(shop)
     transactions = new_transactions(shop, offset)
     refunds = {t.id for t in transactions if t.receiver is not None and t.receiver.type == "user"}
     with shop.Session() as session:
         known = set(session.scalars(select(Purchase.payment_id).where(
             Purchase.payment_id.in_([t.id for t in transactions]))))
-    for transaction in transactions:
+    journal = recorded_before(shop) if any(our_payment(t) and t.id not in known for t in transactions) else set()
+    for index, transaction in enumerate(transactions, start=offset):
         if our_payment(transaction) and transaction.id not in known:
             if update_may_still_come(transaction, polling_since, now):
                 break  # keep the offset here: the next reading looks again
-            if not record_late(shop, transaction, refunded=transaction.id in refunds):
+            again = record_again if transaction.id in journal else record_late
+            if not again(shop, transaction, index, transaction.id in refunds, check):
                 break  # keep the offset here: the next reading tries again
-            check.recorded.append(transaction.id)
         elif transaction.id in refunds and apply_refund(shop, transaction.id):
             check.refunded.append(transaction.id)
         check.read += 1
     save_check(shop, offset + check.read, check)
     return check
+
+
+def start_at_the_end(shop: Shop) -> LedgerCheck:
+    """A database that has never read the ledger (a new one, another copy) starts at its end: the payments
+    before it were made to another database, and are none of this one's business. The admins hear how many."""
+    transactions = new_transactions(shop, 0)
+    left_alone = sum(1 for transaction in transactions if our_payment(transaction))
+    with shop.Session() as session:
+        put_setting(session, "ledger_offset", str(len(transactions)))
+        session.commit()
+    logger.warning("Telegram's Stars ledger is read from now on: %s earlier payments were left alone", left_alone)
+    if left_alone:
+        tell_every_admin(shop, "admin_ledger_started", payments=lambda lang: counted(lang, "n_payments", left_alone))
+    return LedgerCheck()
+
+
+def tell_every_admin(shop: Shop, key: str, **values) -> None:
+    """Like notify_admins, but also the admins this database has not met yet (a new database knows nobody):
+    Telegram lets the bot write to whoever has opened it, whatever database it runs on."""
+    with shop.Session() as session:
+        known = dict(session.execute(select(User.telegram_id, User.language_code)
+                                     .where(User.telegram_id.in_(shop.config.admin_ids))).all())
+    for admin_id in sorted(shop.config.admin_ids):
+        lang = language_for_code(known.get(admin_id))
+        try:
+            send(shop, admin_id, text(lang, key, **values))
+        except ApiTelegramException as error:
+            logger.warning("Could not tell admin %s: %s", admin_id, error.description)
 
 
 def apply_refund(shop: Shop, charge_id: str, never_delivered: bool = False) -> bool:
@@ -363,7 +370,7 @@ def apply_refund(shop: Shop, charge_id: str, never_delivered: bool = False) -> b
 
 
 def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
-    """Remember how far the ledger was read, when, and what it fixed (📊 Sales shows it)."""
+    """Remember how far the ledger was read, when, and what it fixed (📊 Sales shows it); tell the admins."""
     summary = f"{len(check.recorded)} {len(check.refunded)}"
     with shop.Session() as session:
         for key, value in (("ledger_offset", str(offset)), ("ledger_checked_at", utcnow().isoformat()),
@@ -376,6 +383,62 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
         notify_admins(shop, "admin_ledger_fixed",
                       payments=lambda lang: counted(lang, "n_payments", len(check.recorded)),
                       refunds=lambda lang: counted(lang, "n_refunds", len(check.refunded)))
+    if check.restored or check.keyless:
+        tell_admins_restored(shop, check)
+    if check.unhonoured:
+        tell_admins_unhonoured(shop, check.unhonoured)
+
+
+def listed(lang: str, payments: list[Unhonoured]) -> str:
+    """The admins' list of payments, one plain line each (escaped as any value is)."""
+    return "\n".join(f"{number}. {payment.line(lang)}" for number, payment in enumerate(payments, start=1))
+
+
+def tell_admins_restored(shop: Shop, check: LedgerCheck) -> None:
+    """One summary after a restore: how many sales were recorded again, and which lack their key or product."""
+    logger.warning("Telegram's ledger: %s payments recorded again without a word to their buyers (a database "
+                   "restored from an older copy); %s lack their key or product", len(check.restored),
+                   len(check.keyless))
+    notify_admins(shop, "admin_ledger_restored", payments=lambda lang: counted(lang, "n_payments", len(check.restored)),
+                  missing=lambda lang: listed(lang, check.keyless) if check.keyless else "—")
+
+
+def tell_admins_unhonoured(shop: Shop, payments: list[Unhonoured]) -> None:
+    """One message listing each payment the shop cannot honour, with a ↩️ Refund button each: the admins decide."""
+    logger.warning("Telegram's ledger: %s payments the shop cannot honour are set aside for the admins",
+                   len(payments))
+    shown = payments[:UNHONOURED_SHOWN]  # a message holds 4,096 characters
+    notify_admins(shop, "admin_ledger_unhonoured", count=len(payments), payments=lambda lang: listed(lang, shown),
+                  markup=lambda lang: keyboard(*[[payment.refund_button(lang, number)]
+                                                 for number, payment in enumerate(shown, start=1)]))
+
+
+@seller.tap("ledger_refund")
+def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, index: int):
+    """↩️ Refund, beside a payment whose product the shop no longer has: the Stars go back to the buyer."""
+    return RefundFromLedger(index, language_of(call.from_user))
+
+
+@dataclass
+class RefundFromLedger:
+    """Reply: find the payment at its place in Telegram's ledger, refund it, and tell the admin how it went."""
+
+    index: int
+    lang: str
+
+    def show(self, shop: Shop, call: types.CallbackQuery) -> None:
+        found = shop.bot.get_star_transactions(offset=self.index, limit=1).transactions
+        if not found or not our_payment(found[0]):
+            send(shop, call.from_user.id, text(self.lang, "admin_refund_failed", error="no such payment"))
+            return
+        payment = found[0]
+        try:
+            shop.bot.refund_star_payment(payment.source.user.id, payment.id)
+        except ApiTelegramException as error:  # refunded already, say
+            send(shop, call.from_user.id, text(self.lang, "admin_refund_failed", error=error.description))
+            return
+        logger.info("Admin %s refunded ledger payment %s", call.from_user.id, payment.id)
+        send(shop, call.from_user.id, text(self.lang, "admin_refunded"))
 
 
 def keep_checking_ledger(shop: Shop, polling_since: float = 0.0) -> None:
@@ -395,11 +458,16 @@ def keep_checking_ledger(shop: Shop, polling_since: float = 0.0) -> None:
 # ---------------------------------------------------------------------------
 
 def catch_up(shop: Shop) -> None:
-    """At start, beside the first polls: replay the journal, deliver what was not, keep reading the ledger."""
-    polling_since = time.time()  # from now on, the updates Telegram kept for the bot come in (shopbot.py)
-    if shop.journal.pending():
-        retry_until_recorded(shop, wait=0.0, tell_admins=False)
-    shop.journal.compact()
+    """At start, beside the first polls: replay the journal, deliver what was not, keep reading the ledger.
+
+    The journal is a second chance, never a gate: whatever is wrong with it, delivery and the ledger go on.
+    """
+    polling_since = time.time()  # from now on, the updates Telegram kept for the bot come in (shopkit/bot.py)
+    retry_until_recorded(shop, wait=0.0, tell_admins=False)
+    try:
+        shop.journal.compact()
+    except OSError as error:
+        logger.error("Could not compact the payments journal %s: %s", shop.journal.path, error)
     if delivered := deliver_what_was_not(shop):
         logger.info("Delivered %s purchases that had been recorded but not delivered", delivered)
     if shop.config.payment_type == "stars":
@@ -407,9 +475,7 @@ def catch_up(shop: Shop) -> None:
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the payment updates into the bot: successful payments and Telegram's refunds."""
-    private = {"chat_types": ["private"]}
-    bot.register_message_handler(lambda message: take_payment(shop, message), content_types=["successful_payment"],
-                                 **private)
-    bot.register_message_handler(on_message(shop, on_refunded_payment), content_types=["refunded_payment"],
-                                 **private)
+    """Wire Telegram's refunds and the ↩️ Refund beside a payment the ledger found; catch up at start."""
+    shop.jobs_at_start.append(lambda shop: shop.start_background(catch_up))
+    add_handlers(shop, handlers)
+    add_handlers(shop, seller)

@@ -198,6 +198,26 @@ EN = {
                                   "<code>{id}</code>). It is marked refunded; the buyer no longer has access.",
     "admin_ledger_fixed": "🧾 Telegram's Stars ledger showed what the shop had missed: {payments} recorded and "
                           "delivered, {refunds} applied.",
+    "admin_ledger_started": "🧾 This database reads Telegram's Stars ledger from now on. {payments} made before it "
+                            "were left alone: nothing was recorded, refunded or sent to anyone.",
+    "admin_ledger_restored": "♻️ Telegram's Stars ledger showed {payments} that this shop had recorded and "
+                             "delivered but this database had lost (was it restored from an older copy?). They are "
+                             "recorded again; the buyers were not written to.\n\nSales that lack their key or "
+                             "product in this database (the buyer has it, check by hand):\n{missing}",
+    "admin_ledger_unhonoured": "⚠️ Telegram's Stars ledger shows {count} payment(s) the shop never heard of and "
+                               "cannot honour. Nothing was refunded and the buyers were not told: check each, and "
+                               "refund with its button.\n{payments}",
+    "admin_journal_failed": "⚠️ The payments journal <code>{path}</code> cannot be written ({error}). Payments are "
+                            "still recorded in the database, but the shop has lost its second chance if the "
+                            "database fails: free some disk space or fix the folder's permissions.",
+    "ledger_item": "{amount} from {who} (id {id}), purchase {purchase}: {why}. Charge {charge}",
+    "ledger_gone": "its product is gone",
+    "ledger_sold_out": "sold out",
+    "ledger_owned": "a second payment for something the buyer owns",
+    "ledger_promo": "its promo code has no use left",
+    "ledger_key_missing": "its key is not in this database",
+    "ledger_product_missing": "its product is not in this database, so it was not recorded",
+    "btn_refund_payment": "↩️ Refund {number}",
     "admin_payment_recorded_late": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} (id <code>{id}</code>) "
                                    "could be recorded only after a retry; it is recorded and delivered now. "
                                    "Provider charge: <code>{provider}</code>.",
@@ -688,6 +708,26 @@ RU = {
                                   "<code>{id}</code>). Покупка отмечена как возврат, доступа у покупателя больше нет.",
     "admin_ledger_fixed": "🧾 Журнал звёзд Telegram показал, что магазин пропустил: записано и доставлено — "
                           "{payments}, учтено — {refunds}.",
+    "admin_ledger_started": "🧾 Эта база читает журнал звёзд Telegram с этого момента. Прежние платежи "
+                            "({payments}) не тронуты: ничего не записано, не возвращено и никому не отправлено.",
+    "admin_ledger_restored": "♻️ Журнал звёзд Telegram показал платежи ({payments}), которые магазин записал и "
+                             "доставил, но этой базы в них нет (её восстановили из старой копии?). Они записаны "
+                             "снова; покупателям ничего не отправлено.\n\nПродажи, чьего ключа или товара нет в "
+                             "этой базе (у покупателя он есть, проверьте вручную):\n{missing}",
+    "admin_ledger_unhonoured": "⚠️ В журнале звёзд Telegram есть платежи ({count}), о которых магазин не знал и "
+                               "которые не может выполнить. Ничего не возвращено, покупателям ничего не сообщено: "
+                               "проверьте каждый и верните деньги его кнопкой.\n{payments}",
+    "admin_journal_failed": "⚠️ Журнал платежей <code>{path}</code> не записывается ({error}). Платежи по-прежнему "
+                            "записываются в базу, но если откажет база, второго шанса не будет: освободите место "
+                            "на диске или исправьте права на папку.",
+    "ledger_item": "{amount} от {who} (id {id}), покупка {purchase}: {why}. Платёж {charge}",
+    "ledger_gone": "товара больше нет",
+    "ledger_sold_out": "распродано",
+    "ledger_owned": "повторная оплата того, что у покупателя уже есть",
+    "ledger_promo": "у промокода не осталось использований",
+    "ledger_key_missing": "его ключа нет в этой базе",
+    "ledger_product_missing": "его товара нет в этой базе, поэтому продажа не записана",
+    "btn_refund_payment": "↩️ Вернуть {number}",
     "admin_payment_recorded_late": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} (id <code>{id}</code>) "
                                    "удалось записать только со второй попытки; сейчас он записан и доставлен. "
                                    "Платёж провайдера: <code>{provider}</code>.",

@@ -15,6 +15,7 @@ file states the handler contract; each module says what it keeps alive:
     shop.py      the Shop every handler gets, and every call to Telegram
     routes.py    how an update reaches its handler: sessions, admin checks, dialogs, errors
     lanes.py     payments first, then every customer in turn; floods trimmed
+    journal.py   every payment written down before Telegram forgets it, and recorded until it is
     service.py   start-up checks, a Telegram that cannot be reached, --check
     bot.py       the bot, polling, and the command line (shopbot.py runs it)
 
@@ -32,6 +33,7 @@ from .database import (
     open_database,
     sqlite_file,
 )
+from .journal import NOT_RECORDED, PaymentJournal, journal_path, recorded_reply, retry_until_recorded
 from .routes import (
     ANSWER_TYPES,
     SKIP,
@@ -95,14 +97,15 @@ from .shop import (
 from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
-    "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "PAGE_SIZE",
-    "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
-    "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
-    "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
-    "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
-    "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
-    "html_to_plain", "insert_for", "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of",
-    "load_config", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
-    "parse_price", "put_setting", "replies", "retry_after", "run_handler", "send", "send_file", "short_reason",
-    "show_reply", "split_message", "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "NOT_RECORDED",
+    "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError",
+    "Dialog", "Handlers", "InputError", "Note", "PaymentJournal", "RedactSecrets", "Screen", "Setting", "Shop",
+    "StartRefused", "Toast", "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of",
+    "check_line", "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database",
+    "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors",
+    "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path", "keyboard", "label",
+    "language_for_code", "language_of", "load_config", "muted_admins", "notify_admins", "on_message", "open_database",
+    "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after",
+    "retry_until_recorded", "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message",
+    "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

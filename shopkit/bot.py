@@ -30,8 +30,6 @@ from sqlalchemy.engine import make_url
 from telebot import apihelper, types
 from telebot.apihelper import ApiTelegramException
 
-import ledger
-
 from . import routes
 from .config import (
     Config,
@@ -43,6 +41,7 @@ from .config import (
     use_api_server,
 )
 from .database import DatabaseError, close_database, connect, describe_database, open_database
+from .journal import PaymentJournal, is_payment, journal_path, journal_payment, take_payment
 from .lanes import Lanes
 from .routes import turn_away
 from .screens import COMMANDS
@@ -89,10 +88,10 @@ class ShopBot(telebot.TeleBot):
     def _exec_task(self, task, *args, **kwargs):
         update = args[0] if args else None
         work = functools.partial(task, *args, **kwargs)
-        ledger.journal_payment(self.shop, update)
+        journal_payment(self.shop, update)
         if self.lanes is None:
             work()
-        elif ledger.is_payment(update):
+        elif is_payment(update):
             self.lanes.put_payment(work)
         else:
             self.wait_in_lane(update, work)
@@ -109,9 +108,13 @@ def make_bot(config: Config, session_factory=None, threaded: bool = True) -> Sho
     session_factory = session_factory or open_database(config.database_url, pool_size=DATABASE_POOL)
     quick_sessions = connect(config.database_url, pool_size=PAYMENT_THREADS + 1, busy_timeout=2.0)
     bot = ShopBot(config.token, Lanes(WORKER_THREADS, PAYMENT_THREADS) if threaded else None)
-    journal = ledger.PaymentJournal(ledger.journal_path(config.database_url))
+    journal = PaymentJournal(journal_path(config.database_url))
     bot.shop = Shop(config, bot, session_factory, quick_sessions, journal)
-    routes.register(bot, bot.shop)  # dialog answers come before any chapter's handler, every tap goes to on_tap
+    routes.register(bot, bot.shop)  # every tap goes to on_tap; messages no chapter's command takes, to on_other_message
+    # A successful payment is written down first (ShopBot._exec_task), then recorded with the handler checkout.py
+    # registers (shop.record_payment), and retried until it is.
+    bot.register_message_handler(lambda message: take_payment(bot.shop, message),
+                                 content_types=["successful_payment"], chat_types=["private"])
     return bot
 
 
@@ -227,8 +230,7 @@ def serve(config: Config, create_bot) -> int:
         check(bot.shop)
     try:
         announce(config, me)
-        bot.shop.start_background(ledger.catch_up)  # the journal, undelivered purchases, Telegram's ledger
-        for job in bot.shop.jobs_at_start:  # the chapters' own: expiry checks, a broadcast to resume, backups
+        for job in bot.shop.jobs_at_start:  # the chapters': the ledger's catch-up, expiry checks, backups...
             job(bot.shop)
         poll(bot, link)
     finally:

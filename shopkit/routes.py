@@ -205,17 +205,27 @@ class Handlers:
         @handlers.start_link("p_")
         def open_product_link(shop, message, session, argument: str) -> Screen: ...
 
+        @handlers.payment()
+        def on_successful_payment(shop, message, session): ...
+
+        @handlers.message("refunded_payment")
+        def on_refunded_payment(shop, message, session): ...
+
     A command answers in private chats unless ``chat_types`` says otherwise.
     The numbers a button carries are the tap handler's parameters after
     ``(shop, call, session)``; a button with any other count is refused. A
     start link answers /start <prefix>..., as a shared link t.me/<bot>?start=p_42
-    opens the chat (menus.py's /start hands it over). With ``admin=True``
+    opens the chat (menus.py's /start hands it over). A payment is written to
+    the journal before its handler runs, and retried until it is recorded
+    (journal.py). With ``admin=True``
     only the ids in ADMIN_IDS get through, to every handler of the table.
     """
 
     def __init__(self, admin: bool = False):
         self.admin = admin
         self.commands: list[tuple[tuple[str, ...], tuple[str, ...], object]] = []
+        self.messages: list[tuple[tuple[str, ...], object]] = []  # (content types, handler)
+        self.payment_handler = None
         self.taps: dict[str, Route] = {}
         self.answers: dict[str, Route] = {}
         self.start_links: dict[str, Route] = {}
@@ -223,6 +233,20 @@ class Handlers:
     def command(self, *names: str, chat_types: tuple[str, ...] = ("private",)):
         def register(handler):
             self.commands.append((names, chat_types, handler))
+            return handler
+        return register
+
+    def message(self, *content_types: str):
+        """A message of these content types in a private chat (a refunded_payment, say)."""
+        def register(handler):
+            self.messages.append((content_types, handler))
+            return handler
+        return register
+
+    def payment(self):
+        """The successful payment: one handler in the whole shop records it (checkout.py)."""
+        def register(handler):
+            self.payment_handler = handler
             return handler
         return register
 
@@ -258,6 +282,11 @@ def add_handlers(shop: Shop, handlers: Handlers) -> None:
         shop.commands.update(names)
         shop.bot.register_message_handler(on_message(shop, handler, admin=handlers.admin), commands=list(names),
                                           chat_types=list(chat_types))
+    for content_types, handler in handlers.messages:
+        shop.bot.register_message_handler(on_message(shop, handler, admin=handlers.admin),
+                                          content_types=list(content_types), chat_types=["private"])
+    if handlers.payment_handler is not None:  # journal.take_payment records every payment with it
+        shop.record_payment = handlers.payment_handler
 
 
 def follow_start_link(shop: Shop, message: types.Message, session: Session):

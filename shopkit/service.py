@@ -18,6 +18,7 @@ first-hour mistake gets one clear line instead of a retry loop:
 from __future__ import annotations
 
 import logging
+import os
 import time
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONExce
 
 from .config import STARS, TELEGRAM_API, Config
 from .database import DatabaseError, describe_database
+from .journal import PaymentJournal, journal_path
 from .shop import retry_after
 
 logger = logging.getLogger("shopbot")
@@ -149,6 +151,22 @@ def check_database(config: Config) -> bool:
         return check_line("database", "FAIL", str(error))
 
 
+def check_journal(config: Config) -> bool:
+    """The payments journal (journal.py): where it is, and whether a payment could be written to it now."""
+    journal = PaymentJournal(journal_path(config.database_url))
+    folder = os.path.dirname(journal.path)
+    if not os.path.isdir(folder):
+        return check_line("journal", "FAIL", f"{journal.path}: its folder does not exist")
+    existed = os.path.exists(journal.path)
+    writable = journal.writable()
+    if not existed and os.path.exists(journal.path):
+        os.remove(journal.path)  # --check creates nothing
+    if not writable:
+        return check_line("journal", "FAIL", f"{journal.path} cannot be written (a read-only folder, or a full "
+                                             "disk): pre-checkout would refuse every payment")
+    return check_line("journal", "ok", f"{journal.path} is writable")
+
+
 def check_token(config: Config) -> types.User | None:
     """getMe, once: the bot it names, or None (the failure is printed)."""
     try:
@@ -187,7 +205,7 @@ def run_checks(config: Config, shop_checks=()) -> int:
 
     ``shop_checks`` are the shop's own, each a function of the configuration (the catalog's currency).
     """
-    passed = [check_configuration(config), check_database(config)]
+    passed = [check_configuration(config), check_database(config), check_journal(config)]
     me = check_token(config)
     passed += [me is not None, *(check(config) for check in shop_checks)]
     if me is not None:

@@ -44,7 +44,7 @@ class Shop:
         self.Session = session_factory
         # Pre-checkout's own connections, which wait for a lock 2 seconds at most (Telegram waits 10).
         self.QuickSession = quick_session_factory or session_factory
-        self.journal = journal  # ledger.PaymentJournal: every payment, written down before it is handled
+        self.journal = journal  # journal.PaymentJournal: every payment, written down before it is handled
         self.retrying = threading.Lock()  # one thread retries payments that could not be recorded
         # What a chapter keeps for a few seconds (the catalog's counts), cleared by admin actions.
         self.caches: list = []
@@ -59,6 +59,7 @@ class Shop:
         # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
         self.menu_screen = None  # (lang, key="menu") -> Screen: where a stale button leads
         self.other_message = None  # the handler for a message that is neither a command nor an answer
+        self.record_payment = None  # (shop, message, session) -> reply: checkout.py's @handlers.payment()
         self.set_blocked = None  # (session, telegram_id): someone blocked the bot; broadcasts skip them
         self.reachable = None  # (session, telegram_ids) -> {id: language_code} of those who have not blocked it
         self.checks_at_start: list = []  # (shop): run before serving; one may refuse the start (currency.py)

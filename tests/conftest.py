@@ -40,7 +40,7 @@ from telebot import apihelper, types
 
 import shopbot
 from models import STOCKED, Category, Product, PromoCode, Purchase, StockItem, User
-from shopkit import Config, callback, open_database, screens
+from shopkit import Config, callback, journal, open_database, put_setting, screens
 
 TOKEN = "1234567:TEST-token"
 ADMIN_ID = 1
@@ -367,6 +367,12 @@ class ShopUnderTest:
         self.Session = bot.shop.Session
         api.watches += [ConnectionWatch(factory.kw["bind"]) for factory in (bot.shop.Session, bot.shop.QuickSession)]
 
+    def has_read_the_ledger(self, offset: int = 0) -> None:
+        """The shop has run before and read Telegram's Stars ledger this far (a new database has not: ledger.py)."""
+        with self.Session() as session:
+            put_setting(session, "ledger_offset", str(offset))
+            session.commit()
+
     def close(self) -> None:
         for factory in (self.Session, self.bot.shop.QuickSession):
             factory.kw["bind"].dispose()
@@ -464,7 +470,8 @@ def database_url(request, tmp_path):
 
 @pytest.fixture
 def api(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # where a database server's payment journal goes
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(journal, "SERVER_JOURNAL_FOLDER", str(tmp_path))  # a database server's payment journal
     fake = FakeApi()
     monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", fake)
     # telebot downloads files with a plain GET, not through CUSTOM_REQUEST_SENDER
@@ -483,6 +490,7 @@ def shop(config, api):
     bot = shopbot.create_bot(config, threaded=False)
     bot.shop.sleep = lambda seconds: None  # flood-control waits are counted, not slept
     shop = ShopUnderTest(bot, api)
+    shop.has_read_the_ledger()
     yield shop
     shop.close()
 

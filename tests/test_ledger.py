@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -18,9 +19,20 @@ import checkout
 import ledger
 import models
 import shopbot
-from conftest import ADMIN_ID, Person, ShopUnderTest, add_stock, admin_texts, echoes_refunds_at_once, refund_echo
+from conftest import (
+    ADMIN_ID,
+    Person,
+    ShopUnderTest,
+    add_stock,
+    admin_texts,
+    buttons,
+    echoes_refunds_at_once,
+    refund_echo,
+)
 from models import Purchase, StockItem, User
-from shopkit import callback, connect
+from shopkit import Setting, callback, connect, journal, put_setting
+
+HERE = Path(__file__).resolve().parent.parent  # the project's root
 
 
 def payment_message(person: Person, product, charge_id: str, amount: int = 25) -> types.Message:
@@ -48,8 +60,8 @@ def test_every_payment_is_logged_first_and_journaled_until_recorded(shop, alice,
             "provider charge provider-ch-1") in caplog.text
     assert caplog.text.index("Payment received") < caplog.text.index("recorded as purchase")
     assert "TOP-SECRET" not in caplog.text
-    journal = shop.bot.shop.journal
-    assert journal.pending() == [] and '"charge": "ch-1"' in Path(journal.path).read_text()
+    payments = shop.bot.shop.journal
+    assert payments.pending() == [] and '"charge": "ch-1"' in Path(payments.path).read_text()
 
 
 class FailingTimes:
@@ -67,7 +79,7 @@ class FailingTimes:
 
 def test_a_payment_that_cannot_be_recorded_is_retried_until_it_is(shop, seller, alice, monkeypatch):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
-    monkeypatch.setattr(ledger, "on_successful_payment", FailingTimes(2))
+    monkeypatch.setattr(shop.bot.shop, "record_payment", FailingTimes(2))
     alice.taps_data(callback("buy", product.id))
     alice.pays(charge_id="ch-late")
     assert "We have received your payment" in alice.all_texts()
@@ -139,19 +151,20 @@ def test_pre_checkout_says_no_while_the_database_cannot_take_the_payment(impatie
 def test_a_payment_journaled_just_before_a_crash_is_recorded_at_the_next_start(shop, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     shop.bot.shop.journal.write(payment_message(alice, product, "ch-crash"))  # ...and then kill -9
-    ledger.retry_until_recorded(shop.bot.shop, wait=0.0)  # what the next start does first
+    journal.retry_until_recorded(shop.bot.shop, wait=0.0)  # what the next start does first
     assert purchase_row(shop, "ch-crash") is not None and "KEY-1" in alice.all_texts()
-    shop.bot.shop.journal.compact()
-    assert Path(shop.bot.shop.journal.path).read_text() == ""
+    shop.bot.shop.journal.compact()  # keeps only that it was recorded (a restored older database learns from it)
+    assert [entry["done"] for entry in shop.bot.shop.journal.entries()] == ["ch-crash"]
+    assert shop.bot.shop.journal.pending() == []
 
 
 def test_a_torn_last_line_of_the_journal_is_skipped(shop, alice):
     product = shop.add_product("Pro", price=25)
-    journal = shop.bot.shop.journal
-    journal.write(payment_message(alice, product, "ch-1"))
-    with open(journal.path, "a") as file:
+    payments = shop.bot.shop.journal
+    payments.write(payment_message(alice, product, "ch-1"))
+    with open(payments.path, "a") as file:
         file.write('{"charge": "ch-2", "mess')  # the power went out mid-line
-    assert [m["successful_payment"]["telegram_payment_charge_id"] for m in journal.pending()] == ["ch-1"]
+    assert [m["successful_payment"]["telegram_payment_charge_id"] for m in payments.pending()] == ["ch-1"]
 
 
 # ---------------------------------------------------------------------------
@@ -505,3 +518,187 @@ def test_a_users_messages_are_handled_one_at_a_time_in_order(threaded_shop):
     wait_for(lambda: len(shop.api.of("sendMessage")) == 8)
     searched = [c.params["text"] for c in shop.api.of("sendMessage")]
     assert all(f"word{n}" in searched[n] for n in range(8))
+
+
+# ---------------------------------------------------------------------------
+# Safety nets that never hurt (issue 24): a new or restored database, a damaged or unwritable journal
+# ---------------------------------------------------------------------------
+
+def messages_to(shop, person: Person) -> list[str]:
+    return [c.params["text"] for c in shop.api.of("sendMessage") if int(c.params["chat_id"]) == person.id]
+
+
+def forget_the_ledger(shop) -> None:
+    """A database that has never read Telegram's ledger: a fresh one, a copy of shop.db.example, new tables..."""
+    with shop.Session() as session:
+        session.execute(sqlalchemy.delete(Setting).where(Setting.key == "ledger_offset"))
+        session.commit()
+
+
+def test_a_new_database_leaves_the_payments_in_the_ledger_before_it_alone_and_tells_the_admins_once(
+        shop, alice, bob):
+    seller = Person(shop, ADMIN_ID, "Seller")  # who has not written to this new database yet
+    pro, key = shop.add_product("Pro", price=25, hidden="KEY-PRO"), shop.add_product("Key", price=10)
+    add_stock(shop, key)  # stocked, none left
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(pro.id, alice.id), "old-1")
+    shop.api.ledger_payment(bob, 10, checkout.invoice_payload(key.id, bob.id), "old-2")
+    shop.api.ledger_payment(bob, 40, checkout.invoice_payload(999, bob.id), "old-3")  # a product this one never had
+    forget_the_ledger(shop)
+    to_buyers = len(messages_to(shop, alice)) + len(messages_to(shop, bob))
+
+    ledger.check_ledger(shop.bot.shop)
+    ledger.check_ledger(shop.bot.shop)  # ten minutes later
+
+    assert shop.api.of("refundStarPayment") == [] and shop.purchases() == []
+    assert len(messages_to(shop, alice)) + len(messages_to(shop, bob)) == to_buyers
+    told = [t for t in messages_to(shop, seller) if "left alone" in t]
+    assert len(told) == 1 and "3 payments made before it" in told[0]
+    shop.api.ledger_payment(alice, 25, checkout.invoice_payload(pro.id, alice.id), "new-1")  # from now on: its own
+    assert ledger.check_ledger(shop.bot.shop).recorded == ["new-1"] and "KEY-PRO" in alice.all_texts()
+
+
+def restore_older_copy(shop, ledger_read: int) -> None:
+    """shop.db replaced by a copy made when nothing was sold and no key was uploaded (the journal stays)."""
+    with shop.Session() as session:
+        session.execute(sqlalchemy.delete(StockItem))
+        session.execute(sqlalchemy.delete(Purchase))
+        put_setting(session, "ledger_offset", str(ledger_read))
+        session.commit()
+
+
+def test_a_restored_copy_records_the_later_sales_again_without_writing_to_their_buyers(shop, seller, alice, bob):
+    pro, key = shop.add_product("Pro", price=25, hidden="KEY-PRO"), shop.add_product("Key", price=10)
+    add_stock(shop, key, "KEY-A")  # uploaded after the copy was made
+    alice.taps_data(callback("buy", pro.id))
+    alice.pays(charge_id="ch-1")
+    bob.taps_data(callback("buy", key.id))
+    bob.pays(charge_id="ch-2")
+    for person, product, amount, charge in ((alice, pro, 25, "ch-1"), (bob, key, 10, "ch-2")):
+        shop.api.ledger_payment(person, amount, checkout.invoice_payload(product.id, person.id), charge)
+    ledger.check_ledger(shop.bot.shop)
+    shop.bot.shop.journal.compact()  # a restart
+    restore_older_copy(shop, ledger_read=0)
+    to_buyers = len(messages_to(shop, alice)) + len(messages_to(shop, bob))
+
+    check = ledger.check_ledger(shop.bot.shop)
+
+    assert check.restored == ["ch-1", "ch-2"] and check.recorded == []
+    assert len(messages_to(shop, alice)) + len(messages_to(shop, bob)) == to_buyers
+    assert shop.api.of("refundStarPayment") == []
+    assert shop.purchases() == [("alice", "Pro", 25, "stars"), ("bob", "Key", 10, "stars")]
+    assert purchase_row(shop, "ch-2").delivered_at is not None and not purchase_row(shop, "ch-2").refund_due
+    summary = [t for t in messages_to(shop, seller) if "recorded again" in t]
+    assert len(summary) == 1 and "2 payments" in summary[0]
+    assert "Bob" in summary[0] and "ch-2" in summary[0] and "its key is not in this database" in summary[0]
+    assert ledger.deliver_what_was_not(shop.bot.shop) == 0
+
+
+def test_a_torn_line_in_the_middle_of_the_journal_is_set_aside_and_the_rest_replayed(shop, alice, caplog):
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    payments = shop.bot.shop.journal
+    payments.write(payment_message(alice, product, "ch-1"))
+    with open(payments.path, "ab") as file:
+        file.write(b'{"charge": "ch-x", "mess')  # the disk filled up mid-line...
+    payments.write(payment_message(alice, product, "ch-2"))  # ...and the next payment came after
+    with open(payments.path, "ab") as file:
+        file.write(b'\xff\xfe garbage\n')  # a bad sector
+    payments.write(payment_message(alice, product, "ch-3"))
+
+    journal.retry_until_recorded(shop.bot.shop, wait=0.0)
+    payments.compact()
+
+    assert {purchase_row(shop, charge) is not None for charge in ("ch-1", "ch-2", "ch-3")} == {True}
+    assert payments.pending() == [] and sorted(e["done"] for e in payments.entries()) == ["ch-1", "ch-2", "ch-3"]
+    assert "unreadable lines" in caplog.text
+
+
+class FullDisk:
+    """Stands in for PaymentJournal.append: the disk is full."""
+
+    def __init__(self):
+        self.tries = 0
+
+    def __call__(self, entry: dict) -> None:
+        self.tries += 1
+        raise OSError(28, "No space left on device")
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_shop_and_the_admins_hear_once(
+        shop, seller, alice, monkeypatch):
+    pro, extra = shop.add_product("Pro", price=25, hidden="KEY-1"), shop.add_product("Extra", price=5, hidden="KEY-2")
+    full = FullDisk()
+    monkeypatch.setattr(shop.bot.shop.journal, "append", full)
+    for product, charge in ((pro, "ch-1"), (extra, "ch-2")):
+        alice.taps_data(callback("buy", product.id))
+        alice.payment_lands(product.price, alice.last_invoice()["payload"], "XTR", charge)  # pre-checkout passed
+    shop.finish_background()
+
+    assert full.tries == 4  # each payment, and each "recorded"
+    assert shop.purchases() == [("alice", "Pro", 25, "stars"), ("alice", "Extra", 5, "stars")]
+    assert "KEY-1" in alice.all_texts() and "KEY-2" in alice.all_texts()
+    assert len([t for t in messages_to(shop, seller) if "cannot be written" in t]) == 1
+    alice.sends("/purchases")  # and the shop goes on serving
+    assert any(label.startswith("Pro") for label in alice.button_labels())
+
+
+def test_pre_checkout_says_no_while_the_journal_cannot_be_written(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    Path(shop.bot.shop.journal.path).mkdir()  # not a file it can append to (as a read-only folder is not)
+    alice.taps_data(callback("buy", product.id))
+    answer = alice.pre_checkout(25, alice.last_invoice()["payload"])
+    assert answer["ok"] is False and "try again in a minute" in answer["error_message"]
+
+
+def test_the_journal_lies_beside_the_database_whatever_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert journal.journal_path("sqlite:///shop.db") == str(tmp_path / "shop.db.payments.jsonl")
+    server = journal.journal_path("postgresql+psycopg://shop@db/shop")
+    assert server == str(HERE / "shopbot-payments.jsonl")  # beside shopbot.py
+
+
+def test_compacting_the_journal_loses_no_entry_appended_meanwhile(tmp_path):
+    payments = journal.PaymentJournal(str(tmp_path / "shop.db.payments.jsonl"))
+
+    def appends(thread: int) -> None:
+        for n in range(300):
+            charge = f"ch-{thread}-{n}"
+            payment = {"successful_payment": {"telegram_payment_charge_id": charge}}
+            payments.append({"charge": charge, "message": payment})
+
+    threads = [threading.Thread(target=appends, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        payments.compact()
+    for thread in threads:
+        thread.join()
+    assert len(payments.pending()) == 1200
+
+
+def test_a_payment_the_ledger_finds_but_cannot_honour_is_left_to_the_admins_with_a_refund_button(
+        shop, seller, alice, bob):
+    key = shop.add_product("Key", price=10)
+    add_stock(shop, key)  # sold out
+    shop.api.ledger_payment(alice, 10, checkout.invoice_payload(key.id, alice.id), "ch-sold-out")
+    shop.api.ledger_payment(bob, 40, checkout.invoice_payload(999, bob.id), "ch-gone")  # its product was deleted
+
+    check = ledger.check_ledger(shop.bot.shop)
+
+    assert [p.reason for p in check.unhonoured] == ["ledger_sold_out", "ledger_gone"]
+    assert shop.api.of("refundStarPayment") == [] and messages_to(shop, alice) == [] and messages_to(shop, bob) == []
+    assert purchase_row(shop, "ch-sold-out").refund_due
+    listing = [t for t in messages_to(shop, seller) if "cannot honour" in t]
+    assert len(listing) == 1 and "Alice" in listing[0] and "sold out" in listing[0] and "ch-gone" in listing[0]
+    assert seller.button_labels() == ["↩️ Refund 1", "↩️ Refund 2"]
+    gone = [b["callback_data"] for b in buttons(seller.last_with_buttons())][1]
+
+    bob.taps_data(gone)  # a customer with the button's data: refused
+    assert shop.api.of("refundStarPayment") == []
+
+    seller.taps("↩️ Refund 2")
+    seller.taps("↩️ Refund 1")  # the purchase's own refund, as from 🧾 Purchases: asked, then confirmed
+    seller.taps("Yes")
+    refunded = [(int(c.params["user_id"]), c.params["telegram_payment_charge_id"])
+                for c in shop.api.of("refundStarPayment")]
+    assert refunded == [(bob.id, "ch-gone"), (alice.id, "ch-sold-out")]
+    assert purchase_row(shop, "ch-sold-out").refunded_at is not None

@@ -233,11 +233,23 @@ def test_check_passes_line_by_line_without_polling(tmp_path):
         server.httpd.shutdown()
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stdout
-    assert [line.split(":")[0] for line in lines] == ["configuration", "database", "telegram", "payments",
-                                                      f"admin {ADMIN_ID}", "All checks passed."]
+    assert [line.split(":")[0] for line in lines] == ["configuration", "database", "journal", "telegram",
+                                                      "payments", f"admin {ADMIN_ID}", "All checks passed."]
     assert "revision" in lines[1] and "up to date; quick_check ok" in lines[1]
-    assert "@shop_bot" in lines[2] and "Telegram Stars" in lines[3] and "Seller has opened the bot" in lines[4]
+    assert f"{tmp_path / 'shop.db.payments.jsonl'} is writable" in lines[2]
+    assert "@shop_bot" in lines[3] and "Telegram Stars" in lines[4] and "Seller has opened the bot" in lines[5]
     assert server.methods() == ["getMe", "getChat"] and RUN_TOKEN not in result.stdout + result.stderr
+
+
+def test_check_fails_when_the_payments_journal_cannot_be_written(tmp_path, capsys):
+    (tmp_path / "shop.db.payments.jsonl").mkdir()  # not a file it can append to (as a read-only folder is not)
+    assert service.check_journal(make_config(f"sqlite:///{tmp_path / 'shop.db'}")) is False
+    assert f"journal: FAIL — {tmp_path / 'shop.db.payments.jsonl'} cannot be written" in capsys.readouterr().out
+
+
+def test_check_creates_no_journal(tmp_path, capsys):
+    assert service.check_journal(make_config(f"sqlite:///{tmp_path / 'shop.db'}")) is True
+    assert not (tmp_path / "shop.db.payments.jsonl").exists()
 
 
 def test_check_fails_on_a_rejected_token_and_warns_about_an_admin_who_never_opened_the_bot(tmp_path):
