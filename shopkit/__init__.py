@@ -35,6 +35,7 @@ from .database import (
 from .routes import (
     ANSWER_TYPES,
     SKIP,
+    After,
     Handlers,
     add_handlers,
     ask,
@@ -83,7 +84,6 @@ from .shop import (
     MASS_SEND_INTERVAL,
     SALE_ALERTS,
     AdminNotice,
-    Note,
     Shop,
     call_api,
     muted_admins,
@@ -96,8 +96,8 @@ from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
     "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "PAGE_SIZE",
-    "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
-    "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
+    "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "After", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
+    "Handlers", "InputError", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
     "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
     "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
     "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",

@@ -245,7 +245,7 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
 
 @dataclass
 class AdminNotice:
-    """A reply that tells the admins something once the handler is done (see routes.py)."""
+    """Kept for ledger.py alone, which calls ``show`` itself; a handler returns ``After(notify_admins, ...)``."""
 
     key: str
     values: dict = field(default_factory=dict)
@@ -255,14 +255,3 @@ class AdminNotice:
 
     def show(self, shop: Shop, update) -> None:
         notify_admins(shop, self.key, self.markup, self.setting, self.copy_of, **self.values)
-
-
-@dataclass
-class Note:
-    """A reply: a message to one person, who may not be the user being answered (a buyer told of a refund)."""
-
-    chat_id: int
-    text: str
-
-    def show(self, shop: Shop, update) -> None:
-        send(shop, self.chat_id, self.text)
