@@ -43,6 +43,7 @@ from shopkit import (
     PAGE_SIZE,
     SALE_ALERTS,
     SKIP,
+    After,
     Handlers,
     InputError,
     Screen,
@@ -69,7 +70,7 @@ from shopkit import (
     utf16_len,
     with_toast,
 )
-from storefront import RestockNotice, product_card
+from storefront import announce_restock, product_card
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -584,7 +585,7 @@ def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, 
         session.commit()
     screen = product_or_list(shop, session, language_of(call.from_user), product_id)
     if product is not None and product.is_active and product.stocked:  # only a stocked product has a waiting list
-        return screen, RestockNotice(product_id)
+        return screen, After(announce_restock, product_id)
     return screen
 
 

@@ -24,7 +24,6 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from telebot import TeleBot, types
 from models import User
 from shopkit import (
     CALL_FAILED,
+    After,
     Handlers,
     Screen,
     Setting,
@@ -99,15 +99,9 @@ def send_copy(shop: Shop, chat_id: int, lang: str, copy: Path) -> bool:
     return sent is not None
 
 
-@dataclass
-class BackupCopy:
-    """Reply: a fresh copy of the shop, made and sent once the handler's session is closed."""
-
-    database_path: str
-    lang: str
-
-    def show(self, shop: Shop, update) -> None:
-        send_copy(shop, chat_of(update), self.lang, make_copy(self.database_path, time.time()))
+def send_fresh_copy(shop: Shop, chat_id: int, database_path: str, lang: str) -> None:
+    """A fresh copy of the shop, made and sent once the handler's session is closed."""
+    send_copy(shop, chat_id, lang, make_copy(database_path, time.time()))
 
 
 # ---------------------------------------------------------------------------
@@ -141,7 +135,7 @@ def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session):
     lang, path = language_of(call.from_user), sqlite_file(shop.config.database_url)
     if path is None:
         return server_screen(lang)
-    return backup_screen(session, lang, call.from_user.id, path), BackupCopy(path, lang)
+    return backup_screen(session, lang, call.from_user.id, path), After(send_fresh_copy, chat_of(call), path, lang)
 
 
 @handlers.tap("daily_backup")

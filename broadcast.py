@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import requests
 from sqlalchemy import func, select, update
@@ -30,6 +29,7 @@ from telebot.apihelper import ApiException, ApiTelegramException
 from models import Broadcast, User
 from shopkit import (
     MASS_SEND_INTERVAL,
+    After,
     Handlers,
     InputError,
     Screen,
@@ -75,42 +75,32 @@ def tap_broadcast(shop: Shop, call: types.CallbackQuery, session: Session) -> Sc
     return ask(session, call, "broadcast_message", "admin_ask_broadcast")
 
 
-@dataclass
-class Preview:
-    """Reply: the admin's message copied back to them, then "Send it to N customers?"."""
-
-    audience: int
-
-    def show(self, shop: Shop, message: types.Message) -> None:
-        shop.bot.copy_message(message.chat.id, message.chat.id, message.message_id)
-        lang = language_of(message.from_user)
-        send(shop, message.chat.id, text(lang, "admin_confirm_broadcast",
-                                         customers=counted(lang, "n_customers", self.audience)), keyboard(
-            [button(label(lang, "btn_send"), "send_broadcast"), button(label(lang, "btn_cancel"), "cancel")]))
+def show_preview(shop: Shop, message: types.Message, audience: int) -> None:
+    """The admin's ``message`` copied back to them, then "Send it to N customers?"."""
+    shop.bot.copy_message(message.chat.id, message.chat.id, message.message_id)
+    lang = language_of(message.from_user)
+    send(shop, message.chat.id, text(lang, "admin_confirm_broadcast",
+                                     customers=counted(lang, "n_customers", audience)), keyboard(
+        [button(label(lang, "btn_send"), "send_broadcast"), button(label(lang, "btn_cancel"), "cancel")]))
 
 
 @handlers.answer("broadcast_message")
 @handlers.answer("broadcast_ready")  # another message under the preview replaces the first
-def answer_broadcast(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Preview:
+def answer_broadcast(shop: Shop, message: types.Message, session: Session, dialog: dict) -> After:
     """The message to send to everyone."""
     if message.content_type not in ("text", "photo", "document"):
         raise InputError("err_broadcast_kind")
     ask(session, message, "broadcast_ready", "admin_ask_broadcast", message_id=message.message_id)
-    return Preview(session.scalar(select(func.count()).select_from(audience(shop).subquery())))
+    return After(show_preview, message, session.scalar(select(func.count()).select_from(audience(shop).subquery())))
 
 
 # ---------------------------------------------------------------------------
 # ✅ Send: a Broadcast row, then the sending in the background
 # ---------------------------------------------------------------------------
 
-@dataclass
-class Run:
-    """Reply: send the broadcast in the background."""
-
-    broadcast_id: int
-
-    def show(self, shop: Shop, update) -> None:
-        shop.start_background(run_broadcast, self.broadcast_id)
+def start_broadcast(shop: Shop, broadcast_id: int) -> None:
+    """Send the broadcast in the background (run_broadcast)."""
+    shop.start_background(run_broadcast, broadcast_id)
 
 
 def new_broadcast(shop: Shop, session: Session, call: types.CallbackQuery, message_id: int) -> Broadcast | None:
@@ -142,7 +132,7 @@ def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
     logger.info("Admin %s started broadcast %s to %s customers", call.from_user.id, broadcast.id, broadcast.total)
     return (Screen(text(lang, "admin_broadcast_started", customers=counted(lang, "n_customers", broadcast.total)),
                    keyboard([button(label(lang, "btn_back"), "admin")])),
-            Run(broadcast.id))
+            After(start_broadcast, broadcast.id))
 
 
 # ---------------------------------------------------------------------------

@@ -45,11 +45,11 @@ from models import (
     stock_item_of,
     stock_left,
 )
-from purchases import AUTO, PAYMENT_TYPES, Delivery, give_stars_back, mark_refunded, set_aside_for_refund
+from purchases import AUTO, PAYMENT_TYPES, deliver, give_stars_back, mark_refunded, set_aside_for_refund
 from shopkit import (
     SALE_ALERTS,
     STARS,
-    AdminNotice,
+    After,
     Handlers,
     Screen,
     Shop,
@@ -121,21 +121,21 @@ def parse_invoice_payload(payload: str | None) -> Payload | None:
 # What the admins hear of a sale
 # ---------------------------------------------------------------------------
 
-def sale_notice(purchase: Purchase) -> AdminNotice:
+def sale_notice(purchase: Purchase) -> After:
     """💰 New sale, for the admins who keep sale alerts on."""
-    return AdminNotice("admin_new_sale", dict(
-        product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-        who=describe_user(purchase.user), type=lambda lang: label(lang, PAYMENT_TYPES[purchase.payment_type])),
-        markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]), setting=SALE_ALERTS)
+    return After(notify_admins, "admin_new_sale",
+                 product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
+                 who=describe_user(purchase.user), type=lambda lang: label(lang, PAYMENT_TYPES[purchase.payment_type]),
+                 markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]), setting=SALE_ALERTS)
 
 
-def stock_alert(session: Session, product: Product) -> AdminNotice | None:
+def stock_alert(session: Session, product: Product) -> After | None:
     """Tell the admins when a stocked product runs low, and when it sells out."""
     left = stock_left(session, product)
     if left == 0:
-        return AdminNotice("admin_sold_out", dict(name=product.name, id=product.id))
+        return After(notify_admins, "admin_sold_out", name=product.name, id=product.id)
     if left == LOW_STOCK_ALERT:
-        return AdminNotice("admin_low_stock", dict(name=product.name, id=product.id, count=left))
+        return After(notify_admins, "admin_low_stock", name=product.name, id=product.id, count=left)
     return None
 
 
@@ -145,7 +145,7 @@ def stock_alert(session: Session, product: Product) -> AdminNotice | None:
 
 @dataclass
 class Invoice:
-    """Reply: Telegram's payment sheet for one product. Invoices are plain text, so nothing is escaped."""
+    """Telegram's payment sheet for one product (sent by send_invoice). Invoices are plain text: nothing is escaped."""
 
     product_id: int
     title: str  # up to 32 characters
@@ -159,12 +159,13 @@ class Invoice:
         return cls(product.id, truncate(("🎁 " if gift else "") + product.name, 32),
                    truncate(product.description.strip() or product.name, 255), offer.price, offer.code_id, gift)
 
-    def show(self, shop: Shop, update) -> None:
-        chat_id = chat_of(update)
-        call_api(shop, chat_id, shop.bot.send_invoice, chat_id, title=self.title, description=self.description,
-                 invoice_payload=invoice_payload(self.product_id, update.from_user.id, self.promo_id, self.gift),
-                 provider_token=shop.config.provider_token or None,  # Stars take no provider
-                 currency=shop.config.currency, prices=[types.LabeledPrice(self.title, self.price)])
+
+def send_invoice(shop: Shop, chat_id: int, buyer_id: int, invoice: Invoice) -> None:
+    """Send ``invoice`` to ``buyer_id``'s chat: only they may pay it (checkout_problem)."""
+    call_api(shop, chat_id, shop.bot.send_invoice, chat_id, title=invoice.title, description=invoice.description,
+             invoice_payload=invoice_payload(invoice.product_id, buyer_id, invoice.promo_id, invoice.gift),
+             provider_token=shop.config.provider_token or None,  # Stars take no provider
+             currency=shop.config.currency, prices=[types.LabeledPrice(invoice.title, invoice.price)])
 
 
 def give_product(session: Session, user: User, product: Product, payment_type: str, currency: str,
@@ -210,23 +211,25 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id:
         return subscriptions.subscribe(shop, session, call, product, invoice_payload(product.id, call.from_user.id))
     offer, owned = promos.offer_and_owned(session, call.from_user.id, product, shop.config.currency)
     if owned and product.sold_once_per_customer:  # show it again instead
-        return Delivery(owned, text(lang, "already_owned"), lang)
+        return After(deliver, chat_of(call), owned, text(lang, "already_owned"), lang)
     if offer.price == 0:  # free, or free with the customer's promo code: no invoice
-        return take_free_product(shop, session, call.from_user, product, lang, offer.code_id)
-    return Toast(text(lang, "invoice_sent")), Invoice.of(product, offer)
+        return take_free_product(shop, session, call, product, lang, offer.code_id)
+    return Toast(text(lang, "invoice_sent")), After(send_invoice, chat_of(call), call.from_user.id,
+                                                    Invoice.of(product, offer))
 
 
-def take_free_product(shop: Shop, session: Session, customer: types.User, product: Product, lang: str,
+def take_free_product(shop: Shop, session: Session, call: types.CallbackQuery, product: Product, lang: str,
                       promo_id: int = 0):
     """🎁 Get for free: the product at once, or what the customer got a moment ago (a double tap)."""
+    customer = call.from_user
     purchase = give_product(session, save_user(session, customer), product, "free", shop.config.currency, promo_id)
     if purchase is None:
         owned = owned_purchase_id(session, customer.id, product.id)
         if owned:
-            return Delivery(owned, text(lang, "already_owned"), lang)
+            return After(deliver, chat_of(call), owned, text(lang, "already_owned"), lang)
         return Toast(text(lang, "promo_used_up" if promo_id else "sold_out_toast"))
     alert = stock_alert(session, product) if product.stocked else None
-    return Delivery(purchase.id, text(lang, "thanks", name=product.name), lang), alert
+    return After(deliver, chat_of(call), purchase.id, text(lang, "thanks", name=product.name), lang), alert
 
 
 # ---------------------------------------------------------------------------
@@ -371,56 +374,47 @@ REFUND_AT_ONCE_TEXTS = {
 }
 
 
-@dataclass
-class RefundAtOnce:
-    """Reply: a payment the shop cannot honour, refunded at once (Stars) or by the seller (card).
+def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason: str, lang: str) -> None:
+    """A payment the shop cannot honour (``message``: its successful_payment), refunded at once (Stars) or by the
+    seller (card).
 
     ``reason`` is "sold_out" (two buyers paid for the last item at once, and
-    this one lost) or "owned" (a second payment for something the customer
-    already owns).
+    this one lost), "owned" (a second payment for something the customer
+    already owns) or "promo" (the promo code had no use left for this customer
+    when the payment landed).
     """
-
-    purchase_id: int
-    reason: str  # also "promo": the promo code had no use left for this customer when the payment landed
-    lang: str
-
-    def show(self, shop: Shop, message: types.Message) -> None:
-        payment = message.successful_payment
-        with shop.Session() as session:
-            name = session.get(Purchase, self.purchase_id).product.name
-            refunded = payment.currency == STARS and not give_stars_back(
-                shop, session, self.purchase_id, message.from_user.id, payment.telegram_payment_charge_id, AUTO)
-        if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
-            mark_refunded(shop, self.purchase_id)
-        logger.warning("Purchase %s refunded at once (%s): %s", self.purchase_id, self.reason, refunded)
-        # Stars that Telegram would not give back are refunded from the purchase's screen; a card, by the provider.
-        outcome = "refunded" if refunded else "failed" if payment.currency == STARS else "pending"
-        buyer_text, admin_text = REFUND_AT_ONCE_TEXTS[self.reason][outcome]
-        send(shop, message.chat.id, text(self.lang, buyer_text, name=name))
-        notify_admins(shop, admin_text, purchase=self.purchase_id, product=name,
-                      who=describe_user(message.from_user), id=message.from_user.id,
-                      amount=format_price(payment.total_amount, payment.currency),
-                      provider=payment.provider_payment_charge_id or "—",
-                      markup=keyboard([button(f"🧾 #{self.purchase_id}", "admin_purchase", self.purchase_id)]))
+    payment = message.successful_payment
+    with shop.Session() as session:
+        name = session.get(Purchase, purchase_id).product.name
+        refunded = payment.currency == STARS and not give_stars_back(
+            shop, session, purchase_id, message.from_user.id, payment.telegram_payment_charge_id, AUTO)
+    if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
+        mark_refunded(shop, purchase_id)
+    logger.warning("Purchase %s refunded at once (%s): %s", purchase_id, reason, refunded)
+    # Stars that Telegram would not give back are refunded from the purchase's screen; a card, by the provider.
+    outcome = "refunded" if refunded else "failed" if payment.currency == STARS else "pending"
+    buyer_text, admin_text = REFUND_AT_ONCE_TEXTS[reason][outcome]
+    send(shop, message.chat.id, text(lang, buyer_text, name=name))
+    notify_admins(shop, admin_text, purchase=purchase_id, product=name,
+                  who=describe_user(message.from_user), id=message.from_user.id,
+                  amount=format_price(payment.total_amount, payment.currency),
+                  provider=payment.provider_payment_charge_id or "—",
+                  markup=keyboard([button(f"🧾 #{purchase_id}", "admin_purchase", purchase_id)]))
 
 
-@dataclass
-class UnmatchedPayment:
-    """Reply: a payment whose product was deleted meanwhile (or a payload we cannot read)."""
-
-    lang: str
-
-    def show(self, shop: Shop, message: types.Message) -> None:
-        payment = message.successful_payment
-        logger.error("Payment %s for unknown payload %r from user %s", payment.telegram_payment_charge_id,
-                     payment.invoice_payload, message.from_user.id)
-        refunded = payment.currency == STARS and refund_stars(shop, message.from_user.id,
-                                                              payment.telegram_payment_charge_id)
-        send(shop, message.chat.id, text(self.lang, "paid_but_gone" if refunded else "paid_but_gone_card"))
-        notify_admins(shop, "admin_unmatched_payment_refunded" if refunded else "admin_unmatched_payment",
-                      who=describe_user(message.from_user), id=message.from_user.id,
-                      charge=payment.telegram_payment_charge_id,
-                      amount=format_price(payment.total_amount, payment.currency))
+def refund_unmatched(shop: Shop, message: types.Message, lang: str) -> None:
+    """A payment (``message``: its successful_payment) whose product was deleted meanwhile, or a payload we
+    cannot read: Stars go back at once; the admins hear either way."""
+    payment = message.successful_payment
+    logger.error("Payment %s for unknown payload %r from user %s", payment.telegram_payment_charge_id,
+                 payment.invoice_payload, message.from_user.id)
+    refunded = payment.currency == STARS and refund_stars(shop, message.from_user.id,
+                                                          payment.telegram_payment_charge_id)
+    send(shop, message.chat.id, text(lang, "paid_but_gone" if refunded else "paid_but_gone_card"))
+    notify_admins(shop, "admin_unmatched_payment_refunded" if refunded else "admin_unmatched_payment",
+                  who=describe_user(message.from_user), id=message.from_user.id,
+                  charge=payment.telegram_payment_charge_id,
+                  amount=format_price(payment.total_amount, payment.currency))
 
 
 def refund_reason(session: Session, purchase: Purchase, outcome: str, product: Product, payload: Payload) -> str | None:
@@ -434,16 +428,16 @@ def refund_reason(session: Session, purchase: Purchase, outcome: str, product: P
     return None
 
 
-def purchase_notice(key: str, purchase: Purchase, **values) -> AdminNotice:
+def purchase_notice(key: str, purchase: Purchase, **values) -> After:
     """An alert about one purchase, with its button: who paid what, for what, and ``values``."""
-    return AdminNotice(key, dict(purchase=purchase.id, product=purchase.product.name, who=describe_user(purchase.user),
-                                 id=purchase.user.telegram_id, amount=format_price(purchase.price, purchase.currency),
-                                 **values),
-                       markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]))
+    return After(notify_admins, key, purchase=purchase.id, product=purchase.product.name,
+                 who=describe_user(purchase.user), id=purchase.user.telegram_id,
+                 amount=format_price(purchase.price, purchase.currency), **values,
+                 markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]))
 
 
 def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase, payload: Payload,
-                               payment: types.SuccessfulPayment) -> tuple[AdminNotice, ...]:
+                               payment: types.SuccessfulPayment) -> tuple[After, ...]:
     """Alerts for a payment just recorded that the shop did not expect. Recorded all the same (the money was
     taken), and never refunded for it: an amount or currency other than the price pre-checkout checks (a
     forged or stale invoice: the admins decide), or a promo code's use past its limit (a hold that lapsed
@@ -474,7 +468,7 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     user = save_user(session, message.from_user)
     product = session.get(Product, payload.product_id) if payload else None
     if product is None:
-        return UnmatchedPayment(lang)
+        return After(refund_unmatched, message, lang)
     purchase, outcome = record_payment(session, user, product, payment, shop.config.payment_type, payload)
     logger.info("Payment %s recorded as purchase %s (%s)", purchase.payment_id, purchase.id, outcome)
     if outcome == "repeated" and purchase.delivered_at is not None:
@@ -485,14 +479,15 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session):
     reason = refund_reason(session, purchase, outcome, product, payload)
     if reason:
         set_aside_for_refund(session, purchase)
-        return RefundAtOnce(purchase.id, reason, lang), *unexpected
+        return After(refund_at_once, message, purchase.id, reason, lang), *unexpected
     if purchase.refunded_at is not None:  # a repeated update for a refunded payment
         return Screen(text(lang, "purchase_refunded"))
     if purchase.refund_due:  # ...or for one going back
         return Screen(text(lang, "purchase_refund_due"))
     if product.kind == SUBSCRIPTION:
         return *replies(subscription_replies(session, message, purchase, outcome, lang)), *unexpected
-    delivery = Delivery(purchase.id, text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
+    delivery = After(deliver, message.chat.id, purchase.id,
+                     text(lang, "gift_paid" if payload.gift else "thanks", name=product.name), lang)
     if outcome == "repeated":
         return delivery
     alert = stock_alert(session, product) if product.stocked else None
@@ -506,11 +501,11 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
     role = subscriptions.payment_role(session, purchase)
     if role == "second" and outcome == "new":
         set_aside_for_refund(session, purchase)
-        return RefundAtOnce(purchase.id, "owned", lang), subscriptions.StopRenewal(
-            message.from_user.id, payment.telegram_payment_charge_id)
+        return After(refund_at_once, message, purchase.id, "owned", lang), After(
+            subscriptions.edit_renewal, message.from_user.id, payment.telegram_payment_charge_id)
     if purchase.delivered_at is not None and role != "first":
         return None
-    delivery = Delivery(purchase.id, text(lang, "thanks", name=purchase.product.name), lang)
+    delivery = After(deliver, message.chat.id, purchase.id, text(lang, "thanks", name=purchase.product.name), lang)
     return delivery if outcome == "repeated" else (delivery, sale_notice(purchase))
 
 

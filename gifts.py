@@ -12,7 +12,7 @@ and the link ``https://t.me/<bot>?start=gift_<token>`` (purchases.deliver), and
 find it again in 📦 My purchases until it is claimed. For a stocked product
 the key is taken from stock at payment, so the gift can never sell out. A
 payment the shop could not honour (the last key went to another buyer a moment
-before, say: checkout.RefundAtOnce) is no gift: its link says so until the
+before, say: checkout.refund_at_once) is no gift: its link says so until the
 refund lands.
 
 The first person other than the buyer who opens the link claims it: a
@@ -31,20 +31,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from checkout import Invoice, give_product
+from checkout import Invoice, give_product, send_invoice
 from menus import menu_keyboard
 from models import Gift, Product, Purchase, StockItem, User, owned_purchase_id, save_user, stock_item_of, stock_left
 from promos import offer_and_owned
-from purchases import Delivery
+from purchases import deliver
 from shopkit import (
+    After,
     Handlers,
-    Note,
     Screen,
     Shop,
     Toast,
     add_handlers,
+    chat_of,
     language_for_code,
     language_of,
+    send,
     text,
     utcnow,
     with_toast,
@@ -71,12 +73,13 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, produc
                           text(lang, "sold_out_toast"))
     offer, _owned = offer_and_owned(session, call.from_user.id, product, shop.config.currency)
     if offer.price > 0:
-        return Toast(text(lang, "invoice_sent")), Invoice.of(product, offer, gift=True)
+        return Toast(text(lang, "invoice_sent")), After(send_invoice, chat_of(call), call.from_user.id,
+                                                        Invoice.of(product, offer, gift=True))
     purchase = give_product(session, save_user(session, call.from_user), product, "free", shop.config.currency,
                             offer.code_id, gift=True)
     if purchase is None:  # the code's last use, or the last key, went to someone else a moment ago
         return Toast(text(lang, "promo_used_up"))
-    return Delivery(purchase.id, text(lang, "gift_paid", name=product.name), lang)
+    return After(deliver, chat_of(call), purchase.id, text(lang, "gift_paid", name=product.name), lang)
 
 
 # ---------------------------------------------------------------------------
@@ -155,8 +158,9 @@ def open_gift_link(shop: Shop, message: types.Message, session: Session, token: 
     buyer, name = gift.purchase.user, purchase.product.name
     logger.info("Gift %s claimed by user %s: purchase %s", gift.id, recipient.telegram_id, purchase.id)
     buyer_lang = language_for_code(buyer.language_code)
-    return (Delivery(purchase.id, text(lang, "gift_received", name=name, giver=buyer.first_name), lang),
-            Note(buyer.telegram_id, text(buyer_lang, "gift_claimed", name=name, who=recipient.first_name)))
+    return (After(deliver, message.chat.id, purchase.id, text(lang, "gift_received", name=name,
+                                                              giver=buyer.first_name), lang),
+            After(send, buyer.telegram_id, text(buyer_lang, "gift_claimed", name=name, who=recipient.first_name)))
 
 
 # ---------------------------------------------------------------------------

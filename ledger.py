@@ -42,12 +42,13 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
 import subscriptions
-from checkout import RefundAtOnce, UnmatchedPayment, on_successful_payment, parse_invoice_payload, record_payment
+from checkout import on_successful_payment, parse_invoice_payload, record_payment, refund_at_once, refund_unmatched
 from models import Product, Purchase, User, save_user, stock_item_of
 from purchases import TELEGRAM, close_refund, deliver, mark_delivered
 from shopkit import (
     NOT_RECORDED,
     STARS,
+    After,
     Handlers,
     Setting,
     Shop,
@@ -83,6 +84,8 @@ LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maxim
 # the ledger shows but the shop has not recorded is left to its update until the shop has been running this long
 # since it was made. Only then was the update lost; acting sooner would deliver it twice, with a false apology.
 UPDATE_GRACE = 300.0  # seconds
+# Why a payment the ledger found cannot be honoured, as the admins' list says it (checkout's reason -> text key).
+LEDGER_REASONS = {"sold_out": "ledger_sold_out", "owned": "ledger_owned", "promo": "ledger_promo"}
 UNHONOURED_SHOWN = 30  # payments listed (each with its ↩️ Refund) in one message to the admins
 
 # ---------------------------------------------------------------------------
@@ -218,9 +221,10 @@ def renewal(shop: Shop, transaction) -> bool:
         shop, transaction.source.user.id, product_id, paid_at)
 
 
-def cannot_honour(reply) -> RefundAtOnce | UnmatchedPayment | None:
-    """The part of checkout's replies that would refund the payment at once (the product gone, sold out...)."""
-    return next((part for part in replies(reply) if isinstance(part, RefundAtOnce | UnmatchedPayment)), None)
+def cannot_honour(reply) -> After | None:
+    """The step of checkout's reply that would refund the payment at once (the product gone, sold out...)."""
+    return next((part for part in replies(reply)
+                 if isinstance(part, After) and part.function in (refund_at_once, refund_unmatched)), None)
 
 
 def record_late(shop: Shop, transaction, index: int, refunded: bool, check: LedgerCheck) -> bool:
@@ -237,11 +241,14 @@ def record_late(shop: Shop, transaction, index: int, refunded: bool, check: Ledg
     if reply is NOT_RECORDED:
         return False
     if problem := cannot_honour(reply):
-        purchase_id = getattr(problem, "purchase_id", None)
-        reason = f"ledger_{problem.reason}" if purchase_id else "ledger_gone"
-        check.unhonoured.append(Unhonoured(index, transaction, reason, purchase_id))
+        if problem.function is refund_at_once:  # (message, purchase id, reason, lang): set aside for refund
+            _message, purchase_id, reason, _lang = problem.args
+            check.unhonoured.append(Unhonoured(index, transaction, LEDGER_REASONS[reason], purchase_id))
+        else:  # the product is gone: nothing could be recorded
+            check.unhonoured.append(Unhonoured(index, transaction, "ledger_gone"))
         # A second subscription is not renewed again (that charges nobody); the refund is the admins' to make.
-        show_reply(shop, message, tuple(part for part in replies(reply) if isinstance(part, subscriptions.StopRenewal)))
+        show_reply(shop, message, tuple(part for part in replies(reply)
+                                        if isinstance(part, After) and part.function is subscriptions.edit_renewal))
         return True
     if not renews:  # a renewal delivers nothing: no apology either
         paid = datetime.fromtimestamp(transaction.date).strftime("%Y-%m-%d %H:%M")
@@ -416,29 +423,23 @@ def tell_admins_unhonoured(shop: Shop, payments: list[Unhonoured]) -> None:
 @seller.tap("ledger_refund")
 def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, index: int):
     """↩️ Refund, beside a payment whose product the shop no longer has: the Stars go back to the buyer."""
-    return RefundFromLedger(index, language_of(call.from_user))
+    return After(refund_from_ledger, call.from_user.id, index, language_of(call.from_user))
 
 
-@dataclass
-class RefundFromLedger:
-    """Reply: find the payment at its place in Telegram's ledger, refund it, and tell the admin how it went."""
-
-    index: int
-    lang: str
-
-    def show(self, shop: Shop, call: types.CallbackQuery) -> None:
-        found = shop.bot.get_star_transactions(offset=self.index, limit=1).transactions
-        if not found or not our_payment(found[0]):
-            send(shop, call.from_user.id, text(self.lang, "admin_refund_failed", error="no such payment"))
-            return
-        payment = found[0]
-        try:
-            shop.bot.refund_star_payment(payment.source.user.id, payment.id)
-        except ApiTelegramException as error:  # refunded already, say
-            send(shop, call.from_user.id, text(self.lang, "admin_refund_failed", error=error.description))
-            return
-        logger.info("Admin %s refunded ledger payment %s", call.from_user.id, payment.id)
-        send(shop, call.from_user.id, text(self.lang, "admin_refunded"))
+def refund_from_ledger(shop: Shop, admin_id: int, index: int, lang: str) -> None:
+    """Find the payment at its place in Telegram's ledger, refund it, and tell the admin how it went."""
+    found = shop.bot.get_star_transactions(offset=index, limit=1).transactions
+    if not found or not our_payment(found[0]):
+        send(shop, admin_id, text(lang, "admin_refund_failed", error="no such payment"))
+        return
+    payment = found[0]
+    try:
+        shop.bot.refund_star_payment(payment.source.user.id, payment.id)
+    except ApiTelegramException as error:  # refunded already, say
+        send(shop, admin_id, text(lang, "admin_refund_failed", error=error.description))
+        return
+    logger.info("Admin %s refunded ledger payment %s", admin_id, payment.id)
+    send(shop, admin_id, text(lang, "admin_refunded"))
 
 
 def keep_checking_ledger(shop: Shop, polling_since: float = 0.0) -> None:

@@ -223,10 +223,10 @@ class Purchase(Base):
     # Product.sold_once_per_customer when it was bought (see ux_purchases_one_live).
     once_per_customer: Mapped[bool] = mapped_column(default=False, server_default=false())
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
-    # A payment the shop could not honour (checkout.RefundAtOnce: sold out, a second payment, a spent promo code),
+    # A payment the shop could not honour (checkout.refund_at_once: sold out, a second payment, a spent promo code),
     # to be refunded: until refunded_at is set it delivers nothing, owns nothing, and a gift of it is not claimed.
     refund_due: Mapped[bool] = mapped_column(default=False, server_default=false())
-    # Who refunds it: "shop" (the seller's ↩️ Refund), "auto" (checkout.RefundAtOnce) or "telegram". Written before
+    # Who refunds it: "shop" (the seller's ↩️ Refund), "auto" (checkout.refund_at_once) or "telegram". Written before
     # the shop asks Telegram, so that Telegram's refunded_payment echo of the shop's own refund knows it
     # (purchases.close_refund); with refunded_at still NULL, that refund is under way.
     refunded_by: Mapped[str | None] = mapped_column(String(8), default=None)

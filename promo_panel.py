@@ -31,10 +31,11 @@ from telebot import TeleBot, types
 from admin import categories_in_order, message_text
 from models import Category, Product, PromoCode, Purchase
 from promos import discount_label, normalized, promo_link, scope_name
-from sales import Document
+from sales import send_made_file
 from shopkit import (
     PAGE_SIZE,
     SKIP,
+    After,
     Handlers,
     InputError,
     Screen,
@@ -42,6 +43,7 @@ from shopkit import (
     add_handlers,
     ask,
     button,
+    chat_of,
     counted,
     currency_hint,
     dialog_data,
@@ -155,11 +157,11 @@ def batch_screen(shop: Shop, session: Session, lang: str, batch: int) -> Screen:
                                  [button(label(lang, "btn_back"), "promos", 0)]))
 
 
-def codes_file(session: Session, batch: int, link_base: str) -> Document:
-    """A batch as a .txt file: one code and its link a line."""
+def codes_file(session: Session, chat_id: int, batch: int, link_base: str) -> After:
+    """A batch as a .txt file, sent to ``chat_id``: one code and its link a line."""
     codes = session.scalars(select(PromoCode.code).where(PromoCode.batch == batch).order_by(PromoCode.id))
     lines = "".join(f"{code} {link_base}{code}\n" for code in codes)
-    return Document(f"promo-codes-{batch}.txt", lines.encode())
+    return After(send_made_file, chat_id, f"promo-codes-{batch}.txt", lines.encode())
 
 
 @handlers.tap("promos")
@@ -182,10 +184,10 @@ def tap_promo_batch(shop: Shop, call: types.CallbackQuery, session: Session, bat
 
 
 @handlers.tap("promo_file")
-def tap_promo_file(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Document:
+def tap_promo_file(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> After:
     """📄 The batch's codes again, as a .txt file."""
     link_base = promo_link(shop, "")  # first: see tap_promo
-    return codes_file(session, batch, link_base)
+    return codes_file(session, chat_of(call), batch, link_base)
 
 
 @handlers.tap("toggle_promo")
@@ -414,7 +416,7 @@ def answer_promo_expiry(shop: Shop, message: types.Message, session: Session, di
     if "count" in dialog:
         batch = generate(session, dialog["count"], columns)
         logger.info("Admin %s generated %s promo codes (batch %s)", message.from_user.id, dialog["count"], batch)
-        return batch_screen(shop, session, lang, batch), codes_file(session, batch, link_base)
+        return batch_screen(shop, session, lang, batch), codes_file(session, message.chat.id, batch, link_base)
     code = PromoCode(code=dialog["code"], max_uses=dialog.get("max_uses"), **columns)
     session.add(code)
     try:

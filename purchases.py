@@ -31,9 +31,8 @@ import subscriptions
 from models import SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
 from shopkit import (
     PAGE_SIZE,
-    AdminNotice,
+    After,
     Handlers,
-    Note,
     Screen,
     Shop,
     Toast,
@@ -55,7 +54,7 @@ from shopkit import (
     text,
     utcnow,
 )
-from storefront import RestockNotice
+from storefront import announce_restock
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -149,19 +148,6 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
     return reached
 
 
-@dataclass
-class Delivery:
-    """Reply: a purchase's content, sent as new messages below the screen."""
-
-    purchase_id: int
-    heading: str
-    lang: str
-    chat_id: int | None = None  # another chat than the update's (a /grant reaches the customer)
-
-    def show(self, shop: Shop, update) -> None:
-        deliver(shop, self.chat_id or chat_of(update), self.purchase_id, self.heading, self.lang)
-
-
 # ---------------------------------------------------------------------------
 # 2. My purchases: everything bought stays here
 # ---------------------------------------------------------------------------
@@ -240,7 +226,7 @@ def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, p
         return Toast(text(lang, "purchase_refunded"))
     if purchase.refund_due:
         return Toast(text(lang, "purchase_refund_due"))
-    return Delivery(purchase_id, text(lang, "here_again", name=purchase.name), lang)
+    return After(deliver, chat_of(call), purchase_id, text(lang, "here_again", name=purchase.name), lang)
 
 
 # ---------------------------------------------------------------------------
@@ -255,7 +241,7 @@ def set_aside_for_refund(session: Session, purchase: Purchase) -> None:
     mark_delivered(session, purchase)
 
 
-# Who refunds a purchase (Purchase.refunded_by): the seller, the shop at once (checkout.RefundAtOnce), or Telegram.
+# Who refunds a purchase (Purchase.refunded_by): the seller, the shop at once (checkout.refund_at_once), or Telegram.
 SHOP, AUTO, TELEGRAM = "shop", "auto", "telegram"
 
 
@@ -311,9 +297,9 @@ def close_purchase(session: Session, purchase: Purchase, by: str) -> str | None:
     return purchase.refunded_by
 
 
-def take_back(session: Session, purchase: Purchase, never_delivered: bool = False) -> Note | RestockNotice | None:
-    """What a refund takes back besides the purchase: a gift's claimed copy, or a key nobody saw. Returns the reply
-    for the caller to show once it has committed: the message that tells the recipient they lost it, or the notice
+def take_back(session: Session, purchase: Purchase, never_delivered: bool = False) -> After | None:
+    """What a refund takes back besides the purchase: a gift's claimed copy, or a key nobody saw. Returns the step
+    for the caller to take once it has committed: the message that tells the recipient they lost it, or the notice
     to customers waiting for the key that went back to stock.
 
     A key shown to a customer is never resold; but one nobody saw goes back to
@@ -326,15 +312,15 @@ def take_back(session: Session, purchase: Purchase, never_delivered: bool = Fals
     claimed = gift.claimed_purchase if gift else None
     if claimed is None and (gift or purchase.refund_due or never_delivered):
         key = session.execute(update(StockItem).where(StockItem.purchase_id == purchase.id).values(purchase_id=None))
-        return RestockNotice(purchase.product_id) if key.rowcount else None
+        return After(announce_restock, purchase.product_id) if key.rowcount else None
     if claimed is None:
         return None
     if claimed.refunded_at is not None:  # the seller took it back from them already
         return None
     claimed.refunded_at, claimed.refunded_by = purchase.refunded_at, purchase.refunded_by
     lang = language_for_code(claimed.user.language_code)
-    return Note(claimed.user.telegram_id, text(lang, "gift_taken_back", name=purchase.product.name,
-                                               giver=purchase.user.first_name))
+    return After(send, claimed.user.telegram_id, text(lang, "gift_taken_back", name=purchase.product.name,
+                                                      giver=purchase.user.first_name))
 
 
 def close_refund(session: Session, purchase: Purchase, by: str, never_delivered: bool = False) -> tuple | None:
@@ -343,7 +329,7 @@ def close_refund(session: Session, purchase: Purchase, by: str, never_delivered:
 
     Whoever closes it tells the buyer, once, who refunded it; the admins hear
     of a refund Telegram made. An automatic refund says why itself, and stops
-    a second subscription itself (checkout.RefundAtOnce).
+    a second subscription itself (checkout.refund_at_once).
     """
     refunded_by = close_purchase(session, purchase, by)
     if refunded_by is None:
@@ -355,19 +341,19 @@ def close_refund(session: Session, purchase: Purchase, by: str, never_delivered:
     return (*refund_notes(purchase, refunded_by, ending), ending, taken_back)
 
 
-def refund_notes(purchase: Purchase, refunded_by: str, ending) -> tuple[Note, AdminNotice | None]:
+def refund_notes(purchase: Purchase, refunded_by: str, ending: After | None) -> tuple[After, After | None]:
     """The buyer's message about a refund, true to who made it and what it ends; the admins' if Telegram made it."""
     buyer, name = purchase.user, purchase.product.name
     lang = language_for_code(buyer.language_code)
     if refunded_by == TELEGRAM:
-        return (Note(buyer.telegram_id, text(lang, "refunded_by_telegram", name=name)),
-                AdminNotice("admin_refunded_by_telegram", dict(purchase=purchase.id, product=name,
-                                                               who=describe_user(buyer), id=buyer.telegram_id)))
-    if isinstance(ending, subscriptions.EndAccess):  # the live subscription's access ends with it
-        return Note(buyer.telegram_id, text(lang, "subscription_refunded", name=name,
-                                            chat=purchase.product.chat_title)), None
+        return (After(send, buyer.telegram_id, text(lang, "refunded_by_telegram", name=name)),
+                After(notify_admins, "admin_refunded_by_telegram", purchase=purchase.id, product=name,
+                      who=describe_user(buyer), id=buyer.telegram_id))
+    if ending is not None and ending.function is subscriptions.end_refunded_access:  # the live one's access ends
+        return After(send, buyer.telegram_id, text(lang, "subscription_refunded", name=name,
+                                                   chat=purchase.product.chat_title)), None
     key = {"stars": "refunded_by_shop", "card": "refunded_by_shop_card"}.get(purchase.payment_type, "revoked_by_shop")
-    return Note(buyer.telegram_id, text(lang, key, name=name)), None
+    return After(send, buyer.telegram_id, text(lang, key, name=name)), None
 
 
 def mark_refunded(shop: Shop, purchase_id: int) -> None:

@@ -32,6 +32,7 @@ from promos import promo_line
 from purchases import PAYMENT_TYPES, deliver, refund_purchase
 from shopkit import (
     PAGE_SIZE,
+    After,
     Handlers,
     Screen,
     Setting,
@@ -398,20 +399,13 @@ def on_refund_command(shop: Shop, message: types.Message, session: Session) -> S
     return Screen(refund_purchase(shop, session, purchase, message.from_user.id, lang))
 
 
-@dataclass
-class Granted:
-    """Reply: a granted product delivered to the customer; then the admin hears whether it reached them."""
-
-    purchase_id: int
-    customer_id: int
-    customer_lang: str
-    heading: str
-
-    def show(self, shop: Shop, message: types.Message) -> None:
-        reached = deliver(shop, self.customer_id, self.purchase_id, self.heading, self.customer_lang)
-        send(shop, message.chat.id, text(language_of(message.from_user),
-                                         "admin_granted" if reached else "admin_granted_undelivered",
-                                         id=self.purchase_id))
+def deliver_grant(shop: Shop, message: types.Message, purchase_id: int, customer_id: int, customer_lang: str,
+                  heading: str) -> None:
+    """A granted product delivered to the customer; then the admin (who sent ``message``) hears whether it
+    reached them."""
+    reached = deliver(shop, customer_id, purchase_id, heading, customer_lang)
+    send(shop, message.chat.id, text(language_of(message.from_user),
+                                     "admin_granted" if reached else "admin_granted_undelivered", id=purchase_id))
 
 
 @handlers.command("grant")
@@ -435,7 +429,8 @@ def on_grant(shop: Shop, message: types.Message, session: Session):
         return Screen(text(lang, "sold_out_toast"))
     logger.info("Admin %s granted product %s to user %s", message.from_user.id, product_id, telegram_id)
     customer_lang = language_for_code(user.language_code)
-    return Granted(purchase.id, telegram_id, customer_lang, text(customer_lang, "thanks", name=product.name))
+    return After(deliver_grant, message, purchase.id, telegram_id, customer_lang,
+                 text(customer_lang, "thanks", name=product.name))
 
 
 # ---------------------------------------------------------------------------
@@ -480,15 +475,9 @@ def purchases_csv(session: Session) -> str:
     return out.getvalue()
 
 
-@dataclass
-class Document:
-    """Reply: a file made by the shop (the CSV), sent to the admin's chat."""
-
-    file_name: str
-    data: bytes
-
-    def show(self, shop: Shop, update) -> None:
-        shop.bot.send_document(chat_of(update), io.BytesIO(self.data), visible_file_name=self.file_name)
+def send_made_file(shop: Shop, chat_id: int, file_name: str, data: bytes) -> None:
+    """A file made by the shop (the CSV), sent to the admin's chat."""
+    shop.bot.send_document(chat_id, io.BytesIO(data), visible_file_name=file_name)
 
 
 @handlers.tap("export_csv")
@@ -496,7 +485,7 @@ def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session):
     """📄 Export CSV: every purchase, as a file."""
     data = purchases_csv(session).encode("utf-8-sig")  # -sig: Excel opens UTF-8 right
     return Toast(text(language_of(call.from_user), "admin_exported")), \
-        Document(f"purchases-{utcnow():%Y-%m-%d}.csv", data)
+        After(send_made_file, chat_of(call), f"purchases-{utcnow():%Y-%m-%d}.csv", data)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

@@ -27,6 +27,7 @@ from telebot.apihelper import ApiException
 from admin import attached_file, product_or_list
 from models import Product, StockItem, item_digest, unsold_items
 from shopkit import (
+    After,
     Handlers,
     InputError,
     Screen,
@@ -45,7 +46,7 @@ from shopkit import (
     text,
     utcnow,
 )
-from storefront import RestockNotice
+from storefront import announce_restock
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
@@ -207,7 +208,7 @@ def answer_stock_upload(shop: Shop, message: types.Message, session: Session, di
     logger.info("Admin %s added %s stock items to product %s", message.from_user.id, added, product_id)
     added, skipped = dialog.get("added", 0) + added, dialog.get("skipped", 0) + skipped
     ask(session, message, "stock_upload", "admin_ask_stock", added=added, skipped=skipped)
-    return upload_screen(lang, product_id, added, skipped), RestockNotice(product_id) if added else None
+    return upload_screen(lang, product_id, added, skipped), After(announce_restock, product_id) if added else None
 
 
 @handlers.tap("stock_done")

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import column, delete, func, literal_column, or_, select, table
 from sqlalchemy.exc import IntegrityError
@@ -440,14 +439,9 @@ def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, produ
     return Toast(text(lang, "notify_saved"))
 
 
-@dataclass
-class RestockNotice:
-    """Reply: tell the customers waiting for a product that it is back (in the background)."""
-
-    product_id: int
-
-    def show(self, shop: Shop, update) -> None:
-        shop.start_background(notify_waitlist, self.product_id)
+def announce_restock(shop: Shop, product_id: int) -> None:
+    """After a restock (``After(announce_restock, product_id)``): the waiting customers hear, in the background."""
+    shop.start_background(notify_waitlist, product_id)
 
 
 def notify_waitlist(shop: Shop, product_id: int) -> None:

@@ -36,7 +36,6 @@ product opens, its subscribers, the figures) is channels.py.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import requests
@@ -49,6 +48,7 @@ from models import SUBSCRIPTION, Product, Purchase, Subscription, User
 from shopkit import (
     MASS_SEND_INTERVAL,
     STARS,
+    After,
     Handlers,
     Screen,
     Setting,
@@ -143,21 +143,18 @@ def day(moment: datetime) -> str:
 # 1. Subscribe: an invoice link that Telegram bills every 30 days
 # ---------------------------------------------------------------------------
 
-@dataclass
-class SubscriptionInvoice:
-    """Reply: a message with a button that opens Telegram's payment sheet for a monthly subscription."""
+def send_subscription_invoice(shop: Shop, chat_id: int, lang: str, title: str, description: str, price: int,
+                              payload: str) -> None:
+    """A message with a button that opens Telegram's payment sheet for a monthly subscription.
 
-    title: str  # up to 32 characters
-    description: str  # up to 255
-    price: int
-    payload: str  # checkout.invoice_payload: the product and the buyer, as for any invoice
-
-    def show(self, shop: Shop, update) -> None:
-        link = shop.bot.create_invoice_link(self.title, self.description, self.payload, None, STARS,
-                                            [types.LabeledPrice(self.title, self.price)], subscription_period=PERIOD)
-        lang, price = language_of(update.from_user), format_price(self.price, STARS)
-        pay = types.InlineKeyboardButton(label(lang, "btn_subscribe_pay", price=price), url=link)
-        send(shop, chat_of(update), text(lang, "subscription_invoice", name=self.title, price=price), keyboard([pay]))
+    ``title`` up to 32 characters, ``description`` up to 255; ``payload`` is
+    checkout.invoice_payload: the product and the buyer, as for any invoice.
+    """
+    link = shop.bot.create_invoice_link(title, description, payload, None, STARS,
+                                        [types.LabeledPrice(title, price)], subscription_period=PERIOD)
+    shown_price = format_price(price, STARS)
+    pay = types.InlineKeyboardButton(label(lang, "btn_subscribe_pay", price=shown_price), url=link)
+    send(shop, chat_id, text(lang, "subscription_invoice", name=title, price=shown_price), keyboard([pay]))
 
 
 def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: Product, payload: str):
@@ -168,8 +165,9 @@ def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: 
     subscription = customers_subscription(session, call.from_user.id, product.id)
     if subscription is not None and is_live(subscription, utcnow()):
         return with_toast(subscription_screen(session, lang, subscription), text(lang, "subscription_already"))
-    return Toast(text(lang, "invoice_sent")), SubscriptionInvoice(
-        truncate(product.name, 32), truncate(product.description.strip() or product.name, 255), product.price, payload)
+    return Toast(text(lang, "invoice_sent")), After(
+        send_subscription_invoice, chat_of(call), lang, truncate(product.name, 32),
+        truncate(product.description.strip() or product.name, 255), product.price, payload)
 
 
 def checkout_problem(session: Session, telegram_id: int, product: Product) -> str | None:
@@ -239,17 +237,6 @@ def edit_renewal(shop: Shop, telegram_id: int, charge_id: str, cancel: bool = Tr
         return False
 
 
-@dataclass
-class StopRenewal:
-    """Reply: Telegram renews a subscription no more (a second one, refunded at once by checkout.py)."""
-
-    telegram_id: int
-    charge_id: str
-
-    def show(self, shop: Shop, update) -> None:
-        edit_renewal(shop, self.telegram_id, self.charge_id)
-
-
 # ---------------------------------------------------------------------------
 # 3. Joining: the customer's own link, and join requests for the subscriber only
 # ---------------------------------------------------------------------------
@@ -296,56 +283,36 @@ def send_invite(shop: Shop, chat_id: int, purchase_id: int, lang: str) -> None:
         show_invite(shop, chat_id, found.Subscription, found.chat_title, lang)
 
 
-@dataclass
-class Admit:
-    """Reply: approve a subscriber's join request, and remember that the bot let them in."""
-
-    subscription_id: int
-    chat_id: int
-    chat_title: str
-    telegram_id: int
-    lang: str
-
-    def show(self, shop: Shop, request) -> None:  # "request", not "update": SQLAlchemy's update() is used below
-        try:
-            patiently(shop, shop.bot.approve_chat_join_request, self.chat_id, self.telegram_id)
-        except ApiTelegramException as error:
-            if "USER_ALREADY_PARTICIPANT" not in error.description:  # in already, another way: theirs to keep
-                report_refusal(shop, self.chat_id, self.chat_title, error)
-            return
-        with shop.Session() as session:
-            # Open again if a refund or the expiry ended it since the look (on_join_request): the bot let them
-            # in, so the bot must take them out, now or at the next check.
-            session.execute(update(Subscription).where(Subscription.id == self.subscription_id)
-                            .values(joined_at=utcnow(), ended_at=None))
-            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
-            session.commit()
-        if not is_live(found.Subscription, utcnow()):
-            end_access(shop, found, note=None)  # the refund's or the expiry's own message told them
-            return
-        logger.info("Let subscriber %s into chat %s", self.telegram_id, self.chat_id)
-        send(shop, self.telegram_id, text(self.lang, "subscription_joined", chat=self.chat_title))
+def admit(shop: Shop, subscription_id: int, chat_id: int, chat_title: str, telegram_id: int, lang: str) -> None:
+    """Approve a subscriber's join request, and remember that the bot let them in."""
+    try:
+        patiently(shop, shop.bot.approve_chat_join_request, chat_id, telegram_id)
+    except ApiTelegramException as error:
+        if "USER_ALREADY_PARTICIPANT" not in error.description:  # in already, another way: theirs to keep
+            report_refusal(shop, chat_id, chat_title, error)
+        return
+    with shop.Session() as session:
+        # Open again if a refund or the expiry ended it since the look (on_join_request): the bot let them
+        # in, so the bot must take them out, now or at the next check.
+        session.execute(update(Subscription).where(Subscription.id == subscription_id)
+                        .values(joined_at=utcnow(), ended_at=None))
+        found = session.execute(access_query().where(Subscription.id == subscription_id)).one()
+        session.commit()
+    if not is_live(found.Subscription, utcnow()):
+        end_access(shop, found, note=None)  # the refund's or the expiry's own message told them
+        return
+    logger.info("Let subscriber %s into chat %s", telegram_id, chat_id)
+    send(shop, telegram_id, text(lang, "subscription_joined", chat=chat_title))
 
 
-@dataclass
-class Decline:
-    """Reply: a join request from someone who is not a live subscriber: declined, and shown how to subscribe."""
-
-    chat_id: int
-    chat_title: str
-    telegram_id: int
-    product_id: int | None
-    lang: str
-
-    def show(self, shop: Shop, update) -> None:
-        try:
-            shop.bot.decline_chat_join_request(self.chat_id, self.telegram_id)
-        except ApiTelegramException as error:
-            logger.info("Could not decline %s's request to join %s: %s", self.telegram_id, self.chat_id,
-                        error.description)
-        subscribe = [button(label(self.lang, "btn_subscribe_short"), "buy", self.product_id)] if self.product_id else []
-        send(shop, self.telegram_id, text(self.lang, "subscription_members_only", chat=self.chat_title),
-             keyboard(subscribe))
+def decline(shop: Shop, chat_id: int, chat_title: str, telegram_id: int, product_id: int | None, lang: str) -> None:
+    """A join request from someone who is not a live subscriber: declined, and shown how to subscribe."""
+    try:
+        shop.bot.decline_chat_join_request(chat_id, telegram_id)
+    except ApiTelegramException as error:
+        logger.info("Could not decline %s's request to join %s: %s", telegram_id, chat_id, error.description)
+    subscribe = [button(label(lang, "btn_subscribe_short"), "buy", product_id)] if product_id else []
+    send(shop, telegram_id, text(lang, "subscription_members_only", chat=chat_title), keyboard(subscribe))
 
 
 def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session):
@@ -358,11 +325,11 @@ def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session
                                                  User.telegram_id == request.from_user.id, live(utcnow()))
                             .order_by(Subscription.expires_at.desc())).first()
     if found is not None:
-        return Admit(found.Subscription.id, request.chat.id, found.chat_title, request.from_user.id, lang)
+        return After(admit, found.Subscription.id, request.chat.id, found.chat_title, request.from_user.id, lang)
     logger.info("Declined user %s's request to join chat %s: not a subscriber", request.from_user.id, request.chat.id)
     product_id = session.scalar(select(Product.id).where(Product.chat_id == request.chat.id, Product.is_active)
                                 .order_by(Product.id).limit(1))
-    return Decline(request.chat.id, request.chat.title, request.user_chat_id, product_id, lang)
+    return After(decline, request.chat.id, request.chat.title, request.user_chat_id, product_id, lang)
 
 
 # ---------------------------------------------------------------------------
@@ -437,7 +404,7 @@ def overdue(now: datetime):
 def close(shop: Shop, subscription: Subscription) -> str | None:
     """Mark a subscription ended: "ended"; "renewed" when a renewal moved its date meanwhile (access goes on,
     but the member is out of the chat now); None when something else ended it first, or when the bot let them
-    in since it looked (Admit): then they are still in, and the next check takes them out."""
+    in since it looked (admit): then they are still in, and the next check takes them out."""
     still_open = (Subscription.id == subscription.id) & Subscription.ended_at.is_(None) & (
         Subscription.joined_at.is_not_distinct_from(subscription.joined_at))
     with shop.Session() as session:
@@ -572,17 +539,11 @@ def tap_subscription(shop: Shop, call: types.CallbackQuery, session: Session, su
     return subscription_screen(session, lang, subscription) if subscription else Toast(text(lang, "not_your_purchase"))
 
 
-@dataclass
-class Invite:
-    """Reply: the subscriber's join link, as a new message."""
-
-    subscription_id: int
-    lang: str
-
-    def show(self, shop: Shop, update) -> None:
-        with shop.Session() as session:
-            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
-        show_invite(shop, chat_of(update), found.Subscription, found.chat_title, self.lang)
+def send_join_link(shop: Shop, chat_id: int, subscription_id: int, lang: str) -> None:
+    """The subscriber's join link, as a new message."""
+    with shop.Session() as session:
+        found = session.execute(access_query().where(Subscription.id == subscription_id)).one()
+    show_invite(shop, chat_id, found.Subscription, found.chat_title, lang)
 
 
 @handlers.tap("subscription_link")
@@ -592,7 +553,7 @@ def tap_subscription_link(shop: Shop, call: types.CallbackQuery, session: Sessio
     subscription = own_subscription(session, call, subscription_id)
     if subscription is None or subscription.ended_at is not None:
         return Toast(text(lang, "not_your_purchase"))
-    return Invite(subscription.id, lang)
+    return After(send_join_link, chat_of(call), subscription.id, lang)
 
 
 def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subscription_id: int, cancel: bool):
@@ -628,24 +589,21 @@ def tap_resume_subscription(shop: Shop, call: types.CallbackQuery, session: Sess
 # 6. Refunds end access at once
 # ---------------------------------------------------------------------------
 
-@dataclass
-class EndAccess:
-    """Reply: a refunded subscription leaves the chat now, and Telegram renews it no more."""
+def end_refunded_access(shop: Shop, subscription_id: int, note: str | None) -> None:
+    """A refunded subscription leaves the chat now, and Telegram renews it no more.
 
-    subscription_id: int
-    note: str | None  # what the customer is told (None: the refund's own message says it)
-
-    def show(self, shop: Shop, update) -> None:
-        with shop.Session() as session:
-            found = session.execute(access_query().where(Subscription.id == self.subscription_id)).one()
-        edit_renewal(shop, found.telegram_id, found.Subscription.first_charge_id)
-        end_access(shop, found, self.note)  # if the bot cannot now, the expiry check tries again
+    ``note``: what the customer is told (None: the refund's own message says it).
+    """
+    with shop.Session() as session:
+        found = session.execute(access_query().where(Subscription.id == subscription_id)).one()
+    edit_renewal(shop, found.telegram_id, found.Subscription.first_charge_id)
+    end_access(shop, found, note)  # if the bot cannot now, the expiry check tries again
 
 
 def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subscription_refunded"):
     """A subscription payment was refunded (in the caller's transaction): its access is over now, with no grace.
 
-    Returns the reply that removes the member, or None for any other purchase.
+    Returns the step that removes the member, or None for any other purchase.
     A payment of another Telegram subscription than the live one (a second one,
     paid by mistake) ends nothing: that one only renews no more.
     """
@@ -654,12 +612,12 @@ def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subs
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
                                                              Subscription.product_id == purchase.product_id))
     if subscription is not None and purchase.subscription_charge_id != subscription.first_charge_id:
-        return StopRenewal(purchase.user.telegram_id, purchase.subscription_charge_id)
+        return After(edit_renewal, purchase.user.telegram_id, purchase.subscription_charge_id)
     if subscription is None or subscription.ended_at is not None:
         return None
     subscription.expires_at = min(subscription.expires_at, utcnow())
     subscription.cancelled_at = subscription.cancelled_at or utcnow()
-    return EndAccess(subscription.id, note)
+    return After(end_refunded_access, subscription.id, note)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +22,7 @@ from telebot import TeleBot, types
 from menus import menu_keyboard, menu_screen
 from models import Product, Purchase, User
 from shopkit import (
-    AdminNotice,
+    After,
     Handlers,
     Screen,
     Setting,
@@ -39,6 +38,7 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
+    notify_admins,
     put_setting,
     send,
     text,
@@ -100,9 +100,9 @@ def answer_support(shop: Shop, message: types.Message, session: Session, dialog:
     end_dialog(session, message)
     if not count_contact(session, customer.id):
         return menu_screen(lang, "support_later")
-    notice = AdminNotice("admin_support_message", dict(who=describe_user(customer), id=customer.id,
-                                                       purchases=latest_purchases(session, customer.id)),
-                         markup=reply_keyboard(customer.id), copy_of=message)
+    notice = After(notify_admins, "admin_support_message", who=describe_user(customer), id=customer.id,
+                   purchases=latest_purchases(session, customer.id), markup=reply_keyboard(customer.id),
+                   copy_of=message)
     return Screen(text(lang, "support_sent"), menu_keyboard(lang)), notice
 
 
@@ -115,28 +115,22 @@ def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, telegram_
     return screen
 
 
-@dataclass
-class CopyToCustomer:
-    """Reply: the admin's message, copied to the customer under a line saying who it is from."""
-
-    customer_id: int
-    customer_lang: str
-
-    def show(self, shop: Shop, message: types.Message) -> None:
-        delivered = send(shop, self.customer_id, text(self.customer_lang, "seller_writes")) and call_api(
-            shop, self.customer_id, shop.bot.copy_message, self.customer_id, message.chat.id, message.message_id)
-        lang = language_of(message.from_user)
-        send(shop, message.chat.id, text(lang, "admin_reply_sent" if delivered else "admin_reply_blocked"),
-             keyboard([button(label(lang, "btn_back"), "admin")]))
+def copy_to_customer(shop: Shop, message: types.Message, customer_id: int, customer_lang: str) -> None:
+    """The admin's ``message``, copied to the customer under a line saying who it is from."""
+    delivered = send(shop, customer_id, text(customer_lang, "seller_writes")) and call_api(
+        shop, customer_id, shop.bot.copy_message, customer_id, message.chat.id, message.message_id)
+    lang = language_of(message.from_user)
+    send(shop, message.chat.id, text(lang, "admin_reply_sent" if delivered else "admin_reply_blocked"),
+         keyboard([button(label(lang, "btn_back"), "admin")]))
 
 
 @seller.answer("reply_to_customer")
-def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: dict) -> CopyToCustomer:
+def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: dict) -> After:
     """The admin's answer to a customer."""
     customer_id = dialog["customer_id"]
     end_dialog(session, message)
     language_code = session.scalar(select(User.language_code).where(User.telegram_id == customer_id))
-    return CopyToCustomer(customer_id, language_for_code(language_code))
+    return After(copy_to_customer, message, customer_id, language_for_code(language_code))
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

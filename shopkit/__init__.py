@@ -37,6 +37,7 @@ from .journal import NOT_RECORDED, PaymentJournal, journal_path, recorded_reply,
 from .routes import (
     ANSWER_TYPES,
     SKIP,
+    After,
     Handlers,
     add_handlers,
     ask,
@@ -84,8 +85,6 @@ from .service import CALL_FAILED, StartRefused, check_line, short_reason
 from .shop import (
     MASS_SEND_INTERVAL,
     SALE_ALERTS,
-    AdminNotice,
-    Note,
     Shop,
     call_api,
     muted_admins,
@@ -98,14 +97,14 @@ from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
     "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "NOT_RECORDED",
-    "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError",
-    "Dialog", "Handlers", "InputError", "Note", "PaymentJournal", "RedactSecrets", "Screen", "Setting", "Shop",
-    "StartRefused", "Toast", "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of",
-    "check_line", "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database",
-    "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors",
-    "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path", "keyboard", "label",
-    "language_for_code", "language_of", "load_config", "muted_admins", "notify_admins", "on_message", "open_database",
-    "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after",
-    "retry_until_recorded", "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message",
-    "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
+    "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
+    "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
+    "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
+    "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
+    "html_to_plain", "insert_for", "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code",
+    "language_of", "load_config", "muted_admins", "notify_admins", "on_message", "open_database", "page_count",
+    "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded",
+    "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message", "sqlite_file", "text",
+    "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -21,16 +21,23 @@ docstring, for example::
     def answer_category_name(shop, message, session, dialog: dict) -> Screen: ...
 
 It reads and writes through ``session``, commits what it writes, and returns
-its *reply*: what the user should see next.
+what the user sees next:
 
-- A ``Screen``: the message with the tapped button becomes it; after a
-  command or a dialog answer it is sent as a new message.
-- A ``Toast``: a short note on the tapped button (after a message: a short
-  message).
-- A chapter's own reply, for what takes more than one message: a
-  ``Delivery`` of a purchase, an ``Invoice`` (checkout.py), an
-  ``AdminNotice`` (shop.py)... It has a ``show(shop, update)`` method.
-- ``None`` for nothing, or a tuple of several replies.
+- a ``Screen``: after a tap, the tapped message becomes it; after a command
+  or a dialog answer, it is sent as a new message;
+- a ``Toast``: a short note on the tapped button (after a message: a short
+  message);
+- or ``None``: nothing.
+
+Anything else that must happen once the database session is closed (a
+delivery, a message to another person, a notice to the admins, an invoice...)
+is returned beside it as ``After(function, *args)``: after the transaction,
+call ``function(shop, *args)``. A handler may return a tuple: at most one
+Screen or Toast, and any number of ``After``, done in the order written::
+
+    return Screen(text(lang, "thanks")), After(deliver, buyer_id, purchase.id, heading, lang)
+
+``show_reply`` takes exactly these and raises TypeError on anything else.
 
 Replies are shown only after the session is closed, so no Telegram call ever
 happens inside a database transaction. The one handler whose reply depends on
@@ -45,6 +52,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -84,10 +92,42 @@ def toast_of(reply) -> str | None:
     return None
 
 
+@dataclass(frozen=True, init=False)
+class After:
+    """Part of a reply: after the transaction, call ``function(shop, *args, **keywords)``.
+
+    A delivery, a message to someone else, a notice to the admins: whatever
+    talks to Telegram beside the screen, written where the handler decides it.
+    """
+
+    function: Callable
+    args: tuple
+    keywords: dict
+
+    def __init__(self, function: Callable, /, *args, **keywords):
+        object.__setattr__(self, "function", function)
+        object.__setattr__(self, "args", args)
+        object.__setattr__(self, "keywords", keywords)
+
+    def __call__(self, shop: Shop):
+        return self.function(shop, *self.args, **self.keywords)
+
+
+def checked_reply(reply) -> tuple:
+    """A handler's reply as a tuple of its parts, refused loudly unless it keeps the contract above."""
+    parts = replies(reply)
+    for part in parts:
+        if part is not None and not isinstance(part, Screen | Toast | After):
+            raise TypeError(f"a handler returned {part!r}: a reply is a Screen, a Toast, None or After(...)")
+    if sum(isinstance(part, Screen | Toast) for part in parts) > 1:
+        raise TypeError(f"a handler returned {reply!r}: at most one Screen or Toast")
+    return parts
+
+
 def show_reply(shop: Shop, update, reply) -> None:
-    """Show what a handler returned, following the contract above."""
+    """Show what a handler returned, following the contract above: its screen or note, and its After steps."""
     tapped = update.message if isinstance(update, types.CallbackQuery) else None
-    for part in replies(reply):
+    for part in checked_reply(reply):
         if part is None or (tapped and isinstance(part, Toast)):
             continue  # a tap's toast was shown when the tap was answered
         if isinstance(part, Screen):
@@ -95,7 +135,7 @@ def show_reply(shop: Shop, update, reply) -> None:
         elif isinstance(part, Toast):
             send(shop, chat_of(update), part.text)
         else:
-            part.show(shop, update)
+            part(shop)
 
 
 def handles_errors(function):

@@ -19,7 +19,6 @@ import contextlib
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 
 import telebot
 from sqlalchemy import select
@@ -241,28 +240,3 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
                          reply_markup=buttons)
         except ApiTelegramException as error:
             logger.warning("Could not notify admin %s: %s", admin_id, error.description)
-
-
-@dataclass
-class AdminNotice:
-    """A reply that tells the admins something once the handler is done (see routes.py)."""
-
-    key: str
-    values: dict = field(default_factory=dict)
-    markup: types.InlineKeyboardMarkup | None = None
-    setting: str | None = None  # e.g. SALE_ALERTS: admins who switched it off are skipped
-    copy_of: types.Message | None = None  # a customer's message, copied below the notice
-
-    def show(self, shop: Shop, update) -> None:
-        notify_admins(shop, self.key, self.markup, self.setting, self.copy_of, **self.values)
-
-
-@dataclass
-class Note:
-    """A reply: a message to one person, who may not be the user being answered (a buyer told of a refund)."""
-
-    chat_id: int
-    text: str
-
-    def show(self, shop: Shop, update) -> None:
-        send(shop, self.chat_id, self.text)

@@ -19,7 +19,7 @@ from conftest import (
     start_adding_a_product,
 )
 from models import Category, Product, Purchase, User
-from shopkit import MAX_ID, callback, screens
+from shopkit import MAX_ID, After, Screen, Toast, callback, screens, show_reply
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 
@@ -82,6 +82,34 @@ def test_a_crashing_handler_apologises_and_the_bot_keeps_serving(shop, alice, bo
     assert "ZeroDivisionError" in caplog.text and "CallbackQuery from user 1001" in caplog.text
     bob.sends("/help")
     assert "How it works" in bob.last_text()
+
+
+class ShowsItself:
+    """A reply of the old kind: an object with its own show(), which the contract no longer takes."""
+
+    def show(self, shop, update):
+        shop.bot.send_message(update.message.chat.id, "shown by itself")
+
+
+@pytest.mark.parametrize("reply", [ShowsItself(), "a text", (Screen("one"), Toast("two"))])
+def test_a_reply_outside_the_contract_is_refused_loudly(shop, alice, reply, caplog, monkeypatch):
+    monkeypatch.setattr(storefront, "catalog_screen", lambda *a: reply)
+    alice.sends("/start")
+    alice.taps_data(callback("catalog"))
+    assert "TypeError: a handler returned" in caplog.text and "shown by itself" not in alice.all_texts()
+    assert "Sorry, something went wrong" in alice.last_text()
+    with pytest.raises(TypeError):
+        show_reply(shop.bot.shop, None, reply)
+
+
+def test_after_steps_run_once_the_session_is_closed_in_the_order_written(shop, alice, monkeypatch):
+    done, the_shop = [], shop.bot.shop
+    steps = (After(lambda given, *args, **keywords: done.append((given is the_shop, args, keywords)), 1, 2, three=3),
+             After(lambda given: done.append("second")))
+    monkeypatch.setattr(storefront, "catalog_screen", lambda *a: (Screen("The catalog"), *steps))
+    alice.sends("/start")
+    alice.taps_data(callback("catalog"))
+    assert alice.last_text() == "The catalog" and done == [(True, (1, 2), {"three": 3}), "second"]
 
 
 @pytest.mark.parametrize("command", ["/admin", "/refund ch-1", "/grant 1001 1"])

@@ -26,7 +26,7 @@ from conftest import (
 )
 from ledger import check_ledger
 from models import SUBSCRIPTION, Product, Purchase, Subscription
-from shopkit import PAGE_SIZE, callback
+from shopkit import PAGE_SIZE, After, callback
 from shopkit import bot as shopkit_bot
 
 MONTH = 30 * 86400
@@ -594,7 +594,7 @@ def test_in_the_hour_of_grace_the_subscription_is_still_live(shop, vip, channel,
     assert shop.api.channels.joins(alice, link) == "approved"
 
 
-def join_request_seen(shop, channel, person: Person) -> subscriptions.Admit:
+def join_request_seen(shop, channel, person: Person) -> After:
     """The person asks to join through their link, and the shop decides to let them in (not yet done)."""
     link = join_link(person)
     channel.requests[person.id] = link
@@ -603,7 +603,7 @@ def join_request_seen(shop, channel, person: Person) -> subscriptions.Admit:
         "invite_link": {k: v for k, v in channel.links[link].items() if k != "joined"}})
     with shop.Session() as session:
         admit = subscriptions.on_join_request(shop.bot.shop, request, session)
-    assert isinstance(admit, subscriptions.Admit)
+    assert isinstance(admit, After) and admit.function is subscriptions.admit
     return admit
 
 
@@ -611,7 +611,7 @@ def test_a_join_approved_as_a_refund_lands_is_undone(shop, vip, channel, alice, 
     subscribes(alice, vip)
     admit = join_request_seen(shop, channel, alice)
     seller.taps_data(callback("confirm_refund", 1))  # between the shop's look and Telegram's approval
-    admit.show(shop.bot.shop, None)
+    admit(shop.bot.shop)
     assert alice.id not in channel.members
     assert subscription_of(shop, alice).ended_at is not None
 
@@ -622,7 +622,7 @@ def test_a_join_approved_as_the_expiry_lands_is_removed_at_the_next_check(shop, 
     admit = join_request_seen(shop, channel, alice)
     close = subscriptions.close
     # Telegram approves while the expiry check, which found her outside, is closing her subscription.
-    monkeypatch.setattr(subscriptions, "close", lambda shop, subscription: (admit.show(shop, None),
+    monkeypatch.setattr(subscriptions, "close", lambda shop, subscription: (admit(shop),
                                                                              close(shop, subscription))[1])
     later = moment(expires) + timedelta(hours=2)
     subscriptions.remove_expired(shop.bot.shop, now=later)
