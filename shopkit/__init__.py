@@ -34,6 +34,7 @@ from .database import (
 )
 from .routes import (
     ANSWER_TYPES,
+    CANCEL,
     SKIP,
     Handlers,
     add_handlers,
@@ -54,8 +55,8 @@ from .screens import (
     PAGE_SIZE,
     InputError,
     Screen,
+    Tap,
     Toast,
-    button,
     callback,
     counted,
     currency_hint,
@@ -95,10 +96,10 @@ from .shop import (
 from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
-    "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "PAGE_SIZE",
+    "ANSWER_TYPES", "CANCEL", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "PAGE_SIZE",
     "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
-    "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
-    "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
+    "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Tap", "Toast",
+    "add_handlers", "ask", "backup_sqlite", "call_api", "callback", "chat_of", "check_line",
     "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
     "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
     "html_to_plain", "insert_for", "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of",
