@@ -329,6 +329,7 @@ def test_every_button_in_the_code_leads_to_a_handler_with_its_arguments(shop):
     assert len(declared) > 50  # the scan sees the code
     taps = shop.bot.shop.taps
     for name, tap in declared.items():
+        assert tap.action in taps, f"{name}: no handler takes it"
         assert taps[tap.action].tap is tap, f"{name}: its handler is registered with another Tap"
         numbers = tuple(inspect.signature(taps[tap.action].handler).parameters)[3:]
         assert numbers == tap.names, f"{name}: the handler takes {numbers}"
