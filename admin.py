@@ -23,8 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from channels import ask_chat, check_price, read_chat, subscribers_summary
-from menus import admin_panel
+from channels import ADMIN_PRODUCT, ask_chat, check_price, read_chat, subscribers_summary
+from menus import ADD_PRODUCT, ADMIN, CATEGORIES, PRODUCTS, TOGGLE_SALE_ALERTS, admin_panel
 from models import (
     NAME_MAX,
     STOCKED,
@@ -40,6 +40,7 @@ from models import (
     stock_left,
 )
 from shopkit import (
+    CANCEL,
     PAGE_SIZE,
     SALE_ALERTS,
     SKIP,
@@ -49,10 +50,10 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     Toast,
     add_handlers,
     ask,
-    button,
     counted,
     currency_hint,
     dialog_data,
@@ -74,6 +75,24 @@ from storefront import announce_restock, product_card
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
+
+# The buttons of the catalog's screens, and the numbers each carries (stock.py answers the stock ones).
+ADD_PRODUCT_IN = Tap("add_product_in", "category_id")
+NEW_CATEGORY = Tap("new_category", "for_new_product")
+CHOOSE_KIND = Tap("choose_kind", "target_id", "kind", "for_new_product")
+SAVE_PRODUCT = Tap("save_product")
+ADMIN_CATEGORY = Tap("admin_category", "category_id", page=True)
+CATEGORY_UP = Tap("category_up", "category_id")
+CATEGORY_DOWN = Tap("category_down", "category_id")
+RENAME_CATEGORY = Tap("rename_category", "category_id")
+DELETE_CATEGORY = Tap("delete_category", "category_id")
+EDIT_PRODUCT = Tap("edit_product", "product_id", "field_index")
+EDIT_KIND = Tap("edit_kind", "product_id")
+TOGGLE_PRODUCT = Tap("toggle_product", "product_id")
+DELETE_PRODUCT = Tap("delete_product", "product_id")
+CONFIRM_DELETE_PRODUCT = Tap("confirm_delete_product", "product_id")
+UPLOAD_STOCK = Tap("upload_stock", "product_id")
+CLEAR_STOCK = Tap("clear_stock", "product_id")
 
 # ---------------------------------------------------------------------------
 # Reading the seller's answers
@@ -185,14 +204,14 @@ def on_admin(shop: Shop, message: types.Message, session: Session) -> Screen:
     return admin_panel(session, language_of(message.from_user), message.from_user.id)
 
 
-@handlers.tap("admin")
+@handlers.tap(ADMIN)
 def tap_admin(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """⬅️ Back to the panel (leaving any dialog)."""
     end_dialog(session, call)
     return admin_panel(session, language_of(call.from_user), call.from_user.id)
 
 
-@handlers.tap("sale_alerts")
+@handlers.tap(TOGGLE_SALE_ALERTS)
 def tap_sale_alerts(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """🔔 Sale alerts: on or off, for this admin only."""
     key = f"{SALE_ALERTS}:{call.from_user.id}"
@@ -216,14 +235,14 @@ def categories_in_order(session: Session) -> list[tuple[int, str]]:
                            .order_by(Category.position, Category.id).limit(90)).all()
 
 
-@handlers.tap("add_product")
+@handlers.tap(ADD_PRODUCT)
 def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """➕ Add product: first, its category."""
     lang = language_of(call.from_user)
-    rows = [[button(name, "add_product_in", cid)] for cid, name in categories_in_order(session)]
+    rows = [[ADD_PRODUCT_IN.button(name, category_id=cid)] for cid, name in categories_in_order(session)]
     return Screen(text(lang, "admin_choose_category"), keyboard(
-        *rows, [button(label(lang, "btn_new_category"), "new_category", 1)],
-        [button(label(lang, "btn_back"), "admin")]))
+        *rows, [NEW_CATEGORY.button(label(lang, "btn_new_category"), for_new_product=1)],
+        [ADMIN.button(label(lang, "btn_back"))]))
 
 
 KINDS = (UNLIMITED, STOCKED, SUBSCRIPTION)  # a kind travels in callback data as its index here
@@ -234,13 +253,13 @@ FILE_KINDS = {"photo": "file_photo", "document": "file_document"}  # a descripti
 def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
     """What does each buyer receive? ♾ the same content, 🔑 a unique item, or 📅 (new products) a subscription."""
     kinds = KINDS if for_new_product else KINDS[:2]
-    rows = [[button(label(lang, KIND_BUTTONS[kind]), "choose_kind", target_id, index, int(for_new_product))]
-            for index, kind in enumerate(kinds)]
+    rows = [[CHOOSE_KIND.button(label(lang, KIND_BUTTONS[kind]), target_id=target_id, kind=index,
+                                for_new_product=int(for_new_product))] for index, kind in enumerate(kinds)]
     question = text(lang, "admin_choose_kind") + (text(lang, "admin_kind_subscription") if for_new_product else "")
-    return Screen(question, keyboard(*rows, [button(label(lang, "btn_cancel"), "cancel")]))
+    return Screen(question, keyboard(*rows, [CANCEL.button(label(lang, "btn_cancel"))]))
 
 
-@handlers.tap("add_product_in")
+@handlers.tap(ADD_PRODUCT_IN)
 def tap_add_product_in(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
     """A category picked for the new product: next, its kind."""
     if session.get(Category, category_id) is None:
@@ -274,7 +293,7 @@ def change_kind(shop: Shop, call: types.CallbackQuery, session: Session, product
     return product_or_list(shop, session, language_of(call.from_user), product_id)
 
 
-@handlers.tap("choose_kind")
+@handlers.tap(CHOOSE_KIND)
 def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, target_id: int, kind: int,
                     for_new_product: int) -> Screen:
     """A kind picked: for a new product (``target_id`` is its category), or for an existing one."""
@@ -299,8 +318,8 @@ def answer_product_field(shop: Shop, message: types.Message, session: Session, d
     lang = language_of(message.from_user)
     preview = Product(**product)
     return Screen(text(lang, "admin_preview") + "\n\n" + product_card(shop, lang, preview),
-                  keyboard([button(label(lang, "btn_save"), "save_product"),
-                            button(label(lang, "btn_cancel"), "cancel")]),
+                  keyboard([SAVE_PRODUCT.button(label(lang, "btn_save")),
+                            CANCEL.button(label(lang, "btn_cancel"))]),
                   preview.description_file_id, preview.description_file_type)
 
 
@@ -310,7 +329,7 @@ def answer_preview(shop: Shop, message: types.Message, session: Session, dialog:
     raise InputError("err_use_buttons")
 
 
-@handlers.tap("save_product")
+@handlers.tap(SAVE_PRODUCT)
 def tap_save_product(shop: Shop, call: types.CallbackQuery, session: Session):
     """✅ Save under the preview: the product goes on sale."""
     lang = language_of(call.from_user)
@@ -355,21 +374,23 @@ def categories_screen(session: Session, lang: str, page: int) -> Screen:
         .outerjoin(Product, Product.category_id == Category.id)
         .group_by(Category.id, Category.name, Category.position)
         .order_by(Category.position, Category.id).limit(ADMIN_CATEGORY_PAGE).offset(page * ADMIN_CATEGORY_PAGE))
-    rows = [[button(f"{name} ({count})", "admin_category", cid, 0), button("⬆️", "category_up", cid),
-             button("⬇️", "category_down", cid), button("✏️", "rename_category", cid),
-             button("🗑", "delete_category", cid)] for cid, name, count in categories]
+    rows = [[ADMIN_CATEGORY.button(f"{name} ({count})", category_id=cid, page=0),
+             CATEGORY_UP.button("⬆️", category_id=cid), CATEGORY_DOWN.button("⬇️", category_id=cid),
+             RENAME_CATEGORY.button("✏️", category_id=cid), DELETE_CATEGORY.button("🗑", category_id=cid)]
+            for cid, name, count in categories]
     return Screen(text(lang, "admin_categories"), keyboard(
-        *rows, pager_row(lang, "categories", (), page, page_count(total, ADMIN_CATEGORY_PAGE)),
-        [button(label(lang, "btn_new_category"), "new_category", 0)], [button(label(lang, "btn_back"), "admin")]))
+        *rows, pager_row(lang, CATEGORIES, page, page_count(total, ADMIN_CATEGORY_PAGE)),
+        [NEW_CATEGORY.button(label(lang, "btn_new_category"), for_new_product=0)],
+        [ADMIN.button(label(lang, "btn_back"))]))
 
 
-@handlers.tap("categories")
+@handlers.tap(CATEGORIES)
 def tap_categories(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
     """🗂 Categories."""
     return categories_screen(session, language_of(call.from_user), page)
 
 
-@handlers.tap("new_category")
+@handlers.tap(NEW_CATEGORY)
 def tap_new_category(shop: Shop, call: types.CallbackQuery, session: Session, for_new_product: int) -> Screen:
     """➕ New category: from the Categories screen (0), or on the way to adding a product (1)."""
     return ask(session, call, "new_category", "admin_ask_category_name", for_new_product=bool(for_new_product))
@@ -401,7 +422,7 @@ def answer_new_category(shop: Shop, message: types.Message, session: Session, di
     return categories_screen(session, language_of(message.from_user), 0)
 
 
-@handlers.tap("rename_category")
+@handlers.tap(RENAME_CATEGORY)
 def tap_rename_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
     """✏️ on a category: ask for its new name."""
     if session.get(Category, category_id) is None:
@@ -423,7 +444,7 @@ def answer_rename_category(shop: Shop, message: types.Message, session: Session,
     return categories_screen(session, language_of(message.from_user), 0)
 
 
-@handlers.tap("category_up")
+@handlers.tap(CATEGORY_UP)
 def tap_category_up(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
     """⬆️ a category one place up (or why it did not move)."""
     lang = language_of(call.from_user)
@@ -431,7 +452,7 @@ def tap_category_up(shop: Shop, call: types.CallbackQuery, session: Session, cat
     return with_toast(categories_screen(session, lang, 0), None if moved else text(lang, "admin_category_first"))
 
 
-@handlers.tap("category_down")
+@handlers.tap(CATEGORY_DOWN)
 def tap_category_down(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
     """⬇️ a category one place down (or why it did not move)."""
     lang = language_of(call.from_user)
@@ -439,7 +460,7 @@ def tap_category_down(shop: Shop, call: types.CallbackQuery, session: Session, c
     return with_toast(categories_screen(session, lang, 0), None if moved else text(lang, "admin_category_last"))
 
 
-@handlers.tap("delete_category")
+@handlers.tap(DELETE_CATEGORY)
 def tap_delete_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
     """🗑 a category: only an empty one."""
     lang = language_of(call.from_user)
@@ -459,17 +480,17 @@ def tap_delete_category(shop: Shop, call: types.CallbackQuery, session: Session,
 
 def products_screen(session: Session, lang: str) -> Screen:
     """📦 Products: first, a category."""
-    rows = [[button(name, "admin_category", cid, 0)] for cid, name in categories_in_order(session)]
-    return Screen(text(lang, "admin_products"), keyboard(*rows, [button(label(lang, "btn_back"), "admin")]))
+    rows = [[ADMIN_CATEGORY.button(name, category_id=cid, page=0)] for cid, name in categories_in_order(session)]
+    return Screen(text(lang, "admin_products"), keyboard(*rows, [ADMIN.button(label(lang, "btn_back"))]))
 
 
-@handlers.tap("products")
+@handlers.tap(PRODUCTS)
 def tap_products(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """📦 Products."""
     return products_screen(session, language_of(call.from_user))
 
 
-@handlers.tap("admin_category")
+@handlers.tap(ADMIN_CATEGORY)
 def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int,
                        page: int) -> Screen:
     """A category's products, hidden ones too (🙈)."""
@@ -479,12 +500,12 @@ def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, 
         return products_screen(session, lang)
     pages = page_count(category.total)
     products = products_page(session, category_id, min(page, pages - 1), PAGE_SIZE, active_only=False)
-    rows = [[button(("" if p.is_active else "🙈 ") + f"{p.name} — {format_price(p.price, shop.config.currency)}",
-                    "admin_product", p.id)] for p in products]
+    rows = [[ADMIN_PRODUCT.button(("" if p.is_active else "🙈 ") + f"{p.name} — "
+                                  + format_price(p.price, shop.config.currency), product_id=p.id)] for p in products]
     count = counted(lang, "n_products", category.total)
     return Screen(text(lang, "admin_category", name=category.name, products=count), keyboard(
-        *rows, pager_row(lang, "admin_category", (category_id,), page, pages),
-        [button(label(lang, "btn_back"), "products")]))
+        *rows, pager_row(lang, ADMIN_CATEGORY, page, pages, category_id=category_id),
+        [PRODUCTS.button(label(lang, "btn_back"))]))
 
 
 def file_kind(lang: str, file_type: str | None) -> str:
@@ -499,9 +520,9 @@ def kind_details(session: Session, lang: str, product: Product) -> tuple[str, li
     left = stock_left(session, product)
     if left is None:
         return label(lang, "admin_unlimited"), []
-    buttons = [button(label(lang, "btn_upload_stock"), "upload_stock", product.id)]
+    buttons = [UPLOAD_STOCK.button(label(lang, "btn_upload_stock"), product_id=product.id)]
     if left:
-        buttons.append(button(label(lang, "btn_clear_stock"), "clear_stock", product.id))
+        buttons.append(CLEAR_STOCK.button(label(lang, "btn_clear_stock"), product_id=product.id))
     return counted(lang, "n_unsold_items", left), buttons
 
 
@@ -517,15 +538,16 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
                 description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
                 hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
                 sales=sold, revenue=format_price(revenue, shop.config.currency))
-    edit_buttons = [button(label(lang, f.button), "edit_product", product.id, i)
+    edit_buttons = [EDIT_PRODUCT.button(label(lang, f.button), product_id=product.id, field_index=i)
                     for i, f in enumerate(PRODUCT_FIELDS)]
     if product.kind != SUBSCRIPTION:  # a subscription stays one (change_kind)
-        edit_buttons.append(button(label(lang, "btn_edit_kind"), "edit_kind", product.id))
+        edit_buttons.append(EDIT_KIND.button(label(lang, "btn_edit_kind"), product_id=product.id))
     toggle = label(lang, "btn_hide" if product.is_active else "btn_show")
     return Screen(body, keyboard(
         edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:], kind_buttons,
-        [button(toggle, "toggle_product", product.id), button(label(lang, "btn_delete"), "delete_product", product.id)],
-        [button(label(lang, "btn_back"), "admin_category", product.category_id, 0)]))
+        [TOGGLE_PRODUCT.button(toggle, product_id=product.id),
+         DELETE_PRODUCT.button(label(lang, "btn_delete"), product_id=product.id)],
+        [ADMIN_CATEGORY.button(label(lang, "btn_back"), category_id=product.category_id, page=0)]))
 
 
 def product_or_list(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
@@ -535,13 +557,13 @@ def product_or_list(shop: Shop, session: Session, lang: str, product_id: int) ->
     return admin_product_screen(shop, session, lang, product_id)
 
 
-@handlers.tap("admin_product")
+@handlers.tap(ADMIN_PRODUCT)
 def tap_admin_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """A product, as the seller sees it."""
     return product_or_list(shop, session, language_of(call.from_user), product_id)
 
 
-@handlers.tap("edit_product")
+@handlers.tap(EDIT_PRODUCT)
 def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int,
                      field_index: int) -> Screen:
     """✏️ a field of a product: ask for its new value."""
@@ -568,7 +590,7 @@ def answer_edit_product(shop: Shop, message: types.Message, session: Session, di
     return admin_product_screen(shop, session, lang, product.id)
 
 
-@handlers.tap("edit_kind")
+@handlers.tap(EDIT_KIND)
 def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """✏️ Kind: unlimited or unique items."""
     if session.get(Product, product_id) is None:
@@ -576,7 +598,7 @@ def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, produ
     return kind_screen(language_of(call.from_user), product_id, for_new_product=False)
 
 
-@handlers.tap("toggle_product")
+@handlers.tap(TOGGLE_PRODUCT)
 def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
     """🙈 Hide / 👁 Show a product; shown again, it tells whoever waits for it (if it is in stock)."""
     product = session.get(Product, product_id)
@@ -589,7 +611,7 @@ def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, 
     return screen
 
 
-@handlers.tap("delete_product")
+@handlers.tap(DELETE_PRODUCT)
 def tap_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """🗑 Delete: asks first; a product somebody bought is hidden instead, so buyers keep their access."""
     lang = language_of(call.from_user)
@@ -601,11 +623,11 @@ def tap_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, 
         session.commit()
         return with_toast(admin_product_screen(shop, session, lang, product_id), text(lang, "admin_hidden_not_deleted"))
     return Screen(text(lang, "admin_confirm_delete", name=product.name), keyboard(
-        [button(label(lang, "btn_delete"), "confirm_delete_product", product_id),
-         button(label(lang, "btn_back"), "admin_product", product_id)]))
+        [CONFIRM_DELETE_PRODUCT.button(label(lang, "btn_delete"), product_id=product_id),
+         ADMIN_PRODUCT.button(label(lang, "btn_back"), product_id=product_id)]))
 
 
-@handlers.tap("confirm_delete_product")
+@handlers.tap(CONFIRM_DELETE_PRODUCT)
 def tap_confirm_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """🗑 Delete, confirmed."""
     product = session.get(Product, product_id)

@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
+from menus import ADMIN, BACKUP
 from models import User
 from shopkit import (
     CALL_FAILED,
@@ -39,9 +40,9 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     add_handlers,
     backup_sqlite,
-    button,
     call_api,
     chat_of,
     keyboard,
@@ -57,6 +58,9 @@ from shopkit import (
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
+
+# The button that turns daily copies on and off.
+DAILY_BACKUP = Tap("daily_backup")
 
 KEEP = 7  # copies kept in backups/
 DAY = 24 * 60 * 60
@@ -120,16 +124,16 @@ def backup_screen(session: Session, lang: str, admin_id: int, database_path: str
     daily = per_admin(session, DAILY, [admin_id]).get(admin_id) == "on"
     folder = Path(database_path).resolve().parent / "backups"
     return Screen(text(lang, "admin_backup", folder=str(folder), keep=KEEP), keyboard(
-        [button(label(lang, "btn_daily_on" if daily else "btn_daily_off"), "daily_backup")],
-        [button(label(lang, "btn_back"), "admin")]))
+        [DAILY_BACKUP.button(label(lang, "btn_daily_on" if daily else "btn_daily_off"))],
+        [ADMIN.button(label(lang, "btn_back"))]))
 
 
 def server_screen(lang: str) -> Screen:
     """A database server is backed up with its own tools; say which, and make nothing."""
-    return Screen(text(lang, "admin_backup_server"), keyboard([button(label(lang, "btn_back"), "admin")]))
+    return Screen(text(lang, "admin_backup_server"), keyboard([ADMIN.button(label(lang, "btn_back"))]))
 
 
-@handlers.tap("backup")
+@handlers.tap(BACKUP)
 def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session):
     """💾 Backup: a copy of the shop now, and the Daily to me switch."""
     lang, path = language_of(call.from_user), sqlite_file(shop.config.database_url)
@@ -138,7 +142,7 @@ def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session):
     return backup_screen(session, lang, call.from_user.id, path), After(send_fresh_copy, chat_of(call), path, lang)
 
 
-@handlers.tap("daily_backup")
+@handlers.tap(DAILY_BACKUP)
 def tap_daily_backup(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """🔁 Daily to me: on or off, for this admin only."""
     lang, path = language_of(call.from_user), sqlite_file(shop.config.database_url)

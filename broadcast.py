@@ -26,18 +26,20 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
+from menus import ADMIN, BROADCAST
 from models import Broadcast, User
 from shopkit import (
+    CANCEL,
     MASS_SEND_INTERVAL,
     After,
     Handlers,
     InputError,
     Screen,
     Shop,
+    Tap,
     Toast,
     add_handlers,
     ask,
-    button,
     call_api,
     counted,
     dialog_data,
@@ -54,6 +56,9 @@ from shopkit import (
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
 
+# The button that sends the broadcast.
+SEND_BROADCAST = Tap("send_broadcast")
+
 PROGRESS_EVERY = 3.0  # seconds between edits of the progress message
 TRIES = 3  # attempts per customer when the error may pass (the network, Telegram unwell)
 BATCH = 100  # recipients read from the database at a time
@@ -69,7 +74,7 @@ def audience(shop: Shop):
 # Asking, and the preview
 # ---------------------------------------------------------------------------
 
-@handlers.tap("broadcast")
+@handlers.tap(BROADCAST)
 def tap_broadcast(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """📣 Broadcast: ask for the message."""
     return ask(session, call, "broadcast_message", "admin_ask_broadcast")
@@ -81,7 +86,7 @@ def show_preview(shop: Shop, message: types.Message, audience: int) -> None:
     lang = language_of(message.from_user)
     send(shop, message.chat.id, text(lang, "admin_confirm_broadcast",
                                      customers=counted(lang, "n_customers", audience)), keyboard(
-        [button(label(lang, "btn_send"), "send_broadcast"), button(label(lang, "btn_cancel"), "cancel")]))
+        [SEND_BROADCAST.button(label(lang, "btn_send")), CANCEL.button(label(lang, "btn_cancel"))]))
 
 
 @handlers.answer("broadcast_message")
@@ -118,7 +123,7 @@ def new_broadcast(shop: Shop, session: Session, call: types.CallbackQuery, messa
     return broadcast
 
 
-@handlers.tap("send_broadcast")
+@handlers.tap(SEND_BROADCAST)
 def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
     """✅ Send under the preview."""
     lang = language_of(call.from_user)
@@ -131,7 +136,7 @@ def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
     end_dialog(session, call)
     logger.info("Admin %s started broadcast %s to %s customers", call.from_user.id, broadcast.id, broadcast.total)
     return (Screen(text(lang, "admin_broadcast_started", customers=counted(lang, "n_customers", broadcast.total)),
-                   keyboard([button(label(lang, "btn_back"), "admin")])),
+                   keyboard([ADMIN.button(label(lang, "btn_back"))])),
             After(start_broadcast, broadcast.id))
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
+from menus import ADMIN
 from models import Product, Purchase, Subscription, User
 from shopkit import (
     PAGE_SIZE,
@@ -32,10 +33,10 @@ from shopkit import (
     InputError,
     Screen,
     Shop,
+    Tap,
     Toast,
     add_handlers,
     ask,
-    button,
     counted,
     describe_user,
     end_dialog,
@@ -52,6 +53,10 @@ from subscriptions import bot_id, live, status_of
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
+
+# The buttons of this chapter's screens, and the numbers each carries (admin.py answers ADMIN_PRODUCT).
+SUBSCRIBERS = Tap("subscribers", "product_id", page=True)
+ADMIN_PRODUCT = Tap("admin_product", "product_id")
 
 MAX_STARS_A_MONTH = 10_000  # the most Telegram lets a subscription cost
 LISTED = 10  # subscribers shown on a product's admin screen; 👥 All subscribers pages through the rest
@@ -105,7 +110,7 @@ def ask_chat(shop: Shop, session: Session, call: types.CallbackQuery, category_i
     lang = language_of(call.from_user)
     if shop.config.currency != STARS:
         return Screen(text(lang, "admin_subscription_needs_stars"),
-                      keyboard([button(label(lang, "btn_back"), "admin")]))
+                      keyboard([ADMIN.button(label(lang, "btn_back"))]))
     end_dialog(session, call)
     return ask(session, call, "subscription_chat", "admin_ask_subscription_chat", category_id=category_id)
 
@@ -145,10 +150,10 @@ def subscribers_summary(session: Session, lang: str, product: Product) -> tuple[
     if total <= LISTED:
         return "\n".join(lines), []
     lines.append(label(lang, "admin_subscribers_more", count=total - LISTED))
-    return "\n".join(lines), [button(label(lang, "btn_all_subscribers"), "subscribers", product.id, 0)]
+    return "\n".join(lines), [SUBSCRIBERS.button(label(lang, "btn_all_subscribers"), product_id=product.id, page=0)]
 
 
-@handlers.tap("subscribers")
+@handlers.tap(SUBSCRIBERS)
 def tap_subscribers(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, page: int):
     """👥 All subscribers of a 📅 product, with their dates, a page at a time."""
     lang = language_of(call.from_user)
@@ -160,8 +165,8 @@ def tap_subscribers(shop: Shop, call: types.CallbackQuery, session: Session, pro
     lines = subscriber_lines(session, lang, product_id, min(page, pages - 1), per_page)
     return Screen("\n".join([text(lang, "admin_all_subscribers", name=product.name, chat=product.chat_title),
                              *[html.escape(line, quote=False) for line in lines]]), keyboard(
-        pager_row(lang, "subscribers", (product_id,), page, pages),
-        [button(label(lang, "btn_back"), "admin_product", product_id)]))
+        pager_row(lang, SUBSCRIBERS, page, pages, product_id=product_id),
+        [ADMIN_PRODUCT.button(label(lang, "btn_back"), product_id=product_id)]))
 
 
 def sales_figures(session: Session, lang: str) -> str | None:

@@ -53,9 +53,9 @@ from shopkit import (
     Handlers,
     Screen,
     Shop,
+    Tap,
     Toast,
     add_handlers,
-    button,
     call_api,
     chat_of,
     describe_user,
@@ -75,10 +75,13 @@ from shopkit import (
     utcnow,
     with_toast,
 )
-from storefront import product_or_catalog
+from storefront import BUY, product_or_catalog
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
+
+# The button under a sale's notice (sales.py answers it), and the number it carries.
+ADMIN_PURCHASE = Tap("admin_purchase", "purchase_id")
 
 LOW_STOCK_ALERT = 3  # admins hear when a stocked product is down to this many items
 
@@ -87,9 +90,12 @@ LOW_STOCK_ALERT = 3  # admins hear when a stocked product is down to this many i
 # ---------------------------------------------------------------------------
 
 # It names the product and the buyer, so that pre-checkout can refuse someone
-# else's invoice; the second form adds the promo code and the gift mark. Its
-# version is separate from the buttons' (screens.py): invoices already sent
-# must still be paid after an upgrade, so both forms are read. At most 128 bytes.
+# else's invoice; the second form adds the promo code and the gift mark. At
+# most 128 bytes. It does not share the buttons' format (screens.py, Tap), on
+# purpose: a button's version may change to turn old buttons away politely,
+# but a payment can never be turned away, and a Stars subscription's renewals
+# carry the payload of its first invoice for as long as it lasts. So these two
+# forms are read for ever, and a new one would be a third, not a replacement.
 PAYLOAD_VERSION = "shop1"
 PAYLOAD_VERSION_2 = "shop2"  # with a promo code or as a gift
 
@@ -126,7 +132,8 @@ def sale_notice(purchase: Purchase) -> After:
     return After(notify_admins, "admin_new_sale",
                  product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
                  who=describe_user(purchase.user), type=lambda lang: label(lang, PAYMENT_TYPES[purchase.payment_type]),
-                 markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]), setting=SALE_ALERTS)
+                 markup=keyboard([ADMIN_PURCHASE.button(f"🧾 #{purchase.id}", purchase_id=purchase.id)]),
+                 setting=SALE_ALERTS)
 
 
 def stock_alert(session: Session, product: Product) -> After | None:
@@ -197,7 +204,7 @@ def give_product(session: Session, user: User, product: Product, payment_type: s
     return purchase
 
 
-@handlers.tap("buy")
+@handlers.tap(BUY)
 def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
     """Buy: an invoice for a paid product; a free one is handed over at once."""
     lang = language_of(call.from_user)
@@ -399,7 +406,7 @@ def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason:
                   who=describe_user(message.from_user), id=message.from_user.id,
                   amount=format_price(payment.total_amount, payment.currency),
                   provider=payment.provider_payment_charge_id or "—",
-                  markup=keyboard([button(f"🧾 #{purchase_id}", "admin_purchase", purchase_id)]))
+                  markup=keyboard([ADMIN_PURCHASE.button(f"🧾 #{purchase_id}", purchase_id=purchase_id)]))
 
 
 def refund_unmatched(shop: Shop, message: types.Message, lang: str) -> None:
@@ -433,7 +440,7 @@ def purchase_notice(key: str, purchase: Purchase, **values) -> After:
     return After(notify_admins, key, purchase=purchase.id, product=purchase.product.name,
                  who=describe_user(purchase.user), id=purchase.user.telegram_id,
                  amount=format_price(purchase.price, purchase.currency), **values,
-                 markup=keyboard([button(f"🧾 #{purchase.id}", "admin_purchase", purchase.id)]))
+                 markup=keyboard([ADMIN_PURCHASE.button(f"🧾 #{purchase.id}", purchase_id=purchase.id)]))
 
 
 def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase, payload: Payload,

@@ -51,7 +51,7 @@ from shopkit import (
     utcnow,
     with_toast,
 )
-from storefront import product_or_catalog
+from storefront import BUY_GIFT, product_or_catalog
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -61,7 +61,7 @@ handlers = Handlers()
 # Buying a gift
 # ---------------------------------------------------------------------------
 
-@handlers.tap("buy_gift")
+@handlers.tap(BUY_GIFT)
 def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
     """🎁 Buy as a gift: an invoice marked as a gift (at once and free, when a promo code takes the whole price)."""
     lang = language_of(call.from_user)

@@ -52,8 +52,8 @@ from shopkit import (
     Handlers,
     Setting,
     Shop,
+    Tap,
     add_handlers,
-    button,
     counted,
     describe_user,
     format_price,
@@ -74,6 +74,10 @@ from shopkit import (
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()  # what Telegram tells the shop: its refunds
+# ↩️ Refund beside a payment the ledger found: a purchase's own refund (sales.py answers it), or the Stars of a
+# payment at its place in Telegram's ledger, when the shop could record nothing.
+REFUND = Tap("refund", "purchase_id")
+LEDGER_REFUND = Tap("ledger_refund", "index")
 seller = Handlers(admin=True)  # the admins' ↩️ Refund beside a payment the ledger found
 
 # Older purchases left undelivered are not sent out of the blue at start: they wait in My purchases.
@@ -158,8 +162,8 @@ class Unhonoured:
     def refund_button(self, lang: str, number: int):
         """↩️ Refund: the purchase's own refund (sales.py) when there is one; else Stars straight back."""
         if self.purchase_id:
-            return button(label(lang, "btn_refund_payment", number=number), "refund", self.purchase_id)
-        return button(label(lang, "btn_refund_payment", number=number), "ledger_refund", self.index)
+            return REFUND.button(label(lang, "btn_refund_payment", number=number), purchase_id=self.purchase_id)
+        return LEDGER_REFUND.button(label(lang, "btn_refund_payment", number=number), index=self.index)
 
 
 @dataclass
@@ -420,7 +424,7 @@ def tell_admins_unhonoured(shop: Shop, payments: list[Unhonoured]) -> None:
                                                  for number, payment in enumerate(shown, start=1)]))
 
 
-@seller.tap("ledger_refund")
+@seller.tap(LEDGER_REFUND)
 def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, index: int):
     """↩️ Refund, beside a payment whose product the shop no longer has: the Stars go back to the buyer."""
     return After(refund_from_ledger, call.from_user.id, index, language_of(call.from_user))

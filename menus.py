@@ -21,13 +21,14 @@ from telebot import TeleBot, types
 
 from models import mark_blocked, reachable_people, save_user
 from shopkit import (
+    CANCEL,
     SALE_ALERTS,
     Dialog,
     Handlers,
     Screen,
     Shop,
+    Tap,
     add_handlers,
-    button,
     end_dialog,
     follow_start_link,
     keyboard,
@@ -40,12 +41,29 @@ from texts import SHOP_NAME
 
 handlers = Handlers()
 
+# The buttons of the customer's menu and the seller's panel: each names what it runs, and the numbers
+# it carries (screens.py, Tap). The chapters that answer them import them from here.
+CATALOG = Tap("catalog")
+HELP = Tap("help")
+PURCHASES = Tap("purchases", page=True)
+ADMIN = Tap("admin")
+ADD_PRODUCT = Tap("add_product")
+CATEGORIES = Tap("categories", page=True)
+PRODUCTS = Tap("products")
+SALES = Tap("sales")
+RECENT_PURCHASES = Tap("recent_purchases", page=True)
+BROADCAST = Tap("broadcast")
+EXPORT_CSV = Tap("export_csv")
+BACKUP = Tap("backup")
+PROMOS = Tap("promos", page=True)
+TOGGLE_SALE_ALERTS = Tap("sale_alerts")
+
 
 def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
     """The customer's main menu: Catalog, My purchases, Help."""
     return keyboard(
-        [button(label(lang, "btn_catalog"), "catalog")],
-        [button(label(lang, "btn_purchases"), "purchases", 0), button(label(lang, "btn_help"), "help")],
+        [CATALOG.button(label(lang, "btn_catalog"))],
+        [PURCHASES.button(label(lang, "btn_purchases"), page=0), HELP.button(label(lang, "btn_help"))],
     )
 
 
@@ -72,12 +90,12 @@ def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
 def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
     """The seller's panel (/admin)."""
     return keyboard(
-        [button(label(lang, "btn_add_product"), "add_product"), button(label(lang, "btn_categories"), "categories", 0)],
-        [button(label(lang, "btn_products"), "products"), button(label(lang, "btn_sales"), "sales")],
-        [button(label(lang, "btn_recent"), "recent_purchases", 0), button(label(lang, "btn_broadcast"), "broadcast")],
-        [button(label(lang, "btn_export"), "export_csv"), button(label(lang, "btn_backup"), "backup")],
-        [button(label(lang, "btn_promos"), "promos", 0)],
-        [button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"), "sale_alerts")],
+        [ADD_PRODUCT.button(label(lang, "btn_add_product")), CATEGORIES.button(label(lang, "btn_categories"), page=0)],
+        [PRODUCTS.button(label(lang, "btn_products")), SALES.button(label(lang, "btn_sales"))],
+        [RECENT_PURCHASES.button(label(lang, "btn_recent"), page=0), BROADCAST.button(label(lang, "btn_broadcast"))],
+        [EXPORT_CSV.button(label(lang, "btn_export")), BACKUP.button(label(lang, "btn_backup"))],
+        [PROMOS.button(label(lang, "btn_promos"), page=0)],
+        [TOGGLE_SALE_ALERTS.button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"))],
     )
 
 
@@ -107,7 +125,7 @@ def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
     return screen
 
 
-@handlers.tap("cancel")
+@handlers.tap(CANCEL)
 def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """✖️ Cancel under a question: leave the dialog."""
     end_dialog(session, call)

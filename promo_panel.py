@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from admin import categories_in_order, message_text
+from menus import ADMIN, PROMOS
 from models import Category, Product, PromoCode, Purchase
 from promos import discount_label, normalized, promo_link, scope_name
 from sales import send_made_file
 from shopkit import (
+    CANCEL,
     PAGE_SIZE,
     SKIP,
     After,
@@ -40,9 +42,9 @@ from shopkit import (
     InputError,
     Screen,
     Shop,
+    Tap,
     add_handlers,
     ask,
-    button,
     chat_of,
     counted,
     currency_hint,
@@ -65,6 +67,18 @@ from shopkit import (
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
+
+# The buttons of the promo codes' screens, and the numbers each carries.
+PROMO = Tap("promo", "code_id")
+PROMO_BATCH = Tap("promo_batch", "batch")
+PROMO_FILE = Tap("promo_file", "batch")
+TOGGLE_PROMO = Tap("toggle_promo", "code_id")
+TOGGLE_BATCH = Tap("toggle_batch", "batch")
+NEW_PROMO = Tap("new_promo")
+GENERATE_PROMOS = Tap("generate_promos")
+PROMO_SCOPES = Tap("promo_scopes")
+PROMO_CATEGORY = Tap("promo_category", "category_id", page=True)
+PROMO_SCOPE = Tap("promo_scope", "scope", "target_id")
 
 MAX_GENERATED = 10_000  # codes per 🎟 Generate codes
 MAX_LIMIT = 1_000_000  # the largest total of uses a seller may set
@@ -96,14 +110,14 @@ def codes_screen(shop: Shop, session: Session, lang: str, page: int) -> Screen:
         .group_by(group).order_by(func.min(PromoCode.id).desc()).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     if not rows and page:
         return codes_screen(shop, session, lang, 0)
-    buttons = [[button(entry_label(lang, row, shop.config.currency), "promo_batch", row.batch)]
-               if row.batch is not None else [button(entry_label(lang, row, shop.config.currency), "promo", row.id)]
+    buttons = [[PROMO_BATCH.button(entry_label(lang, row, shop.config.currency), batch=row.batch)]
+               if row.batch is not None else [PROMO.button(entry_label(lang, row, shop.config.currency),
+                                                           code_id=row.id)]
                for row in rows]
     return Screen(text(lang, "admin_promos" if rows else "admin_no_promos"), keyboard(
-        *buttons, pager_row(lang, "promos", (), page, page_count(rows[0].total if rows else 0)),
-        [button(label(lang, "btn_new_promo"), "new_promo"), button(label(lang, "btn_generate_promos"),
-                                                                   "generate_promos")],
-        [button(label(lang, "btn_back"), "admin")]))
+        *buttons, pager_row(lang, PROMOS, page, page_count(rows[0].total if rows else 0)),
+        [NEW_PROMO.button(label(lang, "btn_new_promo")), GENERATE_PROMOS.button(label(lang, "btn_generate_promos"))],
+        [ADMIN.button(label(lang, "btn_back"))]))
 
 
 def sales_with(session: Session, *conditions) -> tuple[int, int, int]:
@@ -134,8 +148,8 @@ def code_screen(shop: Shop, session: Session, lang: str, code_id: int, link_base
                 revenue=format_price(revenue, shop.config.currency),
                 discounts=format_price(discounts, shop.config.currency), **terms(session, lang, code))
     toggle = label(lang, "btn_promo_off" if code.is_active else "btn_promo_on")
-    return Screen(body, keyboard([button(toggle, "toggle_promo", code_id)],
-                                 [button(label(lang, "btn_back"), "promos", 0)]))
+    return Screen(body, keyboard([TOGGLE_PROMO.button(toggle, code_id=code_id)],
+                                 [PROMOS.button(label(lang, "btn_back"), page=0)]))
 
 
 def batch_screen(shop: Shop, session: Session, lang: str, batch: int) -> Screen:
@@ -152,9 +166,9 @@ def batch_screen(shop: Shop, session: Session, lang: str, batch: int) -> Screen:
                 discounts=format_price(discounts, shop.config.currency),
                 **terms(session, lang, first) | {"status": label(lang, "promo_on" if active else "promo_off")})
     toggle = label(lang, "btn_promo_off" if active else "btn_promo_on")
-    return Screen(body, keyboard([button(label(lang, "btn_promo_file"), "promo_file", batch),
-                                  button(toggle, "toggle_batch", batch)],
-                                 [button(label(lang, "btn_back"), "promos", 0)]))
+    return Screen(body, keyboard([PROMO_FILE.button(label(lang, "btn_promo_file"), batch=batch),
+                                  TOGGLE_BATCH.button(toggle, batch=batch)],
+                                 [PROMOS.button(label(lang, "btn_back"), page=0)]))
 
 
 def codes_file(session: Session, chat_id: int, batch: int, link_base: str) -> After:
@@ -164,33 +178,33 @@ def codes_file(session: Session, chat_id: int, batch: int, link_base: str) -> Af
     return After(send_made_file, chat_id, f"promo-codes-{batch}.txt", lines.encode())
 
 
-@handlers.tap("promos")
+@handlers.tap(PROMOS)
 def tap_promos(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
     """🏷 Promo codes."""
     return codes_screen(shop, session, language_of(call.from_user), page)
 
 
-@handlers.tap("promo")
+@handlers.tap(PROMO)
 def tap_promo(shop: Shop, call: types.CallbackQuery, session: Session, code_id: int) -> Screen:
     """A code, as the seller sees it."""
     link_base = promo_link(shop, "")  # first: it may ask Telegram for the bot's name, never inside a transaction
     return code_screen(shop, session, language_of(call.from_user), code_id, link_base)
 
 
-@handlers.tap("promo_batch")
+@handlers.tap(PROMO_BATCH)
 def tap_promo_batch(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Screen:
     """A batch of generated codes."""
     return batch_screen(shop, session, language_of(call.from_user), batch)
 
 
-@handlers.tap("promo_file")
+@handlers.tap(PROMO_FILE)
 def tap_promo_file(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> After:
     """📄 The batch's codes again, as a .txt file."""
     link_base = promo_link(shop, "")  # first: see tap_promo
     return codes_file(session, chat_of(call), batch, link_base)
 
 
-@handlers.tap("toggle_promo")
+@handlers.tap(TOGGLE_PROMO)
 def tap_toggle_promo(shop: Shop, call: types.CallbackQuery, session: Session, code_id: int) -> Screen:
     """⛔ Turn off / ✅ Turn on a code: off, it is refused as expired (a payment already approved still counts)."""
     link_base = promo_link(shop, "")  # first: see tap_promo
@@ -202,7 +216,7 @@ def tap_toggle_promo(shop: Shop, call: types.CallbackQuery, session: Session, co
     return code_screen(shop, session, language_of(call.from_user), code_id, link_base)
 
 
-@handlers.tap("toggle_batch")
+@handlers.tap(TOGGLE_BATCH)
 def tap_toggle_batch(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Screen:
     """⛔ Turn off every code of a batch (or ✅ all on again)."""
     any_on = session.scalar(select(PromoCode.id).where(PromoCode.batch == batch, PromoCode.is_active).limit(1))
@@ -266,14 +280,14 @@ def read_expiry(message: types.Message) -> str | None:
     raise InputError("err_promo_date")
 
 
-@handlers.tap("new_promo")
+@handlers.tap(NEW_PROMO)
 def tap_new_promo(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """➕ New code: first, the code itself."""
     end_dialog(session, call)
     return ask(session, call, "promo_code_text", "admin_ask_promo_code")
 
 
-@handlers.tap("generate_promos")
+@handlers.tap(GENERATE_PROMOS)
 def tap_generate_promos(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """🎟 Generate codes: first, how many."""
     end_dialog(session, call)
@@ -300,10 +314,10 @@ def answer_promo_count(shop: Shop, message: types.Message, session: Session, dia
 
 def scope_screen(session: Session, lang: str) -> Screen:
     """What the code applies to: the whole shop, or a category (and then perhaps one of its products)."""
-    rows = [[button(name, "promo_category", cid, 0)] for cid, name in categories_in_order(session)]
+    rows = [[PROMO_CATEGORY.button(name, category_id=cid, page=0)] for cid, name in categories_in_order(session)]
     return Screen(text(lang, "admin_choose_promo_scope"), keyboard(
-        [button(label(lang, "btn_promo_shop"), "promo_scope", 0, 0)], *rows,
-        [button(label(lang, "btn_cancel"), "cancel")]))
+        [PROMO_SCOPE.button(label(lang, "btn_promo_shop"), scope=0, target_id=0)], *rows,
+        [CANCEL.button(label(lang, "btn_cancel"))]))
 
 
 @handlers.answer("promo_discount")
@@ -319,7 +333,7 @@ def answer_promo_scope(shop: Shop, message: types.Message, session: Session, dia
     raise InputError("err_promo_use_buttons")
 
 
-@handlers.tap("promo_scopes")
+@handlers.tap(PROMO_SCOPES)
 def tap_promo_scopes(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """⬅️ Back to the choice of what the code applies to."""
     return scope_screen(session, language_of(call.from_user))
@@ -333,14 +347,15 @@ def category_scope_screen(session: Session, lang: str, category: Category, page:
                            .order_by(Product.id).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     if not rows and page:
         return category_scope_screen(session, lang, category, 0)
-    products = [[button(row.name, "promo_scope", 2, row.id)] for row in rows]
+    products = [[PROMO_SCOPE.button(row.name, scope=2, target_id=row.id)] for row in rows]
     return Screen(text(lang, "admin_choose_promo_product", name=category.name), keyboard(
-        [button(label(lang, "btn_promo_category", name=category.name), "promo_scope", 1, category.id)], *products,
-        pager_row(lang, "promo_category", (category.id,), page, page_count(rows[0].total if rows else 0)),
-        [button(label(lang, "btn_back"), "promo_scopes")]))
+        [PROMO_SCOPE.button(label(lang, "btn_promo_category", name=category.name), scope=1, target_id=category.id)],
+        *products,
+        pager_row(lang, PROMO_CATEGORY, page, page_count(rows[0].total if rows else 0), category_id=category.id),
+        [PROMO_SCOPES.button(label(lang, "btn_back"))]))
 
 
-@handlers.tap("promo_category")
+@handlers.tap(PROMO_CATEGORY)
 def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int,
                        page: int) -> Screen:
     """A category picked: the whole category, or one of its products."""
@@ -351,7 +366,7 @@ def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, 
     return category_scope_screen(session, lang, category, page)
 
 
-@handlers.tap("promo_scope")
+@handlers.tap(PROMO_SCOPE)
 def tap_promo_scope(shop: Shop, call: types.CallbackQuery, session: Session, scope: int, target_id: int):
     """What the code applies to, chosen: next, a limit of uses (not for generated codes: one use each)."""
     lang = language_of(call.from_user)

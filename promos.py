@@ -52,8 +52,8 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     add_handlers,
-    button,
     format_price,
     insert_for,
     keyboard,
@@ -66,6 +66,10 @@ from shopkit import (
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
+
+# A product's card, which a promo link for one product opens (storefront.py answers it): the product,
+# and the page of its category that ⬅️ Back returns to (screens.py, Tap).
+PRODUCT = Tap("product", "product_id", page=True)
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case
 # A use held at pre-checkout waits this long for the payment: Telegram takes it seconds after our OK.
@@ -416,7 +420,7 @@ def open_promo_link(shop: Shop, message: types.Message, session: Session, argume
                     discount=discount_label(code), scope=scope_name(session, lang, code))
     markup = menu_keyboard(lang)
     if code.product_id is not None:  # one product: straight to it
-        markup = keyboard([button(label(lang, "btn_open_product"), "product", code.product_id, 0)],
+        markup = keyboard([PRODUCT.button(label(lang, "btn_open_product"), product_id=code.product_id, page=0)],
                           *[row for row in markup.keyboard])
     return Screen(greeting, markup)
 

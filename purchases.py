@@ -28,6 +28,7 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
 import subscriptions
+from menus import CATALOG, PURCHASES
 from models import SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
 from shopkit import (
     PAGE_SIZE,
@@ -37,7 +38,6 @@ from shopkit import (
     Shop,
     Toast,
     add_handlers,
-    button,
     chat_of,
     describe_user,
     keyboard,
@@ -54,7 +54,7 @@ from shopkit import (
     text,
     utcnow,
 )
-from storefront import announce_restock
+from storefront import MENU, OPEN_PURCHASE, announce_restock
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -188,15 +188,15 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
     # over the page's own rows would read all of a customer's purchases, every time.
     total = len(rows) if page == 0 and len(rows) < PAGE_SIZE else session.scalar(
         select(func.count(Purchase.id)).where(*theirs))
-    back = [button(label(lang, "btn_back"), "menu")]
+    back = [MENU.button(label(lang, "btn_back"))]
     subscribed = subscriptions.purchase_rows(session, lang, telegram_id) if page == 0 else []
     if not rows and not subscribed:
         if page > 0:
             return purchases_screen(session, lang, telegram_id, 0)
-        return Screen(text(lang, "purchases_empty"), keyboard([button(label(lang, "btn_catalog"), "catalog")], back))
-    buttons = [[button(purchase_label(lang, row), "open_purchase", row.id)] for row in rows]
+        return Screen(text(lang, "purchases_empty"), keyboard([CATALOG.button(label(lang, "btn_catalog"))], back))
+    buttons = [[OPEN_PURCHASE.button(purchase_label(lang, row), purchase_id=row.id)] for row in rows]
     return Screen(text(lang, "purchases"),
-                  keyboard(*subscribed, *buttons, pager_row(lang, "purchases", (), page, page_count(total)), back))
+                  keyboard(*subscribed, *buttons, pager_row(lang, PURCHASES, page, page_count(total)), back))
 
 
 @handlers.command("purchases")
@@ -205,13 +205,13 @@ def on_purchases_command(shop: Shop, message: types.Message, session: Session) -
     return purchases_screen(session, language_of(message.from_user), message.from_user.id, 0)
 
 
-@handlers.tap("purchases")
+@handlers.tap(PURCHASES)
 def tap_purchases(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
     """📦 My purchases."""
     return purchases_screen(session, language_of(call.from_user), call.from_user.id, page)
 
 
-@handlers.tap("open_purchase")
+@handlers.tap(OPEN_PURCHASE)
 def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int):
     """A purchase in My purchases: its content again, to its owner only."""
     lang = language_of(call.from_user)

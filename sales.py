@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from channels import sales_figures
-from checkout import give_product
+from checkout import ADMIN_PURCHASE, give_product
 from gifts import gift_line
+from ledger import REFUND
+from menus import ADMIN, EXPORT_CSV, RECENT_PURCHASES, SALES
 from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
 from promos import promo_line
 from purchases import PAYMENT_TYPES, deliver, refund_purchase
@@ -37,9 +39,9 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     Toast,
     add_handlers,
-    button,
     chat_of,
     counted,
     decimals,
@@ -60,6 +62,9 @@ from shopkit import (
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
+
+# The buttons of a purchase's screen, and the numbers each carries.
+CONFIRM_REFUND = Tap("confirm_refund", "purchase_id")
 
 # ---------------------------------------------------------------------------
 # 📊 Sales
@@ -303,11 +308,11 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
     return "\n".join(lines)
 
 
-@handlers.tap("sales")
+@handlers.tap(SALES)
 def tap_sales(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """📊 Sales."""
     lang = language_of(call.from_user)
-    return Screen(sales_report(shop, session, lang), keyboard([button(label(lang, "btn_back"), "admin")]))
+    return Screen(sales_report(shop, session, lang), keyboard([ADMIN.button(label(lang, "btn_back"))]))
 
 
 # ---------------------------------------------------------------------------
@@ -323,14 +328,14 @@ def recent_purchases_screen(session: Session, lang: str, page: int) -> Screen:
         .order_by(Purchase.id.desc()).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     if not rows and page:
         return recent_purchases_screen(session, lang, 0)
-    buttons = [[button(("↩️ " if r.refunded_at else "") + f"#{r.id} {r.name} — {format_price(r.price, r.currency)}",
-                       "admin_purchase", r.id)] for r in rows]
+    buttons = [[ADMIN_PURCHASE.button(("↩️ " if r.refunded_at else "") + f"#{r.id} {r.name} — "
+                                      + format_price(r.price, r.currency), purchase_id=r.id)] for r in rows]
     return Screen(text(lang, "admin_recent" if rows else "admin_no_purchases"), keyboard(
-        *buttons, pager_row(lang, "recent_purchases", (), page, page_count(rows[0].total if rows else 0)),
-        [button(label(lang, "btn_back"), "admin")]))
+        *buttons, pager_row(lang, RECENT_PURCHASES, page, page_count(rows[0].total if rows else 0)),
+        [ADMIN.button(label(lang, "btn_back"))]))
 
 
-@handlers.tap("recent_purchases")
+@handlers.tap(RECENT_PURCHASES)
 def tap_recent_purchases(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
     """🧾 Recent purchases."""
     return recent_purchases_screen(session, language_of(call.from_user), page)
@@ -351,17 +356,17 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
         body += "\n" + text(lang, "admin_refunded_at", date=f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC")
     elif purchase.refund_due:
         body += "\n" + text(lang, "admin_refund_due")
-    refund = [] if purchase.refunded_at else [button(label(lang, "btn_refund"), "refund", purchase.id)]
-    return Screen(body, keyboard(refund, [button(label(lang, "btn_back"), "recent_purchases", 0)]))
+    refund = [] if purchase.refunded_at else [REFUND.button(label(lang, "btn_refund"), purchase_id=purchase.id)]
+    return Screen(body, keyboard(refund, [RECENT_PURCHASES.button(label(lang, "btn_back"), page=0)]))
 
 
-@handlers.tap("admin_purchase")
+@handlers.tap(ADMIN_PURCHASE)
 def tap_admin_purchase(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int) -> Screen:
     """A purchase, as the seller sees it."""
     return purchase_screen(session, language_of(call.from_user), purchase_id)
 
 
-@handlers.tap("refund")
+@handlers.tap(REFUND)
 def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int) -> Screen:
     """↩️ Refund: asks first."""
     lang = language_of(call.from_user)
@@ -372,12 +377,12 @@ def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase
     question = text(lang, "admin_confirm_refund" if paid else "admin_confirm_revoke", id=purchase.id,
                     product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
                     buyer=describe_user(purchase.user))
-    return Screen(question, keyboard([button(label(lang, "btn_confirm_refund" if paid else "btn_confirm_revoke"),
-                                             "confirm_refund", purchase_id),
-                                      button(label(lang, "btn_back"), "admin_purchase", purchase_id)]))
+    confirm = label(lang, "btn_confirm_refund" if paid else "btn_confirm_revoke")
+    return Screen(question, keyboard([CONFIRM_REFUND.button(confirm, purchase_id=purchase_id),
+                                      ADMIN_PURCHASE.button(label(lang, "btn_back"), purchase_id=purchase_id)]))
 
 
-@handlers.tap("confirm_refund")
+@handlers.tap(CONFIRM_REFUND)
 def tap_confirm_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int) -> Screen:
     """↩️ Yes, refund: the money goes back, then the purchase shows as refunded."""
     lang = language_of(call.from_user)
@@ -480,7 +485,7 @@ def send_made_file(shop: Shop, chat_id: int, file_name: str, data: bytes) -> Non
     shop.bot.send_document(chat_id, io.BytesIO(data), visible_file_name=file_name)
 
 
-@handlers.tap("export_csv")
+@handlers.tap(EXPORT_CSV)
 def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session):
     """📄 Export CSV: every purchase, as a file."""
     data = purchases_csv(session).encode("utf-8-sig")  # -sig: Excel opens UTF-8 right

@@ -24,17 +24,19 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
-from admin import attached_file, product_or_list
+from admin import CLEAR_STOCK, UPLOAD_STOCK, attached_file, product_or_list
+from channels import ADMIN_PRODUCT
 from models import Product, StockItem, item_digest, unsold_items
 from shopkit import (
+    CANCEL,
     After,
     Handlers,
     InputError,
     Screen,
     Shop,
+    Tap,
     add_handlers,
     ask,
-    button,
     counted,
     dialog_data,
     end_dialog,
@@ -50,6 +52,10 @@ from storefront import announce_restock
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
+
+# The buttons of a stock upload, and the numbers each carries.
+STOCK_DONE = Tap("stock_done", "product_id")
+CONFIRM_CLEAR_STOCK = Tap("confirm_clear_stock", "product_id")
 
 MAX_DOWNLOAD = 20 * 1024 * 1024  # the Bot API lets bots download files of up to 20 MB
 ITEM_MAX = 4000  # characters in one item: with the delivery's heading it must fit one message
@@ -155,7 +161,7 @@ def add_stock_lines(session: Session, product_id: int, lines: Iterable[str]) -> 
 # 📥 Upload stock
 # ---------------------------------------------------------------------------
 
-@handlers.tap("upload_stock")
+@handlers.tap(UPLOAD_STOCK)
 def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """📥 Upload stock: ask for the items (a stocked product's only: change an unlimited one's kind first)."""
     product = session.get(Product, product_id)
@@ -193,7 +199,7 @@ def upload_screen(lang: str, product_id: int, added: int, skipped: int) -> Scree
     """The running count, with ✅ Done: Telegram splits a long paste into several messages."""
     return Screen(text(lang, "admin_stock_so_far", added=counted(lang, "n_items", added),
                        skipped=counted(lang, "n_duplicates", skipped)), keyboard(
-        [button(label(lang, "btn_done"), "stock_done", product_id), button(label(lang, "btn_cancel"), "cancel")]))
+        [STOCK_DONE.button(label(lang, "btn_done"), product_id=product_id), CANCEL.button(label(lang, "btn_cancel"))]))
 
 
 @handlers.answer("stock_upload")
@@ -211,7 +217,7 @@ def answer_stock_upload(shop: Shop, message: types.Message, session: Session, di
     return upload_screen(lang, product_id, added, skipped), After(announce_restock, product_id) if added else None
 
 
-@handlers.tap("stock_done")
+@handlers.tap(STOCK_DONE)
 def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """✅ Done: the upload is over; the product, with what was added."""
     lang = language_of(call.from_user)
@@ -227,7 +233,7 @@ def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, prod
 # 🧹 Remove unsold
 # ---------------------------------------------------------------------------
 
-@handlers.tap("clear_stock")
+@handlers.tap(CLEAR_STOCK)
 def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """🧹 Remove unsold: asks first."""
     lang = language_of(call.from_user)
@@ -235,11 +241,11 @@ def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, pro
     if not left:
         return product_or_list(shop, session, lang, product_id)
     return Screen(text(lang, "admin_confirm_clear_stock", items=counted(lang, "n_unsold_items", left)), keyboard(
-        [button(label(lang, "btn_clear_stock"), "confirm_clear_stock", product_id),
-         button(label(lang, "btn_back"), "admin_product", product_id)]))
+        [CONFIRM_CLEAR_STOCK.button(label(lang, "btn_clear_stock"), product_id=product_id),
+         ADMIN_PRODUCT.button(label(lang, "btn_back"), product_id=product_id)]))
 
 
-@handlers.tap("confirm_clear_stock")
+@handlers.tap(CONFIRM_CLEAR_STOCK)
 def tap_confirm_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """🧹 Remove unsold, confirmed: sold items stay with their buyers."""
     removed = session.execute(delete(StockItem).where(StockItem.product_id == product_id,

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
-from menus import menu_keyboard, menu_screen
+from menus import CATALOG, HELP, menu_keyboard, menu_screen
 from models import (
     SEARCH_INDEX,
     SUBSCRIPTION,
@@ -36,7 +36,7 @@ from models import (
     save_user,
     stock_left,
 )
-from promos import Offer, choose_code, discount_label, offer_and_owned
+from promos import PRODUCT, Offer, choose_code, discount_label, offer_and_owned
 from shopkit import (
     MASS_SEND_INTERVAL,
     PAGE_SIZE,
@@ -44,10 +44,10 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     Toast,
     add_handlers,
     ask,
-    button,
     end_dialog,
     format_price,
     has_visible_text,
@@ -67,6 +67,16 @@ from shopkit import (
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
+
+# The buttons of the shop window, and the numbers each carries (screens.py, Tap).
+MENU = Tap("menu")
+CATEGORY = Tap("category", "category_id", page=True)
+SEARCH_PAGE = Tap("search_page", page=True)
+NOTIFY_ME = Tap("notify_me", "product_id")
+PROMO_CODE = Tap("promo_code", "product_id")
+BUY_GIFT = Tap("buy_gift", "product_id")
+BUY = Tap("buy", "product_id")
+OPEN_PURCHASE = Tap("open_purchase", "purchase_id")
 
 # ---------------------------------------------------------------------------
 # The catalog's counts, kept a few seconds
@@ -146,9 +156,9 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
 
 def catalog_screen(shop: Shop, session: Session, lang: str) -> Screen:
     """🛍 Catalog: the categories that have something on sale, with their counts."""
-    rows = [[button(label(lang, "category_button", name=name, count=count), "category", cid, 0)]
+    rows = [[CATEGORY.button(label(lang, "category_button", name=name, count=count), category_id=cid, page=0)]
             for cid, name, count in shop.catalog.categories_on_sale(session)]
-    back = [button(label(lang, "btn_back"), "menu")]
+    back = [MENU.button(label(lang, "btn_back"))]
     if not rows:
         return Screen(text(lang, "catalog_empty"), keyboard(back))
     return Screen(text(lang, "catalog"), keyboard(*rows, back))
@@ -163,29 +173,29 @@ def category_screen(shop: Shop, session: Session, lang: str, category_id: int, p
     pages, toast = page_count(total), None
     if page >= pages:  # products were hidden since: show the last page there is
         page, toast = pages - 1, text(lang, "page_out_of_range")
-    rows = [[button(product_label(shop, lang, p), "product", p.id, page)]
+    rows = [[PRODUCT.button(product_label(shop, lang, p), product_id=p.id, page=page)]
             for p in products_page(session, category_id, page, PAGE_SIZE)]
     return Screen(text(lang, "category", name=name), keyboard(
-        *rows, pager_row(lang, "category", (category_id,), page, pages),
-        [button(label(lang, "btn_back"), "catalog")]), toast=toast)
+        *rows, pager_row(lang, CATEGORY, page, pages, category_id=category_id),
+        [CATALOG.button(label(lang, "btn_back"))]), toast=toast)
 
 
 def buy_button(shop: Shop, lang: str, product: Product, price: int) -> types.InlineKeyboardButton:
     """Buy for the price the customer pays (after their promo code); 📅 Subscribe; or 🎁 Get for free."""
     if product.kind == SUBSCRIPTION:
-        return button(label(lang, "btn_subscribe", price=format_price(price, shop.config.currency)), "buy",
-                      product.id)
+        return BUY.button(label(lang, "btn_subscribe", price=format_price(price, shop.config.currency)),
+                          product_id=product.id)
     if price == 0:
-        return button(label(lang, "btn_get_free"), "buy", product.id)
-    return button(label(lang, "btn_buy", price=format_price(price, shop.config.currency)), "buy", product.id)
+        return BUY.button(label(lang, "btn_get_free"), product_id=product.id)
+    return BUY.button(label(lang, "btn_buy", price=format_price(price, shop.config.currency)), product_id=product.id)
 
 
 def more_ways_to_buy(lang: str, product: Product) -> list:
     """🏷 Promo code and 🎁 Buy as a gift, for a paid product bought once (not a subscription: models.one_off)."""
     if not (product.price and product.one_off):
         return []
-    return [button(label(lang, "btn_promo_code"), "promo_code", product.id),
-            button(label(lang, "btn_buy_gift"), "buy_gift", product.id)]
+    return [PROMO_CODE.button(label(lang, "btn_promo_code"), product_id=product.id),
+            BUY_GIFT.button(label(lang, "btn_buy_gift"), product_id=product.id)]
 
 
 def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,
@@ -198,13 +208,13 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
     left = stock_left(session, product)
     rows = []
     if not (owned and product.sold_once_per_customer):
-        rows.append([button(label(lang, "btn_notify"), "notify_me", product.id)] if left == 0
+        rows.append([NOTIFY_ME.button(label(lang, "btn_notify"), product_id=product.id)] if left == 0
                     else [buy_button(shop, lang, product, offer.price)])
     if owned:
-        rows.append([button(label(lang, "btn_owned"), "open_purchase", owned)])
+        rows.append([OPEN_PURCHASE.button(label(lang, "btn_owned"), purchase_id=owned)])
     if left != 0:
         rows.append(more_ways_to_buy(lang, product))
-    rows.append([button(label(lang, "btn_back"), "category", product.category_id, page)])
+    rows.append([CATEGORY.button(label(lang, "btn_back"), category_id=product.category_id, page=page)])
     return Screen(product_card(shop, lang, product, left, offer), keyboard(*rows),
                   product.description_file_id, product.description_file_type)
 
@@ -313,11 +323,11 @@ def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int
     if not products and page:  # a page that no longer exists: the first one
         return search_screen(shop, session, lang, query, 0)
     shown = min(found, SEARCH_RESULTS)
-    rows = [[button(product_label(shop, lang, p), "product", p.id, 0)] for p in products]
+    rows = [[PRODUCT.button(product_label(shop, lang, p), product_id=p.id, page=0)] for p in products]
     key = "search_more" if found > SEARCH_RESULTS else "search_results" if found else "search_nothing"
     return Screen(text(lang, key, query=truncate(query, 100), count=shown), keyboard(
-        *rows, pager_row(lang, "search_page", (), page, page_count(shown)),
-        [button(label(lang, "btn_catalog"), "catalog"), button(label(lang, "btn_menu"), "menu")]))
+        *rows, pager_row(lang, SEARCH_PAGE, page, page_count(shown)),
+        [CATALOG.button(label(lang, "btn_catalog")), MENU.button(label(lang, "btn_menu"))]))
 
 
 # ---------------------------------------------------------------------------
@@ -383,38 +393,38 @@ def on_group_message(shop: Shop, message: types.Message, session: Session) -> Sc
 # Buttons
 # ---------------------------------------------------------------------------
 
-@handlers.tap("menu")
+@handlers.tap(MENU)
 def tap_menu(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """🏠 The main menu (an admin's panel stays one /admin away)."""
     return menu_screen(language_of(call.from_user))
 
 
-@handlers.tap("help")
+@handlers.tap(HELP)
 def tap_help(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """❓ Help."""
     lang = language_of(call.from_user)
-    return Screen(text(lang, "help"), keyboard([button(label(lang, "btn_back"), "menu")]))
+    return Screen(text(lang, "help"), keyboard([MENU.button(label(lang, "btn_back"))]))
 
 
-@handlers.tap("catalog")
+@handlers.tap(CATALOG)
 def tap_catalog(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
     """🛍 Catalog."""
     return catalog_screen(shop, session, language_of(call.from_user))
 
 
-@handlers.tap("category")
+@handlers.tap(CATEGORY)
 def tap_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int, page: int) -> Screen:
     """A category, one page of products at a time."""
     return category_screen(shop, session, language_of(call.from_user), category_id, page)
 
 
-@handlers.tap("product")
+@handlers.tap(PRODUCT)
 def tap_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, page: int) -> Screen:
     """A product's card; ``page`` is the category page to go back to."""
     return product_or_catalog(shop, session, language_of(call.from_user), call.from_user.id, product_id, page)
 
 
-@handlers.tap("search_page")
+@handlers.tap(SEARCH_PAGE)
 def tap_search_page(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
     """◀️ ▶️ under search results: the customer's latest search, another page."""
     query = session.get(Setting, f"{LAST_SEARCH}:{call.from_user.id}")
@@ -423,7 +433,7 @@ def tap_search_page(shop: Shop, call: types.CallbackQuery, session: Session, pag
     return search_screen(shop, session, language_of(call.from_user), query.value, page)
 
 
-@handlers.tap("notify_me")
+@handlers.tap(NOTIFY_ME)
 def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Toast:
     """🔔 Notify me: remember who waits for a sold-out product (notify_waitlist tells them when it is back)."""
     lang = language_of(call.from_user)
@@ -466,13 +476,13 @@ def notify_waitlist(shop: Shop, product_id: int) -> None:
         lang = language_for_code(language_code)
         with contextlib.suppress(ApiTelegramException):
             send(shop, telegram_id, text(lang, "back_in_stock", name=name),
-                 keyboard([button(label(lang, "btn_open_product"), "product", product_id, 0)]))
+                 keyboard([PRODUCT.button(label(lang, "btn_open_product"), product_id=product_id, page=0)]))
         told += 1
         shop.sleep(MASS_SEND_INTERVAL)
     logger.info("Told %s waiting customers that product %s is back", told, product_id)
 
 
-@handlers.tap("promo_code")
+@handlers.tap(PROMO_CODE)
 def tap_promo_code(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
     """🏷 Promo code under a card: ask for the code."""
     return ask(session, call, "promo_code", "promo_ask", product_id=product_id)

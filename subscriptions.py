@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
+from menus import PURCHASES
 from models import SUBSCRIPTION, Product, Purchase, Subscription, User
 from shopkit import (
     MASS_SEND_INTERVAL,
@@ -53,9 +54,9 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     Toast,
     add_handlers,
-    button,
     chat_of,
     format_price,
     keyboard,
@@ -72,9 +73,16 @@ from shopkit import (
     utcnow,
     with_toast,
 )
+from storefront import BUY
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
+
+# The buttons of a subscription's card, and the numbers each carries (screens.py, Tap).
+OPEN_SUBSCRIPTION = Tap("subscription", "subscription_id")
+SUBSCRIPTION_LINK = Tap("subscription_link", "subscription_id")
+CANCEL_SUBSCRIPTION = Tap("cancel_subscription", "subscription_id")
+RESUME_SUBSCRIPTION = Tap("resume_subscription", "subscription_id")
 
 PERIOD = 2_592_000  # seconds: 30 days, the one subscription period Telegram takes
 CHECK_EVERY = 60.0  # seconds between two expiry checks
@@ -311,7 +319,7 @@ def decline(shop: Shop, chat_id: int, chat_title: str, telegram_id: int, product
         shop.bot.decline_chat_join_request(chat_id, telegram_id)
     except ApiTelegramException as error:
         logger.info("Could not decline %s's request to join %s: %s", telegram_id, chat_id, error.description)
-    subscribe = [button(label(lang, "btn_subscribe_short"), "buy", product_id)] if product_id else []
+    subscribe = [BUY.button(label(lang, "btn_subscribe_short"), product_id=product_id)] if product_id else []
     send(shop, telegram_id, text(lang, "subscription_members_only", chat=chat_title), keyboard(subscribe))
 
 
@@ -445,7 +453,7 @@ def end_access(shop: Shop, found, note: str | None = "subscription_ended") -> st
     if outcome == "renewed":
         show_invite(shop, found.telegram_id, subscription, found.chat_title, lang)
     elif outcome == "ended" and note:
-        renew = [button(label(lang, "btn_renew"), "buy", subscription.product_id)]
+        renew = [BUY.button(label(lang, "btn_renew"), product_id=subscription.product_id)]
         send(shop, found.telegram_id, text(lang, "subscription_ended_still_in" if kept else note, name=found.name,
                                            chat=found.chat_title), keyboard(renew))
     return outcome
@@ -505,8 +513,8 @@ def purchase_rows(session: Session, lang: str, telegram_id: int) -> list[list]:
     rows = session.execute(select(Subscription, Product.name).join(User, Subscription.user_id == User.id)
                            .join(Product, Subscription.product_id == Product.id)
                            .where(User.telegram_id == telegram_id).order_by(Subscription.id)).all()
-    return [[button(f"📅 {truncate(name, 30)} · {status_of(lang, subscription, STATE_BUTTONS)}",
-                    "subscription", subscription.id)] for subscription, name in rows]
+    return [[OPEN_SUBSCRIPTION.button(f"📅 {truncate(name, 30)} · {status_of(lang, subscription, STATE_BUTTONS)}",
+                    subscription_id=subscription.id)] for subscription, name in rows]
 
 
 def subscription_screen(session: Session, lang: str, subscription: Subscription) -> Screen:
@@ -514,14 +522,15 @@ def subscription_screen(session: Session, lang: str, subscription: Subscription)
     product = session.get(Product, subscription.product_id)
     body = text(lang, "subscription", name=product.name, chat=product.chat_title,
                 status=status_of(lang, subscription), price=format_price(subscription.price, STARS))
-    back = [button(label(lang, "btn_back"), "purchases", 0)]
+    back = [PURCHASES.button(label(lang, "btn_back"), page=0)]
     if subscription.ended_at is not None:
-        return Screen(body, keyboard([button(label(lang, "btn_renew"), "buy", product.id)], back))
+        return Screen(body, keyboard([BUY.button(label(lang, "btn_renew"), product_id=product.id)], back))
     if subscription.cancelled_at:
-        switch = button(label(lang, "btn_resume_subscription"), "resume_subscription", subscription.id)
+        switch = RESUME_SUBSCRIPTION.button(label(lang, "btn_resume_subscription"), subscription_id=subscription.id)
     else:
-        switch = button(label(lang, "btn_cancel_subscription"), "cancel_subscription", subscription.id)
-    join = button(label(lang, "btn_join", chat=truncate(product.chat_title, 40)), "subscription_link", subscription.id)
+        switch = CANCEL_SUBSCRIPTION.button(label(lang, "btn_cancel_subscription"), subscription_id=subscription.id)
+    join = SUBSCRIPTION_LINK.button(label(lang, "btn_join", chat=truncate(product.chat_title, 40)),
+                                    subscription_id=subscription.id)
     return Screen(body, keyboard([join], [switch], back))
 
 
@@ -531,7 +540,7 @@ def own_subscription(session: Session, call: types.CallbackQuery, subscription_i
                                                                 User.telegram_id == call.from_user.id))
 
 
-@handlers.tap("subscription")
+@handlers.tap(OPEN_SUBSCRIPTION)
 def tap_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
     """A subscription in 📦 My purchases."""
     lang = language_of(call.from_user)
@@ -546,7 +555,7 @@ def send_join_link(shop: Shop, chat_id: int, subscription_id: int, lang: str) ->
     show_invite(shop, chat_id, found.Subscription, found.chat_title, lang)
 
 
-@handlers.tap("subscription_link")
+@handlers.tap(SUBSCRIPTION_LINK)
 def tap_subscription_link(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
     """🔗 Join: the subscriber's own join link again."""
     lang = language_of(call.from_user)
@@ -573,13 +582,13 @@ def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subs
     return with_toast(subscription_screen(session, lang, subscription), toast)
 
 
-@handlers.tap("cancel_subscription")
+@handlers.tap(CANCEL_SUBSCRIPTION)
 def tap_cancel_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
     """❌ Cancel: Telegram renews it no more; access lasts until the paid date."""
     return change_renewal(shop, session, call, subscription_id, cancel=True)
 
 
-@handlers.tap("resume_subscription")
+@handlers.tap(RESUME_SUBSCRIPTION)
 def tap_resume_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
     """♻️ Resume: Telegram may renew it again."""
     return change_renewal(shop, session, call, subscription_id, cancel=False)

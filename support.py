@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from menus import menu_keyboard, menu_screen
+from menus import ADMIN, menu_keyboard, menu_screen
 from models import Product, Purchase, User
 from shopkit import (
     After,
@@ -27,9 +27,9 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
+    Tap,
     add_handlers,
     ask,
-    button,
     call_api,
     describe_user,
     end_dialog,
@@ -51,10 +51,13 @@ CONTACTS_PER_HOUR = 3  # how often one customer may reach the admins
 customer = Handlers()  # the customer's message after /paysupport
 seller = Handlers(admin=True)  # the seller's ↩️ Reply and their answer
 
+# The button under a customer's question, and the number it carries.
+REPLY = Tap("reply", "telegram_id")
+
 
 def reply_keyboard(telegram_id: int):
     """The "reply to this customer" button under messages to the admins, in each admin's language."""
-    return lambda lang: keyboard([button(label(lang, "btn_reply"), "reply", telegram_id)])
+    return lambda lang: keyboard([REPLY.button(label(lang, "btn_reply"), telegram_id=telegram_id)])
 
 
 def latest_purchases(session: Session, telegram_id: int) -> str:
@@ -106,7 +109,7 @@ def answer_support(shop: Shop, message: types.Message, session: Session, dialog:
     return Screen(text(lang, "support_sent"), menu_keyboard(lang)), notice
 
 
-@seller.tap("reply")
+@seller.tap(REPLY)
 def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, telegram_id: int) -> Screen:
     """↩️ Reply under a customer's message: the admin's next message goes to them."""
     end_dialog(session, call)
@@ -121,7 +124,7 @@ def copy_to_customer(shop: Shop, message: types.Message, customer_id: int, custo
         shop, customer_id, shop.bot.copy_message, customer_id, message.chat.id, message.message_id)
     lang = language_of(message.from_user)
     send(shop, message.chat.id, text(lang, "admin_reply_sent" if delivered else "admin_reply_blocked"),
-         keyboard([button(label(lang, "btn_back"), "admin")]))
+         keyboard([ADMIN.button(label(lang, "btn_back"))]))
 
 
 @seller.answer("reply_to_customer")

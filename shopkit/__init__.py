@@ -36,6 +36,7 @@ from .database import (
 from .journal import NOT_RECORDED, PaymentJournal, journal_path, recorded_reply, retry_until_recorded
 from .routes import (
     ANSWER_TYPES,
+    CANCEL,
     SKIP,
     After,
     Handlers,
@@ -57,8 +58,8 @@ from .screens import (
     PAGE_SIZE,
     InputError,
     Screen,
+    Tap,
     Toast,
-    button,
     callback,
     counted,
     currency_hint,
@@ -96,15 +97,15 @@ from .shop import (
 from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
-    "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "NOT_RECORDED",
-    "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
-    "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
-    "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
-    "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
-    "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
-    "html_to_plain", "insert_for", "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code",
-    "language_of", "load_config", "muted_admins", "notify_admins", "on_message", "open_database", "page_count",
-    "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded",
-    "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message", "sqlite_file", "text",
-    "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "ANSWER_TYPES", "CALL_FAILED", "CANCEL", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS",
+    "NOT_RECORDED", "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config", "ConfigError",
+    "DatabaseError", "Dialog", "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen", "Setting",
+    "Shop", "StartRefused", "Tap", "Toast", "add_handlers", "ask", "backup_sqlite", "call_api", "callback", "chat_of",
+    "check_line", "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database",
+    "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors",
+    "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path", "keyboard", "label",
+    "language_for_code", "language_of", "load_config", "muted_admins", "notify_admins", "on_message", "open_database",
+    "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after",
+    "retry_until_recorded", "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message",
+    "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

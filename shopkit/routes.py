@@ -59,14 +59,11 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types, util
 
-from .screens import InputError, Screen, Toast, button, keyboard, label, language_of, parse_callback, text
+from .screens import NOTHING, InputError, Screen, Tap, Toast, keyboard, label, language_of, parse_callback, text
 from .shop import Shop, answer, apologize, send, show
 from .storage import Dialog, utcnow
 
 logger = logging.getLogger("shopbot")
-
-MAX_PAGE = 1_000_000  # more pages than any shop has; a forged bigger one would overflow a query's OFFSET
-
 
 # ---------------------------------------------------------------------------
 # Running a handler and showing its reply
@@ -217,13 +214,12 @@ def turn_away(shop: Shop, update, note: bool) -> None:
 
 @dataclass(frozen=True)
 class Route:
-    """Where a button or a dialog answer leads: its handler, how many numbers it takes, and who may use it."""
+    """Where a button, a dialog answer or a link leads: its handler, and who may use it."""
 
     handler: object
-    arity: int
     admin: bool
     expires_after: float | None = None  # a dialog left unanswered this many seconds is over
-    pages: tuple[int, ...] = ()  # which of the numbers are page numbers (clamped: see on_tap)
+    tap: Tap | None = None  # a button's: the numbers it carries, by name
 
 
 class Handlers:
@@ -236,7 +232,7 @@ class Handlers:
         @handlers.command("catalog")
         def on_catalog_command(shop, message, session) -> Screen: ...
 
-        @handlers.tap("category")
+        @handlers.tap(CATEGORY)  # CATEGORY = Tap("category", "category_id", page=True)
         def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
 
         @handlers.answer("category_name")
@@ -252,13 +248,14 @@ class Handlers:
         def on_refunded_payment(shop, message, session): ...
 
     A command answers in private chats unless ``chat_types`` says otherwise.
-    The numbers a button carries are the tap handler's parameters after
-    ``(shop, call, session)``; a button with any other count is refused. A
-    start link answers /start <prefix>..., as a shared link t.me/<bot>?start=p_42
-    opens the chat (menus.py's /start hands it over). A payment is written to
-    the journal before its handler runs, and retried until it is recorded
-    (journal.py). With ``admin=True``
-    only the ids in ADMIN_IDS get through, to every handler of the table.
+    A tap handler takes the numbers its Tap (screens.py) declares, by the
+    same names, after ``(shop, call, session)``: a handler whose parameters
+    differ is refused when it is registered, a button with the wrong count
+    when it is tapped. A start link answers /start <prefix>..., as a shared
+    link t.me/<bot>?start=p_42 opens the chat (menus.py's /start hands it
+    over). A payment is written to the journal before its handler runs, and
+    retried until it is recorded (journal.py). With ``admin=True`` only the
+    ids in ADMIN_IDS get through, to every handler of the table.
     """
 
     def __init__(self, admin: bool = False):
@@ -290,23 +287,24 @@ class Handlers:
             return handler
         return register
 
-    def tap(self, action: str):
+    def tap(self, tap: Tap):
         def register(handler):
-            numbers = list(inspect.signature(handler).parameters)[3:]  # after shop, call, session
-            pages = tuple(i for i, name in enumerate(numbers) if name == "page")
-            self.taps[action] = Route(handler, len(numbers), self.admin, pages=pages)
+            numbers = tuple(inspect.signature(handler).parameters)[3:]  # after shop, call, session
+            if numbers != tap.names:
+                raise TypeError(f"{handler.__name__} takes {list(numbers)}, but {tap} carries {list(tap.names)}")
+            self.taps[tap.action] = Route(handler, self.admin, tap=tap)
             return handler
         return register
 
     def answer(self, state: str, expires_after: float | None = None):
         def register(handler):
-            self.answers[state] = Route(handler, 0, self.admin, expires_after)
+            self.answers[state] = Route(handler, self.admin, expires_after)
             return handler
         return register
 
     def start_link(self, prefix: str):
         def register(handler):
-            self.start_links[prefix] = Route(handler, 1, self.admin)
+            self.start_links[prefix] = Route(handler, self.admin)
             return handler
         return register
 
@@ -340,27 +338,31 @@ def follow_start_link(shop: Shop, message: types.Message, session: Session):
 
 @handles_errors
 def on_tap(shop: Shop, call: types.CallbackQuery) -> None:
-    """Every button tap comes here: parse the data strictly, run its handler, always answer."""
+    """Every button tap comes here: parse the data strictly, run its handler with the numbers by name,
+    always answer."""
     parsed = parse_callback(call.data)
-    route = parsed and shop.taps.get(parsed[0])
-    if not route or len(parsed[1]) != route.arity or call.message is None:
+    route = shop.taps.get(parsed[0]) if parsed else None
+    numbers = route.tap.read(parsed[1]) if route else None  # {"category_id": 3, "page": 0}
+    if numbers is None or call.message is None:
         logger.info("Stale or unknown callback data %r from user %s", call.data, call.from_user.id)
         lang = language_of(call.from_user)
         answer(shop, call, text(lang, "stale_button"))
         if call.message is not None:
             show(shop, call.message.chat.id, shop.menu_screen(lang), replace=call.message)
         return
-    # A forged page number such as 9223372036854775807 would overflow the query's OFFSET.
-    numbers = [min(n, MAX_PAGE) if i in route.pages else n for i, n in enumerate(parsed[1])]
-    run_handler(shop, call, route.handler, *numbers, admin=route.admin)
+    handler = functools.partial(route.handler, **numbers)
+    run_handler(shop, call, handler, admin=route.admin, name=route.handler.__name__)
 
 
 # ---------------------------------------------------------------------------
 # Dialogs: when the bot has asked a question, the user's next message answers it
 # ---------------------------------------------------------------------------
 
+CANCEL = Tap("cancel")  # leave the dialog (menus.py answers it)
+
+
 def cancel_keyboard(lang: str) -> types.InlineKeyboardMarkup:
-    return keyboard([button(label(lang, "btn_cancel"), "cancel")])
+    return keyboard([CANCEL.button(label(lang, "btn_cancel"))])
 
 
 def ask(session: Session, update, state: str, prompt_key: str, prompt_values: dict | None = None, **data) -> Screen:
@@ -450,7 +452,7 @@ def on_other_message(shop: Shop, message: types.Message) -> None:
 handlers = Handlers()  # the one button routes.py answers itself: the pager's page number
 
 
-@handlers.tap("noop")
+@handlers.tap(NOTHING)
 def tap_nothing(shop: Shop, call: types.CallbackQuery, session: Session) -> None:
     """A button that only informs, such as the 2/5 of a pager."""
     return None

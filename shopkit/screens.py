@@ -10,7 +10,7 @@ every chapter builds screens from:
 - Telegram's length rules (4,096 characters a message, counted in UTF-16);
 - money, shown and read the human way (``format_price``, ``parse_price``);
 - callback data, the hidden payload of a button (``callback``, ``parse_callback``);
-- buttons, keyboards and the ◀️ 2/5 ▶️ pager.
+- buttons (a ``Tap`` names what each carries), keyboards and the ◀️ 2/5 ▶️ pager.
 """
 from __future__ import annotations
 
@@ -216,7 +216,8 @@ def parse_price(raw: str, currency: str) -> int:
 # ---------------------------------------------------------------------------
 
 # "<version>:<action>:<int>:<int>...", at most 64 bytes, e.g. "2:category:3:0".
-# The action names a handler (see routes.py); the numbers are its arguments.
+# The action names a handler (see routes.py); the numbers are its arguments,
+# in the order a Tap (below) names them.
 # The version lets a new format turn away buttons of old messages politely:
 # version 1 used short codes ("1:cat:3:0"), version 2 readable names.
 CALLBACK_VERSION = "2"
@@ -243,11 +244,54 @@ def parse_callback(data: str | None) -> tuple[str, list[int]] | None:
 # ---------------------------------------------------------------------------
 
 PAGE_SIZE = 8  # products or purchases per page
+MAX_PAGE = 1_000_000  # more pages than any shop has; a forged bigger one would overflow a query's OFFSET
 
 
-def button(caption: str, action: str, *args: int) -> types.InlineKeyboardButton:
-    """An inline button that runs ``action`` with ``args`` when tapped."""
-    return types.InlineKeyboardButton(truncate(caption, 64), callback_data=callback(action, *args))
+class Tap:
+    """A kind of button: the action it runs, and the names of the numbers it carries.
+
+    Declared once, at the top of the chapter that makes such buttons, and used
+    both where a button is made and where its handler is registered::
+
+        CATEGORY = Tap("category", "category_id", page=True)
+
+        CATEGORY.button("📚 Books", category_id=3, page=0)  # sends '2:category:3:0' when tapped
+
+        @handlers.tap(CATEGORY)
+        def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
+
+    A button must be given every number by name, and no other: a mistake
+    raises at once, where the button is made. ``page=True`` adds a last
+    number, ``page``, which the pager fills in; a forged page bigger than
+    MAX_PAGE is cut down to it before the handler sees it.
+    """
+
+    def __init__(self, action: str, *names: str, page: bool = False):
+        self.action = action
+        self.names = (*names, "page") if page else names
+        self.paged = page
+
+    def __repr__(self) -> str:
+        return f"Tap({self.action!r}, {', '.join(self.names)})"
+
+    def button(self, caption: str, **numbers: int) -> types.InlineKeyboardButton:
+        """An inline button that runs this action with these numbers when tapped."""
+        if sorted(numbers) != sorted(self.names):
+            raise TypeError(f"a {self.action!r} button carries {list(self.names)}, not {list(numbers)}")
+        data = callback(self.action, *(numbers[name] for name in self.names))
+        return types.InlineKeyboardButton(truncate(caption, 64), callback_data=data)
+
+    def read(self, numbers: list[int]) -> dict[str, int] | None:
+        """A tapped button's numbers by name (a page cut to MAX_PAGE); None if it carries the wrong count."""
+        if len(numbers) != len(self.names):
+            return None
+        named = dict(zip(self.names, numbers, strict=True))
+        if self.paged:
+            named["page"] = min(named["page"], MAX_PAGE)
+        return named
+
+
+NOTHING = Tap("noop")  # a button that only informs, such as the 2/5 of a pager (routes.py answers it)
 
 
 def keyboard(*rows: list[types.InlineKeyboardButton]) -> types.InlineKeyboardMarkup:
@@ -263,16 +307,17 @@ def page_count(total: int, per_page: int = PAGE_SIZE) -> int:
     return max(1, -(-total // per_page))
 
 
-def pager_row(lang: str, action: str, prefix: tuple[int, ...], page: int, pages: int) -> list:
-    """◀️ Prev · 2/5 · Next ▶️ (only when there is more than one page)."""
+def pager_row(lang: str, tap: Tap, page: int, pages: int, **numbers: int) -> list:
+    """◀️ Prev · 2/5 · Next ▶️ (only when there is more than one page): ``tap`` is a Tap with
+    ``page=True``, ``numbers`` its other numbers, as in pager_row(lang, CATEGORY, 0, 5, category_id=3)."""
     if pages <= 1:
         return []
     row = []
     if page > 0:
-        row.append(button(label(lang, "btn_prev"), action, *prefix, page - 1))
-    row.append(button(f"{page + 1}/{pages}", "noop"))
+        row.append(tap.button(label(lang, "btn_prev"), **numbers, page=page - 1))
+    row.append(NOTHING.button(f"{page + 1}/{pages}"))
     if page < pages - 1:
-        row.append(button(label(lang, "btn_next"), action, *prefix, page + 1))
+        row.append(tap.button(label(lang, "btn_next"), **numbers, page=page + 1))
     return row
 
 

@@ -1,6 +1,7 @@
 """Hostile input, forged buttons, Telegram errors and many customers at once (routes.py, shop.py)."""
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import threading
 import time
@@ -19,7 +20,7 @@ from conftest import (
     start_adding_a_product,
 )
 from models import Category, Product, Purchase, User
-from shopkit import MAX_ID, After, Screen, Toast, callback, screens, show_reply
+from shopkit import MAX_ID, After, Handlers, Screen, Tap, Toast, callback, screens, show_reply
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 
@@ -141,7 +142,7 @@ def test_non_admins_cannot_use_any_admin_button(shop, alice, action, caplog):
     product = shop.add_product("Pro", price=25)
     alice.taps_data(callback("buy", product.id))
     alice.pays()
-    alice.taps_data(callback(action, *[1] * shop.bot.shop.taps[action].arity))
+    alice.taps_data(callback(action, *[1] * len(shop.bot.shop.taps[action].tap.names)))
     assert "tried admin action" in caplog.text
     assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
     assert not shop.api.of("refundStarPayment") and not shop.api.of("sendDocument")
@@ -329,33 +330,60 @@ def test_many_customers_buying_and_browsing_at_once(shop, seller, caplog):
     assert "8 sent, 0 blocked the bot, 0 failed" in admin_texts(shop)  # the seller is left out
 
 
-def buttons_in_the_code() -> list[tuple[str, str, int | None]]:
-    """(file, action, number of arguments or None when unknown) for every button the code builds."""
+def taps_in_the_code() -> tuple[dict[str, Tap], set[str]]:
+    """Every Tap the code declares ({name: the Tap}), and the names buttons and pagers are made with."""
     import ast
+    import importlib
 
-    found = []
+    declared, used = {}, set()
     for path in sorted([*HERE.glob("*.py"), *HERE.glob("shopkit/*.py")]):  # the chapters, and the machinery
+        module = importlib.import_module(("shopkit." if path.parent.name == "shopkit" else "") + path.stem)
         for node in ast.walk(ast.parse(path.read_text())):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) > 1):
-                continue
-            action = node.args[1]
-            if not (isinstance(action, ast.Constant) and isinstance(action.value, str)):
-                continue
-            if node.func.id == "button":
-                starred = any(isinstance(arg, ast.Starred) for arg in node.args)
-                found.append((path.name, action.value, None if starred else len(node.args) - 2))
-            elif node.func.id == "pager_row":  # (lang, action, prefix, page, pages): prefix + the page
-                prefix = node.args[2]
-                found.append((path.name, action.value, len(prefix.elts) + 1 if isinstance(prefix, ast.Tuple) else None))
-    return found
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
+                    getattr(node.value.func, "id", None) == "Tap":
+                name = node.targets[0].id
+                assert name not in declared, f"{path.name}: {name} is declared twice"
+                declared[name] = getattr(module, name)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "button" \
+                    and isinstance(node.func.value, ast.Name):
+                used.add(node.func.value.id)  # CATEGORY.button(...)
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "pager_row":
+                used.add(node.args[1].id)  # pager_row(lang, CATEGORY, page, pages, category_id=...)
+    return declared, {name for name in used if name.isupper()}  # not pager_row's own ``tap.button``
 
 
 def test_every_button_in_the_code_leads_to_a_handler_with_its_arguments(shop):
-    buttons = buttons_in_the_code()
-    assert len(buttons) > 50  # the scan sees the code
+    declared, used = taps_in_the_code()
+    assert len(declared) > 50  # the scan sees the code
     taps = shop.bot.shop.taps
-    for file, action, arity in buttons:
-        assert action in taps, f"{file}: a button for {action!r}, which no handler takes"
-        assert arity is None or taps[action].arity == arity, f"{file}: {action!r} takes {taps[action].arity}"
-    # and every handler can be reached by some button
-    assert sorted({action for _, action, _ in buttons}) == sorted(taps)
+    for name, tap in declared.items():
+        assert tap.action in taps, f"{name}: no handler takes it"
+        assert taps[tap.action].tap is tap, f"{name}: its handler is registered with another Tap"
+        numbers = tuple(inspect.signature(taps[tap.action].handler).parameters)[3:]
+        assert numbers == tap.names, f"{name}: the handler takes {numbers}"
+    # one Tap for each handler, each made into a button somewhere, and every button made of a declared Tap
+    assert sorted(tap.action for tap in declared.values()) == sorted(taps)
+    assert used == set(declared)
+
+
+def test_a_button_is_made_with_every_number_its_tap_names_and_no_other():
+    category = Tap("category", "category_id", page=True)
+    assert category.button("Books", page=0, category_id=3).callback_data == callback("category", 3, 0)
+    for wrong in ({"category_id": 3}, {"category_id": 3, "page": 0, "product_id": 1}, {"id": 3, "page": 0}):
+        with pytest.raises(TypeError, match="category_id"):
+            category.button("Books", **wrong)
+
+
+def test_a_tap_handler_must_take_the_numbers_its_tap_names():
+    handlers = Handlers()
+    with pytest.raises(TypeError, match="product_id"):
+        @handlers.tap(Tap("buy", "product_id"))
+        def tap_buy(shop, call, session, id: int): ...
+    assert handlers.taps == {}
+
+
+def test_a_tapped_button_is_read_by_name_and_only_a_declared_page_is_cut_down():
+    tap = Tap("it", "product_id", page=True)
+    assert tap.read([7, BIGGEST]) == {"product_id": 7, "page": screens.MAX_PAGE}
+    assert tap.read([7]) is None and tap.read([7, 0, 0]) is None
+    assert Tap("it", "page", "product_id").read([BIGGEST, 7]) == {"page": BIGGEST, "product_id": 7}  # a name alone
