@@ -29,6 +29,7 @@ from telebot import types
 from telebot.apihelper import ApiTelegramException
 
 from .config import Config
+from .database import free_bytes
 from .screens import CAPTION_LIMIT, Screen, html_to_plain, language_for_code, language_of, text, truncate, utf16_len
 from .storage import Setting
 
@@ -56,6 +57,7 @@ class Shop:
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
         self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: its figures snapshot)
         self.sleep = time.sleep  # tests replace it to skip the waits
+        self.free_bytes = free_bytes  # (folder) -> free space on its disk; tests replace it to fill the disk
         # What the shop hands the machinery when its chapters register (menus.py), so that the machinery
         # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
         self.menu_screen = None  # (lang, key="menu") -> Screen: where a stale button leads
