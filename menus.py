@@ -25,6 +25,7 @@ from shopkit import (
     Dialog,
     Handlers,
     Screen,
+    Setting,
     Shop,
     add_handlers,
     button,
@@ -34,11 +35,14 @@ from shopkit import (
     label,
     language_of,
     muted_admins,
+    sqlite_file,
     text,
 )
 from texts import SHOP_NAME
 
 handlers = Handlers()
+
+DAILY_BACKUP = "daily_backup"  # Setting "daily_backup:<admin id>": "on", or "off" (the default); see backups.py
 
 
 def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
@@ -69,8 +73,8 @@ def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
     return Screen(greeting, menu_keyboard(lang))
 
 
-def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
-    """The seller's panel (/admin)."""
+def admin_keyboard(lang: str, alerts_on: bool = True, daily_on: bool | None = None) -> types.InlineKeyboardMarkup:
+    """The seller's panel (/admin); the 🔁 Daily to me switch only where the shop makes copies (SQLite)."""
     return keyboard(
         [button(label(lang, "btn_add_product"), "add_product"), button(label(lang, "btn_categories"), "categories", 0)],
         [button(label(lang, "btn_products"), "products"), button(label(lang, "btn_sales"), "sales")],
@@ -78,13 +82,23 @@ def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMar
         [button(label(lang, "btn_export"), "export_csv"), button(label(lang, "btn_backup"), "backup")],
         [button(label(lang, "btn_promos"), "promos", 0)],
         [button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"), "sale_alerts")],
+        [] if daily_on is None else [button(label(lang, "btn_daily_on" if daily_on else "btn_daily_off"),
+                                            "daily_backup")],
     )
 
 
+def daily_backup_on(session: Session, admin_id: int) -> bool | None:
+    """Whether this admin has 🔁 Daily to me on (backups.py sends the copies); None on a database server."""
+    if sqlite_file(session.get_bind().url) is None:  # a server is backed up with its own tools
+        return None
+    setting = session.get(Setting, f"{DAILY_BACKUP}:{admin_id}")
+    return setting is not None and setting.value == "on"
+
+
 def admin_panel(session: Session, lang: str, admin_id: int) -> Screen:
-    """The seller's panel, with their sale-alerts switch as it stands."""
+    """The seller's panel, with their sale-alerts and daily-backup switches as they stand."""
     alerts_on = admin_id not in muted_admins(session, SALE_ALERTS, [admin_id])
-    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on))
+    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on, daily_backup_on(session, admin_id)))
 
 
 def home_screen(shop: Shop, session: Session, user: types.User) -> Screen:
