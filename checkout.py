@@ -219,7 +219,7 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id:
         return Delivery(owned, text(lang, "already_owned"), lang)
     if offer.price == 0:  # free, or free with the customer's promo code: no invoice
         return take_free_product(shop, session, call.from_user, product, lang, offer.code_id)
-    return Toast(text(lang, "invoice_sent")), Invoice.of(product, offer)
+    return Invoice.of(product, offer), Toast(text(lang, "invoice_sent"), once_shown=True)
 
 
 def take_free_product(shop: Shop, session: Session, customer: types.User, product: Product, lang: str,

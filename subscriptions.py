@@ -168,8 +168,8 @@ def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: 
     subscription = customers_subscription(session, call.from_user.id, product.id)
     if subscription is not None and is_live(subscription, utcnow()):
         return with_toast(subscription_screen(session, lang, subscription), text(lang, "subscription_already"))
-    return Toast(text(lang, "invoice_sent")), SubscriptionInvoice(
-        truncate(product.name, 32), truncate(product.description.strip() or product.name, 255), product.price, payload)
+    return SubscriptionInvoice(truncate(product.name, 32), truncate(product.description.strip() or product.name, 255),
+                               product.price, payload), Toast(text(lang, "invoice_sent"), once_shown=True)
 
 
 def checkout_problem(session: Session, telegram_id: int, product: Product) -> str | None:

@@ -337,3 +337,15 @@ def test_a_disk_that_fills_refuses_checkout_politely_tells_the_admins_once_and_g
     assert alice.pays()["ok"] is True
     wait_for_background(shop)
     assert admin_texts(shop).count("disk has room again") == 1 and admin_texts(shop).count("nearly full") == 1
+
+
+def test_invoice_sent_is_said_only_once_telegram_took_the_invoice(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    shop.api.fail("sendInvoice", 400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
+    alice.taps_data(callback("buy", product.id))
+    assert len(alice.callback_answers()) == 1 and not alice.last_toast()  # answered, and no promise
+    assert "Sorry, something went wrong" in alice.last_text() and "Invoice sent" not in alice.all_texts()
+
+    alice.taps_data(callback("buy", product.id))  # Telegram takes it this time
+    assert alice.last_toast() == "Invoice sent below 👇"
+    assert [call.method for call in shop.api.calls][-2:] == ["sendInvoice", "answerCallbackQuery"]  # in this order
