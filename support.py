@@ -39,6 +39,7 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
+    notify_admins,
     put_setting,
     send,
     text,
@@ -85,6 +86,13 @@ def count_contact(session: Session, telegram_id: int) -> bool:
     return True
 
 
+def uncount_contact(shop: Shop, telegram_id: int) -> None:
+    """Forget the customer's latest contact with the admins: it never reached them."""
+    with shop.Session() as session:
+        put_setting(session, f"support:{telegram_id}", ",".join(map(str, recent_contacts(session, telegram_id)[:-1])))
+        session.commit()
+
+
 @customer.command("paysupport")
 def on_paysupport(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/paysupport: the customer's next message goes to the admins."""
@@ -103,7 +111,24 @@ def answer_support(shop: Shop, message: types.Message, session: Session, dialog:
     notice = AdminNotice("admin_support_message", dict(who=describe_user(customer), id=customer.id,
                                                        purchases=latest_purchases(session, customer.id)),
                          markup=reply_keyboard(customer.id), copy_of=message)
-    return Screen(text(lang, "support_sent"), menu_keyboard(lang)), notice
+    return PassOnToSeller(notice, lang)
+
+
+@dataclass
+class PassOnToSeller:
+    """Reply: the customer's message, copied to the admins; "Sent to the seller" only once one of them has it."""
+
+    notice: AdminNotice
+    lang: str
+
+    def show(self, shop: Shop, message: types.Message) -> None:
+        notice = self.notice
+        received = notify_admins(shop, notice.key, notice.markup, notice.setting, notice.copy_of, **notice.values)
+        if not received:  # an honest "try again later", and the try does not count against the customer
+            logger.warning("The /paysupport message of user %s reached no admin", message.from_user.id)
+            uncount_contact(shop, message.from_user.id)
+        send(shop, message.chat.id, text(self.lang, "support_sent" if received else "support_unreachable"),
+             menu_keyboard(self.lang))
 
 
 @seller.tap("reply")
