@@ -4,15 +4,23 @@ Reading order: ... broadcast.py → **backups.py** → pricing.py → ...
 
 On SQLite the whole shop is one file, shop.db. A copy is made with SQLite's
 backup API, consistent even while customers buy, and compressed with gzip,
-which makes it several times smaller. Every copy is kept in a ``backups/``
-folder beside the database (the newest 7) and sent to the admin's chat:
+which makes it several times smaller. Copies are kept in a ``backups/`` folder
+beside the database and sent to the admin's chat:
 
-- **💾 Backup** in the panel sends a copy at once, and shows the admin's own
-  **Daily to me** switch.
-- With **Daily to me** on, the shop sends that admin a copy when it starts and
-  then whenever their last one is more than 24 hours old.
+- **💾 Backup** in the panel sends a copy at once: ``shop-backup-<time>.db.gz``.
+- **🔁 Daily to me**, a switch on the panel, sends that admin a copy when the
+  shop starts and then whenever their last one is more than 24 hours old:
+  ``shop-daily-<time>.db.gz``.
+- The newest 7 of each kind stay in ``backups/``: taps on 💾 Backup never push
+  out the daily copies.
 - A copy over Telegram's 50 MB upload limit stays in ``backups/``, and the
   admin is told where.
+
+A copy never fills the disk: it is made only when the disk has room for it and
+some to spare, and one that fails half-way is removed. A daily copy that
+failed is tried again later and later (10 minutes, 20, 40... at most every 6
+hours); the admins hear of it once, and again only after a copy was made and
+another failed.
 
 A database server (PostgreSQL) is backed up with its own tools: the panel
 explains ``pg_dump``, and nothing pretends to be a backup.
@@ -23,6 +31,8 @@ import gzip
 import logging
 import os
 import shutil
+import sqlite3
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +41,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from menus import ADMIN, BACKUP
+from menus import ADMIN, BACKUP, DAILY_BACKUP, TOGGLE_DAILY_BACKUP, admin_panel
 from models import User
 from shopkit import (
     CALL_FAILED,
@@ -40,7 +50,6 @@ from shopkit import (
     Screen,
     Setting,
     Shop,
-    Tap,
     add_handlers,
     backup_sqlite,
     call_api,
@@ -49,6 +58,7 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
+    notify_admins,
     send,
     short_reason,
     sqlite_file,
@@ -59,36 +69,87 @@ from shopkit import (
 logger = logging.getLogger("shopbot")
 handlers = Handlers(admin=True)
 
-# The button that turns daily copies on and off.
-DAILY_BACKUP = Tap("daily_backup")
-
-KEEP = 7  # copies kept in backups/
+KEEP = 7  # copies of each kind kept in backups/
+MANUAL, DAILY_COPY = "backup", "daily"  # the kinds, in the names: shop-backup-<time>.db.gz, shop-daily-<time>.db.gz
+MARGIN = 50 * 1024 ** 2  # free space a copy must leave on the disk, so that the shop goes on taking payments
 DAY = 24 * 60 * 60
 CHECK_EVERY = 10 * 60  # seconds between two looks at who is due a daily copy
+RETRY_AT_MOST = 6 * 60 * 60  # a daily copy that keeps failing is tried again this often, at most
 UPLOAD_LIMIT = 50 * 1024 * 1024  # the largest file a bot may send
-DAILY = "daily_backup"  # Setting "daily_backup:<admin id>": "on", or "off" (the default)
+DAILY = DAILY_BACKUP  # Setting "daily_backup:<admin id>": "on", or "off" (the default); the switch is on the panel
 LAST_SENT = "daily_backup_sent"  # Setting "daily_backup_sent:<admin id>": Unix time of their last daily copy
+copying = threading.Lock()  # one copy at a time, so that the leftovers of a killed one can be removed safely
 
 # ---------------------------------------------------------------------------
 # A copy, and sending it
 # ---------------------------------------------------------------------------
 
 
-def make_copy(database_path: str, now: float) -> Path:
-    """A consistent, gzip-compressed copy in backups/ beside the database; only the newest KEEP copies stay."""
-    database = Path(database_path).resolve()
+class NoRoom(Exception):
+    """The disk has no room for a copy: nothing was written."""
+
+    def __init__(self, folder: Path, free: int, needed: int):
+        super().__init__(f"{free / 1024 ** 2:.0f} MB free in {folder}, a copy needs {needed / 1024 ** 2:.0f} MB")
+        self.values = dict(folder=str(folder), free=f"{free / 1024 ** 2:.0f}", needed=f"{needed / 1024 ** 2:.0f}")
+
+
+def room_needed(database: Path) -> int:
+    """Bytes a copy takes at its largest: the plain copy (about the database and its -wal) and its gzip (smaller),
+    side by side for a moment, and the MARGIN left for the shop."""
+    size = sum(path.stat().st_size for path in (database, Path(f"{database}-wal")) if path.exists())
+    return 2 * size + MARGIN
+
+
+def check_room(shop: Shop, database: Path, folder: Path) -> None:
+    """NoRoom unless the disk of ``folder`` can take a copy of ``database`` and keep some to spare."""
+    free, needed = shop.free_bytes(str(folder)), room_needed(database)
+    if free < needed:
+        raise NoRoom(folder, free, needed)
+
+
+def remove_leftovers(folder: Path, stem: str) -> None:
+    """Remove what a copy killed half-way (a stop, a crash) left behind: shop-*.db.tmp, its journal, *.gz.tmp."""
+    for leftover in folder.glob(f"{stem}-*.tmp*"):
+        logger.info("Removing %s, left by a copy that did not finish", leftover.name)
+        leftover.unlink(missing_ok=True)
+
+
+def write_copy(database: Path, copy: Path) -> None:
+    """The database through SQLite's backup API, then gzip: ``copy`` is in backups/ whole, or not at all."""
+    plain, packed = copy.with_suffix(".tmp"), copy.with_suffix(".gz.tmp")
+    try:
+        backup_sqlite(str(database), str(plain))  # a failed one removes what it wrote
+        with open(plain, "rb") as source, gzip.open(packed, "wb") as target:
+            shutil.copyfileobj(source, target)
+        os.replace(packed, copy)
+    finally:
+        plain.unlink(missing_ok=True)
+        packed.unlink(missing_ok=True)  # there only when gzip failed (a full disk)
+
+
+def make_copy(shop: Shop, kind: str, now: float) -> Path:
+    """A consistent, gzip-compressed copy in backups/ beside the database; only the newest KEEP of ``kind`` stay.
+
+    NoRoom when the disk cannot take it; a copy that fails half-way leaves nothing behind.
+    """
+    database = Path(sqlite_file(shop.config.database_url)).resolve()
     folder = database.parent / "backups"
     folder.mkdir(exist_ok=True)
-    copy = folder / f"{database.stem}-backup-{datetime.fromtimestamp(now, UTC):%Y-%m-%d-%H%M%S}.db.gz"
-    plain, packed = copy.with_suffix(".tmp"), copy.with_suffix(".gz.tmp")
-    backup_sqlite(str(database), str(plain))
-    with open(plain, "rb") as source, gzip.open(packed, "wb") as target:
-        shutil.copyfileobj(source, target)
-    os.replace(packed, copy)  # a copy is in backups/ whole, or not at all
-    plain.unlink()
-    for old in sorted(folder.glob(f"{database.stem}-backup-*.db.gz"))[:-KEEP]:  # the names sort by date
-        old.unlink()
+    copy = folder / f"{database.stem}-{kind}-{datetime.fromtimestamp(now, UTC):%Y-%m-%d-%H%M%S}.db.gz"
+    with copying:
+        remove_leftovers(folder, database.stem)
+        check_room(shop, database, folder)
+        write_copy(database, copy)
+        for old in sorted(folder.glob(f"{database.stem}-{kind}-*.db.gz"))[:-KEEP]:  # the names sort by date
+            old.unlink()
     return copy
+
+
+def why_no_copy(error: Exception):
+    """Why a copy was not made, in plain words in each admin's language (a value for screens.text)."""
+    if isinstance(error, NoRoom):
+        return lambda lang: label(lang, "backup_no_room", **error.values)
+    return lambda lang: str(error) or type(error).__name__
 
 
 def send_copy(shop: Shop, chat_id: int, lang: str, copy: Path) -> bool:
@@ -103,9 +164,18 @@ def send_copy(shop: Shop, chat_id: int, lang: str, copy: Path) -> bool:
     return sent is not None
 
 
-def send_fresh_copy(shop: Shop, chat_id: int, database_path: str, lang: str) -> None:
-    """A fresh copy of the shop, made and sent once the handler's session is closed."""
-    send_copy(shop, chat_id, lang, make_copy(database_path, time.time()))
+COPY_FAILED = (NoRoom, OSError, sqlite3.Error)  # a full disk, a folder the shop may not write in, a damaged file
+
+
+def send_fresh_copy(shop: Shop, chat_id: int, lang: str) -> None:
+    """A fresh copy of the shop, made and sent once the handler's session is closed; or why there is none."""
+    try:
+        copy = make_copy(shop, MANUAL, time.time())
+    except COPY_FAILED as error:
+        logger.warning("No backup was made: %s", error)
+        send(shop, chat_id, text(lang, "backup_failed", reason=why_no_copy(error)))
+        return
+    send_copy(shop, chat_id, lang, copy)
 
 
 # ---------------------------------------------------------------------------
@@ -119,13 +189,11 @@ def per_admin(session: Session, setting: str, admin_ids) -> dict[int, str]:
     return {int(key.rpartition(":")[2]): value for key, value in rows}
 
 
-def backup_screen(session: Session, lang: str, admin_id: int, database_path: str) -> Screen:
-    """What the copies are, where they are kept, and this admin's Daily to me switch."""
-    daily = per_admin(session, DAILY, [admin_id]).get(admin_id) == "on"
+def backup_screen(lang: str, database_path: str) -> Screen:
+    """What the copies are and where they are kept (🔁 Daily to me is on the panel)."""
     folder = Path(database_path).resolve().parent / "backups"
-    return Screen(text(lang, "admin_backup", folder=str(folder), keep=KEEP), keyboard(
-        [DAILY_BACKUP.button(label(lang, "btn_daily_on" if daily else "btn_daily_off"))],
-        [ADMIN.button(label(lang, "btn_back"))]))
+    return Screen(text(lang, "admin_backup", folder=str(folder), keep=KEEP),
+                  keyboard([ADMIN.button(label(lang, "btn_back"))]))
 
 
 def server_screen(lang: str) -> Screen:
@@ -135,25 +203,25 @@ def server_screen(lang: str) -> Screen:
 
 @handlers.tap(BACKUP)
 def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session):
-    """💾 Backup: a copy of the shop now, and the Daily to me switch."""
+    """💾 Backup: a copy of the shop now."""
     lang, path = language_of(call.from_user), sqlite_file(shop.config.database_url)
     if path is None:
         return server_screen(lang)
-    return backup_screen(session, lang, call.from_user.id, path), After(send_fresh_copy, chat_of(call), path, lang)
+    return backup_screen(lang, path), After(send_fresh_copy, chat_of(call), lang)
 
 
-@handlers.tap(DAILY_BACKUP)
+@handlers.tap(TOGGLE_DAILY_BACKUP)
 def tap_daily_backup(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
-    """🔁 Daily to me: on or off, for this admin only."""
-    lang, path = language_of(call.from_user), sqlite_file(shop.config.database_url)
-    if path is None:
+    """🔁 Daily to me, on the panel: on or off, for this admin only."""
+    lang = language_of(call.from_user)
+    if sqlite_file(shop.config.database_url) is None:
         return server_screen(lang)
     key = f"{DAILY}:{call.from_user.id}"
     setting = session.get(Setting, key) or Setting(key=key, value="off")
     setting.value = "off" if setting.value == "on" else "on"
     session.add(setting)
     session.commit()
-    return with_toast(backup_screen(session, lang, call.from_user.id, path),
+    return with_toast(admin_panel(session, lang, call.from_user.id),
                       text(lang, "daily_backup_on" if setting.value == "on" else "daily_backup_off"))
 
 
@@ -191,30 +259,59 @@ def send_to(shop: Shop, admin_id: int, lang: str, copy: Path) -> bool:
         return False
 
 
-def send_daily_backups(shop: Shop, clock: Clock) -> None:
-    """One look at the calendar: if any admin is due a daily copy, make one and send it to them."""
+def send_daily_backups(shop: Shop, clock: Clock) -> bool:
+    """One look at the calendar: if any admin is due a daily copy, make one and send it to them.
+
+    True when a copy was made; False when nobody was due. A copy that could not be made raises.
+    """
     now = clock.time()
     with shop.Session() as session:
         due = admins_due(session, shop.config.admin_ids, now)
     if not due:
-        return
-    copy = make_copy(sqlite_file(shop.config.database_url), now)
+        return False
+    copy = make_copy(shop, DAILY_COPY, now)
     sent = [admin_id for admin_id, lang in sorted(due.items()) if send_to(shop, admin_id, lang, copy)]
     with shop.Session() as session:  # tried, sent or not: the copy is on disk, and one a day is the promise
         for admin_id in due:
             session.merge(Setting(key=f"{LAST_SENT}:{admin_id}", value=str(int(now))))
         session.commit()
     logger.info("Daily backup %s (%s bytes) sent to admins %s", copy.name, copy.stat().st_size, sent)
+    return True
+
+
+def wait_after(failures: int) -> float:
+    """Seconds until the next look: CHECK_EVERY, or after failures in a row 10 minutes, 20, 40... at most 6 hours."""
+    return CHECK_EVERY if failures == 0 else min(CHECK_EVERY * 2 ** (failures - 1), RETRY_AT_MOST)
+
+
+def tell_admins_no_copy(shop: Shop, error: Exception, wait: float) -> None:
+    """The daily copy failed: the admins hear it (once: the caller knows when), and when the next try is."""
+    try:
+        notify_admins(shop, "daily_backup_failed", reason=why_no_copy(error), minutes=round(wait / 60))
+    except CALL_FAILED as failure:  # Telegram cannot be reached either: the log has it
+        logger.warning("Could not tell the admins that the daily backup failed: %s", short_reason(failure))
 
 
 def daily_backups(shop: Shop, clock: Clock) -> None:
-    """The background job: look every CHECK_EVERY seconds, the first time at once (so a copy goes out at start)."""
+    """The background job: look every CHECK_EVERY seconds, the first time at once (so a copy goes out at start).
+
+    A copy that cannot be made (a full disk, say) is tried again later and later, never filling the disk with
+    attempts; the admins hear of it at the first failure, and again only after a copy was made and one failed anew.
+    """
+    failures = 0
     while True:
         try:
-            send_daily_backups(shop, clock)
-        except Exception:  # a full disk, say: logged, and the next look tries again
-            logger.exception("The daily backup failed")
-        clock.sleep(CHECK_EVERY)
+            if send_daily_backups(shop, clock):
+                failures = 0
+        except Exception as error:  # logged, told, and tried again later: the job must go on
+            failures += 1
+            if isinstance(error, COPY_FAILED):
+                logger.warning("The daily backup failed (%s in a row): %s", failures, error)
+            else:
+                logger.exception("The daily backup failed (%s in a row)", failures)
+            if failures == 1:
+                tell_admins_no_copy(shop, error, wait_after(failures))
+        clock.sleep(wait_after(failures))
 
 
 def start_daily_backups(shop: Shop, clock: Clock | None = None) -> None:

@@ -21,7 +21,10 @@ content.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import threading
+import time
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sqlalchemy import select
@@ -47,6 +50,7 @@ from models import (
 )
 from purchases import AUTO, PAYMENT_TYPES, deliver, give_stars_back, mark_refunded, set_aside_for_refund
 from shopkit import (
+    CALL_FAILED,
     SALE_ALERTS,
     STARS,
     After,
@@ -70,6 +74,8 @@ from shopkit import (
     put_setting,
     replies,
     send,
+    short_reason,
+    sqlite_file,
     text,
     truncate,
     utcnow,
@@ -221,8 +227,8 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id:
         return After(deliver, chat_of(call), owned, text(lang, "already_owned"), lang)
     if offer.price == 0:  # free, or free with the customer's promo code: no invoice
         return take_free_product(shop, session, call, product, lang, offer.code_id)
-    return Toast(text(lang, "invoice_sent")), After(send_invoice, chat_of(call), call.from_user.id,
-                                                    Invoice.of(product, offer))
+    return Toast(text(lang, "invoice_sent"), once_shown=True), After(send_invoice, chat_of(call), call.from_user.id,
+                                                                     Invoice.of(product, offer))
 
 
 def take_free_product(shop: Shop, session: Session, call: types.CallbackQuery, product: Product, lang: str,
@@ -278,15 +284,83 @@ def can_record_payments(session: Session) -> None:
     session.commit()
 
 
+# A disk that fills while the shop runs: a payment might not be recorded, so nobody is charged until it has room.
+DISK_LOW = 20 * 1024 ** 2  # bytes free below which checkout waits
+DISK_TRUSTED = 5.0  # seconds one look at the disk stands for: pre-checkouts may come many at once
+DISK_WATCH_EVERY = 60.0  # seconds between two looks in the background, so the admins hear with no sale going on
+
+
+@dataclass
+class DiskLook:
+    """The last look at the database's disk: when, and whether it had room."""
+
+    at: float = float("-inf")
+    has_room: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def disk_has_room(shop: Shop) -> bool:
+    """False while the database's disk is nearly full; True again, by itself, once it has room.
+
+    The admins hear once when it fills and once when it has room again. A database server keeps its own disk.
+    """
+    path = sqlite_file(shop.config.database_url)
+    if path is None:
+        return True
+    look = shop.memo.setdefault("disk", DiskLook())
+    with look.lock:  # one look at a time, so that the admins hear of a change once
+        if time.monotonic() - look.at < DISK_TRUSTED:
+            return look.has_room
+        folder = os.path.dirname(os.path.abspath(path))
+        free = shop.free_bytes(folder)
+        had_room, look.at, look.has_room = look.has_room, time.monotonic(), free >= DISK_LOW
+        has_room = look.has_room
+    if has_room != had_room:  # told from a thread of its own: Telegram waits 10 seconds for the answer
+        shop.start_background(tell_admins_about_disk, has_room, free, folder)
+    return has_room
+
+
+def tell_admins_about_disk(shop: Shop, has_room: bool, free: int, folder: str) -> None:
+    """⚠️ The disk is nearly full (payments wait), or ✅ it has room again."""
+    megabytes = f"{free / 1024 ** 2:.0f}"
+    if has_room:
+        logger.warning("The disk has room again (%s MB free in %s): payments are taken again", megabytes, folder)
+    else:
+        logger.error("The disk is nearly full (%s MB free in %s): payments are refused until it has room",
+                     megabytes, folder)
+    try:
+        notify_admins(shop, "admin_disk_back" if has_room else "admin_disk_full", free=megabytes, folder=folder,
+                      low=f"{DISK_LOW / 1024 ** 2:.0f}")
+    except CALL_FAILED as error:
+        logger.warning("Could not tell the admins about the disk: %s", short_reason(error))
+
+
+def watch_the_disk(shop: Shop) -> None:
+    """In the background: a look at the disk every minute, so that the admins hear of it with no sale going on."""
+    while True:
+        try:
+            disk_has_room(shop)
+        except OSError as error:
+            logger.warning("Could not look at the free disk space: %s", error)
+        time.sleep(DISK_WATCH_EVERY)
+
+
+def start_watching_the_disk(shop: Shop) -> None:
+    """At start, on SQLite: the disk is watched (a database server keeps its own)."""
+    if sqlite_file(shop.config.database_url):
+        shop.start_background(watch_the_disk)
+
+
 @handles_errors
 def on_pre_checkout(shop: Shop, query: types.PreCheckoutQuery) -> None:
     """Telegram asks "may this payment go ahead?" and waits at most 10 seconds for the answer.
 
     OK only if the payment can be recorded right now (the database, and the journal): otherwise nobody is charged.
     """
+    problem = None if disk_has_room(shop) else "checkout_try_later"  # nearly full: a payment might not be recorded
     try:
         with shop.QuickSession() as session:
-            problem = checkout_problem(shop, session, query) or can_record_payments(session)
+            problem = problem or checkout_problem(shop, session, query) or can_record_payments(session)
     except SQLAlchemyError as error:
         logger.error("Refused a checkout: the database cannot take the payment now (%s)", error.orig or error)
         problem = "checkout_try_later"
@@ -517,6 +591,7 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire checkout into the bot: Buy and pre-checkout (ledger.py takes the payments)."""
+    """Wire checkout into the bot: Buy and pre-checkout (ledger.py takes the payments); the disk is watched."""
+    shop.jobs_at_start.append(start_watching_the_disk)
     bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
     add_handlers(shop, handlers)

@@ -73,8 +73,8 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, produc
                           text(lang, "sold_out_toast"))
     offer, _owned = offer_and_owned(session, call.from_user.id, product, shop.config.currency)
     if offer.price > 0:
-        return Toast(text(lang, "invoice_sent")), After(send_invoice, chat_of(call), call.from_user.id,
-                                                        Invoice.of(product, offer, gift=True))
+        return Toast(text(lang, "invoice_sent"), once_shown=True), After(send_invoice, chat_of(call), call.from_user.id,
+                                                                         Invoice.of(product, offer, gift=True))
     purchase = give_product(session, save_user(session, call.from_user), product, "free", shop.config.currency,
                             offer.code_id, gift=True)
     if purchase is None:  # the code's last use, or the last key, went to someone else a moment ago

@@ -26,6 +26,7 @@ from shopkit import (
     Dialog,
     Handlers,
     Screen,
+    Setting,
     Shop,
     Tap,
     add_handlers,
@@ -35,6 +36,7 @@ from shopkit import (
     label,
     language_of,
     muted_admins,
+    sqlite_file,
     text,
 )
 from texts import SHOP_NAME
@@ -57,6 +59,8 @@ EXPORT_CSV = Tap("export_csv")
 BACKUP = Tap("backup")
 PROMOS = Tap("promos", page=True)
 TOGGLE_SALE_ALERTS = Tap("sale_alerts")
+TOGGLE_DAILY_BACKUP = Tap("daily_backup")  # 🔁 Daily to me (backups.py)
+DAILY_BACKUP = "daily_backup"  # Setting "daily_backup:<admin id>": "on", or "off" (the default); see backups.py
 
 
 def menu_keyboard(lang: str) -> types.InlineKeyboardMarkup:
@@ -87,8 +91,8 @@ def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
     return Screen(greeting, menu_keyboard(lang))
 
 
-def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMarkup:
-    """The seller's panel (/admin)."""
+def admin_keyboard(lang: str, alerts_on: bool = True, daily_on: bool | None = None) -> types.InlineKeyboardMarkup:
+    """The seller's panel (/admin); the 🔁 Daily to me switch only where the shop makes copies (SQLite)."""
     return keyboard(
         [ADD_PRODUCT.button(label(lang, "btn_add_product")), CATEGORIES.button(label(lang, "btn_categories"), page=0)],
         [PRODUCTS.button(label(lang, "btn_products")), SALES.button(label(lang, "btn_sales"))],
@@ -96,13 +100,23 @@ def admin_keyboard(lang: str, alerts_on: bool = True) -> types.InlineKeyboardMar
         [EXPORT_CSV.button(label(lang, "btn_export")), BACKUP.button(label(lang, "btn_backup"))],
         [PROMOS.button(label(lang, "btn_promos"), page=0)],
         [TOGGLE_SALE_ALERTS.button(label(lang, "btn_alerts_on" if alerts_on else "btn_alerts_off"))],
+        [] if daily_on is None else [TOGGLE_DAILY_BACKUP.button(label(lang, "btn_daily_on" if daily_on else
+                                                                  "btn_daily_off"))],
     )
 
 
+def daily_backup_on(session: Session, admin_id: int) -> bool | None:
+    """Whether this admin has 🔁 Daily to me on (backups.py sends the copies); None on a database server."""
+    if sqlite_file(session.get_bind().url) is None:  # a server is backed up with its own tools
+        return None
+    setting = session.get(Setting, f"{DAILY_BACKUP}:{admin_id}")
+    return setting is not None and setting.value == "on"
+
+
 def admin_panel(session: Session, lang: str, admin_id: int) -> Screen:
-    """The seller's panel, with their sale-alerts switch as it stands."""
+    """The seller's panel, with their sale-alerts and daily-backup switches as they stand."""
     alerts_on = admin_id not in muted_admins(session, SALE_ALERTS, [admin_id])
-    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on))
+    return Screen(text(lang, "admin_panel"), admin_keyboard(lang, alerts_on, daily_backup_on(session, admin_id)))
 
 
 def home_screen(shop: Shop, session: Session, user: types.User) -> Screen:

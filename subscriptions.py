@@ -173,7 +173,7 @@ def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: 
     subscription = customers_subscription(session, call.from_user.id, product.id)
     if subscription is not None and is_live(subscription, utcnow()):
         return with_toast(subscription_screen(session, lang, subscription), text(lang, "subscription_already"))
-    return Toast(text(lang, "invoice_sent")), After(
+    return Toast(text(lang, "invoice_sent"), once_shown=True), After(
         send_subscription_invoice, chat_of(call), lang, truncate(product.name, 32),
         truncate(product.description.strip() or product.name, 255), product.price, payload)
 

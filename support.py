@@ -88,6 +88,13 @@ def count_contact(session: Session, telegram_id: int) -> bool:
     return True
 
 
+def uncount_contact(shop: Shop, telegram_id: int) -> None:
+    """Forget the customer's latest contact with the admins: it never reached them."""
+    with shop.Session() as session:
+        put_setting(session, f"support:{telegram_id}", ",".join(map(str, recent_contacts(session, telegram_id)[:-1])))
+        session.commit()
+
+
 @customer.command("paysupport")
 def on_paysupport(shop: Shop, message: types.Message, session: Session) -> Screen:
     """/paysupport: the customer's next message goes to the admins."""
@@ -103,10 +110,18 @@ def answer_support(shop: Shop, message: types.Message, session: Session, dialog:
     end_dialog(session, message)
     if not count_contact(session, customer.id):
         return menu_screen(lang, "support_later")
-    notice = After(notify_admins, "admin_support_message", who=describe_user(customer), id=customer.id,
-                   purchases=latest_purchases(session, customer.id), markup=reply_keyboard(customer.id),
-                   copy_of=message)
-    return Screen(text(lang, "support_sent"), menu_keyboard(lang)), notice
+    return After(pass_on_to_seller, message, describe_user(customer), latest_purchases(session, customer.id),
+                 reply_keyboard(customer.id), lang)
+
+
+def pass_on_to_seller(shop: Shop, message: types.Message, who: str, purchases: str, markup, lang: str) -> None:
+    """The customer's message, copied to the admins; "Sent to the seller" only once one of them has it."""
+    received = notify_admins(shop, "admin_support_message", markup, copy_of=message, who=who,
+                             id=message.from_user.id, purchases=purchases)
+    if not received:  # an honest "try again later", and the try does not count against the customer
+        logger.warning("The /paysupport message of user %s reached no admin", message.from_user.id)
+        uncount_contact(shop, message.from_user.id)
+    send(shop, message.chat.id, text(lang, "support_sent" if received else "support_unreachable"), menu_keyboard(lang))
 
 
 @seller.tap(REPLY)

@@ -78,6 +78,7 @@ EN = {
     "paysupport": "🆘 <b>Payment support</b>\n\nDescribe the problem in your next message (a screenshot helps). The "
                   "seller gets it at once and will answer you here.",
     "support_sent": "✅ Sent to the seller. They will answer you here.",
+    "support_unreachable": "😔 Your message could not reach the seller just now. Please try again later.",
     "support_later": "🙏 The seller already has your messages from the last hour and will answer you here soon. "
                      "You can write again a little later.",
     "seller_writes": "💬 <b>A message from the seller:</b>",
@@ -295,15 +296,29 @@ EN = {
                     "settings (the environment, e.g. /etc/shopbot.env) and restart it: {id} is your Telegram id.\n\n"
                     "What would you like to do?",
     "admin_backup": "💾 <b>Backup</b>\n\nEach copy of the shop is sent to you here: a gzip-compressed SQLite file. "
-                    "The newest {keep} are also kept on the server, in <code>{folder}</code>.\n\n"
+                    "The newest {keep} of each kind (daily, and made here) are also kept on the server, in "
+                    "<code>{folder}</code>.\n\n"
                     "To restore one: stop the shop, unpack it over the database "
                     "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) and start the shop again.\n\n"
-                    "🔁 <b>Daily to me</b>: a copy every 24 hours, in this chat.",
+                    "🔁 <b>Daily to me</b>, on the panel: a copy every 24 hours, in this chat.",
     "backup_caption": "💾 A copy of the shop. The newest copies are also kept on the server, in <code>{folder}</code>.",
     "backup_too_big": "💾 This copy of the shop is {size} MB, more than the 50 MB Telegram lets a bot send. "
                       "It is kept on the server: <code>{path}</code>",
     "daily_backup_on": "🔁 Daily copies on: the next one comes within the day.",
     "daily_backup_off": "Daily copies off.",
+    "backup_no_room": "only {free} MB free in {folder}, and a copy needs {needed} MB there, with room to spare "
+                      "for the shop",
+    "backup_failed": "💾 <b>No copy was made</b>: {reason}.\n\nNothing half-written was left on the server. "
+                     "Tap 💾 Backup again once that is fixed.",
+    "daily_backup_failed": "🔁 <b>The daily backup failed</b>: {reason}.\n\nNothing half-written was left on the "
+                           "server, and the shop goes on. The next try is in {minutes} minutes, then less and less "
+                           "often (at least every 6 hours). You are told again only if a copy fails after one has "
+                           "been made.",
+    "admin_disk_full": "⚠️ <b>The server's disk is nearly full</b>: {free} MB free in <code>{folder}</code>.\n\n"
+                       "Until there are {low} MB free again, payments are refused before anyone is charged, "
+                       "and customers are asked to try again later. Free some space (old copies in backups/, "
+                       "logs): the shop goes on by itself.",
+    "admin_disk_back": "✅ <b>The server's disk has room again</b>: {free} MB free. Payments are taken again.",
     "admin_backup_server": "💾 The shop uses a database server: back it up with its own tools, e.g. "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> for PostgreSQL.",
     # --- why the seller's answer was not taken -------------------------------
@@ -591,6 +606,7 @@ RU = {
     "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nОпишите проблему следующим сообщением (скриншот поможет). "
                   "Продавец сразу получит его и ответит вам здесь.",
     "support_sent": "✅ Отправлено продавцу. Он ответит вам здесь.",
+    "support_unreachable": "😔 Сейчас не получилось передать ваше сообщение продавцу. Попробуйте, пожалуйста, позже.",
     "support_later": "🙏 Продавец уже получил ваши сообщения за последний час и скоро ответит здесь. Написать "
                      "снова можно чуть позже.",
     "seller_writes": "💬 <b>Сообщение от продавца:</b>",
@@ -807,15 +823,29 @@ RU = {
                     "<code>ADMIN_IDS={id}</code> в его настройки (переменные окружения, например /etc/shopbot.env) "
                     "и перезапустите его: {id} — ваш id в Telegram.\n\nЧто вы хотите сделать?",
     "admin_backup": "💾 <b>Резервная копия</b>\n\nКаждая копия магазина приходит вам сюда: это файл базы SQLite, "
-                    "сжатый gzip. Последние {keep} копий также хранятся на сервере, в <code>{folder}</code>.\n\n"
+                    "сжатый gzip. Последние {keep} копий каждого вида (ежедневные и сделанные здесь) также "
+                    "хранятся на сервере, в <code>{folder}</code>.\n\n"
                     "Чтобы восстановить копию, остановите магазин, распакуйте её на место базы "
                     "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) и снова запустите магазин.\n\n"
-                    "🔁 <b>Каждый день мне</b>: копия раз в 24 часа, в этот чат.",
+                    "🔁 <b>Каждый день мне</b> (кнопка в панели): копия раз в 24 часа, в этот чат.",
     "backup_caption": "💾 Копия магазина. Последние копии также хранятся на сервере, в <code>{folder}</code>.",
     "backup_too_big": "💾 Эта копия магазина весит {size} МБ — больше 50 МБ, которые Telegram разрешает отправить "
                       "боту. Она сохранена на сервере: <code>{path}</code>",
     "daily_backup_on": "🔁 Ежедневные копии включены: следующая придёт в течение суток.",
     "daily_backup_off": "Ежедневные копии выключены.",
+    "backup_no_room": "в {folder} свободно всего {free} МБ, а копии там нужно {needed} МБ — с запасом, "
+                      "чтобы магазину хватило места",
+    "backup_failed": "💾 <b>Копия не сделана</b>: {reason}.\n\nНедописанных файлов на сервере не осталось. "
+                     "Нажмите 💾 Резервная копия ещё раз, когда это будет исправлено.",
+    "daily_backup_failed": "🔁 <b>Ежедневная копия не сделана</b>: {reason}.\n\nНедописанных файлов на сервере не "
+                           "осталось, магазин работает дальше. Следующая попытка — через {minutes} мин, потом всё "
+                           "реже (но не реже раза в 6 часов). Снова сообщу, только если после удачной копии опять "
+                           "не получится.",
+    "admin_disk_full": "⚠️ <b>Диск сервера почти заполнен</b>: в <code>{folder}</code> свободно {free} МБ.\n\n"
+                       "Пока не освободится {low} МБ, оплаты отклоняются до списания денег, а покупателей просят "
+                       "попробовать позже. Освободите место (старые копии в backups/, логи) — магазин продолжит "
+                       "работу сам.",
+    "admin_disk_back": "✅ <b>На диске сервера снова есть место</b>: свободно {free} МБ. Оплаты снова принимаются.",
     "admin_backup_server": "💾 Магазин работает с сервером баз данных: делайте копию его средствами, например "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> для PostgreSQL.",
     "err_expected_text": "❗ Здесь нужен текст.",

@@ -27,8 +27,10 @@ database file, so that shop.db alone holds everything.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -110,13 +112,33 @@ def connect(database_url: str, pool_size: int = 5, busy_timeout: float = 15.0) -
 
 
 def backup_sqlite(database_path: str, copy_path: str) -> None:
-    """A consistent copy of a live SQLite database (the backup API, safe while the bot writes)."""
+    """A consistent copy of a live SQLite database (the backup API, safe while the bot writes).
+
+    A copy that fails (a full disk, say) is removed with its journal: half a copy is no copy, and it
+    would keep the disk full for the shop.
+    """
     source, target = sqlite3.connect(database_path), sqlite3.connect(copy_path)
     try:
         source.backup(target)
+    except BaseException:
+        target.close()
+        remove_sqlite_file(copy_path)
+        raise
     finally:
         source.close()
         target.close()
+
+
+def remove_sqlite_file(path: str) -> None:
+    """Remove a SQLite file and whatever SQLite keeps beside it (-journal, -wal, -shm), if they exist."""
+    for name in (path, f"{path}-journal", f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
+def free_bytes(folder: str) -> int:
+    """Free space, in bytes, on the disk that holds ``folder`` (for the shop's user, as ``df`` shows it)."""
+    return shutil.disk_usage(folder).free
 
 
 def close_database(session_factory: sessionmaker) -> None:

@@ -79,12 +79,12 @@ def replies(reply) -> tuple:
     return reply if isinstance(reply, tuple) else (reply,)
 
 
-def toast_of(reply) -> str | None:
-    """The note to show on the tapped button, if the reply has one."""
+def toast_of(reply, once_shown: bool = False) -> str | None:
+    """The note to show on the tapped button, if the reply has one (``once_shown``: the one said after the rest)."""
     for part in replies(reply):
-        if isinstance(part, Toast):
+        if isinstance(part, Toast) and part.once_shown == once_shown:
             return part.text
-        if isinstance(part, Screen) and part.toast:
+        if isinstance(part, Screen) and part.toast and not once_shown:
             return part.toast
     return None
 
@@ -185,12 +185,19 @@ def run_handler(shop: Shop, update, handler, *args, admin: bool = False, name: s
     if not isinstance(update, types.CallbackQuery):
         show_reply(shop, update, reply)
         return
-    answer(shop, update, toast_of(reply))  # first: the button stops spinning sooner
+    promise = toast_of(reply, once_shown=True)  # "Invoice sent below": said only once it is true
+    if promise is None:
+        answer(shop, update, toast_of(reply))  # first: the button stops spinning sooner
     try:
         show_reply(shop, update, reply)
-    except Exception:  # the tap is answered already: the apology must come as a message
+    except Exception:  # the tap is answered, or will be without its promise: the apology comes as a message
         logger.exception("Error showing the reply to a tap from user %s", update.from_user.id)
+        if promise is not None:
+            answer(shop, update)
         send(shop, chat_of(update), text(language_of(update.from_user), "sorry"))
+        return
+    if promise is not None:
+        answer(shop, update, promise)
 
 
 def on_message(shop: Shop, handler, admin: bool = False):

@@ -335,9 +335,14 @@ class Screen:
 
 @dataclass
 class Toast:
-    """A short note on the tapped button, and nothing else changes."""
+    """A short note on the tapped button, and nothing else changes.
+
+    ``once_shown``: a note that promises what the rest of the reply does ("Invoice sent below"), said only
+    once that is shown; the tap is then answered after it, not before.
+    """
 
     text: str
+    once_shown: bool = False
 
 
 def with_toast(screen: Screen, toast: str | None) -> Screen:

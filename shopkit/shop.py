@@ -27,6 +27,7 @@ from telebot import types
 from telebot.apihelper import ApiTelegramException
 
 from .config import Config
+from .database import free_bytes
 from .screens import CAPTION_LIMIT, Screen, html_to_plain, language_for_code, language_of, text, truncate, utf16_len
 from .storage import Setting
 
@@ -54,6 +55,7 @@ class Shop:
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
         self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: its figures snapshot)
         self.sleep = time.sleep  # tests replace it to skip the waits
+        self.free_bytes = free_bytes  # (folder) -> free space on its disk; tests replace it to fill the disk
         # What the shop hands the machinery when its chapters register (menus.py), so that the machinery
         # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
         self.menu_screen = None  # (lang, key="menu") -> Screen: where a stale button leads
@@ -219,9 +221,9 @@ def muted_admins(session: Session, setting: str, admin_ids) -> set[int]:
 
 
 def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
-                  copy_of: types.Message | None = None, **values) -> None:
+                  copy_of: types.Message | None = None, **values) -> int:
     """Message every admin in their language (then a copy of ``copy_of``, carrying the buttons);
-    with ``setting``, skip those who switched it off.
+    with ``setting``, skip those who switched it off. Returns how many admins received it (the copy, if any).
 
     ``markup``, like each value (see screens.text), may be a function of the admin's language. Telegram
     lets a bot write only to people who have opened it, so an admin hears from
@@ -230,13 +232,16 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
     with shop.Session() as session:
         reachable = shop.reachable(session, shop.config.admin_ids)
         muted = muted_admins(session, setting, shop.config.admin_ids) if setting else set()
+    received = 0
     for admin_id in sorted(reachable.keys() - muted):
         lang = language_for_code(reachable[admin_id])
         buttons = markup(lang) if callable(markup) else markup
         try:
-            send(shop, admin_id, text(lang, key, **values), None if copy_of else buttons)
+            sent = send(shop, admin_id, text(lang, key, **values), None if copy_of else buttons)
             if copy_of is not None:
-                call_api(shop, admin_id, shop.bot.copy_message, admin_id, copy_of.chat.id, copy_of.message_id,
-                         reply_markup=buttons)
+                sent = call_api(shop, admin_id, shop.bot.copy_message, admin_id, copy_of.chat.id,
+                                copy_of.message_id, reply_markup=buttons)
+            received += sent is not None  # None: the admin blocked the bot
         except ApiTelegramException as error:
             logger.warning("Could not notify admin %s: %s", admin_id, error.description)
+    return received

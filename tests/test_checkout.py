@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+import checkout
 from conftest import (
     ADMIN_ID,
     Person,
@@ -306,3 +307,46 @@ def test_a_payment_the_shop_did_not_ask_for_is_recorded_and_the_admins_told(shop
         assert session.scalar(select(Purchase.currency).where(Purchase.payment_id == "charge-odd")) == currency
     assert admin_texts(shop).count("but the shop asked") == 1
     assert f"(id {alice.id}) was paid {paid}, but the shop asked 25 ⭐" in admin_texts(shop)
+
+
+def wait_for_background(shop) -> None:
+    for thread in list(shop.bot.shop.background):
+        thread.join(timeout=10)
+
+
+def test_a_disk_that_fills_refuses_checkout_politely_tells_the_admins_once_and_goes_on_when_freed(
+        shop, alice, seller, monkeypatch):
+    monkeypatch.setattr(checkout, "DISK_TRUSTED", 0)  # every pre-checkout looks at the disk
+    free = {"bytes": 5 * 1024 ** 2}  # 5 MB left: a payment might not be recorded
+    shop.bot.shop.free_bytes = lambda folder: free["bytes"]
+    on_sqlite = shop.Session.kw["bind"].dialect.name == "sqlite"
+    product = shop.add_product("Pro", price=25, hidden="KEY-1")
+    alice.taps_data(callback("buy", product.id))
+
+    answers = [alice.pays() for _ in range(3)]
+    wait_for_background(shop)
+    if not on_sqlite:  # a database server keeps its own disk: the shop's is not its business
+        assert answers[0]["ok"] is True and "disk" not in admin_texts(shop)
+        return
+    assert all(answer["ok"] is False for answer in answers) and shop.purchases() == []  # nobody charged
+    assert "try again in a minute: nothing was charged" in answers[0]["error_message"]
+    assert admin_texts(shop).count("disk is nearly full") == 1 and "5 MB free" in admin_texts(shop)
+
+    free["bytes"] = 5_000 * 1024 ** 2  # space returns: the shop goes on by itself
+    assert alice.pays()["ok"] is True and "KEY-1" in alice.last_text()
+    alice.taps_data(callback("buy", shop.add_product("Pro 2", price=30).id))
+    assert alice.pays()["ok"] is True
+    wait_for_background(shop)
+    assert admin_texts(shop).count("disk has room again") == 1 and admin_texts(shop).count("nearly full") == 1
+
+
+def test_invoice_sent_is_said_only_once_telegram_took_the_invoice(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    shop.api.fail("sendInvoice", 400, "Bad Request: CURRENCY_TOTAL_AMOUNT_INVALID")
+    alice.taps_data(callback("buy", product.id))
+    assert len(alice.callback_answers()) == 1 and not alice.last_toast()  # answered, and no promise
+    assert "Sorry, something went wrong" in alice.last_text() and "Invoice sent" not in alice.all_texts()
+
+    alice.taps_data(callback("buy", product.id))  # Telegram takes it this time
+    assert alice.last_toast() == "Invoice sent below 👇"
+    assert [call.method for call in shop.api.calls][-2:] == ["sendInvoice", "answerCallbackQuery"]  # in this order

@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 import shopbot
 from conftest import (
     ADMIN_ID,
@@ -85,3 +87,19 @@ def test_one_customer_reaches_the_admins_at_most_3_times_an_hour(shop, alice, se
         alice.sends(f"help {n}")
     assert admin_texts(shop).count("writes to /paysupport") == 3 and len(shop.api.of("copyMessage")) == 3
     assert "will answer you here soon" in alice.all_texts()
+
+
+@pytest.mark.parametrize("code, description", [(403, "Forbidden: bot was blocked by the user"),
+                                               (400, "Bad Request: message to copy not found")])
+def test_sent_to_the_seller_only_once_an_admin_has_the_message(shop, alice, seller, code, description):
+    shop.api.fail("copyMessage", code, description)
+    alice.sends("/paysupport")
+    alice.sends("I paid but got nothing")
+    assert "could not reach the seller" in alice.last_text() and "Sent to the seller" not in alice.all_texts()
+
+    seller.sends("/start")  # an admin who had blocked the bot is back
+    for n in range(3):  # the message that did not arrive does not count against the customer's 3 an hour
+        alice.sends("/paysupport")
+        alice.sends(f"Still nothing {n}")
+        assert "Sent to the seller" in alice.last_text()
+    assert len([call for call in shop.api.of("copyMessage") if call.params["chat_id"] == ADMIN_ID]) == 4
