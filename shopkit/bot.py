@@ -19,6 +19,7 @@ import fcntl
 import functools
 import logging
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -170,7 +171,7 @@ class CommandMenu:
 
 
 def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None = None) -> None:
-    """Fetch updates and hand each batch to ``bot.process_new_updates``, until stopped (a signal, or ``stop``).
+    """Fetch updates and hand each one to ``bot.process_new_updates``, until stopped (a signal, or ``stop``).
 
     Telegram forgets an update once getUpdates is called with an offset past
     it, so the offset moves only after the batch has been handed over. While
@@ -180,15 +181,54 @@ def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None 
     while stop is None or not stop.is_set():
         menu.register_if_due()
         try:
-            updates = link.call(bot.get_updates, offset=offset, timeout=POLL_SECONDS,
-                                long_polling_timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
+            # The raw JSON, not bot.get_updates: telebot builds a whole batch at once, and one update it
+            # cannot read would lose the others with it (read_update, below).
+            batch = link.call(apihelper.get_updates, bot.token, offset=offset, timeout=POLL_SECONDS,
+                              long_polling_timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
         except ApiTelegramException as error:  # what link.call leaves to us: 409 Conflict
             conflicts.handle(error)
             link.sleep(CONFLICT_WAIT)
             continue
-        if updates:
-            bot.process_new_updates(updates)
-            offset = max(update.update_id for update in updates) + 1
+        for raw in batch or ():
+            handle_update(bot, raw)
+        offset = next_offset(batch, offset)
+
+
+def next_offset(batch, offset: int | None) -> int | None:
+    """Past every update of the batch, the unreadable ones too: Telegram would send them again forever."""
+    ids = [raw["update_id"] for raw in batch or () if isinstance(raw, dict) and isinstance(raw.get("update_id"), int)]
+    return max(ids) + 1 if ids else offset
+
+
+def handle_update(bot: telebot.TeleBot, raw) -> None:
+    """One update: read, then handed to its handlers; one that cannot be read is logged and skipped."""
+    update = read_update(raw)
+    if update is None:
+        return
+    try:
+        bot.process_new_updates([update])
+    except Exception:  # a bug in the machinery must not cost the rest of the batch, nor stop polling
+        logger.exception("Could not handle update %s", update.update_id)
+
+
+def read_update(raw) -> types.Update | None:
+    """telebot's Update, or None (logged with its id and why, never its content: it may hold a customer's words)."""
+    update_id = raw.get("update_id", "?") if isinstance(raw, dict) else "?"
+    try:
+        return types.Update.de_json(raw)
+    except Exception as error:  # telebot needs a field Telegram left out (a callback without chat_instance)
+        logger.warning("Skipped update %s: it could not be read (%s)", update_id, missing_field(error))
+        return None
+
+
+def missing_field(error: Exception) -> str:
+    """Which field telebot missed, from its error: a name from telebot's code, never a value from the update."""
+    if isinstance(error, KeyError) and error.args:  # obj['date']
+        return f"no {error.args[0]!r} field"
+    missing = re.search(r"required positional arguments?: ('\w+')", str(error))  # CallbackQuery(**obj)
+    if isinstance(error, TypeError) and missing:
+        return f"no {missing.group(1)} field"
+    return type(error).__name__
 
 
 def safe_url(database_url: str) -> str:

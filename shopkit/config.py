@@ -169,11 +169,43 @@ def send_in_body(_http_method: str, url: str, params=None, files=None, timeout=N
     request's URL lands in the error message, hence in the log: a provider
     token, a product's hidden content. Telegram takes every method as a POST
     with a form body (telebot's choice of GET is ignored), so nothing but the
-    method's name is left in the URL.
+    method's name is left in the URL. An answer that is not the Bot API's is
+    refused here (``bot_api_answer``).
     """
     if not hasattr(sessions, "session"):
         sessions.session = requests.Session()
-    return sessions.session.request("post", url, data=params, files=files, timeout=timeout, proxies=proxies)
+    answer = sessions.session.request("post", url, data=params, files=files, timeout=timeout, proxies=proxies)
+    return bot_api_answer(url.rsplit("/", 1)[-1], answer)
+
+
+def is_bot_api_json(payload) -> bool:
+    """The Bot API's answer: {"ok": true, "result": ...} or {"ok": false, "error_code": 400, "description": "..."}."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("ok"), bool):
+        return False
+    if payload["ok"]:
+        return "result" in payload
+    return isinstance(payload.get("error_code"), int) and isinstance(payload.get("description"), str)
+
+
+def bot_api_answer(method_name: str, answer: requests.Response) -> requests.Response:
+    """The answer, if it is the Bot API's JSON; if not, the ApiException a network failure would raise.
+
+    A proxy's HTML error page, a 500 whose body is ``{"message": ...}``, or a
+    body cut off mid-way are not Telegram's answers, but telebot reads the
+    last two as Telegram's and fails with a KeyError (``result_json['ok']``)
+    that no caller expects. Raised here as telebot's own ApiHTTPException
+    (ApiInvalidJSONException for a 200), they are waited out and retried
+    like an unreachable Telegram, wherever the shop calls it.
+    """
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = None
+    if is_bot_api_json(payload):
+        return answer
+    if answer.status_code != 200:
+        raise apihelper.ApiHTTPException(method_name, answer)
+    raise apihelper.ApiInvalidJSONException(method_name, answer)
 
 
 def send_parameters_in_body() -> None:

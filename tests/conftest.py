@@ -591,6 +591,14 @@ class BadGateway(TelegramRefusal):
         super().__init__(502, "Bad Gateway")
 
 
+class NotTheBotApi(Exception):
+    """Raised by a fake server's answer() to reply with a body that is not the Bot API's (a proxy's HTML page)."""
+
+    def __init__(self, status: int, body: str, content_type: str = "text/html"):
+        super().__init__(body)
+        self.status, self.body, self.content_type = status, body, content_type
+
+
 class FakeBotApiServer:
     """A tiny HTTP Bot API: records the methods called (with each request's path and body)."""
 
@@ -609,14 +617,18 @@ class FakeBotApiServer:
                 server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
                 params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
                 params.update({k: v[-1] for k, v in parse_qs(body).items()})
+                content_type = "application/json"
                 try:
                     status, payload = 200, {"ok": True, "result": server.answer(method, params)}
+                    data = json.dumps(payload).encode()
                 except TelegramRefusal as refusal:
                     status, payload = refusal.code, {"ok": False, "error_code": refusal.code,
                                                      "description": refusal.description}
-                data = json.dumps(payload).encode()
+                    data = json.dumps(payload).encode()
+                except NotTheBotApi as odd:
+                    status, data, content_type = odd.status, odd.body.encode(), odd.content_type
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot was stopped
