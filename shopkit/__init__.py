@@ -16,6 +16,7 @@ file states the handler contract; each module says what it keeps alive:
     routes.py    how an update reaches its handler: sessions, admin checks, dialogs, errors
     lanes.py     payments first, then every customer in turn; floods trimmed
     service.py   start-up checks, a Telegram that cannot be reached, --check
+    instance.py  one running copy per shop (a lock beside the database), and whether the last stopped cleanly
     bot.py       the bot, polling, and the command line (shopbot.py runs it)
 
 Nothing here imports a chapter: where the machinery must reach the shop (the

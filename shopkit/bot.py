@@ -9,20 +9,20 @@ Part of shopkit, the machinery under the shop (README.md beside this file).
   in the lanes (lanes.py), so one customer's flood never delays the others.
 - ``poll`` asks Telegram for updates, waits out an unreachable Telegram, and
   explains a 409 Conflict (another copy polling with the same token).
-- ``run`` reads the settings, holds the one-instance lock, and then checks
-  (``--check``), reprices (``--reprice``) or serves until SIGINT/SIGTERM.
+- ``run`` reads the settings, holds the shop's lock (instance.py: one running
+  copy per database), and then checks (``--check``), reprices
+  (``--reprice``), restores a backup (``--restore``) or serves until
+  SIGINT/SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
 import functools
 import logging
 import os
 import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -43,7 +43,16 @@ from .config import (
     setup_logging,
     use_api_server,
 )
-from .database import DatabaseError, close_database, connect, describe_database, open_database
+from .database import (
+    DatabaseError,
+    close_database,
+    connect,
+    describe_database,
+    open_database,
+    restore_sqlite,
+    sqlite_file,
+)
+from .instance import InstanceLock, hold_instance_lock
 from .lanes import Lanes
 from .routes import turn_away
 from .screens import COMMANDS
@@ -130,18 +139,6 @@ class PollingErrors(telebot.ExceptionHandler):
             self.last_conflict = time.monotonic()
             return True
         return False
-
-
-def hold_instance_lock(token: str):
-    """Refuse to start twice on one machine: return an open lock file, or None if another instance holds it."""
-    path = os.path.join(tempfile.gettempdir(), f"shopbot-{token.partition(':')[0]}.lock")
-    lock_file = open(path, "a+")  # noqa: SIM115 (held open for the life of the process)
-    try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock_file.close()
-        return None
-    return lock_file
 
 
 def register_commands(bot: telebot.TeleBot) -> None:
@@ -256,12 +253,16 @@ def announce(config: Config, me: types.User) -> None:
                        "your id and the setting to add")
 
 
-def serve(config: Config, create_bot) -> int:
+def serve(config: Config, create_bot, lock: InstanceLock) -> int:
     """Check the database and the token, each with one clear line if wrong, then answer customers until stopped."""
-    describe_database(config.database_url)  # damaged, newer than the code...: said before any network call
+    if lock.unclean_stop:
+        logger.warning("The shop did not stop cleanly last time: checking the whole database (integrity_check)")
+    # Damaged, newer than the code...: said before any network call.
+    describe_database(config.database_url, thorough=lock.unclean_stop)
     link = TelegramLink(config.api_url)
     me = types.User.de_json(link.call(apihelper.get_me, config.token))  # a rejected token stops the start here
-    # The database is brought up to date; describe_database above ran its quick_check.
+    lock.serving()  # until the clean stop below, a stop (kill -9, a power cut) is not clean
+    # The database is brought up to date; describe_database above checked it.
     bot = create_bot(config, open_database(config.database_url, pool_size=DATABASE_POOL, checked=True))
     for check in bot.shop.checks_at_start:  # the chapters' own (currency.py): one may refuse the start
         check(bot.shop)
@@ -275,6 +276,7 @@ def serve(config: Config, create_bot) -> int:
         bot.lanes.stop()  # the updates in hand are finished
         close_database(bot.shop.QuickSession)
         close_database(bot.shop.Session)
+        lock.stopped_cleanly()
         logger.info("Stopped")
     return 0
 
@@ -287,6 +289,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         "the payments and the admins, one line each; exit 0 or 1 without polling")
     action.add_argument("--reprice", metavar="RATE", help="convert every price from the currency the catalog is "
                         "priced in to CURRENCY: RATE is what one unit of the old currency is worth in the new one")
+    action.add_argument("--restore", metavar="FILE", help="put a backup copy (backups/shop-backup-....db.gz) in "
+                        "place of the SQLite database, the bot stopped: the copy is checked first, and the database "
+                        "before is kept beside it")
     return parser.parse_args(argv)
 
 
@@ -310,16 +315,40 @@ def run(create_bot, argv: list[str] | None = None, shop_checks=(), reprice=None)
     send_parameters_in_body()
     if arguments.check:
         return run_checks(config, shop_checks)
-    lock = hold_instance_lock(config.token)
+    try:
+        lock = hold_instance_lock(config.database_url)
+    except DatabaseError as error:
+        print(f"shopbot: {error}", file=sys.stderr)
+        return 2
     if lock is None:
-        logger.error("Another instance of this bot is already running on this machine; exiting.")
+        print("shopbot: another copy of the shop is serving this database; stop it first (exiting)", file=sys.stderr)
         return 1
     try:
         stop_on_signals()
-        return reprice(config, arguments.reprice) if arguments.reprice else serve(config, create_bot)
+        if arguments.restore:
+            return restore(config, arguments.restore, lock)
+        return reprice(config, arguments.reprice) if arguments.reprice else serve(config, create_bot, lock)
     except (StartRefused, DatabaseError) as error:
         print(f"shopbot: {error}", file=sys.stderr)
         return 2
     finally:
         lock.close()
 
+
+def restore(config: Config, copy: str, lock: InstanceLock) -> int:
+    """``--restore FILE``: the copy checked and put in place, the database before kept; then what the next start does.
+
+    Run with the bot stopped (run() holds its lock, so a running copy refuses it).
+    """
+    path = sqlite_file(config.database_url)
+    if path is None:
+        raise DatabaseError("--restore puts back a copy of a SQLite database; restore a database server's dump "
+                            "with its own tools (PostgreSQL: pg_restore), see Backups in the README")
+    kept = restore_sqlite(path, copy, time.strftime("%Y%m%d-%H%M%S"))
+    lock.stopped_cleanly()  # the copy in place was just checked whole (integrity_check): no need at the next start
+    print(f"Restored {path} from {copy} (integrity_check ok).")
+    print(f"The database before is kept as {kept}." if kept else "There was no database before.")
+    print(f"The next start: {describe_database(config.database_url)}; then, with Telegram Stars, payments made "
+          "after this copy are read back from Telegram's ledger and recorded (their buyers get their goods again, "
+          "with an apology).")
+    return 0

@@ -5,19 +5,26 @@ must not end the process, start a restart loop, or run the shop twice.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from telebot import apihelper
 
+import backups
 from conftest import FakeBotApiServer, FakeResponse, NotTheBotApi
+from models import Category, Product
+from shopkit import DatabaseError, close_database, load_config, open_database, service
 from shopkit import bot as shopkit_bot
-from shopkit import service
+from shopkit.instance import InstanceLock
+from test_shopbot import UpdateServer, payment_update
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 # A token of this test run's own: a shop started here must not meet another run's shop.
@@ -134,3 +141,160 @@ def test_answers_that_are_not_the_bot_apis_are_waited_out_like_an_outage(tmp_pat
     assert log.count("cannot reach Telegram") == 2  # once at getMe, once while polling: not once per answer
     assert "HTTP 500" in log and "Could not register the command menu (HTTP 500" in log
     assert "<html>" not in log and RUN_TOKEN not in log
+
+
+# ---------------------------------------------------------------------------
+# One shop, one running copy, whatever the temp folder
+# ---------------------------------------------------------------------------
+
+def test_a_second_copy_with_another_temp_folder_refuses_to_serve_the_same_shop(tmp_path, database_url):
+    server = FakeBotApiServer()
+    env = {**shopbot_env(tmp_path / "unused.db", server.url), "DATABASE_URL": database_url}
+    (tmp_path / "service-tmp").mkdir()
+    (tmp_path / "by-hand-tmp").mkdir()
+    # systemd's PrivateTmp: the service sees a temp folder of its own, which a copy started by hand never sees.
+    service_copy = start_shopbot({**env, "TMPDIR": str(tmp_path / "service-tmp")})
+    try:
+        assert wait_for(lambda: "getUpdates" in server.methods()), "the first copy never polled"
+        by_hand = subprocess.run([sys.executable, str(HERE / "shopbot.py")], capture_output=True, text=True,
+                                 env={**env, "TMPDIR": str(tmp_path / "by-hand-tmp")}, cwd=HERE, timeout=30)
+        assert service_copy.poll() is None  # the first copy serves on
+        log = stop(service_copy)
+    finally:
+        service_copy.kill()
+        server.httpd.shutdown()
+    assert by_hand.returncode == 1
+    assert by_hand.stderr == "shopbot: another copy of the shop is serving this database; stop it first (exiting)\n"
+    assert server.methods().count("getMe") == 1  # the second copy never reached Telegram
+    assert service_copy.returncode == 0 and "Traceback" not in log
+
+
+# ---------------------------------------------------------------------------
+# Restore is one command; after a stop that was not clean, the whole database is checked
+# ---------------------------------------------------------------------------
+
+def shop_database(path: Path) -> Path:
+    """A shop with one product, closed, every write in the file itself."""
+    session_factory = open_database(f"sqlite:///{path}")
+    with session_factory() as session:
+        session.add(Product(name="Key", price=10, hidden_content="KEY", category=Category(name="Keys")))
+        session.commit()
+    close_database(session_factory)
+    return path
+
+
+def count_purchases(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as raw:
+        return raw.execute("SELECT count(*) FROM purchases").fetchone()[0]
+
+
+def run_shopbot(env: dict, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(HERE / "shopbot.py"), *arguments], env=env, capture_output=True,
+                          text=True, cwd=HERE, timeout=30)
+
+
+def test_restore_puts_back_a_copy_taken_before_a_kill_9_and_keeps_the_crashed_database_aside(tmp_path):
+    database = shop_database(tmp_path / "shop.db")
+    copy = backups.make_copy(str(database), time.time())  # the daily copy, as backups.py makes it
+    server = UpdateServer()
+    server.updates = [payment_update(n, 7000 + n, 1, f"charge-{n}") for n in range(1, 6)]
+    env = shopbot_env(database, server.url)
+    crashed = start_shopbot(env)
+    try:
+        assert wait_for(lambda: count_purchases(database) == 5), "the shop never recorded the payments"
+        refused = run_shopbot(env, "--restore", str(copy))  # not while a copy serves
+        crashed.kill()  # SIGKILL: the last writes are in shop.db-wal only
+        crashed.wait()
+    finally:
+        crashed.kill()
+        server.httpd.shutdown()
+    assert refused.returncode == 1 and "another copy of the shop is serving" in refused.stderr
+    assert (tmp_path / "shop.db-wal").exists()
+    restored = run_shopbot(env, "--restore", str(copy))
+    assert restored.returncode == 0, restored.stderr
+    kept = next(tmp_path.glob("shop.db.before-restore-*[0-9]"))
+    assert restored.stdout.splitlines()[:2] == [f"Restored {database} from {copy} (integrity_check ok).",
+                                                f"The database before is kept as {kept}."]
+    assert "The next start: revision" in restored.stdout and "up to date" in restored.stdout
+    assert not (tmp_path / "shop.db-wal").exists() and not (tmp_path / "shop.db-shm").exists()
+    assert count_purchases(database) == 0  # the copy's state, not the crashed one's log applied to it
+    assert count_purchases(kept) == 5  # nothing lost: the database before, with its -wal, is beside it
+    with contextlib.closing(sqlite3.connect(database)) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_restore_refuses_a_damaged_copy_and_changes_nothing(tmp_path):
+    database = shop_database(tmp_path / "shop.db")
+    copy = backups.make_copy(str(database), time.time())
+    cut_off = tmp_path / "cut-off.db.gz"
+    cut_off.write_bytes(copy.read_bytes()[:200])
+    before = database.read_bytes()
+    refused = run_shopbot(shopbot_env(database, "http://127.0.0.1:9"), "--restore", str(cut_off))
+    assert refused.returncode == 2 and refused.stderr.startswith(f"shopbot: cannot read {cut_off}")
+    assert refused.stderr.count("\n") == 1 and "nothing was changed" in refused.stderr
+    assert database.read_bytes() == before and not list(tmp_path.glob("shop.db.*restor*"))
+
+
+def test_restore_on_a_database_server_points_to_pg_restore(tmp_path):
+    env = {**shopbot_env(tmp_path / "shop.db", "http://127.0.0.1:9"), "DATABASE_URL": "postgresql://nobody@/shop"}
+    with pytest.raises(DatabaseError, match="pg_restore"):
+        shopkit_bot.restore(load_config(env), str(tmp_path / "copy.db.gz"), InstanceLock())
+
+
+def damage_an_index(database: Path) -> None:
+    """Change the category's name in its unique index only: the pages stay sound (quick_check), the index
+    no longer matches its table (integrity_check), as an older copy restored over a crashed -wal left it."""
+    with contextlib.closing(sqlite3.connect(database)) as raw:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        root = raw.execute("SELECT rootpage FROM sqlite_master "
+                           "WHERE name = 'sqlite_autoindex_categories_1'").fetchone()[0]
+        page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(database.read_bytes())
+    page = slice((root - 1) * page_size, root * page_size)
+    assert bytes(data[page]).count(b"Keys") == 1
+    data[page] = bytes(data[page]).replace(b"Keys", b"Keyz")
+    database.write_bytes(data)
+    with contextlib.closing(sqlite3.connect(database)) as raw:
+        assert raw.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        assert raw.execute("PRAGMA integrity_check").fetchone() != ("ok",)
+
+
+def test_after_a_stop_that_was_not_clean_a_damaged_index_is_refused_in_one_line(tmp_path):
+    database = shop_database(tmp_path / "shop.db")
+    server = FakeBotApiServer()
+    env = shopbot_env(database, server.url)
+    try:
+        killed = start_shopbot(env)
+        assert wait_for(lambda: "getUpdates" in server.methods()), "the shop never polled"
+        killed.kill()  # kill -9: no clean stop
+        killed.wait()
+        damage_an_index(database)
+        started = run_shopbot(env)
+    finally:
+        server.httpd.shutdown()
+    assert started.returncode == 2
+    assert started.stderr.splitlines()[-1].startswith("shopbot: the database is damaged (SQLite's integrity_check: "
+                                                      "row 1 missing from index sqlite_autoindex_categories_1)")
+    assert "--restore" in started.stderr.splitlines()[-1] and "Traceback" not in started.stderr
+
+
+def test_a_clean_stop_is_followed_by_the_quick_check_only(tmp_path):
+    database = shop_database(tmp_path / "shop.db")
+    server = FakeBotApiServer()
+    env = shopbot_env(database, server.url)
+    try:
+        killed = start_shopbot(env)
+        assert wait_for(lambda: "getUpdates" in server.methods())
+        killed.kill()
+        killed.wait()
+        (tmp_path / "shop.db-wal").unlink(missing_ok=True)
+        cleanly = start_shopbot(env)
+        assert wait_for(lambda: server.methods().count("getUpdates") >= 2 and cleanly.poll() is None)
+        first_log = stop(cleanly)
+        again = start_shopbot(env)
+        assert wait_for(lambda: server.methods().count("getMe") == 3)
+        second_log = stop(again)
+    finally:
+        server.httpd.shutdown()
+    assert "did not stop cleanly last time" in first_log  # after kill -9: the whole database is checked...
+    assert "did not stop cleanly" not in second_log  # ...and after a clean stop, only its pages
