@@ -271,8 +271,9 @@ EN = {
                     "What would you like to do?",
     "admin_backup": "💾 <b>Backup</b>\n\nEach copy of the shop is sent to you here: a gzip-compressed SQLite file. "
                     "The newest {keep} are also kept on the server, in <code>{folder}</code>.\n\n"
-                    "To restore one: stop the shop, unpack it over the database "
-                    "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) and start the shop again.\n\n"
+                    "To restore one: stop the shop, then run "
+                    "<code>python shopbot.py --restore backups/COPY.db.gz</code>: it checks the copy, keeps the "
+                    "database before beside it and puts the copy in place. Then start the shop again.\n\n"
                     "🔁 <b>Daily to me</b>: a copy every 24 hours, in this chat.",
     "backup_caption": "💾 A copy of the shop. The newest copies are also kept on the server, in <code>{folder}</code>.",
     "backup_too_big": "💾 This copy of the shop is {size} MB, more than the 50 MB Telegram lets a bot send. "
@@ -758,8 +759,9 @@ RU = {
                     "и перезапустите его: {id} — ваш id в Telegram.\n\nЧто вы хотите сделать?",
     "admin_backup": "💾 <b>Резервная копия</b>\n\nКаждая копия магазина приходит вам сюда: это файл базы SQLite, "
                     "сжатый gzip. Последние {keep} копий также хранятся на сервере, в <code>{folder}</code>.\n\n"
-                    "Чтобы восстановить копию, остановите магазин, распакуйте её на место базы "
-                    "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) и снова запустите магазин.\n\n"
+                    "Чтобы восстановить копию, остановите магазин и выполните "
+                    "<code>python shopbot.py --restore backups/КОПИЯ.db.gz</code>: команда проверит копию, "
+                    "сохранит прежнюю базу рядом и поставит копию на её место. Затем снова запустите магазин.\n\n"
                     "🔁 <b>Каждый день мне</b>: копия раз в 24 часа, в этот чат.",
     "backup_caption": "💾 Копия магазина. Последние копии также хранятся на сервере, в <code>{folder}</code>.",
     "backup_too_big": "💾 Эта копия магазина весит {size} МБ — больше 50 МБ, которые Telegram разрешает отправить "

@@ -19,7 +19,7 @@ import pytest
 from telebot import apihelper
 
 import backups
-from conftest import FakeBotApiServer, FakeResponse, NotTheBotApi
+from conftest import ADMIN_ID, FakeBotApiServer, FakeResponse, NotTheBotApi, Person
 from models import Category, Product
 from shopkit import DatabaseError, close_database, load_config, open_database, service
 from shopkit import bot as shopkit_bot
@@ -298,3 +298,14 @@ def test_a_clean_stop_is_followed_by_the_quick_check_only(tmp_path):
         server.httpd.shutdown()
     assert "did not stop cleanly last time" in first_log  # after kill -9: the whole database is checked...
     assert "did not stop cleanly" not in second_log  # ...and after a clean stop, only its pages
+
+
+def test_the_backup_screen_points_to_restore_in_english_and_russian(sqlite_shop, seller):
+    seller.sends("/admin")
+    seller.taps("Backup")
+    assert "python shopbot.py --restore backups/" in seller.all_texts() and "gunzip" not in seller.all_texts()
+    russian_seller = Person(sqlite_shop, ADMIN_ID, "Продавец", language_code="ru")
+    russian_seller.sends("/admin")
+    russian_seller.taps("Резервная копия")
+    assert "python shopbot.py --restore backups/" in russian_seller.all_texts()
+    assert "остановите магазин" in russian_seller.all_texts()
