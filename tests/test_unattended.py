@@ -307,5 +307,5 @@ def test_the_backup_screen_points_to_restore_in_english_and_russian(sqlite_shop,
     russian_seller = Person(sqlite_shop, ADMIN_ID, "Продавец", language_code="ru")
     russian_seller.sends("/admin")
     russian_seller.taps("Резервная копия")
-    assert "python shopbot.py --restore backups/" in russian_seller.all_texts()
+    assert "python shopbot.py --restore backups/КОПИЯ.db.gz" in russian_seller.all_texts()
     assert "остановите магазин" in russian_seller.all_texts()
