@@ -282,6 +282,19 @@ EN = {
     "daily_backup_off": "Daily copies off.",
     "admin_backup_server": "💾 The shop uses a database server: back it up with its own tools, e.g. "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> for PostgreSQL.",
+    # --- /status (status.py) ---------------------------------------------------
+    "status": "🩺 <b>Status</b>\n\n"
+              "Running since {since}\n"
+              "Version: {version}\n"
+              "Database: {size}; {free} free on its disk\n"
+              "Last backup: {backup}\n"
+              "{ledger}\n"
+              "Updates waiting at Telegram: {pending}\n"
+              "Errors in the last 24 hours: {errors}",
+    "status_never": "none yet",
+    "status_backup": "{when} (<code>{name}</code>)",
+    "status_backup_server": "made with the database server's own tools (pg_dump), which the shop does not see",
+    "status_unknown": "unknown ({why})",
     # --- why the seller's answer was not taken -------------------------------
     "err_expected_text": "❗ I need a text here.",
     "err_expected_file": "❗ I need a photo or a document here (or /skip).",
@@ -770,6 +783,18 @@ RU = {
     "daily_backup_off": "Ежедневные копии выключены.",
     "admin_backup_server": "💾 Магазин работает с сервером баз данных: делайте копию его средствами, например "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> для PostgreSQL.",
+    "status": "🩺 <b>Состояние</b>\n\n"
+              "Работает с {since}\n"
+              "Версия: {version}\n"
+              "База данных: {size}; свободно на диске: {free}\n"
+              "Последняя копия: {backup}\n"
+              "{ledger}\n"
+              "Обновлений ждёт в Telegram: {pending}\n"
+              "Ошибок за последние 24 часа: {errors}",
+    "status_never": "пока ни одной",
+    "status_backup": "{when} (<code>{name}</code>)",
+    "status_backup_server": "делается средствами сервера баз данных (pg_dump), магазин её не видит",
+    "status_unknown": "неизвестно ({why})",
     "err_expected_text": "❗ Здесь нужен текст.",
     "err_expected_file": "❗ Здесь нужно фото или документ (или /skip).",
     "err_name_too_long": "❗ Слишком длинно: не больше {limit} символов.",

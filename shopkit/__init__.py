@@ -23,7 +23,7 @@ Nothing here imports a chapter: where the machinery must reach the shop (the
 customer's menu, who blocked the bot), a chapter hands it a function when it
 registers.
 """
-from .config import MAX_ID, STARS, Config, ConfigError, RedactSecrets, is_id, is_number, load_config
+from .config import ERRORS, MAX_ID, STARS, Config, ConfigError, RedactSecrets, is_id, is_number, load_config
 from .database import (
     DatabaseError,
     backup_sqlite,
@@ -32,6 +32,7 @@ from .database import (
     describe_database,
     open_database,
     sqlite_file,
+    stored_revision,
 )
 from .routes import (
     ANSWER_TYPES,
@@ -79,7 +80,16 @@ from .screens import (
     utf16_len,
     with_toast,
 )
-from .service import CALL_FAILED, StartRefused, check_line, short_reason
+from .service import (
+    CALL_FAILED,
+    StartRefused,
+    check_line,
+    code_version,
+    data_folder,
+    free_space,
+    megabytes,
+    short_reason,
+)
 from .shop import (
     MASS_SEND_INTERVAL,
     SALE_ALERTS,
@@ -96,14 +106,15 @@ from .shop import (
 from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
-    "ANSWER_TYPES", "CALL_FAILED", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS", "PAGE_SIZE",
-    "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError", "Dialog",
-    "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
+    "ANSWER_TYPES", "CALL_FAILED", "ERRORS", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS",
+    "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "AdminNotice", "Base", "Config", "ConfigError", "DatabaseError",
+    "Dialog", "Handlers", "InputError", "Note", "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Toast",
     "add_handlers", "ask", "backup_sqlite", "button", "call_api", "callback", "chat_of", "check_line",
-    "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database", "describe_user",
-    "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors", "has_visible_text",
-    "html_to_plain", "insert_for", "is_id", "is_number", "keyboard", "label", "language_for_code", "language_of",
-    "load_config", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
-    "parse_price", "put_setting", "replies", "retry_after", "run_handler", "send", "send_file", "short_reason",
-    "show_reply", "split_message", "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "close_database", "code_version", "data_folder", "free_space", "megabytes", "connect", "counted", "currency_hint",
+    "decimals", "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link",
+    "format_price", "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number",
+    "keyboard", "label", "language_for_code", "language_of", "load_config", "muted_admins", "notify_admins",
+    "on_message", "open_database", "page_count", "pager_row", "parse_price", "put_setting", "replies", "retry_after",
+    "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message", "sqlite_file",
+    "stored_revision", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

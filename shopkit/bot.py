@@ -37,6 +37,7 @@ from . import routes
 from .config import (
     Config,
     ConfigError,
+    count_errors,
     load_config,
     secrets_of,
     send_parameters_in_body,
@@ -118,6 +119,7 @@ def make_bot(config: Config, session_factory=None, threaded: bool = True) -> Sho
     """The bot and its Shop, with the routes wired in; the chapters register their handlers next (shopbot.py)."""
     session_factory = session_factory or open_database(config.database_url, pool_size=DATABASE_POOL)
     quick_sessions = connect(config.database_url, pool_size=PAYMENT_THREADS + 1, busy_timeout=2.0)
+    count_errors()  # /status tells the seller how many errors the last day logged
     bot = ShopBot(config.token, Lanes(WORKER_THREADS, PAYMENT_THREADS) if threaded else None)
     journal = ledger.PaymentJournal(ledger.journal_path(config.database_url))
     bot.shop = Shop(config, bot, session_factory, quick_sessions, journal)

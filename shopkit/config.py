@@ -14,10 +14,12 @@ URL, because URLs end up in error messages and logs.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import requests
@@ -259,6 +261,35 @@ def log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         log_uncaught(args.exc_type, args.exc_value, args.exc_traceback, getattr(args.thread, "name", "?"))
 
 
+class ErrorCount(logging.Handler):
+    """Counts the ERROR records of the last day, for /status: a shop that logs errors is a shop to look at."""
+
+    DAY = 24 * 60 * 60
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.times: collections.deque[float] = collections.deque(maxlen=100_000)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.times.append(record.created)
+
+    def in_last_day(self) -> int:
+        since = time.time() - self.DAY
+        while self.times and self.times[0] < since:
+            self.times.popleft()
+        return len(self.times)
+
+
+ERRORS = ErrorCount()  # one per process, as the log is
+
+
+def count_errors() -> None:
+    """Let ERRORS see every error record (again after setup_logging, which replaces the root logger's handlers)."""
+    root = logging.getLogger()
+    if ERRORS not in root.handlers:
+        root.addHandler(ERRORS)
+
+
 def setup_logging(level: str, token: str, *other_secrets: str) -> None:
     """One log format on stderr for the shop and its libraries, with the secrets never printed.
 
@@ -269,6 +300,7 @@ def setup_logging(level: str, token: str, *other_secrets: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
     handler.addFilter(RedactSecrets(token, *other_secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    count_errors()
     logging.captureWarnings(True)  # library warnings go through the filter too
     # Every thread's crash, and the main thread's, is logged through the filter.
     sys.excepthook = log_uncaught

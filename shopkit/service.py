@@ -17,8 +17,13 @@ first-hour mistake gets one clear line instead of a retry loop:
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -26,7 +31,8 @@ from telebot import apihelper, types
 from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
 
 from .config import STARS, TELEGRAM_API, Config
-from .database import DatabaseError, describe_database
+from .database import DatabaseError, describe_database, sqlite_file
+from .instance import hold_instance_lock
 from .shop import retry_after
 
 logger = logging.getLogger("shopbot")
@@ -127,6 +133,69 @@ class TelegramLink:
 
 
 # ---------------------------------------------------------------------------
+# How the shop is doing: for /status (status.py) and --check
+# ---------------------------------------------------------------------------
+
+LOW_DISK = 100 * 1024 * 1024  # below this much free space, --check warns: copies and the journal need room
+PROJECT = Path(__file__).resolve().parent.parent  # the shop's folder, a git checkout if it was cloned
+
+
+def data_folder(database_url: str) -> str:
+    """Where the shop writes: the SQLite file's folder; the working directory beside a database server."""
+    path = sqlite_file(database_url)
+    return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+
+
+def free_space(folder: str) -> int:
+    """Bytes free on the disk that holds ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1024 ** 2:,.1f} MB"
+
+
+@functools.cache
+def code_version() -> str | None:
+    """``git describe`` of the shop's code (a tag, or the commit), or None when it was not cloned with git."""
+    try:
+        done = subprocess.run(["git", "describe", "--tags", "--always", "--dirty"], cwd=PROJECT, timeout=5,
+                              capture_output=True, text=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def check_disk(config: Config) -> bool:
+    folder = data_folder(config.database_url)
+    if not os.path.isdir(folder):
+        return True  # the database line has said that the folder is missing
+    free = free_space(folder)
+    status = "WARN" if free < LOW_DISK else "ok"
+    return check_line("disk", status, f"{megabytes(free)} free in {folder}" +
+                      ("; backups and the payments journal need room" if status == "WARN" else ""))
+
+
+def check_lock(config: Config) -> bool:
+    """Is a copy serving this shop now? (Asked without leaving anything behind: the lock is let go at once.)"""
+    path = sqlite_file(config.database_url)
+    if path and not os.path.exists(path + ".lock"):
+        return check_line("lock", "ok", "no copy of the shop is running")  # a running copy has made the file
+    try:
+        lock = hold_instance_lock(config.database_url)
+    except DatabaseError as error:
+        return check_line("lock", "FAIL", str(error))
+    if lock is None:
+        return check_line("lock", "WARN", "another copy of the shop is serving this database now")
+    unclean = lock.unclean_stop
+    lock.close()
+    return check_line("lock", "ok", "no copy of the shop is running" + (
+        "; the last one did not stop cleanly: the next start checks the whole database" if unclean else ""))
+
+
+# ---------------------------------------------------------------------------
 # python shopbot.py --check
 # ---------------------------------------------------------------------------
 
@@ -187,7 +256,7 @@ def run_checks(config: Config, shop_checks=()) -> int:
 
     ``shop_checks`` are the shop's own, each a function of the configuration (the catalog's currency).
     """
-    passed = [check_configuration(config), check_database(config)]
+    passed = [check_configuration(config), check_database(config), check_disk(config), check_lock(config)]
     me = check_token(config)
     passed += [me is not None, *(check(config) for check in shop_checks)]
     if me is not None:

@@ -96,6 +96,7 @@ class FakeApi:
     watches: list[ConnectionWatch] = field(default_factory=list)
     calls_in_transaction: list[str] = field(default_factory=list)
     latency: float = 0.0  # seconds each call takes, as over a real network
+    pending_updates: int = 0  # what getWebhookInfo says waits at Telegram
     channels: FakeChannels = field(default_factory=lambda: FakeChannels())  # chats and subscriptions (below)
 
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
@@ -184,6 +185,8 @@ class FakeApi:
             return {"file_id": params["file_id"], "file_unique_id": "u", "file_path": f"documents/{params['file_id']}"}
         if method == "getMe":
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
+        if method == "getWebhookInfo":  # polling: no webhook, and the updates Telegram holds for the bot
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": self.pending_updates}
         return True
 
     def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str) -> None:

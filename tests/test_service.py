@@ -233,10 +233,11 @@ def test_check_passes_line_by_line_without_polling(tmp_path):
         server.httpd.shutdown()
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stdout
-    assert [line.split(":")[0] for line in lines] == ["configuration", "database", "telegram", "payments",
-                                                      f"admin {ADMIN_ID}", "All checks passed."]
+    assert [line.split(":")[0] for line in lines] == ["configuration", "database", "disk", "lock", "telegram",
+                                                      "payments", "journal", "backups", f"admin {ADMIN_ID}",
+                                                      "All checks passed."]
     assert "revision" in lines[1] and "up to date; quick_check ok" in lines[1]
-    assert "@shop_bot" in lines[2] and "Telegram Stars" in lines[3] and "Seller has opened the bot" in lines[4]
+    assert "@shop_bot" in lines[4] and "Telegram Stars" in lines[5] and "Seller has opened the bot" in lines[8]
     assert server.methods() == ["getMe", "getChat"] and RUN_TOKEN not in result.stdout + result.stderr
 
 

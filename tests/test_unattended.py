@@ -6,6 +6,7 @@ must not end the process, start a restart loop, or run the shop twice.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import sqlite3
@@ -23,6 +24,8 @@ from conftest import ADMIN_ID, FakeBotApiServer, FakeResponse, NotTheBotApi, Per
 from models import Category, Product
 from shopkit import DatabaseError, close_database, load_config, open_database, service
 from shopkit import bot as shopkit_bot
+from shopkit.config import ErrorCount
+from shopkit.database import head_revision
 from shopkit.instance import InstanceLock
 from test_shopbot import UpdateServer, payment_update
 
@@ -259,43 +262,40 @@ def damage_an_index(database: Path) -> None:
         assert raw.execute("PRAGMA integrity_check").fetchone() != ("ok",)
 
 
-def test_after_a_stop_that_was_not_clean_a_damaged_index_is_refused_in_one_line(tmp_path):
+@pytest.fixture
+def killed_shop(tmp_path):
+    """A shop that was serving when it was SIGKILLed (no clean stop), and its Bot API: (database, server, env)."""
     database = shop_database(tmp_path / "shop.db")
     server = FakeBotApiServer()
     env = shopbot_env(database, server.url)
+    killed = start_shopbot(env)
     try:
-        killed = start_shopbot(env)
         assert wait_for(lambda: "getUpdates" in server.methods()), "the shop never polled"
-        killed.kill()  # kill -9: no clean stop
-        killed.wait()
-        damage_an_index(database)
-        started = run_shopbot(env)
     finally:
-        server.httpd.shutdown()
+        killed.kill()
+        killed.wait()
+    yield database, server, env
+    server.httpd.shutdown()
+
+
+def test_after_a_stop_that_was_not_clean_a_damaged_index_is_refused_in_one_line(killed_shop):
+    database, _, env = killed_shop
+    damage_an_index(database)
+    started = run_shopbot(env)
     assert started.returncode == 2
     assert started.stderr.splitlines()[-1].startswith("shopbot: the database is damaged (SQLite's integrity_check: "
                                                       "row 1 missing from index sqlite_autoindex_categories_1)")
     assert "--restore" in started.stderr.splitlines()[-1] and "Traceback" not in started.stderr
 
 
-def test_a_clean_stop_is_followed_by_the_quick_check_only(tmp_path):
-    database = shop_database(tmp_path / "shop.db")
-    server = FakeBotApiServer()
-    env = shopbot_env(database, server.url)
-    try:
-        killed = start_shopbot(env)
-        assert wait_for(lambda: "getUpdates" in server.methods())
-        killed.kill()
-        killed.wait()
-        (tmp_path / "shop.db-wal").unlink(missing_ok=True)
-        cleanly = start_shopbot(env)
-        assert wait_for(lambda: server.methods().count("getUpdates") >= 2 and cleanly.poll() is None)
-        first_log = stop(cleanly)
-        again = start_shopbot(env)
-        assert wait_for(lambda: server.methods().count("getMe") == 3)
-        second_log = stop(again)
-    finally:
-        server.httpd.shutdown()
+def test_a_clean_stop_is_followed_by_the_quick_check_only(killed_shop):
+    _, server, env = killed_shop
+    cleanly = start_shopbot(env)
+    assert wait_for(lambda: server.methods().count("getUpdates") >= 2 and cleanly.poll() is None)
+    first_log = stop(cleanly)
+    again = start_shopbot(env)
+    assert wait_for(lambda: server.methods().count("getMe") == 3)
+    second_log = stop(again)
     assert "did not stop cleanly last time" in first_log  # after kill -9: the whole database is checked...
     assert "did not stop cleanly" not in second_log  # ...and after a clean stop, only its pages
 
@@ -309,3 +309,72 @@ def test_the_backup_screen_points_to_restore_in_english_and_russian(sqlite_shop,
     russian_seller.taps("Резервная копия")
     assert "python shopbot.py --restore backups/КОПИЯ.db.gz" in russian_seller.all_texts()
     assert "остановите магазин" in russian_seller.all_texts()
+
+
+# ---------------------------------------------------------------------------
+# The seller can see that it is healthy: /status and --check
+# ---------------------------------------------------------------------------
+
+def test_status_tells_the_seller_how_the_shop_is_doing(shop, seller, alice, caplog):
+    shop.api.pending_updates = 3
+    logging.getLogger("shopbot").error("Something went wrong")  # one error in the last day
+    seller.sends("/status")
+    status = seller.last_text()
+    assert status.startswith("🩺 Status")
+    lines = status.splitlines()
+    assert lines[2].startswith("Running since 20") and lines[2].endswith(" UTC")
+    assert lines[3].startswith(f"Version: revision {head_revision()}")
+    assert lines[4].startswith("Database: ") and " MB free on its disk" in lines[4]
+    assert lines[5] in ("Last backup: none yet", "Last backup: made with the database server's own tools (pg_dump), "
+                                                 "which the shop does not see")
+    assert "Telegram's Stars ledger" in lines[6]
+    assert lines[7] == "Updates waiting at Telegram: 3"
+    assert int(lines[8].removeprefix("Errors in the last 24 hours: ")) >= 1
+    alice.sends("/status")  # admins only
+    assert "Status" not in alice.all_texts()
+    assert shop.api.of("getWebhookInfo") and len(shop.api.of("getWebhookInfo")) == 1
+
+
+def test_status_in_russian_shows_the_last_backup_and_survives_telegram_not_answering(sqlite_shop, seller, tmp_path):
+    seller.sends("/admin")
+    seller.taps("Backup")  # a copy in backups/
+    russian_seller = Person(sqlite_shop, ADMIN_ID, "Продавец", language_code="ru")
+    sqlite_shop.api.fail("getWebhookInfo", 502, "Bad Gateway")
+    russian_seller.sends("/status")
+    status = russian_seller.last_text()
+    assert status.startswith("🩺 Состояние") and "Последняя копия: 20" in status and ".db.gz" in status
+    assert "Обновлений ждёт в Telegram: неизвестно (502 Bad Gateway)" in status
+
+
+def test_errors_of_the_last_day_are_counted():
+    count = ErrorCount()
+    count.emit(logging.LogRecord("shopbot", logging.ERROR, __file__, 1, "old", (), None))
+    count.times[0] -= 25 * 60 * 60  # a day and an hour ago
+    count.emit(logging.LogRecord("shopbot", logging.ERROR, __file__, 1, "new", (), None))
+    assert count.in_last_day() == 1
+
+
+def test_check_reports_the_disk_the_lock_the_journal_and_the_backups_folder(tmp_path):
+    database = shop_database(tmp_path / "shop.db")
+    server = FakeBotApiServer()
+    env = shopbot_env(database, server.url)
+    try:
+        idle = run_shopbot(env, "--check")
+        serving = start_shopbot(env)
+        assert wait_for(lambda: "getUpdates" in server.methods())
+        while_serving = run_shopbot(env, "--check")
+        stop(serving)
+        (tmp_path / "backups").mkdir(mode=0o500)
+        locked_out = run_shopbot(env, "--check")
+    finally:
+        server.httpd.shutdown()
+    lines = {line.split(":")[0]: line for line in idle.stdout.splitlines()}
+    assert lines["disk"].startswith("disk: ok — ") and f"MB free in {tmp_path}" in lines["disk"]
+    assert lines["lock"] == "lock: ok — no copy of the shop is running"
+    assert lines["journal"] == f"journal: ok — {database}.payments.jsonl can be written"
+    assert lines["backups"] == f"backups: ok — {tmp_path / 'backups'} can be written"
+    assert idle.returncode == 0, idle.stdout
+    assert "lock: WARN — another copy of the shop is serving this database now" in while_serving.stdout
+    if os.geteuid() != 0:  # root may write anywhere
+        assert "backups: WARN — the shop may not write" in locked_out.stdout
+    assert locked_out.returncode == 0
