@@ -189,25 +189,32 @@ def is_bot_api_json(payload) -> bool:
     return isinstance(payload.get("error_code"), int) and isinstance(payload.get("description"), str)
 
 
+class NotTheBotApisAnswer(apihelper.ApiHTTPException):
+    """An answer that is not the Bot API's JSON. Its body is left out of the message, unlike telebot's own
+    errors: a cut-off answer can echo what was sent (a product's hidden content), and errors reach the log."""
+
+    def __init__(self, method_name: str, answer: requests.Response):
+        apihelper.ApiException.__init__(self, f"{method_name}: HTTP {answer.status_code} {answer.reason}, "
+                                              "and a body that is not the Bot API's JSON", method_name, answer)
+
+
 def bot_api_answer(method_name: str, answer: requests.Response) -> requests.Response:
-    """The answer, if it is the Bot API's JSON; if not, the ApiException a network failure would raise.
+    """The answer, if it is the Bot API's JSON; if not, an ApiException, as a network failure raises.
 
     A proxy's HTML error page, a 500 whose body is ``{"message": ...}``, or a
     body cut off mid-way are not Telegram's answers, but telebot reads the
     last two as Telegram's and fails with a KeyError (``result_json['ok']``)
-    that no caller expects. Raised here as telebot's own ApiHTTPException
-    (ApiInvalidJSONException for a 200), they are waited out and retried
-    like an unreachable Telegram, wherever the shop calls it.
+    that no caller expects. Raised here as an ApiHTTPException, they are
+    waited out and retried like an unreachable Telegram wherever the shop
+    polls (service.TelegramLink), and fail a send as a lost connection does.
     """
     try:
         payload = answer.json()
     except ValueError:
         payload = None
-    if is_bot_api_json(payload):
-        return answer
-    if answer.status_code != 200:
-        raise apihelper.ApiHTTPException(method_name, answer)
-    raise apihelper.ApiInvalidJSONException(method_name, answer)
+    if not is_bot_api_json(payload):
+        raise NotTheBotApisAnswer(method_name, answer)
+    return answer
 
 
 def send_parameters_in_body() -> None:

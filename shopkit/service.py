@@ -30,7 +30,7 @@ import requests
 from telebot import apihelper, types
 from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
 
-from .config import STARS, TELEGRAM_API, Config
+from .config import STARS, TELEGRAM_API, Config, NotTheBotApisAnswer
 from .database import DatabaseError, describe_database, sqlite_file
 from .instance import hold_instance_lock
 from .shop import retry_after
@@ -68,6 +68,8 @@ def short_reason(error: Exception) -> str:
     """A few words on why a call failed: no URL (it holds the token) and none of urllib3's long story."""
     if isinstance(error, ApiTelegramException):
         return f"{error.error_code} {error.description}"
+    if isinstance(error, NotTheBotApisAnswer):  # a proxy's page, a cut-off body (config.bot_api_answer)
+        return f"HTTP {error.result.status_code} {error.result.reason}, not the Bot API's answer"
     if isinstance(error, ApiHTTPException):
         return f"HTTP {error.result.status_code} {error.result.reason}"
     if isinstance(error, ApiInvalidJSONException):

@@ -24,6 +24,7 @@ from conftest import ADMIN_ID, FakeBotApiServer, FakeResponse, NotTheBotApi, Per
 from models import Category, Product
 from shopkit import DatabaseError, close_database, load_config, open_database, service
 from shopkit import bot as shopkit_bot
+from shopkit import config as config_module
 from shopkit.config import ErrorCount
 from shopkit.database import head_revision
 from shopkit.instance import InstanceLock
@@ -378,3 +379,22 @@ def test_check_reports_the_disk_the_lock_the_journal_and_the_backups_folder(tmp_
     if os.geteuid() != 0:  # root may write anywhere
         assert "backups: WARN — the shop may not write" in locked_out.stdout
     assert locked_out.returncode == 0
+
+
+def test_an_answer_cut_off_mid_way_is_refused_without_its_body(tmp_path):
+    """A cut-off answer can echo what was sent, a product's hidden content: the error that reaches the log
+    says what went wrong, never what the body held."""
+    server = OddAnswers({"sendMessage": [NotTheBotApi(200, '{"ok": true, "result": {"text": "KEY-SECRET', "text/plain"),
+                                         NO_OK]})
+    url = f"{server.url}/bot{RUN_TOKEN}/sendMessage"
+    try:
+        with pytest.raises(apihelper.ApiException) as cut_off:
+            config_module.send_in_body("get", url, params={"chat_id": 77, "text": "KEY-SECRET"})
+        with pytest.raises(apihelper.ApiException) as no_ok:
+            config_module.send_in_body("get", url, params={"chat_id": 77, "text": "hello"})
+        answered = config_module.send_in_body("get", url, params={"chat_id": 77, "text": "hello"})
+    finally:
+        server.httpd.shutdown()
+    assert "KEY-SECRET" not in str(cut_off.value) and "sendMessage: HTTP 200 OK" in str(cut_off.value)
+    assert service.short_reason(no_ok.value) == "HTTP 500 Internal Server Error, not the Bot API's answer"
+    assert answered.json()["ok"] is True
