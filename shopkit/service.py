@@ -12,8 +12,11 @@ first-hour mistake gets one clear line instead of a retry loop:
 - **The shop's own checks** (the catalog's currency: currency.py) are handed
   in by the chapters and run beside these.
 - ``python shopbot.py --check`` checks everything a deployment needs, one
-  line per item, and exits 0 or 1 without polling: systemd runs it before
-  each start (deploy/shopbot.service).
+  line per item (free disk space and whether a copy is running among them),
+  and exits 0 or 1 without polling: systemd runs it before each start
+  (deploy/shopbot.service).
+- **How the shop is doing**: free disk space, the code's version, for
+  --check and for /status (status.py).
 """
 from __future__ import annotations
 

@@ -301,6 +301,14 @@ def test_a_clean_stop_is_followed_by_the_quick_check_only(killed_shop):
     assert "did not stop cleanly" not in second_log  # ...and after a clean stop, only its pages
 
 
+@pytest.fixture
+def sqlite_shop(shop):
+    """The shop, on SQLite only: a database server is backed up, and restored, with its own tools."""
+    if shop.Session.kw["bind"].dialect.name != "sqlite":
+        pytest.skip("a database server is backed up with its own tools")
+    return shop
+
+
 def test_the_backup_screen_points_to_restore_in_english_and_russian(sqlite_shop, seller):
     seller.sends("/admin")
     seller.taps("Backup")
