@@ -71,6 +71,7 @@ ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
+PAYMENT_HELD_WAIT = 5  # seconds before asking again for a payment that could not be written to the journal
 
 
 class ShopBot(telebot.TeleBot):
@@ -188,26 +189,41 @@ def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None 
             conflicts.handle(error)
             link.sleep(CONFLICT_WAIT)
             continue
-        for raw in batch or ():
-            handle_update(bot, raw)
-        offset = next_offset(batch, offset)
+        offset, held = hand_over(bot, batch or [], offset)
+        if held:  # a payment that could not be written down: Telegram sends it again at the next poll
+            link.sleep(PAYMENT_HELD_WAIT)
 
 
-def next_offset(batch, offset: int | None) -> int | None:
-    """Past every update of the batch, the unreadable ones too: Telegram would send them again forever."""
-    ids = [raw["update_id"] for raw in batch or () if isinstance(raw, dict) and isinstance(raw.get("update_id"), int)]
-    return max(ids) + 1 if ids else offset
+def hand_over(bot: telebot.TeleBot, batch: list, offset: int | None) -> tuple[int | None, bool]:
+    """Hand each update of the batch to its handlers, in order: (the next offset, whether a payment was held).
+
+    An update that cannot be read is skipped (Telegram would send it again
+    forever), and so is one whose handling failed, but for a payment: that
+    one, and all after it, are asked for again (the offset stays at it), so
+    that a payment the journal could not take (a full disk) is never lost.
+    """
+    for raw in batch:
+        update = read_update(raw)
+        if update is not None and not handled(bot, update) and is_successful_payment(update):
+            return update.update_id, True
+        if isinstance(raw, dict) and isinstance(raw.get("update_id"), int):
+            offset = max(offset or 0, raw["update_id"] + 1)
+    return offset, False
 
 
-def handle_update(bot: telebot.TeleBot, raw) -> None:
-    """One update: read, then handed to its handlers; one that cannot be read is logged and skipped."""
-    update = read_update(raw)
-    if update is None:
-        return
+def is_successful_payment(update: types.Update) -> bool:
+    """A payment, which ShopBot writes to the journal before anything else (ledger.py)."""
+    return update.message is not None and update.message.successful_payment is not None
+
+
+def handled(bot: telebot.TeleBot, update: types.Update) -> bool:
+    """False when handing the update over failed (logged): a bug must not cost the rest of the batch."""
     try:
         bot.process_new_updates([update])
-    except Exception:  # a bug in the machinery must not cost the rest of the batch, nor stop polling
+    except Exception:
         logger.exception("Could not handle update %s", update.update_id)
+        return False
+    return True
 
 
 def read_update(raw) -> types.Update | None:

@@ -406,3 +406,44 @@ def test_an_answer_cut_off_mid_way_is_refused_without_its_body(tmp_path):
     assert "KEY-SECRET" not in str(cut_off.value) and "sendMessage: HTTP 200 OK" in str(cut_off.value)
     assert service.short_reason(no_ok.value) == "HTTP 500 Internal Server Error, not the Bot API's answer"
     assert answered.json()["ok"] is True
+
+
+class Updates:
+    """getUpdates over a fixed list of updates: each call gets those at or past its offset, as Telegram answers."""
+
+    def __init__(self, api, updates: list, stop: threading.Event):
+        self.api, self.updates, self.stop, self.offsets = api, updates, stop, []
+
+    def __call__(self, http_method, url, params=None, **kwargs):
+        if not url.endswith("/getUpdates"):
+            return self.api(http_method, url, params=params, **kwargs)
+        offset = int((params or {}).get("offset") or 0)
+        self.offsets.append(offset)
+        batch = [update for update in self.updates if update["update_id"] >= offset]
+        if not batch:
+            self.stop.set()
+        return FakeResponse(200, {"ok": True, "result": batch})
+
+
+def test_a_payment_the_journal_could_not_take_is_asked_for_again_and_the_customers_before_it_served(
+        shop, monkeypatch, caplog):
+    product = shop.add_product("Pro", price=10, hidden="KEY-PRO")
+    payment = payment_update(21, 503, product.id, "charge-full-disk")
+    stopped, writes = threading.Event(), []
+
+    def full_disk_once(message):
+        writes.append(message)
+        if len(writes) == 1:
+            raise OSError(28, "No space left on device")
+        journal_write(message)
+
+    journal_write = shop.bot.shop.journal.write
+    monkeypatch.setattr(shop.bot.shop.journal, "write", full_disk_once)
+    telegram = Updates(shop.api, [start_update(20, 501), payment, start_update(22, 502)], stopped)
+    monkeypatch.setattr(apihelper, "CUSTOM_REQUEST_SENDER", telegram)
+    shopkit_bot.poll(shop.bot, service.TelegramLink(None, sleep=lambda _: None), stopped)
+    assert telegram.offsets == [0, 21, 23]  # the payment, and what came after it, were asked for again
+    assert len(shop.api.messages(501)) == 1  # served once, before the payment
+    assert shop.purchases() == [(None, "Pro", 10, "stars")] and "KEY-PRO" in str(shop.api.messages(503))
+    assert shop.api.messages(502)
+    assert "Could not handle update 21" in caplog.text
