@@ -1,6 +1,6 @@
 """Backups: 💾 Backup sends the seller a copy of the shop, at once or every day.
 
-Reading order: ... broadcast.py → **backups.py** → pricing.py → ...
+Reading order: ... broadcast.py → **backups.py** → status.py → ...
 
 On SQLite the whole shop is one file, shop.db. A copy is made with SQLite's
 backup API, consistent even while customers buy, and compressed with gzip,

@@ -1,6 +1,6 @@
 """Pricing: which currency the catalog is priced in, and --reprice to change it.
 
-Reading order: ... backups.py → **pricing.py** → texts.py → ...
+Reading order: ... status.py → **pricing.py** → texts.py → ...
 
 Prices are whole numbers of the currency's smallest unit (models.py), so the
 number 150 means 150 ⭐ in a Stars shop and $1.50 in a USD one. The shop

@@ -14,6 +14,7 @@ Run it:
     BOT_TOKEN=123:ABC ADMIN_IDS=111111111 python shopbot.py
     python shopbot.py --check          check everything a deployment needs, then exit 0 or 1
     python shopbot.py --reprice 0.013  convert the catalog's prices to CURRENCY (1 old unit = 0.013 new)
+    python shopbot.py --restore FILE   put a backup copy back, the bot stopped (see Backups in the README)
 
 Environment variables (only BOT_TOKEN is required):
 
@@ -31,17 +32,17 @@ chapter that reads alone, top to bottom. In order:
     shopbot.py     this file: make the bot, register the chapters, run
     models.py      the data: users, categories, products, purchases, stock,
                    subscriptions; the queries several chapters share
-    menus.py       where everything starts and returns: the customer's menu,
-                   the seller's panel, /cancel
+    menus.py       where everything starts and returns: /start, the
+                   customer's menu, the seller's panel, /cancel
     promos.py      promo codes: the price after one, who may use it, and
                    each use held at pre-checkout and counted at payment
-    storefront.py  /start, the catalog, product cards, search, 🔔 Notify me
+    storefront.py  the catalog, product cards, shared links, search, 🔔 Notify me
     subscriptions.py  monthly access to a channel or group: Stars subscriptions,
                    join requests, renewals, expiry, cancel and resume
     purchases.py   what a customer receives: delivery, 📦 My purchases, refunds
     checkout.py    Buy → invoice → pre-checkout → payment, then delivery
-    ledger.py      no payment lost or doubled: the journal, redelivery, and
-                   Telegram's Stars ledger as the source of truth
+    ledger.py      no payment lost or doubled: redelivery, and Telegram's
+                   Stars ledger as the source of truth
     gifts.py       🎁 buying for someone else, who claims it with a link
     support.py     /paysupport and the seller's reply
     channels.py    the seller's side of subscriptions: the chat, its subscribers
@@ -51,6 +52,7 @@ chapter that reads alone, top to bottom. In order:
     promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
     broadcast.py   one message to every customer
     backups.py     💾 Backup: a copy of the shop now, or every day
+    status.py      /status: is the shop healthy? Running since, disk, backups, errors
     pricing.py     the catalog's currency, and --reprice
     texts.py       every word the shop says, in English and Russian
 
@@ -75,6 +77,7 @@ import promo_panel
 import promos
 import purchases
 import sales
+import status
 import stock
 import storefront
 import subscriptions
@@ -86,8 +89,8 @@ from shopkit.bot import make_bot, run
 use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English and Russian
 
 # Every chapter, in the reading order above; each registers its own handlers.
-CHAPTERS = [menus, promos, gifts, storefront, subscriptions, purchases, checkout, ledger, support, channels, admin,
-            stock, sales, promo_panel, backups, broadcast, pricing]
+CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, ledger, gifts, support, channels, admin,
+            stock, sales, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):
@@ -99,8 +102,8 @@ def create_bot(config: Config, session_factory=None, threaded: bool = True):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Check (--check), reprice (--reprice RATE) or serve customers until stopped."""
-    return run(create_bot, argv, shop_checks=[pricing.check_payments], reprice=pricing.reprice)
+    """Check (--check), reprice (--reprice RATE), restore a backup (--restore FILE) or serve until stopped."""
+    return run(create_bot, argv, shop_checks=[pricing.check_payments, *status.CHECKS], reprice=pricing.reprice)
 
 
 if __name__ == "__main__":

@@ -298,8 +298,9 @@ EN = {
     "admin_backup": "💾 <b>Backup</b>\n\nEach copy of the shop is sent to you here: a gzip-compressed SQLite file. "
                     "The newest {keep} of each kind (daily, and made here) are also kept on the server, in "
                     "<code>{folder}</code>.\n\n"
-                    "To restore one: stop the shop, unpack it over the database "
-                    "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) and start the shop again.\n\n"
+                    "To restore one: stop the shop, then run "
+                    "<code>python shopbot.py --restore backups/COPY.db.gz</code>: it checks the copy, keeps the "
+                    "database before beside it and puts the copy in place. Then start the shop again.\n\n"
                     "🔁 <b>Daily to me</b>, on the panel: a copy every 24 hours, in this chat.",
     "backup_caption": "💾 A copy of the shop. The newest copies are also kept on the server, in <code>{folder}</code>.",
     "backup_too_big": "💾 This copy of the shop is {size} MB, more than the 50 MB Telegram lets a bot send. "
@@ -321,6 +322,19 @@ EN = {
     "admin_disk_back": "✅ <b>The server's disk has room again</b>: {free} MB free. Payments are taken again.",
     "admin_backup_server": "💾 The shop uses a database server: back it up with its own tools, e.g. "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> for PostgreSQL.",
+    # --- /status (status.py) ---------------------------------------------------
+    "status": "🩺 <b>Status</b>\n\n"
+              "Running since {since}\n"
+              "Version: {version}\n"
+              "Database: {size}; {free} free on its disk\n"
+              "Last backup: {backup}\n"
+              "{ledger}\n"
+              "Updates waiting at Telegram: {pending}\n"
+              "Errors in the last 24 hours: {errors}",
+    "status_never": "none yet",
+    "status_backup": "{when} (<code>{name}</code>)",
+    "status_backup_server": "made with the database server's own tools (pg_dump), which the shop does not see",
+    "status_unknown": "unknown ({why})",
     # --- why the seller's answer was not taken -------------------------------
     "err_expected_text": "❗ I need a text here.",
     "err_expected_file": "❗ I need a photo or a document here (or /skip).",
@@ -825,8 +839,9 @@ RU = {
     "admin_backup": "💾 <b>Резервная копия</b>\n\nКаждая копия магазина приходит вам сюда: это файл базы SQLite, "
                     "сжатый gzip. Последние {keep} копий каждого вида (ежедневные и сделанные здесь) также "
                     "хранятся на сервере, в <code>{folder}</code>.\n\n"
-                    "Чтобы восстановить копию, остановите магазин, распакуйте её на место базы "
-                    "(<code>gunzip -c copy.db.gz &gt; shop.db</code>) и снова запустите магазин.\n\n"
+                    "Чтобы восстановить копию, остановите магазин и выполните "
+                    "<code>python shopbot.py --restore backups/КОПИЯ.db.gz</code>: команда проверит копию, "
+                    "сохранит прежнюю базу рядом и поставит копию на её место. Затем снова запустите магазин.\n\n"
                     "🔁 <b>Каждый день мне</b> (кнопка в панели): копия раз в 24 часа, в этот чат.",
     "backup_caption": "💾 Копия магазина. Последние копии также хранятся на сервере, в <code>{folder}</code>.",
     "backup_too_big": "💾 Эта копия магазина весит {size} МБ — больше 50 МБ, которые Telegram разрешает отправить "
@@ -848,6 +863,18 @@ RU = {
     "admin_disk_back": "✅ <b>На диске сервера снова есть место</b>: свободно {free} МБ. Оплаты снова принимаются.",
     "admin_backup_server": "💾 Магазин работает с сервером баз данных: делайте копию его средствами, например "
                            "<code>pg_dump DATABASE_URL &gt; shop.sql</code> для PostgreSQL.",
+    "status": "🩺 <b>Состояние</b>\n\n"
+              "Работает с {since}\n"
+              "Версия: {version}\n"
+              "База данных: {size}; свободно на диске: {free}\n"
+              "Последняя копия: {backup}\n"
+              "{ledger}\n"
+              "Обновлений ждёт в Telegram: {pending}\n"
+              "Ошибок за последние 24 часа: {errors}",
+    "status_never": "пока ни одной",
+    "status_backup": "{when} (<code>{name}</code>)",
+    "status_backup_server": "делается средствами сервера баз данных (pg_dump), магазин её не видит",
+    "status_unknown": "неизвестно ({why})",
     "err_expected_text": "❗ Здесь нужен текст.",
     "err_expected_file": "❗ Здесь нужно фото или документ (или /skip).",
     "err_name_too_long": "❗ Слишком длинно: не больше {limit} символов.",

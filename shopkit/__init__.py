@@ -17,13 +17,14 @@ file states the handler contract; each module says what it keeps alive:
     lanes.py     payments first, then every customer in turn; floods trimmed
     journal.py   every payment written down before Telegram forgets it, and recorded until it is
     service.py   start-up checks, a Telegram that cannot be reached, --check
+    instance.py  one running copy per shop (a lock beside the database), and whether the last stopped cleanly
     bot.py       the bot, polling, and the command line (shopbot.py runs it)
 
 Nothing here imports a chapter: where the machinery must reach the shop (the
 customer's menu, who blocked the bot), a chapter hands it a function when it
 registers.
 """
-from .config import MAX_ID, STARS, Config, ConfigError, RedactSecrets, is_id, is_number, load_config
+from .config import ERRORS, MAX_ID, STARS, Config, ConfigError, RedactSecrets, is_id, is_number, load_config
 from .database import (
     DatabaseError,
     backup_sqlite,
@@ -32,6 +33,7 @@ from .database import (
     describe_database,
     open_database,
     sqlite_file,
+    stored_revision,
 )
 from .journal import NOT_RECORDED, PaymentJournal, journal_path, recorded_reply, retry_until_recorded
 from .routes import (
@@ -82,7 +84,16 @@ from .screens import (
     utf16_len,
     with_toast,
 )
-from .service import CALL_FAILED, StartRefused, check_line, short_reason
+from .service import (
+    CALL_FAILED,
+    StartRefused,
+    check_line,
+    code_version,
+    data_folder,
+    free_space,
+    megabytes,
+    short_reason,
+)
 from .shop import (
     MASS_SEND_INTERVAL,
     SALE_ALERTS,
@@ -97,15 +108,16 @@ from .shop import (
 from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
-    "ANSWER_TYPES", "CALL_FAILED", "CANCEL", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS",
+    "ANSWER_TYPES", "CALL_FAILED", "CANCEL", "ERRORS", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS",
     "NOT_RECORDED", "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config", "ConfigError",
     "DatabaseError", "Dialog", "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen", "Setting",
     "Shop", "StartRefused", "Tap", "Toast", "add_handlers", "ask", "backup_sqlite", "call_api", "callback", "chat_of",
-    "check_line", "close_database", "connect", "counted", "currency_hint", "decimals", "describe_database",
-    "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price", "handles_errors",
-    "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path", "keyboard", "label",
-    "language_for_code", "language_of", "load_config", "muted_admins", "notify_admins", "on_message", "open_database",
-    "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after",
-    "retry_until_recorded", "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message",
-    "sqlite_file", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "check_line", "close_database", "code_version", "connect", "counted", "currency_hint", "data_folder", "decimals",
+    "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price",
+    "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number",
+    "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config", "megabytes",
+    "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price",
+    "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run_handler", "send",
+    "send_file", "short_reason", "show_reply", "split_message", "sqlite_file", "stored_revision", "text", "truncate",
+    "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -9,19 +9,20 @@ Part of shopkit, the machinery under the shop (README.md beside this file).
   in the lanes (lanes.py), so one customer's flood never delays the others.
 - ``poll`` asks Telegram for updates, waits out an unreachable Telegram, and
   explains a 409 Conflict (another copy polling with the same token).
-- ``run`` reads the settings, holds the one-instance lock, and then checks
-  (``--check``), reprices (``--reprice``) or serves until SIGINT/SIGTERM.
+- ``run`` reads the settings, holds the shop's lock (instance.py: one running
+  copy per database), and then checks (``--check``), reprices
+  (``--reprice``), restores a backup (``--restore``) or serves until
+  SIGINT/SIGTERM.
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
 import functools
 import logging
 import os
+import re
 import signal
 import sys
-import tempfile
 import threading
 import time
 
@@ -34,13 +35,23 @@ from . import routes
 from .config import (
     Config,
     ConfigError,
+    count_errors,
     load_config,
     secrets_of,
     send_parameters_in_body,
     setup_logging,
     use_api_server,
 )
-from .database import DatabaseError, close_database, connect, describe_database, open_database
+from .database import (
+    DatabaseError,
+    close_database,
+    connect,
+    describe_database,
+    open_database,
+    restore_sqlite,
+    sqlite_file,
+)
+from .instance import InstanceLock, hold_instance_lock
 from .journal import PaymentJournal, is_payment, journal_path, journal_payment, take_payment
 from .lanes import Lanes
 from .routes import turn_away
@@ -107,6 +118,7 @@ def make_bot(config: Config, session_factory=None, threaded: bool = True) -> Sho
     """The bot and its Shop, with the routes wired in; the chapters register their handlers next (shopbot.py)."""
     session_factory = session_factory or open_database(config.database_url, pool_size=DATABASE_POOL)
     quick_sessions = connect(config.database_url, pool_size=PAYMENT_THREADS + 1, busy_timeout=2.0)
+    count_errors()  # /status tells the seller how many errors the last day logged
     bot = ShopBot(config.token, Lanes(WORKER_THREADS, PAYMENT_THREADS) if threaded else None)
     journal = PaymentJournal(journal_path(config.database_url))
     bot.shop = Shop(config, bot, session_factory, quick_sessions, journal)
@@ -132,18 +144,6 @@ class PollingErrors(telebot.ExceptionHandler):
             self.last_conflict = time.monotonic()
             return True
         return False
-
-
-def hold_instance_lock(token: str):
-    """Refuse to start twice on one machine: return an open lock file, or None if another instance holds it."""
-    path = os.path.join(tempfile.gettempdir(), f"shopbot-{token.partition(':')[0]}.lock")
-    lock_file = open(path, "a+")  # noqa: SIM115 (held open for the life of the process)
-    try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock_file.close()
-        return None
-    return lock_file
 
 
 def register_commands(bot: telebot.TeleBot) -> None:
@@ -173,7 +173,7 @@ class CommandMenu:
 
 
 def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None = None) -> None:
-    """Fetch updates and hand each batch to ``bot.process_new_updates``, until stopped (a signal, or ``stop``).
+    """Fetch updates and hand each one to ``bot.process_new_updates``, until stopped (a signal, or ``stop``).
 
     Telegram forgets an update once getUpdates is called with an offset past
     it, so the offset moves only after the batch has been handed over. While
@@ -183,15 +183,61 @@ def poll(bot: telebot.TeleBot, link: TelegramLink, stop: threading.Event | None 
     while stop is None or not stop.is_set():
         menu.register_if_due()
         try:
-            updates = link.call(bot.get_updates, offset=offset, timeout=POLL_SECONDS,
-                                long_polling_timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
+            # The raw JSON, not bot.get_updates: telebot builds a whole batch at once, and one update it
+            # cannot read would lose the others with it (read_update, below).
+            batch = link.call(apihelper.get_updates, bot.token, offset=offset, timeout=POLL_SECONDS,
+                              long_polling_timeout=POLL_SECONDS, allowed_updates=ALLOWED_UPDATES)
         except ApiTelegramException as error:  # what link.call leaves to us: 409 Conflict
             conflicts.handle(error)
             link.sleep(CONFLICT_WAIT)
             continue
-        if updates:
-            bot.process_new_updates(updates)
-            offset = max(update.update_id for update in updates) + 1
+        offset = hand_over(bot, batch or [], offset)
+
+
+def hand_over(bot: telebot.TeleBot, batch: list, offset: int | None) -> int | None:
+    """Hand each update of the batch to its handlers, in order; the next offset.
+
+    An update that cannot be read is skipped (Telegram would send it again
+    forever), and so is one whose handing over failed (logged): a bug must not
+    cost the rest of the batch. A payment is written to the journal first, and
+    a journal that cannot be written stops nothing (journal.py); Telegram's Stars
+    ledger is the source of truth for what was paid (ledger.py).
+    """
+    for raw in batch:
+        update = read_update(raw)
+        if update is not None:
+            hand_over_one(bot, update)
+        if isinstance(raw, dict) and isinstance(raw.get("update_id"), int):
+            offset = max(offset or 0, raw["update_id"] + 1)
+    return offset
+
+
+def hand_over_one(bot: telebot.TeleBot, update: types.Update) -> None:
+    """One update to its handlers; a failure is logged with its traceback and the next update goes on."""
+    try:
+        bot.process_new_updates([update])
+    except Exception:
+        logger.exception("Could not handle update %s", update.update_id)
+
+
+def read_update(raw) -> types.Update | None:
+    """telebot's Update, or None (logged with its id and why, never its content: it may hold a customer's words)."""
+    update_id = raw.get("update_id", "?") if isinstance(raw, dict) else "?"
+    try:
+        return types.Update.de_json(raw)
+    except Exception as error:  # telebot needs a field Telegram left out (a callback without chat_instance)
+        logger.warning("Skipped update %s: it could not be read (%s)", update_id, missing_field(error))
+        return None
+
+
+def missing_field(error: Exception) -> str:
+    """Which field telebot missed, from its error: a name from telebot's code, never a value from the update."""
+    if isinstance(error, KeyError) and error.args:  # obj['date']
+        return f"no {error.args[0]!r} field"
+    missing = re.search(r"required positional arguments?: ('\w+')", str(error))  # CallbackQuery(**obj)
+    if isinstance(error, TypeError) and missing:
+        return f"no {missing.group(1)} field"
+    return type(error).__name__
 
 
 def safe_url(database_url: str) -> str:
@@ -219,12 +265,16 @@ def announce(config: Config, me: types.User) -> None:
                        "your id and the setting to add")
 
 
-def serve(config: Config, create_bot) -> int:
+def serve(config: Config, create_bot, lock: InstanceLock) -> int:
     """Check the database and the token, each with one clear line if wrong, then answer customers until stopped."""
-    describe_database(config.database_url)  # damaged, newer than the code...: said before any network call
+    if lock.unclean_stop:
+        logger.warning("The shop did not stop cleanly last time: checking the whole database (integrity_check)")
+    # Damaged, newer than the code...: said before any network call.
+    describe_database(config.database_url, thorough=lock.unclean_stop)
     link = TelegramLink(config.api_url)
     me = types.User.de_json(link.call(apihelper.get_me, config.token))  # a rejected token stops the start here
-    # The database is brought up to date; describe_database above ran its quick_check.
+    lock.serving()  # until the clean stop below, a stop (kill -9, a power cut) is not clean
+    # The database is brought up to date; describe_database above checked it.
     bot = create_bot(config, open_database(config.database_url, pool_size=DATABASE_POOL, checked=True))
     for check in bot.shop.checks_at_start:  # the chapters' own (currency.py): one may refuse the start
         check(bot.shop)
@@ -237,6 +287,7 @@ def serve(config: Config, create_bot) -> int:
         bot.lanes.stop()  # the updates in hand are finished
         close_database(bot.shop.QuickSession)
         close_database(bot.shop.Session)
+        lock.stopped_cleanly()
         logger.info("Stopped")
     return 0
 
@@ -249,6 +300,9 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                         "the payments and the admins, one line each; exit 0 or 1 without polling")
     action.add_argument("--reprice", metavar="RATE", help="convert every price from the currency the catalog is "
                         "priced in to CURRENCY: RATE is what one unit of the old currency is worth in the new one")
+    action.add_argument("--restore", metavar="FILE", help="put a backup copy (backups/shop-backup-....db.gz) in "
+                        "place of the SQLite database, the bot stopped: the copy is checked first, and the database "
+                        "before is kept beside it")
     return parser.parse_args(argv)
 
 
@@ -272,16 +326,40 @@ def run(create_bot, argv: list[str] | None = None, shop_checks=(), reprice=None)
     send_parameters_in_body()
     if arguments.check:
         return run_checks(config, shop_checks)
-    lock = hold_instance_lock(config.token)
+    try:
+        lock = hold_instance_lock(config.database_url)
+    except DatabaseError as error:
+        print(f"shopbot: {error}", file=sys.stderr)
+        return 2
     if lock is None:
-        logger.error("Another instance of this bot is already running on this machine; exiting.")
+        print("shopbot: another copy of the shop is serving this database; stop it first (exiting)", file=sys.stderr)
         return 1
     try:
         stop_on_signals()
-        return reprice(config, arguments.reprice) if arguments.reprice else serve(config, create_bot)
+        if arguments.restore:
+            return restore(config, arguments.restore, lock)
+        return reprice(config, arguments.reprice) if arguments.reprice else serve(config, create_bot, lock)
     except (StartRefused, DatabaseError) as error:
         print(f"shopbot: {error}", file=sys.stderr)
         return 2
     finally:
         lock.close()
 
+
+def restore(config: Config, copy: str, lock: InstanceLock) -> int:
+    """``--restore FILE``: the copy checked and put in place, the database before kept; then what the next start does.
+
+    Run with the bot stopped (run() holds its lock, so a running copy refuses it).
+    """
+    path = sqlite_file(config.database_url)
+    if path is None:
+        raise DatabaseError("--restore puts back a copy of a SQLite database; restore a database server's dump "
+                            "with its own tools (PostgreSQL: pg_restore), see Backups in the README")
+    kept = restore_sqlite(path, copy, time.strftime("%Y%m%d-%H%M%S"))
+    lock.stopped_cleanly()  # the copy in place was just checked whole (integrity_check): no need at the next start
+    print(f"Restored {path} from {copy} (integrity_check ok).")
+    print(f"The database before is kept as {kept}." if kept else "There was no database before.")
+    print(f"The next start: {describe_database(config.database_url)}; then, with Telegram Stars, payments made "
+          "after this copy are read back from Telegram's ledger and recorded (their buyers get their goods again, "
+          "with an apology).")
+    return 0

@@ -13,10 +13,12 @@ URL, because URLs end up in error messages and logs.
 """
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 import requests
@@ -168,11 +170,50 @@ def send_in_body(_http_method: str, url: str, params=None, files=None, timeout=N
     request's URL lands in the error message, hence in the log: a provider
     token, a product's hidden content. Telegram takes every method as a POST
     with a form body (telebot's choice of GET is ignored), so nothing but the
-    method's name is left in the URL.
+    method's name is left in the URL. An answer that is not the Bot API's is
+    refused here (``bot_api_answer``).
     """
     if not hasattr(sessions, "session"):
         sessions.session = requests.Session()
-    return sessions.session.request("post", url, data=params, files=files, timeout=timeout, proxies=proxies)
+    answer = sessions.session.request("post", url, data=params, files=files, timeout=timeout, proxies=proxies)
+    return bot_api_answer(url.rsplit("/", 1)[-1], answer)
+
+
+def is_bot_api_json(payload) -> bool:
+    """The Bot API's answer: {"ok": true, "result": ...} or {"ok": false, "error_code": 400, "description": "..."}."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("ok"), bool):
+        return False
+    if payload["ok"]:
+        return "result" in payload
+    return isinstance(payload.get("error_code"), int) and isinstance(payload.get("description"), str)
+
+
+class NotTheBotApisAnswer(apihelper.ApiHTTPException):
+    """An answer that is not the Bot API's JSON. Its body is left out of the message, unlike telebot's own
+    errors: a cut-off answer can echo what was sent (a product's hidden content), and errors reach the log."""
+
+    def __init__(self, method_name: str, answer: requests.Response):
+        apihelper.ApiException.__init__(self, f"{method_name}: HTTP {answer.status_code} {answer.reason}, "
+                                              "and a body that is not the Bot API's JSON", method_name, answer)
+
+
+def bot_api_answer(method_name: str, answer: requests.Response) -> requests.Response:
+    """The answer, if it is the Bot API's JSON; if not, an ApiException, as a network failure raises.
+
+    A proxy's HTML error page, a 500 whose body is ``{"message": ...}``, or a
+    body cut off mid-way are not Telegram's answers, but telebot reads the
+    last two as Telegram's and fails with a KeyError (``result_json['ok']``)
+    that no caller expects. Raised here as an ApiHTTPException, they are
+    waited out and retried like an unreachable Telegram wherever the shop
+    polls (service.TelegramLink), and fail a send as a lost connection does.
+    """
+    try:
+        payload = answer.json()
+    except ValueError:
+        payload = None
+    if not is_bot_api_json(payload):
+        raise NotTheBotApisAnswer(method_name, answer)
+    return answer
 
 
 def send_parameters_in_body() -> None:
@@ -226,6 +267,35 @@ def log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
         log_uncaught(args.exc_type, args.exc_value, args.exc_traceback, getattr(args.thread, "name", "?"))
 
 
+class ErrorCount(logging.Handler):
+    """Counts the ERROR records of the last day, for /status: a shop that logs errors is a shop to look at."""
+
+    DAY = 24 * 60 * 60
+
+    def __init__(self):
+        super().__init__(level=logging.ERROR)
+        self.times: collections.deque[float] = collections.deque(maxlen=100_000)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.times.append(record.created)
+
+    def in_last_day(self) -> int:
+        since = time.time() - self.DAY
+        while self.times and self.times[0] < since:
+            self.times.popleft()
+        return len(self.times)
+
+
+ERRORS = ErrorCount()  # one per process, as the log is
+
+
+def count_errors() -> None:
+    """Let ERRORS see every error record (again after setup_logging, which replaces the root logger's handlers)."""
+    root = logging.getLogger()
+    if ERRORS not in root.handlers:
+        root.addHandler(ERRORS)
+
+
 def setup_logging(level: str, token: str, *other_secrets: str) -> None:
     """One log format on stderr for the shop and its libraries, with the secrets never printed.
 
@@ -236,6 +306,7 @@ def setup_logging(level: str, token: str, *other_secrets: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
     handler.addFilter(RedactSecrets(token, *other_secrets))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    count_errors()
     logging.captureWarnings(True)  # library warnings go through the filter too
     # Every thread's crash, and the main thread's, is logged through the filter.
     sys.excepthook = log_uncaught

@@ -28,6 +28,7 @@ database file, so that shop.db alone holds everything.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import logging
 import os
 import shutil
@@ -157,6 +158,62 @@ def close_database(session_factory: sessionmaker) -> None:
 
 
 # ---------------------------------------------------------------------------
+# Restoring a copy: python shopbot.py --restore FILE
+# ---------------------------------------------------------------------------
+
+def unpack_copy(copy: str, target: str) -> None:
+    """The copy, unpacked to ``target``: gunzip for a .gz (as backups.py makes them), else copied as it is."""
+    try:
+        if copy.endswith(".gz"):
+            with gzip.open(copy, "rb") as source, open(target, "wb") as unpacked:
+                shutil.copyfileobj(source, unpacked)
+        else:
+            shutil.copyfile(copy, target)
+    except (OSError, EOFError) as error:  # gzip's BadGzipFile is an OSError, a cut-off file an EOFError
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(target)
+        raise DatabaseError(f"cannot read {copy}: {error}; nothing was changed") from None
+
+
+def check_copy(path: str, copy: str) -> None:
+    """SQLite's integrity_check on the unpacked copy: it is put in place whole and sound, or not at all."""
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as connection:
+            problems = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+    except sqlite3.DatabaseError as error:
+        problems = [str(error)]
+    if problems != ["ok"]:
+        os.remove(path)
+        first = " ".join(problems[0].replace("*** in database main ***", "").split())
+        raise DatabaseError(f"{copy} is damaged or is not a SQLite database ({first}); nothing was changed. "
+                            "Try an older copy")
+
+
+def restore_sqlite(database_path: str, copy: str, stamp: str) -> str | None:
+    """Put a backup copy in place of the (stopped) shop's database; returns where the database before was kept.
+
+    The database before is moved aside with its write-ahead log
+    (``shop.db.before-restore-<stamp>`` and its ``-wal``): SQLite would
+    otherwise apply the crashed database's log to the restored copy. The
+    ``-shm`` file is only an index of that log, and is removed.
+    """
+    incoming = database_path + ".restoring"
+    unpack_copy(copy, incoming)
+    check_copy(incoming, copy)
+    aside = f"{database_path}.before-restore-{stamp}"
+    kept = None
+    if os.path.exists(database_path):
+        os.replace(database_path, aside)
+        kept = aside
+    if os.path.exists(database_path + "-wal"):
+        os.replace(database_path + "-wal", aside + "-wal")
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(database_path + "-shm")
+    os.replace(incoming, database_path)
+    return kept
+
+
+# ---------------------------------------------------------------------------
 # Can the database be used at all?
 # ---------------------------------------------------------------------------
 
@@ -182,15 +239,20 @@ def check_sqlite_file(path: str) -> None:
         raise DatabaseError(f"the shop may not read and write {path}: let the user that runs it do so")
 
 
-def check_integrity(connection: Connection) -> None:
-    """On SQLite, ``PRAGMA quick_check``: a damaged file must not start serving, and failing every customer."""
+def check_integrity(connection: Connection, thorough: bool = False) -> None:
+    """On SQLite, ``PRAGMA quick_check``: a damaged file must not start serving, and failing every customer.
+
+    ``thorough``: ``integrity_check`` instead, which also compares every index with its table (after a stop
+    that was not clean: instance.py). It reads more, so it is not run at every start.
+    """
     if connection.dialect.name != "sqlite":
         return
-    problems = [row[0] for row in connection.exec_driver_sql("PRAGMA quick_check")]
+    check = "integrity_check" if thorough else "quick_check"
+    problems = [row[0] for row in connection.exec_driver_sql(f"PRAGMA {check}")]
     if problems != ["ok"]:
         first = " ".join(problems[0].replace("*** in database main ***", "").split())  # one line
-        raise DatabaseError(f"the database is damaged (SQLite's quick_check: {first}); nothing was changed. "
-                            "Restore your latest backup (see Backups in the README)")
+        raise DatabaseError(f"the database is damaged (SQLite's {check}: {first}); nothing was changed. "
+                            "Restore your latest backup: python shopbot.py --restore FILE (see Backups in the README)")
 
 
 def unusable(error: SQLAlchemyError, doing: str) -> DatabaseError:
@@ -402,8 +464,9 @@ def revision_state(connection: Connection, head: str) -> str:
     return f"revision {stored}: upgraded to {head} at the next start"
 
 
-def describe_database(database_url: str) -> str:
-    """For ``shopbot.py --check``: one line on the database, or DatabaseError. Changes nothing, creates nothing."""
+def describe_database(database_url: str, thorough: bool = False) -> str:
+    """For ``shopbot.py --check``: one line on the database, or DatabaseError. Changes nothing, creates nothing.
+    ``thorough``: SQLite's integrity_check rather than quick_check (check_integrity)."""
     path = sqlite_file(database_url)
     if path:
         check_sqlite_file(path)
@@ -412,13 +475,13 @@ def describe_database(database_url: str) -> str:
     engine = create_engine(database_url, poolclass=NullPool, hide_parameters=True)
     try:
         with engine.connect() as connection:
-            check_integrity(connection)
+            check_integrity(connection, thorough)
             state = revision_state(connection, head_revision())
     except SQLAlchemyError as error:
         raise unusable(error, "open") from None
     finally:
         engine.dispose()
-    return state + ("; quick_check ok" if path else "")
+    return state + (f"; {'integrity_check' if thorough else 'quick_check'} ok" if path else "")
 
 
 def new_revision(message: str) -> Path:

@@ -12,22 +12,30 @@ first-hour mistake gets one clear line instead of a retry loop:
 - **The shop's own checks** (the catalog's currency: currency.py) are handed
   in by the chapters and run beside these.
 - ``python shopbot.py --check`` checks everything a deployment needs, one
-  line per item, and exits 0 or 1 without polling: systemd runs it before
-  each start (deploy/shopbot.service).
+  line per item (free disk space and whether a copy is running among them),
+  and exits 0 or 1 without polling: systemd runs it before each start
+  (deploy/shopbot.service).
+- **How the shop is doing**: free disk space, the code's version, for
+  --check and for /status (status.py).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 from telebot import apihelper, types
 from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
 
-from .config import STARS, TELEGRAM_API, Config
-from .database import DatabaseError, describe_database
+from .config import STARS, TELEGRAM_API, Config, NotTheBotApisAnswer
+from .database import DatabaseError, describe_database, sqlite_file
+from .instance import hold_instance_lock
 from .journal import PaymentJournal, journal_path
 from .shop import retry_after
 
@@ -64,6 +72,8 @@ def short_reason(error: Exception) -> str:
     """A few words on why a call failed: no URL (it holds the token) and none of urllib3's long story."""
     if isinstance(error, ApiTelegramException):
         return f"{error.error_code} {error.description}"
+    if isinstance(error, NotTheBotApisAnswer):  # a proxy's page, a cut-off body (config.bot_api_answer)
+        return f"HTTP {error.result.status_code} {error.result.reason}, not the Bot API's answer"
     if isinstance(error, ApiHTTPException):
         return f"HTTP {error.result.status_code} {error.result.reason}"
     if isinstance(error, ApiInvalidJSONException):
@@ -126,6 +136,69 @@ class TelegramLink:
                 continue
             self.answered()
             return result
+
+
+# ---------------------------------------------------------------------------
+# How the shop is doing: for /status (status.py) and --check
+# ---------------------------------------------------------------------------
+
+LOW_DISK = 100 * 1024 * 1024  # below this much free space, --check warns: copies and the journal need room
+PROJECT = Path(__file__).resolve().parent.parent  # the shop's folder, a git checkout if it was cloned
+
+
+def data_folder(database_url: str) -> str:
+    """Where the shop writes: the SQLite file's folder; the working directory beside a database server."""
+    path = sqlite_file(database_url)
+    return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+
+
+def free_space(folder: str) -> int:
+    """Bytes free on the disk that holds ``folder``."""
+    return shutil.disk_usage(folder).free
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1024 ** 2:,.1f} MB"
+
+
+@functools.cache
+def code_version() -> str | None:
+    """``git describe`` of the shop's code (a tag, or the commit), or None when it was not cloned with git."""
+    try:
+        done = subprocess.run(["git", "describe", "--tags", "--always", "--dirty"], cwd=PROJECT, timeout=5,
+                              capture_output=True, text=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+def check_disk(config: Config) -> bool:
+    folder = data_folder(config.database_url)
+    if not os.path.isdir(folder):
+        return True  # the database line has said that the folder is missing
+    free = free_space(folder)
+    status = "WARN" if free < LOW_DISK else "ok"
+    return check_line("disk", status, f"{megabytes(free)} free in {folder}" +
+                      ("; backups and the payments journal need room" if status == "WARN" else ""))
+
+
+def check_lock(config: Config) -> bool:
+    """Is a copy serving this shop now? (Asked without leaving anything behind: the lock is let go at once.)"""
+    path = sqlite_file(config.database_url)
+    if path and not os.path.exists(path + ".lock"):
+        return check_line("lock", "ok", "no copy of the shop is running")  # a running copy has made the file
+    try:
+        lock = hold_instance_lock(config.database_url)
+    except DatabaseError as error:
+        return check_line("lock", "FAIL", str(error))
+    if lock is None:
+        return check_line("lock", "WARN", "another copy of the shop is serving this database now")
+    unclean = lock.unclean_stop
+    lock.close()
+    return check_line("lock", "ok", "no copy of the shop is running" + (
+        "; the last one did not stop cleanly: the next start checks the whole database" if unclean else ""))
 
 
 # ---------------------------------------------------------------------------
@@ -205,7 +278,8 @@ def run_checks(config: Config, shop_checks=()) -> int:
 
     ``shop_checks`` are the shop's own, each a function of the configuration (the catalog's currency).
     """
-    passed = [check_configuration(config), check_database(config), check_journal(config)]
+    passed = [check_configuration(config), check_database(config), check_disk(config), check_lock(config),
+              check_journal(config)]
     me = check_token(config)
     passed += [me is not None, *(check(config) for check in shop_checks)]
     if me is not None:

@@ -41,6 +41,7 @@ class Shop:
                  quick_session_factory: sessionmaker | None = None, journal=None):
         self.config = config
         self.bot = bot
+        self.started_at = time.time()  # /status: running since
         self.Session = session_factory
         # Pre-checkout's own connections, which wait for a lock 2 seconds at most (Telegram waits 10).
         self.QuickSession = quick_session_factory or session_factory

@@ -96,6 +96,7 @@ class FakeApi:
     watches: list[ConnectionWatch] = field(default_factory=list)
     calls_in_transaction: list[str] = field(default_factory=list)
     latency: float = 0.0  # seconds each call takes, as over a real network
+    pending_updates: int = 0  # what getWebhookInfo says waits at Telegram
     channels: FakeChannels = field(default_factory=lambda: FakeChannels())  # chats and subscriptions (below)
 
     def fail(self, method: str, code: int, description: str, retry_after: int | None = None, times: int = 1):
@@ -184,6 +185,8 @@ class FakeApi:
             return {"file_id": params["file_id"], "file_unique_id": "u", "file_path": f"documents/{params['file_id']}"}
         if method == "getMe":
             return {"id": 1234567, "is_bot": True, "first_name": "Shop", "username": "test_shop_bot"}
+        if method == "getWebhookInfo":  # polling: no webhook, and the updates Telegram holds for the bot
+            return {"url": "", "has_custom_certificate": False, "pending_update_count": self.pending_updates}
         return True
 
     def ledger_payment(self, person: Person, amount: int, payload: str, charge_id: str,
@@ -618,6 +621,14 @@ class BadGateway(TelegramRefusal):
         super().__init__(502, "Bad Gateway")
 
 
+class NotTheBotApi(Exception):
+    """Raised by a fake server's answer() to reply with a body that is not the Bot API's (a proxy's HTML page)."""
+
+    def __init__(self, status: int, body: str, content_type: str = "text/html"):
+        super().__init__(body)
+        self.status, self.body, self.content_type = status, body, content_type
+
+
 class FakeBotApiServer:
     """A tiny HTTP Bot API: records the methods called (with each request's path and body)."""
 
@@ -636,14 +647,18 @@ class FakeBotApiServer:
                 server.calls.append((method, time.monotonic(), {"path": self.path, "body": body}))
                 params = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
                 params.update({k: v[-1] for k, v in parse_qs(body).items()})
+                content_type = "application/json"
                 try:
                     status, payload = 200, {"ok": True, "result": server.answer(method, params)}
+                    data = json.dumps(payload).encode()
                 except TelegramRefusal as refusal:
                     status, payload = refusal.code, {"ok": False, "error_code": refusal.code,
                                                      "description": refusal.description}
-                data = json.dumps(payload).encode()
+                    data = json.dumps(payload).encode()
+                except NotTheBotApi as odd:
+                    status, data, content_type = odd.status, odd.body.encode(), odd.content_type
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the bot was stopped

@@ -233,11 +233,12 @@ def test_check_passes_line_by_line_without_polling(tmp_path):
         server.httpd.shutdown()
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stdout
-    assert [line.split(":")[0] for line in lines] == ["configuration", "database", "journal", "telegram",
-                                                      "payments", f"admin {ADMIN_ID}", "All checks passed."]
+    assert [line.split(":")[0] for line in lines] == ["configuration", "database", "disk", "lock", "journal",
+                                                      "telegram", "payments", "backups", f"admin {ADMIN_ID}",
+                                                      "All checks passed."]
     assert "revision" in lines[1] and "up to date; quick_check ok" in lines[1]
-    assert f"{tmp_path / 'shop.db.payments.jsonl'} is writable" in lines[2]
-    assert "@shop_bot" in lines[3] and "Telegram Stars" in lines[4] and "Seller has opened the bot" in lines[5]
+    assert f"{tmp_path / 'shop.db.payments.jsonl'} is writable" in lines[4]
+    assert "@shop_bot" in lines[5] and "Telegram Stars" in lines[6] and "Seller has opened the bot" in lines[8]
     assert server.methods() == ["getMe", "getChat"] and RUN_TOKEN not in result.stdout + result.stderr
 
 

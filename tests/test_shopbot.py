@@ -30,6 +30,7 @@ from conftest import (
 from models import Category, Product
 from shopkit import ConfigError, RedactSecrets, load_config, open_database
 from shopkit import bot as shopkit_bot
+from shopkit.instance import hold_instance_lock
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
 
@@ -127,15 +128,14 @@ def test_commands_are_registered_in_english_and_russian(shop):
     assert all(len(json.loads(c.params["commands"])) == 6 for c in calls)
 
 
-def test_a_second_instance_on_the_same_machine_refuses_to_start():
-    token = "777:lock-test"
-    first = shopkit_bot.hold_instance_lock(token)
+def test_a_second_instance_on_the_same_database_refuses_to_start(database_url):
+    first = hold_instance_lock(database_url)
     try:
         assert first is not None
-        assert shopkit_bot.hold_instance_lock(token) is None
+        assert hold_instance_lock(database_url) is None
     finally:
         first.close()
-    shopkit_bot.hold_instance_lock(token).close()  # free again once the first has gone
+    hold_instance_lock(database_url).close()  # free again once the first has gone
 
 
 def test_a_polling_conflict_is_explained(caplog):
