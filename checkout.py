@@ -249,6 +249,11 @@ def take_free_product(shop: Shop, session: Session, call: types.CallbackQuery, p
 # 2. Pre-checkout: may this payment go ahead?
 # ---------------------------------------------------------------------------
 
+def invoice_price(session: Session, product: Product, promo_id: int, currency: str) -> int:
+    """What an invoice asks: the product's price, or the price after the promo code it was sent with."""
+    return promos.price_with(session, product, promo_id, currency) if promo_id else product.price
+
+
 def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery) -> str | None:
     """The text key explaining why this payment must not happen, or None if it may."""
     payload = parse_invoice_payload(query.invoice_payload)
@@ -260,7 +265,7 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
         return "checkout_unavailable"
     if payload.promo_id and payload.promo_id != promos.applied_code_id(session, query.from_user.id):
         return "checkout_promo_not_applied"  # a forged payload, or a code the customer has since replaced
-    price = promos.price_with(session, product, payload.promo_id, shop.config.currency)
+    price = invoice_price(session, product, payload.promo_id, shop.config.currency)
     if query.currency != shop.config.currency or query.total_amount != price:
         return "checkout_price_changed"
     if product.kind == SUBSCRIPTION:
@@ -526,7 +531,7 @@ def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase,
     notices = []
     renewal = payment.is_recurring and not payment.is_first_recurring  # at the subscription's own, older, price
     currency = shop.config.currency
-    expected = promos.price_with(session, purchase.product, payload.promo_id, currency)
+    expected = invoice_price(session, purchase.product, payload.promo_id, currency)
     if not renewal and (payment.total_amount, payment.currency) != (expected, currency):
         logger.warning("Payment %s was %s %s, but the shop asked %s %s", purchase.payment_id, payment.total_amount,
                        payment.currency, expected, currency)

@@ -74,7 +74,7 @@ PRODUCT = Tap("product", "product_id", page=True)
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case
 # A use held at pre-checkout waits this long for the payment: Telegram takes it seconds after our OK.
 HOLD_TIME = timedelta(minutes=2)
-# A customer whose hold on a code's last use lapsed unpaid holds it again only this much later (texts.py's
+# A customer whose hold on a code's last use lapsed unpaid holds it again only this much later (texts_en.py's
 # "promo_hold_wait" says 10 minutes); meanwhile another customer may take it.
 HOLD_AGAIN_AFTER = timedelta(minutes=10)
 # A lapsed hold is remembered this long: the payment it was for is honoured whenever it lands.

@@ -54,7 +54,9 @@ chapter that reads alone, top to bottom. In order:
     backups.py     💾 Backup: a copy of the shop now, or every day
     status.py      /status: is the shop healthy? Running since, disk, backups, errors
     pricing.py     the catalog's currency, and --reprice
-    texts.py       every word the shop says, in English and Russian
+    texts.py       every word the shop says, and its command menu:
+    texts_en.py    ...in English
+    texts_ru.py    ...and in Russian
 
 Under them, shopkit/ is the machinery a beginner may skip, as a Flask app's
 reader skips Flask: polling, lanes, routing, sending, configuration, the
@@ -83,8 +85,7 @@ import storefront
 import subscriptions
 import support
 import texts
-from shopkit import Config, use_texts
-from shopkit.bot import make_bot, run
+from shopkit import Config, make_bot, run, use_texts
 
 use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English and Russian
 

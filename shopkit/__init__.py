@@ -24,6 +24,7 @@ Nothing here imports a chapter: where the machinery must reach the shop (the
 customer's menu, who blocked the bot), a chapter hands it a function when it
 registers.
 """
+from .bot import make_bot, run
 from .config import ERRORS, MAX_ID, STARS, Config, ConfigError, RedactSecrets, is_id, is_number, load_config
 from .database import (
     DatabaseError,
@@ -115,9 +116,9 @@ __all__ = [
     "check_line", "close_database", "code_version", "connect", "counted", "currency_hint", "data_folder", "decimals",
     "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price",
     "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number",
-    "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config", "megabytes",
+    "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot", "megabytes",
     "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price",
-    "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run_handler", "send",
+    "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run", "run_handler", "send",
     "send_file", "short_reason", "show_reply", "split_message", "sqlite_file", "stored_revision", "text", "truncate",
     "use_texts", "utcnow", "utf16_len", "with_toast"
 ]
