@@ -2,7 +2,7 @@
 
 The seller never runs Alembic by hand: ``python shopbot.py`` upgrades the
 database when it starts (see database.upgrade). A developer who changes a model
-writes the next revision with ``python -m shopkit.database revision "what changed"``.
+writes the next revision with ``python -m shopkit revision "what changed"``.
 """
 from alembic import context
 

@@ -33,7 +33,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import sys
 import tempfile
 from pathlib import Path
 
@@ -487,7 +486,7 @@ def describe_database(database_url: str, thorough: bool = False) -> str:
 def new_revision(message: str) -> Path:
     """Write the next migration, from what the models have and the migrations do not yet.
 
-    For developers: ``python -m shopkit.database revision "add the product kind"``
+    For developers: ``python -m shopkit revision "add the product kind"``
     writes migrations/versions/NNNN_add_the_product_kind.py, to read and edit
     before committing (Alembic cannot guess a data migration or a rename).
     """
@@ -504,9 +503,3 @@ def new_revision(message: str) -> Path:
         finally:
             engine.dispose()
     return Path(script.path)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "revision":
-        sys.exit('usage: python -m shopkit.database revision "what changed"')
-    print(f"Wrote {new_revision(sys.argv[2])}: read it, and edit it where Alembic guessed wrong.")
