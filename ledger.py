@@ -331,9 +331,10 @@ def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = Non
     journal = recorded_before(shop) if any(our_payment(t) and t.id not in known for t in transactions) else set()
     for index, transaction in enumerate(transactions, start=offset):
         if our_payment(transaction) and transaction.id not in known:
-            if update_may_still_come(transaction, polling_since, now):
+            recorded_by_an_older_copy = transaction.id in journal  # its update came and went: nothing will come
+            if not recorded_by_an_older_copy and update_may_still_come(transaction, polling_since, now):
                 break  # keep the offset here: the next reading looks again
-            again = record_again if transaction.id in journal else record_late
+            again = record_again if recorded_by_an_older_copy else record_late
             if not again(shop, transaction, index, transaction.id in refunds, check):
                 break  # keep the offset here: the next reading tries again
         elif transaction.id in refunds and apply_refund(shop, transaction.id):
