@@ -3,7 +3,7 @@
 Reading order: ... channels.py → **admin.py** → stock.py → ...
 
 /admin opens the panel for the ids in ADMIN_IDS. Every handler in this file
-is registered as an admin handler, so routes.py checks ADMIN_IDS before any
+is registered as an admin handler, so shopkit checks ADMIN_IDS before any
 of them runs; anyone else gets the customer menu, and the attempt is logged.
 
 Adding a product is a dialog: the bot asks, the seller's next message

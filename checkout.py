@@ -97,7 +97,7 @@ LOW_STOCK_ALERT = 3  # admins hear when a stocked product is down to this many i
 
 # It names the product and the buyer, so that pre-checkout can refuse someone
 # else's invoice; the second form adds the promo code and the gift mark. At
-# most 128 bytes. It does not share the buttons' format (screens.py, Tap), on
+# most 128 bytes. It does not share the buttons' format (shopkit's Tap), on
 # purpose: a button's version may change to turn old buttons away politely,
 # but a payment can never be turned away, and a Stars subscription's renewals
 # carry the payload of its first invoice for as long as it lasts. So these two
@@ -596,7 +596,7 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire checkout into the bot: Buy and pre-checkout (ledger.py takes the payments); the disk is watched."""
+    """Wire checkout into the bot: Buy, pre-checkout and the payment (@handlers.payment); the disk is watched."""
     shop.jobs_at_start.append(start_watching_the_disk)
     bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
     add_handlers(shop, handlers)

@@ -8,11 +8,12 @@ Telegram an update has arrived (by asking for the next ones) before a worker
 has handled it, so a crash, a locked database or a full disk at the wrong
 moment would lose the payment for good. Four guarantees close the gaps:
 
-1. **The journal.** Every successful payment is appended to a file beside the
-   database before the bot asks Telegram for the next updates
-   (shopbot.ShopBot), and marked done once the purchase is committed. If
-   recording fails it is retried with backoff; the next start replays what was
-   never recorded. The charge id stays unique, so a replay is harmless.
+1. **The journal** (shopkit/journal.py, the machinery). Every successful
+   payment is appended to a file beside the database before the bot asks
+   Telegram for the next updates, and marked done once the purchase is
+   committed. If recording fails it is retried with backoff; the next start
+   replays what was never recorded (catch_up, below). The charge id stays
+   unique, so a replay is harmless.
 2. **Delivery at least once.** A purchase remembers when it was delivered;
    the next start delivers what was recorded but never sent.
 3. **Telegram's Stars ledger is the source of truth.** On start and every 10

@@ -44,7 +44,7 @@ from texts import SHOP_NAME
 handlers = Handlers()
 
 # The buttons of the customer's menu and the seller's panel: each names what it runs, and the numbers
-# it carries (screens.py, Tap). The chapters that answer them import them from here.
+# it carries (shopkit's Tap). The chapters that answer them import them from here.
 CATALOG = Tap("catalog")
 HELP = Tap("help")
 PURCHASES = Tap("purchases", page=True)

@@ -68,7 +68,7 @@ logger = logging.getLogger("shopbot")
 handlers = Handlers()
 
 # A product's card, which a promo link for one product opens (storefront.py answers it): the product,
-# and the page of its category that ⬅️ Back returns to (screens.py, Tap).
+# and the page of its category that ⬅️ Back returns to (shopkit's Tap).
 PRODUCT = Tap("product", "product_id", page=True)
 
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{3,32}")  # letters, digits, - and _; matched in any case

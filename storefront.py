@@ -68,7 +68,7 @@ from shopkit import (
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
 
-# The buttons of the shop window, and the numbers each carries (screens.py, Tap).
+# The buttons of the shop window, and the numbers each carries (shopkit's Tap).
 MENU = Tap("menu")
 CATEGORY = Tap("category", "category_id", page=True)
 SEARCH_PAGE = Tap("search_page", page=True)

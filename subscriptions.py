@@ -78,7 +78,7 @@ from storefront import BUY
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
 
-# The buttons of a subscription's card, and the numbers each carries (screens.py, Tap).
+# The buttons of a subscription's card, and the numbers each carries (shopkit's Tap).
 OPEN_SUBSCRIPTION = Tap("subscription", "subscription_id")
 SUBSCRIPTION_LINK = Tap("subscription_link", "subscription_id")
 CANCEL_SUBSCRIPTION = Tap("cancel_subscription", "subscription_id")

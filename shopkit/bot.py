@@ -78,7 +78,7 @@ class ShopBot(telebot.TeleBot):
     telebot calls ``_exec_task`` for every update it has matched to a handler,
     still inside ``process_new_updates`` and so before it asks Telegram for the
     next updates (which tells Telegram these ones arrived). A payment written to
-    the journal here is on disk before Telegram forgets it (ledger.py); the
+    the journal here is on disk before Telegram forgets it (journal.py); the
     handler then waits its turn in the lanes (lanes.py). Without lanes (tests),
     each update is handled at once, in the caller's thread.
     """
@@ -91,7 +91,7 @@ class ShopBot(telebot.TeleBot):
     def process_new_messages(self, new_messages):
         for message in new_messages:
             # pyTelegramBotAPI 4.37 reads refunded_payment but gives it no content type: name it,
-            # so that ledger.py can register a handler for it.
+            # so that a chapter can register a handler for it (@handlers.message("refunded_payment")).
             if message.refunded_payment is not None:
                 message.content_type = "refunded_payment"
         super().process_new_messages(new_messages)
@@ -201,7 +201,7 @@ def hand_over(bot: telebot.TeleBot, batch: list, offset: int | None) -> int | No
     forever), and so is one whose handing over failed (logged): a bug must not
     cost the rest of the batch. A payment is written to the journal first, and
     a journal that cannot be written stops nothing (journal.py); Telegram's Stars
-    ledger is the source of truth for what was paid (ledger.py).
+    ledger is the source of truth for what was paid (the shop's ledger.py reads it).
     """
     for raw in batch:
         update = read_update(raw)
