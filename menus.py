@@ -10,9 +10,9 @@ the seller's panel (/admin, admin.py). /cancel and the ✖️ Cancel button unde
 a question lead back to whichever home is theirs.
 
 ``register`` also hands the machinery (shopkit) what it needs of the shop:
-these screens, for a stale button or a stranger at an admin button, and the two
-questions it asks about people (models.py): did they block the bot, and which
-admins can it reach, in which language.
+the customer's menu, for a stale button or a stranger at an admin button, and
+the two questions it asks about people (models.py): did they block the bot,
+and which admins can it reach, in which language.
 """
 from __future__ import annotations
 
