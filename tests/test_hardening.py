@@ -337,6 +337,8 @@ def taps_in_the_code() -> tuple[dict[str, Tap], set[str]]:
 
     declared, used = {}, set()
     for path in sorted([*HERE.glob("*.py"), *HERE.glob("shopkit/*.py")]):  # the chapters, and the machinery
+        if path.stem == "__main__":  # python -m shopkit: a command, not a module to import
+            continue
         module = importlib.import_module(("shopkit." if path.parent.name == "shopkit" else "") + path.stem)
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and \
