@@ -19,16 +19,16 @@ from __future__ import annotations
 import logging
 import time
 
-import requests
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
-from telebot.apihelper import ApiException, ApiTelegramException
+from telebot.apihelper import ApiTelegramException
 
 from menus import ADMIN, BROADCAST
 from models import Broadcast, User
 from shopkit import (
+    CALL_FAILED,
     CANCEL,
     MASS_SEND_INTERVAL,
     After,
@@ -49,6 +49,7 @@ from shopkit import (
     language_for_code,
     language_of,
     send,
+    short_reason,
     text,
     utcnow,
 )
@@ -145,21 +146,15 @@ def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
 # ---------------------------------------------------------------------------
 
 def copy_to(shop: Shop, broadcast: Broadcast, telegram_id: int) -> str:
-    """Copy the message to one customer: "sent", "blocked" (403), or "failed" after a few tries."""
-    for attempt in range(TRIES):
-        try:
-            copied = call_api(shop, telegram_id, shop.bot.copy_message, telegram_id, broadcast.admin_chat_id,
-                              broadcast.message_id)
-            return "sent" if copied is not None else "blocked"
-        except ApiTelegramException as error:
-            if error.error_code < 500:  # "chat not found" and the like: trying again will not help
-                logger.warning("Broadcast %s to %s failed: %s", broadcast.id, telegram_id, error.description)
-                return "failed"
-        except (ApiException, requests.RequestException) as error:  # the network: worth another try
-            logger.warning("Broadcast %s to %s: %s (try %s of %s)", broadcast.id, telegram_id, error,
-                           attempt + 1, TRIES)
-        shop.sleep(2 ** attempt)
-    return "failed"
+    """Copy the message to one customer: "sent", "blocked" (403), or "failed" (after a few tries when the error
+    may pass: the network, Telegram unwell)."""
+    try:
+        copied = call_api(shop, telegram_id, shop.bot.copy_message, telegram_id, broadcast.admin_chat_id,
+                          broadcast.message_id, tries=TRIES, hiccups=True)
+    except CALL_FAILED as error:  # "chat not found" and the like, or still failing after the tries
+        logger.warning("Broadcast %s to %s failed: %s", broadcast.id, telegram_id, short_reason(error))
+        return "failed"
+    return "sent" if copied is not None else "blocked"
 
 
 def next_recipients(shop: Shop, broadcast_id: int) -> tuple[Broadcast, list]:
@@ -188,7 +183,7 @@ def tell_admin(shop: Shop, broadcast: Broadcast, html: str) -> None:
     except ApiTelegramException as error:
         if "message is not modified" not in error.description:
             send(shop, chat, html)
-    except (ApiException, requests.RequestException):
+    except CALL_FAILED:
         send(shop, chat, html)
 
 

@@ -57,6 +57,7 @@ from shopkit import (
     Tap,
     Toast,
     add_handlers,
+    call_api,
     chat_of,
     format_price,
     keyboard,
@@ -65,7 +66,6 @@ from shopkit import (
     language_of,
     notify_admins,
     put_setting,
-    retry_after,
     run_handler,
     send,
     text,
@@ -258,8 +258,8 @@ def access_query():
 def new_invite_link(shop: Shop, subscription: Subscription, chat_title: str) -> str | None:
     """A join link for one subscriber: it makes join requests, so that only they are let in (on_join_request)."""
     try:
-        link = patiently(shop, shop.bot.create_chat_invite_link, subscription.chat_id,
-                         name=f"Subscription #{subscription.id}", creates_join_request=True).invite_link
+        link = call_api(shop, None, shop.bot.create_chat_invite_link, subscription.chat_id, hiccups=True,
+                        name=f"Subscription #{subscription.id}", creates_join_request=True).invite_link
     except ApiTelegramException as error:
         report_refusal(shop, subscription.chat_id, chat_title, error)
         return None
@@ -294,7 +294,7 @@ def send_invite(shop: Shop, chat_id: int, purchase_id: int, lang: str) -> None:
 def admit(shop: Shop, subscription_id: int, chat_id: int, chat_title: str, telegram_id: int, lang: str) -> None:
     """Approve a subscriber's join request, and remember that the bot let them in."""
     try:
-        patiently(shop, shop.bot.approve_chat_join_request, chat_id, telegram_id)
+        call_api(shop, None, shop.bot.approve_chat_join_request, chat_id, telegram_id, hiccups=True)
     except ApiTelegramException as error:
         if "USER_ALREADY_PARTICIPANT" not in error.description:  # in already, another way: theirs to keep
             report_refusal(shop, chat_id, chat_title, error)
@@ -349,18 +349,6 @@ def lost_rights(error: ApiTelegramException) -> bool:
     description = error.description.lower()
     return error.error_code == 403 or any(words in description for words in (
         "rights", "chat not found", "admin_required", "not a member", "kicked"))
-
-
-def patiently(shop: Shop, method, *args, **kwargs):
-    """A call a customer waits on (their join link, their join request): flood control (429) and Telegram's
-    hiccups (5xx) are waited out, twice at most."""
-    for attempt in range(3):
-        try:
-            return method(*args, **kwargs)
-        except ApiTelegramException as error:
-            if attempt == 2 or not (error.error_code == 429 or error.error_code >= 500):
-                raise
-            shop.sleep(retry_after(error) if error.error_code == 429 else 1)
 
 
 def report_refusal(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegramException) -> None:

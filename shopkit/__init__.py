@@ -86,7 +86,6 @@ from .screens import (
     with_toast,
 )
 from .service import (
-    CALL_FAILED,
     StartRefused,
     check_line,
     code_version,
@@ -96,6 +95,7 @@ from .service import (
     short_reason,
 )
 from .shop import (
+    CALL_FAILED,
     MASS_SEND_INTERVAL,
     SALE_ALERTS,
     Shop,

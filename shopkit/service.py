@@ -31,13 +31,13 @@ from urllib.parse import urlsplit
 
 import requests
 from telebot import apihelper, types
-from telebot.apihelper import ApiException, ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
+from telebot.apihelper import ApiHTTPException, ApiInvalidJSONException, ApiTelegramException
 
 from .config import STARS, TELEGRAM_API, Config, NotTheBotApisAnswer
 from .database import DatabaseError, describe_database, sqlite_file
 from .instance import hold_instance_lock
 from .journal import PaymentJournal, journal_path
-from .shop import retry_after
+from .shop import CALL_FAILED, retry_after
 
 logger = logging.getLogger("shopbot")
 
@@ -47,8 +47,6 @@ logger = logging.getLogger("shopbot")
 
 FIRST_WAIT = 0.5  # seconds before the first retry; doubled after every failure...
 LONGEST_WAIT = 60  # ...up to a minute
-# What a call to an unreachable or unwell Telegram raises (requests' errors carry the URL: never log them raw).
-CALL_FAILED = (requests.RequestException, ApiException)
 # Clues in a connection error's long text, and what they mean in a few words.
 NETWORK_CLUES = [("Failed to resolve", "name not resolved: no DNS?"), ("Connection refused", "connection refused"),
                  ("Network is unreachable", "network unreachable"), ("timed out", "timed out")]
@@ -117,7 +115,8 @@ class TelegramLink:
 
     def call(self, method, *args, **kwargs):
         """``method(*args, **kwargs)`` until Telegram answers. TokenRejected for a rejected token; a 409 Conflict
-        is raised for the caller to explain; a flood limit is waited out; anything else is retried."""
+        is raised for the caller to explain; a flood limit is waited out (``retry_after``, as shop.call_api does);
+        anything else is retried, for ever: polling has nothing better to do."""
         while True:
             try:
                 result = method(*args, **kwargs)

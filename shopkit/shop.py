@@ -4,9 +4,11 @@ Part of shopkit, the machinery under the shop (see __init__.py).
 
 Every handler receives the same ``shop``: the configuration, the telebot
 client and the database's session factory. The functions below send what the
-handlers built. They wait out Telegram's flood limits (429 Too Many Requests),
-remember customers who blocked the bot (403 Forbidden), and edit a screen in
-place when Telegram allows it, sending it anew when it does not.
+handlers built, all through one retry wrapper, ``call_api``: it waits out
+Telegram's flood limits (429 Too Many Requests), remembers customers who
+blocked the bot (403 Forbidden), and, for the callers that ask, tries again
+when Telegram or the network falters. ``show`` edits a screen in place when
+Telegram allows it, sending it anew when it does not.
 
 One rule runs through the whole shop: **no Telegram call while a database
 transaction is open.** A Bot API call can take seconds; a transaction held
@@ -20,11 +22,12 @@ import logging
 import threading
 import time
 
+import requests
 import telebot
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from telebot import types
-from telebot.apihelper import ApiTelegramException
+from telebot.apihelper import ApiException, ApiTelegramException
 
 from .config import Config
 from .database import free_bytes
@@ -87,28 +90,53 @@ class Shop:
 # Calling the Bot API
 # ---------------------------------------------------------------------------
 
+# What a call to an unreachable or unwell Telegram raises (requests' errors carry the URL: never log them raw).
+CALL_FAILED = (requests.RequestException, ApiException)
+
+
 def retry_after(error: ApiTelegramException) -> float:
     """Seconds Telegram asks us to wait after a 429 Too Many Requests."""
     parameters = (error.result_json or {}).get("parameters") or {}
     return float(parameters.get("retry_after", 1))
 
 
-def call_api(shop: Shop, chat_id: int, method, *args, **kwargs):
-    """Call ``method`` (a Bot API call about ``chat_id``): wait out flood limits, note blocked users.
+def call_api(shop: Shop, chat_id: int | None, method, *args, tries: int = 3, hiccups: bool = False, **kwargs):
+    """Call ``method``, a Bot API call: the shop's one retry wrapper. ``tries`` calls at most; then:
 
-    Returns the API's result, or None when the user has blocked the bot.
+    - a 429 Too Many Requests is waited out, as long as Telegram asks (``retry_after``);
+    - a 403 Forbidden about a person (``chat_id``) means they blocked the bot: noted, and None returned.
+      For a call about a group or a channel pass ``chat_id=None``: there a 403 means the bot lost its
+      rights, and it is raised for the caller;
+    - with ``hiccups=True``, Telegram's 5xx and the network's failures are tried again too, after 1, 2, 4 s.
+      Only callers that would rather risk doing a thing twice than not at all ask for it (a join link, a
+      broadcast's copy): after a timeout the first try may have worked, and an ordinary send or an invoice
+      would reach the customer twice;
+    - anything else is raised.
     """
-    for attempt in range(3):
+    for attempt in range(1, tries + 1):
         try:
             return method(*args, **kwargs)
         except ApiTelegramException as error:
-            if error.error_code == 429 and attempt < 2:  # Too Many Requests: Telegram says how long to wait
+            if error.error_code == 429 and attempt < tries:  # Too Many Requests: Telegram says how long to wait
                 shop.sleep(retry_after(error))
                 continue
-            if error.error_code == 403:  # Forbidden: the user blocked the bot (or never opened it)
+            if error.error_code == 403 and chat_id is not None:  # the user blocked the bot (or never opened it)
                 mark_blocked(shop, chat_id)
                 return None
-            raise
+            if not (hiccups and error.error_code >= 500 and attempt < tries):
+                raise
+            wait_out_hiccup(shop, method, error.error_code, attempt, tries)
+        except CALL_FAILED as error:  # no answer from Telegram, or not the Bot API's (a proxy's error page)
+            if not (hiccups and attempt < tries):
+                raise
+            wait_out_hiccup(shop, method, type(error).__name__, attempt, tries)
+
+
+def wait_out_hiccup(shop: Shop, method, what, attempt: int, tries: int) -> None:
+    """A short pause, longer each time (1, 2, 4 s), before trying a call again."""
+    logger.warning("%s failed (%s), try %s of %s", getattr(method, "__name__", "A Telegram call"), what,
+                   attempt, tries)
+    shop.sleep(2 ** (attempt - 1))
 
 
 def mark_blocked(shop: Shop, telegram_id: int) -> None:

@@ -88,6 +88,20 @@ def test_a_connection_error_is_retried_and_never_stops_the_broadcast(shop, selle
     assert "4 sent, 0 blocked the bot, 1 failed" in seller.last_text()
 
 
+def test_telegram_unwell_is_waited_out_longer_each_time(shop, seller, alice):
+    alice.sends("/start")
+    waits = []
+    shop.bot.shop.sleep = waits.append
+    seller.sends("/admin")
+    seller.taps("Broadcast")
+    seller.sends("News")
+    shop.api.fail("copyMessage", 502, "Bad Gateway", times=2)
+    seller.taps("Send")
+    shop.finish_background()
+    assert "1 sent, 0 blocked the bot, 0 failed" in seller.last_text()
+    assert [wait for wait in waits if wait >= 1] == [1, 2]  # the pauses between sends are shorter
+
+
 def test_the_report_arrives_and_the_next_broadcast_may_start_when_the_last_edit_fails(shop, seller, alice):
     alice.sends("/start")
     seller.sends("/admin")

@@ -265,6 +265,14 @@ def test_a_flood_limit_is_waited_out_and_the_message_sent(shop, alice):
     assert "How it works" in alice.last_text()
 
 
+def test_an_ordinary_send_is_not_tried_again_after_a_network_drop(shop, alice):
+    """After a timeout the message may have gone: a second try could send it twice."""
+    shop.api.drop_connection("sendMessage")
+    alice.sends("/help")
+    help_text = shop.api.of("sendMessage")[0].params["text"]
+    assert [call.params["text"] for call in shop.api.of("sendMessage")].count(help_text) == 1  # then an apology
+
+
 def test_a_flood_limit_on_an_edit_is_waited_out_too(shop, alice):
     alice.sends("/start")
     shop.api.fail("editMessageText", 429, "Too Many Requests: retry after 2", retry_after=2)

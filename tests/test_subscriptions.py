@@ -671,8 +671,17 @@ def test_a_second_product_for_the_same_chat_keeps_its_subscriber_in(shop, channe
     assert alice.id not in channel.members  # the other one ended too: out
 
 
-def test_a_network_drop_on_the_join_link_still_delivers_and_tells_the_seller(shop, vip, channel, alice, seller):
+def test_one_network_drop_on_the_join_link_is_tried_again(shop, vip, channel, alice):
+    waits = []
+    shop.bot.shop.sleep = waits.append
     shop.api.drop_connection("createChatInviteLink")
+    subscribes(alice, vip)
+    assert waits == [1]
+    assert shop.api.channels.joins(alice, join_link(alice)) == "approved"
+
+
+def test_a_network_drop_on_the_join_link_still_delivers_and_tells_the_seller(shop, vip, channel, alice, seller):
+    shop.api.drop_connection("createChatInviteLink", times=3)  # down for every try
     subscribes(alice, vip)
     assert "Welcome! Read the pinned rules." in alice.all_texts()
     assert "cannot make your link to VIP signals right now" in alice.last_text()
