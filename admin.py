@@ -197,29 +197,29 @@ def read_field(shop: Shop, field: ProductField, message: types.Message, kind: st
 # ---------------------------------------------------------------------------
 
 @handlers.command("admin")
-def on_admin(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_admin(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/admin: the seller's panel."""
     end_dialog(session, message)
     save_user(session, message.from_user)  # remembers the admin's language for notifications
-    return admin_panel(session, language_of(message.from_user), message.from_user.id)
+    return admin_panel(session, lang, message.from_user.id)
 
 
 @handlers.tap(ADMIN)
-def tap_admin(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_admin(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """⬅️ Back to the panel (leaving any dialog)."""
     end_dialog(session, call)
-    return admin_panel(session, language_of(call.from_user), call.from_user.id)
+    return admin_panel(session, lang, call.from_user.id)
 
 
 @handlers.tap(TOGGLE_SALE_ALERTS)
-def tap_sale_alerts(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_sale_alerts(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """🔔 Sale alerts: on or off, for this admin only."""
     key = f"{SALE_ALERTS}:{call.from_user.id}"
     setting = session.get(Setting, key) or Setting(key=key, value="on")
     setting.value = "on" if setting.value == "off" else "off"
     session.add(setting)
     session.commit()
-    return admin_panel(session, language_of(call.from_user), call.from_user.id)
+    return admin_panel(session, lang, call.from_user.id)
 
 
 # ---------------------------------------------------------------------------
@@ -236,9 +236,8 @@ def categories_in_order(session: Session) -> list[tuple[int, str]]:
 
 
 @handlers.tap(ADD_PRODUCT)
-def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """➕ Add product: first, its category."""
-    lang = language_of(call.from_user)
     rows = [[ADD_PRODUCT_IN.button(name, category_id=cid)] for cid, name in categories_in_order(session)]
     return Screen(text(lang, "admin_choose_category"), keyboard(
         *rows, [NEW_CATEGORY.button(label(lang, "btn_new_category"), for_new_product=1)],
@@ -260,24 +259,24 @@ def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
 
 
 @handlers.tap(ADD_PRODUCT_IN)
-def tap_add_product_in(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+def tap_add_product_in(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int) -> Screen:
     """A category picked for the new product: next, its kind."""
     if session.get(Category, category_id) is None:
-        return tap_add_product(shop, call, session)
-    return kind_screen(language_of(call.from_user), category_id, for_new_product=True)
+        return tap_add_product(shop, call, session, lang)
+    return kind_screen(lang, category_id, for_new_product=True)
 
 
 def start_new_product(shop: Shop, update, session: Session, category_id: int, product: dict):
     """The new product's category and kind (a subscription's chat too) are known: the questions begin."""
     if session.get(Category, category_id) is None:
-        return tap_add_product(shop, update, session)
+        return tap_add_product(shop, update, session, language_of(update.from_user))
     end_dialog(session, update)
     return ask_field(shop, session, update, "new_product", PRODUCT_FIELDS[0], category_id=category_id, step=0,
                      product=product)
 
 
 @handlers.answer("subscription_chat")
-def answer_subscription_chat(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_subscription_chat(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The 📅 subscription's chat, checked with Telegram (channels.py); then the usual questions."""
     chat = read_chat(shop, message)  # asks Telegram: before any query
     return start_new_product(shop, message, session, dialog["category_id"], {"kind": SUBSCRIPTION, **chat})
@@ -294,11 +293,11 @@ def change_kind(shop: Shop, call: types.CallbackQuery, session: Session, product
 
 
 @handlers.tap(CHOOSE_KIND)
-def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, target_id: int, kind: int,
+def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, target_id: int, kind: int,
                     for_new_product: int) -> Screen:
     """A kind picked: for a new product (``target_id`` is its category), or for an existing one."""
     if kind >= len(KINDS):
-        return admin_panel(session, language_of(call.from_user), call.from_user.id)
+        return admin_panel(session, lang, call.from_user.id)
     if for_new_product and KINDS[kind] == SUBSCRIPTION:
         return ask_chat(shop, session, call, target_id)  # then answer_subscription_chat
     if for_new_product:
@@ -307,7 +306,7 @@ def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, tar
 
 
 @handlers.answer("new_product")
-def answer_product_field(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_product_field(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """An answer in the add-product dialog; after the last one, the preview."""
     step, kind = dialog["step"], dialog["product"].get("kind", UNLIMITED)
     product = {**dialog["product"], **read_field(shop, PRODUCT_FIELDS[step], message, kind)}
@@ -315,7 +314,6 @@ def answer_product_field(shop: Shop, message: types.Message, session: Session, d
         return ask_field(shop, session, message, "new_product", PRODUCT_FIELDS[step + 1], kind, step=step + 1,
                          product=product)
     ask(session, message, "new_product_preview", "admin_preview", product=product)
-    lang = language_of(message.from_user)
     preview = Product(**product)
     return Screen(text(lang, "admin_preview") + "\n\n" + product_card(shop, lang, preview),
                   keyboard([SAVE_PRODUCT.button(label(lang, "btn_save")),
@@ -324,15 +322,14 @@ def answer_product_field(shop: Shop, message: types.Message, session: Session, d
 
 
 @handlers.answer("new_product_preview")
-def answer_preview(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_preview(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """A message under the preview, where a button is expected."""
     raise InputError("err_use_buttons")
 
 
 @handlers.tap(SAVE_PRODUCT)
-def tap_save_product(shop: Shop, call: types.CallbackQuery, session: Session):
+def tap_save_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str):
     """✅ Save under the preview: the product goes on sale."""
-    lang = language_of(call.from_user)
     draft = dialog_data(session, call, "new_product_preview")
     if draft is None:
         return Toast(text(lang, "stale_button"))
@@ -385,13 +382,14 @@ def categories_screen(session: Session, lang: str, page: int) -> Screen:
 
 
 @handlers.tap(CATEGORIES)
-def tap_categories(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+def tap_categories(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, page: int) -> Screen:
     """🗂 Categories."""
-    return categories_screen(session, language_of(call.from_user), page)
+    return categories_screen(session, lang, page)
 
 
 @handlers.tap(NEW_CATEGORY)
-def tap_new_category(shop: Shop, call: types.CallbackQuery, session: Session, for_new_product: int) -> Screen:
+def tap_new_category(shop: Shop, call: types.CallbackQuery, session: Session, lang: str,
+                     for_new_product: int) -> Screen:
     """➕ New category: from the Categories screen (0), or on the way to adding a product (1)."""
     return ask(session, call, "new_category", "admin_ask_category_name", for_new_product=bool(for_new_product))
 
@@ -407,7 +405,7 @@ def read_category_name(session: Session, message: types.Message, renaming: int |
 
 
 @handlers.answer("new_category")
-def answer_new_category(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_new_category(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The new category's name."""
     last_position = session.scalar(select(func.max(Category.position))) or 0
     category = Category(name=read_category_name(session, message), position=last_position + 1)
@@ -418,20 +416,20 @@ def answer_new_category(shop: Shop, message: types.Message, session: Session, di
         raise InputError("err_category_exists") from None
     end_dialog(session, message)
     if dialog["for_new_product"]:  # straight on to the product that needed this category
-        return kind_screen(language_of(message.from_user), category.id, for_new_product=True)
-    return categories_screen(session, language_of(message.from_user), 0)
+        return kind_screen(lang, category.id, for_new_product=True)
+    return categories_screen(session, lang, 0)
 
 
 @handlers.tap(RENAME_CATEGORY)
-def tap_rename_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+def tap_rename_category(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int) -> Screen:
     """✏️ on a category: ask for its new name."""
     if session.get(Category, category_id) is None:
-        return categories_screen(session, language_of(call.from_user), 0)
+        return categories_screen(session, lang, 0)
     return ask(session, call, "rename_category", "admin_ask_category_name", category_id=category_id)
 
 
 @handlers.answer("rename_category")
-def answer_rename_category(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_rename_category(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """A category's new name."""
     category = session.get(Category, dialog["category_id"])
     if category is not None:
@@ -441,29 +439,26 @@ def answer_rename_category(shop: Shop, message: types.Message, session: Session,
         except IntegrityError:
             raise InputError("err_category_exists") from None
     end_dialog(session, message)
-    return categories_screen(session, language_of(message.from_user), 0)
+    return categories_screen(session, lang, 0)
 
 
 @handlers.tap(CATEGORY_UP)
-def tap_category_up(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+def tap_category_up(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int) -> Screen:
     """⬆️ a category one place up (or why it did not move)."""
-    lang = language_of(call.from_user)
     moved = move_category(session, category_id, -1)
     return with_toast(categories_screen(session, lang, 0), None if moved else text(lang, "admin_category_first"))
 
 
 @handlers.tap(CATEGORY_DOWN)
-def tap_category_down(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+def tap_category_down(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int) -> Screen:
     """⬇️ a category one place down (or why it did not move)."""
-    lang = language_of(call.from_user)
     moved = move_category(session, category_id, +1)
     return with_toast(categories_screen(session, lang, 0), None if moved else text(lang, "admin_category_last"))
 
 
 @handlers.tap(DELETE_CATEGORY)
-def tap_delete_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int) -> Screen:
+def tap_delete_category(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int) -> Screen:
     """🗑 a category: only an empty one."""
-    lang = language_of(call.from_user)
     category = session.get(Category, category_id)
     has_products = session.scalar(select(Product.id).where(Product.category_id == category_id).limit(1))
     toast = text(lang, "admin_category_not_empty") if has_products else None
@@ -485,16 +480,15 @@ def products_screen(session: Session, lang: str) -> Screen:
 
 
 @handlers.tap(PRODUCTS)
-def tap_products(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_products(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """📦 Products."""
-    return products_screen(session, language_of(call.from_user))
+    return products_screen(session, lang)
 
 
 @handlers.tap(ADMIN_CATEGORY)
-def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int,
+def tap_admin_category(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int,
                        page: int) -> Screen:
     """A category's products, hidden ones too (🙈)."""
-    lang = language_of(call.from_user)
     category = category_with_count(session, category_id, active_only=False)
     if category is None:
         return products_screen(session, lang)
@@ -558,29 +552,28 @@ def product_or_list(shop: Shop, session: Session, lang: str, product_id: int) ->
 
 
 @handlers.tap(ADMIN_PRODUCT)
-def tap_admin_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_admin_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """A product, as the seller sees it."""
-    return product_or_list(shop, session, language_of(call.from_user), product_id)
+    return product_or_list(shop, session, lang, product_id)
 
 
 @handlers.tap(EDIT_PRODUCT)
-def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int,
+def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int,
                      field_index: int) -> Screen:
     """✏️ a field of a product: ask for its new value."""
     if session.get(Product, product_id) is None or field_index >= len(PRODUCT_FIELDS):
-        return products_screen(session, language_of(call.from_user))
+        return products_screen(session, lang)
     end_dialog(session, call)
     return ask_field(shop, session, call, "edit_product", PRODUCT_FIELDS[field_index],
                      session.get(Product, product_id).kind, product_id=product_id, field_index=field_index)
 
 
 @handlers.answer("edit_product")
-def answer_edit_product(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_edit_product(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """A product field's new value, checked like in the add dialog."""
     product = session.get(Product, dialog["product_id"])
     values = read_field(shop, PRODUCT_FIELDS[dialog["field_index"]], message, product.kind if product else UNLIMITED)
     end_dialog(session, message)
-    lang = language_of(message.from_user)
     if product is None:
         return products_screen(session, lang)
     for name, value in values.items():
@@ -591,30 +584,29 @@ def answer_edit_product(shop: Shop, message: types.Message, session: Session, di
 
 
 @handlers.tap(EDIT_KIND)
-def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """✏️ Kind: unlimited or unique items."""
     if session.get(Product, product_id) is None:
-        return products_screen(session, language_of(call.from_user))
-    return kind_screen(language_of(call.from_user), product_id, for_new_product=False)
+        return products_screen(session, lang)
+    return kind_screen(lang, product_id, for_new_product=False)
 
 
 @handlers.tap(TOGGLE_PRODUCT)
-def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
+def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int):
     """🙈 Hide / 👁 Show a product; shown again, it tells whoever waits for it (if it is in stock)."""
     product = session.get(Product, product_id)
     if product is not None:
         product.is_active = not product.is_active
         session.commit()
-    screen = product_or_list(shop, session, language_of(call.from_user), product_id)
+    screen = product_or_list(shop, session, lang, product_id)
     if product is not None and product.is_active and product.stocked:  # only a stocked product has a waiting list
         return screen, After(announce_restock, product_id)
     return screen
 
 
 @handlers.tap(DELETE_PRODUCT)
-def tap_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """🗑 Delete: asks first; a product somebody bought is hidden instead, so buyers keep their access."""
-    lang = language_of(call.from_user)
     product = session.get(Product, product_id)
     if product is None:
         return products_screen(session, lang)
@@ -628,17 +620,18 @@ def tap_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, 
 
 
 @handlers.tap(CONFIRM_DELETE_PRODUCT)
-def tap_confirm_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_confirm_delete_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str,
+                               product_id: int) -> Screen:
     """🗑 Delete, confirmed."""
     product = session.get(Product, product_id)
     if product is None or product.purchases:  # bought meanwhile: never delete a sale's product
-        return tap_delete_product(shop, call, session, product_id)
+        return tap_delete_product(shop, call, session, lang, product_id)
     category_id = product.category_id
     session.delete(product)
     session.commit()
     logger.info("Admin %s deleted product %s", call.from_user.id, product_id)
-    screen = tap_admin_category(shop, call, session, category_id, 0)
-    return with_toast(screen, text(language_of(call.from_user), "admin_deleted"))
+    screen = tap_admin_category(shop, call, session, lang, category_id, 0)
+    return with_toast(screen, text(lang, "admin_deleted"))
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

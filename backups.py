@@ -57,7 +57,6 @@ from shopkit import (
     keyboard,
     label,
     language_for_code,
-    language_of,
     notify_admins,
     send,
     short_reason,
@@ -202,18 +201,17 @@ def server_screen(lang: str) -> Screen:
 
 
 @handlers.tap(BACKUP)
-def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session):
+def tap_backup(shop: Shop, call: types.CallbackQuery, session: Session, lang: str):
     """💾 Backup: a copy of the shop now."""
-    lang, path = language_of(call.from_user), sqlite_file(shop.config.database_url)
+    lang, path = lang, sqlite_file(shop.config.database_url)
     if path is None:
         return server_screen(lang)
     return backup_screen(lang, path), After(send_fresh_copy, chat_of(call), lang)
 
 
 @handlers.tap(TOGGLE_DAILY_BACKUP)
-def tap_daily_backup(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_daily_backup(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """🔁 Daily to me, on the panel: on or off, for this admin only."""
-    lang = language_of(call.from_user)
     if sqlite_file(shop.config.database_url) is None:
         return server_screen(lang)
     key = f"{DAILY}:{call.from_user.id}"

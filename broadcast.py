@@ -76,7 +76,7 @@ def audience(shop: Shop):
 # ---------------------------------------------------------------------------
 
 @handlers.tap(BROADCAST)
-def tap_broadcast(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_broadcast(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """📣 Broadcast: ask for the message."""
     return ask(session, call, "broadcast_message", "admin_ask_broadcast")
 
@@ -92,7 +92,7 @@ def show_preview(shop: Shop, message: types.Message, audience: int) -> None:
 
 @handlers.answer("broadcast_message")
 @handlers.answer("broadcast_ready")  # another message under the preview replaces the first
-def answer_broadcast(shop: Shop, message: types.Message, session: Session, dialog: dict) -> After:
+def answer_broadcast(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> After:
     """The message to send to everyone."""
     if message.content_type not in ("text", "photo", "document"):
         raise InputError("err_broadcast_kind")
@@ -125,9 +125,8 @@ def new_broadcast(shop: Shop, session: Session, call: types.CallbackQuery, messa
 
 
 @handlers.tap(SEND_BROADCAST)
-def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session):
+def tap_send_broadcast(shop: Shop, call: types.CallbackQuery, session: Session, lang: str):
     """✅ Send under the preview."""
-    lang = language_of(call.from_user)
     draft = dialog_data(session, call, "broadcast_ready")
     if draft is None:
         return Toast(text(lang, "stale_button"))

@@ -154,9 +154,8 @@ def subscribers_summary(session: Session, lang: str, product: Product) -> tuple[
 
 
 @handlers.tap(SUBSCRIBERS)
-def tap_subscribers(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, page: int):
+def tap_subscribers(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int, page: int):
     """👥 All subscribers of a 📅 product, with their dates, a page at a time."""
-    lang = language_of(call.from_user)
     product = session.get(Product, product_id)
     if product is None:
         return Toast(text(lang, "unavailable"))

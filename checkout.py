@@ -211,9 +211,8 @@ def give_product(session: Session, user: User, product: Product, payment_type: s
 
 
 @handlers.tap(BUY)
-def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
+def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int):
     """Buy: an invoice for a paid product; a free one is handed over at once."""
-    lang = language_of(call.from_user)
     product = session.get(Product, product_id)
     if product is None or not product.is_active:
         return Toast(text(lang, "unavailable"))
@@ -547,9 +546,9 @@ def unexpected_payment_notices(shop: Shop, session: Session, purchase: Purchase,
 
 
 @handlers.payment()
-def on_successful_payment(shop: Shop, message: types.Message, session: Session):
+def on_successful_payment(shop: Shop, message: types.Message, session: Session, lang: str):
     """Money received: record the purchase (once per charge) and commit; delivery follows."""
-    payment, lang = message.successful_payment, language_of(message.from_user)
+    payment, lang = message.successful_payment, lang
     payload = parse_invoice_payload(payment.invoice_payload)
     user = save_user(session, message.from_user)
     product = session.get(Product, payload.product_id) if payload else None

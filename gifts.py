@@ -45,7 +45,6 @@ from shopkit import (
     add_handlers,
     chat_of,
     language_for_code,
-    language_of,
     send,
     text,
     utcnow,
@@ -62,9 +61,8 @@ handlers = Handlers()
 # ---------------------------------------------------------------------------
 
 @handlers.tap(BUY_GIFT)
-def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int):
+def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int):
     """🎁 Buy as a gift: an invoice marked as a gift (at once and free, when a promo code takes the whole price)."""
-    lang = language_of(call.from_user)
     product = session.get(Product, product_id)
     if product is None or not product.is_active or not product.one_off or product.price == 0:
         return Toast(text(lang, "unavailable"))
@@ -142,9 +140,8 @@ def why_not_claim(session: Session, gift: Gift | None, recipient: User) -> str |
 
 
 @handlers.start_link("gift_")
-def open_gift_link(shop: Shop, message: types.Message, session: Session, token: str):
+def open_gift_link(shop: Shop, message: types.Message, session: Session, lang: str, token: str):
     """/start gift_<token>: the first person other than the buyer who opens it gets the product."""
-    lang = language_of(message.from_user)
     recipient = save_user(session, message.from_user)
     gift = session.scalar(select(Gift).where(Gift.token == token))  # the unique index: no timing to compare
     problem = why_not_claim(session, gift, recipient)

@@ -139,7 +139,7 @@ def refunded_by_telegram(session: Session, charge_id: str, never_delivered: bool
 
 
 @handlers.message("refunded_payment")
-def on_refunded_payment(shop: Shop, message: types.Message, session: Session):
+def on_refunded_payment(shop: Shop, message: types.Message, session: Session, lang: str):
     """Telegram's refunded_payment message: the payment was refunded (by Telegram's support, or by us)."""
     return refunded_by_telegram(session, message.refunded_payment.telegram_payment_charge_id)
 
@@ -268,7 +268,7 @@ def record_refunded(shop: Shop, transaction, never_delivered: bool) -> bool:
     message = as_payment_message(transaction, renewal(shop, transaction))
     try:
         with shop.Session() as session:
-            on_successful_payment(shop, message, session)  # its replies are not shown: Telegram refunded it
+            on_successful_payment(shop, message, session, language_of(message.from_user))  # not shown: refunded
     except Exception:
         logger.exception("Could not record refunded payment %s yet", transaction.id)
         return False
@@ -427,9 +427,9 @@ def tell_admins_unhonoured(shop: Shop, payments: list[Unhonoured]) -> None:
 
 
 @seller.tap(LEDGER_REFUND)
-def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, index: int):
+def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, index: int):
     """↩️ Refund, beside a payment whose product the shop no longer has: the Stars go back to the buyer."""
-    return After(refund_from_ledger, call.from_user.id, index, language_of(call.from_user))
+    return After(refund_from_ledger, call.from_user.id, index, lang)
 
 
 def refund_from_ledger(shop: Shop, admin_id: int, index: int, lang: str) -> None:

@@ -77,14 +77,13 @@ def menu_screen(lang: str, key: str = "menu", **values) -> Screen:
 
 
 @handlers.command("start")
-def on_start(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_start(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/start: the greeting and the menu; /start p_42 (a shared link) opens what the link names."""
     end_dialog(session, message)  # /start leaves any dialog
     save_user(session, message.from_user)
     opened = follow_start_link(shop, message, session)
     if opened is not None:
         return opened
-    lang = language_of(message.from_user)
     greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=SHOP_NAME)
     if shop.is_admin(message.from_user.id):
         greeting += "\n\n" + text(lang, "admin_hint")
@@ -128,9 +127,8 @@ def home_screen(shop: Shop, session: Session, user: types.User) -> Screen:
 
 
 @handlers.command("cancel")
-def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_cancel(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/cancel: leave whatever dialog the user is in."""
-    lang = language_of(message.from_user)
     if session.get(Dialog, message.from_user.id) is None:
         return menu_screen(lang, "nothing_to_cancel")
     end_dialog(session, message)
@@ -140,11 +138,11 @@ def on_cancel(shop: Shop, message: types.Message, session: Session) -> Screen:
 
 
 @handlers.tap(CANCEL)
-def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_cancel(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """✖️ Cancel under a question: leave the dialog."""
     end_dialog(session, call)
     screen = home_screen(shop, session, call.from_user)
-    screen.toast = text(language_of(call.from_user), "cancelled")
+    screen.toast = text(lang, "cancelled")
     return screen
 
 

@@ -55,7 +55,6 @@ from shopkit import (
     is_number,
     keyboard,
     label,
-    language_of,
     page_count,
     pager_row,
     parse_price,
@@ -179,33 +178,33 @@ def codes_file(session: Session, chat_id: int, batch: int, link_base: str) -> Af
 
 
 @handlers.tap(PROMOS)
-def tap_promos(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+def tap_promos(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, page: int) -> Screen:
     """🏷 Promo codes."""
-    return codes_screen(shop, session, language_of(call.from_user), page)
+    return codes_screen(shop, session, lang, page)
 
 
 @handlers.tap(PROMO)
-def tap_promo(shop: Shop, call: types.CallbackQuery, session: Session, code_id: int) -> Screen:
+def tap_promo(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, code_id: int) -> Screen:
     """A code, as the seller sees it."""
     link_base = promo_link(shop, "")  # first: it may ask Telegram for the bot's name, never inside a transaction
-    return code_screen(shop, session, language_of(call.from_user), code_id, link_base)
+    return code_screen(shop, session, lang, code_id, link_base)
 
 
 @handlers.tap(PROMO_BATCH)
-def tap_promo_batch(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Screen:
+def tap_promo_batch(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, batch: int) -> Screen:
     """A batch of generated codes."""
-    return batch_screen(shop, session, language_of(call.from_user), batch)
+    return batch_screen(shop, session, lang, batch)
 
 
 @handlers.tap(PROMO_FILE)
-def tap_promo_file(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> After:
+def tap_promo_file(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, batch: int) -> After:
     """📄 The batch's codes again, as a .txt file."""
     link_base = promo_link(shop, "")  # first: see tap_promo
     return codes_file(session, chat_of(call), batch, link_base)
 
 
 @handlers.tap(TOGGLE_PROMO)
-def tap_toggle_promo(shop: Shop, call: types.CallbackQuery, session: Session, code_id: int) -> Screen:
+def tap_toggle_promo(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, code_id: int) -> Screen:
     """⛔ Turn off / ✅ Turn on a code: off, it is refused as expired (a payment already approved still counts)."""
     link_base = promo_link(shop, "")  # first: see tap_promo
     code = session.get(PromoCode, code_id)
@@ -213,17 +212,17 @@ def tap_toggle_promo(shop: Shop, call: types.CallbackQuery, session: Session, co
         code.is_active = not code.is_active
         session.commit()
         logger.info("Admin %s turned promo code %s %s", call.from_user.id, code_id, "on" if code.is_active else "off")
-    return code_screen(shop, session, language_of(call.from_user), code_id, link_base)
+    return code_screen(shop, session, lang, code_id, link_base)
 
 
 @handlers.tap(TOGGLE_BATCH)
-def tap_toggle_batch(shop: Shop, call: types.CallbackQuery, session: Session, batch: int) -> Screen:
+def tap_toggle_batch(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, batch: int) -> Screen:
     """⛔ Turn off every code of a batch (or ✅ all on again)."""
     any_on = session.scalar(select(PromoCode.id).where(PromoCode.batch == batch, PromoCode.is_active).limit(1))
     session.execute(update(PromoCode).where(PromoCode.batch == batch).values(is_active=not any_on))
     session.commit()
     logger.info("Admin %s turned promo batch %s %s", call.from_user.id, batch, "off" if any_on else "on")
-    return batch_screen(shop, session, language_of(call.from_user), batch)
+    return batch_screen(shop, session, lang, batch)
 
 
 # ---------------------------------------------------------------------------
@@ -281,14 +280,14 @@ def read_expiry(message: types.Message) -> str | None:
 
 
 @handlers.tap(NEW_PROMO)
-def tap_new_promo(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_new_promo(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """➕ New code: first, the code itself."""
     end_dialog(session, call)
     return ask(session, call, "promo_code_text", "admin_ask_promo_code")
 
 
 @handlers.tap(GENERATE_PROMOS)
-def tap_generate_promos(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_generate_promos(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """🎟 Generate codes: first, how many."""
     end_dialog(session, call)
     return ask(session, call, "promo_count", "admin_ask_promo_count", {"most": MAX_GENERATED})
@@ -300,13 +299,13 @@ def ask_discount(shop: Shop, session: Session, message: types.Message, **data) -
 
 
 @handlers.answer("promo_code_text")
-def answer_promo_code_text(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_promo_code_text(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The new code's text: next, its discount."""
     return ask_discount(shop, session, message, code=read_code(session, message))
 
 
 @handlers.answer("promo_count")
-def answer_promo_count(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_promo_count(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """How many codes to generate: next, their discount."""
     return ask_discount(shop, session, message, count=whole_number(message_text(message), "err_promo_count",
                                                                     MAX_GENERATED))
@@ -321,22 +320,22 @@ def scope_screen(session: Session, lang: str) -> Screen:
 
 
 @handlers.answer("promo_discount")
-def answer_promo_discount(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_promo_discount(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The discount: next, what it applies to (buttons)."""
     ask(session, message, "promo_scope", "admin_choose_promo_scope", **read_discount(message, shop.config.currency))
-    return scope_screen(session, language_of(message.from_user))
+    return scope_screen(session, lang)
 
 
 @handlers.answer("promo_scope")
-def answer_promo_scope(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_promo_scope(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """A message where a button is expected."""
     raise InputError("err_promo_use_buttons")
 
 
 @handlers.tap(PROMO_SCOPES)
-def tap_promo_scopes(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_promo_scopes(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """⬅️ Back to the choice of what the code applies to."""
-    return scope_screen(session, language_of(call.from_user))
+    return scope_screen(session, lang)
 
 
 def category_scope_screen(session: Session, lang: str, category: Category, page: int) -> Screen:
@@ -356,10 +355,9 @@ def category_scope_screen(session: Session, lang: str, category: Category, page:
 
 
 @handlers.tap(PROMO_CATEGORY)
-def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int,
+def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, category_id: int,
                        page: int) -> Screen:
     """A category picked: the whole category, or one of its products."""
-    lang = language_of(call.from_user)
     category = session.get(Category, category_id)
     if category is None:
         return scope_screen(session, lang)
@@ -367,9 +365,8 @@ def tap_promo_category(shop: Shop, call: types.CallbackQuery, session: Session, 
 
 
 @handlers.tap(PROMO_SCOPE)
-def tap_promo_scope(shop: Shop, call: types.CallbackQuery, session: Session, scope: int, target_id: int):
+def tap_promo_scope(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, scope: int, target_id: int):
     """What the code applies to, chosen: next, a limit of uses (not for generated codes: one use each)."""
-    lang = language_of(call.from_user)
     draft = dialog_data(session, call, "promo_scope")
     if draft is None or scope >= len(SCOPES):
         return with_toast(codes_screen(shop, session, lang, 0), text(lang, "stale_button"))
@@ -384,7 +381,7 @@ def tap_promo_scope(shop: Shop, call: types.CallbackQuery, session: Session, sco
 
 
 @handlers.answer("promo_limit")
-def answer_promo_limit(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_promo_limit(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The total uses allowed, or /skip for no limit: next, the expiry."""
     raw = message_text(message)
     max_uses = None if raw == SKIP else whole_number(raw, "err_promo_limit", MAX_LIMIT)
@@ -423,10 +420,10 @@ def generate(session: Session, count: int, columns: dict) -> int:
 
 
 @handlers.answer("promo_expiry")
-def answer_promo_expiry(shop: Shop, message: types.Message, session: Session, dialog: dict):
+def answer_promo_expiry(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict):
     """The expiry, or /skip: the code is saved (the generated codes made, and sent as a file)."""
     link_base = promo_link(shop, "")  # first: see tap_promo
-    lang, columns = language_of(message.from_user), code_columns(dialog, shop.config.currency, read_expiry(message))
+    lang, columns = lang, code_columns(dialog, shop.config.currency, read_expiry(message))
     end_dialog(session, message)
     if "count" in dialog:
         batch = generate(session, dialog["count"], columns)

@@ -58,7 +58,6 @@ from shopkit import (
     insert_for,
     keyboard,
     label,
-    language_of,
     put_setting,
     text,
     utcnow,
@@ -409,10 +408,9 @@ def scope_name(session: Session, lang: str, code: PromoCode) -> str:
 
 
 @handlers.start_link("promo_")
-def open_promo_link(shop: Shop, message: types.Message, session: Session, argument: str) -> Screen:
+def open_promo_link(shop: Shop, message: types.Message, session: Session, lang: str, argument: str) -> Screen:
     """/start promo_CODE, from a link t.me/<bot>?start=promo_SUMMER: greet the customer with the code's
     discount, and keep it for their next purchase."""
-    lang = language_of(message.from_user)
     code, problem, minutes = choose_code(session, message.from_user, argument, shop.config.currency)
     if problem not in (None, *KEPT_FOR_OTHERS):
         return Screen(text(lang, problem, minutes=minutes), menu_keyboard(lang))

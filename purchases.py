@@ -43,7 +43,6 @@ from shopkit import (
     keyboard,
     label,
     language_for_code,
-    language_of,
     notify_admins,
     page_count,
     pager_row,
@@ -200,21 +199,20 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
 
 
 @handlers.command("purchases")
-def on_purchases_command(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_purchases_command(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/purchases"""
-    return purchases_screen(session, language_of(message.from_user), message.from_user.id, 0)
+    return purchases_screen(session, lang, message.from_user.id, 0)
 
 
 @handlers.tap(PURCHASES)
-def tap_purchases(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+def tap_purchases(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, page: int) -> Screen:
     """📦 My purchases."""
-    return purchases_screen(session, language_of(call.from_user), call.from_user.id, page)
+    return purchases_screen(session, lang, call.from_user.id, page)
 
 
 @handlers.tap(OPEN_PURCHASE)
-def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int):
+def tap_open_purchase(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, purchase_id: int):
     """A purchase in My purchases: its content again, to its owner only."""
-    lang = language_of(call.from_user)
     purchase = session.execute(
         select(User.telegram_id, Purchase.refunded_at, Purchase.refund_due, Product.name)
         .select_from(Purchase).join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)

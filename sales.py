@@ -309,9 +309,8 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
 
 
 @handlers.tap(SALES)
-def tap_sales(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_sales(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """📊 Sales."""
-    lang = language_of(call.from_user)
     return Screen(sales_report(shop, session, lang), keyboard([ADMIN.button(label(lang, "btn_back"))]))
 
 
@@ -336,9 +335,9 @@ def recent_purchases_screen(session: Session, lang: str, page: int) -> Screen:
 
 
 @handlers.tap(RECENT_PURCHASES)
-def tap_recent_purchases(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+def tap_recent_purchases(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, page: int) -> Screen:
     """🧾 Recent purchases."""
-    return recent_purchases_screen(session, language_of(call.from_user), page)
+    return recent_purchases_screen(session, lang, page)
 
 
 def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
@@ -361,15 +360,14 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
 
 
 @handlers.tap(ADMIN_PURCHASE)
-def tap_admin_purchase(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int) -> Screen:
+def tap_admin_purchase(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, purchase_id: int) -> Screen:
     """A purchase, as the seller sees it."""
-    return purchase_screen(session, language_of(call.from_user), purchase_id)
+    return purchase_screen(session, lang, purchase_id)
 
 
 @handlers.tap(REFUND)
-def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int) -> Screen:
+def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, purchase_id: int) -> Screen:
     """↩️ Refund: asks first."""
-    lang = language_of(call.from_user)
     purchase = session.get(Purchase, purchase_id)
     if purchase is None or purchase.refunded_at:
         return purchase_screen(session, lang, purchase_id)
@@ -383,9 +381,8 @@ def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase
 
 
 @handlers.tap(CONFIRM_REFUND)
-def tap_confirm_refund(shop: Shop, call: types.CallbackQuery, session: Session, purchase_id: int) -> Screen:
+def tap_confirm_refund(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, purchase_id: int) -> Screen:
     """↩️ Yes, refund: the money goes back, then the purchase shows as refunded."""
-    lang = language_of(call.from_user)
     purchase = session.get(Purchase, purchase_id)
     if purchase is None:
         return recent_purchases_screen(session, lang, 0)
@@ -394,9 +391,8 @@ def tap_confirm_refund(shop: Shop, call: types.CallbackQuery, session: Session, 
 
 
 @handlers.command("refund")
-def on_refund_command(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_refund_command(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/refund <payment id>"""
-    lang = language_of(message.from_user)
     payment_id = message.text.partition(" ")[2].strip()
     purchase = session.scalar(select(Purchase).where(Purchase.payment_id == payment_id)) if payment_id else None
     if purchase is None:
@@ -414,9 +410,8 @@ def deliver_grant(shop: Shop, message: types.Message, purchase_id: int, customer
 
 
 @handlers.command("grant")
-def on_grant(shop: Shop, message: types.Message, session: Session):
+def on_grant(shop: Shop, message: types.Message, session: Session, lang: str):
     """/grant <telegram id> <product id>: give a product to a customer, for support cases."""
-    lang = language_of(message.from_user)
     arguments = message.text.split()[1:]
     if len(arguments) != 2 or not all(is_id(a) for a in arguments):
         return Screen(text(lang, "admin_grant_usage"))
@@ -486,10 +481,10 @@ def send_made_file(shop: Shop, chat_id: int, file_name: str, data: bytes) -> Non
 
 
 @handlers.tap(EXPORT_CSV)
-def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session):
+def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session, lang: str):
     """📄 Export CSV: every purchase, as a file."""
     data = purchases_csv(session).encode("utf-8-sig")  # -sig: Excel opens UTF-8 right
-    return Toast(text(language_of(call.from_user), "admin_exported")), \
+    return Toast(text(lang, "admin_exported")), \
         After(send_made_file, chat_of(call), f"purchases-{utcnow():%Y-%m-%d}.csv", data)
 
 

@@ -34,7 +34,6 @@ from shopkit import (
     code_version,
     data_folder,
     free_space,
-    language_of,
     megabytes,
     send,
     short_reason,
@@ -105,9 +104,8 @@ def send_status(shop: Shop, chat_id: int, lang: str, facts: dict) -> None:
 
 
 @handlers.command("status")
-def on_status(shop: Shop, message: types.Message, session: Session) -> After:
+def on_status(shop: Shop, message: types.Message, session: Session, lang: str) -> After:
     """/status: is the shop healthy? (admins only)"""
-    lang = language_of(message.from_user)
     return After(send_status, message.chat.id, lang, status_facts(shop, session, lang))
 
 

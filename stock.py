@@ -44,7 +44,6 @@ from shopkit import (
     insert_for,
     keyboard,
     label,
-    language_of,
     text,
     utcnow,
 )
@@ -162,11 +161,11 @@ def add_stock_lines(session: Session, product_id: int, lines: Iterable[str]) -> 
 # ---------------------------------------------------------------------------
 
 @handlers.tap(UPLOAD_STOCK)
-def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """📥 Upload stock: ask for the items (a stocked product's only: change an unlimited one's kind first)."""
     product = session.get(Product, product_id)
     if product is None or not product.stocked:
-        return product_or_list(shop, session, language_of(call.from_user), product_id)
+        return product_or_list(shop, session, lang, product_id)
     end_dialog(session, call)
     return ask(session, call, "stock_upload", "admin_ask_stock", product_id=product_id)
 
@@ -203,10 +202,10 @@ def upload_screen(lang: str, product_id: int, added: int, skipped: int) -> Scree
 
 
 @handlers.answer("stock_upload")
-def answer_stock_upload(shop: Shop, message: types.Message, session: Session, dialog: dict):
+def answer_stock_upload(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict):
     """Items to add: pasted lines, a .txt/.csv list, or a file that is itself one item; more until ✅ Done."""
     upload = read_upload(shop, message)  # first, before any query: a download must not hold a transaction
-    product_id, lang = dialog["product_id"], language_of(message.from_user)
+    product_id, lang = dialog["product_id"], lang
     if session.get(Product, product_id) is None:
         end_dialog(session, message)
         return product_or_list(shop, session, lang, product_id)
@@ -218,9 +217,8 @@ def answer_stock_upload(shop: Shop, message: types.Message, session: Session, di
 
 
 @handlers.tap(STOCK_DONE)
-def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """✅ Done: the upload is over; the product, with what was added."""
-    lang = language_of(call.from_user)
     totals = dialog_data(session, call, "stock_upload") or {}
     end_dialog(session, call)
     screen = product_or_list(shop, session, lang, product_id)
@@ -234,9 +232,8 @@ def tap_stock_done(shop: Shop, call: types.CallbackQuery, session: Session, prod
 # ---------------------------------------------------------------------------
 
 @handlers.tap(CLEAR_STOCK)
-def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """🧹 Remove unsold: asks first."""
-    lang = language_of(call.from_user)
     left = unsold_items(session, product_id)
     if not left:
         return product_or_list(shop, session, lang, product_id)
@@ -246,14 +243,14 @@ def tap_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, pro
 
 
 @handlers.tap(CONFIRM_CLEAR_STOCK)
-def tap_confirm_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_confirm_clear_stock(shop: Shop, call: types.CallbackQuery, session: Session, lang: str,
+                            product_id: int) -> Screen:
     """🧹 Remove unsold, confirmed: sold items stay with their buyers."""
     removed = session.execute(delete(StockItem).where(StockItem.product_id == product_id,
                                                       StockItem.purchase_id.is_(None))).rowcount
     session.commit()
     logger.info("Admin %s removed %s unsold items of product %s", call.from_user.id, removed, product_id)
-    screen = product_or_list(shop, session, language_of(call.from_user), product_id)
-    lang = language_of(call.from_user)
+    screen = product_or_list(shop, session, lang, product_id)
     screen.toast = text(lang, "admin_stock_removed", items=counted(lang, "n_unsold_items", removed))
     return screen
 

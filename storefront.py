@@ -55,7 +55,6 @@ from shopkit import (
     keyboard,
     label,
     language_for_code,
-    language_of,
     page_count,
     pager_row,
     put_setting,
@@ -335,35 +334,33 @@ def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int
 # ---------------------------------------------------------------------------
 
 @handlers.start_link("p_")
-def open_product_link(shop: Shop, message: types.Message, session: Session, argument: str) -> Screen:
+def open_product_link(shop: Shop, message: types.Message, session: Session, lang: str, argument: str) -> Screen:
     """/start p_42, from a product's shared link t.me/<bot>?start=p_42."""
-    lang = language_of(message.from_user)
     screen = is_id(argument) and product_screen(shop, session, lang, message.from_user.id, int(argument))
     return screen or menu_screen(lang, "product_not_found")
 
 
 @handlers.command("catalog")
-def on_catalog_command(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_catalog_command(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/catalog"""
-    return catalog_screen(shop, session, language_of(message.from_user))
+    return catalog_screen(shop, session, lang)
 
 
 @handlers.command("help")
-def on_help(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_help(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/help"""
-    return menu_screen(language_of(message.from_user), "help")
+    return menu_screen(lang, "help")
 
 
 @handlers.command("terms")
-def on_terms(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_terms(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/terms: Telegram asks bots that take payments to show their terms."""
-    return Screen(text(language_of(message.from_user), "terms"))
+    return Screen(text(lang, "terms"))
 
 
 @handlers.command("search")
-def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_search(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/search <words>, or any plain text: look for it in the catalog."""
-    lang = language_of(message.from_user)
     query = message.text.partition(" ")[2] if message.text.startswith("/search") else message.text
     # A NUL character is a space here: PostgreSQL refuses it in a text, and SQLite's FTS5 would end the query at it.
     query = " ".join(query.replace("\0", " ").split())[:SEARCH_MAX]
@@ -374,19 +371,19 @@ def on_search(shop: Shop, message: types.Message, session: Session) -> Screen:
     return search_screen(shop, session, lang, query, 0)
 
 
-def on_other_message(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_other_message(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """Any text that is no command is a search; stickers, photos, voice, unknown commands...: a hint and the
     menu, never silence."""
     if message.content_type == "text" and not message.text.startswith("/"):
-        return on_search(shop, message, session)
-    return menu_screen(language_of(message.from_user), "hint")
+        return on_search(shop, message, session, lang)
+    return menu_screen(lang, "hint")
 
 
 @handlers.command("start", "help", chat_types=("group", "supergroup"))
-def on_group_message(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_group_message(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """The shop sells in private chats; in a group it only points there (when called)."""
     link = f"https://t.me/{shop.bot.user.username}"
-    return Screen(text(language_of(message.from_user), "private_only", link=link))
+    return Screen(text(lang, "private_only", link=link))
 
 
 # ---------------------------------------------------------------------------
@@ -394,49 +391,49 @@ def on_group_message(shop: Shop, message: types.Message, session: Session) -> Sc
 # ---------------------------------------------------------------------------
 
 @handlers.tap(MENU)
-def tap_menu(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_menu(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """🏠 The main menu (an admin's panel stays one /admin away)."""
-    return menu_screen(language_of(call.from_user))
+    return menu_screen(lang)
 
 
 @handlers.tap(HELP)
-def tap_help(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_help(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """❓ Help."""
-    lang = language_of(call.from_user)
     return Screen(text(lang, "help"), keyboard([MENU.button(label(lang, "btn_back"))]))
 
 
 @handlers.tap(CATALOG)
-def tap_catalog(shop: Shop, call: types.CallbackQuery, session: Session) -> Screen:
+def tap_catalog(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """🛍 Catalog."""
-    return catalog_screen(shop, session, language_of(call.from_user))
+    return catalog_screen(shop, session, lang)
 
 
 @handlers.tap(CATEGORY)
-def tap_category(shop: Shop, call: types.CallbackQuery, session: Session, category_id: int, page: int) -> Screen:
+def tap_category(shop: Shop, call: types.CallbackQuery, session: Session, lang: str,
+                 category_id: int, page: int) -> Screen:
     """A category, one page of products at a time."""
-    return category_screen(shop, session, language_of(call.from_user), category_id, page)
+    return category_screen(shop, session, lang, category_id, page)
 
 
 @handlers.tap(PRODUCT)
-def tap_product(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, page: int) -> Screen:
+def tap_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str,
+                product_id: int, page: int) -> Screen:
     """A product's card; ``page`` is the category page to go back to."""
-    return product_or_catalog(shop, session, language_of(call.from_user), call.from_user.id, product_id, page)
+    return product_or_catalog(shop, session, lang, call.from_user.id, product_id, page)
 
 
 @handlers.tap(SEARCH_PAGE)
-def tap_search_page(shop: Shop, call: types.CallbackQuery, session: Session, page: int) -> Screen:
+def tap_search_page(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, page: int) -> Screen:
     """◀️ ▶️ under search results: the customer's latest search, another page."""
     query = session.get(Setting, f"{LAST_SEARCH}:{call.from_user.id}")
     if query is None:
-        return menu_screen(language_of(call.from_user))
-    return search_screen(shop, session, language_of(call.from_user), query.value, page)
+        return menu_screen(lang)
+    return search_screen(shop, session, lang, query.value, page)
 
 
 @handlers.tap(NOTIFY_ME)
-def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Toast:
+def tap_notify_me(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Toast:
     """🔔 Notify me: remember who waits for a sold-out product (notify_waitlist tells them when it is back)."""
-    lang = language_of(call.from_user)
     product = session.get(Product, product_id)
     if product is None or not product.is_active:
         return Toast(text(lang, "unavailable"))
@@ -483,15 +480,14 @@ def notify_waitlist(shop: Shop, product_id: int) -> None:
 
 
 @handlers.tap(PROMO_CODE)
-def tap_promo_code(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int) -> Screen:
+def tap_promo_code(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """🏷 Promo code under a card: ask for the code."""
     return ask(session, call, "promo_code", "promo_ask", product_id=product_id)
 
 
 @handlers.answer("promo_code", expires_after=600)
-def answer_promo_code(shop: Shop, message: types.Message, session: Session, dialog: dict) -> Screen:
+def answer_promo_code(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The code typed under a card: the card again, at the new price, or saying why the code does not apply."""
-    lang = language_of(message.from_user)
     end_dialog(session, message)
     product = session.get(Product, dialog["product_id"])
     if product is None or not product.is_active:

@@ -323,11 +323,10 @@ def decline(shop: Shop, chat_id: int, chat_title: str, telegram_id: int, product
     send(shop, telegram_id, text(lang, "subscription_members_only", chat=chat_title), keyboard(subscribe))
 
 
-def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session):
+def on_join_request(shop: Shop, request: types.ChatJoinRequest, session: Session, lang: str):
     """Someone asks to join through one of the shop's links: a live subscriber is let in, anyone else declined."""
     if request.invite_link is None or request.invite_link.creator.id != bot_id(shop):
         return None  # a link of the chat's own admins: theirs to decide
-    lang = language_of(request.from_user)
     # Any live subscription to this chat (two products may open it): the one paid the longest answers for them.
     found = session.execute(access_query().where(Subscription.chat_id == request.chat.id,
                                                  User.telegram_id == request.from_user.id, live(utcnow()))
@@ -529,9 +528,8 @@ def own_subscription(session: Session, call: types.CallbackQuery, subscription_i
 
 
 @handlers.tap(OPEN_SUBSCRIPTION)
-def tap_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+def tap_subscription(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, subscription_id: int):
     """A subscription in 📦 My purchases."""
-    lang = language_of(call.from_user)
     subscription = own_subscription(session, call, subscription_id)
     return subscription_screen(session, lang, subscription) if subscription else Toast(text(lang, "not_your_purchase"))
 
@@ -544,9 +542,8 @@ def send_join_link(shop: Shop, chat_id: int, subscription_id: int, lang: str) ->
 
 
 @handlers.tap(SUBSCRIPTION_LINK)
-def tap_subscription_link(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+def tap_subscription_link(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, subscription_id: int):
     """🔗 Join: the subscriber's own join link again."""
-    lang = language_of(call.from_user)
     subscription = own_subscription(session, call, subscription_id)
     if subscription is None or subscription.ended_at is not None:
         return Toast(text(lang, "not_your_purchase"))
@@ -571,13 +568,13 @@ def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subs
 
 
 @handlers.tap(CANCEL_SUBSCRIPTION)
-def tap_cancel_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+def tap_cancel_subscription(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, subscription_id: int):
     """❌ Cancel: Telegram renews it no more; access lasts until the paid date."""
     return change_renewal(shop, session, call, subscription_id, cancel=True)
 
 
 @handlers.tap(RESUME_SUBSCRIPTION)
-def tap_resume_subscription(shop: Shop, call: types.CallbackQuery, session: Session, subscription_id: int):
+def tap_resume_subscription(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, subscription_id: int):
     """♻️ Resume: Telegram may renew it again."""
     return change_renewal(shop, session, call, subscription_id, cancel=False)
 

@@ -96,17 +96,17 @@ def uncount_contact(shop: Shop, telegram_id: int) -> None:
 
 
 @customer.command("paysupport")
-def on_paysupport(shop: Shop, message: types.Message, session: Session) -> Screen:
+def on_paysupport(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/paysupport: the customer's next message goes to the admins."""
     if len(recent_contacts(session, message.from_user.id)) >= CONTACTS_PER_HOUR:
-        return menu_screen(language_of(message.from_user), "support_later")
+        return menu_screen(lang, "support_later")
     return ask(session, message, "support_message", "paysupport")
 
 
 @customer.answer("support_message", expires_after=SUPPORT_MINUTES * 60)
-def answer_support(shop: Shop, message: types.Message, session: Session, dialog: dict):
+def answer_support(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict):
     """The customer's message after /paysupport goes to the admins, with their latest purchases."""
-    lang, customer = language_of(message.from_user), message.from_user
+    lang, customer = lang, message.from_user
     end_dialog(session, message)
     if not count_contact(session, customer.id):
         return menu_screen(lang, "support_later")
@@ -125,7 +125,7 @@ def pass_on_to_seller(shop: Shop, message: types.Message, who: str, purchases: s
 
 
 @seller.tap(REPLY)
-def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, telegram_id: int) -> Screen:
+def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, telegram_id: int) -> Screen:
     """↩️ Reply under a customer's message: the admin's next message goes to them."""
     end_dialog(session, call)
     screen = ask(session, call, "reply_to_customer", "admin_ask_reply", customer_id=telegram_id)
@@ -143,7 +143,7 @@ def copy_to_customer(shop: Shop, message: types.Message, customer_id: int, custo
 
 
 @seller.answer("reply_to_customer")
-def answer_reply(shop: Shop, message: types.Message, session: Session, dialog: dict) -> After:
+def answer_reply(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> After:
     """The admin's answer to a customer."""
     customer_id = dialog["customer_id"]
     end_dialog(session, message)

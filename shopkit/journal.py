@@ -208,7 +208,7 @@ def recorded_reply(shop: Shop, message: types.Message):
     charge_id = message.successful_payment.telegram_payment_charge_id
     try:
         with shop.Session() as session:
-            reply = shop.record_payment(shop, message, session)
+            reply = shop.record_payment(shop, message, session, language_of(message.from_user))
     except Exception:
         logger.exception("Could not record payment %s yet: it stays in the journal and will be retried", charge_id)
         return NOT_RECORDED

@@ -16,12 +16,13 @@ which adds what every handler needs and none should write again:
 **The handler contract.** A handler is a plain function with a one-line
 docstring, for example::
 
-    def on_catalog_command(shop, message, session) -> Screen: ...
-    def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
-    def answer_category_name(shop, message, session, dialog: dict) -> Screen: ...
+    def on_catalog_command(shop, message, session, lang) -> Screen: ...
+    def tap_category(shop, call, session, lang, category_id: int, page: int) -> Screen: ...
+    def answer_category_name(shop, message, session, lang, dialog: dict) -> Screen: ...
 
-It reads and writes through ``session``, commits what it writes, and returns
-what the user sees next:
+``lang`` is the user's language ("en" or "ru"), looked up once, here: the
+one way a handler learns it. It reads and writes through ``session``, commits
+what it writes, and returns what the user sees next:
 
 - a ``Screen``: after a tap, the tapped message becomes it; after a command
   or a dialog answer, it is sent as a new message;
@@ -179,7 +180,7 @@ def run_handler(shop: Shop, update, handler, *args, admin: bool = False, name: s
     with shop.Session() as session:
         if isinstance(update, types.CallbackQuery) and not admin:
             leave_customer_dialog(shop, session, update)
-        reply = handler(shop, update, session, *args)
+        reply = handler(shop, update, session, language_of(update.from_user), *args)
     if admin:
         shop.clear_caches()  # the seller may have changed what is on sale
     if not isinstance(update, types.CallbackQuery):
@@ -237,26 +238,26 @@ class Handlers:
         handlers = Handlers()
 
         @handlers.command("catalog")
-        def on_catalog_command(shop, message, session) -> Screen: ...
+        def on_catalog_command(shop, message, session, lang) -> Screen: ...
 
         @handlers.tap(CATEGORY)  # CATEGORY = Tap("category", "category_id", page=True)
-        def tap_category(shop, call, session, category_id: int, page: int) -> Screen: ...
+        def tap_category(shop, call, session, lang, category_id: int, page: int) -> Screen: ...
 
         @handlers.answer("category_name")
-        def answer_category_name(shop, message, session, dialog: dict) -> Screen: ...
+        def answer_category_name(shop, message, session, lang, dialog: dict) -> Screen: ...
 
         @handlers.start_link("p_")
-        def open_product_link(shop, message, session, argument: str) -> Screen: ...
+        def open_product_link(shop, message, session, lang, argument: str) -> Screen: ...
 
         @handlers.payment()
-        def on_successful_payment(shop, message, session): ...
+        def on_successful_payment(shop, message, session, lang): ...
 
         @handlers.message("refunded_payment")
-        def on_refunded_payment(shop, message, session): ...
+        def on_refunded_payment(shop, message, session, lang): ...
 
     A command answers in private chats unless ``chat_types`` says otherwise.
     A tap handler takes the numbers its Tap (screens.py) declares, by the
-    same names, after ``(shop, call, session)``: a handler whose parameters
+    same names, after ``(shop, call, session, lang)``: a handler whose parameters
     differ is refused when it is registered, a button with the wrong count
     when it is tapped. A start link answers /start <prefix>..., as a shared
     link t.me/<bot>?start=p_42 opens the chat (menus.py's /start hands it
@@ -296,7 +297,7 @@ class Handlers:
 
     def tap(self, tap: Tap):
         def register(handler):
-            numbers = tuple(inspect.signature(handler).parameters)[3:]  # after shop, call, session
+            numbers = tuple(inspect.signature(handler).parameters)[4:]  # after shop, call, session, lang
             if numbers != tap.names:
                 raise TypeError(f"{handler.__name__} takes {list(numbers)}, but {tap} carries {list(tap.names)}")
             self.taps[tap.action] = Route(handler, self.admin, tap=tap)
@@ -339,7 +340,8 @@ def follow_start_link(shop: Shop, message: types.Message, session: Session):
     argument = (message.text or "").partition(" ")[2].strip()
     for prefix, route in shop.start_links.items():
         if argument.startswith(prefix):
-            return route.handler(shop, message, session, argument[len(prefix):])
+            return route.handler(shop, message, session, language_of(message.from_user),
+                                 argument[len(prefix):])
     return None
 
 
@@ -432,12 +434,11 @@ def is_registered_command(shop: Shop, message: types.Message) -> bool:
     return command_of(message) in shop.commands
 
 
-def answer_dialog(shop: Shop, message: types.Message, session: Session, route: Route, data: dict):
+def answer_dialog(shop: Shop, message: types.Message, session: Session, lang: str, route: Route, data: dict):
     """Run the dialog's handler; wrong input is explained and asked again, keeping what was entered."""
     try:
-        return route.handler(shop, message, session, data)
+        return route.handler(shop, message, session, lang, data)
     except InputError as error:
-        lang = language_of(message.from_user)
         return Screen(text(lang, error.key, **error.values) + "\n\n" + text(lang, "try_again"),
                       cancel_keyboard(lang))
 
@@ -460,7 +461,7 @@ handlers = Handlers()  # the one button routes.py answers itself: the pager's pa
 
 
 @handlers.tap(NOTHING)
-def tap_nothing(shop: Shop, call: types.CallbackQuery, session: Session) -> None:
+def tap_nothing(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> None:
     """A button that only informs, such as the 2/5 of a pager."""
     return None
 

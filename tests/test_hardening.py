@@ -369,7 +369,7 @@ def test_every_button_in_the_code_leads_to_a_handler_with_its_arguments(shop):
     for name, tap in declared.items():
         assert tap.action in taps, f"{name}: no handler takes it"
         assert taps[tap.action].tap is tap, f"{name}: its handler is registered with another Tap"
-        numbers = tuple(inspect.signature(taps[tap.action].handler).parameters)[3:]
+        numbers = tuple(inspect.signature(taps[tap.action].handler).parameters)[4:]  # after shop, call, session, lang
         assert numbers == tap.names, f"{name}: the handler takes {numbers}"
     # one Tap for each handler, each made into a button somewhere, and every button made of a declared Tap
     assert sorted(tap.action for tap in declared.values()) == sorted(taps)

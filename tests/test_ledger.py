@@ -234,7 +234,7 @@ def test_a_payment_recorded_but_not_delivered_before_a_crash_is_delivered_once_a
     message = payment_message(alice, product, "ch-1")
     shop.bot.shop.journal.write(message)
     with shop.Session() as session:
-        checkout.on_successful_payment(shop.bot.shop, message, session)  # committed... and then kill -9
+        checkout.on_successful_payment(shop.bot.shop, message, session, "en")  # committed... and then kill -9
     starts_again(shop)
     alice.feed("message", message.json)  # Telegram sends the update again
     assert alice.all_texts().count("KEY-1") == 1 and "only now" not in alice.all_texts()

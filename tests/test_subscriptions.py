@@ -602,7 +602,7 @@ def join_request_seen(shop, channel, person: Person) -> After:
         "chat": channel.json(), "from": person.user, "user_chat_id": person.id, "date": 1,
         "invite_link": {k: v for k, v in channel.links[link].items() if k != "joined"}})
     with shop.Session() as session:
-        admit = subscriptions.on_join_request(shop.bot.shop, request, session)
+        admit = subscriptions.on_join_request(shop.bot.shop, request, session, "en")
     assert isinstance(admit, After) and admit.function is subscriptions.admit
     return admit
 
