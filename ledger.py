@@ -355,22 +355,9 @@ def start_at_the_end(shop: Shop) -> LedgerCheck:
         session.commit()
     logger.warning("Telegram's Stars ledger is read from now on: %s earlier payments were left alone", left_alone)
     if left_alone:
-        tell_every_admin(shop, "admin_ledger_started", payments=lambda lang: counted(lang, "n_payments", left_alone))
+        notify_admins(shop, "admin_ledger_started", unmet_too=True,
+                      payments=lambda lang: counted(lang, "n_payments", left_alone))
     return LedgerCheck()
-
-
-def tell_every_admin(shop: Shop, key: str, **values) -> None:
-    """Like notify_admins, but also the admins this database has not met yet (a new database knows nobody):
-    Telegram lets the bot write to whoever has opened it, whatever database it runs on."""
-    with shop.Session() as session:
-        known = dict(session.execute(select(User.telegram_id, User.language_code)
-                                     .where(User.telegram_id.in_(shop.config.admin_ids))).all())
-    for admin_id in sorted(shop.config.admin_ids):
-        lang = language_for_code(known.get(admin_id))
-        try:
-            send(shop, admin_id, text(lang, key, **values))
-        except ApiTelegramException as error:
-            logger.warning("Could not tell admin %s: %s", admin_id, error.description)
 
 
 def apply_refund(shop: Shop, charge_id: str, never_delivered: bool = False) -> bool:

@@ -250,16 +250,19 @@ def muted_admins(session: Session, setting: str, admin_ids) -> set[int]:
 
 
 def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
-                  copy_of: types.Message | None = None, **values) -> int:
+                  copy_of: types.Message | None = None, unmet_too: bool = False, **values) -> int:
     """Message every admin in their language (then a copy of ``copy_of``, carrying the buttons);
     with ``setting``, skip those who switched it off. Returns how many admins received it (the copy, if any).
 
     ``markup``, like each value (see screens.text), may be a function of the admin's language. Telegram
     lets a bot write only to people who have opened it, so an admin hears from
-    the shop once they have sent it /start.
+    the shop once they have sent it /start. ``unmet_too``: the admins this database has not met are tried as
+    well, in English (a new database knows nobody, but they may have opened the bot on another).
     """
     with shop.Session() as session:
         reachable = shop.reachable(session, shop.config.admin_ids)
+        if unmet_too:
+            reachable = dict.fromkeys(shop.config.admin_ids, "") | reachable
         muted = muted_admins(session, setting, shop.config.admin_ids) if setting else set()
     received = 0
     for admin_id in sorted(reachable.keys() - muted):
