@@ -46,6 +46,7 @@ from shopkit import (
     add_handlers,
     ask,
     chat_of,
+    copy_row,
     counted,
     currency_hint,
     dialog_data,
@@ -147,7 +148,8 @@ def code_screen(shop: Shop, session: Session, lang: str, code_id: int, link_base
                 revenue=format_price(revenue, shop.config.currency),
                 discounts=format_price(discounts, shop.config.currency), **terms(session, lang, code))
     toggle = label(lang, "btn_promo_off" if code.is_active else "btn_promo_on")
-    return Screen(body, keyboard([TOGGLE_PROMO.button(toggle, code_id=code_id)],
+    return Screen(body, keyboard(copy_row(lang, link_base + code.code, "btn_copy_link"),
+                                 [TOGGLE_PROMO.button(toggle, code_id=code_id)],
                                  [PROMOS.button(label(lang, "btn_back"), page=0)]))
 
 

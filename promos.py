@@ -54,6 +54,7 @@ from shopkit import (
     Shop,
     Tap,
     add_handlers,
+    copy_row,
     format_price,
     insert_for,
     keyboard,
@@ -416,11 +417,11 @@ def open_promo_link(shop: Shop, message: types.Message, session: Session, lang: 
         return Screen(text(lang, problem, minutes=minutes), menu_keyboard(lang))
     greeting = text(lang, "promo_welcome", name=message.from_user.first_name or "", code=code.code,
                     discount=discount_label(code), scope=scope_name(session, lang, code))
-    markup = menu_keyboard(lang)
+    rows = []
     if code.product_id is not None:  # one product: straight to it
-        markup = keyboard([PRODUCT.button(label(lang, "btn_open_product"), product_id=code.product_id, page=0)],
-                          *[row for row in markup.keyboard])
-    return Screen(greeting, markup)
+        rows.append([PRODUCT.button(label(lang, "btn_open_product"), product_id=code.product_id, page=0)])
+    rows.append(copy_row(lang, code.code))  # 📋 Copy: to paste the code anywhere, or pass it on
+    return Screen(greeting, keyboard(*rows, *menu_keyboard(lang).inline_keyboard))
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

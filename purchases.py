@@ -39,6 +39,7 @@ from shopkit import (
     Toast,
     add_handlers,
     chat_of,
+    copy_row,
     describe_user,
     keyboard,
     label,
@@ -76,6 +77,7 @@ class Parcel:
     # (text, file_id, file_type): the buyer's own stock item first, then the product's hidden content
     contents: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     gift_token: str | None = None  # a gift: its buyer gets the link to pass on (gifts.py), never the content
+    has_item: bool = False  # a stocked product's: the buyer's own item comes first in contents
 
 
 def parcel_of(session: Session, purchase_id: int) -> Parcel:
@@ -91,6 +93,7 @@ def parcel_of(session: Session, purchase_id: int) -> Parcel:
     if row.token is not None:
         return parcel  # the content, and a stocked product's key, wait for whoever claims the gift
     if row.item is not None:  # a stocked product: the buyer's own key first
+        parcel.has_item = True
         parcel.contents.append((row.item, row.item_file_id, row.item_file_type))
     # For a stocked product the hidden content is what every buyer shares (e.g. how to activate).
     parcel.contents.append((row.hidden_content, row.hidden_file_id, row.hidden_file_type))
@@ -98,10 +101,12 @@ def parcel_of(session: Session, purchase_id: int) -> Parcel:
 
 
 def send_content(shop: Shop, chat_id: int, parcel: Parcel, lang: str, content: str, file_id: str | None,
-                 file_type: str | None) -> bool:
-    """Send a text (escaped, split above 4,096 characters) and a file; True if there was anything."""
-    for piece in split_message(content):
-        send(shop, chat_id, html.escape(piece, quote=False))
+                 file_type: str | None, markup=None) -> bool:
+    """Send a text (escaped, split above 4,096 characters, ``markup`` under its last piece) and a file; True if
+    there was anything."""
+    pieces = split_message(content)
+    for number, piece in enumerate(pieces, 1):
+        send(shop, chat_id, html.escape(piece, quote=False), markup if number == len(pieces) else None)
     if file_id:
         try:
             send_file(shop, chat_id, file_type, file_id)
@@ -130,11 +135,15 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
     reached = send(shop, chat_id, heading) is not None
     if reached and parcel.gift_token:
         link = f"https://t.me/{shop.bot.user.username}?start=gift_{parcel.gift_token}"
-        send(shop, chat_id, text(lang, "gift_to_forward", name=parcel.product_name, link=link))
+        send(shop, chat_id, text(lang, "gift_to_forward", name=parcel.product_name, link=link),
+             keyboard(copy_row(lang, link)))
     elif reached:
         sent = False
-        for content, file_id, file_type in parcel.contents:
-            sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type)
+        for number, (content, file_id, file_type) in enumerate(parcel.contents):
+            # The buyer's own key or code, when it is a short text: 📋 Copy puts it on the clipboard in one tap.
+            copy = copy_row(lang, content) if parcel.has_item and number == 0 and not file_id else []
+            sent |= send_content(shop, chat_id, parcel, lang, content, file_id, file_type,
+                                 keyboard(copy) if copy else None)
         if not sent:
             send(shop, chat_id, text(lang, "nothing_hidden"))
     with shop.Session() as session:

@@ -9,6 +9,8 @@ EN = {
     "btn_purchases": "📦 My purchases",
     "btn_help": "❓ Help",
     "btn_back": "⬅️ Back",
+    "btn_copy": "📋 Copy",
+    "btn_copy_link": "📋 Copy link",
     "btn_menu": "🏠 Menu",
     "btn_prev": "◀️ Prev",
     "btn_next": "Next ▶️",

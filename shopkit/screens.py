@@ -303,6 +303,19 @@ def keyboard(*rows: list[types.InlineKeyboardButton]) -> types.InlineKeyboardMar
     return markup
 
 
+# Telegram's 📋 copy button holds 1-256 characters (CopyTextButton): a key, a code, a link, an account line.
+COPY_LIMIT = 256
+
+
+def copy_row(lang: str, value: str, key: str = "btn_copy") -> list[types.InlineKeyboardButton]:
+    """A 📋 Copy button (labelled by the text ``key``) that puts ``value`` on the clipboard in one tap; no
+    button (an empty row) for a value Telegram's copy button cannot hold."""
+    value = value.strip()
+    if not 1 <= utf16_len(value) <= COPY_LIMIT:
+        return []
+    return [types.InlineKeyboardButton(label(lang, key), copy_text=types.CopyTextButton(value))]
+
+
 def page_count(total: int, per_page: int = PAGE_SIZE) -> int:
     return max(1, -(-total // per_page))
 

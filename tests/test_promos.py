@@ -443,7 +443,7 @@ def test_a_promo_link_greets_and_prices_the_next_purchase(shop, alice):
     code = shop.add_promo("WEEKEND", percent=20)
     alice.sends("/start promo_weekend")
     assert "Your promo code WEEKEND gives you −20 % on everything in the shop" in alice.last_text()
-    assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
+    assert alice.button_labels() == ["📋 Copy", "🛍 Catalog", "📦 My purchases", "❓ Help"]
     alice.taps("Catalog")
     alice.taps("Keys")
     alice.taps("Course")
