@@ -69,6 +69,7 @@ from shopkit import (
     retry_until_recorded,
     send,
     show_reply,
+    telegram_error,
     text,
     utcnow,
 )
@@ -423,13 +424,14 @@ def refund_from_ledger(shop: Shop, admin_id: int, index: int, lang: str) -> None
     """Find the payment at its place in Telegram's ledger, refund it, and tell the admin how it went."""
     found = shop.bot.get_star_transactions(offset=index, limit=1).transactions
     if not found or not our_payment(found[0]):
-        send(shop, admin_id, text(lang, "admin_refund_failed", error="no such payment"))
+        send(shop, admin_id, text(lang, "admin_refund_failed", error=telegram_error("CHARGE_NOT_FOUND")))
         return
     payment = found[0]
     try:
         shop.bot.refund_star_payment(payment.source.user.id, payment.id)
     except ApiTelegramException as error:  # refunded already, say
-        send(shop, admin_id, text(lang, "admin_refund_failed", error=error.description))
+        logger.warning("Telegram refused to refund ledger payment %s: %s", payment.id, error.description)
+        send(shop, admin_id, text(lang, "admin_refund_failed", error=telegram_error(error.description)))
         return
     logger.info("Admin %s refunded ledger payment %s", admin_id, payment.id)
     send(shop, admin_id, text(lang, "admin_refunded"))

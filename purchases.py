@@ -51,6 +51,7 @@ from shopkit import (
     send_file,
     show_reply,
     split_message,
+    telegram_error,
     text,
     utcnow,
 )
@@ -114,7 +115,7 @@ def send_content(shop: Shop, chat_id: int, parcel: Parcel, lang: str, content: s
             logger.error("Could not send the file of purchase %s: %s", parcel.purchase_id, error.description)
             send(shop, chat_id, text(lang, "file_failed"))
             notify_admins(shop, "admin_file_failed", purchase=parcel.purchase_id, product=parcel.product_name,
-                          error=error.description)
+                          error=telegram_error(error.description))
     return bool(file_id or content.strip())
 
 
@@ -386,7 +387,7 @@ def refund_purchase(shop: Shop, session: Session, purchase: Purchase, admin_id: 
     if paid_with == "stars":
         refused = give_stars_back(shop, session, purchase_id, buyer_id, charge_id, SHOP)
         if refused:
-            return text(lang, "admin_refund_failed", error=refused)
+            return text(lang, "admin_refund_failed", error=telegram_error(refused))
     replies = close_refund(session, session.get(Purchase, purchase_id), SHOP)
     session.commit()
     show_reply(shop, None, replies)

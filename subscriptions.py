@@ -68,6 +68,7 @@ from shopkit import (
     put_setting,
     run_handler,
     send,
+    telegram_error,
     text,
     truncate,
     utcnow,
@@ -365,7 +366,7 @@ def report_refusal(shop: Shop, chat_id: int, chat_title: str, error: ApiTelegram
         put_setting(session, key, now.isoformat())
         session.commit()
     logger.warning("Cannot manage chat %s: %s", chat_id, error.description)
-    notify_admins(shop, "admin_chat_rights_lost", chat=chat_title, error=error.description)
+    notify_admins(shop, "admin_chat_rights_lost", chat=chat_title, error=telegram_error(error.description))
 
 
 def remove_member(shop: Shop, chat_id: int, telegram_id: int, chat_title: str) -> bool:

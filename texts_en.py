@@ -257,6 +257,15 @@ EN = {
     "admin_confirm_refund": "Refund purchase #{id} ({product}, {price}) to {buyer}? They lose access to it.",
     "admin_refunded": "✅ Refunded: the Stars are back with the buyer.",
     "admin_refund_marked": "✅ Marked as refunded. Refund the money in your payment provider's dashboard.",
+    # Telegram's refusals, said in the reader's words (shopkit.telegram_error)
+    "tg_error_refunded": "it was refunded already",
+    "tg_error_no_charge": "Telegram has no such payment",
+    "tg_error_balance": "the bot's Stars balance is too low",
+    "tg_error_rights": "the bot lacks the administrator rights it needs there",
+    "tg_error_not_member": "the bot is no longer in the chat",
+    "tg_error_no_chat": "Telegram cannot find the chat",
+    "tg_error_no_file": "Telegram no longer has the file",
+    "tg_error_other": "Telegram said: {description}",
     "admin_refund_failed": "❌ Telegram refused the refund: {error}. Nothing was changed.",
     "admin_already_refunded": "This purchase is already refunded.",
     "admin_refund_usage": "Usage: <code>/refund &lt;payment id&gt;</code> (see 🧾 Recent purchases).",
@@ -420,8 +429,8 @@ EN = {
                           "link and to ban users.",
     "err_chat_rights": "❗ In <b>{chat}</b> I still need these administrator rights: {rights}. Switch them on in the "
                        "chat's settings → Administrators → me.",
-    "right_invite": "Invite users via link",
-    "right_ban": "Ban users",
+    "right_invite": "invite users via link",
+    "right_ban": "ban users",
     "admin_ask_subscription_price": "Send the price per month in Stars, from 1 to 10,000 (Telegram's limits), e.g. "
                                     "<code>{example}</code>.",
     "err_subscription_price": "❗ A subscription costs from 1 to {limit} a month.",
@@ -433,7 +442,7 @@ EN = {
     "n_subscribers": ("{count} subscriber", "{count} subscribers"),
     "admin_subscription_figures": "\n📅 <b>Subscriptions</b>: {subscribers} · {monthly} a month\n30 days: 🔁 "
                                   "renewals: {renewals} · ❌ cancellations: {cancellations}",
-    "admin_chat_rights_lost": "⚠️ I can no longer manage <b>{chat}</b> (Telegram says: {error}). Until this is fixed, "
+    "admin_chat_rights_lost": "⚠️ I can no longer manage <b>{chat}</b> ({error}). Until this is fixed, "
                               "subscribers cannot join and expired ones stay in. Open the chat → Administrators → "
                               "me, and allow me to invite users via link and to ban users. I keep trying every "
                               "minute; nothing is lost meanwhile.",

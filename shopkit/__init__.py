@@ -80,6 +80,7 @@ from .screens import (
     pager_row,
     parse_price,
     split_message,
+    telegram_error,
     text,
     truncate,
     use_texts,
@@ -121,5 +122,5 @@ __all__ = [
     "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
     "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run",
     "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message", "sqlite_file",
-    "stored_revision", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

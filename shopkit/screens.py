@@ -85,6 +85,25 @@ def label(lang: str, key: str, **values) -> str:
     return template(lang, key).format(**values)
 
 
+# Telegram explains a refusal in English ("Bad Request: CHARGE_ALREADY_REFUNDED"): the ones a seller meets,
+# each with a text key that says it in their language. The description itself goes to the log as it came.
+TELEGRAM_ERRORS = (
+    ("CHARGE_ALREADY_REFUNDED", "tg_error_refunded"), ("refunded already", "tg_error_refunded"),
+    ("CHARGE_NOT_FOUND", "tg_error_no_charge"), ("BALANCE_TOO_LOW", "tg_error_balance"),
+    ("not enough rights", "tg_error_rights"), ("CHAT_ADMIN_REQUIRED", "tg_error_rights"),
+    ("administrator rights", "tg_error_rights"), ("bot was kicked", "tg_error_not_member"),
+    ("bot is not a member", "tg_error_not_member"), ("chat not found", "tg_error_no_chat"),
+    ("wrong file identifier", "tg_error_no_file"), ("FILE_ID_INVALID", "tg_error_no_file"),
+)
+
+
+def telegram_error(description: str):
+    """Telegram's refusal in the reader's words: a function of the language, as ``text`` takes a value."""
+    key = next((key for fragment, key in TELEGRAM_ERRORS if fragment.lower() in description.lower()),
+               "tg_error_other")
+    return lambda lang: label(lang, key, description=description)
+
+
 def has_visible_text(value: str) -> bool:
     """False for texts made only of spaces and invisible characters (zero-width, direction marks)."""
     return any(unicodedata.category(char)[0] not in "CZ" for char in value)

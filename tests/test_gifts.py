@@ -391,10 +391,10 @@ def test_gifts_in_russian(shop):
     ivan.sends(f"/start p_{product.id}")
     ivan.taps("Купить в подарок")
     ivan.pays()
-    assert "Подарок для вас: Курс" in ivan.last_text()
+    assert "Подарок для вас: «Курс»" in ivan.last_text()
     ivan.sends("/purchases")
     assert ivan.button_labels()[0] == "🎁 Подарок, ещё не получен: Курс"
     link = re.findall(r"https://t\.me/test_shop_bot\?start=gift_\S+", ivan.all_texts())[-1]
     opens(olga, link)
-    assert "Иван дарит вам Курс" in olga.all_texts() and "ССЫЛКА" in olga.all_texts()
-    assert "Ольга получил(а) ваш подарок — Курс" in ivan.last_text()
+    assert "Иван дарит вам «Курс»" in olga.all_texts() and "ССЫЛКА" in olga.all_texts()
+    assert "Ольга получил(а) ваш подарок «Курс»" in ivan.last_text()

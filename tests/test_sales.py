@@ -65,9 +65,26 @@ def test_a_refund_telegram_rejects_changes_nothing(shop, seller, alice):
     alice.pays()
     shop.api.fail("refundStarPayment", 400, "Bad Request: CHARGE_ALREADY_REFUNDED")
     seller.sends(f"/refund {alice.payment['telegram_payment_charge_id']}")
-    assert "refused the refund: Bad Request: CHARGE_ALREADY_REFUNDED" in seller.last_text()
+    assert "Telegram refused the refund: it was refunded already. Nothing was changed." in seller.last_text()
     with shop.Session() as session:
         assert session.get(Purchase, 1).refunded_at is None
+
+
+def test_telegrams_refusal_is_said_in_the_sellers_language_never_in_telegrams_english(shop, alice):
+    product = shop.add_product("Pro", price=25)
+    alice.taps_data(callback("buy", product.id))
+    alice.pays()
+    seller = Person(shop, ADMIN_ID, "Продавец", language_code="ru")
+    refund = f"/refund {alice.payment['telegram_payment_charge_id']}"
+    shop.api.fail("refundStarPayment", 400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+    seller.sends(refund)
+    assert seller.last_text() == "❌ Telegram отклонил возврат: деньги за него уже возвращены. Ничего не изменилось."
+    shop.api.fail("refundStarPayment", 400, "Bad Request: SOMETHING_NEW")  # one no list knows yet
+    seller.sends(refund)
+    assert "SOMETHING_NEW" not in seller.last_text() and "журнал бота" in seller.last_text()
+    shop.api.fail("refundStarPayment", 400, "Bad Request: SOMETHING_NEW")
+    Person(shop, ADMIN_ID, "Seller").sends(refund)  # in English, Telegram's own words are the clearest
+    assert "Telegram refused the refund: Telegram said: Bad Request: SOMETHING_NEW." in seller.last_text()
 
 
 def test_a_card_refund_is_marked_only(card_shop):

@@ -247,7 +247,7 @@ def test_notify_me_tells_each_waiting_customer_once(shop, seller, alice, bob):
     shop.finish_background()
     assert bob.last_text() == "🔔 Gift card is back in stock!"
     assert bob.button_labels() == ["🛍 Open"]
-    assert ira.last_text() == "🔔 Gift card снова в наличии!"
+    assert ira.last_text() == "🔔 «Gift card» снова в наличии!"
     bob.taps("Open")
     assert bob.button_labels()[0] == "Buy for 10 ⭐"
     upload_stock(seller, product, lambda s: s.sends("G4"))
