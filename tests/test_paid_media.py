@@ -361,3 +361,8 @@ def test_the_workarounds_step_aside_once_telebot_reads_the_fields_itself(monkeyp
     monkeypatch.setattr(telebot_fixes, "_read_partner", fixed_partner)
     partner = telebot_fixes.read_transaction_partner_user({"type": "user", "user": BUYER, "paid_media_payload": "x"})
     assert partner.paid_media_payload == "kept by telebot"
+
+
+def test_a_paid_media_purchase_takes_the_payment_lane_never_trimmed_with_a_flood():
+    from shopkit import journal
+    assert journal.is_payment(types.PaidMediaPurchased.de_json({"from": BUYER, "paid_media_payload": "x"}))
