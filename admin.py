@@ -27,6 +27,7 @@ from channels import ADMIN_PRODUCT, ask_chat, check_price, read_chat, subscriber
 from menus import ADD_PRODUCT, ADMIN, CATEGORIES, PRODUCTS, TOGGLE_SALE_ALERTS, admin_panel
 from models import (
     NAME_MAX,
+    PAID_MEDIA,
     STOCKED,
     SUBSCRIPTION,
     UNLIMITED,
@@ -39,6 +40,8 @@ from models import (
     save_user,
     stock_left,
 )
+from paid_media import MEDIA_DONE, ask_media, collected_media, media_summary, read_caption
+from paid_media import check_price as check_paid_media_price
 from shopkit import (
     CANCEL,
     PAGE_SIZE,
@@ -89,6 +92,7 @@ DELETE_CATEGORY = Tap("delete_category", "category_id")
 EDIT_PRODUCT = Tap("edit_product", "product_id", "field_index")
 EDIT_KIND = Tap("edit_kind", "product_id")
 TOGGLE_PRODUCT = Tap("toggle_product", "product_id")
+TOGGLE_PROTECTED = Tap("toggle_protected", "product_id")
 DELETE_PRODUCT = Tap("delete_product", "product_id")
 CONFIRM_DELETE_PRODUCT = Tap("confirm_delete_product", "product_id")
 UPLOAD_STOCK = Tap("upload_stock", "product_id")
@@ -174,21 +178,33 @@ PRODUCT_FIELDS = [
     ProductField("description_file", "admin_ask_description_file", "btn_edit_description_file",
                  lambda m, currency: read_description_file(m)),
     ProductField("hidden", "admin_ask_hidden", "btn_edit_hidden", lambda m, currency: read_hidden(m)),
+    ProductField("caption", "admin_ask_paid_media_caption", "btn_edit_caption", lambda m, currency: read_caption(m)),
 ]
+# Which of them each kind asks, in order: 📸 paid media has a caption instead of files and hidden content.
+KIND_FIELDS = {PAID_MEDIA: (0, 1, 2, 5)}
+USUAL_FIELDS = (0, 1, 2, 3, 4)
+
+
+def fields_of(kind: str) -> tuple[int, ...]:
+    """The indexes in PRODUCT_FIELDS of the questions a product of this kind is asked, in order."""
+    return KIND_FIELDS.get(kind, USUAL_FIELDS)
 
 
 def ask_field(shop: Shop, session: Session, update, state: str, field: ProductField, kind: str = UNLIMITED,
               **data) -> Screen:
     """Ask for a product field's value; the price question names the shop's currency, with an example."""
-    prompt = "admin_ask_subscription_price" if kind == SUBSCRIPTION and field.name == "price" else field.prompt
+    prompt = {SUBSCRIPTION: "admin_ask_subscription_price", PAID_MEDIA: "admin_ask_paid_media_price"}.get(
+        kind, field.prompt) if field.name == "price" else field.prompt
     return ask(session, update, state, prompt, field.hint(shop.config.currency), **data)
 
 
 def read_field(shop: Shop, field: ProductField, message: types.Message, kind: str) -> dict:
-    """A field's answer, checked; a subscription's price is per month, within Telegram's limits."""
+    """A field's answer, checked; a subscription's price (per month) and paid media's, within Telegram's limits."""
     values = field.read(message, shop.config.currency)
     if kind == SUBSCRIPTION and "price" in values:
         check_price(values["price"])
+    if kind == PAID_MEDIA and "price" in values:
+        check_paid_media_price(values["price"])
     return values
 
 
@@ -244,17 +260,21 @@ def tap_add_product(shop: Shop, call: types.CallbackQuery, session: Session, lan
         [ADMIN.button(label(lang, "btn_back"))]))
 
 
-KINDS = (UNLIMITED, STOCKED, SUBSCRIPTION)  # a kind travels in callback data as its index here
-KIND_BUTTONS = {UNLIMITED: "btn_kind_unlimited", STOCKED: "btn_kind_stocked", SUBSCRIPTION: "btn_kind_subscription"}
+KINDS = (UNLIMITED, STOCKED, SUBSCRIPTION, PAID_MEDIA)  # a kind travels in callback data as its index here
+KIND_BUTTONS = {UNLIMITED: "btn_kind_unlimited", STOCKED: "btn_kind_stocked", SUBSCRIPTION: "btn_kind_subscription",
+                PAID_MEDIA: "btn_kind_paid_media"}
+FIXED_KINDS = (SUBSCRIPTION, PAID_MEDIA)  # a product of these kinds stays one (change_kind)
 FILE_KINDS = {"photo": "file_photo", "document": "file_document"}  # a description or hidden file's kind
 
 
 def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
-    """What does each buyer receive? ♾ the same content, 🔑 a unique item, or 📅 (new products) a subscription."""
+    """What does each buyer receive? ♾ the same content, 🔑 a unique item, or (new products) 📅 a subscription or
+    📸 paid media."""
     kinds = KINDS if for_new_product else KINDS[:2]
     rows = [[CHOOSE_KIND.button(label(lang, KIND_BUTTONS[kind]), target_id=target_id, kind=index,
                                 for_new_product=int(for_new_product))] for index, kind in enumerate(kinds)]
-    question = text(lang, "admin_choose_kind") + (text(lang, "admin_kind_subscription") if for_new_product else "")
+    question = text(lang, "admin_choose_kind") + (
+        text(lang, "admin_kind_subscription") + text(lang, "admin_kind_paid_media") if for_new_product else "")
     return Screen(question, keyboard(*rows, [CANCEL.button(label(lang, "btn_cancel"))]))
 
 
@@ -271,8 +291,8 @@ def start_new_product(shop: Shop, update, session: Session, category_id: int, pr
     if session.get(Category, category_id) is None:
         return tap_add_product(shop, update, session, language_of(update.from_user))
     end_dialog(session, update)
-    return ask_field(shop, session, update, "new_product", PRODUCT_FIELDS[0], category_id=category_id, step=0,
-                     product=product)
+    return ask_field(shop, session, update, "new_product", PRODUCT_FIELDS[0], product["kind"],
+                     category_id=category_id, step=0, product=product)
 
 
 @handlers.answer("subscription_chat")
@@ -282,10 +302,23 @@ def answer_subscription_chat(shop: Shop, message: types.Message, session: Sessio
     return start_new_product(shop, message, session, dialog["category_id"], {"kind": SUBSCRIPTION, **chat})
 
 
+@handlers.tap(MEDIA_DONE)
+def tap_media_done(shop: Shop, call: types.CallbackQuery, session: Session, lang: str):
+    """✅ Done under the 📸 paid media's photos and videos (paid_media.py): then the usual questions."""
+    dialog = dialog_data(session, call, "paid_media_items")
+    if dialog is None:
+        return Toast(text(lang, "stale_button"))
+    media = collected_media(dialog)
+    if media is None:  # nothing to sell yet: the dialog waits for a photo or a video
+        return Toast(text(lang, "err_paid_media_none"))
+    return start_new_product(shop, call, session, dialog["category_id"], {"kind": PAID_MEDIA, "media": media})
+
+
 def change_kind(shop: Shop, call: types.CallbackQuery, session: Session, product_id: int, kind: str) -> Screen:
-    """A product's new kind (a subscription stays one); a stocked one without items is sold out until stocked."""
+    """A product's new kind (a subscription or paid media stays one); a stocked one without items is sold out until
+    stocked."""
     product = session.get(Product, product_id)
-    if product is not None and SUBSCRIPTION not in (kind, product.kind):
+    if product is not None and kind not in FIXED_KINDS and product.kind not in FIXED_KINDS:
         product.kind = kind
         session.commit()
         logger.info("Admin %s made product %s %s", call.from_user.id, product_id, kind)
@@ -300,6 +333,8 @@ def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, lan
         return admin_panel(session, lang, call.from_user.id)
     if for_new_product and KINDS[kind] == SUBSCRIPTION:
         return ask_chat(shop, session, call, target_id)  # then answer_subscription_chat
+    if for_new_product and KINDS[kind] == PAID_MEDIA:
+        return ask_media(shop, session, call, target_id)  # then tap_media_done
     if for_new_product:
         return start_new_product(shop, call, session, target_id, {"kind": KINDS[kind]})
     return change_kind(shop, call, session, target_id, KINDS[kind])
@@ -309,10 +344,11 @@ def tap_choose_kind(shop: Shop, call: types.CallbackQuery, session: Session, lan
 def answer_product_field(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """An answer in the add-product dialog; after the last one, the preview."""
     step, kind = dialog["step"], dialog["product"].get("kind", UNLIMITED)
-    product = {**dialog["product"], **read_field(shop, PRODUCT_FIELDS[step], message, kind)}
-    if step + 1 < len(PRODUCT_FIELDS):
-        return ask_field(shop, session, message, "new_product", PRODUCT_FIELDS[step + 1], kind, step=step + 1,
-                         product=product)
+    fields = fields_of(kind)
+    product = {**dialog["product"], **read_field(shop, PRODUCT_FIELDS[fields[step]], message, kind)}
+    if step + 1 < len(fields):
+        return ask_field(shop, session, message, "new_product", PRODUCT_FIELDS[fields[step + 1]], kind,
+                         step=step + 1, product=product)
     ask(session, message, "new_product_preview", "admin_preview", product=product)
     preview = Product(**product)
     return Screen(text(lang, "admin_preview") + "\n\n" + product_card(shop, lang, preview),
@@ -511,6 +547,8 @@ def kind_details(session: Session, lang: str, product: Product) -> tuple[str, li
     """What a product's kind adds to its admin screen: the stock line (plain text), and its buttons."""
     if product.kind == SUBSCRIPTION:
         return subscribers_summary(session, lang, product)
+    if product.kind == PAID_MEDIA:
+        return media_summary(lang, product)
     left = stock_left(session, product)
     if left is None:
         return label(lang, "admin_unlimited"), []
@@ -532,13 +570,15 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
                 description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
                 hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
                 sales=sold, revenue=format_price(revenue, shop.config.currency))
-    edit_buttons = [EDIT_PRODUCT.button(label(lang, f.button), product_id=product.id, field_index=i)
-                    for i, f in enumerate(PRODUCT_FIELDS)]
-    if product.kind != SUBSCRIPTION:  # a subscription stays one (change_kind)
+    edit_buttons = [EDIT_PRODUCT.button(label(lang, PRODUCT_FIELDS[i].button), product_id=product.id, field_index=i)
+                    for i in fields_of(product.kind)]
+    if product.kind not in FIXED_KINDS:  # a subscription or paid media stays one (change_kind)
         edit_buttons.append(EDIT_KIND.button(label(lang, "btn_edit_kind"), product_id=product.id))
     toggle = label(lang, "btn_hide" if product.is_active else "btn_show")
+    protect = label(lang, "btn_protected_on" if product.protected else "btn_protected_off")
     return Screen(body, keyboard(
         edit_buttons[:2], edit_buttons[2:4], edit_buttons[4:], kind_buttons,
+        [TOGGLE_PROTECTED.button(protect, product_id=product.id)],
         [TOGGLE_PRODUCT.button(toggle, product_id=product.id),
          DELETE_PRODUCT.button(label(lang, "btn_delete"), product_id=product.id)],
         [ADMIN_CATEGORY.button(label(lang, "btn_back"), category_id=product.category_id, page=0)]))
@@ -561,7 +601,8 @@ def tap_admin_product(shop: Shop, call: types.CallbackQuery, session: Session, l
 def tap_edit_product(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int,
                      field_index: int) -> Screen:
     """✏️ a field of a product: ask for its new value."""
-    if session.get(Product, product_id) is None or field_index >= len(PRODUCT_FIELDS):
+    product = session.get(Product, product_id)
+    if product is None or field_index not in fields_of(product.kind):
         return products_screen(session, lang)
     end_dialog(session, call)
     return ask_field(shop, session, call, "edit_product", PRODUCT_FIELDS[field_index],
@@ -602,6 +643,19 @@ def tap_toggle_product(shop: Shop, call: types.CallbackQuery, session: Session, 
     if product is not None and product.is_active and product.stocked:  # only a stocked product has a waiting list
         return screen, After(announce_restock, product_id)
     return screen
+
+
+@handlers.tap(TOGGLE_PROTECTED)
+def tap_toggle_protected(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int):
+    """🔒 Protected on or off: its hidden content and paid media are sent with protect_content (no forwarding,
+    no saving), the first time and from 📦 My purchases."""
+    product = session.get(Product, product_id)
+    if product is not None:
+        product.protected = not product.protected
+        session.commit()
+        logger.info("Admin %s made product %s %s", call.from_user.id, product_id,
+                    "protected" if product.protected else "unprotected")
+    return product_or_list(shop, session, lang, product_id)
 
 
 @handlers.tap(DELETE_PRODUCT)

@@ -11,12 +11,17 @@ checks the bot's rights there with getChatMember and explains exactly what is
 missing. Then the product's admin screen lists its subscribers with their
 dates, and 📊 Sales (sales.py) shows how many there are, the Stars they renew
 for each month, and the month's renewals and cancellations.
+
+A 📸 paid-media product (paid_media.py) can be posted in the seller's
+channel: 📣 Post to channel asks which one, and ``read_chat`` checks there
+the one right a post needs, explained the same way.
 """
 from __future__ import annotations
 
 import html
 import logging
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import case, func, select
@@ -25,10 +30,12 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
 from menus import ADMIN
-from models import Product, Purchase, Subscription, User
+from models import PAID_MEDIA, Product, Purchase, Subscription, User
+from paid_media import POST_TO_CHANNEL, PaidMedia, send_paid_media
 from shopkit import (
     PAGE_SIZE,
     STARS,
+    After,
     Handlers,
     InputError,
     Screen,
@@ -46,6 +53,7 @@ from shopkit import (
     language_of,
     page_count,
     pager_row,
+    send,
     text,
     utcnow,
 )
@@ -69,6 +77,22 @@ LISTED = 10  # subscribers shown on a product's admin screen; 👥 All subscribe
 RIGHTS = (("can_invite_users", "right_invite"), ("can_restrict_members", "right_ban"))
 
 
+@dataclass(frozen=True)
+class ChatNeeds:
+    """What the bot must find in a chat the seller names, and the text keys that say what is missing."""
+
+    kinds: tuple[str, ...]  # the chat's type
+    rights: tuple[tuple[str, str], ...]  # (administrator right, text key of its name)
+    wrong_kind: str
+    not_admin: str
+
+
+SUBSCRIPTION_CHAT = ChatNeeds(("channel", "supergroup"), RIGHTS, "err_chat_type", "err_chat_not_admin")
+# 📣 Post to channel: paid media goes into a channel, where only an administrator allowed to post may post.
+POST_CHANNEL = ChatNeeds(("channel",), (("can_post_messages", "right_post"),), "err_post_chat_type",
+                         "err_post_not_admin")
+
+
 def chat_reference(message: types.Message) -> int | str:
     """The chat a seller means: a forwarded post's chat, an @username (or t.me link), or a numeric id."""
     origin = message.forward_origin
@@ -84,20 +108,20 @@ def chat_reference(message: types.Message) -> int | str:
     raise InputError("err_chat_reference")
 
 
-def read_chat(shop: Shop, message: types.Message) -> dict:
-    """The subscription's chat, checked with Telegram: {"chat_id", "chat_title"}, or an InputError that says
-    exactly what is missing. It asks Telegram, so a dialog calls it before its first query."""
+def read_chat(shop: Shop, message: types.Message, needs: ChatNeeds = SUBSCRIPTION_CHAT) -> dict:
+    """The subscription's chat (or the channel to post in), checked with Telegram: {"chat_id", "chat_title"}, or
+    an InputError that says exactly what is missing. It asks Telegram, so a dialog calls it before its first query."""
     try:
         chat = shop.bot.get_chat(chat_reference(message))
         me = shop.bot.get_chat_member(chat.id, bot_id(shop))
     except ApiTelegramException as error:  # not found, or the bot is not in it
         logger.info("Admin %s named a chat the bot cannot see: %s", message.from_user.id, error.description)
         raise InputError("err_chat_unreachable") from None
-    if chat.type not in ("channel", "supergroup"):
-        raise InputError("err_chat_type")
+    if chat.type not in needs.kinds:
+        raise InputError(needs.wrong_kind)
     if me.status != "administrator":
-        raise InputError("err_chat_not_admin", chat=chat.title)
-    missing = [key for right, key in RIGHTS if not getattr(me, right, False)]
+        raise InputError(needs.not_admin, chat=chat.title)
+    missing = [key for right, key in needs.rights if not getattr(me, right, False)]
     if missing:
         raise InputError("err_chat_rights", chat=chat.title,
                          rights=lambda lang: ", ".join(label(lang, key) for key in missing))
@@ -187,6 +211,44 @@ def sales_figures(session: Session, lang: str) -> str | None:
                 monthly=format_price(monthly, STARS), renewals=renewals, cancellations=cancellations)
 
 
+# ---------------------------------------------------------------------------
+# 3. 📣 Post to channel: a 📸 paid-media product in the seller's channel
+# ---------------------------------------------------------------------------
+
+@handlers.tap(POST_TO_CHANNEL)
+def tap_post_to_channel(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int):
+    """📣 Post to channel on a 📸 product's admin screen: which channel? (and whose Stars those sales are)"""
+    product = session.get(Product, product_id)
+    if product is None or product.kind != PAID_MEDIA:
+        return Toast(text(lang, "unavailable"))
+    end_dialog(session, call)
+    return ask(session, call, "post_channel", "admin_ask_post_channel", product_id=product_id)
+
+
+@handlers.answer("post_channel")
+def answer_post_channel(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict):
+    """The channel for the paid media, checked with Telegram (the bot must be allowed to post); then the post."""
+    chat = read_chat(shop, message, POST_CHANNEL)  # asks Telegram: before any query
+    product = session.get(Product, dialog["product_id"])
+    end_dialog(session, message)
+    if product is None:
+        return Toast(text(lang, "unavailable"))
+    return After(post_paid_media, message.chat.id, chat, PaidMedia.of(product), product.id, lang)
+
+
+def post_paid_media(shop: Shop, admin_chat: int, chat: dict, paid: PaidMedia, product_id: int, lang: str) -> None:
+    """Post the paid media in the channel, and tell the seller how it went (a right lost meanwhile, say)."""
+    back = keyboard([ADMIN_PRODUCT.button(label(lang, "btn_back"), product_id=product_id)])
+    try:
+        send_paid_media(shop, chat["chat_id"], paid, person=False)
+    except ApiTelegramException as error:
+        logger.warning("Could not post product %s in chat %s: %s", product_id, chat["chat_id"], error.description)
+        send(shop, admin_chat, text(lang, "admin_post_failed", chat=chat["chat_title"], error=error.description), back)
+        return
+    logger.info("Posted product %s in chat %s", product_id, chat["chat_id"])
+    send(shop, admin_chat, text(lang, "admin_posted", chat=chat["chat_title"]), back)
+
+
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the seller's 👥 All subscribers into the bot."""
+    """Wire the seller's 👥 All subscribers and 📣 Post to channel into the bot."""
     add_handlers(shop, handlers)

@@ -1,6 +1,6 @@
 """Checkout: payments in the order they happen.
 
-Reading order: ... purchases.py → **checkout.py** → ledger.py → ...
+Reading order: ... purchases.py → **checkout.py** → paid_media.py → ...
 
     Buy → invoice → pre-checkout → successful payment → delivery (purchases.py)
 
@@ -36,6 +36,7 @@ from telebot.apihelper import ApiTelegramException
 import promos
 import subscriptions
 from models import (
+    PAID_MEDIA,
     SUBSCRIPTION,
     Gift,
     Product,
@@ -214,7 +215,7 @@ def give_product(session: Session, user: User, product: Product, payment_type: s
 def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int):
     """Buy: an invoice for a paid product; a free one is handed over at once."""
     product = session.get(Product, product_id)
-    if product is None or not product.is_active:
+    if product is None or not product.is_active or product.kind == PAID_MEDIA:  # no invoice: paid_media.py sells it
         return Toast(text(lang, "unavailable"))
     if stock_left(session, product) == 0:  # the card now says "Sold out"
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
@@ -259,7 +260,7 @@ def checkout_problem(shop: Shop, session: Session, query: types.PreCheckoutQuery
     if payload is None or payload.buyer_id != query.from_user.id:
         return "checkout_invalid"
     product = session.get(Product, payload.product_id)
-    if product is None or not product.is_active or product.price == 0 or (
+    if product is None or not product.is_active or product.price == 0 or product.kind == PAID_MEDIA or (
             (payload.gift or payload.promo_id) and not product.one_off):  # neither a gift nor a code: a subscription
         return "checkout_unavailable"
     if payload.promo_id and payload.promo_id != promos.applied_code_id(session, query.from_user.id):

@@ -1,6 +1,6 @@
 """Ledger: no payment is ever lost or doubled, whatever happens to the machine.
 
-Reading order: ... checkout.py → **ledger.py** → gifts.py → ...
+Reading order: ... paid_media.py → **ledger.py** → gifts.py → ...
 
 checkout.py records each payment once per Telegram charge id and commits it
 before delivering. On a real server that is not enough: telebot tells
@@ -28,6 +28,11 @@ moment would lose the payment for good. Four guarantees close the gaps:
 4. **Refunds made by Telegram** arrive as a refunded_payment message: the
    purchase is marked refunded and its content no longer opens.
 
+📸 Paid media (paid_media.py) is paid without an invoice, and its update
+carries no charge id: the ledger gives each paid-media purchase its charge id
+(or records one whose update never came), so that its refund, found here like
+any other, ends it.
+
 Card payments have no ledger to read; the journal and the retries cover them.
 """
 from __future__ import annotations
@@ -42,6 +47,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
+import paid_media
 import subscriptions
 from checkout import on_successful_payment, parse_invoice_payload, record_payment, refund_at_once, refund_unmatched
 from models import Product, Purchase, User, save_user, stock_item_of
@@ -332,6 +338,10 @@ def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = Non
             Purchase.payment_id.in_([t.id for t in transactions]))))
     journal = recorded_before(shop) if any(our_payment(t) and t.id not in known for t in transactions) else set()
     for index, transaction in enumerate(transactions, start=offset):
+        if paid_media.paid_in_ledger(transaction) and transaction.id not in known:
+            known.add(transaction.id)  # its refund, if any, is found below like an invoice payment's
+            if paid_media.record_from_ledger(shop, transaction):
+                check.recorded.append(transaction.id)
         if our_payment(transaction) and transaction.id not in known:
             recorded_by_an_older_copy = transaction.id in journal  # its update came and went: nothing will come
             if not recorded_by_an_older_copy and update_may_still_come(transaction, polling_since, now):

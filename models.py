@@ -27,6 +27,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ForeignKey,
     Index,
@@ -59,6 +60,7 @@ FILE_ID_MAX = 255
 UNLIMITED = "unlimited"  # every buyer receives the same hidden content: a guide, a course, a link
 STOCKED = "stocked"  # every buyer receives a unique item of their own (StockItem): a key, a code
 SUBSCRIPTION = "subscription"  # monthly access to a channel or group, paid in Stars (Subscription)
+PAID_MEDIA = "paid_media"  # photos and videos shown blurred, unlocked in place once paid (paid_media.py)
 ONE_OFF_KINDS = (UNLIMITED, STOCKED)  # bought with one payment (Product.one_off)
 
 
@@ -132,6 +134,11 @@ class Product(Base):
     # A subscription's channel or group, where the bot lets subscribers in (subscriptions.py).
     chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     chat_title: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # A 📸 paid-media product's photos and videos, [{"type": "photo" | "video", "file_id": ...}], and their caption.
+    media: Mapped[list | None] = mapped_column(JSON, default=None)
+    caption: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # 🔒 Sent with protect_content: Telegram lets nobody forward or save its hidden content or paid media.
+    protected: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     category: Mapped[Category] = relationship(back_populates="products")
     purchases: Mapped[list[Purchase]] = relationship(back_populates="product")
@@ -205,6 +212,8 @@ class Purchase(Base):
               "refunded_at",
               sqlite_where=text("promo_code_id IS NOT NULL AND refunded_at IS NULL"),
               postgresql_where=text("promo_code_id IS NOT NULL AND refunded_at IS NULL")),
+        # A paid-media purchase is recorded once per payload (paid_media.py), however often Telegram tells it.
+        Index("ux_purchases_paid_media", "paid_media_payload", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -237,6 +246,9 @@ class Purchase(Base):
     promo_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="RESTRICT"),
                                                       default=None)
     list_price: Mapped[int | None] = mapped_column(default=None)
+    # A 📸 paid-media purchase's payload (paid_media.py): unique, so that a purchased_paid_media update Telegram
+    # sends twice, or the ledger's record of the same payment, is recorded once. Its charge id comes from the ledger.
+    paid_media_payload: Mapped[str | None] = mapped_column(String(128), default=None)  # ux_purchases_paid_media
 
     user: Mapped[User] = relationship(back_populates="purchases")
     product: Mapped[Product] = relationship(back_populates="purchases")

@@ -29,7 +29,7 @@ from telebot.apihelper import ApiTelegramException
 
 import subscriptions
 from menus import CATALOG, PURCHASES
-from models import SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
+from models import PAID_MEDIA, SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
 from shopkit import (
     PAGE_SIZE,
     After,
@@ -49,6 +49,7 @@ from shopkit import (
     pager_row,
     send,
     send_file,
+    send_media,
     show_reply,
     split_message,
     telegram_error,
@@ -79,20 +80,28 @@ class Parcel:
     contents: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     gift_token: str | None = None  # a gift: its buyer gets the link to pass on (gifts.py), never the content
     has_item: bool = False  # a stocked product's: the buyer's own item comes first in contents
+    protected: bool = False  # 🔒 sent with protect_content: Telegram lets nobody forward or save it
+    # 📸 paid media (paid_media.py), sent again as plain photos and videos: the buyer paid, and Telegram keeps the
+    # original unlocked for them anyway.
+    media: list = field(default_factory=list)
+    caption: str = ""
 
 
 def parcel_of(session: Session, purchase_id: int) -> Parcel:
     """What a purchase delivers, in one statement: the product's hidden content, and the buyer's own item."""
     row = session.execute(
         select(Product.name, Product.kind, Product.hidden_content, Product.hidden_file_id, Product.hidden_file_type,
-               StockItem.content.label("item"), StockItem.file_id.label("item_file_id"),
-               StockItem.file_type.label("item_file_type"), Gift.token)
+               Product.protected, Product.media, Product.caption, StockItem.content.label("item"),
+               StockItem.file_id.label("item_file_id"), StockItem.file_type.label("item_file_type"), Gift.token)
         .select_from(Purchase).join(Product, Purchase.product_id == Product.id)
         .outerjoin(StockItem, StockItem.purchase_id == Purchase.id).outerjoin(Gift, Gift.purchase_id == Purchase.id)
         .where(Purchase.id == purchase_id)).one()
-    parcel = Parcel(purchase_id, row.name, row.kind == SUBSCRIPTION, gift_token=row.token)
+    parcel = Parcel(purchase_id, row.name, row.kind == SUBSCRIPTION, gift_token=row.token, protected=row.protected)
     if row.token is not None:
         return parcel  # the content, and a stocked product's key, wait for whoever claims the gift
+    if row.kind == PAID_MEDIA:
+        parcel.media, parcel.caption = list(row.media or []), row.caption
+        return parcel
     if row.item is not None:  # a stocked product: the buyer's own key first
         parcel.has_item = True
         parcel.contents.append((row.item, row.item_file_id, row.item_file_type))
@@ -107,10 +116,11 @@ def send_content(shop: Shop, chat_id: int, parcel: Parcel, lang: str, content: s
     there was anything."""
     pieces = split_message(content)
     for number, piece in enumerate(pieces, 1):
-        send(shop, chat_id, html.escape(piece, quote=False), markup if number == len(pieces) else None)
+        send(shop, chat_id, html.escape(piece, quote=False), markup if number == len(pieces) else None,
+             protect=parcel.protected)
     if file_id:
         try:
-            send_file(shop, chat_id, file_type, file_id)
+            send_file(shop, chat_id, file_type, file_id, protect=parcel.protected)
         except ApiTelegramException as error:
             logger.error("Could not send the file of purchase %s: %s", parcel.purchase_id, error.description)
             send(shop, chat_id, text(lang, "file_failed"))
@@ -138,6 +148,8 @@ def deliver(shop: Shop, chat_id: int, purchase_id: int, heading: str, lang: str)
         link = f"https://t.me/{shop.bot.user.username}?start=gift_{parcel.gift_token}"
         send(shop, chat_id, text(lang, "gift_to_forward", name=parcel.product_name, link=link),
              keyboard(copy_row(lang, link)))
+    elif reached and parcel.media:
+        send_media(shop, chat_id, parcel.media, html.escape(parcel.caption, quote=False), parcel.protected)
     elif reached:
         sent = False
         for number, (content, file_id, file_type) in enumerate(parcel.contents):

@@ -5,7 +5,8 @@ typing), pay inside Telegram (Telegram Stars by default, or a card provider)
 and at once receive the product's hidden content: a text, key, link or file.
 A "stocked" product hands each buyer a unique item (a licence key, a gift
 code); a "subscription" sells monthly access to a private channel or group,
-billed in Stars every 30 days. The seller fills the catalog, watches sales,
+billed in Stars every 30 days; "paid media" sells photos and videos that
+Telegram shows blurred until paid. The seller fills the catalog, watches sales,
 refunds and messages customers from the chat, with /admin.
 
 Run it:
@@ -41,6 +42,7 @@ chapter that reads alone, top to bottom. In order:
                    join requests, renewals, expiry, cancel and resume
     purchases.py   what a customer receives: delivery, 📦 My purchases, refunds
     checkout.py    Buy → invoice → pre-checkout → payment, then delivery
+    paid_media.py  📸 photos and videos sold blurred, unlocked in place by Telegram
     ledger.py      no payment lost or doubled: redelivery, and Telegram's
                    Stars ledger as the source of truth
     gifts.py       🎁 buying for someone else, who claims it with a link
@@ -74,6 +76,7 @@ import checkout
 import gifts
 import ledger
 import menus
+import paid_media
 import pricing
 import promo_panel
 import promos
@@ -90,8 +93,8 @@ from shopkit import Config, make_bot, run, use_texts
 use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English and Russian
 
 # Every chapter, in the reading order above; each registers its own handlers.
-CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, ledger, gifts, support, channels, admin,
-            stock, sales, promo_panel, broadcast, backups, status, pricing]
+CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, paid_media, ledger, gifts, support, channels,
+            admin, stock, sales, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):

@@ -24,6 +24,7 @@ from telebot.apihelper import ApiTelegramException
 
 from menus import CATALOG, HELP, menu_keyboard, menu_screen
 from models import (
+    PAID_MEDIA,
     SEARCH_INDEX,
     SUBSCRIPTION,
     Category,
@@ -75,6 +76,7 @@ NOTIFY_ME = Tap("notify_me", "product_id")
 PROMO_CODE = Tap("promo_code", "product_id")
 BUY_GIFT = Tap("buy_gift", "product_id")
 BUY = Tap("buy", "product_id")
+BUY_MEDIA = Tap("buy_media", "product_id")  # 📸 paid media: no invoice, Telegram takes the Stars (paid_media.py)
 OPEN_PURCHASE = Tap("open_purchase", "purchase_id")
 
 # ---------------------------------------------------------------------------
@@ -146,6 +148,10 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
     stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    if product.kind == PAID_MEDIA:  # paid_media.py: no promo code or gift lowers a price Telegram collects itself
+        stock_line += "\n" + text(lang, "paid_media_card", count=len(product.media or []))
+    if product.protected:
+        stock_line += "\n" + text(lang, "protected_card")
     if offer and offer.code:
         new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
         return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
@@ -184,6 +190,9 @@ def buy_button(shop: Shop, lang: str, product: Product, price: int) -> types.Inl
     if product.kind == SUBSCRIPTION:
         return BUY.button(label(lang, "btn_subscribe", price=format_price(price, shop.config.currency)),
                           product_id=product.id)
+    if product.kind == PAID_MEDIA:
+        return BUY_MEDIA.button(label(lang, "btn_buy", price=format_price(price, shop.config.currency)),
+                                product_id=product.id)
     if price == 0:
         return BUY.button(label(lang, "btn_get_free"), product_id=product.id)
     return BUY.button(label(lang, "btn_buy", price=format_price(price, shop.config.currency)), product_id=product.id)

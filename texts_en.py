@@ -447,6 +447,46 @@ EN = {
                               "me, and allow me to invite users via link and to ban users. I keep trying every "
                               "minute; nothing is lost meanwhile.",
     "admin_grant_subscription": "A subscription cannot be granted: Telegram bills it every month.",
+    # --- 📸 paid media and 🔒 protected content (paid_media.py, channels.py, admin.py) ---
+    "btn_kind_paid_media": "📸 Paid media: photos and videos",
+    "admin_kind_paid_media": "\n📸 <b>Paid media</b>: up to 10 photos and videos, shown blurred until the customer "
+                             "pays in Stars; Telegram unlocks them right in the chat.",
+    "admin_paid_media_needs_stars": "📸 Telegram sells paid media for Stars only, and this shop takes cards "
+                                    "(PAYMENT_PROVIDER_TOKEN), so it cannot sell it.",
+    "admin_ask_paid_media": "📸 Send the photos and videos, one per message, up to {limit}. Tap ✅ Done when they are "
+                            "all here.",
+    "admin_paid_media_so_far": "📸 {count} of {limit} received. Send more, or tap ✅ Done.",
+    "err_paid_media_kind": "❗ Only photos and videos can be sold as paid media: not a document, a sticker or a text.",
+    "err_paid_media_full": "❗ Telegram takes at most {limit} photos and videos in one paid media. Tap ✅ Done.",
+    "err_paid_media_none": "Send at least one photo or video first.",
+    "admin_ask_paid_media_price": "Send the price in Stars, from 1 to 25,000 (Telegram's limits), e.g. "
+                                  "<code>{example}</code>.",
+    "err_paid_media_price": "❗ Paid media costs from 1 to {limit}.",
+    "admin_ask_paid_media_caption": "Send the caption shown under the photos (up to 1,024 characters), or /skip for "
+                                    "none.",
+    "err_caption_too_long": "❗ A caption holds at most {limit} characters; this one has {length}.",
+    "btn_edit_caption": "✏️ Caption",
+    "admin_paid_media": "📸 {photos}, {videos}",
+    "n_photos": ("{count} photo", "{count} photos"),
+    "n_videos": ("{count} video", "{count} videos"),
+    "btn_post_to_channel": "📣 Post to channel",
+    "admin_ask_post_channel": "📣 Which channel should I post it in?\n\n1. Make me an administrator of it, allowed to "
+                              "<b>post messages</b>.\n2. Send its @username or id here, or forward me a post from "
+                              "it.\n\nTelegram pays the Stars of paid media bought in a channel to the channel's own "
+                              "balance and tells me nothing, so those sales are not in 📊 Sales.",
+    "err_post_chat_type": "❗ That is not a channel: paid media is posted in channels.",
+    "err_post_not_admin": "❗ I am not an administrator of <b>{chat}</b>. Make me one, allowed to post messages.",
+    "right_post": "Post messages",
+    "admin_posted": "📣 Posted in <b>{chat}</b>. Its buyers pay the channel: Telegram puts those Stars on the "
+                    "channel's balance and does not tell me, so they are not counted in 📊 Sales.",
+    "admin_post_failed": "❗ I could not post in <b>{chat}</b>: {error}",
+    "paid_media_card": "📸 {count} photos and videos, unlocked right here once paid. Telegram collects the price "
+                       "itself, so promo codes and gifts do not apply.",
+    "protected_card": "🔒 Protected: it cannot be forwarded or saved.",
+    "paid_media_sent": "📸 Sent below: pay there to unlock it.",
+    "paid_media_thanks": "✅ <b>Thank you!</b> <b>{name}</b> is unlocked above, and stays in 📦 My purchases.",
+    "btn_protected_on": "🔒 Protected: on",
+    "btn_protected_off": "🔓 Protected: off",
     # --- promo codes and gifts (promos.py, promo_panel.py, gifts.py) ----------
     "btn_promo_code": "🏷 Promo code",
     "btn_buy_gift": "🎁 Buy as a gift",

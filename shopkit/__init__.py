@@ -19,6 +19,7 @@ file states the handler contract; each module says what it keeps alive:
     service.py   start-up checks, a Telegram that cannot be reached, --check
     instance.py  one running copy per shop (a lock beside the database), and whether the last stopped cleanly
     bot.py       the bot, polling, and the command line (shopbot.py runs it)
+    telebot_fixes.py  telebot 4.37.1's two paid-media bugs, worked around in one place
 
 Nothing here imports a chapter: where the machinery must reach the shop (the
 customer's menu, who blocked the bot), a chapter hands it a function when it
@@ -107,6 +108,7 @@ from .shop import (
     retry_after,
     send,
     send_file,
+    send_media,
 )
 from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
@@ -121,6 +123,6 @@ __all__ = [
     "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot",
     "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
     "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run",
-    "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message", "sqlite_file",
+    "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message", "sqlite_file",
     "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -58,15 +58,18 @@ from .routes import turn_away
 from .screens import COMMANDS
 from .service import CALL_FAILED, StartRefused, TelegramLink, run_checks, short_reason
 from .shop import Shop
+from .telebot_fixes import patch_telebot
 
 logger = logging.getLogger("shopbot")
+patch_telebot()  # telebot 4.37.1 cannot read a purchased_paid_media update by itself (telebot_fixes.py)
 
 WORKER_THREADS = 4  # this many customers' updates are handled at once (lanes.py)
 PAYMENT_THREADS = 2  # ...and this many payments, beside them
 DATABASE_POOL = WORKER_THREADS + 2  # a database server's connections: one per worker, two for background work
 # The update types the shop handles; Telegram sends no others. A subscriber's
-# join request is how the bot lets them into a channel (subscriptions.py).
-ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request"]
+# join request is how the bot lets them into a channel (subscriptions.py); a
+# purchased_paid_media update, how it hears that paid media was bought (paid_media.py).
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request", "purchased_paid_media"]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it

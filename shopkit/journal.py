@@ -185,9 +185,11 @@ def write_down(shop: Shop, entry) -> None:
 
 
 def is_payment(update) -> bool:
-    """A pre-checkout query, or a message about money: these never wait behind anyone's taps."""
-    return isinstance(update, types.PreCheckoutQuery) or (isinstance(update, types.Message) and (
-        update.successful_payment is not None or update.refunded_payment is not None))
+    """A pre-checkout query, a message about money, or paid media bought: these never wait behind anyone's taps
+    (nor are they dropped with a flood's)."""
+    return isinstance(update, types.PreCheckoutQuery | types.PaidMediaPurchased) or (
+        isinstance(update, types.Message) and (
+            update.successful_payment is not None or update.refunded_payment is not None))
 
 
 def journal_payment(shop: Shop, update) -> None:

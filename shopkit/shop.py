@@ -147,16 +147,32 @@ def mark_blocked(shop: Shop, telegram_id: int) -> None:
         session.commit()
 
 
-def send(shop: Shop, chat_id: int, html_text: str, markup=None):
-    """Send an HTML message; returns it, or None when the user has blocked the bot."""
+def send(shop: Shop, chat_id: int, html_text: str, markup=None, protect: bool = False):
+    """Send an HTML message; returns it, or None when the user has blocked the bot. ``protect``: Telegram lets
+    nobody forward or save it (protect_content)."""
     return call_api(shop, chat_id, shop.bot.send_message, chat_id, html_text, reply_markup=markup,
-                    link_preview_options=types.LinkPreviewOptions(is_disabled=True))
+                    link_preview_options=types.LinkPreviewOptions(is_disabled=True), protect_content=protect or None)
 
 
-def send_file(shop: Shop, chat_id: int, file_type: str, file_id: str, caption: str | None = None, markup=None):
+def send_file(shop: Shop, chat_id: int, file_type: str, file_id: str, caption: str | None = None, markup=None,
+              protect: bool = False):
     """Send a photo or a document that Telegram already has, by its file_id."""
     sender = shop.bot.send_photo if file_type == "photo" else shop.bot.send_document
-    return call_api(shop, chat_id, sender, chat_id, file_id, caption=caption, reply_markup=markup)
+    return call_api(shop, chat_id, sender, chat_id, file_id, caption=caption, reply_markup=markup,
+                    protect_content=protect or None)
+
+
+def send_media(shop: Shop, chat_id: int, media: list[dict], caption: str = "", protect: bool = False):
+    """Send photos and videos Telegram already has ({"type": "photo" | "video", "file_id"}): one alone, or 2-10 as
+    an album, the HTML ``caption`` under the first."""
+    if len(media) == 1:
+        sender = shop.bot.send_photo if media[0]["type"] == "photo" else shop.bot.send_video
+        return call_api(shop, chat_id, sender, chat_id, media[0]["file_id"], caption=caption or None,
+                        protect_content=protect or None)
+    album = [(types.InputMediaPhoto if item["type"] == "photo" else types.InputMediaVideo)(
+        item["file_id"], caption=(caption or None) if index == 0 else None, parse_mode="HTML")
+        for index, item in enumerate(media)]
+    return call_api(shop, chat_id, shop.bot.send_media_group, chat_id, album, protect_content=protect or None)
 
 
 def send_screen(shop: Shop, chat_id: int, screen: Screen) -> None:

@@ -127,6 +127,8 @@ class FakeApi:
 
     def refusal(self, method, params) -> tuple | None:
         """Telegram's own refusals that the shop must cope with."""
+        if method == "sendPaidMedia" and int(params["chat_id"]) < 0:  # a post in a channel
+            return self.channels.post_refusal(int(params["chat_id"]))
         if method in FakeChannels.METHODS:
             return self.channels.refusal(method, params)
         if method == "editMessageText":
@@ -146,7 +148,12 @@ class FakeApi:
             return self.channels.result(method, params)
         chat_id = int(params["chat_id"]) if "chat_id" in params else None
         markup = json.loads(params["reply_markup"]) if params.get("reply_markup") else None
-        if method in ("sendMessage", "sendPhoto", "sendDocument", "sendInvoice", "copyMessage"):
+        if method == "sendMediaGroup":
+            return [self.result("sendPhoto" if item["type"] == "photo" else "sendVideo",
+                                {"chat_id": chat_id, item["type"]: item["media"], "caption": item.get("caption")},
+                                None) for item in json.loads(params["media"])]
+        if method in ("sendMessage", "sendPhoto", "sendDocument", "sendInvoice", "copyMessage", "sendVideo",
+                      "sendPaidMedia"):
             message = {"message_id": next(self.ids), "date": 1, "chat": {"id": chat_id, "type": "private"},
                        "from": {"id": 1234567, "is_bot": True, "first_name": "Shop"}}
             if method == "sendMessage":
@@ -158,6 +165,15 @@ class FakeApi:
             elif method == "sendDocument":
                 message["document"] = {"file_id": str(params.get("document", "upload")), "file_unique_id": "u"}
                 message["caption"] = as_telegram_shows(params.get("caption"))
+            elif method == "sendVideo":
+                message["video"] = {"file_id": params["video"], "file_unique_id": "v", "width": 1, "height": 1,
+                                    "duration": 1}
+                message["caption"] = as_telegram_shows(params.get("caption"))
+            elif method == "sendPaidMedia":  # the bot sees what it sent; the customer, blurred previews
+                message["paid_media"] = {"star_count": int(params["star_count"]), "paid_media": [
+                    {"type": "preview"} for _ in json.loads(params["media"])]}
+                message["caption"] = as_telegram_shows(params.get("caption"))
+                message["payload"] = params.get("payload")
             elif method == "sendInvoice":
                 message["invoice"] = {"title": params["title"], "description": params["description"],
                                       "start_parameter": "", "currency": params["currency"],
@@ -282,6 +298,16 @@ class Person:
     def sends_content(self, **content) -> None:
         """Any other kind of message: voice, contact, location..."""
         self.feed("message", self.message(**content))
+
+    def sends_video(self, file_id: str = "VIDEO-1") -> None:
+        video = {"file_id": file_id, "file_unique_id": "v", "width": 1280, "height": 720, "duration": 12}
+        self.feed("message", self.message(video=video))
+
+    def buys_paid_media(self, payload: str | None = None) -> str:
+        """Pay the latest paid media the bot sent: Telegram unlocks it and sends purchased_paid_media. Its payload."""
+        payload = payload or [m for m in self.api.messages(self.id) if "paid_media" in m][-1]["payload"]
+        self.feed("purchased_paid_media", {"from": self.user, "paid_media_payload": payload})
+        return payload
 
     def sends_sticker(self) -> None:
         sticker = {"file_id": "STICKER", "file_unique_id": "st", "type": "regular", "width": 512, "height": 512,
@@ -768,6 +794,15 @@ class FakeChannels:
         if chat.bot_status == "left" and not (method == "getChat" and chat.username):
             return 403, f"Forbidden: bot is not a member of the {chat.type} chat", None
         return self.member_refusal(method, chat, int(params.get("user_id") or 0))
+
+    def post_refusal(self, chat_id: int) -> tuple | None:
+        """sendPaidMedia into a channel: the bot must be an administrator allowed to post there."""
+        chat = self.chats.get(chat_id)
+        if chat is None:
+            return 400, "Bad Request: chat not found", None
+        if not chat.can("can_post_messages"):
+            return 400, "Bad Request: need administrator rights in the channel chat", None
+        return None
 
     def member_refusal(self, method: str, chat: FakeChat, user_id: int) -> tuple | None:
         if method in ("createChatInviteLink", "approveChatJoinRequest", "declineChatJoinRequest") and not chat.can(
