@@ -347,6 +347,13 @@ EN = {
     "n_refunds": ("{count} refund", "{count} refunds"),
     "admin_ledger_never": "\n🧾 Telegram's Stars ledger has not been checked yet.",
     "admin_ledger_checked": "\n🧾 Telegram's Stars ledger checked {date}; it fixed {payments} and {refunds}.",
+    # --- ⭐ Stars net of Telegram's cuts, from its ledger (ledger.py) ---
+    "admin_stars": "\n⭐ <b>Stars in Telegram's ledger</b>: gross − affiliate commissions − paid-broadcast fees = net",
+    "admin_stars_line": "{period}: {gross} − {commissions} − {fees} = <b>{net}</b>",
+    "admin_stars_balance": "Balance now: {balance}",
+    "admin_stars_balance_unknown": "Balance now: Telegram did not say; try again in a moment.",
+    "admin_stars_unknown": "⚠️ Transactions of a kind this shop does not know yet, in the ledger: {count}. Counted "
+                           "apart and logged; nothing was done about them.",
     "btn_reply": "↩️ Reply",
     "payment_stars": "Telegram Stars",
     "payment_card": "card",

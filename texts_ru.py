@@ -339,6 +339,14 @@ RU = {
     "n_refunds": ("{count} возврат", "{count} возврата", "{count} возвратов"),
     "admin_ledger_never": "\n🧾 Журнал звёзд Telegram ещё не проверялся.",
     "admin_ledger_checked": "\n🧾 Журнал звёзд Telegram проверен {date}; исправлено: {payments}, {refunds}.",
+    # --- ⭐ звёзды за вычетом долей Telegram, по его журналу (ledger.py) ---
+    "admin_stars": "\n⭐ <b>Звёзды по журналу Telegram</b>: оплачено − комиссии партнёров − сборы за платные "
+                   "рассылки = чистыми",
+    "admin_stars_line": "{period}: {gross} − {commissions} − {fees} = <b>{net}</b>",
+    "admin_stars_balance": "Баланс сейчас: {balance}",
+    "admin_stars_balance_unknown": "Баланс сейчас: Telegram не ответил, попробуйте чуть позже.",
+    "admin_stars_unknown": "⚠️ Операций незнакомого магазину вида в журнале: {count}. Они учтены отдельно и "
+                           "записаны в лог, но ничего с ними не сделано.",
     "btn_reply": "↩️ Ответить",
     "payment_stars": "звёзды Telegram",
     "payment_card": "карта",
