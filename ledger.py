@@ -233,8 +233,7 @@ def read_transaction(raw: dict):
         return types.StarTransaction.de_json(raw)
     except (ValueError, KeyError, TypeError) as error:
         partners = {side: UnknownPartner(str(raw[side].get("type"))) for side in ("source", "receiver") if side in raw}
-        logger.warning("Telegram's ledger: transaction %s is of a kind this shop cannot read (%s)", raw.get("id"),
-                       error)
+        logger.info("Telegram's ledger: transaction %s is of a kind telebot cannot read (%s)", raw.get("id"), error)
         return types.StarTransaction(raw["id"], raw["amount"], raw["date"], nanostar_amount=raw.get("nanostar_amount"),
                                      **partners)
 
