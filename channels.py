@@ -193,8 +193,9 @@ def tap_subscribers(shop: Shop, call: types.CallbackQuery, session: Session, lan
 
 
 def sales_figures(session: Session, lang: str) -> str | None:
-    """📊 Sales (sales.py): active subscribers, the Stars they renew for each month, 30 days' renewals and
-    cancellations. None until somebody has subscribed."""
+    """📊 Sales (sales.py): active subscribers, the Stars they renew for each month, 30 days' renewals,
+    cancellations (in the shop or in Telegram) and renewals Telegram could not charge. None until somebody has
+    subscribed."""
     if session.scalar(select(Subscription.id).limit(1)) is None:
         return None
     now = utcnow()
@@ -207,8 +208,9 @@ def sales_figures(session: Session, lang: str) -> str | None:
         Purchase.created_at >= since, Purchase.refunded_at.is_(None),
         Purchase.subscription_charge_id.is_not(None), Purchase.subscription_charge_id != Purchase.payment_id))
     cancellations = session.scalar(select(func.count()).where(Subscription.cancelled_at >= since))
+    failed = session.scalar(select(func.count()).where(Subscription.renewal_failed_at >= since))
     return text(lang, "admin_subscription_figures", subscribers=counted(lang, "n_subscribers", active),
-                monthly=format_price(monthly, STARS), renewals=renewals, cancellations=cancellations)
+                monthly=format_price(monthly, STARS), renewals=renewals, cancellations=cancellations, failed=failed)
 
 
 # ---------------------------------------------------------------------------

@@ -74,6 +74,7 @@ from shopkit import (
     notify_admins,
     put_setting,
     replies,
+    run_handler,
     send,
     short_reason,
     sqlite_file,
@@ -595,8 +596,19 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
     return delivery if outcome == "repeated" else (delivery, sale_notice(purchase))
 
 
+def on_subscription_update(shop: Shop, update: types.BotSubscriptionUpdated, session: Session, lang: str):
+    """Telegram's word on a Stars subscription it bills (Bot API 10.2): cancelled or re-enabled by the customer in
+    Telegram, or a renewal it could not charge. The invoice's payload names it; subscriptions.py acts on it."""
+    payload = parse_invoice_payload(update.invoice_payload)
+    return subscriptions.state_changed(session, update.user.id, payload.product_id if payload else None,
+                                       update.state, lang)
+
+
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire checkout into the bot: Buy, pre-checkout and the payment (@handlers.payment); the disk is watched."""
+    """Wire checkout into the bot: Buy, pre-checkout and the payment (@handlers.payment), Telegram's word on
+    subscriptions; the disk is watched."""
     shop.jobs_at_start.append(start_watching_the_disk)
     bot.register_pre_checkout_query_handler(lambda query: on_pre_checkout(shop, query), func=lambda query: True)
+    bot.register_subscription_handler(lambda update: run_handler(shop, update, on_subscription_update),
+                                      func=lambda update: True)
     add_handlers(shop, handlers)

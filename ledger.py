@@ -27,6 +27,13 @@ moment would lose the payment for good. Four guarantees close the gaps:
    the admins with a ↩️ Refund button.
 4. **Refunds made by Telegram** arrive as a refunded_payment message: the
    purchase is marked refunded and its content no longer opens.
+5. **Revenue net of Telegram's cuts.** Every transaction read is kept
+   (StarLedgerEntry) with its kind: a payment (the bot's share, and the
+   affiliate's commission when the seller joined Telegram's affiliate program),
+   a refund, a paid-broadcast fee, a withdrawal, gifts, ads... 📊 Sales sums
+   them per period into gross, commissions, fees and net, which is the
+   ledger's own sum. A kind the shop does not know yet is counted and logged,
+   never acted on, and never stops the reading.
 
 📸 Paid media (paid_media.py) is paid without an invoice, and its update
 carries no charge id: the ledger gives each paid-media purchase its charge id
@@ -42,17 +49,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+import requests
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from telebot import TeleBot, types
+from telebot import TeleBot, apihelper, types
 from telebot.apihelper import ApiException, ApiTelegramException
 
 import paid_media
 import subscriptions
 from checkout import on_successful_payment, parse_invoice_payload, record_payment, refund_at_once, refund_unmatched
-from models import Product, Purchase, User, save_user, stock_item_of
+from models import Product, Purchase, StarLedgerEntry, User, save_user, stock_item_of
 from purchases import TELEGRAM, close_refund, deliver, mark_delivered
 from shopkit import (
+    NANOSTARS,
     NOT_RECORDED,
     STARS,
     After,
@@ -64,6 +73,7 @@ from shopkit import (
     counted,
     describe_user,
     format_price,
+    format_stars,
     keyboard,
     label,
     language_for_code,
@@ -184,6 +194,7 @@ class LedgerCheck:
     restored: list[str] = field(default_factory=list)  # recorded by an older copy of the database: again, silently
     unhonoured: list[Unhonoured] = field(default_factory=list)  # found, set aside, for the admins to refund
     keyless: list[Unhonoured] = field(default_factory=list)  # recorded again, but their key or product is gone
+    entries: list[StarLedgerEntry] = field(default_factory=list)  # every transaction read, for 📊 Sales
 
 
 def ledger_offset(shop: Shop) -> int | None:
@@ -197,23 +208,95 @@ def new_transactions(shop: Shop, offset: int) -> list:
     """Every transaction after the first ``offset``, oldest first (Telegram's order)."""
     found = []
     while True:
-        page = shop.bot.get_star_transactions(offset=offset + len(found), limit=LEDGER_PAGE).transactions
+        page = read_transactions(shop, offset + len(found), LEDGER_PAGE)
         found += page
         if len(page) < LEDGER_PAGE:
             return found
 
 
+@dataclass
+class UnknownPartner:
+    """The other side of a transaction this telebot cannot read (a kind Telegram added since): its type alone."""
+
+    type: str
+    transaction_type: None = None  # so that nothing takes it for a user's payment or refund
+    invoice_payload: None = None
+
+
+def read_transactions(shop: Shop, offset: int, limit: int) -> list:
+    """A page of Telegram's Stars ledger, each transaction read on its own from the JSON.
+
+    Workaround (pyTelegramBotAPI 4.37.1): telebot raises ValueError on a
+    transaction partner type it does not know, and reading the page with it
+    (bot.get_star_transactions) would lose the whole page, and every check
+    after it. Such a transaction keeps its partner's type alone (UnknownPartner).
+    """
+    page = apihelper.get_star_transactions(shop.bot.token, offset=offset, limit=limit)["transactions"]
+    return [read_transaction(raw) for raw in page]
+
+
+def read_transaction(raw: dict):
+    try:
+        return types.StarTransaction.de_json(raw)
+    except (ValueError, KeyError, TypeError) as error:
+        partners = {side: UnknownPartner(str(raw[side].get("type"))) for side in ("source", "receiver") if side in raw}
+        logger.info("Telegram's ledger: transaction %s is of a kind telebot cannot read (%s)", raw.get("id"), error)
+        return types.StarTransaction(raw["id"], raw["amount"], raw["date"], nanostar_amount=raw.get("nanostar_amount"),
+                                     **partners)
+
+
+# What each transaction is to the shop, by its partner's type (TransactionPartner); a user's are sorted by kind_of.
+PARTNER_KINDS = {"telegram_api": "fee",  # paid broadcasts (allow_paid_broadcast), billed by Telegram
+                 "fragment": "withdrawal",  # the seller's Stars out to Fragment (or back, if it failed)
+                 "affiliate_program": "affiliate_program",  # the bot's own earnings as an affiliate of other bots
+                 "telegram_ads": "ads", "chat": "chat", "other": "other"}
+SALE_TYPES = ("invoice_payment", "paid_media_payment", None)  # a user's transactions that are sales (None: older)
+
+
+def kind_of(transaction) -> str:
+    """payment, refund, fee, withdrawal, gift (Stars spent on Telegram's gifts, Premium, transfers)... or unknown."""
+    partner = transaction.source or transaction.receiver
+    if isinstance(partner, UnknownPartner) or partner is None:
+        return "unknown"
+    if partner.type == "user":
+        if partner.transaction_type not in SALE_TYPES:
+            return "gift"
+        return "payment" if transaction.source is not None else "refund"
+    return PARTNER_KINDS.get(partner.type, "unknown")
+
+
+def nanostars_of(amount) -> int:
+    """A StarAmount-like amount (amount, nanostar_amount of the same sign) in nanostars."""
+    return amount.amount * NANOSTARS + (amount.nanostar_amount or 0)
+
+
+def ledger_entry(position: int, transaction) -> StarLedgerEntry:
+    """How 📊 Sales keeps a transaction: its kind, what it brought (+) or took (-), the affiliate's commission."""
+    partner = transaction.source or transaction.receiver
+    affiliate = getattr(partner, "affiliate", None)
+    return StarLedgerEntry(
+        position=position, transaction_id=transaction.id, kind=kind_of(transaction),
+        partner=str(getattr(partner, "type", "none"))[:40],
+        date=datetime.fromtimestamp(transaction.date, UTC).replace(tzinfo=None),
+        nanostars=nanostars_of(transaction) * (1 if transaction.source is not None else -1),
+        commission_nanostars=nanostars_of(affiliate) if affiliate else 0)
+
+
 def our_payment(transaction) -> bool:
     """An incoming payment, from a user, for one of the shop's own invoices."""
-    source = transaction.source
-    return (source is not None and source.type == "user" and source.transaction_type == "invoice_payment"
-            and parse_invoice_payload(source.invoice_payload) is not None)
+    return kind_of(transaction) == "payment" and parse_invoice_payload(transaction.source.invoice_payload) is not None
+
+
+def paid_by_customer(transaction) -> int:
+    """What the customer paid, in Stars: the ledger shows the bot's share, the affiliate's commission apart."""
+    affiliate = transaction.source.affiliate
+    return round((nanostars_of(transaction) + (nanostars_of(affiliate) if affiliate else 0)) / NANOSTARS)
 
 
 def as_payment_message(transaction, renews: bool) -> types.Message:
     """The successful_payment message Telegram would have sent for a payment in its ledger."""
     user = transaction.source.user.to_dict()
-    payment = {"currency": "XTR", "total_amount": transaction.amount,
+    payment = {"currency": "XTR", "total_amount": paid_by_customer(transaction),
                "invoice_payload": transaction.source.invoice_payload,
                "telegram_payment_charge_id": transaction.id, "provider_payment_charge_id": ""}
     if transaction.source.subscription_period:  # a subscription's payment: it pays until one period later
@@ -332,7 +415,7 @@ def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = Non
     if offset is None:
         return start_at_the_end(shop)
     transactions = new_transactions(shop, offset)
-    refunds = {t.id for t in transactions if t.receiver is not None and t.receiver.type == "user"}
+    refunds = {t.id for t in transactions if kind_of(t) == "refund"}
     with shop.Session() as session:
         known = set(session.scalars(select(Purchase.payment_id).where(
             Purchase.payment_id.in_([t.id for t in transactions]))))
@@ -351,6 +434,7 @@ def check_ledger(shop: Shop, polling_since: float = 0.0, now: float | None = Non
                 break  # keep the offset here: the next reading tries again
         elif transaction.id in refunds and apply_refund(shop, transaction.id):
             check.refunded.append(transaction.id)
+        check.entries.append(ledger_entry(index, transaction))
         check.read += 1
     save_check(shop, offset + check.read, check)
     return check
@@ -387,6 +471,7 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
         for key, value in (("ledger_offset", str(offset)), ("ledger_checked_at", utcnow().isoformat()),
                            ("ledger_fixed", summary)):
             put_setting(session, key, value)
+        keep_entries(session, check.entries)
         session.commit()
     if check.recorded or check.refunded:
         logger.warning("Telegram's ledger: %s payments recorded late, %s refunds applied",
@@ -398,6 +483,19 @@ def save_check(shop: Shop, offset: int, check: LedgerCheck) -> None:
         tell_admins_restored(shop, check)
     if check.unhonoured:
         tell_admins_unhonoured(shop, check.unhonoured)
+
+
+def keep_entries(session: Session, entries: list[StarLedgerEntry]) -> None:
+    """Keep the transactions read for 📊 Sales (again at the same place: the same row), each purchase's affiliate
+    commission with it; a kind the shop does not know is logged, and only counted."""
+    for entry in entries:
+        session.merge(entry)
+        if entry.kind == "payment" and entry.commission_nanostars:
+            session.execute(update(Purchase).where(Purchase.payment_id == entry.transaction_id)
+                            .values(commission_nanostars=entry.commission_nanostars))
+        if entry.kind == "unknown":
+            logger.warning("Telegram's ledger: transaction %s (%s, %s) is of a kind the shop does not know; counted, "
+                           "left alone", entry.transaction_id, entry.partner, format_stars(entry.nanostars))
 
 
 def listed(lang: str, payments: list[Unhonoured]) -> str:
@@ -432,7 +530,7 @@ def tap_ledger_refund(shop: Shop, call: types.CallbackQuery, session: Session, l
 
 def refund_from_ledger(shop: Shop, admin_id: int, index: int, lang: str) -> None:
     """Find the payment at its place in Telegram's ledger, refund it, and tell the admin how it went."""
-    found = shop.bot.get_star_transactions(offset=index, limit=1).transactions
+    found = read_transactions(shop, index, 1)
     if not found or not our_payment(found[0]):
         send(shop, admin_id, text(lang, "admin_refund_failed", error=telegram_error("CHARGE_NOT_FOUND")))
         return
@@ -457,6 +555,66 @@ def keep_checking_ledger(shop: Shop, polling_since: float = 0.0) -> None:
         except Exception:
             logger.exception("Reading Telegram's Stars ledger failed; trying again in 10 minutes")
         shop.sleep(LEDGER_EVERY)
+
+
+# ---------------------------------------------------------------------------
+# 5. Revenue net of Telegram's cuts, for 📊 Sales
+# ---------------------------------------------------------------------------
+
+@dataclass
+class StarsFigures:
+    """A period's Stars, in nanostars: what customers paid (less refunds), the affiliates' commissions on it, and
+    Telegram's fees for paid broadcasts. The net is what the ledger itself shows for those transactions."""
+
+    gross: int = 0
+    commissions: int = 0
+    fees: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.gross - self.commissions - self.fees
+
+
+def stars_since(session: Session, since: datetime) -> StarsFigures:
+    """The figures of the transactions read from the ledger since ``since`` (ledger dates, Telegram's clock)."""
+    entry = StarLedgerEntry
+    rows = session.execute(
+        select(entry.kind, func.sum(entry.nanostars), func.sum(entry.commission_nanostars))
+        .where(entry.date >= since, entry.kind.in_(("payment", "refund", "fee"))).group_by(entry.kind)).all()
+    figures = StarsFigures()
+    for kind, nanostars, commission in rows:  # PostgreSQL sums bigints as numeric: int() them
+        if kind == "fee":
+            figures.fees -= int(nanostars)  # outgoing: negative in the ledger
+        else:  # the ledger shows the bot's share; the customer paid the affiliate's commission too
+            figures.gross += int(nanostars) + int(commission)
+            figures.commissions += int(commission)
+    return figures
+
+
+def star_balance(shop: Shop) -> int | None:
+    """The bot's Stars balance now (getMyStarBalance), in nanostars; None when Telegram does not answer.
+    A call to Telegram: made before the caller's first query, never inside a transaction."""
+    try:
+        return nanostars_of(shop.bot.get_my_star_balance())
+    except (ApiException, requests.RequestException) as error:
+        logger.warning("Could not read the bot's Stars balance: %s", error)
+        return None
+
+
+def stars_report(session: Session, lang: str, periods: dict, balance: int | None, now: datetime) -> str:
+    """📊 Sales' Stars from Telegram's ledger: for each period (sales.PERIODS), gross − commissions − fees = net;
+    the balance; and how many transactions of a kind the shop does not know it has met."""
+    lines = [text(lang, "admin_stars")]
+    for period, start in periods.items():
+        figures = stars_since(session, start(now))
+        lines.append(text(lang, "admin_stars_line", period=label(lang, period), gross=format_stars(figures.gross),
+                          commissions=format_stars(figures.commissions), fees=format_stars(figures.fees),
+                          net=format_stars(figures.net)))
+    lines.append(text(lang, "admin_stars_balance", balance=format_stars(balance)) if balance is not None
+                 else text(lang, "admin_stars_balance_unknown"))
+    if unknown := session.scalar(select(func.count()).where(StarLedgerEntry.kind == "unknown")):
+        lines.append(text(lang, "admin_stars_unknown", count=unknown))
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------

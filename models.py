@@ -249,6 +249,9 @@ class Purchase(Base):
     # A 📸 paid-media purchase's payload (paid_media.py): unique, so that a purchased_paid_media update Telegram
     # sends twice, or the ledger's record of the same payment, is recorded once. Its charge id comes from the ledger.
     paid_media_payload: Mapped[str | None] = mapped_column(String(128), default=None)  # ux_purchases_paid_media
+    # What Telegram's affiliate program took of this payment, in nanostars (10⁻⁹ ⭐), as Telegram's Stars ledger
+    # shows it (ledger.py fills it on reading); NULL when nobody referred the buyer, or the ledger was not read yet.
+    commission_nanostars: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
     user: Mapped[User] = relationship(back_populates="purchases")
     product: Mapped[Product] = relationship(back_populates="purchases")
@@ -340,6 +343,13 @@ class Subscription(Base):
     price: Mapped[int] = mapped_column(default=0)  # Stars a month, as Telegram charges them
     expires_at: Mapped[datetime] = mapped_column()  # paid until: Telegram's date, from the latest payment
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)  # no more renewals; access lasts
+    # Who cancelled it: "shop" (❌ Cancel, a refund: editUserStarSubscription can re-enable it) or "user" (in
+    # Telegram's own settings: only they can re-enable it there). NULL for the shop's cancels made before.
+    cancelled_by: Mapped[str | None] = mapped_column(String(8), default=None)
+    # When Telegram could not charge a renewal (too few Stars); access still ends at the paid date.
+    renewal_failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The paid date a "your subscription ends soon" reminder was sent for: one reminder per date.
+    reminded_for: Mapped[datetime | None] = mapped_column(default=None)
     invite_link: Mapped[str | None] = mapped_column(String(255), default=None)  # the customer's own join link
     # When the bot let them into the chat: only such members are ever removed from it.
     joined_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -351,6 +361,26 @@ class Subscription(Base):
 
     def __repr__(self) -> str:
         return f"<Subscription {self.id} user={self.user_id} product={self.product_id} until {self.expires_at}>"
+
+
+class StarLedgerEntry(Base):
+    """One transaction of Telegram's Stars ledger, as ledger.py read it: what 📊 Sales sums into gross, commissions,
+    fees and net for any period. Each is kept at its place in the ledger, so reading it again changes nothing."""
+
+    __tablename__ = "star_ledger"
+
+    position: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # 0 = the ledger's first
+    transaction_id: Mapped[str] = mapped_column(String(255))  # a refund has its payment's id
+    date: Mapped[datetime] = mapped_column(index=True)
+    # payment, refund, fee (paid broadcasts), withdrawal, affiliate_program, ads, gift, chat, other, unknown
+    kind: Mapped[str] = mapped_column(String(24))
+    partner: Mapped[str] = mapped_column(String(40))  # Telegram's own name for it: user, telegram_api, fragment...
+    nanostars: Mapped[int] = mapped_column(BigInteger)  # signed: what came into the bot's balance (+) or left it (-)
+    # The affiliate's commission on a payment (a refund's is negative, as Telegram writes it), in nanostars.
+    commission_nanostars: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<StarLedgerEntry {self.position} {self.kind} {self.nanostars}>"
 
 
 class Broadcast(Base):

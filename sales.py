@@ -27,7 +27,7 @@ from telebot import TeleBot, types
 from channels import sales_figures
 from checkout import ADMIN_PURCHASE, give_product
 from gifts import gift_line
-from ledger import REFUND
+from ledger import REFUND, star_balance, stars_report
 from menus import ADMIN, EXPORT_CSV, RECENT_PURCHASES, SALES
 from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
 from promos import promo_line
@@ -291,8 +291,9 @@ def discounts_line(session: Session, lang: str, since: datetime) -> str:
     return text(lang, "admin_discounts", sales=counted(lang, "n_sales", sum(count for _, count, _ in rows)), off=off)
 
 
-def sales_report(shop: Shop, session: Session, lang: str) -> str:
-    """📊 Sales for today, 7 and 30 days and all time, the month's top 5, and the ledger's last reading."""
+def sales_report(shop: Shop, session: Session, lang: str, balance: int | None = None) -> str:
+    """📊 Sales for today, 7 and 30 days and all time, the month's top 5, the ledger's last reading, and the
+    Stars net of Telegram's cuts with the bot's ``balance`` (ledger.py)."""
     report = shop.memo.setdefault("sales", Snapshot()).now(shop, session, utcnow())
     lines = [text(lang, "admin_sales")] + [figures_line(lang, period, report.figures[period]) for period in PERIODS]
     top = best_sellers(session, report.top)
@@ -305,13 +306,16 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
         lines.append(discounts)
     if shop.config.payment_type == "stars":
         lines.append(ledger_line(session, lang))
+        lines.append(stars_report(session, lang, PERIODS, balance, utcnow()))
     return "\n".join(lines)
 
 
 @handlers.tap(SALES)
 def tap_sales(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """📊 Sales."""
-    return Screen(sales_report(shop, session, lang), keyboard([ADMIN.button(label(lang, "btn_back"))]))
+    # Telegram's answer first, before the first query: no transaction waits for it.
+    balance = star_balance(shop) if shop.config.payment_type == "stars" else None
+    return Screen(sales_report(shop, session, lang, balance), keyboard([ADMIN.button(label(lang, "btn_back"))]))
 
 
 # ---------------------------------------------------------------------------

@@ -25,6 +25,13 @@ every 30 days by itself; this chapter keeps the chat's door.
 5. **❌ Cancel / ♻️ Resume** in 📦 My purchases (editUserStarSubscription);
    cancelling keeps access until the paid date.
 6. **Refunds** of a subscription payment end its access at once.
+7. **Telegram's word** (Bot API 10.2, the ``subscription`` update, which
+   checkout.py hands here): the customer cancelled in Telegram's own settings
+   (shown at once; only they can turn it back on, there), re-enabled it, or
+   Telegram could not charge the renewal (they hear at once, with ♻️ Renew).
+   Each is acted on once, in whatever order it and the payments arrive.
+   Three days before a cancelled subscription ends, its customer is reminded,
+   once, with ♻️ Resume when it was the shop's ❌ Cancel.
 
 When the bot has lost its rights in the chat, the admins are told (once a
 day) and the database stays as it was, so that the next check tries again.
@@ -91,6 +98,12 @@ CHECK_EVERY = 60.0  # seconds between two expiry checks
 # the shop a little later: a subscriber who renews is not removed meanwhile.
 RENEWAL_GRACE = timedelta(hours=1)
 ALERT_EVERY = timedelta(days=1)  # the admins hear at most this often that the bot lost its rights in a chat
+# Telegram charges a renewal as the paid time ends: a failed charge is about the paid date within this long of it
+# (one reported with a month paid ahead came before a renewal that has since been paid, and is stale).
+RENEWAL_DUE = timedelta(days=1)
+REMIND_BEFORE = timedelta(days=3)  # a cancelled subscription's customer is reminded this long before it ends
+# Who cancelled a subscription (Subscription.cancelled_by): the shop can undo only its own cancel.
+BY_SHOP, BY_USER = "shop", "user"
 
 # ---------------------------------------------------------------------------
 # Whose access is live
@@ -107,6 +120,18 @@ def is_live(subscription: Subscription, now: datetime) -> bool:
     meanwhile a second payment would start a second Telegram subscription, billed every month too."""
     return subscription.ended_at is None and subscription.expires_at > (
         now if subscription.cancelled_at else now - RENEWAL_GRACE)
+
+
+def renewal_failed(subscription: Subscription) -> bool:
+    """Telegram could not charge the renewal due at the paid date, and no payment has moved that date since."""
+    failed = subscription.renewal_failed_at
+    return failed is not None and failed >= subscription.expires_at - RENEWAL_DUE
+
+
+def renews(subscription: Subscription, now: datetime) -> bool:
+    """Live, and Telegram will go on charging it: a second subscription would be paid twice. After a failed
+    renewal a new one may start (♻️ Renew)."""
+    return is_live(subscription, now) and not renewal_failed(subscription)
 
 
 def live(now: datetime):
@@ -172,7 +197,7 @@ def subscribe(shop: Shop, session: Session, call: types.CallbackQuery, product: 
     if shop.config.currency != STARS or product.chat_id is None:  # Telegram bills subscriptions in Stars only
         return Toast(text(lang, "unavailable"))
     subscription = customers_subscription(session, call.from_user.id, product.id)
-    if subscription is not None and is_live(subscription, utcnow()):
+    if subscription is not None and renews(subscription, utcnow()):
         return with_toast(subscription_screen(session, lang, subscription), text(lang, "subscription_already"))
     return Toast(text(lang, "invoice_sent"), once_shown=True), After(
         send_subscription_invoice, chat_of(call), lang, truncate(product.name, 32),
@@ -184,7 +209,7 @@ def checkout_problem(session: Session, telegram_id: int, product: Product) -> st
     if product.chat_id is None:
         return "checkout_unavailable"
     subscription = customers_subscription(session, telegram_id, product.id)
-    return "checkout_subscribed" if subscription and is_live(subscription, utcnow()) else None
+    return "checkout_subscribed" if subscription and renews(subscription, utcnow()) else None
 
 
 # ---------------------------------------------------------------------------
@@ -207,10 +232,11 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     if subscription is None:
         session.add(Subscription(user=purchase.user, product=purchase.product, chat_id=purchase.product.chat_id,
                                  first_charge_id=charge, price=purchase.price, expires_at=until))
-    elif payment.is_first_recurring and is_live(subscription, utcnow()):
+    elif payment.is_first_recurring and renews(subscription, utcnow()):
         purchase.delivered_at = utcnow()  # paid twice: nothing to deliver, the charge goes back
-    elif payment.is_first_recurring:  # subscribed again after the last one ended
+    elif payment.is_first_recurring:  # subscribed again after the last one ended, or after its renewal failed
         subscription.first_charge_id, subscription.expires_at = charge, until
+        subscription.cancelled_at = subscription.cancelled_by = None  # a new Telegram subscription: it renews
         reopen(subscription, purchase)
     else:  # a renewal (ledger.renewal decides it for a payment found only in Telegram's ledger)
         subscription.expires_at = max(subscription.expires_at, until)
@@ -218,8 +244,13 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
 
 
 def reopen(subscription: Subscription, purchase: Purchase) -> None:
-    """Access goes on at this payment's price; if it had ended, the purchase is delivered again with the link."""
-    subscription.price, subscription.cancelled_at = purchase.price, None  # it renews: it is not cancelled
+    """Access goes on at this payment's price; if it had ended, the purchase is delivered again with the link.
+
+    A renewal leaves a cancel as it is: Telegram charges nothing after one, so
+    this payment was made before it (its update overtaken, or found late in the
+    ledger); a customer who turns renewal back on is announced by Telegram.
+    """
+    subscription.price = purchase.price
     if subscription.ended_at is None:
         purchase.delivered_at = utcnow()  # nothing new to deliver
     else:
@@ -472,6 +503,7 @@ def keep_checking_expiry(shop: Shop) -> None:
     """Remove expired subscribers now (catching up after a restart) and about once a minute, for as long as it runs."""
     while True:
         try:
+            remind_before_end(shop)
             if ended := remove_expired(shop):
                 logger.info("%s subscriptions ended", ended)
         except Exception:
@@ -484,16 +516,24 @@ def keep_checking_expiry(shop: Shop) -> None:
 # ---------------------------------------------------------------------------
 
 # How a subscription's state reads: in a sentence, and short, on its button in My purchases.
-STATE_LINES = {"active": "sub_state_active", "cancelled": "sub_state_cancelled", "ended": "sub_state_ended"}
-STATE_BUTTONS = {"active": "sub_button_active", "cancelled": "sub_button_cancelled", "ended": "sub_button_ended"}
+STATE_LINES = {"active": "sub_state_active", "cancelled": "sub_state_cancelled", "failed": "sub_state_failed",
+               "ended": "sub_state_ended"}
+STATE_BUTTONS = {"active": "sub_button_active", "cancelled": "sub_button_cancelled", "failed": "sub_button_failed",
+                 "ended": "sub_button_ended"}
 
 
 def status_of(lang: str, subscription: Subscription, wording: dict = STATE_LINES) -> str:
-    """Active until its next renewal, cancelled with access until a date, or ended."""
+    """Active until its next renewal, cancelled or unpaid (a failed renewal) with access until a date, or ended."""
     if subscription.ended_at is not None:
         return label(lang, wording["ended"], date=day(subscription.ended_at))
-    state = "cancelled" if subscription.cancelled_at else "active"
+    state = "cancelled" if subscription.cancelled_at else "failed" if renewal_failed(subscription) else "active"
     return label(lang, wording[state], date=day(subscription.expires_at))
+
+
+def cancelled_in_telegram(subscription: Subscription) -> bool:
+    """Cancelled by its customer in Telegram's settings: the bot cannot turn it back on (editUserStarSubscription
+    re-enables only what the bot cancelled), the customer can, there."""
+    return subscription.cancelled_at is not None and subscription.cancelled_by == BY_USER
 
 
 def purchase_rows(session: Session, lang: str, telegram_id: int) -> list[list]:
@@ -512,14 +552,20 @@ def subscription_screen(session: Session, lang: str, subscription: Subscription)
                 status=status_of(lang, subscription), price=format_price(subscription.price, STARS))
     back = [PURCHASES.button(label(lang, "btn_back"), page=0)]
     if subscription.ended_at is not None:
-        return Screen(body, keyboard([BUY.button(label(lang, "btn_renew"), product_id=product.id)], back))
-    if subscription.cancelled_at:
-        switch = RESUME_SUBSCRIPTION.button(label(lang, "btn_resume_subscription"), subscription_id=subscription.id)
+        again = "btn_subscribe_again" if subscription.cancelled_by == BY_USER else "btn_renew"
+        return Screen(body, keyboard([BUY.button(label(lang, again), product_id=product.id)], back))
+    if cancelled_in_telegram(subscription):  # only the customer can turn it back on, in Telegram
+        body, switch = body + text(lang, "subscription_reenable_in_telegram"), []
+    elif subscription.cancelled_at:
+        switch = [RESUME_SUBSCRIPTION.button(label(lang, "btn_resume_subscription"), subscription_id=subscription.id)]
+    elif renewal_failed(subscription):  # Telegram renews it no more: a new subscription, paid now
+        body += text(lang, "subscription_renewal_failed_note")
+        switch = [BUY.button(label(lang, "btn_renew"), product_id=product.id)]
     else:
-        switch = CANCEL_SUBSCRIPTION.button(label(lang, "btn_cancel_subscription"), subscription_id=subscription.id)
+        switch = [CANCEL_SUBSCRIPTION.button(label(lang, "btn_cancel_subscription"), subscription_id=subscription.id)]
     join = SUBSCRIPTION_LINK.button(label(lang, "btn_join", chat=truncate(product.chat_title, 40)),
                                     subscription_id=subscription.id)
-    return Screen(body, keyboard([join], [switch], back))
+    return Screen(body, keyboard([join], switch, back))
 
 
 def own_subscription(session: Session, call: types.CallbackQuery, subscription_id: int) -> Subscription | None:
@@ -557,10 +603,12 @@ def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subs
     subscription = own_subscription(session, call, subscription_id)
     if subscription is None or subscription.ended_at is not None:
         return Toast(text(lang, "not_your_purchase"))
+    if not cancel and cancelled_in_telegram(subscription):  # an old ♻️ Resume: Telegram would not let the bot
+        return Toast(text(lang, "subscription_resume_in_telegram"))
     session.commit()  # end the read: no transaction may wait for Telegram's answer
     if not edit_renewal(shop, call.from_user.id, subscription.first_charge_id, cancel):
         return Toast(text(lang, "subscription_edit_failed"))
-    subscription.cancelled_at = utcnow() if cancel else None
+    subscription.cancelled_at, subscription.cancelled_by = (utcnow(), BY_SHOP) if cancel else (None, None)
     session.commit()
     logger.info("User %s %s subscription %s", call.from_user.id, "cancelled" if cancel else "resumed", subscription.id)
     toast = text(lang, "subscription_cancel_done" if cancel else "subscription_resume_done",
@@ -611,8 +659,103 @@ def end_by_refund(session: Session, purchase: Purchase, note: str | None = "subs
     if subscription is None or subscription.ended_at is not None:
         return None
     subscription.expires_at = min(subscription.expires_at, utcnow())
-    subscription.cancelled_at = subscription.cancelled_at or utcnow()
+    if subscription.cancelled_at is None:  # the refund's step cancels it with Telegram
+        subscription.cancelled_at, subscription.cancelled_by = utcnow(), BY_SHOP
     return After(end_refunded_access, subscription.id, note)
+
+
+# ---------------------------------------------------------------------------
+# 7. Telegram's word: cancelled or re-enabled in Telegram, a renewal it could not charge; the reminder
+# ---------------------------------------------------------------------------
+
+def state_changed(session: Session, telegram_id: int, product_id: int | None, state: str, lang: str):
+    """A ``subscription`` update (checkout.py reads its payload): act on the state once; its After, if any.
+
+    Telegram sends no date with it, so each state is checked against what the
+    shop knows: a repeated one finds it done already, and a failure reported for
+    a paid date that a renewal has since moved (the payment overtook the update)
+    is stale. A payload that names no subscription of this customer is logged.
+    """
+    subscription = customers_subscription(session, telegram_id, product_id) if product_id else None
+    if subscription is None or state not in ("canceled", "active", "failed"):
+        logger.warning("Ignored a subscription update (%s) from user %s: no such subscription here", state,
+                       telegram_id)
+        return None
+    now = utcnow()
+    if subscription.ended_at is not None:
+        logger.info("Subscription %s has ended: its %s update changes nothing", subscription.id, state)
+    elif state == "canceled" and subscription.cancelled_at is None:
+        subscription.cancelled_at, subscription.cancelled_by = now, BY_USER
+        logger.info("User %s cancelled subscription %s in Telegram", telegram_id, subscription.id)
+    elif state == "active" and subscription.cancelled_at is not None:
+        subscription.cancelled_at = subscription.cancelled_by = None
+        logger.info("User %s re-enabled subscription %s in Telegram", telegram_id, subscription.id)
+    elif state == "failed" and subscription.expires_at <= now + RENEWAL_DUE and not renewal_failed(subscription):
+        subscription.renewal_failed_at = now
+        logger.info("Telegram could not charge user %s's renewal of subscription %s", telegram_id, subscription.id)
+        session.commit()
+        return After(tell_renewal_failed, subscription.id, lang)
+    else:
+        logger.info("Subscription %s: its %s update changes nothing (done already, or stale)", subscription.id,
+                    state)
+    session.commit()
+    return None
+
+
+def tell_renewal_failed(shop: Shop, subscription_id: int, lang: str) -> None:
+    """The customer hears at once that Telegram could not charge them: top up Stars, or ♻️ Renew."""
+    with shop.Session() as session:
+        found = session.execute(access_query().where(Subscription.id == subscription_id)).one()
+    renew = [BUY.button(label(lang, "btn_renew"), product_id=found.Subscription.product_id)]
+    send(shop, found.telegram_id, text(lang, "subscription_renewal_failed", name=found.name,
+                                       date=day(found.Subscription.expires_at)), keyboard(renew))
+
+
+def ending_soon(now: datetime):
+    """Cancelled subscriptions whose paid time ends within REMIND_BEFORE, not reminded for that date yet."""
+    return (Subscription.cancelled_at.is_not(None) & Subscription.ended_at.is_(None)
+            & (Subscription.expires_at > now) & (Subscription.expires_at <= now + REMIND_BEFORE)
+            & Subscription.reminded_for.is_distinct_from(Subscription.expires_at))
+
+
+def claim_reminder(shop: Shop, subscription: Subscription, now: datetime) -> bool:
+    """Write the reminder down before sending it: once per paid date, across restarts. (A crash in between
+    loses it, which is better than a second one.)"""
+    with shop.Session() as session:
+        claimed = session.execute(update(Subscription).where(Subscription.id == subscription.id, ending_soon(now))
+                                  .values(reminded_for=Subscription.expires_at)).rowcount
+        session.commit()
+    return bool(claimed)
+
+
+def send_reminder(shop: Shop, found) -> None:
+    """"Ends on <date>": with ♻️ Resume after the shop's ❌ Cancel; after a cancel in Telegram, where to undo it."""
+    subscription, lang = found.Subscription, language_for_code(found.language_code)
+    values = {"name": found.name, "chat": found.chat_title, "date": day(subscription.expires_at)}
+    if cancelled_in_telegram(subscription):
+        send(shop, found.telegram_id, text(lang, "subscription_ending_in_telegram", **values))
+        return
+    resume = RESUME_SUBSCRIPTION.button(label(lang, "btn_resume_subscription"), subscription_id=subscription.id)
+    send(shop, found.telegram_id, text(lang, "subscription_ending", **values), keyboard([resume]))
+
+
+def remind_before_end(shop: Shop, now: datetime | None = None) -> int:
+    """Remind each customer whose cancelled subscription ends within three days, once; how many. One that
+    renews gets nothing: Telegram renews it."""
+    now = now or utcnow()
+    with shop.Session() as session:
+        due = session.execute(access_query().where(ending_soon(now)).order_by(Subscription.expires_at)).all()
+    reminded = 0
+    for found in due:
+        if not claim_reminder(shop, found.Subscription, now):
+            continue  # resumed, renewed or reminded meanwhile
+        try:
+            send_reminder(shop, found)
+            reminded += 1
+        except ApiException as error:  # Telegram unreachable: a reminder is not worth a second try
+            logger.warning("Could not remind subscriber %s: %s", found.telegram_id, error)
+        shop.sleep(MASS_SEND_INTERVAL)
+    return reminded
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

@@ -358,6 +358,13 @@ EN = {
     "n_refunds": ("{count} refund", "{count} refunds"),
     "admin_ledger_never": "\n🧾 Telegram's Stars ledger has not been checked yet.",
     "admin_ledger_checked": "\n🧾 Telegram's Stars ledger checked {date}; it fixed {payments} and {refunds}.",
+    # --- ⭐ Stars net of Telegram's cuts, from its ledger (ledger.py) ---
+    "admin_stars": "\n⭐ <b>Stars in Telegram's ledger</b>: gross − affiliate commissions − paid-broadcast fees = net",
+    "admin_stars_line": "{period}: {gross} − {commissions} − {fees} = <b>{net}</b>",
+    "admin_stars_balance": "Balance now: {balance}",
+    "admin_stars_balance_unknown": "Balance now: Telegram did not say; try again in a moment.",
+    "admin_stars_unknown": "⚠️ Transactions of a kind this shop does not know yet, in the ledger: {count}. Counted "
+                           "apart and logged; nothing was done about them.",
     "btn_reply": "↩️ Reply",
     "payment_stars": "Telegram Stars",
     "payment_card": "card",
@@ -411,6 +418,24 @@ EN = {
     "subscription_resume_done": "♻️ Resumed. If Telegram still shows it as cancelled, turn it back on in Telegram: "
                                 "Settings → My Stars.",
     "subscription_edit_failed": "Telegram did not accept that right now. Please try again later.",
+    # --- 📅 Telegram's word on a subscription, and the reminder before one ends (subscriptions.py) ---
+    "sub_state_failed": "⚠️ Renewal failed · access until {date}",
+    "sub_button_failed": "unpaid, until {date}",
+    "btn_subscribe_again": "♻️ Subscribe again",
+    "subscription_reenable_in_telegram": "\n\nYou turned renewal off in Telegram, so only you can turn it back "
+                                         "on, there: Settings → My Stars → this subscription.",
+    "subscription_resume_in_telegram": "You turned renewal off in Telegram: turn it back on there, in Settings → "
+                                       "My Stars.",
+    "subscription_renewal_failed_note": "\n\nTelegram could not charge the renewal. ♻️ Renew to pay for a new "
+                                        "month.",
+    "subscription_renewal_failed": "⚠️ Telegram could not renew your subscription to <b>{name}</b>: there were not "
+                                   "enough Stars on your balance. Your access lasts until {date}. Top up your "
+                                   "Stars in Telegram (Settings → My Stars), or tap ♻️ Renew to pay for a new month.",
+    "subscription_ending": "⏳ Your subscription to <b>{name}</b> ends on {date}, and you leave <b>{chat}</b> "
+                           "then: it was cancelled. ♻️ Resume it to stay.",
+    "subscription_ending_in_telegram": "⏳ Your subscription to <b>{name}</b> ends on {date}, and you leave "
+                                       "<b>{chat}</b> then: you turned renewal off in Telegram. To stay, turn it "
+                                       "back on there: Settings → My Stars → this subscription.",
     "btn_kind_subscription": "📅 A subscription to a channel or group",
     "admin_kind_subscription": "\n📅 <b>A subscription</b>: monthly access to your private channel or group, paid in "
                                "Stars. The hidden content is a welcome note, sent with the invite.",
@@ -441,7 +466,8 @@ EN = {
     "admin_all_subscribers": "👥 <b>{name}</b> — {chat}",
     "n_subscribers": ("{count} subscriber", "{count} subscribers"),
     "admin_subscription_figures": "\n📅 <b>Subscriptions</b>: {subscribers} · {monthly} a month\n30 days: 🔁 "
-                                  "renewals: {renewals} · ❌ cancellations: {cancellations}",
+                                  "renewals: {renewals} · ❌ cancellations: {cancellations} · ⚠️ failed renewals: "
+                                  "{failed}",
     "admin_chat_rights_lost": "⚠️ I can no longer manage <b>{chat}</b> ({error}). Until this is fixed, "
                               "subscribers cannot join and expired ones stay in. Open the chat → Administrators → "
                               "me, and allow me to invite users via link and to ban users. I keep trying every "

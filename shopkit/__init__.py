@@ -59,6 +59,7 @@ from .routes import (
 from .screens import (
     MAX_CARD_UNITS,
     MAX_STARS,
+    NANOSTARS,
     PAGE_SIZE,
     InputError,
     Screen,
@@ -71,6 +72,7 @@ from .screens import (
     decimals,
     describe_user,
     format_price,
+    format_stars,
     has_visible_text,
     html_to_plain,
     keyboard,
@@ -114,15 +116,16 @@ from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
     "ANSWER_TYPES", "CALL_FAILED", "CANCEL", "ERRORS", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS",
-    "NOT_RECORDED", "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config", "ConfigError",
-    "DatabaseError", "Dialog", "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen", "Setting",
-    "Shop", "StartRefused", "Tap", "Toast", "add_handlers", "ask", "backup_sqlite", "call_api", "callback", "chat_of",
-    "check_line", "close_database", "code_version", "connect", "copy_row", "counted", "currency_hint", "data_folder",
-    "decimals", "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link",
-    "format_price", "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id",
-    "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot",
-    "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
-    "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run",
-    "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message", "sqlite_file",
-    "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "NANOSTARS", "NOT_RECORDED", "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config",
+    "ConfigError", "DatabaseError", "Dialog", "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen",
+    "Setting", "Shop", "StartRefused", "Tap", "Toast", "add_handlers", "ask", "backup_sqlite", "call_api", "callback",
+    "chat_of", "check_line", "close_database", "code_version", "connect", "copy_row", "counted", "currency_hint",
+    "data_folder", "decimals", "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link",
+    "format_price", "format_stars", "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for",
+    "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config",
+    "make_bot", "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count",
+    "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded",
+    "run", "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message",
+    "sqlite_file", "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len",
+    "with_toast"
 ]

@@ -68,8 +68,11 @@ PAYMENT_THREADS = 2  # ...and this many payments, beside them
 DATABASE_POOL = WORKER_THREADS + 2  # a database server's connections: one per worker, two for background work
 # The update types the shop handles; Telegram sends no others. A subscriber's
 # join request is how the bot lets them into a channel (subscriptions.py); a
-# purchased_paid_media update, how it hears that paid media was bought (paid_media.py).
-ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request", "purchased_paid_media"]
+# purchased_paid_media update, how it hears that paid media was bought (paid_media.py); and "subscription"
+# (Bot API 10.2), how Telegram tells it that a customer cancelled, re-enabled or could not pay for a Stars
+# subscription (subscriptions.py).
+ALLOWED_UPDATES = ["message", "callback_query", "pre_checkout_query", "chat_join_request", "purchased_paid_media",
+                   "subscription"]
 POLL_SECONDS = 20  # a long poll: Telegram holds getUpdates open this long while there is nothing new
 CONFLICT_WAIT = 5  # seconds between polls while another instance holds the token (409 Conflict)
 COMMANDS_RETRY = 300  # seconds before registering the command menu again, if Telegram refused it
@@ -98,6 +101,13 @@ class ShopBot(telebot.TeleBot):
             if message.refunded_payment is not None:
                 message.content_type = "refunded_payment"
         super().process_new_messages(new_messages)
+
+    def process_new_subscription(self, new_subscriptions):
+        # Workaround (pyTelegramBotAPI 4.37.1): BotSubscriptionUpdated names its customer ``user``, where every
+        # other update a handler gets says ``from_user`` (the handler contract's language, the customer's lane).
+        for update in new_subscriptions:
+            update.from_user = update.user
+        super().process_new_subscription(new_subscriptions)
 
     def _exec_task(self, task, *args, **kwargs):
         update = args[0] if args else None

@@ -188,6 +188,16 @@ def format_price(amount: int, currency: str) -> str:
     return CURRENCY_SIGNS.get(currency, "{} " + currency).format(number)
 
 
+NANOSTARS = 1_000_000_000  # in a Star: Telegram's ledger counts commissions and fees to the nanostar
+
+
+def format_stars(nanostars: int) -> str:
+    """An amount of Telegram's Stars ledger, exact: 37_500_000_000 -> '37.5 ⭐', -100_000_000 -> '-0.1 ⭐'."""
+    whole, part = divmod(abs(nanostars), NANOSTARS)
+    number = f"{whole}.{part:09d}".rstrip("0").rstrip(".")
+    return CURRENCY_SIGNS[STARS].format(("-" if nanostars < 0 else "") + number)
+
+
 def currency_name(lang: str, currency: str) -> str:
     """'Stars' ('звёздах' after Russian 'в'), or the currency's code: USD, EUR, RUB."""
     return label(lang, "currency_stars") if currency == STARS else currency

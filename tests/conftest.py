@@ -197,6 +197,12 @@ class FakeApi:
         if method == "getStarTransactions":
             offset, limit = int(params.get("offset") or 0), int(params.get("limit") or 100)
             return {"transactions": self.star_transactions[offset:offset + limit]}
+        if method == "getMyStarBalance":  # the ledger's sum, to the nanostar (StarAmount)
+            nanos = sum((t["amount"] * 10**9 + t.get("nanostar_amount", 0)) * (1 if "source" in t else -1)
+                        for t in self.star_transactions)
+            whole = abs(nanos) // 10**9
+            return {"amount": whole if nanos >= 0 else -whole, "nanostar_amount": (abs(nanos) - whole * 10**9) * (
+                1 if nanos >= 0 else -1)}
         if method == "getFile":
             return {"file_id": params["file_id"], "file_unique_id": "u", "file_path": f"documents/{params['file_id']}"}
         if method == "getMe":
