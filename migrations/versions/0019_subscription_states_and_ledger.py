@@ -1,6 +1,6 @@
 """Subscriptions that hear Telegram, and Telegram's Stars ledger kept for revenue net of its cuts.
 
-Revision 0019, after 0015. ``subscriptions`` learn who cancelled one (the shop,
+Revision 0019, after 0018. ``subscriptions`` learn who cancelled one (the shop,
 or the customer in Telegram's settings: only the shop's cancel can be undone by
 the bot), when Telegram could not charge a renewal, and which paid date a
 "your subscription ends soon" reminder was sent for. ``purchases`` keep the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0019"
-down_revision = "0015"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 
