@@ -266,10 +266,47 @@ RU = {
                                         "Деньги возвращены автоматически.",
     "admin_file_failed": "⚠️ Telegram не принял файл товара <b>{product}</b> для покупки #{purchase}: {error}. "
                          "Отправьте его покупателю и исправьте товар.",
-    "admin_ask_broadcast": "📣 Отправьте сообщение для всех покупателей: текст, фото или документ с подписью.",
-    "admin_confirm_broadcast": "☝️ Это предпросмотр. Отправить: {customers}?",
+    # Рассылка: кому она дойдёт, часть аудитории, ⚡ быстрая (broadcast.py)
+    "admin_ask_broadcast": "📣 Отправьте сообщение для рассылки: текст, фото или документ с подписью. "
+                           "Под предпросмотром можно выбрать, кому его отправить.",
+    "admin_confirm_broadcast": "☝️ Это предпросмотр. Отправить?",
+    "admin_broadcast_to_everyone": "👥 Всем, кто запустил бота: {people}, {buyers}.",
+    "admin_broadcast_blocked_left_out": " Не считая заблокировавших бота: {people}.",
+    "admin_broadcast_to_buyers": "👥 Покупателям: {people} — все, кто за что-либо заплатил и не получил деньги "
+                                 "назад (бесплатное, выданное продавцом и полученное в подарок не в счёт).",
+    "admin_broadcast_to_product": "👥 Покупателям товара «{product}»: {people} — кто заплатил за него и не получил "
+                                  "деньги назад (бесплатное, выданное продавцом и полученное в подарок не в счёт).",
+    "admin_broadcast_to_subscribers": "👥 Подписчикам «{product}», у которых оплаченный доступ ещё действует: "
+                                      "{people}.",
+    "admin_broadcast_fast_hint": "⚡ С обычной скоростью (около 30 сообщений в секунду) это займёт около "
+                                 "{minutes} мин. Быстрая рассылка отправляет до тысячи сообщений в секунду, "
+                                 "за 0,1 ⭐ каждое.",
+    "admin_broadcast_audiences": "👥 Кому отправить?",
+    "admin_broadcast_pick_product": "📦 Покупателям какого товара? (Заплатившим и не получившим деньги назад.)",
+    "admin_broadcast_pick_subscription": "📅 Подписчикам какой подписки? (С действующим доступом.)",
+    "admin_broadcast_none_to_pick": "Пока никого.",
+    "admin_broadcast_fast_offer": "⚡ <b>Быстрая рассылка</b>, получателей: {count}. 0,1 ⭐ × {count} = {cost}.\n"
+                                  "Баланс бота: {balance}.",
+    "admin_broadcast_fast_ok": "Telegram спишет плату с баланса бота и доставит до тысячи сообщений в секунду.",
+    "admin_broadcast_fast_short": "❗ Баланса бота на это не хватает. Отправьте рассылку с обычной скоростью: "
+                                  "она бесплатна.",
+    "admin_broadcast_refused_balance": "❗ Быстрая рассылка не отправлена: она стоит {cost}, а на балансе бота "
+                                       "{balance}. Никто её не получил; отправьте её снова с обычной скоростью.",
+    "admin_broadcast_fee": "⚡ Быстрая рассылка: Telegram получил {cost}.",
+    "admin_broadcast_unsure": "⚠️ Могли не получить: {people}. Магазин остановился, пока отправлял им "
+                              "сообщение, и повторно им не писал, чтобы никто не получил его дважды.",
+    "btn_broadcast_audience": "👥 Выбрать получателей",
+    "btn_broadcast_fast": "⚡ Быстрая рассылка…",
+    "btn_send_fast": "⚡ Отправить быстро ({cost})",
+    "btn_audience_everyone": "👥 Всем ({count})",
+    "btn_audience_buyers": "💰 Покупателям ({count})",
+    "btn_audience_product": "📦 Покупателям товара…",
+    "btn_audience_subscribers": "📅 Подписчикам…",
+    "btn_audience_of": "{name} ({count})",
+    "n_people": ("{count} человек", "{count} человека", "{count} человек"),
+    "n_of_them_buyers": ("из них {count} покупатель", "из них {count} покупателя", "из них {count} покупателей"),
     "admin_broadcast_busy": "Рассылка уже идёт.",
-    "admin_broadcast_started": "📣 Рассылаю: {customers}. Магазин тем временем работает как обычно.",
+    "admin_broadcast_started": "📣 Рассылка началась, получателей: {count}. Магазин тем временем работает как обычно.",
     "admin_broadcast_progress": "📣 Рассылка: {done} из {total}…",
     "admin_broadcast_done": "📣 Рассылка завершена: доставлено — {sent}, заблокировали бота — {blocked}, "
                             "ошибок — {failed}.",

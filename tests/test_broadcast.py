@@ -25,7 +25,7 @@ def test_broadcast_reaches_everyone_and_reports_blocked_users(shop, seller, alic
     seller.taps("Broadcast")
     seller.sends("🎉 New arrivals!")
     assert shop.api.of("copyMessage")  # the preview
-    assert "Send it to 3 customers?" in seller.last_text()  # not to the seller: they have it
+    assert "To 3 people who started the bot, 0 of them buyers." in seller.last_text()  # not the seller: they have it
     shop.api.fail("copyMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
     shop.api.fail("copyMessage", 403, "Forbidden: bot was blocked by the user")
     seller.taps("Send")
