@@ -561,22 +561,30 @@ def send_all(shop: Shop, broadcast_id: int) -> None:
     speed = speed_of(broadcast)
     pace, last_report = Pace(shop, speed.rate), time.monotonic()
     ahead = 1 if speed.claims else 0  # batches sent before the one before them is saved
-    in_flight: deque = deque()
+    in_flight: deque = deque()  # (the batch's last users.id, its copies under way), oldest first
     with ThreadPoolExecutor(speed.senders, thread_name_prefix=f"broadcast-{broadcast_id}") as senders:
-        for batch in batches(recipients(shop, broadcast, broadcast.done_until), speed.batch):
-            if speed.claims:
-                claim(shop, broadcast_id, batch[-1][0])
-            in_flight.append((batch[-1][0], [senders.submit(copy_to, shop, broadcast, telegram_id, pace)
-                                             for _, telegram_id in batch]))
-            while len(in_flight) > ahead:
-                last_id, copies = in_flight.popleft()
-                progress = save_place(shop, broadcast_id, last_id, [copy.result() for copy in copies])
-                if time.monotonic() - last_report > PROGRESS_EVERY:
-                    last_report = time.monotonic()
-                    tell_admin(shop, progress, progress_text(progress))
-        while in_flight:
-            last_id, copies = in_flight.popleft()
-            save_place(shop, broadcast_id, last_id, [copy.result() for copy in copies])
+        try:
+            for batch in batches(recipients(shop, broadcast, broadcast.done_until), speed.batch):
+                if speed.claims:
+                    claim(shop, broadcast_id, batch[-1][0])
+                in_flight.append((batch[-1][0], [senders.submit(copy_to, shop, broadcast, telegram_id, pace)
+                                                 for _, telegram_id in batch]))
+                while len(in_flight) > ahead:
+                    progress = save_place(shop, broadcast_id, *finished(in_flight.popleft()))
+                    if time.monotonic() - last_report > PROGRESS_EVERY:
+                        last_report = time.monotonic()
+                        tell_admin(shop, progress, progress_text(progress))
+            while in_flight:
+                save_place(shop, broadcast_id, *finished(in_flight.popleft()))
+        except BaseException:
+            senders.shutdown(cancel_futures=True)  # stopped by an error: copies not begun are not sent
+            raise
+
+
+def finished(batch: tuple[int, list]) -> tuple[int, list[str]]:
+    """A batch once all its copies are done: its last users.id, and each copy's outcome."""
+    last_id, copies = batch
+    return last_id, [copy.result() for copy in copies]
 
 
 def refused_for_balance(shop: Shop, broadcast_id: int) -> bool:
