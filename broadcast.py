@@ -490,20 +490,22 @@ def batches(rows, size: int):
         yield batch
 
 
-def claim(shop: Shop, broadcast_id: int, user_id: int) -> None:
-    """Mark a batch as on its way before sending it (see Speed.claims)."""
+def save_place(shop: Shop, broadcast_id: int, done: tuple[int, list[str]] | None = None,
+               claim: int | None = None) -> Broadcast:
+    """In one transaction: a batch ``done`` (its last users.id and outcomes), after which a restart resumes, and
+    the next batch claimed, up to users.id ``claim``, before it is sent (see Speed.claims). The broadcast now."""
+    values = {}
+    if done is not None:
+        last_id, outcomes = done
+        values.update(done_until=last_id, sent=Broadcast.sent + outcomes.count("sent"),
+                      blocked=Broadcast.blocked + outcomes.count("blocked"),
+                      failed=Broadcast.failed + outcomes.count("failed"))
+    if claim is not None:
+        values.update(claimed_until=claim)
     with shop.Session() as session:
-        session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(claimed_until=user_id))
-        session.commit()
-
-
-def save_place(shop: Shop, broadcast_id: int, user_id: int, outcomes: list[str]) -> Broadcast:
-    """After a batch: a restart resumes after it, and nobody gets the message twice. The broadcast as it stands."""
-    with shop.Session() as session:
-        session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(
-            done_until=user_id, sent=Broadcast.sent + outcomes.count("sent"),
-            blocked=Broadcast.blocked + outcomes.count("blocked"), failed=Broadcast.failed + outcomes.count("failed")))
-        session.commit()
+        if values:
+            session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(values))
+            session.commit()
         return session.get(Broadcast, broadcast_id)
 
 
@@ -565,17 +567,16 @@ def send_all(shop: Shop, broadcast_id: int) -> None:
     with ThreadPoolExecutor(speed.senders, thread_name_prefix=f"broadcast-{broadcast_id}") as senders:
         try:
             for batch in batches(recipients(shop, broadcast, broadcast.done_until), speed.batch):
-                if speed.claims:
-                    claim(shop, broadcast_id, batch[-1][0])
+                # Once `ahead` batches are under way, wait for the oldest: saved, and this one claimed, at once.
+                done = finished(in_flight.popleft()) if len(in_flight) > ahead else None
+                progress = save_place(shop, broadcast_id, done, claim=batch[-1][0] if speed.claims else None)
                 in_flight.append((batch[-1][0], [senders.submit(copy_to, shop, broadcast, telegram_id, pace)
                                                  for _, telegram_id in batch]))
-                while len(in_flight) > ahead:
-                    progress = save_place(shop, broadcast_id, *finished(in_flight.popleft()))
-                    if time.monotonic() - last_report > PROGRESS_EVERY:
-                        last_report = time.monotonic()
-                        tell_admin(shop, progress, progress_text(progress))
+                if time.monotonic() - last_report > PROGRESS_EVERY:
+                    last_report = time.monotonic()
+                    tell_admin(shop, progress, progress_text(progress))
             while in_flight:
-                save_place(shop, broadcast_id, *finished(in_flight.popleft()))
+                save_place(shop, broadcast_id, finished(in_flight.popleft()))
         except BaseException:
             senders.shutdown(cancel_futures=True)  # stopped by an error: copies not begun are not sent
             raise
