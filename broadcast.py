@@ -116,7 +116,7 @@ class Speed:
 
 
 STANDARD = Speed(rate=28, senders=1, batch=1, claims=False)  # Telegram: about 30 a second
-FAST = Speed(rate=950, senders=48, batch=100, claims=True)  # Telegram: up to 1,000 a second, paid
+FAST = Speed(rate=950, senders=48, batch=200, claims=True)  # Telegram: up to 1,000 a second, paid
 
 
 def speed_of(broadcast: Broadcast) -> Speed:
@@ -418,13 +418,20 @@ class Pace:
     """Turns to send, at most ``rate`` a second across all the threads that send; a 429 holds them all.
 
     Turns are spaced evenly and never saved up: after a pause the sending goes
-    on at the same rate, not in a burst that Telegram would refuse.
+    on at the same rate, not in a burst that Telegram would refuse. ``paid``:
+    the messages carry allow_paid_broadcast (⚡), until the balance runs out.
     """
 
-    def __init__(self, shop: Shop, rate: float):
-        self.shop, self.interval = shop, 1 / rate
+    def __init__(self, shop: Shop, rate: float, paid: bool = False):
+        self.shop, self.interval, self.paid = shop, 1 / rate, paid
         self.lock = threading.Lock()
         self.next_turn = time.monotonic()
+
+    def unpaid(self) -> bool:
+        """From now on free, at standard speed; False if another sender saw to it first."""
+        with self.lock:
+            was_paid, self.paid, self.interval = self.paid, False, 1 / STANDARD.rate
+        return was_paid
 
     def wait_turn(self) -> None:
         with self.lock:
@@ -456,14 +463,37 @@ class Pace:
 def copy_to(shop: Shop, broadcast: Broadcast, telegram_id: int, pace: Pace) -> str:
     """Copy the message to one customer: "sent", "blocked" (403), or "failed" (after a few tries when the error
     may pass: the network, Telegram unwell). A fast broadcast's message carries allow_paid_broadcast."""
-    paid_broadcast = {"allow_paid_broadcast": True} if broadcast.fast else {}
     try:
-        copied = call_api(shop, telegram_id, pace.paced(shop.bot.copy_message), telegram_id, broadcast.admin_chat_id,
-                          broadcast.message_id, tries=TRIES, hiccups=True, **paid_broadcast)
+        try:
+            copied = paced_copy(shop, broadcast, telegram_id, pace, paid=pace.paid)
+        except ApiTelegramException as error:
+            if not (error.error_code == 400 and "BALANCE_TOO_LOW" in error.description):
+                raise
+            balance_ran_out(shop, broadcast, pace)
+            copied = paced_copy(shop, broadcast, telegram_id, pace, paid=False)
     except CALL_FAILED as error:  # "chat not found" and the like, or still failing after the tries
         logger.warning("Broadcast %s to %s failed: %s", broadcast.id, telegram_id, short_reason(error))
         return "failed"
     return "sent" if copied is not None else "blocked"
+
+
+def paced_copy(shop: Shop, broadcast: Broadcast, telegram_id: int, pace: Pace, paid: bool):
+    paid_broadcast = {"allow_paid_broadcast": True} if paid else {}
+    return call_api(shop, telegram_id, pace.paced(shop.bot.copy_message), telegram_id, broadcast.admin_chat_id,
+                    broadcast.message_id, tries=TRIES, hiccups=True, **paid_broadcast)
+
+
+def balance_ran_out(shop: Shop, broadcast: Broadcast, pace: Pace) -> None:
+    """Telegram refused a paid message (BALANCE_TOO_LOW): the rest goes free at standard speed, that is
+    remembered for a restart, and the admin is told at once."""
+    if not pace.unpaid():
+        return
+    logger.warning("Broadcast %s: the bot's Stars balance ran out; going on at standard speed", broadcast.id)
+    with shop.Session() as session:
+        session.execute(update(Broadcast).where(Broadcast.id == broadcast.id).values(fast=False))
+        session.commit()
+    send(shop, broadcast.admin_chat_id, text(language_for_code(broadcast.language_code),
+                                             "admin_broadcast_balance_ran_out"))
 
 
 def recipients(shop: Shop, broadcast: Broadcast, after: int):
@@ -561,7 +591,7 @@ def send_all(shop: Shop, broadcast_id: int) -> None:
     broadcast = skip_unsure(shop, broadcast_id)
     start_progress(shop, broadcast)
     speed = speed_of(broadcast)
-    pace, last_report = Pace(shop, speed.rate), time.monotonic()
+    pace, last_report = Pace(shop, speed.rate, paid=broadcast.fast), time.monotonic()
     ahead = 1 if speed.claims else 0  # batches sent before the one before them is saved
     in_flight: deque = deque()  # (the batch's last users.id, its copies under way), oldest first
     with ThreadPoolExecutor(speed.senders, thread_name_prefix=f"broadcast-{broadcast_id}") as senders:

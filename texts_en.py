@@ -299,6 +299,8 @@ EN = {
                                   "it is free.",
     "admin_broadcast_refused_balance": "❗ The fast broadcast was not sent: it costs {cost}, and the bot's balance "
                                        "is {balance}. Nobody got it; you may send it again at standard speed.",
+    "admin_broadcast_balance_ran_out": "⚡ The bot's balance ran out: Telegram refuses more paid messages, so "
+                                       "the rest of the broadcast goes at standard speed.",
     "admin_broadcast_fee": "⚡ Fast: {cost} paid to Telegram.",
     "admin_broadcast_unsure": "⚠️ {people} may not have it: the shop stopped while sending to them, and they "
                               "were not written to again, so that nobody gets it twice.",

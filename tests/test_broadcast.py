@@ -339,6 +339,22 @@ def test_a_fast_broadcast_is_refused_when_the_balance_cannot_pay(shop, seller, s
     assert paid_flags(shop) == [None] * 25
 
 
+def test_when_the_balance_runs_out_midway_the_rest_goes_at_standard_speed(shop, seller, stars, large, monkeypatch):
+    add_customers(shop, 25)
+    stars["amount"] = 100
+    monkeypatch.setattr(broadcast, "FAST", broadcast.Speed(rate=1000, senders=1, batch=200, claims=True))
+    preview(seller)
+    seller.taps("Fast broadcast")
+    shop.api.fail("copyMessage", 400, "Bad Request: BALANCE_TOO_LOW")  # spent elsewhere meanwhile
+    seller.taps("Send fast")
+    shop.finish_background()
+    assert paid_flags(shop) == [True] + [None] * 25  # the refused one tried again, free
+    assert "The bot's balance ran out" in admin_texts(shop)
+    assert "25 sent, 0 blocked the bot, 0 failed" in sent_to_admin(shop)[-1]
+    with shop.Session() as session:
+        assert session.scalar(select(Broadcast.fast)) is False  # a restart goes on at standard speed too
+
+
 def test_a_429_in_a_fast_broadcast_waits_as_long_as_telegram_asks(shop, seller, stars, large):
     add_customers(shop, 5)
     stars["amount"] = 100
