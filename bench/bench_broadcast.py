@@ -71,6 +71,13 @@ def copies(tg: FakeTelegram) -> list:
     return [c for c in tg.calls if c.method == "copyMessage" and c.chat_id != ADMIN and c.status == 200]
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (user + system), from /proc."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_broadcast(seller: Person, fast: bool) -> None:
     seller.send("/admin")
     seller.tap("Broadcast")
@@ -97,6 +104,7 @@ def run(people: int, fast: bool, kill: bool = False) -> dict:
         try:
             seller = Person(tg, ADMIN, "Seller")
             seller.send("/start")
+            bot_cpu, fakegram_cpu = cpu_seconds(bot.proc.pid), time.process_time()
             start_broadcast(seller, fast)
             if kill:
                 while len(copies(tg)) < people // 2:
@@ -105,6 +113,7 @@ def run(people: int, fast: bool, kill: bool = False) -> dict:
                 killed_at = len(copies(tg))
                 bot = BotProcess(ROOT, tg, env, log_path=os.path.join(folder, "bot.log")).start()
             report = wait_for_report(seller, timeout=people / LIMITS["fast" if fast else "standard"] * 3 + 60)
+            bot_cpu, fakegram_cpu = cpu_seconds(bot.proc.pid) - bot_cpu, time.process_time() - fakegram_cpu
         finally:
             bot.stop()
         sent = copies(tg)
@@ -115,7 +124,8 @@ def run(people: int, fast: bool, kill: bool = False) -> dict:
                 "ratio": span / allowed, "reached": len(per_chat), "twice": sum(n > 1 for n in per_chat.values()),
                 "flooded": tg.flooded, "paid": tg.paid_sent, "paid_all": all(
                     c.params.get("allow_paid_broadcast") in ("true", "True", True) for c in sent) if fast else None,
-                "killed_at": killed_at if kill else None, "report": report.replace("\n", " | ")}
+                "killed_at": killed_at if kill else None, "report": report.replace("\n", " | "),
+                "cpu": (bot_cpu, fakegram_cpu), "load": os.getloadavg()[0]}
 
 
 def show(result: dict) -> None:
@@ -124,6 +134,8 @@ def show(result: dict) -> None:
           f"twice {result['twice']}, 429s {result['flooded']}, paid messages {result['paid']:,}"
           + (f", every copy paid: {result['paid_all']}" if result["paid_all"] is not None else "")
           + (f"; killed after {result['killed_at']:,} copies, resumed" if result["killed_at"] else ""))
+    print(f"{'':>8}   CPU: the bot {result['cpu'][0]:.1f} s, fakegram {result['cpu'][1]:.1f} s; "
+          f"the machine's load average {result['load']:.1f}")
     print(f"{'':>8}   report: {result['report']}")
 
 

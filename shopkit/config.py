@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import re
 import sys
 import threading
@@ -174,9 +175,23 @@ def send_in_body(_http_method: str, url: str, params=None, files=None, timeout=N
     refused here (``bot_api_answer``).
     """
     if not hasattr(sessions, "session"):
-        sessions.session = requests.Session()
+        sessions.session = new_session(url)
     answer = sessions.session.request("post", url, data=params, files=files, timeout=timeout, proxies=proxies)
     return bot_api_answer(url.rsplit("/", 1)[-1], answer)
+
+
+def new_session(url: str) -> requests.Session:
+    """An HTTP session that reads the environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE) once, when made.
+
+    requests would look it up again at every call, and ~/.netrc too: a third
+    of the time a call takes on our side, which a ⚡ fast broadcast of 1,000
+    messages a second notices (broadcast.py).
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return session
 
 
 def is_bot_api_json(payload) -> bool:
