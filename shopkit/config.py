@@ -19,12 +19,14 @@ import json
 import logging
 import os
 import re
+import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
+import certifi
 import requests
 import telebot
 from sqlalchemy.engine import make_url
@@ -211,11 +213,19 @@ def api_url(token: str, method_name: str) -> str:
 
 
 def lean_calls_possible() -> bool:
-    """The shop's own HTTP layer is in use (not a test's stand-in), and neither a proxy nor certificates of one's own
-    stand between it and Telegram (http.client would not know them: telebot's path does)."""
+    """The shop's own HTTP layer is in use (not a test's stand-in), and no proxy stands between it and Telegram
+    (http.client would not go through it: telebot's path does)."""
     return (apihelper.CUSTOM_REQUEST_SENDER is send_in_body and not apihelper.proxy
-            and not requests.utils.get_environ_proxies(api_url("token", "getMe"))
-            and not os.environ.get("REQUESTS_CA_BUNDLE") and not os.environ.get("CURL_CA_BUNDLE"))
+            and not requests.utils.get_environ_proxies(api_url("token", "getMe")))
+
+
+def new_connection(url) -> http.client.HTTPConnection:
+    """A connection to the Bot API's host; over TLS, checked against the certificates requests would use."""
+    if url.scheme != "https":
+        return http.client.HTTPConnection(url.hostname, url.port, timeout=LEAN_TIMEOUT)
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+    return http.client.HTTPSConnection(url.hostname, url.port, timeout=LEAN_TIMEOUT,
+                                       context=ssl.create_default_context(cafile=bundle))
 
 
 def lean_call(token: str, method_name: str, **params):
@@ -231,8 +241,7 @@ def lean_call(token: str, method_name: str, **params):
     url = urlsplit(api_url(token, method_name))
     connection = getattr(lean, "connection", None)
     if connection is None or (connection.host, connection.port) != (url.hostname, url.port or connection.port):
-        kind = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        connection = lean.connection = kind(url.hostname, url.port, timeout=LEAN_TIMEOUT)
+        connection = lean.connection = new_connection(url)
     body = urlencode({name: str(value).lower() if isinstance(value, bool) else value
                       for name, value in params.items() if value is not None})
     try:
