@@ -279,12 +279,12 @@ EN = {
     "admin_confirm_broadcast": "☝️ This is the preview. Send it?",
     "admin_broadcast_to_everyone": "👥 To {people} who started the bot, {buyers}.",
     "admin_broadcast_blocked_left_out": " Left out: {people} who blocked the bot.",
-    "admin_broadcast_to_buyers": "👥 To the buyers: {people} who paid for something and were not refunded "
-                                 "(free items, grants and gifts received do not count).",
-    "admin_broadcast_to_product": "👥 To the buyers of <b>{product}</b>: {people} who paid for it and were not "
-                                  "refunded (free copies, grants and gifts received do not count).",
-    "admin_broadcast_to_subscribers": "👥 To the subscribers of <b>{product}</b>: {people} whose paid access has "
-                                      "not ended.",
+    "admin_broadcast_to_buyers": "👥 To the buyers (they paid for something and were not refunded; free items, "
+                                 "grants and gifts received do not count): {people}.",
+    "admin_broadcast_to_product": "👥 To the buyers of <b>{product}</b> (they paid for it and were not refunded; "
+                                  "free copies, grants and gifts received do not count): {people}.",
+    "admin_broadcast_to_subscribers": "👥 To the active subscribers of <b>{product}</b> (their paid access has not "
+                                      "ended): {people}.",
     "admin_broadcast_fast_hint": "⚡ At standard speed (about 30 a second) this takes about {minutes} min. A fast "
                                  "broadcast sends up to a thousand a second, for 0.1 ⭐ a message.",
     "admin_broadcast_audiences": "👥 Who should get it?",

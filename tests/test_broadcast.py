@@ -222,10 +222,11 @@ def reached(shop) -> set[int]:
 
 @pytest.mark.parametrize("taps, line, names", [
     ([], "To 6 people who started the bot, 2 of them buyers.", {"alice", "bob", "carol", "dave", "erin", "frank"}),
-    (["Buyers ("], "To the buyers: 2 people who paid for something and were not refunded", {"alice", "dave"}),
-    (["Buyers of a product", "Pro (1)"], "To the buyers of Pro: 1 person who paid for it and were not refunded",
-     {"alice"}),
-    (["Subscribers of", "VIP (1)"], "To the subscribers of VIP: 1 person whose paid access has not ended",
+    (["Buyers ("], "To the buyers (they paid for something and were not refunded; free items, grants and gifts "
+                   "received do not count): 2 people.", {"alice", "dave"}),
+    (["Buyers of a product", "Pro (1)"], "To the buyers of Pro (they paid for it and were not refunded; free "
+                                         "copies, grants and gifts received do not count): 1 person.", {"alice"}),
+    (["Subscribers of", "VIP (1)"], "To the active subscribers of VIP (their paid access has not ended): 1 person.",
      {"erin"}),
 ])
 def test_each_audience_is_counted_before_sending_and_reaches_exactly_its_people(shop, seller, audiences, taps,
