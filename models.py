@@ -365,7 +365,8 @@ class Broadcast(Base):
     # Who it is for (broadcast.py's AUDIENCES): "all", "buyers", "product" (its buyers) or "subscribers" (of
     # ``product_id``, a subscription).
     audience: Mapped[str] = mapped_column(String(16), default="all", server_default="all")
-    product_id: Mapped[int | None] = mapped_column(default=None)  # no foreign key: a deleted product ends nobody's
+    # No foreign key: a product a past broadcast named may still be deleted (a resumed one then reaches nobody).
+    product_id: Mapped[int | None] = mapped_column(default=None)
     # ⚡ Fast: every message with allow_paid_broadcast (0.1 ⭐ each, up to 1,000 a second). Its place is saved a
     # batch at a time: claimed_until is the last users.id whose message may have gone out. After a kill, the ones
     # in (done_until, claimed_until] are counted as unsure and skipped rather than written to twice.
