@@ -284,10 +284,49 @@ EN = {
                                         "It was refunded automatically.",
     "admin_file_failed": "⚠️ Telegram refused the file of <b>{product}</b> for purchase #{purchase}: {error}. "
                          "Please send it to the buyer and fix the product.",
-    "admin_ask_broadcast": "📣 Send the message for all customers: a text, or a photo or document with a caption.",
-    "admin_confirm_broadcast": "☝️ This is the preview. Send it to {customers}?",
+    # Broadcast: whom it reaches, part of the audience, ⚡ fast (broadcast.py)
+    "admin_ask_broadcast": "📣 Send the message to broadcast: a text, or a photo or document with a caption. "
+                           "Under its preview you choose who gets it.",
+    "admin_confirm_broadcast": "☝️ This is the preview. Send it?",
+    "admin_broadcast_to_everyone": "👥 To {people} who started the bot, {buyers}.",
+    "admin_broadcast_blocked_left_out": " Left out: {people} who blocked the bot.",
+    "admin_broadcast_to_buyers": "👥 To the buyers (they paid for something and were not refunded; free items, "
+                                 "grants and gifts received do not count): {people}.",
+    "admin_broadcast_to_product": "👥 To the buyers of <b>{product}</b> (they paid for it and were not refunded; "
+                                  "free copies, grants and gifts received do not count): {people}.",
+    "admin_broadcast_to_subscribers": "👥 To the active subscribers of <b>{product}</b> (their paid access has not "
+                                      "ended): {people}.",
+    "admin_broadcast_fast_hint": "⚡ At standard speed (about 30 a second) this takes about {minutes} min. A fast "
+                                 "broadcast sends up to a thousand a second, for 0.1 ⭐ a message.",
+    "admin_broadcast_audiences": "👥 Who should get it?",
+    "admin_broadcast_pick_product": "📦 The buyers of which product? (Paid and not refunded.)",
+    "admin_broadcast_pick_subscription": "📅 The active subscribers of which subscription?",
+    "admin_broadcast_none_to_pick": "Nobody yet.",
+    "admin_broadcast_fast_offer": "⚡ <b>Fast broadcast</b> to {people}: 0.1 ⭐ × {count} = {cost}.\n"
+                                  "The bot's balance: {balance}.",
+    "admin_broadcast_fast_ok": "Telegram takes the fee from the bot's balance and delivers up to a thousand "
+                               "messages a second.",
+    "admin_broadcast_fast_short": "❗ The bot's balance cannot pay for it. Send it at standard speed instead: "
+                                  "it is free.",
+    "admin_broadcast_refused_balance": "❗ The fast broadcast was not sent: it costs {cost}, and the bot's balance "
+                                       "is {balance}. Nobody got it; you may send it again at standard speed.",
+    "admin_broadcast_balance_ran_out": "⚡ The bot's balance ran out: Telegram refuses more paid messages, so "
+                                       "the rest of the broadcast goes at standard speed.",
+    "admin_broadcast_fee": "⚡ Fast: {cost} paid to Telegram.",
+    "admin_broadcast_unsure": "⚠️ {people} may not have it: the shop stopped while sending to them, and they "
+                              "were not written to again, so that nobody gets it twice.",
+    "btn_broadcast_audience": "👥 Change audience",
+    "btn_broadcast_fast": "⚡ Fast broadcast…",
+    "btn_send_fast": "⚡ Send fast ({cost})",
+    "btn_audience_everyone": "👥 Everyone ({count})",
+    "btn_audience_buyers": "💰 Buyers ({count})",
+    "btn_audience_product": "📦 Buyers of a product…",
+    "btn_audience_subscribers": "📅 Subscribers of…",
+    "btn_audience_of": "{name} ({count})",
+    "n_people": ("{count} person", "{count} people"),
+    "n_of_them_buyers": ("{count} of them a buyer", "{count} of them buyers"),
     "admin_broadcast_busy": "A broadcast is already running.",
-    "admin_broadcast_started": "📣 Sending to {customers}. The shop keeps serving meanwhile.",
+    "admin_broadcast_started": "📣 Sending to {people}. The shop keeps serving meanwhile.",
     "admin_broadcast_progress": "📣 Broadcast: {done} of {total}…",
     "admin_broadcast_done": "📣 Broadcast finished: {sent} sent, {blocked} blocked the bot, {failed} failed.",
     "admin_exported": "CSV sent.",

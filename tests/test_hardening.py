@@ -124,13 +124,14 @@ def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, comman
 
 ADMIN_ACTIONS = [
     "add_product", "add_product_in", "admin", "admin_category", "admin_product", "admin_purchase", "backup",
-    "broadcast", "categories", "category_down", "category_up", "choose_kind", "clear_stock", "confirm_clear_stock",
-    "confirm_delete_product", "confirm_refund", "daily_backup", "delete_category", "delete_product", "edit_kind",
-    "edit_product", "export_csv", "generate_promos", "ledger_refund", "media_done", "new_category", "new_promo",
+    "broadcast", "broadcast_audience", "broadcast_preview", "broadcast_products", "broadcast_to", "categories",
+    "category_down", "category_up", "choose_kind", "clear_stock", "confirm_clear_stock", "confirm_delete_product",
+    "confirm_refund", "daily_backup", "delete_category", "delete_product", "edit_kind", "edit_product", "export_csv",
+    "fast_broadcast", "generate_promos", "ledger_refund", "media_done", "new_category", "new_promo",
     "post_to_channel", "products", "promo", "promo_batch", "promo_category", "promo_file", "promo_scope",
     "promo_scopes", "promos", "recent_purchases", "refund", "rename_category", "reply", "sale_alerts", "sales",
-    "save_product", "send_broadcast", "stock_done", "subscribers", "toggle_batch", "toggle_product",
-    "toggle_promo", "toggle_protected", "upload_stock",
+    "save_product", "send_broadcast", "send_fast_broadcast", "stock_done", "subscribers", "toggle_batch",
+    "toggle_product", "toggle_promo", "toggle_protected", "upload_stock"
 ]
 
 
