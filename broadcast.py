@@ -64,8 +64,6 @@ from shopkit import (
     keyboard,
     label,
     language_for_code,
-    lean_call,
-    lean_calls_possible,
     retry_after,
     send,
     short_reason,
@@ -468,18 +466,6 @@ class Pace:
         return call
 
 
-def copier(shop: Shop):
-    """copyMessage as a broadcast calls it: over shopkit's lean connection where it can (a quarter of the CPU per
-    message, which 1,000 a second need), else through telebot."""
-    if not lean_calls_possible():
-        return shop.bot.copy_message
-
-    def copy_message(chat_id: int, from_chat_id: int, message_id: int, **params):
-        return lean_call(shop.config.token, "copyMessage", chat_id=chat_id, from_chat_id=from_chat_id,
-                         message_id=message_id, **params)
-    return copy_message
-
-
 def copy_to(shop: Shop, broadcast: Broadcast, telegram_id: int, pace: Pace, copy) -> str:
     """Copy the message to one customer: "sent", "blocked" (403), or "failed" (after a few tries when the error
     may pass: the network, Telegram unwell). A fast broadcast's message carries allow_paid_broadcast."""
@@ -611,7 +597,7 @@ def send_all(shop: Shop, broadcast_id: int) -> None:
     broadcast = skip_unsure(shop, broadcast_id)
     start_progress(shop, broadcast)
     speed = speed_of(broadcast)
-    pace, copy, last_report = Pace(shop, speed.rate, paid=broadcast.fast), copier(shop), time.monotonic()
+    pace, copy, last_report = Pace(shop, speed.rate, paid=broadcast.fast), shop.bot.copy_message, time.monotonic()
     ahead = 1 if speed.claims else 0  # batches sent before the one before them is saved
     in_flight: deque = deque()  # (the batch's last users.id, its copies under way), oldest first
     with ThreadPoolExecutor(speed.senders, thread_name_prefix=f"broadcast-{broadcast_id}") as senders:

@@ -9,7 +9,7 @@ as flaskr's blog.py imports ``Blueprint`` from Flask. README.md beside this
 file states the handler contract; each module says what it keeps alive:
 
     storage.py   the declarative Base, and the machinery's own tables (settings, dialogs)
-    config.py    the settings, read from the environment; logging without secrets; lean calls for mass sends
+    config.py    the settings, read from the environment; logging without secrets
     database.py  connecting to SQLite or PostgreSQL, and upgrading the schema on start
     screens.py   texts in the user's language, money, callback data, buttons, Screen and Toast
     shop.py      the Shop every handler gets, and every call to Telegram
@@ -35,8 +35,6 @@ from .config import (
     RedactSecrets,
     is_id,
     is_number,
-    lean_call,
-    lean_calls_possible,
     load_config,
 )
 from .database import (
@@ -134,10 +132,10 @@ __all__ = [
     "chat_of", "check_line", "close_database", "code_version", "connect", "copy_row", "counted", "currency_hint",
     "data_folder", "decimals", "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link",
     "format_price", "format_stars", "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for",
-    "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "lean_call",
-    "lean_calls_possible", "load_config", "make_bot", "megabytes", "muted_admins", "notify_admins", "on_message",
-    "open_database", "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies",
-    "retry_after", "retry_until_recorded", "run", "run_handler", "send", "send_file", "send_media", "short_reason",
-    "show_reply", "split_message", "sqlite_file", "stored_revision", "telegram_error", "text", "truncate",
-    "use_texts", "utcnow", "utf16_len", "with_toast"
+    "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config",
+    "make_bot", "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count",
+    "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded",
+    "run", "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message",
+    "sqlite_file", "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len",
+    "with_toast"
 ]

@@ -14,19 +14,14 @@ URL, because URLs end up in error messages and logs.
 from __future__ import annotations
 
 import collections
-import http.client
-import json
 import logging
 import os
 import re
-import ssl
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
 
-import certifi
 import requests
 import telebot
 from sqlalchemy.engine import make_url
@@ -197,67 +192,6 @@ def new_session(url: str) -> requests.Session:
     session.proxies.update(requests.utils.get_environ_proxies(url))
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     return session
-
-
-# ---------------------------------------------------------------------------
-# Lean calls: many small messages at once (a ⚡ fast broadcast)
-# ---------------------------------------------------------------------------
-
-lean = threading.local()  # one kept-alive http.client connection per thread
-LEAN_TIMEOUT = 30  # seconds for one call, as telebot's default read timeout
-TELEGRAM_API_URL = "https://api.telegram.org/bot{0}/{1}"  # telebot's, unless use_api_server() names another
-
-
-def api_url(token: str, method_name: str) -> str:
-    return (apihelper.API_URL or TELEGRAM_API_URL).format(token, method_name)
-
-
-def lean_calls_possible() -> bool:
-    """The shop's own HTTP layer is in use (not a test's stand-in), and no proxy stands between it and Telegram
-    (http.client would not go through it: telebot's path does)."""
-    return (apihelper.CUSTOM_REQUEST_SENDER is send_in_body and not apihelper.proxy
-            and not requests.utils.get_environ_proxies(api_url("token", "getMe")))
-
-
-def new_connection(url) -> http.client.HTTPConnection:
-    """A connection to the Bot API's host; over TLS, checked against the certificates requests would use."""
-    if url.scheme != "https":
-        return http.client.HTTPConnection(url.hostname, url.port, timeout=LEAN_TIMEOUT)
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
-    return http.client.HTTPSConnection(url.hostname, url.port, timeout=LEAN_TIMEOUT,
-                                       context=ssl.create_default_context(cafile=bundle))
-
-
-def lean_call(token: str, method_name: str, **params):
-    """A Bot API call with plain parameters, over http.client: its result, or telebot's exceptions.
-
-    A ⚡ fast broadcast copies up to 1,000 messages a second; through
-    telebot and requests each call costs about 0.6 ms of our CPU, over
-    http.client a quarter of that. Telegram's refusals raise
-    ApiTelegramException, as telebot does (so call_api waits out a 429 and
-    notes a 403); a lost connection raises requests.ConnectionError and an
-    answer that is not the Bot API's an ApiException, as send_in_body would.
-    """
-    url = urlsplit(api_url(token, method_name))
-    connection = getattr(lean, "connection", None)
-    if connection is None or (connection.host, connection.port) != (url.hostname, url.port or connection.port):
-        connection = lean.connection = new_connection(url)
-    body = urlencode({name: str(value).lower() if isinstance(value, bool) else value
-                      for name, value in params.items() if value is not None})
-    try:
-        connection.request("POST", url.path, body, {"Content-Type": "application/x-www-form-urlencoded"})
-        payload = json.loads(connection.getresponse().read())
-    except (OSError, http.client.HTTPException, ValueError) as error:
-        connection.close()
-        lean.connection = None
-        if isinstance(error, ValueError):
-            raise apihelper.ApiException("the answer was not the Bot API's", method_name, None) from None
-        raise requests.ConnectionError(f"{method_name}: {type(error).__name__}") from None  # no URL: it holds the token
-    if not is_bot_api_json(payload):
-        raise apihelper.ApiException("the answer was not the Bot API's", method_name, None)
-    if not payload["ok"]:
-        raise apihelper.ApiTelegramException(method_name, None, payload)
-    return payload["result"]
 
 
 def is_bot_api_json(payload) -> bool:
