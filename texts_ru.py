@@ -58,13 +58,49 @@ RU = {
     "purchase_refunded": "За эту покупку оформлен возврат.",
     "purchase_refund_due": "Этот платёж не удалось принять: деньги возвращаются, открыть здесь нечего.",
     "not_your_purchase": "Эта покупка недоступна.",
-    "paysupport": "🆘 <b>Поддержка по оплате</b>\n\nОпишите проблему следующим сообщением (скриншот поможет). "
-                  "Продавец сразу получит его и ответит вам здесь.",
-    "support_sent": "✅ Отправлено продавцу. Он ответит вам здесь.",
+    # Support tickets (support.py): /paysupport, the customer's side...
+    "paysupport": "🆘 <b>Поддержка по оплате</b> · обращение №{ticket}\n\nОпишите проблему здесь (скриншот "
+                  "поможет). Всё, что вы пришлёте в этот чат, получит продавец, пока обращение не решено; кнопки и "
+                  "команды работают как обычно.",
+    "support_open": "🆘 Ваше обращение №{ticket} открыто: просто пишите сюда, продавец получит каждое сообщение.",
+    "support_sent": "✅ Отправлено продавцу (обращение №{ticket}). Он ответит здесь, а всё, что вы ещё напишете "
+                    "сюда, тоже дойдёт до него.",
     "support_unreachable": "😔 Сейчас не получилось передать ваше сообщение продавцу. Попробуйте, пожалуйста, позже.",
-    "support_later": "🙏 Продавец уже получил ваши сообщения за последний час и скоро ответит здесь. Написать "
-                     "снова можно чуть позже.",
-    "seller_writes": "💬 <b>Сообщение от продавца:</b>",
+    "support_later": "🙏 За последний час вы открыли несколько обращений, и ваши сообщения у продавца уже есть. Новое "
+                     "обращение можно будет открыть чуть позже.",
+    "support_flood": "✋ Слишком много сообщений подряд. Подождите минуту: то, что вы уже отправили, у продавца.",
+    "seller_writes": "💬 <b>Ответ продавца</b> (обращение №{ticket}):",
+    "support_resolved": "✅ Продавец отметил ваше обращение №{ticket} как решённое. Если понадобится помощь, "
+                        "напишите /paysupport.",
+    "support_silent": "⌛ Обращение №{ticket} закрыто: сутки не было сообщений. Если понадобится помощь, напишите "
+                      "/paysupport.",
+    "support_closed": "Обращение №{ticket} закрыто.",
+    "support_no_ticket": "Такого обращения нет.",
+    "btn_close_ticket": "✖️ Закрыть обращение",
+    # ...and the seller's (who the customer is and what they bought: plain words, escaped with the notice)
+    "admin_support_message": "🆘 <b>Обращение №{ticket}</b>: {who} (id <code>{id}</code>) пишет в /paysupport.\n"
+                             "Последние покупки:\n{purchases}\n\nЧтобы ответить, ответьте на это сообщение или "
+                             "на следующее.",
+    "admin_ticket_message": "🆘 <b>Обращение №{ticket}</b> · {who} (id <code>{id}</code>):",
+    "admin_ticket_answered": "💬 {admin} отвечает по обращению №{ticket}:",
+    "admin_ask_reply": "💬 Отправьте ответ по обращению №{ticket} (текст, фото или документ): покупатель получит "
+                       "его от бота.",
+    "admin_reply_sent": "✅ Ответ доставлен (обращение №{ticket}).",
+    "admin_reply_reopened": "✅ Ответ доставлен, обращение №{ticket} снова открыто.",
+    "admin_reply_blocked": "❌ Не доставлено: покупатель заблокировал бота (обращение №{ticket}).",
+    "admin_resolved": "✅ Обращение №{ticket} решено.",
+    "admin_ticket_resolved": "✅ {admin} отмечает обращение №{ticket} ({who}) как решённое.",
+    "admin_ticket_silent": "⌛ Обращение №{ticket} ({who}) закрыто: сутки не было сообщений.",
+    "admin_ticket_cancelled": "✖️ Обращение №{ticket} закрыто покупателем: {who}.",
+    "admin_ticket_closed": "Обращение №{ticket} уже закрыто.",
+    "admin_ticket_unknown": "Такого обращения нет.",
+    "admin_ticket_newer": "Не отправлено: у покупателя уже есть новое обращение, №{newer}. Ответьте в нём.",
+    "support_gift": "🎁 подарок: {giver} → {recipient}",
+    "support_unclaimed": "ещё не получен",
+    "support_refunded": "↩️ возврат",
+    "support_refund_due": "↩️ идёт возврат",
+    "btn_reply": "💬 Ответить",
+    "btn_resolve": "✅ Решено",
     "terms": "📄 <b>Условия продажи</b>\n\n"
              "• Вы покупаете цифровые товары, которые приходят в этот чат сразу после оплаты.\n"
              "• Платежи проводит Telegram.\n"
@@ -255,10 +291,6 @@ RU = {
     "admin_grant_owned": "У покупателя уже есть этот товар.",
     "admin_granted": "✅ Выдано и доставлено (покупка #{id}).",
     "admin_new_sale": "💰 Новая продажа: <b>{product}</b> — {price} ({type}), покупатель {who}",
-    "admin_support_message": "🆘 {who} (id <code>{id}</code>) пишет в /paysupport.\nПоследние покупки:\n{purchases}",
-    "admin_ask_reply": "↩️ Отправьте ответ (текст, фото или документ): покупатель получит его от бота.",
-    "admin_reply_sent": "✅ Ответ доставлен.",
-    "admin_reply_blocked": "❌ Не доставлено: покупатель заблокировал бота.",
     "admin_unmatched_payment": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} (id <code>{id}</code>) "
                                "пришёл за товар, которого больше нет. Верните деньги.",
     "admin_unmatched_payment_refunded": "⚠️ Платёж <code>{charge}</code> ({amount}) от {who} "
@@ -339,7 +371,6 @@ RU = {
     "n_refunds": ("{count} возврат", "{count} возврата", "{count} возвратов"),
     "admin_ledger_never": "\n🧾 Журнал звёзд Telegram ещё не проверялся.",
     "admin_ledger_checked": "\n🧾 Журнал звёзд Telegram проверен {date}; исправлено: {payments}, {refunds}.",
-    "btn_reply": "↩️ Ответить",
     "payment_stars": "звёзды Telegram",
     "payment_card": "карта",
     "payment_free": "бесплатно",
