@@ -64,7 +64,7 @@ customer = Handlers()  # /paysupport, the customer's messages in their ticket, �
 seller = Handlers(admin=True)  # the admins' answers, 💬 Reply and ✅ Resolved
 
 # The buttons of a ticket, and the number each carries.
-REPLY = Tap("ticket_reply", "ticket_id")
+REPLY = Tap("reply", "ticket_id")  # a ↩️ Reply from before tickets carries a customer id: "no such ticket"
 RESOLVE = Tap("ticket_resolve", "ticket_id")
 CLOSE = Tap("ticket_close", "ticket_id")  # the customer's
 

@@ -151,6 +151,13 @@ def test_a_conversation_of_three_messages_each_way_then_resolved(shop, alice, se
     assert "already closed" in seller.last_toast()
 
 
+def test_a_reply_button_from_before_tickets_is_answered_and_leaves_the_question_alone(shop, alice, seller):
+    alice.sends("/start")
+    question = seller.last()
+    seller.taps_data(callback("reply", alice.id), message=question)  # ↩️ Reply under a question before the upgrade
+    assert "There is no such ticket" in seller.last_toast() and seller.last() == question
+
+
 def test_the_customer_can_close_the_ticket(shop, alice, seller):
     alice.sends("/paysupport")
     alice.taps("Close the ticket")
@@ -275,7 +282,7 @@ def test_a_customer_cannot_inject_html_or_reach_another_customers_ticket(shop, a
     mallory.taps_data(callback("ticket_close", 2))  # someone else's ticket
     assert "There is no such ticket" in mallory.last_text()
     mallory.taps_data(callback("ticket_resolve", 2))  # an admin's button
-    mallory.taps_data(callback("ticket_reply", 2))
+    mallory.taps_data(callback("reply", 2))
     mallory.taps_data(callback("ticket_close", 99))
     assert len(mallory.callback_answers()) == 4  # every tap answered
     assert [closed for _, _, closed, _ in tickets(shop)] == [False, False]
