@@ -498,7 +498,9 @@ def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the routes themselves: every tap, and every private message no chapter's command takes.
 
     Someone the bot asked a question (an admin adding a product, a customer
-    after /paysupport) is answered by that dialog. Commands are never taken as
+    typing a promo code) is answered by that dialog; then a chapter's
+    conversation may take the message (a customer's open support ticket);
+    else it is the shop's (a search). Commands are never taken as
     answers: /start and /admin leave the dialog, others (/help...) do their job
     and the dialog goes on. The filter reads no database: it only asks whether
     the message is a command a chapter registered (shop.commands, filled as the
