@@ -96,6 +96,20 @@ def open_ticket(session: Session, customer_id: int) -> SupportTicket | None:
         SupportTicket.last_message_at > silent_since()).order_by(SupportTicket.id.desc()).limit(1))
 
 
+def ticket_holders(shop: Shop) -> set[int]:
+    """Who may have an open ticket: those who had one when the shop started, and whoever opened one or was
+    answered in one since. Kept in memory so that everyone else's messages (each search) cost no query for
+    tickets; for those in it, the database decides."""
+    return shop.memo["ticket_holders"]
+
+
+def load_ticket_holders(shop: Shop) -> None:
+    """Read who has a ticket not closed yet, when the shop starts."""
+    with shop.Session() as session:
+        shop.memo["ticket_holders"] = set(session.scalars(
+            select(SupportTicket.customer_id).where(SupportTicket.closed_at.is_(None))))
+
+
 def tickets_this_hour(session: Session, customer_id: int) -> int:
     """How many tickets the customer opened in the last hour (the limit counts tickets, not messages)."""
     return session.scalar(select(func.count(SupportTicket.id)).where(
@@ -176,13 +190,14 @@ def on_paysupport(shop: Shop, message: types.Message, session: Session, lang: st
     save_user(session, message.from_user)  # the admins' answers reach them in their language
     ticket = SupportTicket(customer_id=message.from_user.id)
     session.add(ticket)
+    ticket_holders(shop).add(ticket.customer_id)
     session.commit()
     return Screen(text(lang, "paysupport", ticket=ticket.id), close_keyboard(lang, ticket.id))
 
 
 def in_a_ticket(shop: Shop, session: Session, message: types.Message) -> bool:
     """Whether the sender has an open ticket: then their plain messages are for the seller."""
-    return open_ticket(session, message.from_user.id) is not None
+    return message.from_user.id in ticket_holders(shop) and open_ticket(session, message.from_user.id) is not None
 
 
 def over_flood_limit(shop: Shop, ticket_id: int) -> int:
@@ -272,7 +287,7 @@ def replies_to_a_ticket(shop: Shop, session: Session, message: types.Message) ->
 @seller.conversation(replies_to_a_ticket)
 def on_reply_to_ticket(shop: Shop, message: types.Message, session: Session, lang: str):
     """An admin's reply to a message of a ticket: an answer to its customer."""
-    return answer_ticket(session, message, lang, replied_ticket_id(session, message))
+    return answer_ticket(shop, session, message, lang, replied_ticket_id(session, message))
 
 
 @seller.tap(REPLY)
@@ -291,10 +306,10 @@ def tap_reply(shop: Shop, call: types.CallbackQuery, session: Session, lang: str
 def answer_reply(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict):
     """The admin's answer after 💬 Reply."""
     end_dialog(session, message)
-    return answer_ticket(session, message, lang, dialog["ticket_id"])
+    return answer_ticket(shop, session, message, lang, dialog["ticket_id"])
 
 
-def answer_ticket(session: Session, message: types.Message, lang: str, ticket_id: int):
+def answer_ticket(shop: Shop, session: Session, message: types.Message, lang: str, ticket_id: int):
     """Pass an admin's answer on to the ticket's customer; a ticket that had closed opens again."""
     ticket = session.get(SupportTicket, ticket_id)
     if ticket is None:
@@ -303,6 +318,7 @@ def answer_ticket(session: Session, message: types.Message, lang: str, ticket_id
     if current is not None and current.id != ticket.id:  # one open ticket per customer: theirs goes there
         return Screen(text(lang, "admin_ticket_newer", ticket=ticket.id, newer=current.id))
     reopened = current is None
+    ticket_holders(shop).add(ticket.customer_id)
     ticket.closed_at = ticket.closed_by = None
     ticket.last_message_at = utcnow()
     who, customer_lang = customer_of(session, ticket)
@@ -368,7 +384,9 @@ def close_silent_tickets(shop: Shop) -> int:
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire /paysupport, tickets and the admins' answers into the bot; an admin's reply is looked at first."""
+    """Wire /paysupport, tickets and the admins' answers into the bot (an admin's reply is looked at first), and
+    close silent tickets every minute."""
+    load_ticket_holders(shop)
     shop.jobs_at_start.append(lambda shop: shop.start_repeating(close_silent_tickets, every=CHECK_EVERY))
     add_handlers(shop, seller)
     add_handlers(shop, customer)

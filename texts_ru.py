@@ -79,8 +79,8 @@ RU = {
     "btn_close_ticket": "✖️ Закрыть обращение",
     # ...and the seller's (who the customer is and what they bought: plain words, escaped with the notice)
     "admin_support_message": "🆘 <b>Обращение №{ticket}</b>: {who} (id <code>{id}</code>) пишет в /paysupport.\n"
-                             "Последние покупки:\n{purchases}\n\nЧтобы ответить, ответьте на это сообщение или "
-                             "на следующее.",
+                             "Последние покупки:\n{purchases}\n\nЧтобы написать покупателю, ответьте на это "
+                             "сообщение или на следующее.",
     "admin_ticket_message": "🆘 <b>Обращение №{ticket}</b> · {who} (id <code>{id}</code>):",
     "admin_ticket_answered": "💬 {admin} отвечает по обращению №{ticket}:",
     "admin_ask_reply": "💬 Отправьте ответ по обращению №{ticket} (текст, фото или документ): покупатель получит "

@@ -166,6 +166,27 @@ def test_the_customer_can_close_the_ticket(shop, alice, seller):
     assert tickets(shop) == [(1, alice.id, True, alice.id)]
 
 
+def test_the_admins_hear_when_the_customer_closes_a_ticket_they_know(shop, alice, seller):
+    alice.sends("/paysupport")
+    alice.sends("Never mind, found it")
+    alice.taps("Close the ticket")
+    assert "Ticket #1 is closed" in alice.last_text()
+    assert "✖️ Alice (@alice) closed ticket #1." in admin_texts(shop)
+
+
+def test_an_answer_to_an_old_ticket_waits_for_the_newer_one(shop, alice, seller):
+    alice.sends("/paysupport")
+    alice.sends("First problem")
+    old = last_ticket_message(shop)
+    seller.taps("Resolved")
+    alice.sends("/paysupport")
+    alice.sends("Second problem")
+    replies_to(seller, old, "About the first one")
+    assert "newer ticket, #2" in seller.last_text() and not copies_to(shop, alice.id)
+    replies_to(seller, last_ticket_message(shop), "About the second one")
+    assert len(copies_to(shop, alice.id)) == 1
+
+
 def test_a_ticket_survives_a_restart(shop, alice, seller, config):
     alice.sends("/paysupport")
     alice.sends("I paid but got nothing")
@@ -216,15 +237,20 @@ def test_a_day_without_a_message_closes_the_ticket_and_tells_both_sides(shop, al
     assert [closed for _, _, closed, _ in tickets(shop)] == [True, True]
 
 
-def test_a_late_answer_opens_the_ticket_again(shop, alice, seller):
+def test_a_late_answer_opens_the_ticket_again(shop, alice, seller, config):
     alice.sends("/paysupport")
     alice.sends("Hello?")
     falls_silent(shop)
     support.close_silent_tickets(shop.bot.shop)
-    replies_to(seller, last_ticket_message(shop), "Sorry for the wait")
-    assert "ticket #1 is open again" in seller.last_text() and "The seller answers" in alice.all_texts()
-    alice.sends("No problem")
-    assert len(copies_to(shop, ADMIN_ID)) == 2
+    restarted = shopbot.create_bot(config, threaded=False)  # a shop started since knows of no open ticket
+    try:
+        alice.shop = seller.shop = ShopUnderTest(restarted, shop.api)
+        replies_to(seller, last_ticket_message(shop), "Sorry for the wait")
+        assert "ticket #1 is open again" in seller.last_text() and "The seller answers" in alice.all_texts()
+        alice.sends("No problem")
+        assert len(copies_to(shop, ADMIN_ID)) == 2
+    finally:
+        alice.shop.close()
 
 
 def test_the_limit_counts_tickets_not_messages(shop, alice, seller):
