@@ -7,7 +7,8 @@ given again) and ``ticket_messages`` (which message in an admin's chat belongs
 to which ticket, so that replying to it answers the ticket).
 
 The counters of the old one-message support (settings "support:<id>") are
-removed: tickets are counted instead.
+removed, tickets are counted instead; so are its dialogs (a question or an
+answer begun before the upgrade: no handler takes them now).
 """
 import sqlalchemy as sa
 from alembic import op
@@ -44,6 +45,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_ticket_messages_ticket_id", "ticket_messages", ["ticket_id"])
     op.execute("DELETE FROM settings WHERE key LIKE 'support:%'")
+    op.execute("DELETE FROM dialogs WHERE state IN ('support_message', 'reply_to_customer')")
 
 
 def downgrade() -> None:
