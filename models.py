@@ -501,6 +501,50 @@ class Gift(Base):
 
 
 # ---------------------------------------------------------------------------
+# Support tickets (support.py)
+# ---------------------------------------------------------------------------
+
+class SupportTicket(Base):
+    """A customer's /paysupport conversation with the seller: open until resolved, or a day without a word."""
+
+    __tablename__ = "support_tickets"
+    __table_args__ = (
+        # The customer's open ticket, and how many they opened this hour.
+        Index("ix_support_tickets_customer", "customer_id", "opened_at"),
+        # The open tickets only, by their last message: which have fallen silent.
+        Index("ix_support_tickets_open", "last_message_at", sqlite_where=text("closed_at IS NULL"),
+              postgresql_where=text("closed_at IS NULL")),
+        {"sqlite_autoincrement": True},  # a ticket's number, which the admins see, is never given twice
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(BigInteger)  # their Telegram id
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_message_at: Mapped[datetime] = mapped_column(default=utcnow)  # either way: 24 hours after it, it closes
+    # How many of the customer's messages were passed on; 0: the admins have not heard of the ticket yet.
+    messages: Mapped[int] = mapped_column(default=0)
+    closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Who closed it: the admin who tapped ✅ Resolved, or the customer; NULL once closed: a day without a word.
+    closed_by: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+    def __repr__(self) -> str:
+        return f"<SupportTicket {self.id} customer={self.customer_id} {'closed' if self.closed_at else 'open'}>"
+
+
+class TicketMessage(Base):
+    """A message of a ticket in an admin's chat: an admin who replies to it answers the ticket."""
+
+    __tablename__ = "ticket_messages"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    message_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("support_tickets.id", ondelete="CASCADE"), index=True)
+
+    def __repr__(self) -> str:
+        return f"<TicketMessage {self.chat_id}/{self.message_id} ticket={self.ticket_id}>"
+
+
+# ---------------------------------------------------------------------------
 # Queries the chapters share. Each takes the caller's session and runs one or
 # two indexed statements: nothing here loads the whole catalog.
 # ---------------------------------------------------------------------------

@@ -46,7 +46,7 @@ chapter that reads alone, top to bottom. In order:
     ledger.py      no payment lost or doubled: redelivery, and Telegram's
                    Stars ledger as the source of truth
     gifts.py       🎁 buying for someone else, who claims it with a link
-    support.py     /paysupport and the seller's reply
+    support.py     /paysupport tickets: the customer and the seller in conversation
     channels.py    the seller's side of subscriptions: the chat, its subscribers
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices

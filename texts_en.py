@@ -65,13 +65,48 @@ EN = {
     "purchase_refund_due": "This payment could not be honoured and is being refunded, so there is nothing to open.",
     "not_your_purchase": "This purchase is not available.",
     # --- support ----------------------------------------------------------
-    "paysupport": "🆘 <b>Payment support</b>\n\nDescribe the problem in your next message (a screenshot helps). The "
-                  "seller gets it at once and will answer you here.",
-    "support_sent": "✅ Sent to the seller. They will answer you here.",
+    # Support tickets (support.py): /paysupport, the customer's side...
+    "paysupport": "🆘 <b>Payment support</b> · ticket #{ticket}\n\nDescribe the problem here (a screenshot helps). "
+                  "Everything you send in this chat reaches the seller until the ticket is resolved; buttons and "
+                  "commands work as usual.",
+    "support_open": "🆘 Your ticket #{ticket} is open: just write here, the seller gets every message.",
+    "support_sent": "✅ Sent to the seller (ticket #{ticket}). They will answer you here, and whatever else you "
+                    "write here reaches them too.",
     "support_unreachable": "😔 Your message could not reach the seller just now. Please try again later.",
-    "support_later": "🙏 The seller already has your messages from the last hour and will answer you here soon. "
-                     "You can write again a little later.",
-    "seller_writes": "💬 <b>A message from the seller:</b>",
+    "support_later": "🙏 You have opened several tickets in the last hour, and the seller has your messages. You can "
+                     "open a new one a little later.",
+    "support_flood": "✋ That is a lot of messages at once. Please wait a minute: the seller has the ones so far.",
+    "seller_writes": "💬 <b>The seller answers</b> (ticket #{ticket}):",
+    "support_resolved": "✅ The seller marked your ticket #{ticket} as resolved. If you need more help, write "
+                        "/paysupport.",
+    "support_silent": "⌛ Your ticket #{ticket} was closed after 24 hours without messages. If you need more help, "
+                      "write /paysupport.",
+    "support_closed": "Ticket #{ticket} is closed.",
+    "support_no_ticket": "There is no such ticket.",
+    "btn_close_ticket": "✖️ Close the ticket",
+    # ...and the seller's (who the customer is and what they bought: plain words, escaped with the notice)
+    "admin_support_message": "🆘 <b>Ticket #{ticket}</b>: {who} (id <code>{id}</code>) writes to /paysupport.\n"
+                             "Latest purchases:\n{purchases}\n\nReply to this message or the next one to answer.",
+    "admin_ticket_message": "🆘 <b>Ticket #{ticket}</b> · {who} (id <code>{id}</code>):",
+    "admin_ticket_answered": "💬 <b>Ticket #{ticket}</b> · answered by {admin}:",
+    "admin_ask_reply": "💬 Send your answer to ticket #{ticket} (a text, photo or document): the customer gets it "
+                       "from the bot.",
+    "admin_reply_sent": "✅ Your answer was delivered (ticket #{ticket}).",
+    "admin_reply_reopened": "✅ Your answer was delivered, and ticket #{ticket} is open again.",
+    "admin_reply_blocked": "❌ Not delivered: the customer has blocked the bot (ticket #{ticket}).",
+    "admin_resolved": "✅ Ticket #{ticket} resolved.",
+    "admin_ticket_resolved": "✅ {admin} marked ticket #{ticket} ({who}) as resolved.",
+    "admin_ticket_silent": "⌛ Ticket #{ticket} ({who}) was closed after 24 hours without messages.",
+    "admin_ticket_cancelled": "✖️ {who} closed ticket #{ticket}.",
+    "admin_ticket_closed": "Ticket #{ticket} is already closed.",
+    "admin_ticket_unknown": "There is no such ticket.",
+    "admin_ticket_newer": "Not sent: this customer has opened a newer ticket, #{newer}. Answer there.",
+    "support_gift": "🎁 gift: {giver} → {recipient}",
+    "support_unclaimed": "not claimed yet",
+    "support_refunded": "↩️ refunded",
+    "support_refund_due": "↩️ being refunded",
+    "btn_reply": "💬 Reply",
+    "btn_resolve": "✅ Resolved",
     "terms": "📄 <b>Terms of sale</b>\n\n"
              "• You buy digital goods delivered in this chat right after payment.\n"
              "• Payments are processed by Telegram.\n"
@@ -273,10 +308,6 @@ EN = {
     "admin_grant_owned": "This customer already owns the product.",
     "admin_granted": "✅ Granted and delivered (purchase #{id}).",
     "admin_new_sale": "💰 New sale: <b>{product}</b> — {price} ({type}) to {who}",
-    "admin_support_message": "🆘 {who} (id <code>{id}</code>) writes to /paysupport.\nLatest purchases:\n{purchases}",
-    "admin_ask_reply": "↩️ Send your answer (a text, photo or document): the customer gets it from the bot.",
-    "admin_reply_sent": "✅ Your answer was delivered.",
-    "admin_reply_blocked": "❌ Not delivered: the customer has blocked the bot.",
     "admin_unmatched_payment": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} (id <code>{id}</code>) "
                                "was for a product that no longer exists. Please refund it.",
     "admin_unmatched_payment_refunded": "⚠️ Payment <code>{charge}</code> ({amount}) from {who} "
@@ -404,7 +435,6 @@ EN = {
     "admin_stars_balance_unknown": "Balance now: Telegram did not say; try again in a moment.",
     "admin_stars_unknown": "⚠️ Transactions of a kind this shop does not know yet, in the ledger: {count}. Counted "
                            "apart and logged; nothing was done about them.",
-    "btn_reply": "↩️ Reply",
     "payment_stars": "Telegram Stars",
     "payment_card": "card",
     "payment_free": "free",

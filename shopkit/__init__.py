@@ -115,6 +115,7 @@ from .shop import (
     SALE_ALERTS,
     Shop,
     call_api,
+    message_admins,
     muted_admins,
     notify_admins,
     retry_after,
@@ -133,9 +134,9 @@ __all__ = [
     "data_folder", "decimals", "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link",
     "format_price", "format_stars", "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for",
     "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config",
-    "make_bot", "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count",
-    "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded",
-    "run", "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message",
-    "sqlite_file", "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len",
-    "with_toast"
+    "make_bot", "megabytes", "message_admins", "muted_admins", "notify_admins", "on_message", "open_database",
+    "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after",
+    "retry_until_recorded", "run", "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply",
+    "split_message", "sqlite_file", "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow",
+    "utf16_len", "with_toast"
 ]

@@ -255,13 +255,19 @@ class Handlers:
         @handlers.message("refunded_payment")
         def on_refunded_payment(shop, message, session, lang): ...
 
+        @handlers.conversation(in_a_ticket)  # in_a_ticket(shop, session, message) -> bool
+        def on_ticket_message(shop, message, session, lang): ...
+
     A command answers in private chats unless ``chat_types`` says otherwise.
     A tap handler takes the numbers its Tap (screens.py) declares, by the
     same names, after ``(shop, call, session, lang)``: a handler whose parameters
     differ is refused when it is registered, a button with the wrong count
     when it is tapped. A start link answers /start <prefix>..., as a shared
     link t.me/<bot>?start=p_42 opens the chat (menus.py's /start hands it
-    over). A payment is written to the journal before its handler runs, and
+    over). A conversation takes the plain messages (neither a command nor a
+    dialog's answer) for which its test holds, before the shop's search does:
+    a ticket with the seller lasts beyond one question and survives any tap.
+    A payment is written to the journal before its handler runs, and
     retried until it is recorded (journal.py). With ``admin=True`` only the
     ids in ADMIN_IDS get through, to every handler of the table.
     """
@@ -274,6 +280,7 @@ class Handlers:
         self.taps: dict[str, Route] = {}
         self.answers: dict[str, Route] = {}
         self.start_links: dict[str, Route] = {}
+        self.conversations: list[tuple[Callable, Route]] = []  # (does it take this message?, its handler)
 
     def command(self, *names: str, chat_types: tuple[str, ...] = ("private",)):
         def register(handler):
@@ -285,6 +292,13 @@ class Handlers:
         """A message of these content types in a private chat (a refunded_payment, say)."""
         def register(handler):
             self.messages.append((content_types, handler))
+            return handler
+        return register
+
+    def conversation(self, takes: Callable):
+        """Plain messages for which ``takes(shop, session, message)`` holds (support.py: an open ticket)."""
+        def register(handler):
+            self.conversations.append((takes, Route(handler, self.admin)))
             return handler
         return register
 
@@ -331,6 +345,7 @@ def add_handlers(shop: Shop, handlers: Handlers) -> None:
     for content_types, handler in handlers.messages:
         shop.bot.register_message_handler(on_message(shop, handler, admin=handlers.admin),
                                           content_types=list(content_types), chat_types=["private"])
+    shop.conversations.extend(handlers.conversations)
     if handlers.payment_handler is not None:  # journal.take_payment records every payment with it
         shop.record_payment = handlers.payment_handler
 
@@ -443,13 +458,25 @@ def answer_dialog(shop: Shop, message: types.Message, session: Session, lang: st
                       cancel_keyboard(lang))
 
 
+def conversation_of(shop: Shop, session: Session, message: types.Message) -> Route | None:
+    """The conversation that takes this plain message (support.py: the customer's open ticket), if any."""
+    if command_of(message) is not None:  # an unknown /command is no part of any conversation
+        return None
+    return next((route for takes, route in shop.conversations if takes(shop, session, message)), None)
+
+
 @handles_errors
 def on_other_message(shop: Shop, message: types.Message) -> None:
     """Any message but a chapter's command: the answer to the bot's last question, if it asked one;
-    otherwise what the shop makes of it (storefront.py: a search, or a hint)."""
+    else the conversation the user is in (a ticket with the seller); otherwise what the shop makes of it
+    (storefront.py: a search, or a hint)."""
     with shop.Session() as session:  # read apart: the answer's handler may download a file before any query
         dialog = open_dialog(shop, session, message.from_user.id)
         state, data = (dialog.state, dict(dialog.data)) if dialog else (None, None)
+        conversation = conversation_of(shop, session, message) if state is None else None
+    if conversation is not None:
+        run_handler(shop, message, conversation.handler, admin=conversation.admin, name=conversation.handler.__name__)
+        return
     if state is None or command_of(message) not in (None, SKIP[1:]):  # an unknown /command answers nothing
         run_handler(shop, message, shop.other_message)
         return
@@ -471,7 +498,9 @@ def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the routes themselves: every tap, and every private message no chapter's command takes.
 
     Someone the bot asked a question (an admin adding a product, a customer
-    after /paysupport) is answered by that dialog. Commands are never taken as
+    typing a promo code) is answered by that dialog; then a chapter's
+    conversation may take the message (a customer's open support ticket);
+    else it is the shop's (a search). Commands are never taken as
     answers: /start and /admin leave the dialog, others (/help...) do their job
     and the dialog goes on. The filter reads no database: it only asks whether
     the message is a command a chapter registered (shop.commands, filled as the

@@ -64,6 +64,7 @@ class Shop:
         # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
         self.menu_screen = None  # (lang, key="menu") -> Screen: where a stale button leads
         self.other_message = None  # the handler for a message that is neither a command nor an answer
+        self.conversations: list = []  # (test, route): who takes such a message first (support.py: a ticket)
         self.record_payment = None  # (shop, message, session) -> reply: checkout.py's @handlers.payment()
         self.set_blocked = None  # (session, telegram_id): someone blocked the bot; broadcasts skip them
         self.reachable = None  # (session, telegram_ids) -> {id: language_code} of those who have not blocked it
@@ -84,6 +85,19 @@ class Shop:
         thread = threading.Thread(target=work, args=(self, *args), name=work.__name__, daemon=True)
         self.background.append(thread)
         thread.start()
+
+    def start_repeating(self, job, every: float) -> None:
+        """Run ``job(shop)`` now and then about every ``every`` seconds, in the background, for as long as the
+        shop runs; a failure is logged and the job tried again at its next turn."""
+        def repeat(shop: Shop) -> None:
+            while True:
+                try:
+                    job(shop)
+                except Exception:
+                    logger.exception("%s failed; trying again in %s seconds", job.__name__, every)
+                shop.sleep(every)
+        repeat.__name__ = job.__name__
+        self.start_background(repeat)
 
 
 # ---------------------------------------------------------------------------
@@ -269,6 +283,15 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
                   copy_of: types.Message | None = None, unmet_too: bool = False, **values) -> int:
     """Message every admin in their language (then a copy of ``copy_of``, carrying the buttons);
     with ``setting``, skip those who switched it off. Returns how many admins received it (the copy, if any).
+    ``message_admins`` below does it, and says which messages each received."""
+    return len(message_admins(shop, key, markup, setting, copy_of, unmet_too, **values))
+
+
+def message_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
+                   copy_of: types.Message | None = None, unmet_too: bool = False, skip: tuple[int, ...] = (),
+                   **values) -> dict[int, list[int]]:
+    """``notify_admins``, returning the ids of the messages each admin received ({admin id: [message ids]}),
+    only for those who received it all; ``skip``: admins left out (the one who wrote it).
 
     ``markup``, like each value (see screens.text), may be a function of the admin's language. Telegram
     lets a bot write only to people who have opened it, so an admin hears from
@@ -280,16 +303,17 @@ def notify_admins(shop: Shop, key: str, markup=None, setting: str | None = None,
         if unmet_too:
             reachable = dict.fromkeys(shop.config.admin_ids, "") | reachable
         muted = muted_admins(session, setting, shop.config.admin_ids) if setting else set()
-    received = 0
-    for admin_id in sorted(reachable.keys() - muted):
+    received = {}
+    for admin_id in sorted(reachable.keys() - muted - set(skip)):
         lang = language_for_code(reachable[admin_id])
         buttons = markup(lang) if callable(markup) else markup
         try:
-            sent = send(shop, admin_id, text(lang, key, **values), None if copy_of else buttons)
-            if copy_of is not None:
-                sent = call_api(shop, admin_id, shop.bot.copy_message, admin_id, copy_of.chat.id,
-                                copy_of.message_id, reply_markup=buttons)
-            received += sent is not None  # None: the admin blocked the bot
+            sent = [send(shop, admin_id, text(lang, key, **values), None if copy_of else buttons)]
+            if copy_of is not None and sent[0] is not None:
+                sent.append(call_api(shop, admin_id, shop.bot.copy_message, admin_id, copy_of.chat.id,
+                                     copy_of.message_id, reply_markup=buttons))
+            if sent[-1] is not None:  # None: the admin blocked the bot
+                received[admin_id] = [message.message_id for message in sent]
         except ApiTelegramException as error:
             logger.warning("Could not notify admin %s: %s", admin_id, error.description)
     return received

@@ -288,7 +288,7 @@ def test_russian_screens_speak_only_russian(shop):
     ivan.pays()
     ivan.sends("/paysupport")
     ivan.sends("Не работает")
-    assert "↩️ Ответить" in [b["text"] for m in shop.api.messages(ADMIN_ID) for b in buttons(m)]
+    assert "💬 Ответить" in [b["text"] for m in shop.api.messages(ADMIN_ID) for b in buttons(m)]
     seller.taps_data(callback("admin_purchase", 1))
     seller_screen = seller.last_text()
     assert "Оплата: звёзды Telegram" in seller_screen and "stars" not in seller_screen
