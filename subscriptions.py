@@ -560,6 +560,7 @@ def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subs
     if not edit_renewal(shop, call.from_user.id, subscription.first_charge_id, cancel):
         return Toast(text(lang, "subscription_edit_failed"))
     subscription.cancelled_at = utcnow() if cancel else None
+    subscription.customer_cancelled_at = subscription.cancelled_at  # the customer's own: 📊 Sales counts it
     session.commit()
     logger.info("User %s %s subscription %s", call.from_user.id, "cancelled" if cancel else "resumed", subscription.id)
     toast = text(lang, "subscription_cancel_done" if cancel else "subscription_resume_done",
