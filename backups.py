@@ -30,7 +30,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -47,6 +46,7 @@ from shopkit import (
     CALL_FAILED,
     After,
     Handlers,
+    Progress,
     Screen,
     Setting,
     Shop,
@@ -75,6 +75,7 @@ DAY = 24 * 60 * 60
 CHECK_EVERY = 10 * 60  # seconds between two looks at who is due a daily copy
 RETRY_AT_MOST = 6 * 60 * 60  # a daily copy that keeps failing is tried again this often, at most
 UPLOAD_LIMIT = 50 * 1024 * 1024  # the largest file a bot may send
+GZIP_BLOCK = 1024 ** 2  # bytes compressed between two looks at the clock
 DAILY = DAILY_BACKUP  # Setting "daily_backup:<admin id>": "on", or "off" (the default); the switch is on the panel
 LAST_SENT = "daily_backup_sent"  # Setting "daily_backup_sent:<admin id>": Unix time of their last daily copy
 copying = threading.Lock()  # one copy at a time, so that the leftovers of a killed one can be removed safely
@@ -113,20 +114,27 @@ def remove_leftovers(folder: Path, stem: str) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def write_copy(database: Path, copy: Path) -> None:
-    """The database through SQLite's backup API, then gzip: ``copy`` is in backups/ whole, or not at all."""
+def write_copy(database: Path, copy: Path, progress: Progress | None = None) -> None:
+    """The database through SQLite's backup API, then gzip: ``copy`` is in backups/ whole, or not at all.
+
+    ``progress`` hears how far it got: the copy is the first half of the work, gzip the second."""
     plain, packed = copy.with_suffix(".tmp"), copy.with_suffix(".gz.tmp")
+    half = (lambda done, total: progress.update(done, 2 * total)) if progress else None
     try:
-        backup_sqlite(str(database), str(plain))  # a failed one removes what it wrote
+        backup_sqlite(str(database), str(plain), half)  # a failed one removes what it wrote
+        size = plain.stat().st_size
         with open(plain, "rb") as source, gzip.open(packed, "wb") as target:
-            shutil.copyfileobj(source, target)
+            while block := source.read(GZIP_BLOCK):
+                target.write(block)
+                if progress is not None:
+                    progress.update(size + source.tell(), 2 * size)
         os.replace(packed, copy)
     finally:
         plain.unlink(missing_ok=True)
         packed.unlink(missing_ok=True)  # there only when gzip failed (a full disk)
 
 
-def make_copy(shop: Shop, kind: str, now: float) -> Path:
+def make_copy(shop: Shop, kind: str, now: float, progress: Progress | None = None) -> Path:
     """A consistent, gzip-compressed copy in backups/ beside the database; only the newest KEEP of ``kind`` stay.
 
     NoRoom when the disk cannot take it; a copy that fails half-way leaves nothing behind.
@@ -138,7 +146,7 @@ def make_copy(shop: Shop, kind: str, now: float) -> Path:
     with copying:
         remove_leftovers(folder, database.stem)
         check_room(shop, database, folder)
-        write_copy(database, copy)
+        write_copy(database, copy, progress)
         for old in sorted(folder.glob(f"{database.stem}-{kind}-*.db.gz"))[:-KEEP]:  # the names sort by date
             old.unlink()
     return copy
@@ -168,12 +176,14 @@ COPY_FAILED = (NoRoom, OSError, sqlite3.Error)  # a full disk, a folder the shop
 
 def send_fresh_copy(shop: Shop, chat_id: int, lang: str) -> None:
     """A fresh copy of the shop, made and sent once the handler's session is closed; or why there is none."""
+    progress = Progress(shop, chat_id, lambda percent: text(lang, "progress_backup", percent=percent))
     try:
-        copy = make_copy(shop, MANUAL, time.time())
+        copy = make_copy(shop, MANUAL, time.time(), progress)
     except COPY_FAILED as error:
         logger.warning("No backup was made: %s", error)
         send(shop, chat_id, text(lang, "backup_failed", reason=why_no_copy(error)))
         return
+    progress.finish()
     send_copy(shop, chat_id, lang, copy)
 
 
