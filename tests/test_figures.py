@@ -123,7 +123,7 @@ def test_a_product_sold_counts_sales_only_with_free_and_granted_apart(shop, sell
     ([0] * 29 + [500], "▁" * 29 + "█"),
     ([1, 2, 3, 4, 5, 6, 7, 0], "▂▃▄▅▆▇█▁"),
     ([1, 1000], "▂█"),  # a small day is never drawn as an empty one
-])
+], ids=["no revenue", "one big day", "rising", "a small day"])
 def test_a_sparkline_draws_each_day_against_the_best(values, line):
     assert sales.sparkline(values) == line
 
