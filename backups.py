@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -75,7 +76,6 @@ DAY = 24 * 60 * 60
 CHECK_EVERY = 10 * 60  # seconds between two looks at who is due a daily copy
 RETRY_AT_MOST = 6 * 60 * 60  # a daily copy that keeps failing is tried again this often, at most
 UPLOAD_LIMIT = 50 * 1024 * 1024  # the largest file a bot may send
-GZIP_BLOCK = 1024 ** 2  # bytes compressed between two looks at the clock
 DAILY = DAILY_BACKUP  # Setting "daily_backup:<admin id>": "on", or "off" (the default); the switch is on the panel
 LAST_SENT = "daily_backup_sent"  # Setting "daily_backup_sent:<admin id>": Unix time of their last daily copy
 copying = threading.Lock()  # one copy at a time, so that the leftovers of a killed one can be removed safely
@@ -114,6 +114,18 @@ def remove_leftovers(folder: Path, stem: str) -> None:
         leftover.unlink(missing_ok=True)
 
 
+class Watched:
+    """A file being read, that reports how far: ``report(bytes read, size)`` after each read."""
+
+    def __init__(self, handle, report):
+        self.handle, self.report, self.size = handle, report, os.fstat(handle.fileno()).st_size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.report(self.size + self.handle.tell(), self.size)  # gzip is the work's second half
+        return data
+
+
 def write_copy(database: Path, copy: Path, progress: Progress | None = None) -> None:
     """The database through SQLite's backup API, then gzip: ``copy`` is in backups/ whole, or not at all.
 
@@ -122,12 +134,8 @@ def write_copy(database: Path, copy: Path, progress: Progress | None = None) -> 
     half = (lambda done, total: progress.update(done, 2 * total)) if progress else None
     try:
         backup_sqlite(str(database), str(plain), half)  # a failed one removes what it wrote
-        size = plain.stat().st_size
         with open(plain, "rb") as source, gzip.open(packed, "wb") as target:
-            while block := source.read(GZIP_BLOCK):
-                target.write(block)
-                if progress is not None:
-                    progress.update(size + source.tell(), 2 * size)
+            shutil.copyfileobj(Watched(source, half) if half else source, target)
         os.replace(packed, copy)
     finally:
         plain.unlink(missing_ok=True)

@@ -5,7 +5,6 @@ import itertools
 
 import pytest
 
-import backups
 import stock
 from conftest import ADMIN_ID, stock_of, upload_stock
 from models import STOCKED
@@ -67,7 +66,6 @@ def test_a_long_backup_edits_one_progress_message_then_sends_the_copy(shop, sell
     for n in range(200):
         shop.add_product(f"Product {n}", description="x" * 2000)  # a database of many pages
     monkeypatch.setattr(shopkit_database, "BACKUP_STEP", 20)
-    monkeypatch.setattr(backups, "GZIP_BLOCK", 64 * 1024)
     fake_clock(shop)
     seller.taps_data(callback("backup"))
     sent, edits = progress_texts(shop, "Making the backup")
