@@ -34,11 +34,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 from telebot import TeleBot, types
@@ -210,6 +205,15 @@ class Spreadsheet:
     """An .xlsx written a row at a time (openpyxl's write-only mode: a million rows in little memory)."""
 
     def __init__(self, lang: str):
+        # Imported here rather than at the top: openpyxl takes half a second to import, and the bot's start
+        # (a restart after a crash, while payments wait) should not wait for a file it may never write.
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+        from openpyxl.styles import Font
+        from openpyxl.utils import get_column_letter
+
+        self.new_cell, self.illegal, self.bold = WriteOnlyCell, ILLEGAL_CHARACTERS_RE, Font(bold=True)
         self.book = Workbook(write_only=True)
         self.sheet = self.book.create_sheet(label(lang, "export_sheet"))
         self.sheet.freeze_panes = "A2"
@@ -217,19 +221,19 @@ class Spreadsheet:
             self.sheet.column_dimensions[get_column_letter(number)].width = column.width
         self.sheet.append([self.cell(label(lang, column.heading), bold=True) for column in COLUMNS])
 
-    def cell(self, value, bold: bool = False, currency: str = "XTR") -> WriteOnlyCell:
+    def cell(self, value, bold: bool = False, currency: str = "XTR"):
         if isinstance(value, str):
-            cell = WriteOnlyCell(self.sheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+            cell = self.new_cell(self.sheet, value=self.illegal.sub("", value))
             cell.data_type = "s"  # always a string: openpyxl would take one beginning with = for a formula
             cell.quotePrefix = is_formula_like(value)  # and text it stays when someone edits it
         else:
-            cell = WriteOnlyCell(self.sheet, value=value)
+            cell = self.new_cell(self.sheet, value=value)
         if isinstance(value, datetime):
             cell.number_format = "yyyy-mm-dd hh:mm:ss"
         elif isinstance(value, Decimal):
             cell.number_format = "0." + "0" * decimals(currency) if decimals(currency) else "0"
         if bold:
-            cell.font = Font(bold=True)
+            cell.font = self.bold
         return cell
 
     def append(self, values: list, currency: str) -> None:
@@ -266,6 +270,7 @@ def send_export(shop: Shop, chat_id: int, lang: str) -> None:
     """Make the export, showing how far it got, then send both files (new messages: the admin is notified)."""
     progress = Progress(shop, chat_id, lambda percent: text(lang, "progress_export", percent=percent))
     spreadsheet, machine_csv = make_export(shop, lang, progress)
+    logger.info("Exported every purchase for admin %s (%s bytes as .xlsx)", chat_id, len(spreadsheet))
     progress.finish()
     day = f"{utcnow():%Y-%m-%d}"
     send_made_file(shop, chat_id, f"purchases-{day}.xlsx", spreadsheet, text(lang, "admin_export_caption"))

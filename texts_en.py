@@ -575,7 +575,7 @@ EN = {
     "admin_purchase_promo": "🏷 Promo code {code} ({discount}); list price {list_price}",
     "admin_gift_unclaimed": "🎁 A gift, not claimed yet. Refunding it closes the link.",
     "admin_gift_claimed": "🎁 A gift, claimed by {who} (purchase #{id}). Refunding it takes theirs back too.",
-    "admin_gift_received": "🎁 Received as a gift from {who} (bought in purchase #{id}).",
+    "admin_gift_received": "🎁 Received as a gift (bought in purchase #{id}) from {who}.",
     "admin_discounts": "\n🏷 <b>Promo codes, 30 days</b>: {sales} · {off} off list prices",
     "err_promo_code": "❗ A code has 3 to 32 letters (A-Z), digits, - or _, and no spaces.",
     "err_promo_code_taken": "❗ That code exists already. Choose another.",

@@ -93,7 +93,7 @@ def test_recent_purchases_and_a_purchase_show_gifts_and_refunds(shop, seller, al
     seller.taps_data(callback("admin_purchase", 1))
     assert "↩️ Refunded: " in seller.last_text() and "UTC, by the seller" in seller.last_text()
     seller.taps_data(callback("admin_purchase", 2))
-    assert "Received as a gift from Alice (@alice) (bought in purchase #1)" in seller.last_text()
+    assert "Received as a gift (bought in purchase #1) from Alice (@alice)" in seller.last_text()
 
 
 def test_the_sale_alert_says_gift_and_the_claim_names_giver_and_recipient(shop, seller, alice, bob):
