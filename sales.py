@@ -4,8 +4,11 @@ Reading order: ... stock.py → **sales.py** → export.py → ...
 
 📊 Sales sums up four periods (what promo codes took off, and the last 30
 days of revenue as a sparkline), from a snapshot brought up to date on each
-open, so it costs the same in a shop's first week and after a million sales; 🧾 Recent purchases opens any sale, with
-↩️ Refund (the refund itself is in checkout.py, beside the payments);
+open, so it costs the same in a shop's first week and after a million sales.
+What counts as a sale, a free item, a grant or a renewal is defined once, in
+models.py, for every screen and the export. 🧾 Recent purchases opens any
+sale (🎁 a gift, ↩️ refunded), with ↩️ Refund (the refund itself is in
+purchases.py, beside the deliveries);
 ``/refund <charge id>`` and ``/grant <user id> <product id>`` are the same
 from the keyboard. (📄 Export and 💾 Backup have chapters of their own: export.py,
 backups.py.)
