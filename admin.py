@@ -36,6 +36,7 @@ from models import (
     Purchase,
     category_with_count,
     lowercase,
+    product_figures,
     products_page,
     save_user,
     stock_left,
@@ -561,15 +562,15 @@ def kind_details(session: Session, lang: str, product: Product) -> tuple[str, li
 def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
     """Everything about one product, its hidden content too, with ✏️ buttons for every field."""
     product = session.get(Product, product_id)
-    sold, revenue = session.execute(select(func.count(Purchase.id), func.coalesce(func.sum(Purchase.price), 0))
-                                     .where(Purchase.product_id == product_id, Purchase.refunded_at.is_(None))).one()
+    sold = product_figures(session, product_id)  # sales as 📊 Sales counts them; free items and grants apart
     stock_line, kind_buttons = kind_details(session, lang, product)
     body = text(lang, "admin_product", stock=stock_line, id=product.id, name=product.name,
                 category=product.category.name, price=format_price(product.price, shop.config.currency),
                 status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
                 description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
                 hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
-                sales=sold, revenue=format_price(revenue, shop.config.currency))
+                sales=sold["sales"], revenue=format_price(sold["revenue"], shop.config.currency), free=sold["free"],
+                granted=sold["granted"])
     edit_buttons = [EDIT_PRODUCT.button(label(lang, PRODUCT_FIELDS[i].button), product_id=product.id, field_index=i)
                     for i in fields_of(product.kind)]
     if product.kind not in FIXED_KINDS:  # a subscription or paid media stays one (change_kind)

@@ -47,6 +47,7 @@ from shopkit import (
     CALL_FAILED,
     After,
     Handlers,
+    Progress,
     Screen,
     Setting,
     Shop,
@@ -113,20 +114,35 @@ def remove_leftovers(folder: Path, stem: str) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def write_copy(database: Path, copy: Path) -> None:
-    """The database through SQLite's backup API, then gzip: ``copy`` is in backups/ whole, or not at all."""
+class Watched:
+    """A file being read, that reports how far: ``report(bytes read, size)`` after each read."""
+
+    def __init__(self, handle, report):
+        self.handle, self.report, self.size = handle, report, os.fstat(handle.fileno()).st_size
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.report(self.size + self.handle.tell(), self.size)  # gzip is the work's second half
+        return data
+
+
+def write_copy(database: Path, copy: Path, progress: Progress | None = None) -> None:
+    """The database through SQLite's backup API, then gzip: ``copy`` is in backups/ whole, or not at all.
+
+    ``progress`` hears how far it got: the copy is the first half of the work, gzip the second."""
     plain, packed = copy.with_suffix(".tmp"), copy.with_suffix(".gz.tmp")
+    half = (lambda done, total: progress.update(done, 2 * total)) if progress else None
     try:
-        backup_sqlite(str(database), str(plain))  # a failed one removes what it wrote
+        backup_sqlite(str(database), str(plain), half)  # a failed one removes what it wrote
         with open(plain, "rb") as source, gzip.open(packed, "wb") as target:
-            shutil.copyfileobj(source, target)
+            shutil.copyfileobj(Watched(source, half) if half else source, target)
         os.replace(packed, copy)
     finally:
         plain.unlink(missing_ok=True)
         packed.unlink(missing_ok=True)  # there only when gzip failed (a full disk)
 
 
-def make_copy(shop: Shop, kind: str, now: float) -> Path:
+def make_copy(shop: Shop, kind: str, now: float, progress: Progress | None = None) -> Path:
     """A consistent, gzip-compressed copy in backups/ beside the database; only the newest KEEP of ``kind`` stay.
 
     NoRoom when the disk cannot take it; a copy that fails half-way leaves nothing behind.
@@ -138,7 +154,7 @@ def make_copy(shop: Shop, kind: str, now: float) -> Path:
     with copying:
         remove_leftovers(folder, database.stem)
         check_room(shop, database, folder)
-        write_copy(database, copy)
+        write_copy(database, copy, progress)
         for old in sorted(folder.glob(f"{database.stem}-{kind}-*.db.gz"))[:-KEEP]:  # the names sort by date
             old.unlink()
     return copy
@@ -168,12 +184,14 @@ COPY_FAILED = (NoRoom, OSError, sqlite3.Error)  # a full disk, a folder the shop
 
 def send_fresh_copy(shop: Shop, chat_id: int, lang: str) -> None:
     """A fresh copy of the shop, made and sent once the handler's session is closed; or why there is none."""
+    progress = Progress(shop, chat_id, lambda percent: text(lang, "progress_backup", percent=percent))
     try:
-        copy = make_copy(shop, MANUAL, time.time())
+        copy = make_copy(shop, MANUAL, time.time(), progress)
     except COPY_FAILED as error:
         logger.warning("No backup was made: %s", error)
         send(shop, chat_id, text(lang, "backup_failed", reason=why_no_copy(error)))
         return
+    progress.finish()
     send_copy(shop, chat_id, lang, copy)
 
 

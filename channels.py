@@ -30,7 +30,7 @@ from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
 from menus import ADMIN
-from models import PAID_MEDIA, Product, Purchase, Subscription, User
+from models import PAID_MEDIA, Product, Purchase, Subscription, User, is_live, is_renewal
 from paid_media import POST_TO_CHANNEL, PaidMedia, send_paid_media
 from shopkit import (
     PAGE_SIZE,
@@ -202,12 +202,10 @@ def sales_figures(session: Session, lang: str) -> str | None:
     since = now - timedelta(days=30)
     active, monthly = session.execute(select(func.count(), func.coalesce(func.sum(case(
         (Subscription.cancelled_at.is_(None), Subscription.price), else_=0)), 0)).where(live(now))).one()
-    # A renewal is a payment of a subscription started by an earlier one; a first payment names itself,
-    # and so does a second subscription paid by mistake, which is no renewal either.
-    renewals = session.scalar(select(func.count(Purchase.id)).where(
-        Purchase.created_at >= since, Purchase.refunded_at.is_(None),
-        Purchase.subscription_charge_id.is_not(None), Purchase.subscription_charge_id != Purchase.payment_id))
-    cancellations = session.scalar(select(func.count()).where(Subscription.cancelled_at >= since))
+    renewals = session.scalar(select(func.count(Purchase.id)).where(Purchase.created_at >= since, is_live(),
+                                                                    is_renewal()))
+    # The customers' own ❌ Cancel: a refund stops renewals too, but is counted as a refund.
+    cancellations = session.scalar(select(func.count()).where(Subscription.customer_cancelled_at >= since))
     failed = session.scalar(select(func.count()).where(Subscription.renewal_failed_at >= since))
     return text(lang, "admin_subscription_figures", subscribers=counted(lang, "n_subscribers", active),
                 monthly=format_price(monthly, STARS), renewals=renewals, cancellations=cancellations, failed=failed)

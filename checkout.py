@@ -136,8 +136,9 @@ def parse_invoice_payload(payload: str | None) -> Payload | None:
 # ---------------------------------------------------------------------------
 
 def sale_notice(purchase: Purchase) -> After:
-    """💰 New sale, for the admins who keep sale alerts on."""
-    return After(notify_admins, "admin_new_sale",
+    """💰 New sale, for the admins who keep sale alerts on; a gift says so (its recipient is told on claiming,
+    gifts.py)."""
+    return After(notify_admins, "admin_new_gift_sale" if purchase.gift is not None else "admin_new_sale",
                  product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
                  who=describe_user(purchase.user), type=lambda lang: label(lang, PAYMENT_TYPES[purchase.payment_type]),
                  markup=keyboard([ADMIN_PURCHASE.button(f"🧾 #{purchase.id}", purchase_id=purchase.id)]),
@@ -397,6 +398,7 @@ def new_purchase(session: Session, user: User, product: Product, payment: types.
     promo_id = payload.promo_id if payload.promo_id and promos.take_use(session, payload.promo_id, user) else None
     purchase = Purchase(user=user, product=product, price=payment.total_amount, currency=payment.currency,
                         payment_type=payment_type, payment_id=payment.telegram_payment_charge_id,
+                        provider_payment_id=payment.provider_payment_charge_id or None,
                         once_per_customer=once_per_customer and not payload.gift, promo_code_id=promo_id,
                         list_price=product.price if payload.promo_id else None)
     session.add(purchase)

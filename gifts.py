@@ -31,12 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from checkout import Invoice, give_product, send_invoice
+from checkout import ADMIN_PURCHASE, Invoice, give_product, send_invoice
 from menus import menu_keyboard
 from models import Gift, Product, Purchase, StockItem, User, owned_purchase_id, save_user, stock_item_of, stock_left
 from promos import offer_and_owned
 from purchases import deliver
 from shopkit import (
+    SALE_ALERTS,
     After,
     Handlers,
     Screen,
@@ -44,7 +45,10 @@ from shopkit import (
     Toast,
     add_handlers,
     chat_of,
+    describe_user,
+    keyboard,
     language_for_code,
+    notify_admins,
     send,
     text,
     utcnow,
@@ -157,7 +161,10 @@ def open_gift_link(shop: Shop, message: types.Message, session: Session, lang: s
     buyer_lang = language_for_code(buyer.language_code)
     return (After(deliver, message.chat.id, purchase.id, text(lang, "gift_received", name=name,
                                                               giver=buyer.first_name), lang),
-            After(send, buyer.telegram_id, text(buyer_lang, "gift_claimed", name=name, who=recipient.first_name)))
+            After(send, buyer.telegram_id, text(buyer_lang, "gift_claimed", name=name, who=recipient.first_name)),
+            After(notify_admins, "admin_gift_claimed_alert", product=name, giver=describe_user(buyer),
+                  recipient=describe_user(recipient), setting=SALE_ALERTS,
+                  markup=keyboard([ADMIN_PURCHASE.button(f"🧾 #{purchase.id}", purchase_id=purchase.id)])))
 
 
 # ---------------------------------------------------------------------------
@@ -172,8 +179,8 @@ def gift_line(session: Session, lang: str, purchase: Purchase) -> str:
             return "\n" + text(lang, "admin_gift_unclaimed")
         return "\n" + text(lang, "admin_gift_claimed", who=claimed.user.first_name, id=claimed.id)
     if purchase.payment_type == "gift":
-        given = session.scalar(select(Gift.purchase_id).where(Gift.claimed_purchase_id == purchase.id))
-        return "\n" + text(lang, "admin_gift_received", id=given)
+        given = session.scalar(select(Gift).where(Gift.claimed_purchase_id == purchase.id)).purchase
+        return "\n" + text(lang, "admin_gift_received", id=given.id, who=describe_user(given.user))
     return ""
 
 

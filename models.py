@@ -227,6 +227,7 @@ class Purchase(Base):
     # Telegram's telegram_payment_charge_id. Unique, so a payment that Telegram
     # delivers twice is recorded once. NULL for free and manual purchases.
     payment_id: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    provider_payment_id: Mapped[str | None] = mapped_column(String(255), default=None)  # the provider's charge id
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     refunded_at: Mapped[datetime | None] = mapped_column(default=None)
     # Product.sold_once_per_customer when it was bought (see ux_purchases_one_live).
@@ -350,6 +351,9 @@ class Subscription(Base):
     renewal_failed_at: Mapped[datetime | None] = mapped_column(default=None)
     # The paid date a "your subscription ends soon" reminder was sent for: one reminder per date.
     reminded_for: Mapped[datetime | None] = mapped_column(default=None)
+    # When the customer last tapped ❌ Cancel: their own choice, which neither a refund (cancelled_at) nor their
+    # next payment (which clears cancelled_at) writes over. 📊 Sales counts cancellations by it.
+    customer_cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     invite_link: Mapped[str | None] = mapped_column(String(255), default=None)  # the customer's own join link
     # When the bot let them into the chat: only such members are ever removed from it.
     joined_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -636,6 +640,49 @@ def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> in
     """The id of the purchase that makes this user an owner of a product (``owning``), if any."""
     return session.scalar(select(Purchase.id).join(User)
                           .where(User.telegram_id == telegram_id, owning(product_id)).limit(1))
+
+
+# What each figure counts, defined once: 📊 Sales, a product's screen, the promo lines and the export all
+# read these, so that no two screens disagree on what a sale is.
+PAID = ("stars", "card")  # a sale is a payment over zero: in Stars or by card
+FREE = "free"  # a free item, or one a 100 % promo code made free: counted apart from sales
+GRANTED = "manual"  # the seller's /grant: counted apart too
+RECEIVED_GIFT = "gift"  # a claimed gift: its sale is the giver's purchase, so it counts in no figure
+
+
+def figure_of(payment_type: str) -> str | None:
+    """The figure a purchase counts in: "sales", "free", "granted", or None (a received gift)."""
+    if payment_type in PAID:
+        return "sales"
+    return {FREE: "free", GRANTED: "granted"}.get(payment_type)
+
+
+def is_sale():
+    """The condition on a purchase that makes it a sale: money was paid (a refunded one is a sale refunded)."""
+    return Purchase.payment_type.in_(PAID)
+
+
+def is_live():
+    """Not refunded: a refund takes a sale out of every figure but the refunds."""
+    return Purchase.refunded_at.is_(None)
+
+
+def is_renewal():
+    """A subscription's payment after its first: a first payment names its own subscription (so does a second
+    subscription paid by mistake, which is no renewal either)."""
+    return Purchase.subscription_charge_id.is_not(None) & (Purchase.subscription_charge_id != Purchase.payment_id)
+
+
+def product_figures(session: Session, product_id: int) -> dict[str, int]:
+    """A product's live sales, their revenue, and its free items and grants (a product's admin screen)."""
+    rows = session.execute(select(Purchase.payment_type, func.count(), func.coalesce(func.sum(Purchase.price), 0))
+                           .where(Purchase.product_id == product_id, is_live()).group_by(Purchase.payment_type))
+    figures = {"sales": 0, "revenue": 0, "free": 0, "granted": 0}
+    for payment_type, count, amount in rows:
+        if figure := figure_of(payment_type):
+            figures[figure] += count
+            figures["revenue"] += amount if figure == "sales" else 0
+    return figures
 
 
 def claim_stock_item(session: Session, product_id: int, purchase: Purchase) -> bool:

@@ -1,6 +1,6 @@
 """Promo panel: the seller's 🏷 Promo codes — new codes, 🎟 generated batches, their uses and revenue.
 
-Reading order: ... sales.py → **promo_panel.py** → broadcast.py → ...
+Reading order: ... export.py → **promo_panel.py** → broadcast.py → ...
 
 What a code is worth and how its uses are counted is in promos.py; here the
 seller makes and follows codes. ➕ New code is a dialog, every answer
@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from admin import categories_in_order, message_text
+from export import send_made_file
 from menus import ADMIN, PROMOS
 from models import Category, Product, PromoCode, Purchase
 from promos import discount_label, normalized, promo_link, scope_name
-from sales import send_made_file
 from shopkit import (
     CANCEL,
     PAGE_SIZE,

@@ -1,19 +1,20 @@
-"""Sales: the seller's money screens — figures, purchases, refunds, grants and export.
+"""Sales: the seller's money screens — figures, purchases, refunds and grants.
 
-Reading order: ... stock.py → **sales.py** → promo_panel.py → ...
+Reading order: ... stock.py → **sales.py** → export.py → ...
 
-📊 Sales sums up four periods (and what promo codes took off), from a
-snapshot brought up to date on each open, so it costs the same in a shop's
-first week and after a million sales; 🧾 Recent purchases opens any sale, with
-↩️ Refund (the refund itself is in checkout.py, beside the payments);
+📊 Sales sums up four periods (what promo codes took off, and the last 30
+days of revenue as a sparkline), from a snapshot brought up to date on each
+open, so it costs the same in a shop's first week and after a million sales.
+What counts as a sale, a free item, a grant or a renewal is defined once, in
+models.py, for every screen and the export. 🧾 Recent purchases opens any
+sale (🎁 a gift, ↩️ refunded), with ↩️ Refund (the refund itself is in
+purchases.py, beside the deliveries);
 ``/refund <charge id>`` and ``/grant <user id> <product id>`` are the same
-from the keyboard. 📄 Export CSV sends every purchase as a spreadsheet.
-(💾 Backup has a chapter of its own: backups.py.)
+from the keyboard. (📄 Export and 💾 Backup have chapters of their own: export.py,
+backups.py.)
 """
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import threading
 from collections import Counter
@@ -28,8 +29,20 @@ from channels import sales_figures
 from checkout import ADMIN_PURCHASE, give_product
 from gifts import gift_line
 from ledger import REFUND, star_balance, stars_report
-from menus import ADMIN, EXPORT_CSV, RECENT_PURCHASES, SALES
-from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
+from menus import ADMIN, RECENT_PURCHASES, SALES
+from models import (
+    PAID,
+    RECEIVED_GIFT,
+    SUBSCRIPTION,
+    Gift,
+    Product,
+    Purchase,
+    User,
+    figure_of,
+    is_live,
+    is_sale,
+    owned_purchase_id,
+)
 from promos import promo_line
 from purchases import PAYMENT_TYPES, deliver, refund_purchase
 from shopkit import (
@@ -40,11 +53,8 @@ from shopkit import (
     Setting,
     Shop,
     Tap,
-    Toast,
     add_handlers,
-    chat_of,
     counted,
-    decimals,
     describe_user,
     format_price,
     is_id,
@@ -71,7 +81,6 @@ CONFIRM_REFUND = Tap("confirm_refund", "purchase_id")
 # ---------------------------------------------------------------------------
 
 
-PAID = ("stars", "card")  # purchases that brought money; "free" and "manual" (a /grant) did not
 EPOCH = datetime(1970, 1, 1)
 PERIODS = {  # the report's lines, and where each period starts when seen from a given moment
     "period_today": lambda at: at.replace(hour=0, minute=0, second=0, microsecond=0),
@@ -100,14 +109,15 @@ class Figures:
     new_users: int = 0
 
     def count(self, count: int, amount: int, payment_type: str, currency: str, product_id: int | None = None) -> None:
-        if payment_type in PAID:
+        figure = figure_of(payment_type)  # models.py: the one definition of each figure
+        if figure == "sales":
             self.sales[currency] += count
             self.revenue[currency] += amount
             if product_id is not None:
                 self.sold[product_id] += count
-        elif payment_type == "free":
+        elif figure == "free":
             self.free += count
-        elif payment_type != "gift":  # a claimed gift's sale is its buyer's paid purchase
+        elif figure == "granted":
             self.granted += count
 
     def plus(self, other: Figures, sign: int = 1) -> Figures:
@@ -140,14 +150,14 @@ def figures_between(session: Session, admin_ids, since: datetime, until: datetim
                     live_at: datetime | None = None) -> Figures:
     """The figures of sales made in [since, until), still live now (or, given ``live_at``, not refunded
     before it): a few index ranges (ix_purchases_sales)."""
-    live = Purchase.refunded_at.is_(None)
+    live = is_live()
     if live_at is not None:
         live = or_(live, Purchase.refunded_at >= live_at)
     figures = Figures()
     for row in session.execute(sales_by_kind(by_product, in_period(Purchase.created_at, since, until), live)):
         figures.count(*row)
     figures.refunds = session.scalar(select(func.count()).where(
-        in_period(Purchase.refunded_at, since, until), Purchase.payment_type.in_(PAID)))
+        in_period(Purchase.refunded_at, since, until), is_sale()))
     # Everyone who started the bot in the period, from the index on created_at, less the admins among
     # them (looked up by their ids): "not an admin" in one query would read every user's row.
     figures.new_users = session.scalar(select(func.count()).where(in_period(User.created_at, since, until))) - \
@@ -263,6 +273,36 @@ def figures_line(lang: str, period: str, figures: Figures) -> str:
                 granted=figures.granted, refunds=figures.refunds, users=figures.new_users)
 
 
+SPARKS = "▁▂▃▄▅▆▇█"  # a day without revenue, then seven heights up to the best day
+SPARKLINE_DAYS = 30
+
+
+def sparkline(values: list[int]) -> str:
+    """One character a value, oldest first: ▁ for nothing, and the rest in sevenths of the largest (at least ▂,
+    so that a small day never looks like an empty one)."""
+    top = max(values, default=0)
+    return "".join(SPARKS[-(-value * (len(SPARKS) - 1) // top) if value > 0 else 0] for value in values)
+
+
+def daily_revenue(session: Session, currency: str, today: datetime) -> list[int]:
+    """The revenue (live sales, as in the figures above) of each of the last SPARKLINE_DAYS days, in
+    ``currency``, oldest first: one range of the sales index, summed by day."""
+    first = today.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=SPARKLINE_DAYS - 1)
+    day = func.date(Purchase.created_at)  # SQLite: '2026-12-07'; PostgreSQL: a date (str() alike)
+    rows = session.execute(select(day, func.sum(Purchase.price))
+                           .where(Purchase.created_at >= first, is_sale(), is_live(), Purchase.currency == currency)
+                           .group_by(day))
+    by_day = {str(date): amount for date, amount in rows}
+    return [by_day.get(f"{first + timedelta(days=n):%Y-%m-%d}", 0) for n in range(SPARKLINE_DAYS)]
+
+
+def sparkline_line(session: Session, lang: str, currency: str) -> str:
+    """📈 The last 30 days of revenue at a glance, and the best day's."""
+    revenue = daily_revenue(session, currency, utcnow())
+    return text(lang, "admin_sparkline", days=SPARKLINE_DAYS, sparkline=sparkline(revenue),
+                best=format_price(max(revenue), currency))
+
+
 def best_sellers(session: Session, top: list[tuple[int, int]]) -> list[tuple[str, int]]:
     """The best sellers' names, with their sales (a product deleted since is left out)."""
     names = dict(session.execute(select(Product.id, Product.name).where(Product.id.in_([id for id, _ in top]))).all())
@@ -280,15 +320,23 @@ def ledger_line(session: Session, lang: str) -> str:
 
 
 def discounts_line(session: Session, lang: str, since: datetime) -> str:
-    """What promo codes took off list prices since ``since``, per currency; '' when nothing."""
+    """What promo codes took off list prices since ``since``, per currency; '' when nothing. Its sales are
+    sales as everywhere (is_sale): an item a 100 % code made free is counted apart, as free."""
     rows = session.execute(
-        select(Purchase.currency, func.count(), func.sum(Purchase.list_price - Purchase.price))
-        .where(Purchase.created_at >= since, Purchase.refunded_at.is_(None), Purchase.promo_code_id.is_not(None))
-        .group_by(Purchase.currency)).all()
+        select(Purchase.currency, is_sale().label("sale"), func.count(),
+               func.sum(Purchase.list_price - Purchase.price))
+        .where(Purchase.created_at >= since, is_live(), Purchase.promo_code_id.is_not(None))
+        .group_by(Purchase.currency, "sale")).all()
     if not rows:
         return ""
-    off = " + ".join(format_price(amount, currency) for currency, _, amount in rows)
-    return text(lang, "admin_discounts", sales=counted(lang, "n_sales", sum(count for _, count, _ in rows)), off=off)
+    off = Counter()
+    for currency, _sale, _count, amount in rows:
+        off[currency] += amount
+    sales = sum(count for _currency, sale, count, _amount in rows if sale)
+    free = sum(count for _currency, sale, count, _amount in rows if not sale)
+    line = text(lang, "admin_discounts", sales=counted(lang, "n_sales", sales),
+                off=" + ".join(format_price(amount, currency) for currency, amount in sorted(off.items())))
+    return line + (text(lang, "admin_discounts_free", free=free) if free else "")
 
 
 def sales_report(shop: Shop, session: Session, lang: str, balance: int | None = None) -> str:
@@ -296,6 +344,7 @@ def sales_report(shop: Shop, session: Session, lang: str, balance: int | None = 
     Stars net of Telegram's cuts with the bot's ``balance`` (ledger.py)."""
     report = shop.memo.setdefault("sales", Snapshot()).now(shop, session, utcnow())
     lines = [text(lang, "admin_sales")] + [figures_line(lang, period, report.figures[period]) for period in PERIODS]
+    lines.append(sparkline_line(session, lang, shop.config.currency))
     top = best_sellers(session, report.top)
     if top:
         lines.append(text(lang, "admin_top"))
@@ -322,17 +371,26 @@ def tap_sales(shop: Shop, call: types.CallbackQuery, session: Session, lang: str
 # 🧾 Recent purchases and refunds
 # ---------------------------------------------------------------------------
 
+def recent_purchase_label(lang: str, row) -> str:
+    """'↩️ 🎁 #7 Pro — 450 ⭐': refunded, a gift (bought or received), and the price of a sale, or what it was
+    instead (free, granted, gift)."""
+    marks = ("↩️ " if row.refunded_at else "") + ("🎁 " if row.gift or row.payment_type == RECEIVED_GIFT else "")
+    paid = format_price(row.price, row.currency) if figure_of(row.payment_type) == "sales" else \
+        label(lang, PAYMENT_TYPES[row.payment_type])
+    return f"{marks}#{row.id} {row.name} — {paid}"
+
+
 def recent_purchases_screen(session: Session, lang: str, page: int) -> Screen:
-    """🧾 Every purchase, newest first (↩️ = refunded)."""
+    """🧾 Every purchase, newest first (↩️ = refunded, 🎁 = a gift)."""
     total = func.count().over().label("total")
     rows = session.execute(
-        select(Purchase.id, Purchase.price, Purchase.currency, Purchase.refunded_at, Product.name, total)
-        .join(Product, Purchase.product_id == Product.id)
+        select(Purchase.id, Purchase.price, Purchase.currency, Purchase.refunded_at, Purchase.payment_type,
+               Product.name, Gift.id.label("gift"), total)
+        .join(Product, Purchase.product_id == Product.id).outerjoin(Gift, Gift.purchase_id == Purchase.id)
         .order_by(Purchase.id.desc()).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     if not rows and page:
         return recent_purchases_screen(session, lang, 0)
-    buttons = [[ADMIN_PURCHASE.button(("↩️ " if r.refunded_at else "") + f"#{r.id} {r.name} — "
-                                      + format_price(r.price, r.currency), purchase_id=r.id)] for r in rows]
+    buttons = [[ADMIN_PURCHASE.button(recent_purchase_label(lang, r), purchase_id=r.id)] for r in rows]
     return Screen(text(lang, "admin_recent" if rows else "admin_no_purchases"), keyboard(
         *buttons, pager_row(lang, RECENT_PURCHASES, page, page_count(rows[0].total if rows else 0)),
         [ADMIN.button(label(lang, "btn_back"))]))
@@ -342,6 +400,14 @@ def recent_purchases_screen(session: Session, lang: str, page: int) -> Screen:
 def tap_recent_purchases(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, page: int) -> Screen:
     """🧾 Recent purchases."""
     return recent_purchases_screen(session, lang, page)
+
+
+def refunded_line(lang: str, purchase: Purchase) -> str:
+    """↩️ Refunded: when, and by whom (the seller, the shop itself, or Telegram) when that was recorded."""
+    date = f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC"
+    if purchase.refunded_by is None:  # refunded before the shop recorded who did it
+        return text(lang, "admin_refunded_at", date=date)
+    return text(lang, "admin_refunded_at_by", date=date, who=label(lang, f"export_refunded_by_{purchase.refunded_by}"))
 
 
 def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
@@ -356,7 +422,7 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
                 date=f"{purchase.created_at:%Y-%m-%d %H:%M} UTC")
     body += promo_line(session, lang, purchase) + gift_line(session, lang, purchase)
     if purchase.refunded_at:
-        body += "\n" + text(lang, "admin_refunded_at", date=f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC")
+        body += "\n" + refunded_line(lang, purchase)
     elif purchase.refund_due:
         body += "\n" + text(lang, "admin_refund_due")
     refund = [] if purchase.refunded_at else [REFUND.button(label(lang, "btn_refund"), purchase_id=purchase.id)]
@@ -435,61 +501,6 @@ def on_grant(shop: Shop, message: types.Message, session: Session, lang: str):
     customer_lang = language_for_code(user.language_code)
     return After(deliver_grant, message, purchase.id, telegram_id, customer_lang,
                  text(customer_lang, "thanks", name=product.name))
-
-
-# ---------------------------------------------------------------------------
-# 📄 Export CSV
-# ---------------------------------------------------------------------------
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet run a cell as a formula
-
-
-def safe_cell(value: str | None) -> str:
-    """A cell that a spreadsheet shows as text: a leading ' stops =HYPERLINK(...) in a product's name (OWASP)."""
-    value = value or ""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def amount_text(price: int, currency: str) -> str:
-    """999, 'USD' -> '9.99': the price in whole units, for a spreadsheet."""
-    places = decimals(currency)
-    units, cents = divmod(price, 10 ** places)
-    return f"{units}.{cents:0{places}d}" if places else str(units)
-
-
-def purchases_csv(session: Session) -> str:
-    """Every purchase as CSV, oldest first, streamed from the database in batches."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["date", "purchase_id", "buyer_id", "username", "product", "price", "currency",
-                     "payment_type", "payment_id", "refunded_at", "list_price", "promo_code", "gift"])
-    rows = session.execute(
-        select(Purchase.created_at, Purchase.id, User.telegram_id, User.username, Product.name, Purchase.price,
-               Purchase.currency, Purchase.payment_type, Purchase.payment_id, Purchase.refunded_at,
-               Purchase.list_price, PromoCode.code, Gift.id.label("gift"))
-        .join(User, Purchase.user_id == User.id).join(Product, Purchase.product_id == Product.id)
-        .outerjoin(PromoCode, Purchase.promo_code_id == PromoCode.id).outerjoin(Gift, Gift.purchase_id == Purchase.id)
-        .order_by(Purchase.id).execution_options(yield_per=1000))
-    for row in rows:
-        writer.writerow([f"{row.created_at:%Y-%m-%d %H:%M:%S}", row.id, row.telegram_id, safe_cell(row.username),
-                         safe_cell(row.name), amount_text(row.price, row.currency), row.currency, row.payment_type,
-                         safe_cell(row.payment_id), f"{row.refunded_at:%Y-%m-%d %H:%M:%S}" if row.refunded_at else "",
-                         "" if row.list_price is None else amount_text(row.list_price, row.currency),
-                         row.code or "", "yes" if row.gift else ""])
-    return out.getvalue()
-
-
-def send_made_file(shop: Shop, chat_id: int, file_name: str, data: bytes) -> None:
-    """A file made by the shop (the CSV), sent to the admin's chat."""
-    shop.bot.send_document(chat_id, io.BytesIO(data), visible_file_name=file_name)
-
-
-@handlers.tap(EXPORT_CSV)
-def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session, lang: str):
-    """📄 Export CSV: every purchase, as a file."""
-    data = purchases_csv(session).encode("utf-8-sig")  # -sig: Excel opens UTF-8 right
-    return Toast(text(lang, "admin_exported")), \
-        After(send_made_file, chat_of(call), f"purchases-{utcnow():%Y-%m-%d}.csv", data)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

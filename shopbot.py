@@ -50,7 +50,8 @@ chapter that reads alone, top to bottom. In order:
     channels.py    the seller's side of subscriptions: the chat, its subscribers
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
-    sales.py       sales figures, purchases, refunds, grants, CSV export
+    sales.py       sales figures, purchases, refunds, grants
+    export.py      📄 Export: every purchase as a spreadsheet (.xlsx) and a CSV
     promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
     broadcast.py   one message to every customer
     backups.py     💾 Backup: a copy of the shop now, or every day
@@ -73,6 +74,7 @@ import backups
 import broadcast
 import channels
 import checkout
+import export
 import gifts
 import ledger
 import menus
@@ -94,7 +96,7 @@ use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English a
 
 # Every chapter, in the reading order above; each registers its own handlers.
 CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, paid_media, ledger, gifts, support, channels,
-            admin, stock, sales, promo_panel, broadcast, backups, status, pricing]
+            admin, stock, sales, export, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):

@@ -32,6 +32,7 @@ from shopkit import (
     After,
     Handlers,
     InputError,
+    Progress,
     Screen,
     Shop,
     Tap,
@@ -125,11 +126,14 @@ def download(shop: Shop, document: types.Document) -> bytes:
         raise InputError("err_download_failed") from None
 
 
-def check_lengths(lines: Iterable[str]) -> None:
-    """Refuse an upload with an item over ITEM_MAX characters, saying which line (nothing is added)."""
+def check_lengths(lines: Iterable[str]) -> int:
+    """Refuse an upload with an item over ITEM_MAX characters, saying which line (nothing is added); else
+    the number of lines."""
+    number = 0
     for number, line in enumerate(lines, 1):
         if len(line.strip()) > ITEM_MAX:
             raise InputError("err_item_too_long", line=number, length=len(line.strip()), limit=ITEM_MAX)
+    return number
 
 
 def chunks(items: Iterable, size: int) -> Iterator[list]:
@@ -139,19 +143,26 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def add_stock_lines(session: Session, product_id: int, lines: Iterable[str]) -> tuple[int, int]:
+def add_stock_lines(session: Session, product_id: int, lines: Iterable[str], line_count: int = 0,
+                    progress: Progress | None = None) -> tuple[int, int]:
     """Add one item per non-blank line, skipping those the product has already; (added, skipped).
 
     A chunk at a time, each its own short transaction: other writers (a
     payment) never wait long, and memory stays flat whatever the file's size.
+    Between chunks, no transaction open, ``progress`` hears how many of the
+    ``line_count`` lines were read (a million lines take a while).
     """
-    before, total = count_items(session, product_id), 0
-    items = (line.strip() for line in lines)
-    for chunk in chunks((item for item in items if has_visible_text(item)), CHUNK):
-        now = utcnow()
-        add_stock_items(session, [{"product_id": product_id, "content": item, "file_id": None, "file_type": None,
-                                   "created_at": now} for item in chunk])
-        total += len(chunk)
+    before, total, read = count_items(session, product_id), 0, 0
+    session.commit()  # the count's read is over: progress may talk to Telegram between the chunks
+    for chunk in chunks(lines, CHUNK):
+        items = [item for item in (line.strip() for line in chunk) if has_visible_text(item)]
+        if items:
+            now = utcnow()
+            add_stock_items(session, [{"product_id": product_id, "content": item, "file_id": None,
+                                       "file_type": None, "created_at": now} for item in items])
+        total, read = total + len(items), read + len(chunk)
+        if progress is not None:
+            progress.update(read, line_count)
     added = count_items(session, product_id) - before
     return added, total - added
 
@@ -182,7 +193,8 @@ def read_upload(shop: Shop, message: types.Message) -> str | bytes | StockItem:
     return StockItem(content=message.caption or "", file_id=file[0], file_type=file[1])
 
 
-def add_upload(session: Session, product_id: int, upload: str | bytes | StockItem) -> tuple[int, int]:
+def add_upload(session: Session, product_id: int, upload: str | bytes | StockItem,
+               progress: Progress | None = None) -> tuple[int, int]:
     """Add what the seller sent; (added, skipped as duplicates)."""
     if isinstance(upload, StockItem):
         before = count_items(session, product_id)
@@ -190,8 +202,8 @@ def add_upload(session: Session, product_id: int, upload: str | bytes | StockIte
                                    "file_type": upload.file_type, "created_at": utcnow()}])
         added = count_items(session, product_id) - before
         return added, 1 - added
-    check_lengths(lines_of(upload))  # the whole file first: refused, nothing from it is added
-    return add_stock_lines(session, product_id, lines_of(upload))
+    line_count = check_lengths(lines_of(upload))  # the whole file first: refused, nothing from it is added
+    return add_stock_lines(session, product_id, lines_of(upload), line_count, progress)
 
 
 def upload_screen(lang: str, product_id: int, added: int, skipped: int) -> Screen:
@@ -209,7 +221,10 @@ def answer_stock_upload(shop: Shop, message: types.Message, session: Session, la
     if session.get(Product, product_id) is None:
         end_dialog(session, message)
         return product_or_list(shop, session, lang, product_id)
-    added, skipped = add_upload(session, product_id, upload)
+    progress = Progress(shop, message.chat.id, lambda percent: text(lang, "progress_stock", percent=percent))
+    added, skipped = add_upload(session, product_id, upload, progress)
+    session.commit()  # the last count's read is over before the progress message is edited
+    progress.finish()
     logger.info("Admin %s added %s stock items to product %s", message.from_user.id, added, product_id)
     added, skipped = dialog.get("added", 0) + added, dialog.get("skipped", 0) + skipped
     ask(session, message, "stock_upload", "admin_ask_stock", added=added, skipped=skipped)

@@ -609,6 +609,7 @@ def change_renewal(shop: Shop, session: Session, call: types.CallbackQuery, subs
     if not edit_renewal(shop, call.from_user.id, subscription.first_charge_id, cancel):
         return Toast(text(lang, "subscription_edit_failed"))
     subscription.cancelled_at, subscription.cancelled_by = (utcnow(), BY_SHOP) if cancel else (None, None)
+    subscription.customer_cancelled_at = subscription.cancelled_at  # the customer's own: 📊 Sales counts it
     session.commit()
     logger.info("User %s %s subscription %s", call.from_user.id, "cancelled" if cancel else "resumed", subscription.id)
     toast = text(lang, "subscription_cancel_done" if cancel else "subscription_resume_done",
@@ -686,9 +687,10 @@ def state_changed(session: Session, telegram_id: int, product_id: int | None, st
         logger.info("Subscription %s has ended: its %s update changes nothing", subscription.id, state)
     elif state == "canceled" and subscription.cancelled_at is None:
         subscription.cancelled_at, subscription.cancelled_by = now, BY_USER
+        subscription.customer_cancelled_at = now  # the customer's own choice: 📊 Sales counts it
         logger.info("User %s cancelled subscription %s in Telegram", telegram_id, subscription.id)
     elif state == "active" and subscription.cancelled_at is not None:
-        subscription.cancelled_at = subscription.cancelled_by = None
+        subscription.cancelled_at = subscription.cancelled_by = subscription.customer_cancelled_at = None
         logger.info("User %s re-enabled subscription %s in Telegram", telegram_id, subscription.id)
     elif state == "failed" and subscription.expires_at <= now + RENEWAL_DUE and not renewal_failed(subscription):
         subscription.renewal_failed_at = now

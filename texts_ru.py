@@ -151,7 +151,7 @@ RU = {
     "btn_sales": "📊 Продажи",
     "btn_recent": "🧾 Последние покупки",
     "btn_broadcast": "📣 Рассылка",
-    "btn_export": "📄 Выгрузка CSV",
+    "btn_export": "📄 Выгрузка",
     "btn_backup": "💾 Резервная копия",
     "btn_alerts_on": "🔔 Уведомления о продажах: вкл",
     "btn_alerts_off": "🔕 Уведомления о продажах: выкл",
@@ -263,7 +263,8 @@ RU = {
     "admin_on_sale": "в продаже",
     "admin_hidden": "🙈 скрыт",
     "admin_product": "<b>#{id} {name}</b>\nКатегория: {category}\nЦена: {price}\nСтатус: {status}\n"
-                     "Продано: {sales} · выручка {revenue}\nНаличие: {stock}\n\n<b>Описание</b>\n{description}\n"
+                     "Продано: {sales} · выручка {revenue} · 🎁 бесплатно: {free} · выдано: {granted}\n"
+                     "Наличие: {stock}\n\n<b>Описание</b>\n{description}\n"
                      "Файл описания: {file}\n\n<b>Скрытое содержимое</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
                      "Скрытый файл: {hidden_file}",
     "admin_hidden_not_deleted": "Товар уже покупали, поэтому он скрыт, а не удалён: у покупателей остаётся доступ.",
@@ -277,7 +278,7 @@ RU = {
     "period_all": "Всё время",
     "admin_top": "\n🏆 <b>Лучшие товары за 30 дней</b>",
     "admin_top_line": "{place}. {name} — {count}",
-    "admin_recent": "🧾 <b>Последние покупки</b> (↩️ — возврат)",
+    "admin_recent": "🧾 <b>Последние покупки</b> (↩️ — возврат, 🎁 — подарок)",
     "admin_no_purchases": "🧾 Покупок пока нет.",
     "admin_purchase": "🧾 <b>Покупка #{id}</b>\nПокупатель: {buyer} · id <code>{buyer_id}</code>\n"
                       "Товар: {product}\nЦена: {price}\nОплата: {type} · <code>{payment_id}</code>\nДата: {date}",
@@ -357,7 +358,46 @@ RU = {
     "admin_broadcast_progress": "📣 Рассылка: {done} из {total}…",
     "admin_broadcast_done": "📣 Рассылка завершена: доставлено — {sent}, заблокировали бота — {blocked}, "
                             "ошибок — {failed}.",
-    "admin_exported": "CSV отправлен.",
+    # Выгрузка, согласованные цифры, подарки и возвраты для продавца, ход долгой работы (issue 27)
+    "admin_exporting": "📄 Готовлю выгрузку…",
+    "admin_export_caption": "📄 Все покупки; дата и время — по UTC. Файл .csv — то же самое для других программ.",
+    "progress_export": "⏳ Выгрузка… {percent} %",
+    "progress_stock": "⏳ Добавляю единицы товара… {percent} %",
+    "progress_backup": "⏳ Делаю резервную копию… {percent} %",
+    "admin_sparkline": "📈 {days} дней: {sparkline} · лучший день {best}",
+    "admin_discounts_free": " · 🎁 бесплатно: {free}",
+    "admin_refunded_at_by": "↩️ Возврат: {date}, вернул: {who}",
+    "admin_new_gift_sale": "💰 Новая продажа, 🎁 подарок: <b>{product}</b> — {price} ({type}), купил(а) {who}. Подарок "
+                           "получит тот, кто первым откроет ссылку.",
+    "admin_gift_claimed_alert": "🎁 Подарок получен: <b>{product}</b>, {giver} → {recipient}",
+    "export_sheet": "Покупки",
+    "export_date": "Дата и время (UTC)",
+    "export_purchase": "Покупка",
+    "export_buyer": "Покупатель",
+    "export_username": "Имя пользователя",
+    "export_buyer_id": "ID покупателя",
+    "export_product": "Товар",
+    "export_kind": "Тип товара",
+    "export_payment": "Оплата",
+    "export_list_price": "Цена без скидки",
+    "export_price": "Оплачено",
+    "export_currency": "Валюта",
+    "export_code": "Промокод",
+    "export_gift": "Подарок (кто → кому)",
+    "export_subscription": "Платёж подписки",
+    "export_refunded_at": "Возврат (UTC)",
+    "export_refunded_by": "Кто вернул",
+    "export_telegram_charge": "ID платежа в Telegram",
+    "export_provider_charge": "ID платежа у провайдера",
+    "export_kind_unlimited": "одно содержимое для всех",
+    "export_kind_stocked": "уникальная единица",
+    "export_kind_subscription": "подписка",
+    "export_first_payment": "первый платёж",
+    "export_renewal": "продление",
+    "export_unclaimed": "ещё не получен",
+    "export_refunded_by_shop": "продавец",
+    "export_refunded_by_auto": "магазин автоматически",
+    "export_refunded_by_telegram": "Telegram",
     "become_admin": "🛠 У этого магазина ещё нет администратора. Если магазин ваш, добавьте "
                     "<code>ADMIN_IDS={id}</code> в его настройки (переменные окружения, например /etc/shopbot.env) "
                     "и перезапустите его: {id} — ваш id в Telegram.\n\nЧто вы хотите сделать?",
@@ -686,7 +726,7 @@ RU = {
     "admin_gift_unclaimed": "🎁 Подарок, ещё не получен. Возврат денег закроет ссылку.",
     "admin_gift_claimed": "🎁 Подарок, его получил(а) {who} (покупка #{id}). При возврате денег подарок тоже "
                           "будет отозван.",
-    "admin_gift_received": "🎁 Получено в подарок (куплено в покупке #{id}).",
+    "admin_gift_received": "🎁 Получено в подарок (куплено в покупке #{id}), даритель: {who}.",
     "admin_discounts": "\n🏷 <b>Промокоды за 30 дней</b>: {sales} · скидки на {off}",
     "err_promo_code": "❗ В коде от 3 до 32 латинских букв, цифр, - или _, без пробелов.",
     "err_promo_code_taken": "❗ Такой код уже есть. Выберите другой.",

@@ -13,6 +13,7 @@ file states the handler contract; each module says what it keeps alive:
     database.py  connecting to SQLite or PostgreSQL, and upgrading the schema on start
     screens.py   texts in the user's language, money, callback data, buttons, Screen and Toast
     shop.py      the Shop every handler gets, and every call to Telegram
+    progress.py  long work that edits one message every few seconds: "Exporting… 40 %"
     routes.py    how an update reaches its handler: sessions, admin checks, dialogs, errors
     lanes.py     payments first, then every customer in turn; floods trimmed
     journal.py   every payment written down before Telegram forgets it, and recorded until it is
@@ -48,6 +49,7 @@ from .database import (
     stored_revision,
 )
 from .journal import NOT_RECORDED, PaymentJournal, journal_path, recorded_reply, retry_until_recorded
+from .progress import PROGRESS_EVERY, Progress, edit_or_send
 from .routes import (
     ANSWER_TYPES,
     CANCEL,
@@ -127,16 +129,16 @@ from .storage import Base, Dialog, Setting, insert_for, put_setting, utcnow
 
 __all__ = [
     "ANSWER_TYPES", "CALL_FAILED", "CANCEL", "ERRORS", "MASS_SEND_INTERVAL", "MAX_CARD_UNITS", "MAX_ID", "MAX_STARS",
-    "NANOSTARS", "NOT_RECORDED", "PAGE_SIZE", "SALE_ALERTS", "SKIP", "STARS", "After", "Base", "Config",
-    "ConfigError", "DatabaseError", "Dialog", "Handlers", "InputError", "PaymentJournal", "RedactSecrets", "Screen",
-    "Setting", "Shop", "StartRefused", "Tap", "Toast", "add_handlers", "ask", "backup_sqlite", "call_api", "callback",
-    "chat_of", "check_line", "close_database", "code_version", "connect", "copy_row", "counted", "currency_hint",
-    "data_folder", "decimals", "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link",
-    "format_price", "format_stars", "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for",
-    "is_id", "is_number", "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config",
-    "make_bot", "megabytes", "message_admins", "muted_admins", "notify_admins", "on_message", "open_database",
-    "page_count", "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after",
-    "retry_until_recorded", "run", "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply",
-    "split_message", "sqlite_file", "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow",
-    "utf16_len", "with_toast"
+    "NANOSTARS", "NOT_RECORDED", "PAGE_SIZE", "PROGRESS_EVERY", "SALE_ALERTS", "SKIP", "STARS", "After", "Base",
+    "Config", "ConfigError", "DatabaseError", "Dialog", "Handlers", "InputError", "PaymentJournal", "Progress",
+    "RedactSecrets", "Screen", "Setting", "Shop", "StartRefused", "Tap", "Toast", "add_handlers", "ask",
+    "backup_sqlite", "call_api", "callback", "chat_of", "check_line", "close_database", "code_version", "connect",
+    "copy_row", "counted", "currency_hint", "data_folder", "decimals", "describe_database", "describe_user",
+    "dialog_data", "edit_or_send", "end_dialog", "follow_start_link", "format_price", "format_stars", "free_space",
+    "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path",
+    "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot", "megabytes", "message_admins",
+    "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price",
+    "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run", "run_handler", "send",
+    "send_file", "send_media", "short_reason", "show_reply", "split_message", "sqlite_file", "stored_revision",
+    "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -111,15 +111,23 @@ def connect(database_url: str, pool_size: int = 5, busy_timeout: float = 15.0) -
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def backup_sqlite(database_path: str, copy_path: str) -> None:
+BACKUP_STEP = 4096  # pages copied at a time (16 MB of 4 KB pages) when someone watches the progress
+
+
+def backup_sqlite(database_path: str, copy_path: str, progress=None) -> None:
     """A consistent copy of a live SQLite database (the backup API, safe while the bot writes).
 
     A copy that fails (a full disk, say) is removed with its journal: half a copy is no copy, and it
-    would keep the disk full for the shop.
+    would keep the disk full for the shop. ``progress(copied, total)``, if given, hears how many pages
+    are copied, BACKUP_STEP at a time.
     """
     source, target = sqlite3.connect(database_path), sqlite3.connect(copy_path)
     try:
-        source.backup(target)
+        if progress is None:
+            source.backup(target)
+        else:
+            source.backup(target, pages=BACKUP_STEP,
+                          progress=lambda _status, remaining, total: progress(total - remaining, total))
     except BaseException:
         target.close()
         remove_sqlite_file(copy_path)

@@ -59,6 +59,7 @@ class Shop:
         self.background: list[threading.Thread] = []  # broadcasts, restock notices, retries
         self.memo: dict = {}  # what a chapter keeps in memory for this shop (sales.py: its figures snapshot)
         self.sleep = time.sleep  # tests replace it to skip the waits
+        self.clock = time.monotonic  # seconds, for "every few seconds" (progress.py); tests replace it too
         self.free_bytes = free_bytes  # (folder) -> free space on its disk; tests replace it to fill the disk
         # What the shop hands the machinery when its chapters register (menus.py), so that the machinery
         # never imports a chapter: the customer's menu, where Cancel leads, and what it knows of people.
