@@ -42,6 +42,7 @@ from menus import EXPORT_CSV
 from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, is_renewal
 from purchases import PAYMENT_TYPES
 from shopkit import (
+    NANOSTARS,
     After,
     Handlers,
     Progress,
@@ -80,6 +81,12 @@ class Column:
 def amount(price: int | None, currency: str) -> Decimal | None:
     """499, 'USD' -> Decimal('4.99'): the price in the currency's units, exactly."""
     return None if price is None else Decimal(price).scaleb(-decimals(currency))
+
+
+def commission(row, lang: str) -> Decimal | None:
+    """What Telegram's affiliate program took of a Stars payment, in Stars (its ledger counts nanostars); blank
+    when nobody referred the buyer, or the ledger has not been read since."""
+    return None if row.commission_nanostars is None else Decimal(row.commission_nanostars) / NANOSTARS
 
 
 def person(name: str | None, username: str | None, telegram_id: int | None) -> str:
@@ -134,6 +141,7 @@ COLUMNS = [
            lambda row, lang: label(lang, f"export_refunded_by_{row.refunded_by}") if row.refunded_by else "", 16),
     Column("telegram_charge_id", "export_telegram_charge", lambda row, lang: row.payment_id or "", 30),
     Column("provider_charge_id", "export_provider_charge", lambda row, lang: row.provider_payment_id or "", 30),
+    Column("affiliate_commission", "export_commission", commission, 12),
 ]
 
 # ---------------------------------------------------------------------------
@@ -151,7 +159,7 @@ def purchases_after(session: Session, last_id: int, limit: int) -> list:
         select(Purchase.id, Purchase.created_at, User.first_name, User.username, User.telegram_id,
                Product.name.label("product"), Product.kind, Purchase.list_price, Purchase.price, Purchase.currency,
                Purchase.payment_type, PromoCode.code, is_renewal().label("renewal"), Purchase.refunded_at,
-               Purchase.refunded_by, Purchase.payment_id, Purchase.provider_payment_id,
+               Purchase.refunded_by, Purchase.payment_id, Purchase.provider_payment_id, Purchase.commission_nanostars,
                GivenGift.id.label("given_gift"), Recipient.first_name.label("r_name"),
                Recipient.username.label("r_username"), Recipient.telegram_id.label("r_id"),
                ReceivedGift.id.label("received_gift"), Giver.first_name.label("g_name"),

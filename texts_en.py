@@ -396,6 +396,8 @@ EN = {
     "export_kind_unlimited": "same content for all",
     "export_kind_stocked": "unique item",
     "export_kind_subscription": "subscription",
+    "export_kind_paid_media": "paid media",
+    "export_commission": "Affiliate commission (⭐)",
     "export_first_payment": "first payment",
     "export_renewal": "renewal",
     "export_unclaimed": "not claimed yet",

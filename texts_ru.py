@@ -392,6 +392,8 @@ RU = {
     "export_kind_unlimited": "одно содержимое для всех",
     "export_kind_stocked": "уникальная единица",
     "export_kind_subscription": "подписка",
+    "export_kind_paid_media": "платные фото и видео",
+    "export_commission": "Комиссия партнёра (⭐)",
     "export_first_payment": "первый платёж",
     "export_renewal": "продление",
     "export_unclaimed": "ещё не получен",

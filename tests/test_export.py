@@ -11,11 +11,13 @@ import openpyxl
 
 import export
 from conftest import ADMIN_ID, Person
+from models import PAID_MEDIA, Product, Purchase
 from shopkit import callback
 
 HEADERS = ["Date and time (UTC)", "Purchase", "Buyer", "Username", "Buyer id", "Product", "Kind", "Payment",
            "List price", "Price paid", "Currency", "Promo code", "Gift (giver → recipient)", "Subscription payment",
-           "Refunded (UTC)", "Refunded by", "Telegram charge id", "Provider charge id"]
+           "Refunded (UTC)", "Refunded by", "Telegram charge id", "Provider charge id",
+           "Affiliate commission (⭐)"]
 
 
 def exported(shop, seller) -> tuple[list[tuple], list[list[str]], openpyxl.Workbook]:
@@ -56,6 +58,7 @@ def test_the_export_is_a_spreadsheet_of_every_purchase_with_names_gifts_and_refu
     assert claim[2] == "Carol" and claim[7:13] == ("gift", None, 0, "XTR", None, "Bob (@bob, 1002) → Carol (1003)")
     assert grant[5] == "Guide" and grant[7:10] == ("granted", None, 0) and grant[14] is None
     assert book.active["J2"].data_type == "n" and book.active["A2"].is_date  # numbers and dates, not text
+    assert paid[18] is None  # no affiliate brought Alice
 
     assert machine[0] == [column.name for column in export.COLUMNS]
     assert machine[1][0] == f"{paid[0]:%Y-%m-%d %H:%M:%S}" and machine[1][8:12] == ["100", "80", "XTR", "SPRING"]
@@ -114,3 +117,16 @@ def test_a_quick_export_sends_no_progress_at_all(shop, seller, alice):
     seller.taps_data(callback("export_csv"))
     assert not shop.api.of("editMessageText") and "Exporting" not in seller.all_texts()
     assert "Making the export" in seller.last_toast()
+
+
+def test_a_paid_media_sale_and_telegrams_affiliate_commission_are_exported(shop, seller, alice):
+    course = shop.add_product("Course", price=100)
+    alice.taps_data(callback("buy", course.id))
+    alice.pays()
+    with shop.Session() as session:  # as the ledger found it: an affiliate brought Alice, and took 7.5 ⭐
+        purchase = session.get(Purchase, 1)
+        purchase.commission_nanostars = 7_500_000_000
+        session.get(Product, course.id).kind = PAID_MEDIA
+        session.commit()
+    rows, machine, book = exported(shop, seller)
+    assert rows[1][6] == "paid media" and rows[1][18] == Decimal("7.5") and machine[1][18] == "7.5"
