@@ -44,6 +44,8 @@ from shopkit import (
     Toast,
     add_handlers,
     chat_of,
+    describe_user,
+    format_price,
     language_for_code,
     send,
     text,
@@ -164,16 +166,26 @@ def open_gift_link(shop: Shop, message: types.Message, session: Session, lang: s
 # What the seller sees on a purchase (sales.py)
 # ---------------------------------------------------------------------------
 
+def giver_purchase(session: Session, purchase: Purchase) -> Purchase | None:
+    """For a gift received, the giver's purchase: the payment behind it, which its refund gives back. Else None."""
+    if purchase.payment_type != "gift":
+        return None
+    return session.scalar(select(Purchase).join(Gift, Gift.purchase_id == Purchase.id)
+                          .where(Gift.claimed_purchase_id == purchase.id))
+
+
 def gift_line(session: Session, lang: str, purchase: Purchase) -> str:
-    """A line on the seller's screen of a purchase: a gift, claimed or not; or received as one. Else ''."""
+    """A line on the seller's screen of a purchase: a gift, claimed or not; or received as one, with who paid
+    for it and how much. Else ''."""
     if purchase.gift is not None:
         claimed = purchase.gift.claimed_purchase
         if claimed is None:
             return "\n" + text(lang, "admin_gift_unclaimed")
         return "\n" + text(lang, "admin_gift_claimed", who=claimed.user.first_name, id=claimed.id)
-    if purchase.payment_type == "gift":
-        given = session.scalar(select(Gift.purchase_id).where(Gift.claimed_purchase_id == purchase.id))
-        return "\n" + text(lang, "admin_gift_received", id=given)
+    given = giver_purchase(session, purchase)
+    if given is not None:
+        return "\n" + text(lang, "admin_gift_received", id=given.id, giver=describe_user(given.user),
+                            price=format_price(given.price, given.currency))
     return ""
 
 

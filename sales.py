@@ -26,7 +26,7 @@ from telebot import TeleBot, types
 
 from channels import sales_figures
 from checkout import ADMIN_PURCHASE, give_product
-from gifts import gift_line
+from gifts import gift_line, giver_purchase
 from ledger import REFUND
 from menus import ADMIN, EXPORT_CSV, RECENT_PURCHASES, SALES
 from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
@@ -355,8 +355,24 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
         body += "\n" + text(lang, "admin_refunded_at", date=f"{purchase.refunded_at:%Y-%m-%d %H:%M} UTC")
     elif purchase.refund_due:
         body += "\n" + text(lang, "admin_refund_due")
-    refund = [] if purchase.refunded_at else [REFUND.button(label(lang, "btn_refund"), purchase_id=purchase.id)]
+    refund = [] if purchase.refunded_at else [REFUND.button(refund_label(session, lang, purchase),
+                                                            purchase_id=purchase.id)]
     return Screen(body, keyboard(refund, [RECENT_PURCHASES.button(label(lang, "btn_back"), page=0)]))
+
+
+def paid_for_by(session: Session, purchase: Purchase) -> Purchase:
+    """The purchase whose refund takes this one back: a gift received is the giver's payment; else itself."""
+    return giver_purchase(session, purchase) or purchase
+
+
+def refund_label(session: Session, lang: str, purchase: Purchase) -> str:
+    """↩️ Refund where money was paid (for a gift, the giver's); ↩️ Take back where none was: nothing to refund."""
+    paid_for = paid_for_by(session, purchase)
+    if paid_for.payment_type not in PAID:
+        return label(lang, "btn_take_back")
+    if paid_for is not purchase:
+        return label(lang, "btn_refund_giver", giver=paid_for.user.first_name or paid_for.user.telegram_id)
+    return label(lang, "btn_refund")
 
 
 @handlers.tap(ADMIN_PURCHASE)
@@ -371,12 +387,18 @@ def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, lang: st
     purchase = session.get(Purchase, purchase_id)
     if purchase is None or purchase.refunded_at:
         return purchase_screen(session, lang, purchase_id)
-    paid = purchase.payment_type in PAID  # a free item or a grant is taken back, with no money to return
-    question = text(lang, "admin_confirm_refund" if paid else "admin_confirm_revoke", id=purchase.id,
-                    product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-                    buyer=describe_user(purchase.user))
+    # A gift received was paid for by its giver: refunding it gives them their money back, and takes the
+    # recipient's copy back with it (purchases.take_back).
+    paid_for = paid_for_by(session, purchase)
+    paid = paid_for.payment_type in PAID  # a free item or a grant is taken back, with no money to return
+    key = "admin_confirm_refund" if paid else "admin_confirm_revoke"
+    if paid and paid_for is not purchase:
+        key = "admin_confirm_refund_gift"
+    question = text(lang, key, id=paid_for.id, product=paid_for.product.name,
+                    price=format_price(paid_for.price, paid_for.currency), buyer=describe_user(paid_for.user),
+                    recipient=describe_user(purchase.user))
     confirm = label(lang, "btn_confirm_refund" if paid else "btn_confirm_revoke")
-    return Screen(question, keyboard([CONFIRM_REFUND.button(confirm, purchase_id=purchase_id),
+    return Screen(question, keyboard([CONFIRM_REFUND.button(confirm, purchase_id=paid_for.id),
                                       ADMIN_PURCHASE.button(label(lang, "btn_back"), purchase_id=purchase_id)]))
 
 

@@ -104,7 +104,8 @@ EN = {
                         "account, and the purchase is closed.",
     "refunded_by_shop_card": "↩️ The shop is refunding your payment for <b>{name}</b> through the payment provider, "
                              "and the purchase is closed.",
-    "revoked_by_shop": "↩️ The shop has withdrawn <b>{name}</b>, so it no longer opens.",
+    "revoked_by_shop": "↩️ The shop has taken back <b>{name}</b>: it no longer opens. Nothing was paid for it, so "
+                       "there is nothing to refund.",
     "checkout_try_later": "The shop cannot take payments at this very moment. Please try again in a minute: nothing "
                           "was charged.",
     "slow_down": "⏳ That is a lot of taps at once: give me a second, then carry on.",
@@ -360,6 +361,11 @@ EN = {
                             "they lose access to it.",
     "btn_confirm_revoke": "↩️ Yes, take back",
     "admin_revoked": "✅ Taken back: the customer no longer has access. It was free, so no money moved.",
+    # --- issue 27: buttons that mean what they say, honest /grant, prompts that match the currency ---
+    "btn_take_back": "↩️ Take back",
+    "btn_refund_giver": "↩️ Refund {giver}'s payment",
+    "admin_confirm_refund_gift": "Refund purchase #{id} ({product}, {price}) to {buyer}, who paid for this gift? "
+                                 "{recipient} loses access to it; both are told.",
     "admin_category_first": "It is first already.",
     "admin_category_last": "It is last already.",
     "currency_stars": "Stars",
@@ -534,7 +540,8 @@ EN = {
     "admin_purchase_promo": "🏷 Promo code {code} ({discount}); list price {list_price}",
     "admin_gift_unclaimed": "🎁 A gift, not claimed yet. Refunding it closes the link.",
     "admin_gift_claimed": "🎁 A gift, claimed by {who} (purchase #{id}). Refunding it takes theirs back too.",
-    "admin_gift_received": "🎁 Received as a gift (bought in purchase #{id}).",
+    "admin_gift_received": "🎁 Received as a gift (bought in purchase #{id}): {giver} paid {price}. Refunding it "
+                           "gives the giver their payment back.",
     "admin_discounts": "\n🏷 <b>Promo codes, 30 days</b>: {sales} · {off} off list prices",
     "err_promo_code": "❗ A code has 3 to 32 letters (A-Z), digits, - or _, and no spaces.",
     "err_promo_code_taken": "❗ That code exists already. Choose another.",
