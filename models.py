@@ -92,6 +92,8 @@ class Category(Base):
     """A shelf of products, shown in the seller's order (``position``)."""
 
     __tablename__ = "categories"
+    # Ids in buttons and links are never given to another row after a delete (SQLite; PostgreSQL never reuses).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
@@ -108,7 +110,9 @@ class Product(Base):
 
     __tablename__ = "products"
     # The storefront lists the products on sale in one category, page by page.
-    __table_args__ = (Index("ix_products_category_active", "category_id", "is_active", "id"),)
+    # AUTOINCREMENT: a deleted product's id is never another's, so its old links say it is gone.
+    __table_args__ = (Index("ix_products_category_active", "category_id", "is_active", "id"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # RESTRICT: a category can only be deleted once it is empty.
@@ -382,6 +386,7 @@ class PromoCode(Base):
     a category or one product; perhaps limited in uses, perhaps expiring."""
 
     __tablename__ = "promo_codes"
+    __table_args__ = {"sqlite_autoincrement": True}  # a deleted code's buttons never open another
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # In capitals, so that a code typed in any case is found by this unique index (no timing to compare).
@@ -416,6 +421,19 @@ class PromoHold(Base):
 
     def __repr__(self) -> str:
         return f"<PromoHold code={self.promo_code_id} user={self.telegram_id}>"
+
+
+class PendingGrant(Base):
+    """A product the seller granted (/grant) to someone who has not opened the bot yet: Telegram lets no bot
+    write first, so it waits, and becomes their purchase at their first /start (sales.py)."""
+
+    __tablename__ = "pending_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    admin_id: Mapped[int] = mapped_column(BigInteger)  # who granted it: they hear when it is delivered
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 GIFT_TOKEN_BYTES = 16  # 128 random bits: a gift's link cannot be guessed

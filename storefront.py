@@ -218,11 +218,20 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
                   product.description_file_id, product.description_file_type)
 
 
+def removed(session: Session, product_id: int) -> bool:
+    """The product was deleted (not just hidden). Ids are never given again (models.py: AUTOINCREMENT), so an
+    old link or button to a deleted product finds nothing, never another product."""
+    return session.get(Product, product_id) is None
+
+
 def product_or_catalog(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,
                        page: int = 0) -> Screen:
-    """A product's card, or the catalog with "no longer available" when it is not on sale."""
+    """A product's card, or the catalog with "no longer available" (or "removed") when it is not on sale."""
     screen = product_screen(shop, session, lang, telegram_id, product_id, page)
-    return screen or with_toast(catalog_screen(shop, session, lang), text(lang, "unavailable"))
+    if screen:
+        return screen
+    why = text(lang, "unavailable_removed" if removed(session, product_id) else "unavailable")
+    return with_toast(catalog_screen(shop, session, lang), why)
 
 
 # ---------------------------------------------------------------------------
@@ -337,7 +346,10 @@ def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int
 def open_product_link(shop: Shop, message: types.Message, session: Session, lang: str, argument: str) -> Screen:
     """/start p_42, from a product's shared link t.me/<bot>?start=p_42."""
     screen = is_id(argument) and product_screen(shop, session, lang, message.from_user.id, int(argument))
-    return screen or menu_screen(lang, "product_not_found")
+    if screen:
+        return screen
+    gone = is_id(argument) and removed(session, int(argument))
+    return menu_screen(lang, "product_not_found_removed" if gone else "product_not_found")
 
 
 @handlers.command("catalog")

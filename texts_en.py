@@ -26,6 +26,8 @@ EN = {
     "stale_button": "This button is out of date.",
     "page_out_of_range": "That page no longer exists.",
     "product_not_found": "Sorry, this product is not available any more. Here is the menu:",
+    "product_not_found_removed": "Sorry, this item was removed from the shop. Here is the menu:",
+    "unavailable_removed": "This item was removed from the shop.",
     "hint": "I'm a shop bot: use the buttons below, or /help to see how everything works.",
     "help": "❓ <b>How it works</b>\n\n"
             "1. Open the 🛍 Catalog and pick a product.\n"

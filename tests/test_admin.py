@@ -157,6 +157,20 @@ def test_hiding_showing_and_deleting_products(shop, seller, alice):
     assert "KEY-123" in alice.last_text()  # buyers keep their access
 
 
+def test_a_deleted_products_id_is_never_given_again_and_its_link_says_it_is_gone(shop, seller, alice):
+    shop.add_product("Old")
+    newest = shop.add_product("Newest")
+    alice.sends(f"/start p_{newest.id}")  # a card with its buttons, kept in Alice's chat
+    seller.taps_data(callback("confirm_delete_product", newest.id))
+    assert shop.add_product("Another").id > newest.id  # SQLite without AUTOINCREMENT would give it newest's id
+    alice.sends(f"/start p_{newest.id}")  # the old link
+    assert "this item was removed from the shop" in alice.last_text() and "Another" not in alice.last_text()
+    alice.taps_data(callback("buy", newest.id))  # the old card's button
+    assert alice.last_toast() == "This item was removed from the shop."
+    alice.taps_data(callback("product", newest.id, 0))
+    assert alice.last_toast() == "This item was removed from the shop."
+
+
 def test_products_list_marks_hidden_ones(shop, seller):
     category = shop.add_category("Keys")
     shop.add_product("Visible", category=category)
