@@ -81,7 +81,7 @@ from shopkit import (
     utcnow,
     with_toast,
 )
-from storefront import BUY, product_or_catalog
+from storefront import BUY, product_or_catalog, removed
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -215,7 +215,7 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, 
     """Buy: an invoice for a paid product; a free one is handed over at once."""
     product = session.get(Product, product_id)
     if product is None or not product.is_active:
-        return Toast(text(lang, "unavailable_removed" if product is None else "unavailable"))
+        return Toast(text(lang, "unavailable_removed" if removed(session, product_id) else "unavailable"))
     if stock_left(session, product) == 0:  # the card now says "Sold out"
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
                           text(lang, "sold_out_toast"))

@@ -52,7 +52,7 @@ from shopkit import (
     utcnow,
     with_toast,
 )
-from storefront import BUY_GIFT, product_or_catalog
+from storefront import BUY_GIFT, product_or_catalog, removed
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -67,7 +67,7 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, lang: 
     """🎁 Buy as a gift: an invoice marked as a gift (at once and free, when a promo code takes the whole price)."""
     product = session.get(Product, product_id)
     if product is None or not product.is_active or not product.one_off or product.price == 0:
-        return Toast(text(lang, "unavailable_removed" if product is None else "unavailable"))
+        return Toast(text(lang, "unavailable_removed" if removed(session, product_id) else "unavailable"))
     if stock_left(session, product) == 0:
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
                           text(lang, "sold_out_toast"))

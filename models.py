@@ -553,6 +553,23 @@ def owning(product_id):
                 ~Purchase.gift.has())
 
 
+def grant_waits(session: Session, telegram_id: int) -> bool:
+    """The seller granted this person something before they had opened the bot (sales.py delivers it)."""
+    return session.scalar(select(PendingGrant.id).where(PendingGrant.telegram_id == telegram_id).limit(1)) is not None
+
+
+def highest_id_given(session: Session, table: str) -> int:
+    """The highest id the database ever gave a row of ``table`` (its rows deleted since included): the ids of
+    categories, products and promo codes are never given twice (AUTOINCREMENT on SQLite, a sequence on PostgreSQL),
+    so an id under it that finds nothing belonged to something removed."""
+    if session.get_bind().dialect.name == "sqlite":
+        given = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :table"), {"table": table})
+    else:
+        sequence = session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table})
+        given = session.execute(text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"))
+    return given.scalar() or 0
+
+
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:
     """The id of the purchase that makes this user an owner of a product (``owning``), if any."""
     return session.scalar(select(Purchase.id).join(User)

@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
@@ -29,7 +29,7 @@ from checkout import ADMIN_PURCHASE, give_product
 from gifts import gift_line, giver_purchase
 from ledger import REFUND
 from menus import ADMIN, EXPORT_CSV, RECENT_PURCHASES, SALES
-from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, owned_purchase_id
+from models import SUBSCRIPTION, Gift, PendingGrant, Product, PromoCode, Purchase, User, owned_purchase_id
 from promos import promo_line
 from purchases import PAYMENT_TYPES, deliver, refund_purchase
 from shopkit import (
@@ -440,19 +440,63 @@ def on_grant(shop: Shop, message: types.Message, session: Session, lang: str):
     telegram_id, product_id = map(int, arguments)
     product = session.get(Product, product_id)
     if product is None:
-        return Screen(text(lang, "unavailable"))
+        return Screen(text(lang, "admin_grant_no_product", id=product_id))
     if product.kind == SUBSCRIPTION:  # Telegram bills it every month: there is no free month to give
         return Screen(text(lang, "admin_grant_subscription"))
     if product.sold_once_per_customer and owned_purchase_id(session, telegram_id, product_id):
         return Screen(text(lang, "admin_grant_owned"))
-    user = session.scalar(select(User).where(User.telegram_id == telegram_id)) or User(telegram_id=telegram_id)
+    user = session.scalar(select(User).where(User.telegram_id == telegram_id))
+    if user is None:  # they never opened the bot: Telegram lets no bot write first
+        return grant_later(session, message.from_user.id, telegram_id, product, lang)
     purchase = give_product(session, user, product, "manual", shop.config.currency)
     if purchase is None:
         return Screen(text(lang, "sold_out_toast"))
     logger.info("Admin %s granted product %s to user %s", message.from_user.id, product_id, telegram_id)
     customer_lang = language_for_code(user.language_code)
     return After(deliver_grant, message, purchase.id, telegram_id, customer_lang,
-                 text(customer_lang, "thanks", name=product.name))
+                 text(customer_lang, "granted_gift", name=product.name))
+
+
+def grant_later(session: Session, admin_id: int, telegram_id: int, product: Product, lang: str) -> Screen:
+    """A grant for someone who has not opened the bot: it waits for their first /start (grants_waiting), and
+    they are no customer of the shop until then (📊 Sales counts nobody)."""
+    waiting = session.scalar(select(PendingGrant.id).where(PendingGrant.telegram_id == telegram_id,
+                                                           PendingGrant.product_id == product.id))
+    if waiting is None:
+        session.add(PendingGrant(telegram_id=telegram_id, product_id=product.id, admin_id=admin_id))
+        session.commit()
+        logger.info("Admin %s granted product %s to user %s, who has not opened the bot yet: it waits for "
+                    "their first /start", admin_id, product.id, telegram_id)
+    return Screen(text(lang, "admin_grant_pending", id=telegram_id, product=product.name))
+
+
+def grants_waiting(shop: Shop, session: Session, telegram_user: types.User) -> list[After]:
+    """At /start: the products granted to this person before they had opened the bot, made their purchases;
+    the steps that deliver them, and that tell each admin who granted one."""
+    waiting = session.execute(select(PendingGrant.id, PendingGrant.admin_id, PendingGrant.product_id)
+                              .where(PendingGrant.telegram_id == telegram_user.id)
+                              .order_by(PendingGrant.id)).all()
+    steps, lang = [], language_of(telegram_user)
+    for grant_id, admin_id, product_id in waiting:
+        user = session.scalar(select(User).where(User.telegram_id == telegram_user.id))
+        product = session.get(Product, product_id)
+        name = product.name
+        session.execute(delete(PendingGrant).where(PendingGrant.id == grant_id))
+        purchase = give_product(session, user, product, "manual", shop.config.currency)  # commits the delete too
+        admin_lang = language_for_code(session.scalar(select(User.language_code)
+                                                      .where(User.telegram_id == admin_id)))
+        if purchase is None:  # sold out meanwhile, or they own it already: the admin decides what next
+            session.execute(delete(PendingGrant).where(PendingGrant.id == grant_id))
+            session.commit()
+            steps.append(After(send, admin_id, text(admin_lang, "admin_grant_waiting_failed",
+                                                    who=describe_user(telegram_user), product=name)))
+            continue
+        logger.info("User %s opened the bot: product %s granted by admin %s is now purchase %s",
+                    telegram_user.id, product_id, admin_id, purchase.id)
+        steps += [After(deliver, telegram_user.id, purchase.id, text(lang, "granted_gift", name=name), lang),
+                  After(send, admin_id, text(admin_lang, "admin_grant_arrived", who=describe_user(telegram_user),
+                                             product=name, id=purchase.id))]
+    return steps
 
 
 # ---------------------------------------------------------------------------
@@ -511,5 +555,6 @@ def tap_export_csv(shop: Shop, call: types.CallbackQuery, session: Session, lang
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the money screens and /refund, /grant into the bot."""
+    """Wire the money screens and /refund, /grant into the bot; and, at /start, the grants waiting."""
+    shop.grants_waiting = grants_waiting
     add_handlers(shop, handlers)

@@ -30,6 +30,7 @@ from models import (
     Product,
     User,
     WaitlistEntry,
+    highest_id_given,
     listing_columns,
     lowercase,
     products_page,
@@ -219,9 +220,9 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
 
 
 def removed(session: Session, product_id: int) -> bool:
-    """The product was deleted (not just hidden). Ids are never given again (models.py: AUTOINCREMENT), so an
-    old link or button to a deleted product finds nothing, never another product."""
-    return session.get(Product, product_id) is None
+    """The product was deleted (not just hidden, nor never made). Ids are never given again (models.py:
+    AUTOINCREMENT), so an old link or button to a deleted product finds nothing, never another product."""
+    return session.get(Product, product_id) is None and product_id <= highest_id_given(session, "products")
 
 
 def product_or_catalog(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,

@@ -357,8 +357,8 @@ EN = {
     "payment_manual": "granted",
     "file_photo": "photo",
     "file_document": "document",
-    "admin_granted_undelivered": "✅ Granted (purchase #{id}), but not delivered: the customer has not opened the "
-                                 "bot yet, or has blocked it. It waits in their 📦 My purchases.",
+    "admin_granted_undelivered": "✅ Granted (purchase #{id}), but not delivered: the customer has blocked the "
+                                 "bot. It waits in their 📦 My purchases.",
     "admin_confirm_revoke": "Take back #{id} ({product}) from {buyer}? It was free, so there is no money to return; "
                             "they lose access to it.",
     "btn_confirm_revoke": "↩️ Yes, take back",
@@ -368,6 +368,14 @@ EN = {
     "btn_refund_giver": "↩️ Refund {giver}'s payment",
     "admin_confirm_refund_gift": "Refund purchase #{id} ({product}, {price}) to {buyer}, who paid for this gift? "
                                  "{recipient} loses access to it; both are told.",
+    "granted_gift": "🎁 <b>A gift from the shop:</b> {name}. Here it is:",
+    "admin_grant_no_product": "There is no product {id}. Its number is on its screen in /admin → 📦 Products "
+                              "(#{id}).",
+    "admin_grant_pending": "⏳ {id} has not opened the bot yet, so Telegram does not let it write to them. They "
+                           "will get <b>{product}</b> when they do (their first /start), and you will be told.",
+    "admin_grant_arrived": "✅ {who} opened the bot and received <b>{product}</b>, granted by you (purchase #{id}).",
+    "admin_grant_waiting_failed": "⚠️ {who} opened the bot, but <b>{product}</b>, granted by you, could not be "
+                                  "given: it is sold out, or they own it already. Grant it again if you wish.",
     "admin_category_first": "It is first already.",
     "admin_category_last": "It is last already.",
     "currency_stars": "Stars",
