@@ -331,7 +331,7 @@ EN = {
     "err_expected_file": "❗ I need a photo or a document here (or /skip).",
     "err_name_too_long": "❗ That is too long: at most {limit} characters.",
     "err_description_too_long": "❗ The description has {length} characters; at most {limit} fit the card.",
-    "err_price_not_number": "❗ That is not a price. Send a number such as 150 or 9.99.",
+    "err_price_not_number": "❗ That is not a price. Send a number such as {example}.",
     "err_price_decimals": "❗ This currency allows {places} decimal places.",
     "err_price_whole": "❗ A price in {currency} is a whole number: send e.g. {example}.",
     "err_download_failed": "❗ I could not download that file from Telegram. Please send it again.",

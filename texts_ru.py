@@ -323,7 +323,7 @@ RU = {
     "err_expected_file": "❗ Здесь нужно фото или документ (или /skip).",
     "err_name_too_long": "❗ Слишком длинно: не больше {limit} символов.",
     "err_description_too_long": "❗ В описании {length} символов, а в карточку помещается не больше {limit}.",
-    "err_price_not_number": "❗ Это не цена. Отправьте число, например 150 или 9.99.",
+    "err_price_not_number": "❗ Это не цена. Отправьте число, например {example}.",
     "err_price_decimals": "❗ В этой валюте не больше {places} знаков после точки.",
     "err_price_whole": "❗ Цена в {currency} — целое число: отправьте, например, {example}.",
     "err_download_failed": "❗ Не удалось скачать этот файл из Telegram. Отправьте его ещё раз.",

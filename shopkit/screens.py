@@ -199,7 +199,7 @@ def parse_price(raw: str, currency: str) -> int:
     raw = re.sub(r"\s", "", raw).replace(",", ".")  # \s: no-break spaces too, as format_price writes them
     whole, _, fraction = raw.partition(".")
     if not is_number(whole) or (fraction and not is_number(fraction)):
-        raise InputError("err_price_not_number")
+        raise InputError("err_price_not_number", **currency_hint(currency))  # the example this currency takes
     if len(fraction) > decimals(currency):
         if not decimals(currency):
             raise InputError("err_price_whole", **currency_hint(currency))

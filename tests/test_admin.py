@@ -119,6 +119,23 @@ def test_text_sent_where_buttons_are_expected_is_explained(shop, seller):
         assert session.query(Product).count() == 1
 
 
+def test_a_price_prompt_suggests_what_the_shops_currency_takes(shop, card_shop, seller):
+    product = shop.add_product("Pro", price=25)
+    seller.taps_data(callback("edit_product", product.id, 1))  # ✏️ Price, in a Stars shop
+    assert "e.g. 150." in seller.last_text()
+    seller.sends("abc")
+    assert "Send a number such as 150." in seller.last_text() and "9.99" not in seller.last_text()
+    seller.sends("150")
+    assert "Price: 150 ⭐" in seller.last_text()
+    card_product = card_shop.add_product("Pro", price=999)
+    card_seller = Person(card_shop, ADMIN_ID, "Seller")
+    card_seller.taps_data(callback("edit_product", card_product.id, 1))  # in a USD shop
+    card_seller.sends("abc")
+    assert "Send a number such as 9.99." in card_seller.last_text() and "150" not in card_seller.last_text()
+    card_seller.sends("9.99")
+    assert "Price: $9.99" in card_seller.last_text()
+
+
 def test_seller_edits_a_price_with_the_same_validation(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     seller.taps_data(callback("admin_product", product.id))
