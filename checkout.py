@@ -459,6 +459,14 @@ REFUND_AT_ONCE_TEXTS = {
 }
 
 
+# The log's plain words for why a payment could not be honoured, and what became of its money.
+UNHONOURED_LOGGED = {"sold_out": "another buyer got the last item a moment before",
+                     "owned": "the buyer already owns it", "promo": "the promo code had no use left for them"}
+REFUND_LOGGED = {"refunded": "its Stars were given back at once",
+                 "failed": "Telegram refused to give the Stars back; the admins are asked to refund it",
+                 "pending": "the admins are asked to refund it in the payment provider's dashboard"}
+
+
 def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason: str, lang: str) -> None:
     """A payment the shop cannot honour (``message``: its successful_payment), refunded at once (Stars) or by the
     seller (card).
@@ -475,9 +483,10 @@ def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason:
             shop, session, purchase_id, message.from_user.id, payment.telegram_payment_charge_id, AUTO)
     if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
         mark_refunded(shop, purchase_id)
-    logger.warning("Purchase %s refunded at once (%s): %s", purchase_id, reason, refunded)
     # Stars that Telegram would not give back are refunded from the purchase's screen; a card, by the provider.
     outcome = "refunded" if refunded else "failed" if payment.currency == STARS else "pending"
+    logger.warning("Purchase %s could not be honoured (%s): %s", purchase_id, UNHONOURED_LOGGED[reason],
+                   REFUND_LOGGED[outcome])
     buyer_text, admin_text = REFUND_AT_ONCE_TEXTS[reason][outcome]
     send(shop, message.chat.id, text(lang, buyer_text, name=name))
     notify_admins(shop, admin_text, purchase=purchase_id, product=name,

@@ -419,7 +419,7 @@ def open_promo_link(shop: Shop, message: types.Message, session: Session, lang: 
     markup = menu_keyboard(lang)
     if code.product_id is not None:  # one product: straight to it
         markup = keyboard([PRODUCT.button(label(lang, "btn_open_product"), product_id=code.product_id, page=0)],
-                          *[row for row in markup.keyboard])
+                          *markup.inline_keyboard)
     return Screen(greeting, markup)
 
 

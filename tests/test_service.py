@@ -214,7 +214,9 @@ def test_admin_without_any_admin_ids_tells_the_sender_how_to_become_admin(databa
 
 def test_with_admins_configured_a_strangers_admin_is_only_logged(shop, alice, caplog):
     alice.sends("/admin")
-    assert "User 1001 tried admin action on_admin" in caplog.text and "ADMIN_IDS=" not in caplog.text
+    assert "User 1001 sent /admin, but is not in ADMIN_IDS: shown the customer's menu instead (on_admin). If it " \
+           "is you, add 1001 to ADMIN_IDS" in caplog.text and "ADMIN_IDS=" not in caplog.text
+    assert "tried admin action" not in caplog.text
     assert "ADMIN_IDS" not in alice.all_texts()
 
 
@@ -267,6 +269,13 @@ def test_check_fails_on_a_rejected_token_and_warns_about_an_admin_who_never_open
     assert not (tmp_path / "shop.db").exists()  # --check creates nothing
     assert unopened.returncode == 0
     assert "admin 77: WARN — has not opened the bot" in unopened.stdout
+    assert "If it is not your id: send /admin to the bot, and its log names your id" in unopened.stdout
+
+
+def test_check_says_how_to_find_your_own_id_when_there_are_no_admin_ids(capsys):
+    assert service.check_admins(Config(token=TOKEN, database_url="sqlite://")) is True
+    assert "No ADMIN_IDS: nobody can open /admin. To find your Telegram id, start the shop and send /admin to the " \
+           "bot: it answers with your id" in capsys.readouterr().out
 
 
 def test_check_fails_on_a_bad_setting_or_a_damaged_database(tmp_path):
