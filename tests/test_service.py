@@ -36,7 +36,7 @@ from conftest import (
     free_port,
     make_config,
 )
-from models import Category, Product, Purchase, User
+from models import SUBSCRIPTION, Category, Product, Purchase, User
 from shopkit import (
     Config,
     ConfigError,
@@ -372,9 +372,30 @@ def test_reprice_converts_the_catalog_once(database_url, capsys):
         assert session.scalars(select(Product.price).order_by(Product.id)).all() == [585, 1, 0]  # a paid one stays paid
         assert session.get(Setting, pricing.CATALOG_CURRENCY).value == "USD"
         session.get_bind().dispose()
-    assert "Pro: 450 ⭐ -> $5.85" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Pro: 450 ⭐ -> $5.85" in printed
+    assert "Warning: under $1, the least the shop charges in USD (Telegram refuses smaller payments): #2 Tiny " \
+           "($0.01)." in printed
     with pytest.raises(service.StartRefused, match="already priced in USD"):
         pricing.reprice(usd, "0.013")
+
+
+def test_reprice_leaves_a_subscription_in_stars_and_says_so(database_url, capsys):
+    with open_database(database_url)() as session:
+        keys = Category(name="Keys")
+        session.add_all([Product(name="Pro", price=450, hidden_content="K", category=keys),
+                         Product(name="VIP", price=300, kind=SUBSCRIPTION, chat_id=-100, chat_title="VIP",
+                                 hidden_content="", category=keys),
+                         Setting(key=pricing.CATALOG_CURRENCY, value="XTR")])
+        session.commit()
+        session.get_bind().dispose()
+    assert pricing.reprice(make_config(database_url, provider_token="1:TEST:x", currency="USD"), "0.013") == 0
+    with open_database(database_url)() as session:
+        assert session.scalars(select(Product.price).order_by(Product.id)).all() == [585, 300]
+        session.get_bind().dispose()
+    printed = capsys.readouterr().out
+    assert "#2 VIP: 300 ⭐ a month, left in Stars (Telegram bills subscriptions in Stars only)" in printed
+    assert "$3.90" not in printed and "Repriced 1 products" in printed
 
 
 def test_reprice_refuses_a_rate_that_breaks_telegrams_limits_and_changes_nothing(session, database_url):
