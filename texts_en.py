@@ -233,9 +233,18 @@ EN = {
     "admin_products": "📦 <b>Products</b>\n\nChoose a category:",
     "admin_category": "🗂 <b>{name}</b>: {products} (🙈 = hidden)",
     "admin_on_sale": "on sale",
+    # --- issue 27: a stocked product without items, and what a change of kind does ---
+    "admin_stock": "Stock: {stock}",
+    "admin_sold_out_status": "❌ sold out until you upload stock (📥 Upload stock, below)",
+    "admin_kind_to_unlimited": "\n\nNow 🔑 a unique item each, with {items}. Switched to ♾ the same content for "
+                               "everyone, those items are kept but no longer sold; switching back sells them again.",
+    "admin_kind_to_stocked": "\n\nNow ♾ the same content for everyone. Switched to 🔑 a unique item each, it is "
+                             "sold out until you upload stock (📥 Upload stock).",
+    "admin_kind_to_stocked_again": "\n\nNow ♾ the same content for everyone. Switched to 🔑 a unique item each, "
+                                   "it sells the {items} kept from before.",
     "admin_hidden": "🙈 hidden",
     "admin_product": "<b>#{id} {name}</b>\nCategory: {category}\nPrice: {price}\nStatus: {status}\n"
-                     "Sold: {sales} · revenue {revenue}\nStock: {stock}\n\n<b>Description</b>\n{description}\n"
+                     "Sold: {sales} · revenue {revenue}\n{stock}\n\n<b>Description</b>\n{description}\n"
                      "Description file: {file}\n\n<b>Hidden content</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
                      "Hidden file: {hidden_file}",
     "admin_hidden_not_deleted": "People bought it, so it was hidden instead: they keep their access.",

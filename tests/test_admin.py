@@ -11,6 +11,7 @@ from conftest import (
     ADMIN_ID,
     Person,
     ShopUnderTest,
+    add_stock,
     admin_texts,
     start_adding_a_product,
 )
@@ -270,6 +271,41 @@ def test_the_seller_picks_a_products_kind_and_can_change_it(shop, seller, alice)
     assert "Stock: unlimited" in seller.last_text() and "📥 Upload stock" not in seller.button_labels()
     alice.sends(f"/start p_{product.id}")
     assert alice.button_labels()[0] == "Buy for 10 ⭐"
+
+
+def test_a_stocked_product_without_items_says_it_is_sold_out_with_upload_at_hand(shop, seller):
+    shop.add_category("Cards")
+    start_adding_a_product(seller, "Cards", kind="A unique item")
+    for answer in ["Gift card", "10", "A code for the store", "/skip", "Redeem at example.com"]:
+        seller.sends(answer)
+    seller.taps("Save")
+    assert "Status: ❌ sold out until you upload stock" in seller.last_text()
+    assert "on sale" not in seller.last_text() and "📥 Upload stock" in seller.button_labels()
+
+
+def test_changing_a_products_kind_says_first_what_becomes_of_its_unsold_items(shop, seller, alice):
+    product = shop.add_product("Key", price=10, kind="stocked")
+    add_stock(shop, product, "KEY-A", "KEY-B", "KEY-C")
+    seller.taps_data(callback("admin_product", product.id))
+    seller.taps("Kind")
+    assert "with 3 unsold items. Switched to ♾ the same content for everyone, those items are kept but no longer " \
+           "sold" in seller.last_text()
+    seller.taps("The same content")
+    assert "Stock: unlimited" in seller.last_text()
+    seller.taps("Kind")
+    assert "it sells the 3 unsold items kept from before" in seller.last_text()
+    seller.taps("A unique item")
+    assert "Stock: 3 unsold items" in seller.last_text()
+    fresh = shop.add_product("Guide", price=10)
+    seller.taps_data(callback("edit_kind", fresh.id))
+    assert "it is sold out until you upload stock" in seller.last_text()
+
+
+def test_a_subscriptions_screen_has_no_stock_line_in_russian(shop, seller):
+    product = shop.add_product("VIP", price=300, kind="subscription", chat_id=-100, chat_title="VIP")
+    ru_seller = Person(shop, ADMIN_ID, "Seller", language_code="ru")
+    ru_seller.taps_data(callback("admin_product", product.id))
+    assert "Наличие:" not in ru_seller.last_text() and "📅 VIP: 0 подписчиков" in ru_seller.last_text()
 
 
 def test_a_draft_survives_a_restart(shop, seller, config):
