@@ -64,6 +64,7 @@ from shopkit import (
     keyboard,
     label,
     language_of,
+    number,
     page_count,
     pager_row,
     parse_price,
@@ -551,7 +552,7 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
                 status=status_label(session, lang, product),
                 description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
                 hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
-                sales=sold, revenue=format_price(revenue, shop.config.currency))
+                sales=number(sold), revenue=format_price(revenue, shop.config.currency))
     edit_buttons = [EDIT_PRODUCT.button(label(lang, f.button), product_id=product.id, field_index=i)
                     for i, f in enumerate(PRODUCT_FIELDS)]
     if product.kind != SUBSCRIPTION:  # a subscription stays one (change_kind)

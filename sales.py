@@ -52,6 +52,7 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
+    number,
     page_count,
     pager_row,
     send,
@@ -259,8 +260,8 @@ def figures_line(lang: str, period: str, figures: Figures) -> str:
     revenue = " + ".join(format_price(amount, currency) for currency, amount in sorted(figures.revenue.items())
                          if amount) or "0"
     return text(lang, "admin_sales_line", period=label(lang, period),
-                sales=counted(lang, "n_sales", figures.sales.total()), revenue=revenue, free=figures.free,
-                granted=figures.granted, refunds=figures.refunds, users=figures.new_users)
+                sales=counted(lang, "n_sales", figures.sales.total()), revenue=revenue, free=number(figures.free),
+                granted=number(figures.granted), refunds=number(figures.refunds), users=number(figures.new_users))
 
 
 def best_sellers(session: Session, top: list[tuple[int, int]]) -> list[tuple[str, int]]:
@@ -298,7 +299,8 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
     top = best_sellers(session, report.top)
     if top:
         lines.append(text(lang, "admin_top"))
-        lines += [text(lang, "admin_top_line", place=n, name=name, count=sold) for n, (name, sold) in enumerate(top, 1)]
+        lines += [text(lang, "admin_top_line", place=n, name=name, count=number(sold))
+                  for n, (name, sold) in enumerate(top, 1)]
     if subscribed := sales_figures(session, lang):
         lines.append(subscribed)
     if discounts := discounts_line(session, lang, utcnow() - timedelta(days=30)):

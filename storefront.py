@@ -56,6 +56,7 @@ from shopkit import (
     keyboard,
     label,
     language_for_code,
+    number,
     page_count,
     pager_row,
     put_setting,
@@ -146,11 +147,13 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
-    stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=number(left))
     if offer and offer.code:
         new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
         return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
                     discount=discount_label(offer.code), stock=stock_line, description=product.description)
+    if product.kind == SUBSCRIPTION:  # its price line starts with 📅: no 💰 before it
+        return text(lang, "product_card_subscription", name=product.name, price=price, description=product.description)
     return text(lang, "product_card", name=product.name, price=price + stock_line, description=product.description)
 
 

@@ -18,6 +18,7 @@ EN = {
     "category_button": "{name} ({count})",
     "product_button": "{name} — {price}",
     "product_card": "<b>{name}</b>\n💰 {price}\n\n{description}",
+    "product_card_subscription": "<b>{name}</b>\n{price}\n\n{description}",
     "btn_buy": "Buy for {price}",
     "btn_get_free": "Get for free",
     "btn_owned": "✅ Yours — open",
@@ -445,7 +446,7 @@ EN = {
                        "chat's settings → Administrators → me.",
     "right_invite": "Invite users via link",
     "right_ban": "Ban users",
-    "admin_ask_subscription_price": "Send the price per month in Stars, from 1 to 10,000 (Telegram's limits), e.g. "
+    "admin_ask_subscription_price": "Send the price per month in Stars, from 1 to 10 000 (Telegram's limits), e.g. "
                                     "<code>{example}</code>.",
     "err_subscription_price": "❗ A subscription costs from 1 to {limit} a month.",
     "admin_subscribers": "📅 {chat}: {subscribers}",
@@ -536,6 +537,7 @@ EN = {
     "admin_promo_batch": "🎟 <b>{codes}</b> · {status}\nDiscount: {discount} on {scope}\nExpires: {expires}\n"
                          "Used: {uses}\nRevenue: {revenue} · discounts given: {discounts}",
     "promo_never": "never",
+    "promo_until": "{date}",
     "promo_on": "✅ on",
     "promo_off": "⛔ off",
     "btn_promo_on": "✅ Turn on",

@@ -17,6 +17,7 @@ RU = {
     "category_button": "{name} ({count})",
     "product_button": "{name} — {price}",
     "product_card": "<b>{name}</b>\n💰 {price}\n\n{description}",
+    "product_card_subscription": "<b>{name}</b>\n{price}\n\n{description}",
     "btn_buy": "Купить за {price}",
     "btn_get_free": "Получить бесплатно",
     "btn_owned": "✅ Уже ваше — открыть",
@@ -439,7 +440,7 @@ RU = {
                        "чата → Администраторы → я.",
     "right_invite": "Пригласительные ссылки",
     "right_ban": "Блокировка пользователей",
-    "admin_ask_subscription_price": "Отправьте цену за месяц в звёздах, от 1 до 10 000 (ограничения Telegram), "
+    "admin_ask_subscription_price": "Отправьте цену за месяц в звёздах, от 1 до 10 000 (ограничения Telegram), "
                                     "например <code>{example}</code>.",
     "err_subscription_price": "❗ Подписка стоит от 1 до {limit} в месяц.",
     "admin_subscribers": "📅 {chat}: {subscribers}",
@@ -532,12 +533,13 @@ RU = {
     "btn_generate_promos": "🎟 Сгенерировать коды",
     "promo_batch_button": "🎟 Коды: {codes} · {discount}",
     "n_codes": ("{count} одноразовый код", "{count} одноразовых кода", "{count} одноразовых кодов"),
-    "admin_promo": "🏷 <b>{code}</b> · {status}\nСкидка: {discount} на {scope}\nДействует до: {expires}\n"
+    "admin_promo": "🏷 <b>{code}</b> · {status}\nСкидка: {discount} на {scope}\nСрок действия: {expires}\n"
                    "Использован: {uses} (каждым покупателем — один раз)\nВыручка: {revenue} · сумма скидок: "
                    "{discounts}\n\nСсылка: {link}",
-    "admin_promo_batch": "🎟 <b>{codes}</b> · {status}\nСкидка: {discount} на {scope}\nДействуют до: {expires}\n"
+    "admin_promo_batch": "🎟 <b>{codes}</b> · {status}\nСкидка: {discount} на {scope}\nСрок действия: {expires}\n"
                          "Использовано: {uses}\nВыручка: {revenue} · сумма скидок: {discounts}",
     "promo_never": "бессрочно",
+    "promo_until": "до {date}",
     "promo_on": "✅ включён",
     "promo_off": "⛔ выключен",
     "btn_promo_on": "✅ Включить",

@@ -58,7 +58,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     ("price", "1²", "not a price"),
     ("price", "-5", "not a price"),
     ("price", "1.5", "A price in Stars is a whole number"),
-    ("price", "100001", "at most 100000 ⭐"),
+    ("price", "100001", "at most 100\u202f000 ⭐"),  # one number format: a narrow no-break space
     ("description", "d" * 3501, "at most 3500"),
     ("description_file", "a text", "photo or a document"),
     ("hidden", None, "need a text"),

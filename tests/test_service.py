@@ -44,10 +44,12 @@ from shopkit import (
     RedactSecrets,
     Setting,
     close_database,
+    counted,
     decimals,
     describe_database,
     format_price,
     load_config,
+    number,
     open_database,
     parse_price,
     service,
@@ -311,9 +313,19 @@ def test_money_follows_telegrams_currency_table():
 
 
 def test_roubles_show_the_russian_way():
-    assert format_price(150050, "RUB") == "1\u00a0500,50\u00a0₽"
-    assert format_price(99000, "RUB") == "990\u00a0₽" and format_price(123456700, "RUB") == "1\u00a0234\u00a0567\u00a0₽"
-    assert parse_price("1 500,50", "RUB") == parse_price("1\u00a0500,50", "RUB") == 150050  # as format_price writes it
+    assert format_price(150050, "RUB") == "1500,50\u00a0₽" and format_price(1500050, "RUB") == "15\u202f000,50\u00a0₽"
+    assert format_price(99000, "RUB") == "990\u00a0₽" and format_price(123456700, "RUB") == "1\u202f234\u202f567\u00a0₽"
+    assert parse_price("1 500,50", "RUB") == parse_price("1\u00a0500,50", "RUB") == 150050
+    assert parse_price("10\u202f000", "RUB") == 1000000  # as format_price writes it
+
+
+def test_one_number_format_everywhere_in_both_languages():
+    """Thousands apart by a narrow no-break space (U+202F) from 10 000 up, in prices and counts alike."""
+    assert format_price(10000, "XTR") == "10\u202f000 ⭐" and format_price(1000000, "USD") == "$10\u202f000"
+    assert counted("en", "n_sales", 12345) == "12\u202f345 sales" and counted("ru", "n_sales", 10000).startswith(
+        "10\u202f000 ")
+    assert number(9999) == "9999" and number(1234567) == "1\u202f234\u202f567"
+    assert parse_price(format_price(10000, "XTR").removesuffix(" ⭐"), "XTR") == 10000
 
 
 def test_the_catalog_currency_is_recorded_and_another_currency_refused(session):
