@@ -397,7 +397,8 @@ def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, lang: st
     if paid and paid_for is not purchase:
         key = "admin_confirm_refund_gift"
     question = text(lang, key, id=paid_for.id, product=paid_for.product.name,
-                    price=format_price(paid_for.price, paid_for.currency), buyer=describe_user(paid_for.user),
+                    price=format_price(paid_for.price, paid_for.currency),
+                    buyer=describe_user((paid_for if paid else purchase).user),  # a free gift: taken from its holder
                     recipient=describe_user(purchase.user))
     confirm = label(lang, "btn_confirm_refund" if paid else "btn_confirm_revoke")
     return Screen(question, keyboard([CONFIRM_REFUND.button(confirm, purchase_id=paid_for.id),
