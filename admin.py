@@ -40,6 +40,7 @@ from models import (
     products_page,
     save_user,
     stock_left,
+    unsold_items,
 )
 from paid_media import MEDIA_DONE, ask_media, collected_media, media_summary, read_caption
 from paid_media import check_price as check_paid_media_price
@@ -67,6 +68,7 @@ from shopkit import (
     keyboard,
     label,
     language_of,
+    number,
     page_count,
     pager_row,
     parse_price,
@@ -268,15 +270,27 @@ FIXED_KINDS = (SUBSCRIPTION, PAID_MEDIA)  # a product of these kinds stays one (
 FILE_KINDS = {"photo": "file_photo", "document": "file_document"}  # a description or hidden file's kind
 
 
-def kind_screen(lang: str, target_id: int, for_new_product: bool) -> Screen:
+def kind_screen(lang: str, target_id: int, for_new_product: bool, note: str = "") -> Screen:
     """What does each buyer receive? ♾ the same content, 🔑 a unique item, or (new products) 📅 a subscription or
-    📸 paid media."""
+    📸 paid media;
+    ``note``: what a change would do to an existing product's items (what_a_kind_change_does)."""
     kinds = KINDS if for_new_product else KINDS[:2]
     rows = [[CHOOSE_KIND.button(label(lang, KIND_BUTTONS[kind]), target_id=target_id, kind=index,
                                 for_new_product=int(for_new_product))] for index, kind in enumerate(kinds)]
     question = text(lang, "admin_choose_kind") + (
         text(lang, "admin_kind_subscription") + text(lang, "admin_kind_paid_media") if for_new_product else "")
-    return Screen(question, keyboard(*rows, [CANCEL.button(label(lang, "btn_cancel"))]))
+    return Screen(question + note, keyboard(*rows, [CANCEL.button(label(lang, "btn_cancel"))]))
+
+
+def what_a_kind_change_does(session: Session, lang: str, product: Product) -> str:
+    """Said before the seller picks: a stocked product's unsold items are kept but no longer sold as the same
+    content for everyone (🔑 again sells them); an unlimited one becomes sold out until stock is uploaded."""
+    unsold = unsold_items(session, product.id)
+    if product.kind == STOCKED:
+        return text(lang, "admin_kind_to_unlimited", items=counted(lang, "n_unsold_items", unsold))
+    if unsold:  # unlimited, with items kept from when it was stocked
+        return text(lang, "admin_kind_to_stocked_again", items=counted(lang, "n_unsold_items", unsold))
+    return text(lang, "admin_kind_to_stocked")
 
 
 @handlers.tap(ADD_PRODUCT_IN)
@@ -546,17 +560,24 @@ def file_kind(lang: str, file_type: str | None) -> str:
 
 def kind_details(session: Session, lang: str, product: Product) -> tuple[str, list]:
     """What a product's kind adds to its admin screen: the stock line (plain text), and its buttons."""
-    if product.kind == SUBSCRIPTION:
+    if product.kind == SUBSCRIPTION:  # its subscribers, not a stock
         return subscribers_summary(session, lang, product)
     if product.kind == PAID_MEDIA:
         return media_summary(lang, product)
     left = stock_left(session, product)
     if left is None:
-        return label(lang, "admin_unlimited"), []
+        return label(lang, "admin_stock", stock=label(lang, "admin_unlimited")), []
     buttons = [UPLOAD_STOCK.button(label(lang, "btn_upload_stock"), product_id=product.id)]
     if left:
         buttons.append(CLEAR_STOCK.button(label(lang, "btn_clear_stock"), product_id=product.id))
-    return counted(lang, "n_unsold_items", left), buttons
+    return label(lang, "admin_stock", stock=counted(lang, "n_unsold_items", left)), buttons
+
+
+def status_label(session: Session, lang: str, product: Product) -> str:
+    """On sale, hidden, or, for a stocked product with no items, sold out until stock is uploaded."""
+    if not product.is_active:
+        return label(lang, "admin_hidden")
+    return label(lang, "admin_sold_out_status" if stock_left(session, product) == 0 else "admin_on_sale")
 
 
 def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: int) -> Screen:
@@ -566,11 +587,11 @@ def admin_product_screen(shop: Shop, session: Session, lang: str, product_id: in
     stock_line, kind_buttons = kind_details(session, lang, product)
     body = text(lang, "admin_product", stock=stock_line, id=product.id, name=product.name,
                 category=product.category.name, price=format_price(product.price, shop.config.currency),
-                status=label(lang, "admin_on_sale" if product.is_active else "admin_hidden"),
+                status=status_label(session, lang, product),
                 description=truncate(product.description, 1000), file=file_kind(lang, product.description_file_type),
                 hidden=truncate(product.hidden_content, 1500), hidden_file=file_kind(lang, product.hidden_file_type),
-                sales=sold["sales"], revenue=format_price(sold["revenue"], shop.config.currency), free=sold["free"],
-                granted=sold["granted"])
+                sales=number(sold["sales"]), revenue=format_price(sold["revenue"], shop.config.currency),
+                free=number(sold["free"]), granted=number(sold["granted"]))
     edit_buttons = [EDIT_PRODUCT.button(label(lang, PRODUCT_FIELDS[i].button), product_id=product.id, field_index=i)
                     for i in fields_of(product.kind)]
     if product.kind not in FIXED_KINDS:  # a subscription or paid media stays one (change_kind)
@@ -628,9 +649,10 @@ def answer_edit_product(shop: Shop, message: types.Message, session: Session, la
 @handlers.tap(EDIT_KIND)
 def tap_edit_kind(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, product_id: int) -> Screen:
     """✏️ Kind: unlimited or unique items."""
-    if session.get(Product, product_id) is None:
+    product = session.get(Product, product_id)
+    if product is None:
         return products_screen(session, lang)
-    return kind_screen(lang, product_id, for_new_product=False)
+    return kind_screen(lang, product_id, for_new_product=False, note=what_a_kind_change_does(session, lang, product))
 
 
 @handlers.tap(TOGGLE_PRODUCT)

@@ -83,7 +83,7 @@ from shopkit import (
     utcnow,
     with_toast,
 )
-from storefront import BUY, product_or_catalog
+from storefront import BUY, product_or_catalog, removed
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -218,7 +218,7 @@ def tap_buy(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, 
     """Buy: an invoice for a paid product; a free one is handed over at once."""
     product = session.get(Product, product_id)
     if product is None or not product.is_active or product.kind == PAID_MEDIA:  # no invoice: paid_media.py sells it
-        return Toast(text(lang, "unavailable"))
+        return Toast(text(lang, "unavailable_removed" if removed(session, product_id) else "unavailable"))
     if stock_left(session, product) == 0:  # the card now says "Sold out"
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
                           text(lang, "sold_out_toast"))
@@ -463,6 +463,14 @@ REFUND_AT_ONCE_TEXTS = {
 }
 
 
+# The log's plain words for why a payment could not be honoured, and what became of its money.
+UNHONOURED_LOGGED = {"sold_out": "another buyer got the last item a moment before",
+                     "owned": "the buyer already owns it", "promo": "the promo code had no use left for them"}
+REFUND_LOGGED = {"refunded": "its Stars were given back at once",
+                 "failed": "Telegram refused to give the Stars back; the admins are asked to refund it",
+                 "pending": "the admins are asked to refund it in the payment provider's dashboard"}
+
+
 def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason: str, lang: str) -> None:
     """A payment the shop cannot honour (``message``: its successful_payment), refunded at once (Stars) or by the
     seller (card).
@@ -479,9 +487,10 @@ def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason:
             shop, session, purchase_id, message.from_user.id, payment.telegram_payment_charge_id, AUTO)
     if refunded:  # closed here, or a moment before by Telegram's echo of this refund: these messages tell it
         mark_refunded(shop, purchase_id)
-    logger.warning("Purchase %s refunded at once (%s): %s", purchase_id, reason, refunded)
     # Stars that Telegram would not give back are refunded from the purchase's screen; a card, by the provider.
     outcome = "refunded" if refunded else "failed" if payment.currency == STARS else "pending"
+    logger.warning("Purchase %s could not be honoured (%s): %s", purchase_id, UNHONOURED_LOGGED[reason],
+                   REFUND_LOGGED[outcome])
     buyer_text, admin_text = REFUND_AT_ONCE_TEXTS[reason][outcome]
     send(shop, message.chat.id, text(lang, buyer_text, name=name))
     notify_admins(shop, admin_text, purchase=purchase_id, product=name,

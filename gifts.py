@@ -46,6 +46,7 @@ from shopkit import (
     add_handlers,
     chat_of,
     describe_user,
+    format_price,
     keyboard,
     language_for_code,
     notify_admins,
@@ -54,7 +55,7 @@ from shopkit import (
     utcnow,
     with_toast,
 )
-from storefront import BUY_GIFT, product_or_catalog
+from storefront import BUY_GIFT, product_or_catalog, removed
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
@@ -69,7 +70,7 @@ def tap_buy_gift(shop: Shop, call: types.CallbackQuery, session: Session, lang: 
     """🎁 Buy as a gift: an invoice marked as a gift (at once and free, when a promo code takes the whole price)."""
     product = session.get(Product, product_id)
     if product is None or not product.is_active or not product.one_off or product.price == 0:
-        return Toast(text(lang, "unavailable"))
+        return Toast(text(lang, "unavailable_removed" if removed(session, product_id) else "unavailable"))
     if stock_left(session, product) == 0:
         return with_toast(product_or_catalog(shop, session, lang, call.from_user.id, product_id),
                           text(lang, "sold_out_toast"))
@@ -171,16 +172,26 @@ def open_gift_link(shop: Shop, message: types.Message, session: Session, lang: s
 # What the seller sees on a purchase (sales.py)
 # ---------------------------------------------------------------------------
 
+def giver_purchase(session: Session, purchase: Purchase) -> Purchase | None:
+    """For a gift received, the giver's purchase: the payment behind it, which its refund gives back. Else None."""
+    if purchase.payment_type != "gift":
+        return None
+    return session.scalar(select(Purchase).join(Gift, Gift.purchase_id == Purchase.id)
+                          .where(Gift.claimed_purchase_id == purchase.id))
+
+
 def gift_line(session: Session, lang: str, purchase: Purchase) -> str:
-    """A line on the seller's screen of a purchase: a gift, claimed or not; or received as one. Else ''."""
+    """A line on the seller's screen of a purchase: a gift, claimed or not; or received as one, with who paid
+    for it and how much. Else ''."""
     if purchase.gift is not None:
         claimed = purchase.gift.claimed_purchase
         if claimed is None:
             return "\n" + text(lang, "admin_gift_unclaimed")
         return "\n" + text(lang, "admin_gift_claimed", who=claimed.user.first_name, id=claimed.id)
-    if purchase.payment_type == "gift":
-        given = session.scalar(select(Gift).where(Gift.claimed_purchase_id == purchase.id)).purchase
-        return "\n" + text(lang, "admin_gift_received", id=given.id, who=describe_user(given.user))
+    given = giver_purchase(session, purchase)
+    if given is not None:
+        return "\n" + text(lang, "admin_gift_received", id=given.id, giver=describe_user(given.user),
+                            price=format_price(given.price, given.currency))
     return ""
 
 

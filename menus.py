@@ -19,7 +19,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
-from models import mark_blocked, reachable_people, save_user
+from models import grant_waits, mark_blocked, reachable_people, save_user
 from shopkit import (
     CANCEL,
     SALE_ALERTS,
@@ -77,17 +77,20 @@ def menu_screen(lang: str, key: str = "menu", **values) -> Screen:
 
 
 @handlers.command("start")
-def on_start(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
+def on_start(shop: Shop, message: types.Message, session: Session, lang: str):
     """/start: the greeting and the menu; /start p_42 (a shared link) opens what the link names."""
     end_dialog(session, message)  # /start leaves any dialog
     save_user(session, message.from_user)
+    # A product the seller granted before they had opened the bot (sales.py) comes after the reply.
+    steps = shop.grants_waiting(shop, session, message.from_user) if grant_waits(session, message.from_user.id) \
+        else []
     opened = follow_start_link(shop, message, session)
     if opened is not None:
-        return opened
+        return (*opened, *steps) if isinstance(opened, tuple) else (opened, *steps)
     greeting = text(lang, "welcome", name=message.from_user.first_name or "", shop=SHOP_NAME)
     if shop.is_admin(message.from_user.id):
         greeting += "\n\n" + text(lang, "admin_hint")
-    return Screen(greeting, menu_keyboard(lang))
+    return Screen(greeting, menu_keyboard(lang)), *steps
 
 
 def admin_keyboard(lang: str, alerts_on: bool = True, daily_on: bool | None = None) -> types.InlineKeyboardMarkup:

@@ -94,6 +94,8 @@ class Category(Base):
     """A shelf of products, shown in the seller's order (``position``)."""
 
     __tablename__ = "categories"
+    # Ids in buttons and links are never given to another row after a delete (SQLite; PostgreSQL never reuses).
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(NAME_MAX), unique=True)
@@ -110,7 +112,9 @@ class Product(Base):
 
     __tablename__ = "products"
     # The storefront lists the products on sale in one category, page by page.
-    __table_args__ = (Index("ix_products_category_active", "category_id", "is_active", "id"),)
+    # AUTOINCREMENT: a deleted product's id is never another's, so its old links say it is gone.
+    __table_args__ = (Index("ix_products_category_active", "category_id", "is_active", "id"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # RESTRICT: a category can only be deleted once it is empty.
@@ -439,6 +443,7 @@ class PromoCode(Base):
     a category or one product; perhaps limited in uses, perhaps expiring."""
 
     __tablename__ = "promo_codes"
+    __table_args__ = {"sqlite_autoincrement": True}  # a deleted code's buttons never open another
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # In capitals, so that a code typed in any case is found by this unique index (no timing to compare).
@@ -473,6 +478,19 @@ class PromoHold(Base):
 
     def __repr__(self) -> str:
         return f"<PromoHold code={self.promo_code_id} user={self.telegram_id}>"
+
+
+class PendingGrant(Base):
+    """A product the seller granted (/grant) to someone who has not opened the bot yet: Telegram lets no bot
+    write first, so it waits, and becomes their purchase at their first /start (sales.py)."""
+
+    __tablename__ = "pending_grants"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    admin_id: Mapped[int] = mapped_column(BigInteger)  # who granted it: they hear when it is delivered
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 GIFT_TOKEN_BYTES = 16  # 128 random bits: a gift's link cannot be guessed
@@ -634,6 +652,23 @@ def owning(product_id):
     being refunded), and not a gift they bought for someone else."""
     return and_(Purchase.product_id == product_id, Purchase.refunded_at.is_(None), ~Purchase.refund_due,
                 ~Purchase.gift.has())
+
+
+def grant_waits(session: Session, telegram_id: int) -> bool:
+    """The seller granted this person something before they had opened the bot (sales.py delivers it)."""
+    return session.scalar(select(PendingGrant.id).where(PendingGrant.telegram_id == telegram_id).limit(1)) is not None
+
+
+def highest_id_given(session: Session, table: str) -> int:
+    """The highest id the database ever gave a row of ``table`` (its rows deleted since included): the ids of
+    categories, products and promo codes are never given twice (AUTOINCREMENT on SQLite, a sequence on PostgreSQL),
+    so an id under it that finds nothing belonged to something removed."""
+    if session.get_bind().dialect.name == "sqlite":
+        given = session.execute(text("SELECT seq FROM sqlite_sequence WHERE name = :table"), {"table": table})
+    else:
+        sequence = session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table})
+        given = session.execute(text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"))
+    return given.scalar() or 0
 
 
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:

@@ -8,7 +8,9 @@ records which currency its catalog is priced in; starting with another
 CURRENCY while products have prices is refused with one line, because every
 price would silently change its meaning. ``python shopbot.py --reprice RATE``
 converts the catalog once (``--reprice 0.013``: 1 ⭐ is worth 1.3 US cents).
-``python shopbot.py --check`` says the same in its "payments" line.
+``python shopbot.py --check`` says the same in its "payments" line. A subscription
+stays in Stars (Telegram bills them in Stars only), and --reprice lists the
+prices that fall under the least the shop charges in the new currency.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from telebot import TeleBot
 
-from models import Product, Purchase
+from models import SUBSCRIPTION, Product, Purchase
+from promos import MINIMUM_PRICE
 from shopkit import (
     MAX_CARD_UNITS,
     MAX_STARS,
@@ -95,17 +98,30 @@ def reprice(config: Config, raw_rate: str) -> int:
         if old == new:
             raise StartRefused(f"the catalog is already priced in {new}: there is nothing to convert")
         limit = MAX_STARS if new == STARS else MAX_CARD_UNITS * 10 ** decimals(new)
+        minimum = MINIMUM_PRICE.get(new, 1)  # what the shop itself keeps a paid price above (promos.py)
         products = session.scalars(select(Product).where(Product.price > 0).order_by(Product.id)).all()
+        too_cheap, repriced = [], 0
         for product in products:
+            if product.kind == SUBSCRIPTION:  # Telegram bills subscriptions in Stars only, whatever CURRENCY is
+                print(f"#{product.id} {product.name}: {format_price(product.price, STARS)} a month, left in Stars "
+                      f"(Telegram bills subscriptions in Stars only)")
+                continue
             before, product.price = product.price, convert(product.price, rate, old, new)
             if product.price > limit:
                 raise StartRefused(f"#{product.id} {product.name} would cost {format_price(product.price, new)}, "
                                    f"over the {format_price(limit, new)} a payment may be; nothing was changed")
             print(f"#{product.id} {product.name}: {format_price(before, old)} -> {format_price(product.price, new)}")
+            repriced += 1
+            if product.price < minimum:
+                too_cheap.append(f"#{product.id} {product.name} ({format_price(product.price, new)})")
         session.merge(Setting(key=CATALOG_CURRENCY, value=new))
         session.commit()
     session_factory.kw["bind"].dispose()
-    print(f"Repriced {len(products)} products from {old} to {new} (1 {old} = {rate} {new}).")
+    print(f"Repriced {repriced} products from {old} to {new} (1 {old} = {rate} {new}).")
+    if too_cheap:
+        print(f"Warning: under {format_price(minimum, new)}, the least the shop "
+              f"charges in {new} (Telegram refuses smaller payments): {', '.join(too_cheap)}. Raise them in "
+              f"/admin → 📦 Products, or make them free.")
     return 0
 
 

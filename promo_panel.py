@@ -132,7 +132,7 @@ def sales_with(session: Session, *conditions) -> tuple[int, int, int]:
 def terms(session: Session, lang: str, code: PromoCode) -> dict:
     """The values every code's screen shows: discount, what it covers, expiry, on or off."""
     last_day = code.expires_at and code.expires_at - timedelta(days=1)  # it works until that day ends
-    expires = f"{last_day:%Y-%m-%d}" if last_day else label(lang, "promo_never")
+    expires = label(lang, "promo_until", date=f"{last_day:%Y-%m-%d}") if last_day else label(lang, "promo_never")
     return dict(discount=discount_label(code), scope=scope_name(session, lang, code), expires=expires,
                 status=label(lang, "promo_on" if code.is_active else "promo_off"))
 

@@ -21,13 +21,13 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
 from channels import sales_figures
 from checkout import ADMIN_PURCHASE, give_product
-from gifts import gift_line
+from gifts import gift_line, giver_purchase
 from ledger import REFUND, star_balance, stars_report
 from menus import ADMIN, RECENT_PURCHASES, SALES
 from models import (
@@ -35,6 +35,7 @@ from models import (
     RECEIVED_GIFT,
     SUBSCRIPTION,
     Gift,
+    PendingGrant,
     Product,
     Purchase,
     User,
@@ -62,6 +63,7 @@ from shopkit import (
     label,
     language_for_code,
     language_of,
+    number,
     page_count,
     pager_row,
     send,
@@ -269,8 +271,8 @@ def figures_line(lang: str, period: str, figures: Figures) -> str:
     revenue = " + ".join(format_price(amount, currency) for currency, amount in sorted(figures.revenue.items())
                          if amount) or "0"
     return text(lang, "admin_sales_line", period=label(lang, period),
-                sales=counted(lang, "n_sales", figures.sales.total()), revenue=revenue, free=figures.free,
-                granted=figures.granted, refunds=figures.refunds, users=figures.new_users)
+                sales=counted(lang, "n_sales", figures.sales.total()), revenue=revenue, free=number(figures.free),
+                granted=number(figures.granted), refunds=number(figures.refunds), users=number(figures.new_users))
 
 
 SPARKS = "▁▂▃▄▅▆▇█"  # a day without revenue, then seven heights up to the best day
@@ -348,7 +350,8 @@ def sales_report(shop: Shop, session: Session, lang: str, balance: int | None = 
     top = best_sellers(session, report.top)
     if top:
         lines.append(text(lang, "admin_top"))
-        lines += [text(lang, "admin_top_line", place=n, name=name, count=sold) for n, (name, sold) in enumerate(top, 1)]
+        lines += [text(lang, "admin_top_line", place=n, name=name, count=number(sold))
+                  for n, (name, sold) in enumerate(top, 1)]
     if subscribed := sales_figures(session, lang):
         lines.append(subscribed)
     if discounts := discounts_line(session, lang, utcnow() - timedelta(days=30)):
@@ -425,8 +428,24 @@ def purchase_screen(session: Session, lang: str, purchase_id: int) -> Screen:
         body += "\n" + refunded_line(lang, purchase)
     elif purchase.refund_due:
         body += "\n" + text(lang, "admin_refund_due")
-    refund = [] if purchase.refunded_at else [REFUND.button(label(lang, "btn_refund"), purchase_id=purchase.id)]
+    refund = [] if purchase.refunded_at else [REFUND.button(refund_label(session, lang, purchase),
+                                                            purchase_id=purchase.id)]
     return Screen(body, keyboard(refund, [RECENT_PURCHASES.button(label(lang, "btn_back"), page=0)]))
+
+
+def paid_for_by(session: Session, purchase: Purchase) -> Purchase:
+    """The purchase whose refund takes this one back: a gift received is the giver's payment; else itself."""
+    return giver_purchase(session, purchase) or purchase
+
+
+def refund_label(session: Session, lang: str, purchase: Purchase) -> str:
+    """↩️ Refund where money was paid (for a gift, the giver's); ↩️ Take back where none was: nothing to refund."""
+    paid_for = paid_for_by(session, purchase)
+    if paid_for.payment_type not in PAID:
+        return label(lang, "btn_take_back")
+    if paid_for is not purchase:
+        return label(lang, "btn_refund_giver", giver=paid_for.user.first_name or paid_for.user.telegram_id)
+    return label(lang, "btn_refund")
 
 
 @handlers.tap(ADMIN_PURCHASE)
@@ -441,12 +460,19 @@ def tap_refund(shop: Shop, call: types.CallbackQuery, session: Session, lang: st
     purchase = session.get(Purchase, purchase_id)
     if purchase is None or purchase.refunded_at:
         return purchase_screen(session, lang, purchase_id)
-    paid = purchase.payment_type in PAID  # a free item or a grant is taken back, with no money to return
-    question = text(lang, "admin_confirm_refund" if paid else "admin_confirm_revoke", id=purchase.id,
-                    product=purchase.product.name, price=format_price(purchase.price, purchase.currency),
-                    buyer=describe_user(purchase.user))
+    # A gift received was paid for by its giver: refunding it gives them their money back, and takes the
+    # recipient's copy back with it (purchases.take_back).
+    paid_for = paid_for_by(session, purchase)
+    paid = paid_for.payment_type in PAID  # a free item or a grant is taken back, with no money to return
+    key = "admin_confirm_refund" if paid else "admin_confirm_revoke"
+    if paid and paid_for is not purchase:
+        key = "admin_confirm_refund_gift"
+    question = text(lang, key, id=paid_for.id, product=paid_for.product.name,
+                    price=format_price(paid_for.price, paid_for.currency),
+                    buyer=describe_user((paid_for if paid else purchase).user),  # a free gift: taken from its holder
+                    recipient=describe_user(purchase.user))
     confirm = label(lang, "btn_confirm_refund" if paid else "btn_confirm_revoke")
-    return Screen(question, keyboard([CONFIRM_REFUND.button(confirm, purchase_id=purchase_id),
+    return Screen(question, keyboard([CONFIRM_REFUND.button(confirm, purchase_id=paid_for.id),
                                       ADMIN_PURCHASE.button(label(lang, "btn_back"), purchase_id=purchase_id)]))
 
 
@@ -488,21 +514,66 @@ def on_grant(shop: Shop, message: types.Message, session: Session, lang: str):
     telegram_id, product_id = map(int, arguments)
     product = session.get(Product, product_id)
     if product is None:
-        return Screen(text(lang, "unavailable"))
+        return Screen(text(lang, "admin_grant_no_product", id=product_id))
     if product.kind == SUBSCRIPTION:  # Telegram bills it every month: there is no free month to give
         return Screen(text(lang, "admin_grant_subscription"))
     if product.sold_once_per_customer and owned_purchase_id(session, telegram_id, product_id):
         return Screen(text(lang, "admin_grant_owned"))
-    user = session.scalar(select(User).where(User.telegram_id == telegram_id)) or User(telegram_id=telegram_id)
+    user = session.scalar(select(User).where(User.telegram_id == telegram_id))
+    if user is None:  # they never opened the bot: Telegram lets no bot write first
+        return grant_later(session, message.from_user.id, telegram_id, product, lang)
     purchase = give_product(session, user, product, "manual", shop.config.currency)
     if purchase is None:
         return Screen(text(lang, "sold_out_toast"))
     logger.info("Admin %s granted product %s to user %s", message.from_user.id, product_id, telegram_id)
     customer_lang = language_for_code(user.language_code)
     return After(deliver_grant, message, purchase.id, telegram_id, customer_lang,
-                 text(customer_lang, "thanks", name=product.name))
+                 text(customer_lang, "granted_gift", name=product.name))
+
+
+def grant_later(session: Session, admin_id: int, telegram_id: int, product: Product, lang: str) -> Screen:
+    """A grant for someone who has not opened the bot: it waits for their first /start (grants_waiting), and
+    they are no customer of the shop until then (📊 Sales counts nobody)."""
+    waiting = session.scalar(select(PendingGrant.id).where(PendingGrant.telegram_id == telegram_id,
+                                                           PendingGrant.product_id == product.id))
+    if waiting is None:
+        session.add(PendingGrant(telegram_id=telegram_id, product_id=product.id, admin_id=admin_id))
+        session.commit()
+        logger.info("Admin %s granted product %s to user %s, who has not opened the bot yet: it waits for "
+                    "their first /start", admin_id, product.id, telegram_id)
+    return Screen(text(lang, "admin_grant_pending", id=telegram_id, product=product.name))
+
+
+def grants_waiting(shop: Shop, session: Session, telegram_user: types.User) -> list[After]:
+    """At /start: the products granted to this person before they had opened the bot, made their purchases;
+    the steps that deliver them, and that tell each admin who granted one."""
+    waiting = session.execute(select(PendingGrant.id, PendingGrant.admin_id, PendingGrant.product_id)
+                              .where(PendingGrant.telegram_id == telegram_user.id)
+                              .order_by(PendingGrant.id)).all()
+    steps, lang = [], language_of(telegram_user)
+    for grant_id, admin_id, product_id in waiting:
+        user = session.scalar(select(User).where(User.telegram_id == telegram_user.id))
+        product = session.get(Product, product_id)
+        name = product.name
+        session.execute(delete(PendingGrant).where(PendingGrant.id == grant_id))
+        purchase = give_product(session, user, product, "manual", shop.config.currency)  # commits the delete too
+        admin_lang = language_for_code(session.scalar(select(User.language_code)
+                                                      .where(User.telegram_id == admin_id)))
+        if purchase is None:  # sold out meanwhile, or they own it already: the admin decides what next
+            session.execute(delete(PendingGrant).where(PendingGrant.id == grant_id))
+            session.commit()
+            steps.append(After(send, admin_id, text(admin_lang, "admin_grant_waiting_failed",
+                                                    who=describe_user(telegram_user), product=name)))
+            continue
+        logger.info("User %s opened the bot: product %s granted by admin %s is now purchase %s",
+                    telegram_user.id, product_id, admin_id, purchase.id)
+        steps += [After(deliver, telegram_user.id, purchase.id, text(lang, "granted_gift", name=name), lang),
+                  After(send, admin_id, text(admin_lang, "admin_grant_arrived", who=describe_user(telegram_user),
+                                             product=name, id=purchase.id))]
+    return steps
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
-    """Wire the money screens and /refund, /grant into the bot."""
+    """Wire the money screens and /refund, /grant into the bot; and, at /start, the grants waiting."""
+    shop.grants_waiting = grants_waiting
     add_handlers(shop, handlers)

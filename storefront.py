@@ -31,6 +31,7 @@ from models import (
     Product,
     User,
     WaitlistEntry,
+    highest_id_given,
     listing_columns,
     lowercase,
     products_page,
@@ -56,6 +57,7 @@ from shopkit import (
     keyboard,
     label,
     language_for_code,
+    number,
     page_count,
     pager_row,
     put_setting,
@@ -147,7 +149,7 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
-    stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=number(left))
     if product.kind == PAID_MEDIA:  # paid_media.py: no promo code or gift lowers a price Telegram collects itself
         stock_line += "\n" + text(lang, "paid_media_card", count=len(product.media or []))
     if product.protected:
@@ -156,6 +158,8 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
         new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
         return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
                     discount=discount_label(offer.code), stock=stock_line, description=product.description)
+    if product.kind == SUBSCRIPTION:  # its price line starts with 📅: no 💰 before it
+        return text(lang, "product_card_subscription", name=product.name, price=price, description=product.description)
     return text(lang, "product_card", name=product.name, price=price + stock_line, description=product.description)
 
 
@@ -227,11 +231,20 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
                   product.description_file_id, product.description_file_type)
 
 
+def removed(session: Session, product_id: int) -> bool:
+    """The product was deleted (not just hidden, nor never made). Ids are never given again (models.py:
+    AUTOINCREMENT), so an old link or button to a deleted product finds nothing, never another product."""
+    return session.get(Product, product_id) is None and product_id <= highest_id_given(session, "products")
+
+
 def product_or_catalog(shop: Shop, session: Session, lang: str, telegram_id: int, product_id: int,
                        page: int = 0) -> Screen:
-    """A product's card, or the catalog with "no longer available" when it is not on sale."""
+    """A product's card, or the catalog with "no longer available" (or "removed") when it is not on sale."""
     screen = product_screen(shop, session, lang, telegram_id, product_id, page)
-    return screen or with_toast(catalog_screen(shop, session, lang), text(lang, "unavailable"))
+    if screen:
+        return screen
+    why = text(lang, "unavailable_removed" if removed(session, product_id) else "unavailable")
+    return with_toast(catalog_screen(shop, session, lang), why)
 
 
 # ---------------------------------------------------------------------------
@@ -346,7 +359,10 @@ def search_screen(shop: Shop, session: Session, lang: str, query: str, page: int
 def open_product_link(shop: Shop, message: types.Message, session: Session, lang: str, argument: str) -> Screen:
     """/start p_42, from a product's shared link t.me/<bot>?start=p_42."""
     screen = is_id(argument) and product_screen(shop, session, lang, message.from_user.id, int(argument))
-    return screen or menu_screen(lang, "product_not_found")
+    if screen:
+        return screen
+    gone = is_id(argument) and removed(session, int(argument))
+    return menu_screen(lang, "product_not_found_removed" if gone else "product_not_found")
 
 
 @handlers.command("catalog")

@@ -20,6 +20,7 @@ EN = {
     "category_button": "{name} ({count})",
     "product_button": "{name} — {price}",
     "product_card": "<b>{name}</b>\n💰 {price}\n\n{description}",
+    "product_card_subscription": "<b>{name}</b>\n{price}\n\n{description}",
     "btn_buy": "Buy for {price}",
     "btn_get_free": "Get for free",
     "btn_owned": "✅ Yours — open",
@@ -28,6 +29,8 @@ EN = {
     "stale_button": "This button is out of date.",
     "page_out_of_range": "That page no longer exists.",
     "product_not_found": "Sorry, this product is not available any more. Here is the menu:",
+    "product_not_found_removed": "Sorry, this item was removed from the shop. Here is the menu:",
+    "unavailable_removed": "This item was removed from the shop.",
     "hint": "I'm a shop bot: use the buttons below, or /help to see how everything works.",
     "help": "❓ <b>How it works</b>\n\n"
             "1. Open the 🛍 Catalog and pick a product.\n"
@@ -141,7 +144,8 @@ EN = {
                         "account, and the purchase is closed.",
     "refunded_by_shop_card": "↩️ The shop is refunding your payment for <b>{name}</b> through the payment provider, "
                              "and the purchase is closed.",
-    "revoked_by_shop": "↩️ The shop has withdrawn <b>{name}</b>, so it no longer opens.",
+    "revoked_by_shop": "↩️ The shop has taken back <b>{name}</b>: it no longer opens. Nothing was paid for it, so "
+                       "there is nothing to refund.",
     "checkout_try_later": "The shop cannot take payments at this very moment. Please try again in a minute: nothing "
                           "was charged.",
     "slow_down": "⏳ That is a lot of taps at once: give me a second, then carry on.",
@@ -267,10 +271,19 @@ EN = {
     "admin_products": "📦 <b>Products</b>\n\nChoose a category:",
     "admin_category": "🗂 <b>{name}</b>: {products} (🙈 = hidden)",
     "admin_on_sale": "on sale",
+    # --- issue 27: a stocked product without items, and what a change of kind does ---
+    "admin_stock": "Stock: {stock}",
+    "admin_sold_out_status": "❌ sold out until you upload stock (📥 Upload stock, below)",
+    "admin_kind_to_unlimited": "\n\nNow 🔑 a unique item each, with {items}. Switched to ♾ the same content for "
+                               "everyone, those items are kept but no longer sold; switching back sells them again.",
+    "admin_kind_to_stocked": "\n\nNow ♾ the same content for everyone. Switched to 🔑 a unique item each, it is "
+                             "sold out until you upload stock (📥 Upload stock).",
+    "admin_kind_to_stocked_again": "\n\nNow ♾ the same content for everyone. Switched to 🔑 a unique item each, "
+                                   "it sells the {items} kept from before.",
     "admin_hidden": "🙈 hidden",
     "admin_product": "<b>#{id} {name}</b>\nCategory: {category}\nPrice: {price}\nStatus: {status}\n"
-                     "Sold: {sales} · revenue {revenue} · 🎁 free: {free} · granted: {granted}\n"
-                     "Stock: {stock}\n\n<b>Description</b>\n{description}\n"
+                     "Sold: {sales} · revenue {revenue} · 🎁 free: {free} · granted: {granted}\n{stock}\n\n"
+                     "<b>Description</b>\n{description}\n"
                      "Description file: {file}\n\n<b>Hidden content</b>\n<tg-spoiler>{hidden}</tg-spoiler>\n"
                      "Hidden file: {hidden_file}",
     "admin_hidden_not_deleted": "People bought it, so it was hidden instead: they keep their access.",
@@ -452,7 +465,7 @@ EN = {
     "err_expected_file": "❗ I need a photo or a document here (or /skip).",
     "err_name_too_long": "❗ That is too long: at most {limit} characters.",
     "err_description_too_long": "❗ The description has {length} characters; at most {limit} fit the card.",
-    "err_price_not_number": "❗ That is not a price. Send a number such as 150 or 9.99.",
+    "err_price_not_number": "❗ That is not a price. Send a number such as {example}.",
     "err_price_decimals": "❗ This currency allows {places} decimal places.",
     "err_price_whole": "❗ A price in {currency} is a whole number: send e.g. {example}.",
     "err_download_failed": "❗ I could not download that file from Telegram. Please send it again.",
@@ -484,12 +497,25 @@ EN = {
     "payment_manual": "granted",
     "file_photo": "photo",
     "file_document": "document",
-    "admin_granted_undelivered": "✅ Granted (purchase #{id}), but not delivered: the customer has not opened the "
-                                 "bot yet, or has blocked it. It waits in their 📦 My purchases.",
+    "admin_granted_undelivered": "✅ Granted (purchase #{id}), but not delivered: the customer has blocked the "
+                                 "bot. It waits in their 📦 My purchases.",
     "admin_confirm_revoke": "Take back #{id} ({product}) from {buyer}? It was free, so there is no money to return; "
                             "they lose access to it.",
     "btn_confirm_revoke": "↩️ Yes, take back",
     "admin_revoked": "✅ Taken back: the customer no longer has access. It was free, so no money moved.",
+    # --- issue 27: buttons that mean what they say, honest /grant, prompts that match the currency ---
+    "btn_take_back": "↩️ Take back",
+    "btn_refund_giver": "↩️ Refund {giver}'s payment",
+    "admin_confirm_refund_gift": "Refund purchase #{id} ({product}, {price}) to {buyer}, who paid for this gift? "
+                                 "{recipient} loses access to it; both are told.",
+    "granted_gift": "🎁 <b>A gift from the shop:</b> {name}. Here it is:",
+    "admin_grant_no_product": "There is no product {id}. Its number is on its screen in /admin → 📦 Products "
+                              "(#{id}).",
+    "admin_grant_pending": "⏳ {id} has not opened the bot yet, so Telegram does not let it write to them. They "
+                           "will get <b>{product}</b> when they do (their first /start), and you will be told.",
+    "admin_grant_arrived": "✅ {who} opened the bot and received <b>{product}</b>, granted by you (purchase #{id}).",
+    "admin_grant_waiting_failed": "⚠️ {who} opened the bot, but <b>{product}</b>, granted by you, could not be "
+                                  "given: it is sold out, or they own it already. Grant it again if you wish.",
     "admin_category_first": "It is first already.",
     "admin_category_last": "It is last already.",
     "currency_stars": "Stars",
@@ -568,7 +594,7 @@ EN = {
                        "chat's settings → Administrators → me.",
     "right_invite": "invite users via link",
     "right_ban": "ban users",
-    "admin_ask_subscription_price": "Send the price per month in Stars, from 1 to 10,000 (Telegram's limits), e.g. "
+    "admin_ask_subscription_price": "Send the price per month in Stars, from 1 to 10 000 (Telegram's limits), e.g. "
                                     "<code>{example}</code>.",
     "err_subscription_price": "❗ A subscription costs from 1 to {limit} a month.",
     "admin_subscribers": "📅 {chat}: {subscribers}",
@@ -700,6 +726,7 @@ EN = {
     "admin_promo_batch": "🎟 <b>{codes}</b> · {status}\nDiscount: {discount} on {scope}\nExpires: {expires}\n"
                          "Used: {uses}\nRevenue: {revenue} · discounts given: {discounts}",
     "promo_never": "never",
+    "promo_until": "{date}",
     "promo_on": "✅ on",
     "promo_off": "⛔ off",
     "btn_promo_on": "✅ Turn on",
@@ -723,7 +750,8 @@ EN = {
     "admin_purchase_promo": "🏷 Promo code {code} ({discount}); list price {list_price}",
     "admin_gift_unclaimed": "🎁 A gift, not claimed yet. Refunding it closes the link.",
     "admin_gift_claimed": "🎁 A gift, claimed by {who} (purchase #{id}). Refunding it takes theirs back too.",
-    "admin_gift_received": "🎁 Received as a gift (bought in purchase #{id}) from {who}.",
+    "admin_gift_received": "🎁 Received as a gift (bought in purchase #{id}): {giver} paid {price}. Refunding it "
+                           "gives the giver their payment back.",
     "admin_discounts": "\n🏷 <b>Promo codes, 30 days</b>: {sales} · {off} off list prices",
     "err_promo_code": "❗ A code has 3 to 32 letters (A-Z), digits, - or _, and no spaces.",
     "err_promo_code_taken": "❗ That code exists already. Choose another.",

@@ -91,6 +91,7 @@ from .screens import (
     label,
     language_for_code,
     language_of,
+    number,
     page_count,
     pager_row,
     parse_price,
@@ -137,8 +138,8 @@ __all__ = [
     "dialog_data", "edit_or_send", "end_dialog", "follow_start_link", "format_price", "format_stars", "free_space",
     "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path",
     "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot", "megabytes", "message_admins",
-    "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price",
-    "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run", "run_handler", "send",
-    "send_file", "send_media", "short_reason", "show_reply", "split_message", "sqlite_file", "stored_revision",
-    "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
+    "muted_admins", "notify_admins", "number", "on_message", "open_database", "page_count", "pager_row",
+    "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run",
+    "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message", "sqlite_file",
+    "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

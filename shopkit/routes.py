@@ -157,12 +157,16 @@ def refuse_stranger(shop: Shop, update, what: str) -> None:
     setting it up: the log shows the exact setting to add, and so does the chat.
     """
     user_id, lang = update.from_user.id, language_of(update.from_user)
+    # In the seller's words: the command they sent, or the button they tapped; the handler's name for a developer.
+    used = f"sent {update.text.split()[0]}" if isinstance(update, types.Message) and update.text else \
+        "tapped a seller's button"
     if shop.config.admin_ids:
-        logger.warning("User %s tried admin action %s", user_id, what)
+        logger.warning("User %s %s, but is not in ADMIN_IDS: shown the customer's menu instead (%s). If it is "
+                       "you, add %s to ADMIN_IDS", user_id, used, what, user_id)
         screen = shop.menu_screen(lang)
     else:
-        logger.warning("User %s tried admin action %s, but there are no ADMIN_IDS: to make them the admin, "
-                       "set ADMIN_IDS=%s and restart the shop", user_id, what, user_id)
+        logger.warning("User %s %s (%s), but there are no ADMIN_IDS: to make them the admin, "
+                       "set ADMIN_IDS=%s and restart the shop", user_id, used, what, user_id)
         screen = shop.menu_screen(lang, "become_admin", id=user_id)
     if isinstance(update, types.CallbackQuery):
         answer(shop, update, text(lang, "stale_button"))

@@ -74,10 +74,23 @@ def plural_form(lang: str, count: int) -> int:
     return 0 if count == 1 else 1
 
 
+# Between groups of thousands, in both languages: U+202F NARROW NO-BREAK SPACE, "10 000". Thin, as Russian
+# typography and SI write it (neither "10,000" nor "10.000", which read as decimals in the other language), and
+# no-break, unlike U+2009 THIN SPACE: a number is never split across two lines. Telegram's clients show both.
+THOUSANDS = "\u202f"
+
+
+def number(value: int) -> str:
+    """The one way the shop writes a whole number to people: 950, 1500, 10 000, 1 234 567 (see THOUSANDS).
+    A four-digit number stays whole, as Russian typography and SI write it. Never for an id (a Telegram id, a
+    purchase number): those are copied, not read."""
+    return f"{value:,}".replace(",", THOUSANDS) if abs(value) >= 10_000 else str(value)
+
+
 def counted(lang: str, key: str, count: int) -> str:
-    """'1 item', '5 items'; '1 единица', '5 единиц': a number with its word in the right form."""
+    """'1 item', '5 items', '10 000 items'; '1 единица', '5 единиц': a number with its word in the right form."""
     forms = template(lang, key)
-    return forms[min(plural_form(lang, count), len(forms) - 1)].format(count=count)
+    return forms[min(plural_form(lang, count), len(forms) - 1)].format(count=number(count))
 
 
 def label(lang: str, key: str, **values) -> str:
@@ -177,15 +190,12 @@ def decimals(currency: str) -> int:
 
 
 def format_price(amount: int, currency: str) -> str:
-    """1500, 'XTR' -> '1500 ⭐'; 999, 'USD' -> '$9.99'; 150050, 'RUB' -> '1 500,50 ₽'."""
+    """1500, 'XTR' -> '1500 ⭐'; 999, 'USD' -> '$9.99'; 1500050, 'RUB' -> '15 000,50 ₽' (thousands: ``number``)."""
     places = decimals(currency)
     units, cents = divmod(amount, 10 ** places)
-    if currency == "RUB":  # the Russian way: no-break spaces between thousands, a decimal comma
-        whole = f"{units:,}".replace(",", "\u00a0")
-        number = f"{whole},{cents:0{places}d}" if cents else whole
-    else:
-        number = f"{units}.{cents:0{places}d}" if cents else str(units)
-    return CURRENCY_SIGNS.get(currency, "{} " + currency).format(number)
+    point = "," if currency == "RUB" else "."  # the Russian way for roubles: a decimal comma
+    written = f"{number(units)}{point}{cents:0{places}d}" if cents else number(units)
+    return CURRENCY_SIGNS.get(currency, "{} " + currency).format(written)
 
 
 NANOSTARS = 1_000_000_000  # in a Star: Telegram's ledger counts commissions and fees to the nanostar
@@ -228,7 +238,7 @@ def parse_price(raw: str, currency: str) -> int:
     raw = re.sub(r"\s", "", raw).replace(",", ".")  # \s: no-break spaces too, as format_price writes them
     whole, _, fraction = raw.partition(".")
     if not is_number(whole) or (fraction and not is_number(fraction)):
-        raise InputError("err_price_not_number")
+        raise InputError("err_price_not_number", **currency_hint(currency))  # the example this currency takes
     if len(fraction) > decimals(currency):
         if not decimals(currency):
             raise InputError("err_price_whole", **currency_hint(currency))

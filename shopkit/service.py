@@ -255,7 +255,9 @@ def check_token(config: Config) -> types.User | None:
 def check_admins(config: Config) -> bool:
     """Each admin must have opened the bot: Telegram lets a bot write only to people who have."""
     if not config.admin_ids:
-        return check_line("admins", "WARN", "No ADMIN_IDS: nobody can open /admin")
+        return check_line("admins", "WARN", "No ADMIN_IDS: nobody can open /admin. To find your Telegram id, start "
+                                            "the shop and send /admin to the bot: it answers with your id and the "
+                                            "setting to add (or ask @userinfobot)")
     return all([check_admin(config, admin_id) for admin_id in sorted(config.admin_ids)])
 
 
@@ -266,7 +268,8 @@ def check_admin(config: Config, admin_id: int) -> bool:
         chat = apihelper.get_chat(config.token, admin_id)
     except ApiTelegramException as error:
         return check_line(item, "WARN", f"has not opened the bot ({error.description}): send it /start from that "
-                                        "account, or the shop cannot write to them")
+                                        "account, or the shop cannot write to them. If it is not your id: send "
+                                        "/admin to the bot, and its log names your id (or ask @userinfobot)")
     except CALL_FAILED as error:
         return check_line(item, "FAIL", f"could not ask Telegram ({short_reason(error)})")
     return check_line(item, "ok", f"{chat.get('first_name', '')} has opened the bot")

@@ -71,6 +71,8 @@ class Shop:
         self.reachable = None  # (session, telegram_ids) -> {id: language_code} of those who have not blocked it
         self.checks_at_start: list = []  # (shop): run before serving; one may refuse the start (currency.py)
         self.jobs_at_start: list = []  # (shop): started once serving (subscription expiry, daily backups...)
+        # (shop, session, telegram user) -> [After, ...]: at /start, the products granted to them before they came
+        self.grants_waiting = None
 
     def is_admin(self, telegram_id: int) -> bool:
         return telegram_id in self.config.admin_ids

@@ -11,6 +11,7 @@ from conftest import (
     ADMIN_ID,
     Person,
     ShopUnderTest,
+    add_stock,
     admin_texts,
     start_adding_a_product,
 )
@@ -57,7 +58,7 @@ def test_seller_adds_a_product_with_a_photo_and_a_hidden_file(shop, seller, alic
     ("price", "1²", "not a price"),
     ("price", "-5", "not a price"),
     ("price", "1.5", "A price in Stars is a whole number"),
-    ("price", "100001", "at most 100000 ⭐"),
+    ("price", "100001", "at most 100\u202f000 ⭐"),  # one number format: a narrow no-break space
     ("description", "d" * 3501, "at most 3500"),
     ("description_file", "a text", "photo or a document"),
     ("hidden", None, "need a text"),
@@ -119,6 +120,23 @@ def test_text_sent_where_buttons_are_expected_is_explained(shop, seller):
         assert session.query(Product).count() == 1
 
 
+def test_a_price_prompt_suggests_what_the_shops_currency_takes(shop, card_shop, seller):
+    product = shop.add_product("Pro", price=25)
+    seller.taps_data(callback("edit_product", product.id, 1))  # ✏️ Price, in a Stars shop
+    assert "e.g. 150." in seller.last_text()
+    seller.sends("abc")
+    assert "Send a number such as 150." in seller.last_text() and "9.99" not in seller.last_text()
+    seller.sends("150")
+    assert "Price: 150 ⭐" in seller.last_text()
+    card_product = card_shop.add_product("Pro", price=999)
+    card_seller = Person(card_shop, ADMIN_ID, "Seller")
+    card_seller.taps_data(callback("edit_product", card_product.id, 1))  # in a USD shop
+    card_seller.sends("abc")
+    assert "Send a number such as 9.99." in card_seller.last_text() and "150" not in card_seller.last_text()
+    card_seller.sends("9.99")
+    assert "Price: $9.99" in card_seller.last_text()
+
+
 def test_seller_edits_a_price_with_the_same_validation(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-1")
     seller.taps_data(callback("admin_product", product.id))
@@ -155,6 +173,20 @@ def test_hiding_showing_and_deleting_products(shop, seller, alice):
     alice.sends("/purchases")
     alice.taps("Sold")
     assert "KEY-123" in alice.last_text()  # buyers keep their access
+
+
+def test_a_deleted_products_id_is_never_given_again_and_its_link_says_it_is_gone(shop, seller, alice):
+    shop.add_product("Old")
+    newest = shop.add_product("Newest")
+    alice.sends(f"/start p_{newest.id}")  # a card with its buttons, kept in Alice's chat
+    seller.taps_data(callback("confirm_delete_product", newest.id))
+    assert shop.add_product("Another").id > newest.id  # SQLite without AUTOINCREMENT would give it newest's id
+    alice.sends(f"/start p_{newest.id}")  # the old link
+    assert "this item was removed from the shop" in alice.last_text() and "Another" not in alice.last_text()
+    alice.taps_data(callback("buy", newest.id))  # the old card's button
+    assert alice.last_toast() == "This item was removed from the shop."
+    alice.taps_data(callback("product", newest.id, 0))
+    assert alice.last_toast() == "This item was removed from the shop."
 
 
 def test_products_list_marks_hidden_ones(shop, seller):
@@ -239,6 +271,41 @@ def test_the_seller_picks_a_products_kind_and_can_change_it(shop, seller, alice)
     assert "Stock: unlimited" in seller.last_text() and "📥 Upload stock" not in seller.button_labels()
     alice.sends(f"/start p_{product.id}")
     assert alice.button_labels()[0] == "Buy for 10 ⭐"
+
+
+def test_a_stocked_product_without_items_says_it_is_sold_out_with_upload_at_hand(shop, seller):
+    shop.add_category("Cards")
+    start_adding_a_product(seller, "Cards", kind="A unique item")
+    for answer in ["Gift card", "10", "A code for the store", "/skip", "Redeem at example.com"]:
+        seller.sends(answer)
+    seller.taps("Save")
+    assert "Status: ❌ sold out until you upload stock" in seller.last_text()
+    assert "on sale" not in seller.last_text() and "📥 Upload stock" in seller.button_labels()
+
+
+def test_changing_a_products_kind_says_first_what_becomes_of_its_unsold_items(shop, seller, alice):
+    product = shop.add_product("Key", price=10, kind="stocked")
+    add_stock(shop, product, "KEY-A", "KEY-B", "KEY-C")
+    seller.taps_data(callback("admin_product", product.id))
+    seller.taps("Kind")
+    assert "with 3 unsold items. Switched to ♾ the same content for everyone, those items are kept but no longer " \
+           "sold" in seller.last_text()
+    seller.taps("The same content")
+    assert "Stock: unlimited" in seller.last_text()
+    seller.taps("Kind")
+    assert "it sells the 3 unsold items kept from before" in seller.last_text()
+    seller.taps("A unique item")
+    assert "Stock: 3 unsold items" in seller.last_text()
+    fresh = shop.add_product("Guide", price=10)
+    seller.taps_data(callback("edit_kind", fresh.id))
+    assert "it is sold out until you upload stock" in seller.last_text()
+
+
+def test_a_subscriptions_screen_has_no_stock_line_in_russian(shop, seller):
+    product = shop.add_product("VIP", price=300, kind="subscription", chat_id=-100, chat_title="VIP")
+    ru_seller = Person(shop, ADMIN_ID, "Seller", language_code="ru")
+    ru_seller.taps_data(callback("admin_product", product.id))
+    assert "Наличие:" not in ru_seller.last_text() and "📅 VIP: 0 подписчиков" in ru_seller.last_text()
 
 
 def test_a_draft_survives_a_restart(shop, seller, config):

@@ -281,15 +281,50 @@ def test_telegram_refunding_a_claimed_gift_takes_it_back_too(shop, alice, bob):
     assert "The payment for Course, the gift Alice gave you, has been refunded" in bob.last_text()
 
 
-def test_a_gift_revoked_from_its_recipient_shows_so_to_its_buyer(shop, seller, alice, bob):
+def test_a_gift_revoked_from_its_recipient_alone_shows_so_to_its_buyer(shop, seller, alice, bob):
     product = shop.add_product("Course", price=100)
     opens(bob, buys_gift(alice, product))
-    seller.taps_data(callback("confirm_refund", 2))  # Bob's copy alone: Alice's payment stays
+    with shop.Session() as session:  # as an older version let the seller do: Bob's copy alone, Alice's payment stays
+        purchases.close_refund(session, session.get(Purchase, 2), purchases.SHOP)
+        session.commit()
     alice.sends("/purchases")
     assert alice.button_labels()[0] == "🎁 Gift taken back: Course"
     told = len(shop.api.messages(bob.id))
     seller.taps_data(callback("confirm_refund", 1))  # and then Alice's money: Bob lost it already
     assert len(shop.api.messages(bob.id)) == told
+
+
+def test_refunding_a_received_gift_refunds_its_giver(shop, seller, alice, bob, monkeypatch):
+    opens(bob, buys_gift(alice, shop.add_product("Course", price=450), charge_id="ch-gift"))
+    seller.taps_data(callback("admin_purchase", 2))  # Bob's copy: he paid nothing, Alice paid 450 ⭐
+    assert "Received as a gift (bought in purchase #1): Alice (@alice) paid 450 ⭐" in seller.last_text()
+    seller.taps("Refund Alice's payment")
+    question = seller.last_text()
+    assert "It was free" not in question and "Refund purchase #1 (Course, 450 ⭐) to Alice (@alice)" in question
+    echoes_refunds_at_once(monkeypatch, shop, alice)  # Telegram's echo lands before its answer
+    seller.taps("Yes, refund")
+    assert shop.api.of("refundStarPayment")[-1].params["telegram_payment_charge_id"] == "ch-gift"
+    assert alice.all_texts().count("The shop has refunded your payment for Course") == 1
+    assert bob.all_texts().count("the gift Alice gave you, has been refunded") == 1
+    assert "Telegram refunded" not in admin_texts(shop)
+    with shop.Session() as session:
+        assert session.scalars(select(Purchase.refunded_by).order_by(Purchase.id)).all() == ["shop", "shop"]
+
+
+def test_a_gift_bought_with_a_whole_price_code_is_taken_back_not_refunded(shop, seller, alice, bob):
+    product = shop.add_product("Course", price=450)
+    alice.sends("/start")
+    with shop.Session() as session:  # as if a 100 % promo code paid for it
+        gift = checkout.give_product(session, user_of(session, alice), product, "free", "XTR", gift=True)
+        token = gift.gift.token
+    opens(bob, f"https://t.me/test_shop_bot?start=gift_{token}")
+    seller.taps_data(callback("admin_purchase", 2))
+    assert "Refund" not in str(seller.button_labels())
+    seller.taps("Take back")
+    assert "no money to return" in seller.last_text() and "from Bob" in seller.last_text()
+    seller.taps("Yes, take back")
+    with shop.Session() as session:  # the giver's free purchase closed, and with it Bob's copy
+        assert session.scalars(select(Purchase.refunded_at.is_not(None)).order_by(Purchase.id)).all() == [True, True]
 
 
 def test_two_people_opening_the_link_at_once_get_one_gift(shop, alice):

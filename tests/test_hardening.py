@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import sqlite3
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from conftest import (
     LOCATION,
     VOICE,
     Person,
+    add_stock,
     admin_texts,
     start_adding_a_product,
 )
@@ -118,7 +121,7 @@ def test_non_admins_get_the_customer_menu_for_admin_commands(shop, alice, comman
     shop.add_product("Pro")
     alice.sends(command)
     assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
-    assert "tried admin action" in caplog.text
+    assert "is not in ADMIN_IDS: shown the customer's menu instead" in caplog.text
     assert shop.purchases() == []
 
 
@@ -145,7 +148,7 @@ def test_non_admins_cannot_use_any_admin_button(shop, alice, action, caplog):
     alice.taps_data(callback("buy", product.id))
     alice.pays()
     alice.taps_data(callback(action, *[1] * len(shop.bot.shop.taps[action].tap.names)))
-    assert "tried admin action" in caplog.text
+    assert "is not in ADMIN_IDS: shown the customer's menu instead" in caplog.text
     assert alice.button_labels() == ["🛍 Catalog", "📦 My purchases", "❓ Help"]
     assert not shop.api.of("refundStarPayment") and not shop.api.of("sendDocument")
     with shop.Session() as session:
@@ -399,3 +402,30 @@ def test_a_tapped_button_is_read_by_name_and_only_a_declared_page_is_cut_down():
     assert tap.read([7, BIGGEST]) == {"product_id": 7, "page": screens.MAX_PAGE}
     assert tap.read([7]) is None and tap.read([7, 0, 0]) is None
     assert Tap("it", "page", "product_id").read([BIGGEST, 7]) == {"page": BIGGEST, "product_id": 7}  # a name alone
+
+
+def test_a_typical_journey_warns_of_nothing_deprecated_and_logs_in_plain_words(shop, seller, alice, bob, caplog):
+    """A promo link, a purchase, a sale lost to another buyer, a stranger at /admin: with deprecation warnings
+    as errors, and every logger's lines read as a seller would read them."""
+    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.WARNING, logger="TeleBot")  # as the shop runs it: "keyboard is deprecated" is a log line
+    product = shop.add_product("Key", price=10)
+    add_stock(shop, product, "KEY-A")
+    shop.add_promo("KEY20", product_id=product.id)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        alice.sends("/start promo_KEY20")  # one product's code: its card is a button above the menu
+        alice.taps("Open")
+        alice.taps("Buy for")
+        bob.sends(f"/start p_{product.id}")
+        bob.taps("Buy for")
+        bob_invoice = bob.last_invoice()
+        assert alice.pays(charge_id="ch-alice")["ok"] is True
+        bob.payment_lands(10, bob_invoice["payload"], "XTR", "ch-bob")  # the last key went to Alice
+        bob.sends("/admin")
+    assert "deprecated" not in caplog.text.lower()
+    assert "refunded at once" not in caplog.text and "(sold_out)" not in caplog.text and ": True" not in caplog.text
+    assert "Purchase 2 could not be honoured (another buyer got the last item a moment before): its Stars were " \
+           "given back at once" in caplog.text
+    assert "tried admin action" not in caplog.text
+    assert "User 1002 sent /admin, but is not in ADMIN_IDS" in caplog.text

@@ -401,7 +401,8 @@ def test_the_seller_withdrawing_a_free_product_tells_its_owner(shop, seller, ali
     product = shop.add_product("Guide", price=0)
     alice.taps_data(callback("buy", product.id))
     seller.taps_data(callback("confirm_refund", 1))
-    assert "The shop has withdrawn Guide, so it no longer opens." in alice.last_text()
+    assert "The shop has taken back Guide: it no longer opens. Nothing was paid for it, so there is nothing to " \
+           "refund." in alice.last_text()
 
 
 def test_the_seller_marking_a_card_payment_refunded_tells_its_buyer(card_shop):

@@ -382,3 +382,31 @@ def test_two_instances_starting_at_once_run_each_migration_once(database_url, tm
         assert db.execute(text("SELECT count(*) FROM runs")).scalar() == 1
     engine.dispose()
     assert stored_revision(database_url) == f"{int(HEAD) + 1:04d}"
+
+
+def test_ids_are_never_given_again_after_the_upgrade_and_every_row_is_kept(database_url, api):
+    release_1_database(database_url)  # two products, Guide (1, sold) and Windows key (2)
+    bot = shopbot.create_bot(make_config(database_url), threaded=False)  # upgrades to the head
+    shop = ShopUnderTest(bot, api)
+    try:
+        engine = engine_for(database_url)
+        with engine.begin() as db:
+            assert db.execute(text("SELECT id, name FROM products ORDER BY id")).all() == [
+                (1, "Guide"), (2, "Windows key")]
+            assert db.execute(text("SELECT count(*) FROM purchases")).scalar() == 4
+            db.execute(text("DELETE FROM waitlist"))
+            db.execute(text("DELETE FROM stock_items WHERE product_id = 2"))
+            db.execute(text("DELETE FROM purchases WHERE product_id = 2"))
+            db.execute(text("DELETE FROM products WHERE id = 2"))  # the newest product, deleted
+        engine.dispose()
+        assert shop.add_product("Another").id == 3  # never 2: an old ?start=p_2 finds nothing
+        carol = Person(shop, 1003, "Carol")
+        carol.sends("/start p_2")
+        assert "removed from the shop" in carol.last_text()
+        carol.sends("another")  # the search index was kept in step through the rebuild
+        assert carol.button_labels()[0] == "Another — 25 ⭐"
+        if sqlite_path(database_url):
+            with sqlite3.connect(sqlite_path(database_url)) as db:
+                db.execute("INSERT INTO products_search (products_search) VALUES ('integrity-check')")
+    finally:
+        bot.shop.Session.kw["bind"].dispose()

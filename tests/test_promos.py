@@ -6,7 +6,7 @@ import io
 import json
 import logging
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -15,7 +15,7 @@ import checkout
 import ledger
 import promo_panel
 import promos
-from conftest import Person, add_stock, admin_texts, set_product
+from conftest import ADMIN_ID, Person, add_stock, admin_texts, set_product
 from models import PromoCode, PromoHold, Purchase, User
 from promos import price_after
 from shopkit import callback, utcnow
@@ -670,3 +670,15 @@ def test_promo_codes_in_russian(shop):
     types_code(ivan, product, "NOPE", "Промокод")
     assert "Такого промокода нет" in ivan.last_text()
     assert ivan.button_labels()[:3] == ["Купить за 80 ⭐", "🏷 Промокод", "🎁 Купить в подарок"]
+
+
+def test_a_codes_validity_reads_naturally_in_russian(shop, seller):
+    forever, dated = shop.add_promo("FOREVER"), shop.add_promo("DATED", expires_at=datetime(2030, 1, 2))
+    ru_seller = Person(shop, ADMIN_ID, "Seller", language_code="ru")
+    ru_seller.taps_data(callback("promo", forever.id))
+    assert "Срок действия: бессрочно" in ru_seller.last_text() and "Действует до: бессрочно" not in \
+        ru_seller.last_text()
+    ru_seller.taps_data(callback("promo", dated.id))
+    assert "Срок действия: до 2030-01-01" in ru_seller.last_text()
+    seller.taps_data(callback("promo", forever.id))
+    assert "Expires: never" in seller.last_text()

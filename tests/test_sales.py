@@ -1,6 +1,7 @@
 """The money screens (sales.py): figures, refunds, grants and export."""
 from __future__ import annotations
 
+import logging
 import random
 from collections import Counter
 from datetime import datetime, timedelta
@@ -109,12 +110,47 @@ def test_grant_gives_and_delivers_a_product(shop, seller, alice):
     assert "Usage" in seller.last_text()
 
 
-def test_grant_says_when_the_customer_could_not_be_reached(shop, seller):
+def test_grant_says_when_the_customer_could_not_be_reached(shop, seller, alice):
     product = shop.add_product("Pro", price=25, hidden="KEY-9")
-    shop.api.fail("sendMessage", 403, "Forbidden: bot can't initiate conversation with a user")
-    seller.sends(f"/grant 4242 {product.id}")  # someone who never opened the bot
-    assert "Granted (purchase #1), but not delivered" in seller.last_text()
+    alice.sends("/start")
+    shop.api.fail("sendMessage", 403, "Forbidden: bot was blocked by the user")
+    seller.sends(f"/grant {alice.id} {product.id}")  # Alice blocked the bot since
+    assert "Granted (purchase #1), but not delivered: the customer has blocked the bot" in seller.last_text()
     assert "Granted and delivered" not in seller.last_text()
+
+
+def test_grant_names_an_unknown_product(shop, seller, alice):
+    alice.sends("/start")
+    seller.sends(f"/grant {alice.id} 77")
+    assert seller.last_text().startswith("There is no product 77.")
+    assert "no longer available" not in seller.last_text()
+
+
+def test_a_grant_waits_for_someone_who_never_opened_the_bot(shop, seller, caplog):
+    caplog.set_level(logging.INFO, logger="shopbot")
+    product = shop.add_product("Pro", price=25, hidden="KEY-9")
+    carol = Person(shop, 1003, "Carol")  # has never written to the bot
+    seller.sends(f"/grant {carol.id} {product.id}")
+    assert "1003 has not opened the bot yet" in seller.last_text()
+    assert "they do (their first /start)" in seller.last_text()
+    assert shop.api.messages(carol.id) == [] and shop.purchases() == []  # nothing sent, nothing sold yet
+    assert "has blocked the bot" not in caplog.text and "Delivered purchase" not in caplog.text
+    seller.sends("/admin")
+    seller.taps("Sales")
+    assert "👤 new users: 0" in seller.last_text()  # nobody came
+    carol.sends("/start")
+    assert "A gift from the shop: Pro. Here it is:" in carol.all_texts() and "KEY-9" in carol.all_texts()
+    assert "Thank you for your purchase" not in carol.all_texts()
+    assert "Carol opened the bot and received Pro, granted by you (purchase #1)" in seller.last_text()
+    assert shop.purchases() == [(None, "Pro", 0, "manual")]
+    carol.sends("/start")  # once
+    assert carol.all_texts().count("KEY-9") == 1
+
+
+def test_a_granted_customer_reads_a_gift_from_the_shop(shop, seller, alice):
+    alice.sends("/start")
+    seller.sends(f"/grant {alice.id} {shop.add_product('Pro', price=25, hidden='KEY-9').id}")
+    assert "A gift from the shop: Pro" in alice.all_texts() and "Thank you for your purchase" not in alice.all_texts()
 
 
 def test_sales_keep_free_items_grants_and_admins_apart_from_revenue(shop, seller, alice, bob):
@@ -133,12 +169,14 @@ def test_sales_keep_free_items_grants_and_admins_apart_from_revenue(shop, seller
 
 def test_taking_back_a_grant_does_not_speak_of_money(shop, seller, alice):
     product = shop.add_product("Pro", price=25)
+    alice.sends("/start")
     seller.sends(f"/grant {alice.id} {product.id}")
     seller.sends("/admin")
     seller.taps("Recent purchases")
     seller.taps("#1 Pro")
     assert "Payment: granted" in seller.last_text()
-    seller.taps("Refund")
+    assert "Refund" not in str(seller.button_labels())  # nothing was paid: nothing to refund
+    seller.taps("↩️ Take back")
     assert "It was free, so there is no money to return" in seller.last_text()
     seller.taps("Yes, take back")
     assert seller.last_toast() == "✅ Taken back: the customer no longer has access. It was free, so no money moved."

@@ -36,7 +36,7 @@ from conftest import (
     free_port,
     make_config,
 )
-from models import Category, Product, Purchase, User
+from models import SUBSCRIPTION, Category, Product, Purchase, User
 from shopkit import (
     Config,
     ConfigError,
@@ -44,10 +44,12 @@ from shopkit import (
     RedactSecrets,
     Setting,
     close_database,
+    counted,
     decimals,
     describe_database,
     format_price,
     load_config,
+    number,
     open_database,
     parse_price,
     service,
@@ -214,7 +216,9 @@ def test_admin_without_any_admin_ids_tells_the_sender_how_to_become_admin(databa
 
 def test_with_admins_configured_a_strangers_admin_is_only_logged(shop, alice, caplog):
     alice.sends("/admin")
-    assert "User 1001 tried admin action on_admin" in caplog.text and "ADMIN_IDS=" not in caplog.text
+    assert "User 1001 sent /admin, but is not in ADMIN_IDS: shown the customer's menu instead (on_admin). If it " \
+           "is you, add 1001 to ADMIN_IDS" in caplog.text and "ADMIN_IDS=" not in caplog.text
+    assert "tried admin action" not in caplog.text
     assert "ADMIN_IDS" not in alice.all_texts()
 
 
@@ -267,6 +271,13 @@ def test_check_fails_on_a_rejected_token_and_warns_about_an_admin_who_never_open
     assert not (tmp_path / "shop.db").exists()  # --check creates nothing
     assert unopened.returncode == 0
     assert "admin 77: WARN — has not opened the bot" in unopened.stdout
+    assert "If it is not your id: send /admin to the bot, and its log names your id" in unopened.stdout
+
+
+def test_check_says_how_to_find_your_own_id_when_there_are_no_admin_ids(capsys):
+    assert service.check_admins(Config(token=TOKEN, database_url="sqlite://")) is True
+    assert "No ADMIN_IDS: nobody can open /admin. To find your Telegram id, start the shop and send /admin to the " \
+           "bot: it answers with your id" in capsys.readouterr().out
 
 
 def test_check_fails_on_a_bad_setting_or_a_damaged_database(tmp_path):
@@ -302,9 +313,19 @@ def test_money_follows_telegrams_currency_table():
 
 
 def test_roubles_show_the_russian_way():
-    assert format_price(150050, "RUB") == "1\u00a0500,50\u00a0₽"
-    assert format_price(99000, "RUB") == "990\u00a0₽" and format_price(123456700, "RUB") == "1\u00a0234\u00a0567\u00a0₽"
-    assert parse_price("1 500,50", "RUB") == parse_price("1\u00a0500,50", "RUB") == 150050  # as format_price writes it
+    assert format_price(150050, "RUB") == "1500,50\u00a0₽" and format_price(1500050, "RUB") == "15\u202f000,50\u00a0₽"
+    assert format_price(99000, "RUB") == "990\u00a0₽" and format_price(123456700, "RUB") == "1\u202f234\u202f567\u00a0₽"
+    assert parse_price("1 500,50", "RUB") == parse_price("1\u00a0500,50", "RUB") == 150050
+    assert parse_price("10\u202f000", "RUB") == 1000000  # as format_price writes it
+
+
+def test_one_number_format_everywhere_in_both_languages():
+    """Thousands apart by a narrow no-break space (U+202F) from 10 000 up, in prices and counts alike."""
+    assert format_price(10000, "XTR") == "10\u202f000 ⭐" and format_price(1000000, "USD") == "$10\u202f000"
+    assert counted("en", "n_sales", 12345) == "12\u202f345 sales" and counted("ru", "n_sales", 10000).startswith(
+        "10\u202f000 ")
+    assert number(9999) == "9999" and number(1234567) == "1\u202f234\u202f567"
+    assert parse_price(format_price(10000, "XTR").removesuffix(" ⭐"), "XTR") == 10000
 
 
 def test_the_catalog_currency_is_recorded_and_another_currency_refused(session):
@@ -363,9 +384,30 @@ def test_reprice_converts_the_catalog_once(database_url, capsys):
         assert session.scalars(select(Product.price).order_by(Product.id)).all() == [585, 1, 0]  # a paid one stays paid
         assert session.get(Setting, pricing.CATALOG_CURRENCY).value == "USD"
         session.get_bind().dispose()
-    assert "Pro: 450 ⭐ -> $5.85" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "Pro: 450 ⭐ -> $5.85" in printed
+    assert "Warning: under $1, the least the shop charges in USD (Telegram refuses smaller payments): #2 Tiny " \
+           "($0.01)." in printed
     with pytest.raises(service.StartRefused, match="already priced in USD"):
         pricing.reprice(usd, "0.013")
+
+
+def test_reprice_leaves_a_subscription_in_stars_and_says_so(database_url, capsys):
+    with open_database(database_url)() as session:
+        keys = Category(name="Keys")
+        session.add_all([Product(name="Pro", price=450, hidden_content="K", category=keys),
+                         Product(name="VIP", price=300, kind=SUBSCRIPTION, chat_id=-100, chat_title="VIP",
+                                 hidden_content="", category=keys),
+                         Setting(key=pricing.CATALOG_CURRENCY, value="XTR")])
+        session.commit()
+        session.get_bind().dispose()
+    assert pricing.reprice(make_config(database_url, provider_token="1:TEST:x", currency="USD"), "0.013") == 0
+    with open_database(database_url)() as session:
+        assert session.scalars(select(Product.price).order_by(Product.id)).all() == [585, 300]
+        session.get_bind().dispose()
+    printed = capsys.readouterr().out
+    assert "#2 VIP: 300 ⭐ a month, left in Stars (Telegram bills subscriptions in Stars only)" in printed
+    assert "$3.90" not in printed and "Repriced 1 products" in printed
 
 
 def test_reprice_refuses_a_rate_that_breaks_telegrams_limits_and_changes_nothing(session, database_url):

@@ -188,7 +188,7 @@ def test_a_10000_line_file_is_added_in_one_go(shop, seller):
     started = time.monotonic()
     upload_stock(seller, product, lambda s: s.sends_document("BIG", "keys.txt", content=content))
     assert time.monotonic() - started < 5
-    assert "Added 10000 items" in seller.last_text()
+    assert "Added 10\u202f000 items" in seller.last_text()
     assert len(stock_of(shop, product)) == 10_000
 
 
@@ -365,6 +365,6 @@ def test_a_big_file_is_read_a_line_at_a_time_and_added_in_short_steps(sqlite_sho
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert "Added 120000 items" in seller.last_text()
+    assert "Added 120\u202f000 items" in seller.last_text()
     assert peak < len(content) + 40 * 2**20, f"{peak / 2**20:.0f} MB for a {len(content) / 2**20:.0f} MB file"
     assert len(commits) >= 120_000 // 5000  # a short transaction per chunk, not one long write lock
