@@ -1,6 +1,6 @@
 """An id is never given twice, and a /grant waits for someone who has not opened the bot yet.
 
-Revision 0017, after 0015 (rechained at merge). Two changes:
+Revision 0017, after 0016 (rechained at merge). Two changes:
 
 1. On SQLite, a table whose primary key is a plain INTEGER PRIMARY KEY gives
    a new row the highest id there is plus one: delete the newest product and
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

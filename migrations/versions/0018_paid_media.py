@@ -1,6 +1,6 @@
 """📸 Paid media products, and 🔒 protected content.
 
-Revision 0018, after 0016. A product may now be ``paid_media``: photos and
+Revision 0018, after 0017. A product may now be ``paid_media``: photos and
 videos sent blurred with sendPaidMedia and unlocked in place once Telegram has
 taken the Stars (paid_media.py). ``products.media`` holds them, ``caption``
 their caption; ``products.protected`` sends a product's content with
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
