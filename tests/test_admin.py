@@ -305,7 +305,7 @@ def test_a_subscriptions_screen_has_no_stock_line_in_russian(shop, seller):
     product = shop.add_product("VIP", price=300, kind="subscription", chat_id=-100, chat_title="VIP")
     ru_seller = Person(shop, ADMIN_ID, "Seller", language_code="ru")
     ru_seller.taps_data(callback("admin_product", product.id))
-    assert "Наличие:" not in ru_seller.last_text() and "📅 VIP: 0 подписчиков" in ru_seller.last_text()
+    assert "Наличие:" not in ru_seller.last_text() and "📅 «VIP»: 0 подписчиков" in ru_seller.last_text()
 
 
 def test_a_draft_survives_a_restart(shop, seller, config):

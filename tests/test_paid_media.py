@@ -105,8 +105,8 @@ def test_no_media_and_an_eleventh_are_refused(shop, seller):
 
 
 @pytest.mark.parametrize("answers, explained", [
-    (["Beach set", "0"], "Paid media costs from 1 to 25000 ⭐"),
-    (["Beach set", "25001"], "Paid media costs from 1 to 25000 ⭐"),
+    (["Beach set", "0"], "Paid media costs from 1 to 25\u202f000 ⭐"),
+    (["Beach set", "25001"], "Paid media costs from 1 to 25\u202f000 ⭐"),
     (["Beach set", "150", "Four shots", "x" * 1025], "at most 1024 characters; this one has 1025"),
 ])
 def test_a_wrong_price_or_a_long_caption_is_explained_and_asked_again(shop, seller, answers, explained):

@@ -294,7 +294,7 @@ def test_russian_screens_speak_only_russian(shop):
     assert "Оплата: звёзды Telegram" in seller_screen and "stars" not in seller_screen
     seller.taps_data(callback("admin_product", product.id))
     assert "Файл описания: фото" in seller.last_text() and "photo" not in seller.last_text()
-    assert "Новая продажа: Ключ — 100 ⭐ (звёзды Telegram)" in admin_texts(shop)
+    assert "Новая продажа: «Ключ» — 100 ⭐ (звёзды Telegram)" in admin_texts(shop)
 
 
 def test_the_pager_buttons_are_told_apart_from_back_in_russian(shop):
