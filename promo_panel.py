@@ -31,6 +31,7 @@ from admin import categories_in_order, message_text
 from menus import ADMIN, PROMOS
 from models import Category, Product, PromoCode, Purchase
 from promos import discount_label, normalized, parse_discount, promo_link, random_code, scope_name, whole_number
+from referrals import made_by_the_program
 from sales import send_made_file
 from shopkit import (
     CANCEL,
@@ -94,13 +95,15 @@ def entry_label(lang: str, row, currency: str) -> str:
 
 
 def codes_screen(shop: Shop, session: Session, lang: str, page: int) -> Screen:
-    """🏷 Promo codes: each code, and each generated batch as one line, newest first."""
+    """🏷 Promo codes: each code, and each generated batch as one line, newest first (the referral program's own
+    codes, one for each friend and reward, are on its screen instead: referrals.py)."""
     group = func.coalesce(PromoCode.batch, -PromoCode.id)  # a batch is one line; any other code its own
     rows = session.execute(
         select(func.min(PromoCode.id).label("id"), func.max(PromoCode.batch).label("batch"),
                func.count().label("codes"), func.max(PromoCode.code).label("code"),
                func.max(PromoCode.percent).label("percent"), func.max(PromoCode.amount).label("amount"),
                func.max(case((PromoCode.is_active, 1), else_=0)).label("active"), func.count().over().label("total"))
+        .where(~made_by_the_program(PromoCode.id))
         .group_by(group).order_by(func.min(PromoCode.id).desc()).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     if not rows and page:
         return codes_screen(shop, session, lang, 0)

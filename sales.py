@@ -1,6 +1,6 @@
 """Sales: the seller's money screens — figures, purchases, refunds, grants and export.
 
-Reading order: ... stock.py → **sales.py** → promo_panel.py → ...
+Reading order: ... referrals.py → **sales.py** → promo_panel.py → ...
 
 📊 Sales sums up four periods (and what promo codes took off), from a
 snapshot brought up to date on each open, so it costs the same in a shop's
@@ -24,6 +24,7 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
+import referrals
 from channels import sales_figures
 from checkout import ADMIN_PURCHASE, give_product
 from gifts import gift_line
@@ -303,6 +304,8 @@ def sales_report(shop: Shop, session: Session, lang: str) -> str:
         lines.append(subscribed)
     if discounts := discounts_line(session, lang, utcnow() - timedelta(days=30)):
         lines.append(discounts)
+    if invited := referrals.sales_line(session, lang, utcnow() - timedelta(days=30)):
+        lines.append(invited)
     if shop.config.payment_type == "stars":
         lines.append(ledger_line(session, lang))
     return "\n".join(lines)

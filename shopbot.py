@@ -48,6 +48,8 @@ chapter that reads alone, top to bottom. In order:
     channels.py    the seller's side of subscriptions: the chat, its subscribers
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
+    referrals.py   🤝 Invite friends: a personal link, and a promo code earned
+                   when an invited friend's purchase is kept
     sales.py       sales figures, purchases, refunds, grants, CSV export
     promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
     broadcast.py   one message to every customer
@@ -78,6 +80,7 @@ import pricing
 import promo_panel
 import promos
 import purchases
+import referrals
 import sales
 import status
 import stock
@@ -91,7 +94,7 @@ use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English a
 
 # Every chapter, in the reading order above; each registers its own handlers.
 CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, ledger, gifts, support, channels, admin,
-            stock, sales, promo_panel, broadcast, backups, status, pricing]
+            stock, referrals, sales, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):
