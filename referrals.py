@@ -344,7 +344,6 @@ def grant_due_rewards(shop: Shop, now: datetime | None = None) -> int:
 
 def tell_inviters(shop: Shop) -> None:
     """🎉 Each inviter hears of a reward earned (once; again after a crash between the message and the note)."""
-    link_base = promo_link(shop, "")  # first: it may ask Telegram for the bot's name
     friend = aliased(User)
     with shop.Session() as session:
         rows = session.execute(
@@ -352,16 +351,12 @@ def tell_inviters(shop: Shop) -> None:
             .join(User, Referral.inviter_id == User.id).join(friend, Referral.friend_id == friend.id)
             .join(PromoCode, Referral.reward_code_id == PromoCode.id)
             .where(Referral.outcome == "rewarded", Referral.told_at.is_(None))).all()
-        notes = []
-        for referral_id, telegram_id, language_code, friend_name, code in rows:
-            lang = language_for_code(language_code)
-            notes.append((referral_id, telegram_id, text(
-                lang, "referral_reward", friend=friend_name, code=code.code, discount=discount_label(code),
-                until=f"{code.expires_at - timedelta(days=1):%Y-%m-%d}", link=link_base + code.code),
-                keyboard([types.InlineKeyboardButton(label(lang, "btn_copy_code"),
-                                                     copy_text=types.CopyTextButton(code.code))])))
-    for referral_id, telegram_id, note, markup in notes:
-        send(shop, telegram_id, note, markup)  # a customer who blocked the bot finds it under 🤝 Invite friends
+    for referral_id, telegram_id, language_code, friend_name, code in rows:  # closed: the link may ask Telegram
+        lang = language_for_code(language_code)  # for the bot's name
+        note = text(lang, "referral_reward", friend=friend_name, code=code.code, discount=discount_label(code),
+                    until=f"{code.expires_at - timedelta(days=1):%Y-%m-%d}", link=promo_link(shop, code.code))
+        copy = types.InlineKeyboardButton(label(lang, "btn_copy_code"), copy_text=types.CopyTextButton(code.code))
+        send(shop, telegram_id, note, keyboard([copy]))  # someone who blocked the bot finds it under 🤝 Invite friends
         with shop.Session() as session:
             session.execute(update(Referral).where(Referral.id == referral_id).values(told_at=utcnow()))
             session.commit()
@@ -407,9 +402,9 @@ def program_figures(session: Session, since: datetime) -> ReferralFigures:
         select(func.count(Referral.id), func.count(case((exists().where(*live_paid(Referral.friend_id)), 1))),
                func.count(case((Referral.outcome == "rewarded", 1))), func.count(case((used, 1))))
         .where(Referral.created_at >= since)).one()
+    friends = select(Referral.friend_id).where(Referral.created_at >= since)  # IN: each friend's purchases by index
     revenue = session.execute(select(Purchase.currency, func.sum(Purchase.price))
-                              .join(Referral, Referral.friend_id == Purchase.user_id)
-                              .where(Referral.created_at >= since, *and_live()).group_by(Purchase.currency)).all()
+                              .where(Purchase.user_id.in_(friends), *and_live()).group_by(Purchase.currency)).all()
     return ReferralFigures(invited, bought, rewarded, used,
                    " + ".join(format_price(amount, currency) for currency, amount in revenue) or "0")
 
@@ -424,12 +419,15 @@ def sales_line(session: Session, lang: str, since: datetime) -> str:
 
 def top_inviters(session: Session, lang: str) -> str:
     """The inviters whose friends bought most, a line each ('' when nobody invited anyone)."""
-    friend_paid = exists().where(*live_paid(Referral.friend_id))
-    bought = func.count(case((friend_paid, 1)))
-    rows = session.execute(
-        select(User, func.count(Referral.id), bought, func.count(case((Referral.outcome == "rewarded", 1))))
-        .join(User, Referral.inviter_id == User.id).group_by(User.id)
-        .order_by(bought.desc(), func.count(Referral.id).desc(), User.id).limit(TOP_INVITERS)).all()
+    bought = func.count(case((exists().where(*live_paid(Referral.friend_id)), 1)))
+    invited = func.count(Referral.id)
+    best = (select(Referral.inviter_id, invited.label("invited"), bought.label("bought"),
+                   func.count(case((Referral.outcome == "rewarded", 1))).label("rewards"))
+            .group_by(Referral.inviter_id).order_by(bought.desc(), invited.desc(), Referral.inviter_id)
+            .limit(TOP_INVITERS).subquery())
+    rows = session.execute(select(User, best.c.invited, best.c.bought, best.c.rewards)
+                           .join(best, best.c.inviter_id == User.id)
+                           .order_by(best.c.bought.desc(), best.c.invited.desc(), User.id)).all()
     return "".join("\n" + text(lang, "admin_referrals_top_line", place=place, who=describe_user(user),
                                invited=invited, bought=bought, rewards=rewards)
                    for place, (user, invited, bought, rewards) in enumerate(rows, 1))

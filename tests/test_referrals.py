@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 import referrals
-from conftest import Person, buys, visible_text
+from conftest import ADMIN_ID, Person, buys, visible_text
 from models import InviteLink, PromoCode, Purchase, Referral, User
 from shopkit import callback, put_setting, utcnow
 
@@ -360,3 +360,18 @@ def test_the_russian_texts_read_naturally(shop, alice):
     assert "Вас пригласил(а) Alice" in ivan.last_text()
     ivan.taps("Пригласить друзей")
     assert "через 1 день вы получите промокод" in ivan.last_text()
+
+
+def test_the_sales_line_on_referrals_reads_index_ranges_only(sqlite_shop):
+    from test_speed import StatementLog
+    shop = sqlite_shop
+    program_on(shop)
+    seller = Person(shop, ADMIN_ID, "Seller")
+    seller.sends("/start")
+    alice, bob = Person(shop, 1001, "Alice"), Person(shop, 1002, "Bob")
+    opens(bob, link_of(alice))
+    buys(bob, shop.add_product("Pro", price=5))
+    log = StatementLog(shop.Session.kw["bind"])
+    seller.taps_data(callback("sales"))
+    assert "Referrals, 30 days: 1 invited · 1 bought · revenue 5 ⭐" in seller.last_text()
+    assert log.full_scans() == []
