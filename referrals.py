@@ -60,6 +60,7 @@ from shopkit import (
     end_dialog,
     format_price,
     insert_for,
+    keep_doing,
     keyboard,
     label,
     language_for_code,
@@ -78,16 +79,16 @@ seller = Handlers(admin=True)
 TOGGLE_REFERRALS = Tap("toggle_referrals")
 REFERRAL_REWARD = Tap("referral_reward")
 REFERRAL_WELCOME = Tap("referral_welcome")
-REFERRAL_HOLD = Tap("referral_hold")
-REFERRAL_CAP = Tap("referral_cap")
+REFERRAL_NUMBER = Tap("referral_number", "setting")  # a number of NUMBERS, by its place there
 
 INVITE_PREFIX = "r_"  # t.me/<bot>?start=r_<code>
 INVITE_CODE = re.compile(r"[A-Za-z0-9_-]{8}")  # what models.new_invite_code makes; anything else is no code
 PAID = ("stars", "card")  # a friend's purchase counts when it brought money, as 📊 Sales counts it
 CHECK_EVERY = 60  # seconds between two rounds of the reward job
 TOP_INVITERS = 5
-# What the seller may set (and what Terms starts with).
-MOST_VALID_DAYS, MOST_HOLD_DAYS, MOST_CAP = 365, 30, 1000
+# The terms the seller sets as a whole number, from 1 to the most each may be, and the question that asks it.
+NUMBERS = {"valid_days": (365, "admin_ask_referral_days"), "hold_days": (30, "admin_ask_referral_hold"),
+           "monthly_cap": (1000, "admin_ask_referral_cap")}
 
 
 # ---------------------------------------------------------------------------
@@ -364,13 +365,8 @@ def tell_inviters(shop: Shop) -> None:
 
 def keep_granting(shop: Shop) -> None:
     """Grant due rewards now (catching up after a restart) and about once a minute, for as long as it runs."""
-    while True:
-        try:
-            if earned := grant_due_rewards(shop):
-                logger.info("%s referral rewards earned", earned)
-        except Exception:
-            logger.exception("The referral rewards check failed; trying again in a minute")
-        shop.sleep(CHECK_EVERY)
+    keep_doing(shop, grant_due_rewards, CHECK_EVERY, "%s referral rewards earned",
+               "The referral rewards check failed; trying again in a minute")
 
 
 # ---------------------------------------------------------------------------
@@ -452,7 +448,8 @@ def referrals_screen(session: Session, lang: str, currency: str) -> Screen:
         [TOGGLE_REFERRALS.button(label(lang, "btn_promo_off" if on else "btn_promo_on"))],
         [REFERRAL_REWARD.button(label(lang, "btn_referral_reward")),
          REFERRAL_WELCOME.button(label(lang, "btn_referral_welcome"))],
-        [REFERRAL_HOLD.button(label(lang, "btn_referral_hold")), REFERRAL_CAP.button(label(lang, "btn_referral_cap"))],
+        [REFERRAL_NUMBER.button(label(lang, "btn_referral_hold"), setting=list(NUMBERS).index("hold_days")),
+         REFERRAL_NUMBER.button(label(lang, "btn_referral_cap"), setting=list(NUMBERS).index("monthly_cap"))],
         [ADMIN.button(label(lang, "btn_back"))]))
 
 
@@ -489,19 +486,17 @@ def tap_referral_reward(shop: Shop, call: types.CallbackQuery, session: Session,
     return ask(session, call, "referral_reward", "admin_ask_referral_reward", currency_hint(shop.config.currency))
 
 
+def ask_number(session: Session, update, name: str, **data) -> Screen:
+    """Ask for one of NUMBERS; ``data`` rides along to be saved with it."""
+    most, question = NUMBERS[name]
+    return ask(session, update, "referral_number", question, {"most": most}, setting=name, **data)
+
+
 @seller.answer("referral_reward")
 def answer_referral_reward(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
     """The reward's discount: next, how many days the codes work."""
-    reward = parse_discount(message_text(message), shop.config.currency)
-    return ask(session, message, "referral_days", "admin_ask_referral_days", {"most": MOST_VALID_DAYS},
-               reward=reward)
-
-
-@seller.answer("referral_days")
-def answer_referral_days(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
-    """How many days each code the program makes works: saved."""
-    days = whole_number(message_text(message), "err_referral_number", MOST_VALID_DAYS)
-    return saved(session, message, lang, shop.config.currency, reward=dialog["reward"], valid_days=days)
+    return ask_number(session, message, "valid_days", reward=parse_discount(message_text(message),
+                                                                            shop.config.currency))
 
 
 @seller.tap(REFERRAL_WELCOME)
@@ -518,30 +513,22 @@ def answer_referral_welcome(shop: Shop, message: types.Message, session: Session
     return saved(session, message, lang, shop.config.currency, welcome=welcome)
 
 
-@seller.tap(REFERRAL_HOLD)
-def tap_referral_hold(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
-    """⏳ The holding time."""
-    return ask(session, call, "referral_hold", "admin_ask_referral_hold", {"most": MOST_HOLD_DAYS})
+@seller.tap(REFERRAL_NUMBER)
+def tap_referral_number(shop: Shop, call: types.CallbackQuery, session: Session, lang: str, setting: int) -> Screen:
+    """⏳ The holding time, or 🔢 the monthly cap."""
+    if setting >= len(NUMBERS):  # forged
+        return referrals_screen(session, lang, shop.config.currency)
+    return ask_number(session, call, list(NUMBERS)[setting])
 
 
-@seller.answer("referral_hold")
-def answer_referral_hold(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
-    """The holding time in days: saved."""
-    days = whole_number(message_text(message), "err_referral_number", MOST_HOLD_DAYS)
-    return saved(session, message, lang, shop.config.currency, hold_days=days)
-
-
-@seller.tap(REFERRAL_CAP)
-def tap_referral_cap(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
-    """🔢 The monthly cap."""
-    return ask(session, call, "referral_cap", "admin_ask_referral_cap", {"most": MOST_CAP})
-
-
-@seller.answer("referral_cap")
-def answer_referral_cap(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
-    """The most rewards an inviter earns a month: saved."""
-    cap = whole_number(message_text(message), "err_referral_number", MOST_CAP)
-    return saved(session, message, lang, shop.config.currency, monthly_cap=cap)
+@seller.answer("referral_number")
+def answer_referral_number(shop: Shop, message: types.Message, session: Session, lang: str, dialog: dict) -> Screen:
+    """A number of NUMBERS (and what rode along with it, the reward before its days): saved."""
+    name = dialog["setting"]
+    changes = {name: whole_number(message_text(message), "err_referral_number", NUMBERS[name][0])}
+    if "reward" in dialog:
+        changes["reward"] = dialog["reward"]
+    return saved(session, message, lang, shop.config.currency, **changes)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:

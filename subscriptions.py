@@ -60,6 +60,7 @@ from shopkit import (
     call_api,
     chat_of,
     format_price,
+    keep_doing,
     keyboard,
     label,
     language_for_code,
@@ -469,13 +470,8 @@ def remove_expired(shop: Shop, now: datetime | None = None) -> int:
 
 def keep_checking_expiry(shop: Shop) -> None:
     """Remove expired subscribers now (catching up after a restart) and about once a minute, for as long as it runs."""
-    while True:
-        try:
-            if ended := remove_expired(shop):
-                logger.info("%s subscriptions ended", ended)
-        except Exception:
-            logger.exception("The expiry check failed; trying again in a minute")
-        shop.sleep(CHECK_EVERY)
+    keep_doing(shop, remove_expired, CHECK_EVERY, "%s subscriptions ended",
+               "The expiry check failed; trying again in a minute")
 
 
 # ---------------------------------------------------------------------------

@@ -100,6 +100,7 @@ from .shop import (
     SALE_ALERTS,
     Shop,
     call_api,
+    keep_doing,
     muted_admins,
     notify_admins,
     retry_after,
@@ -116,9 +117,9 @@ __all__ = [
     "check_line", "close_database", "code_version", "connect", "counted", "currency_hint", "data_folder", "decimals",
     "describe_database", "describe_user", "dialog_data", "end_dialog", "follow_start_link", "format_price",
     "free_space", "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number",
-    "journal_path", "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot", "megabytes",
-    "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row", "parse_price",
-    "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run", "run_handler", "send",
-    "send_file", "short_reason", "show_reply", "split_message", "sqlite_file", "stored_revision", "text", "truncate",
-    "use_texts", "utcnow", "utf16_len", "with_toast"
+    "journal_path", "keep_doing", "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot",
+    "megabytes", "muted_admins", "notify_admins", "on_message", "open_database", "page_count", "pager_row",
+    "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run",
+    "run_handler", "send", "send_file", "short_reason", "show_reply", "split_message", "sqlite_file",
+    "stored_revision", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -86,6 +86,19 @@ class Shop:
         thread.start()
 
 
+def keep_doing(shop: Shop, work, every: float, done: str, failed: str) -> None:
+    """Do ``work(shop)`` now and then about every ``every`` seconds, for as long as the shop runs: a chapter's job
+    at start (subscriptions' expiry, referral rewards), run with ``shop.start_background``. What it returns, when
+    anything, is logged with ``done``; a failure is logged with ``failed``, and tried again next time."""
+    while True:
+        try:
+            if result := work(shop):
+                logger.info(done, result)
+        except Exception:
+            logger.exception(failed)
+        shop.sleep(every)
+
+
 # ---------------------------------------------------------------------------
 # Calling the Bot API
 # ---------------------------------------------------------------------------

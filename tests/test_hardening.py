@@ -128,7 +128,7 @@ ADMIN_ACTIONS = [
     "confirm_delete_product", "confirm_refund", "daily_backup", "delete_category", "delete_product", "edit_kind",
     "edit_product", "export_csv", "generate_promos", "ledger_refund", "new_category", "new_promo", "products", "promo",
     "promo_batch", "promo_category", "promo_file", "promo_scope", "promo_scopes", "promos", "recent_purchases",
-    "referral_cap", "referral_hold", "referral_reward", "referral_welcome", "referrals",
+    "referral_number", "referral_reward", "referral_welcome", "referrals",
     "refund", "rename_category", "reply", "sale_alerts", "sales", "save_product", "send_broadcast", "stock_done",
     "subscribers", "toggle_batch", "toggle_product", "toggle_promo", "toggle_referrals", "upload_stock",
 ]

@@ -335,6 +335,8 @@ def test_the_seller_sets_the_terms(shop, seller, alice):
     assert "Inviter's reward: −20 %, codes valid 14 days" in seller.last_text()
     assert "Welcome discount for a friend: −15 ⭐" in seller.last_text()
     assert "Holding time: 5 days · monthly cap per inviter: 3" in seller.last_text()
+    seller.taps_data(callback("referral_number", 9))  # forged: no such setting
+    assert "Holding time: 5 days" in seller.last_text()
     seller.taps("Welcome discount")
     seller.sends("/skip")
     assert "Welcome discount for a friend: none" in seller.last_text()
@@ -345,8 +347,8 @@ def test_the_seller_sets_the_terms(shop, seller, alice):
 
 
 def test_a_customer_cannot_touch_the_terms(shop, alice):
-    for action in ("referrals", "toggle_referrals", "referral_reward", "referral_hold"):
-        alice.taps_data(callback(action))
+    for action in (("referrals",), ("toggle_referrals",), ("referral_reward",), ("referral_number", 1)):
+        alice.taps_data(callback(*action))
     assert not any("Referrals" in visible_text(message) for message in shop.api.messages(alice.id))
     with shop.Session() as session:
         assert referrals.read_terms(session) == referrals.Terms()
