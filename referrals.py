@@ -159,14 +159,15 @@ def invite_code_of(session: Session, user: User) -> str:
     return link.code
 
 
-def live_paid(user_id):
-    """The condition on a purchase that it is the customer's, paid and not refunded."""
-    return and_live(Purchase.user_id == user_id)
-
-
-def and_live(*conditions):
+def kept_sales(*conditions):
+    """The conditions on a purchase that it brought money and was not given back, and ``conditions``."""
     return (*conditions, Purchase.payment_type.in_(PAID), Purchase.price > 0, Purchase.refunded_at.is_(None),
             ~Purchase.refund_due)
+
+
+def kept_purchase_by(user_id):
+    """The conditions on a purchase that it is the customer's (users.id), paid and kept."""
+    return kept_sales(Purchase.user_id == user_id)
 
 
 def reward_codes_of(session: Session, lang: str, user_id: int) -> str:
@@ -183,7 +184,7 @@ def invite_screen(session: Session, lang: str, user: User, link: str, currency: 
     """🤝 Invite friends: the terms, the link with 📋 Copy and 📤 Share, how it went, and the codes earned."""
     terms = read_terms(session)
     invited, bought, rewarded = session.execute(
-        select(func.count(Referral.id), func.count(case((exists().where(*live_paid(Referral.friend_id)), 1))),
+        select(func.count(Referral.id), func.count(case((exists().where(*kept_purchase_by(Referral.friend_id)), 1))),
                func.count(case((Referral.outcome == "rewarded", 1))))
         .where(Referral.inviter_id == user.id)).one()
     body = text(lang, "invite", reward=discount_text(terms.reward, currency),
@@ -243,7 +244,8 @@ def write_down(session: Session, inviter: User, friend: User, currency: str) -> 
 @handlers.start_link(INVITE_PREFIX)
 def open_invite_link(shop: Shop, message: types.Message, session: Session, lang: str, code: str) -> Screen:
     """/start r_<code>: a new customer is written down as the inviter's friend; anyone else is greeted."""
-    friend = save_user(session, message.from_user)  # the object /start saved: first_visit is still on it
+    # The very object /start saved (the session keeps one per row): first_visit is still on it.
+    friend = session.scalar(select(User).where(User.telegram_id == message.from_user.id))
     if not invite_shown(session):
         return welcome_screen(shop, session, friend, lang)
     inviter = inviter_by_code(session, code)
@@ -395,12 +397,12 @@ def program_figures(session: Session, since: datetime) -> ReferralFigures:
     """The figures of the friends invited since ``since``."""
     used = exists().where(Purchase.promo_code_id == Referral.reward_code_id, Purchase.refunded_at.is_(None))
     invited, bought, rewarded, used = session.execute(
-        select(func.count(Referral.id), func.count(case((exists().where(*live_paid(Referral.friend_id)), 1))),
+        select(func.count(Referral.id), func.count(case((exists().where(*kept_purchase_by(Referral.friend_id)), 1))),
                func.count(case((Referral.outcome == "rewarded", 1))), func.count(case((used, 1))))
         .where(Referral.created_at >= since)).one()
     friends = select(Referral.friend_id).where(Referral.created_at >= since)  # IN: each friend's purchases by index
     revenue = session.execute(select(Purchase.currency, func.sum(Purchase.price))
-                              .where(Purchase.user_id.in_(friends), *and_live()).group_by(Purchase.currency)).all()
+                              .where(Purchase.user_id.in_(friends), *kept_sales()).group_by(Purchase.currency)).all()
     return ReferralFigures(invited, bought, rewarded, used,
                    " + ".join(format_price(amount, currency) for currency, amount in revenue) or "0")
 
@@ -415,7 +417,7 @@ def sales_line(session: Session, lang: str, since: datetime) -> str:
 
 def top_inviters(session: Session, lang: str) -> str:
     """The inviters whose friends bought most, a line each ('' when nobody invited anyone)."""
-    bought = func.count(case((exists().where(*live_paid(Referral.friend_id)), 1)))
+    bought = func.count(case((exists().where(*kept_purchase_by(Referral.friend_id)), 1)))
     invited = func.count(Referral.id)
     best = (select(Referral.inviter_id, invited.label("invited"), bought.label("bought"),
                    func.count(case((Referral.outcome == "rewarded", 1))).label("rewards"))
