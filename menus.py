@@ -3,11 +3,12 @@
 Reading order: ... models.py → **menus.py** → promos.py → ...
 
 /start greets the customer with their menu (🛍 Catalog, 📦 My purchases,
-Help). A shared link, t.me/<bot>?start=p_42, opens the chat with /start p_42:
-the chapter that made the link answers it (storefront.py a product's link,
-promos.py a promo code's, gifts.py a gift's, referrals.py an invite). The ids in ADMIN_IDS also have
-the seller's panel (/admin, admin.py). /cancel and the ✖️ Cancel button under
-a question lead back to whichever home is theirs.
+Help, and 🤝 Invite friends while the seller runs the referral program). A
+shared link, t.me/<bot>?start=p_42, opens the chat with /start p_42: the
+chapter that made the link answers it (storefront.py a product's link,
+promos.py a promo code's, gifts.py a gift's, referrals.py an invite). The
+ids in ADMIN_IDS also have the seller's panel (/admin, admin.py). /cancel and
+the ✖️ Cancel button under a question lead back to whichever home is theirs.
 
 ``register`` also hands the machinery (shopkit) what it needs of the shop:
 the customer's menu, for a stale button or a stranger at an admin button, and
