@@ -85,6 +85,9 @@ class User(Base):
 
     purchases: Mapped[list[Purchase]] = relationship(back_populates="user")
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="user")
+    # Not stored: True on the object save_user has just created, so that a link this same /start opened knows
+    # they never opened the shop before (an invite counts only then: referrals.py).
+    first_visit = False
 
     def __repr__(self) -> str:
         return f"<User {self.id} {self.telegram_id} @{self.username}>"
@@ -567,6 +570,61 @@ class TicketMessage(Base):
 
 
 # ---------------------------------------------------------------------------
+# The referral program (referrals.py)
+# ---------------------------------------------------------------------------
+
+INVITE_CODE_BYTES = 6  # 48 random bits, 8 characters in a link: short, and not a customer's id to count up
+
+
+def new_invite_code() -> str:
+    return secrets.token_urlsafe(INVITE_CODE_BYTES)
+
+
+class InviteLink(Base):
+    """A customer's personal invite link: the code in t.me/<bot>?start=r_<code>."""
+
+    __tablename__ = "invite_links"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True,
+                                         autoincrement=False)
+    # Found by this unique index, never compared by hand (as a gift's token).
+    code: Mapped[str] = mapped_column(String(16), unique=True, default=new_invite_code)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<InviteLink user={self.user_id}>"
+
+
+class Referral(Base):
+    """A new customer who came through someone's invite link, and what their first paid purchase earned."""
+
+    __tablename__ = "referrals"
+    # The reward job reads the referrals still waiting for a decision, and only them.
+    __table_args__ = (Index("ix_referrals_waiting", "id", sqlite_where=text("outcome IS NULL"),
+                            postgresql_where=text("outcome IS NULL")),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inviter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    # Unique: a customer is invited once, by whoever's link brought them first.
+    friend_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    # The friend's one-time welcome discount, if the seller offers one.
+    welcome_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="SET NULL"),
+                                                        unique=True, default=None)
+    # Decided once the friend's first paid purchase has been kept for the holding time: "rewarded", "refunded"
+    # (within the holding time) or "capped" (the inviter had earned the month's most); NULL until then.
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchases.id", ondelete="RESTRICT"), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    reward_code_id: Mapped[int | None] = mapped_column(ForeignKey("promo_codes.id", ondelete="RESTRICT"),
+                                                       unique=True, default=None)
+    told_at: Mapped[datetime | None] = mapped_column(default=None)  # when the inviter heard of their reward
+
+    def __repr__(self) -> str:
+        return f"<Referral {self.id} {self.inviter_id}->{self.friend_id} {self.outcome or 'waiting'}>"
+
+
+# ---------------------------------------------------------------------------
 # Queries the chapters share. Each takes the caller's session and runs one or
 # two indexed statements: nothing here loads the whole catalog.
 # ---------------------------------------------------------------------------
@@ -576,6 +634,7 @@ def save_user(session: Session, telegram_user) -> User:
     user = session.scalar(select(User).where(User.telegram_id == telegram_user.id))
     if user is None:
         user = User(telegram_id=telegram_user.id)
+        user.first_visit = True
         session.add(user)
     user.username = telegram_user.username
     user.first_name = telegram_user.first_name or ""

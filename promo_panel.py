@@ -20,7 +20,6 @@ share link ``https://t.me/<bot>?start=promo_<CODE>``.
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func, select, update
@@ -32,7 +31,8 @@ from admin import categories_in_order, message_text
 from export import send_made_file
 from menus import ADMIN, PROMOS
 from models import Category, Product, PromoCode, Purchase
-from promos import discount_label, normalized, promo_link, scope_name
+from promos import discount_label, normalized, parse_discount, promo_link, random_code, scope_name, whole_number
+from referrals import made_by_the_program
 from shopkit import (
     CANCEL,
     PAGE_SIZE,
@@ -53,12 +53,10 @@ from shopkit import (
     end_dialog,
     format_price,
     insert_for,
-    is_number,
     keyboard,
     label,
     page_count,
     pager_row,
-    parse_price,
     put_setting,
     text,
     utcnow,
@@ -82,8 +80,6 @@ PROMO_SCOPE = Tap("promo_scope", "scope", "target_id")
 
 MAX_GENERATED = 10_000  # codes per 🎟 Generate codes
 MAX_LIMIT = 1_000_000  # the largest total of uses a seller may set
-GENERATED_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no O/0 or I/1 to misread
-GENERATED_LENGTH = 10  # 32**10 codes: guessing one is hopeless
 SCOPES = ("shop", "category", "product")  # a scope travels in callback data as its index here
 
 
@@ -100,13 +96,15 @@ def entry_label(lang: str, row, currency: str) -> str:
 
 
 def codes_screen(shop: Shop, session: Session, lang: str, page: int) -> Screen:
-    """🏷 Promo codes: each code, and each generated batch as one line, newest first."""
+    """🏷 Promo codes: each code, and each generated batch as one line, newest first (the referral program's own
+    codes, one for each friend and reward, are on its screen instead: referrals.py)."""
     group = func.coalesce(PromoCode.batch, -PromoCode.id)  # a batch is one line; any other code its own
     rows = session.execute(
         select(func.min(PromoCode.id).label("id"), func.max(PromoCode.batch).label("batch"),
                func.count().label("codes"), func.max(PromoCode.code).label("code"),
                func.max(PromoCode.percent).label("percent"), func.max(PromoCode.amount).label("amount"),
                func.max(case((PromoCode.is_active, 1), else_=0)).label("active"), func.count().over().label("total"))
+        .where(~made_by_the_program(PromoCode.id))
         .group_by(group).order_by(func.min(PromoCode.id).desc()).limit(PAGE_SIZE).offset(page * PAGE_SIZE)).all()
     if not rows and page:
         return codes_screen(shop, session, lang, 0)
@@ -240,26 +238,9 @@ def read_code(session: Session, message: types.Message) -> str:
     return code
 
 
-def whole_number(raw: str, key: str, most: int) -> int:
-    """A whole number from 1 to ``most``, or the text ``key`` explaining what is expected."""
-    raw = raw.replace(" ", "")
-    if not is_number(raw) or not 1 <= int(raw) <= most:
-        raise InputError(key, most=most)
-    return int(raw)
-
-
 def read_discount(message: types.Message, currency: str) -> dict:
     """'20%' or '20 %' -> a percentage; '50', '9.99' -> an amount in the shop's currency."""
-    raw = message_text(message)
-    if raw.endswith("%"):
-        return {"percent": whole_number(raw[:-1], "err_promo_percent", 100)}
-    try:
-        amount = parse_price(raw, currency)
-    except InputError:
-        raise InputError("err_promo_discount", **currency_hint(currency)) from None
-    if amount == 0:
-        raise InputError("err_promo_discount", **currency_hint(currency))
-    return {"amount": amount}
+    return parse_discount(message_text(message), currency)
 
 
 DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y")
@@ -395,10 +376,6 @@ def code_columns(dialog: dict, currency: str, expiry: str | None) -> dict:
     return dict(percent=dialog.get("percent"), amount=dialog.get("amount"), currency=currency,
                 category_id=dialog.get("category_id"), product_id=dialog.get("product_id"),
                 expires_at=datetime.fromisoformat(expiry) if expiry else None)
-
-
-def random_code() -> str:
-    return "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(GENERATED_LENGTH))
 
 
 def new_batch(session: Session) -> int:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -49,16 +50,20 @@ from models import Category, Product, PromoCode, PromoHold, Purchase, User, owni
 from shopkit import (
     STARS,
     Handlers,
+    InputError,
     Screen,
     Setting,
     Shop,
     Tap,
     add_handlers,
     copy_row,
+    currency_hint,
     format_price,
     insert_for,
+    is_number,
     keyboard,
     label,
+    parse_price,
     put_setting,
     text,
     utcnow,
@@ -113,6 +118,37 @@ def price_after(list_price: int, currency: str, percent: int | None, amount: int
     if whole_price_off or list_price < minimum:
         return 0
     return max(list_price - off, minimum)
+
+
+def parse_discount(raw: str, currency: str) -> dict:
+    """What a seller typed for a discount: '20%' or '20 %' -> a percentage; '50', '9.99' -> an amount in the
+    shop's currency (promo_panel.py, referrals.py)."""
+    if raw.endswith("%"):
+        return {"percent": whole_number(raw[:-1], "err_promo_percent", 100)}
+    try:
+        amount = parse_price(raw, currency)
+    except InputError:
+        raise InputError("err_promo_discount", **currency_hint(currency)) from None
+    if amount == 0:
+        raise InputError("err_promo_discount", **currency_hint(currency))
+    return {"amount": amount}
+
+
+def whole_number(raw: str, key: str, most: int) -> int:
+    """A whole number from 1 to ``most``, or the text ``key`` explaining what is expected."""
+    raw = raw.replace(" ", "")
+    if not is_number(raw) or not 1 <= int(raw) <= most:
+        raise InputError(key, most=most)
+    return int(raw)
+
+
+GENERATED_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no O/0 or I/1 to misread
+GENERATED_LENGTH = 10  # 32**10 codes: guessing one is hopeless
+
+
+def random_code(prefix: str = "") -> str:
+    """A code nobody can guess, for the shop to hand out (🎟 Generate codes, a referral's reward)."""
+    return prefix + "".join(secrets.choice(GENERATED_ALPHABET) for _ in range(GENERATED_LENGTH))
 
 
 def discount_label(code: PromoCode) -> str:

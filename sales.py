@@ -1,6 +1,6 @@
 """Sales: the seller's money screens — figures, purchases, refunds and grants.
 
-Reading order: ... stock.py → **sales.py** → export.py → ...
+Reading order: ... referrals.py → **sales.py** → export.py → ...
 
 📊 Sales sums up four periods (what promo codes took off, and the last 30
 days of revenue as a sparkline), from a snapshot brought up to date on each
@@ -25,6 +25,7 @@ from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 
+import referrals
 from channels import sales_figures
 from checkout import ADMIN_PURCHASE, give_product
 from gifts import gift_line, giver_purchase
@@ -356,6 +357,8 @@ def sales_report(shop: Shop, session: Session, lang: str, balance: int | None = 
         lines.append(subscribed)
     if discounts := discounts_line(session, lang, utcnow() - timedelta(days=30)):
         lines.append(discounts)
+    if invited := referrals.sales_line(session, lang, utcnow() - timedelta(days=30)):
+        lines.append(invited)
     if shop.config.payment_type == "stars":
         lines.append(ledger_line(session, lang))
         lines.append(stars_report(session, lang, PERIODS, balance, utcnow()))

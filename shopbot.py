@@ -50,6 +50,8 @@ chapter that reads alone, top to bottom. In order:
     channels.py    the seller's side of subscriptions: the chat, its subscribers
     admin.py       the seller's panel: categories and products
     stock.py       unique items (keys, codes): uploads and restock notices
+    referrals.py   🤝 Invite friends: a personal link, and a promo code earned
+                   when an invited friend's purchase is kept
     sales.py       sales figures, purchases, refunds, grants
     export.py      📄 Export: every purchase as a spreadsheet (.xlsx) and a CSV
     promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
@@ -83,6 +85,7 @@ import pricing
 import promo_panel
 import promos
 import purchases
+import referrals
 import sales
 import status
 import stock
@@ -96,7 +99,7 @@ use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English a
 
 # Every chapter, in the reading order above; each registers its own handlers.
 CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, paid_media, ledger, gifts, support, channels,
-            admin, stock, sales, export, promo_panel, broadcast, backups, status, pricing]
+            admin, stock, referrals, sales, export, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):

@@ -1,6 +1,6 @@
 """Stock: unique items — licence keys, gift codes, accounts — one per buyer.
 
-Reading order: ... admin.py → **stock.py** → sales.py → ...
+Reading order: ... admin.py → **stock.py** → referrals.py → ...
 
 A product with stock items is *stocked*: each buyer receives one item of
 their own, claimed in the same transaction that records the payment

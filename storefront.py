@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiTelegramException
 
-from menus import CATALOG, HELP, menu_keyboard, menu_screen
+from menus import CATALOG, HELP, invite_shown, menu_keyboard, menu_screen
 from models import (
     PAID_MEDIA,
     SEARCH_INDEX,
@@ -418,7 +418,7 @@ def on_group_message(shop: Shop, message: types.Message, session: Session, lang:
 @handlers.tap(MENU)
 def tap_menu(shop: Shop, call: types.CallbackQuery, session: Session, lang: str) -> Screen:
     """🏠 The main menu (an admin's panel stays one /admin away)."""
-    return menu_screen(lang)
+    return menu_screen(lang, invite=invite_shown(session))
 
 
 @handlers.tap(HELP)

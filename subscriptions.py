@@ -67,6 +67,7 @@ from shopkit import (
     call_api,
     chat_of,
     format_price,
+    keep_doing,
     keyboard,
     label,
     language_for_code,
@@ -499,16 +500,16 @@ def remove_expired(shop: Shop, now: datetime | None = None) -> int:
     return ended
 
 
+def check_expiry(shop: Shop) -> int:
+    """Remind the subscribers whose cancelled subscription ends in 3 days; then end the expired ones (how many)."""
+    remind_before_end(shop)
+    return remove_expired(shop)
+
+
 def keep_checking_expiry(shop: Shop) -> None:
     """Remove expired subscribers now (catching up after a restart) and about once a minute, for as long as it runs."""
-    while True:
-        try:
-            remind_before_end(shop)
-            if ended := remove_expired(shop):
-                logger.info("%s subscriptions ended", ended)
-        except Exception:
-            logger.exception("The expiry check failed; trying again in a minute")
-        shop.sleep(CHECK_EVERY)
+    keep_doing(shop, check_expiry, CHECK_EVERY, "%s subscriptions ended",
+               "The expiry check failed; trying again in a minute")
 
 
 # ---------------------------------------------------------------------------

@@ -712,6 +712,57 @@ EN = {
                        "claimed.",
     "gift_already_owned": "🎁 You already own <b>{name}</b>, so this gift stays unclaimed: it can go to someone else.",
     "payment_gift": "gift",
+    # --- 🤝 the referral program (referrals.py) ---------------------------
+    "btn_invite": "🤝 Invite friends",
+    "invite": "🤝 <b>Invite friends</b>\n\nShare your personal link. When a friend who is new to the shop makes a "
+              "purchase and keeps it for {hold}, you get a promo code: <b>{reward}</b> on your next purchase.",
+    "invite_welcome_part": "Your friend gets {discount} on their first purchase.",
+    "invite_link": "Your link: {link}\n\nInvited: {invited} · bought: {bought} · rewards: {rewards}",
+    "invite_codes": "🏷 <b>Your reward codes</b> (type one under a product's card, 🏷 Promo code):",
+    "invite_code_line": "<code>{code}</code> · {discount}, until {until}",
+    "invite_share_text": "Have a look at this shop:",
+    "btn_share": "📤 Share",
+    "invite_off": "The shop has no referral program at the moment.",
+    "invite_unknown": "👋 Hello, {name}! This invite link is not valid (perhaps it was not copied whole), but you "
+                      "are welcome all the same. What would you like to do?",
+    "invite_own": "🤝 This is your own invite link: send it to your friends. When they buy, you get the reward.",
+    "invite_known": "👋 Welcome back, {name}! You have been here before, so this invite link changes nothing. "
+                    "What would you like to do?",
+    "invite_welcome": "👋 Hello, {name}! {inviter} invited you here. Pick something in the catalog: you pay right "
+                      "here in Telegram and receive it instantly.",
+    "invite_welcome_code": "🏷 Your welcome code <b>{code}</b> gives you <b>{discount}</b> on your first purchase. "
+                           "It is already applied.",
+    "referral_reward": "🎉 {friend}, whom you invited, bought something and kept it. Thank you! Your reward is the "
+                       "promo code <code>{code}</code>: <b>{discount}</b> on your next purchase, until {until}. "
+                       "Type it under a product's card (🏷 Promo code) or open {link}",
+    "btn_copy_code": "📋 Copy code",
+    "n_days": ("{count} day", "{count} days"),
+    "btn_referrals": "🤝 Referrals",
+    "admin_referrals": "🤝 <b>Referrals</b> · {status}\n\nInviter's reward: {reward}, codes valid {valid}\n"
+                       "Welcome discount for a friend: {welcome}\nHolding time: {hold} · monthly cap per inviter: "
+                       "{cap}\n\nInvited: {invited} · bought: {bought}\nRewards earned: {rewarded} · "
+                       "used: {used}\nRevenue from invited friends: {revenue}",
+    "referral_no_welcome": "none",
+    "admin_referrals_top": "<b>Top inviters</b>",
+    "admin_referrals_top_line": "{place}. {who}: invited {invited} · bought {bought} · rewards {rewards}",
+    "admin_referrals_saved": "✅ Saved.",
+    "btn_referral_reward": "🎁 Reward",
+    "btn_referral_welcome": "👋 Welcome discount",
+    "btn_referral_hold": "⏳ Holding time",
+    "btn_referral_cap": "🔢 Monthly cap",
+    "admin_ask_referral_reward": "🎁 Send the inviter's reward: a percentage such as <code>10%</code>, or an amount "
+                                 "in {currency} such as <code>{example}</code>.",
+    "admin_ask_referral_days": "How many days does each code work (the inviter's reward, a friend's welcome)? From 1 "
+                               "to {most}.",
+    "admin_ask_referral_welcome": "👋 Send the discount a friend gets on their first purchase: a percentage such as "
+                                  "<code>10%</code>, or an amount in {currency} such as <code>{example}</code>; or "
+                                  "/skip for none.",
+    "admin_ask_referral_hold": "⏳ For how many days must a friend keep their first purchase before the inviter is "
+                               "rewarded? From 1 to {most}. A refund within that time earns nothing.",
+    "admin_ask_referral_cap": "🔢 The most rewards one inviter may earn in a month: from 1 to {most}.",
+    "err_referral_number": "❗ Send a whole number from 1 to {most}.",
+    "admin_sales_referrals": "\n🤝 <b>Referrals, 30 days</b>: {invited} invited · {bought} bought · revenue "
+                             "{revenue} · rewards {rewarded} (used {used})",
     "btn_promos": "🏷 Promo codes",
     "admin_promos": "🏷 <b>Promo codes</b> (⛔ = off)\n\nTap a code to see its uses, revenue and share link.",
     "admin_no_promos": "🏷 <b>Promo codes</b>\n\nNo codes yet. ➕ New code makes one (e.g. WEEKEND for −20 %); "

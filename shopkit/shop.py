@@ -89,18 +89,19 @@ class Shop:
         self.background.append(thread)
         thread.start()
 
-    def start_repeating(self, job, every: float) -> None:
-        """Run ``job(shop)`` now and then about every ``every`` seconds, in the background, for as long as the
-        shop runs; a failure is logged and the job tried again at its next turn."""
-        def repeat(shop: Shop) -> None:
-            while True:
-                try:
-                    job(shop)
-                except Exception:
-                    logger.exception("%s failed; trying again in %s seconds", job.__name__, every)
-                shop.sleep(every)
-        repeat.__name__ = job.__name__
-        self.start_background(repeat)
+
+def keep_doing(shop: Shop, work, every: float, done: str, failed: str) -> None:
+    """Do ``work(shop)`` now and then about every ``every`` seconds, for as long as the shop runs: a chapter's job
+    at start (subscriptions' expiry, referral rewards, silent support tickets), run with
+    ``shop.start_background``. What it returns, when anything, is logged with ``done``; a failure is logged with
+    ``failed``, and tried again next time."""
+    while True:
+        try:
+            if result := work(shop):
+                logger.info(done, result)
+        except Exception:
+            logger.exception(failed)
+        shop.sleep(every)
 
 
 # ---------------------------------------------------------------------------
