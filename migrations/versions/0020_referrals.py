@@ -1,6 +1,6 @@
 """The referral program: each customer's invite link, and the friends who came through one.
 
-Revision 0020, after 0015. Two new tables only. ``invite_links`` holds each
+Revision 0020, after 0019. Two new tables only. ``invite_links`` holds each
 customer's short random code (unique: found by its index). ``referrals``
 holds one row per invited friend (``friend_id`` unique: invited once), their
 one-time welcome code, and, once decided, the outcome, the purchase that
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020"
-down_revision = "0015"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
