@@ -41,6 +41,7 @@ from telebot import TeleBot, types
 from menus import EXPORT_CSV
 from models import SUBSCRIPTION, Gift, Product, PromoCode, Purchase, User, is_renewal
 from purchases import PAYMENT_TYPES
+from referrals import invited_by
 from shopkit import (
     NANOSTARS,
     After,
@@ -142,6 +143,7 @@ COLUMNS = [
     Column("telegram_charge_id", "export_telegram_charge", lambda row, lang: row.payment_id or "", 30),
     Column("provider_charge_id", "export_provider_charge", lambda row, lang: row.provider_payment_id or "", 30),
     Column("affiliate_commission", "export_commission", commission, 12),
+    Column("invited_by", "export_invited_by", lambda row, lang: row.invited_by, 14),  # 🤝 referrals.py
 ]
 
 # ---------------------------------------------------------------------------
@@ -160,6 +162,7 @@ def purchases_after(session: Session, last_id: int, limit: int) -> list:
                Product.name.label("product"), Product.kind, Purchase.list_price, Purchase.price, Purchase.currency,
                Purchase.payment_type, PromoCode.code, is_renewal().label("renewal"), Purchase.refunded_at,
                Purchase.refunded_by, Purchase.payment_id, Purchase.provider_payment_id, Purchase.commission_nanostars,
+               invited_by().label("invited_by"),
                GivenGift.id.label("given_gift"), Recipient.first_name.label("r_name"),
                Recipient.username.label("r_username"), Recipient.telegram_id.label("r_id"),
                ReceivedGift.id.label("received_gift"), Giver.first_name.label("g_name"),

@@ -411,6 +411,7 @@ EN = {
     "export_kind_subscription": "subscription",
     "export_kind_paid_media": "paid media",
     "export_commission": "Affiliate commission (⭐)",
+    "export_invited_by": "Invited by (id)",
     "export_first_payment": "first payment",
     "export_renewal": "renewal",
     "export_unclaimed": "not claimed yet",

@@ -409,6 +409,7 @@ RU = {
     "export_kind_subscription": "подписка",
     "export_kind_paid_media": "платные фото и видео",
     "export_commission": "Комиссия партнёра (⭐)",
+    "export_invited_by": "Пригласил (id)",
     "export_first_payment": "первый платёж",
     "export_renewal": "продление",
     "export_unclaimed": "ещё не получен",

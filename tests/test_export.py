@@ -17,7 +17,7 @@ from shopkit import callback
 HEADERS = ["Date and time (UTC)", "Purchase", "Buyer", "Username", "Buyer id", "Product", "Kind", "Payment",
            "List price", "Price paid", "Currency", "Promo code", "Gift (giver → recipient)", "Subscription payment",
            "Refunded (UTC)", "Refunded by", "Telegram charge id", "Provider charge id",
-           "Affiliate commission (⭐)"]
+           "Affiliate commission (⭐)", "Invited by (id)"]
 
 
 def exported(shop, seller) -> tuple[list[tuple], list[list[str]], openpyxl.Workbook]:

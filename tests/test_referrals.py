@@ -1,10 +1,12 @@
 """🤝 The referral program (referrals.py): invite links, rewards earned after the hold, terms and figures."""
 from __future__ import annotations
 
+import io
 import json
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import openpyxl
 import pytest
 from sqlalchemy import select, update
 
@@ -310,6 +312,12 @@ def test_the_export_can_tell_which_purchases_came_from_an_invite(shop, alice, bo
         rows = session.execute(select(User.first_name, referrals.invited_by()).join(Purchase.user)
                                .order_by(Purchase.id)).all()
     assert [tuple(row) for row in rows] == [("Bob", alice.id), ("Alice", None)]
+    seller = Person(shop, ADMIN_ID, "Seller")
+    seller.taps_data(callback("export_csv"))
+    book = openpyxl.load_workbook(io.BytesIO(shop.api.of("sendDocument")[-2].files["document"][1]))
+    rows = list(book.active.iter_rows(values_only=True))
+    assert rows[0][-1] == "Invited by (id)" and [(row[2], row[-1]) for row in rows[1:]] == [("Bob", alice.id),
+                                                                                          ("Alice", None)]
 
 
 def test_the_seller_sets_the_terms(shop, seller, alice):
