@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     event,
     false,
     func,
@@ -448,6 +449,46 @@ class Gift(Base):
 
 
 # ---------------------------------------------------------------------------
+# Reviews (reviews.py)
+# ---------------------------------------------------------------------------
+
+REVIEW_TEXT_MAX = 500  # characters, as Telegram counts them (utf16_len): four reviews and replies fit a message
+
+
+class Review(Base):
+    """A buyer's rating of a product they own, 1 to 5 stars and a few words, and the seller's reply under it."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # One review per buyer and product: writing again replaces it.
+        UniqueConstraint("user_id", "product_id", name="uq_reviews_user_product"),
+        # A card's average and count, and the newest reviews a page at a time, read this index.
+        Index("ix_reviews_product_shown", "product_id", "hidden", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # CASCADE: a product can only be deleted while nobody bought it, so it never takes a real review with it.
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    stars: Mapped[int] = mapped_column()  # 1 to 5, checked before it is stored (reviews.py)
+    text: Mapped[str] = mapped_column(Text, default="")  # the buyer's words, at most REVIEW_TEXT_MAX; may be empty
+    reply: Mapped[str] = mapped_column(Text, default="")  # the seller's, shown under the review
+    hidden: Mapped[bool] = mapped_column(default=False)  # by the seller: counted nowhere, listed nowhere
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # written or rewritten: the newest show first
+    # The buyer's changes within the hour that began at edits_since: a flood of edits is turned away.
+    edits: Mapped[int] = mapped_column(default=0)
+    edits_since: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship()
+    product: Mapped[Product] = relationship()
+
+    def __repr__(self) -> str:
+        state = " hidden" if self.hidden else ""
+        return f"<Review {self.id} user={self.user_id} product={self.product_id} {self.stars}★{state}>"
+
+
+# ---------------------------------------------------------------------------
 # Queries the chapters share. Each takes the caller's session and runs one or
 # two indexed statements: nothing here loads the whole catalog.
 # ---------------------------------------------------------------------------
@@ -533,6 +574,30 @@ def owning(product_id):
     being refunded), and not a gift they bought for someone else."""
     return and_(Purchase.product_id == product_id, Purchase.refunded_at.is_(None), ~Purchase.refund_due,
                 ~Purchase.gift.has())
+
+
+def shown_reviews(product_id):
+    """The condition on a review that lets it count: of this product, and not hidden by the seller."""
+    return and_(Review.product_id == product_id, Review.hidden == false())  # "= false": an index can serve it
+
+
+def rating_of(session: Session, product_id: int) -> tuple[float | None, int]:
+    """A product's average stars and how many reviews it has, hidden ones left out: (None, 0) without any."""
+    average, count = session.execute(select(func.avg(Review.stars), func.count(Review.id))
+                                     .where(shown_reviews(product_id))).one()
+    return (float(average) if count else None), count
+
+
+def drop_unowned_reviews(session: Session, product_id: int) -> None:
+    """After a refund: the reviews of a product by people who no longer own it go (in the caller's transaction).
+
+    A buyer who still owns it through another purchase keeps theirs; a gift's
+    recipient whose copy the refund took back loses theirs too.
+    """
+    session.flush()  # the refund's own changes first: the claimed copy it took back
+    owner = select(Purchase.id).where(Purchase.user_id == Review.user_id, owning(product_id)).exists()
+    session.execute(delete(Review).where(Review.product_id == product_id, ~owner)
+                    .execution_options(synchronize_session=False))
 
 
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:

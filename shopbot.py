@@ -40,6 +40,7 @@ chapter that reads alone, top to bottom. In order:
     subscriptions.py  monthly access to a channel or group: Stars subscriptions,
                    join requests, renewals, expiry, cancel and resume
     purchases.py   what a customer receives: delivery, 📦 My purchases, refunds
+    reviews.py     ⭐ buyers rate what they bought; the card shows it, the seller replies
     checkout.py    Buy → invoice → pre-checkout → payment, then delivery
     ledger.py      no payment lost or doubled: redelivery, and Telegram's
                    Stars ledger as the source of truth
@@ -78,6 +79,7 @@ import pricing
 import promo_panel
 import promos
 import purchases
+import reviews
 import sales
 import status
 import stock
@@ -90,8 +92,8 @@ from shopkit import Config, make_bot, run, use_texts
 use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English and Russian
 
 # Every chapter, in the reading order above; each registers its own handlers.
-CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, ledger, gifts, support, channels, admin,
-            stock, sales, promo_panel, broadcast, backups, status, pricing]
+CHAPTERS = [menus, promos, storefront, subscriptions, purchases, reviews, checkout, ledger, gifts, support, channels,
+            admin, stock, sales, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):

@@ -7,7 +7,8 @@ whose Buy button leads into checkout.py. Navigation edits one message in
 place, so the chat does not fill up with menus. A product can be shared as a
 deep link, ``https://t.me/<bot>?start=p_42``, and typing any words searches
 the catalog. Under a card, 🏷 Promo code asks for a code (promos.py prices
-with it) and 🎁 Buy as a gift leads into gifts.py.
+with it) and 🎁 Buy as a gift leads into gifts.py. A card shows
+what buyers think ("★ 4.8 · 23 reviews"), and 💬 Reviews opens them (reviews.py).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from models import (
     listing_columns,
     lowercase,
     products_page,
+    rating_of,
     save_user,
     stock_left,
 )
@@ -48,6 +50,7 @@ from shopkit import (
     Toast,
     add_handlers,
     ask,
+    counted,
     end_dialog,
     format_price,
     has_visible_text,
@@ -76,6 +79,7 @@ PROMO_CODE = Tap("promo_code", "product_id")
 BUY_GIFT = Tap("buy_gift", "product_id")
 BUY = Tap("buy", "product_id")
 OPEN_PURCHASE = Tap("open_purchase", "purchase_id")
+REVIEWS = Tap("reviews", "product_id", page=True)  # 💬 Reviews under a card: reviews.py answers it
 
 # ---------------------------------------------------------------------------
 # The catalog's counts, kept a few seconds
@@ -140,12 +144,25 @@ def product_label(shop: Shop, lang: str, row) -> str:
     return label(lang, "product_button", name=row.name, price=price)
 
 
-def product_card(shop: Shop, lang: str, product: Product, left: int | None = None, offer: Offer | None = None) -> str:
-    """The card customers see: name, price (struck through under a promo code's), stock, description."""
+def rating_line(lang: str, rating: tuple[float | None, int]) -> str:
+    """'★ 4.8 · 23 reviews' ('★ 4,8 · 23 отзыва'): what buyers think, or nothing before anyone has said."""
+    average, count = rating
+    if not count:
+        return ""
+    whole, tenth = divmod(round(average * 10), 10)
+    return text(lang, "rating_line", average=label(lang, "rating_average", whole=whole, tenth=tenth),
+                reviews=lambda lang: counted(lang, "n_reviews", count))
+
+
+def product_card(shop: Shop, lang: str, product: Product, left: int | None = None, offer: Offer | None = None,
+                 rating: tuple[float | None, int] = (None, 0)) -> str:
+    """The card customers see: name, price (struck through under a promo code's), stock, stars, description."""
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
     stock_line = "" if left is None else "\n" + text(lang, "in_stock" if left else "sold_out_line", count=left)
+    if rating[1]:  # below the stock, so that both read as facts about the price above them
+        stock_line += "\n" + rating_line(lang, rating)
     if offer and offer.code:
         new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
         return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
@@ -213,8 +230,11 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
         rows.append([OPEN_PURCHASE.button(label(lang, "btn_owned"), purchase_id=owned)])
     if left != 0:
         rows.append(more_ways_to_buy(lang, product))
+    rating = rating_of(session, product.id)
+    if rating[1]:
+        rows.append([REVIEWS.button(label(lang, "btn_reviews"), product_id=product.id, page=0)])
     rows.append([CATEGORY.button(label(lang, "btn_back"), category_id=product.category_id, page=page)])
-    return Screen(product_card(shop, lang, product, left, offer), keyboard(*rows),
+    return Screen(product_card(shop, lang, product, left, offer, rating), keyboard(*rows),
                   product.description_file_id, product.description_file_type)
 
 
