@@ -279,9 +279,11 @@ def tap_reviews(shop: Shop, call: types.CallbackQuery, session: Session, lang: s
 
 def seller_buttons(review_id: int, hidden: bool):
     """↩️ Reply and 🙈 Hide (👁 Show again, once hidden) under a review, in each admin's language."""
-    switch = (SHOW_REVIEW, "btn_review_show") if hidden else (HIDE_REVIEW, "btn_review_hide")
-    return lambda lang: keyboard([REPLY_TO_REVIEW.button(label(lang, "btn_review_reply"), review_id=review_id),
-                                  switch[0].button(label(lang, switch[1]), review_id=review_id)])
+    def buttons(lang: str) -> types.InlineKeyboardMarkup:
+        switch = (SHOW_REVIEW.button(label(lang, "btn_review_show"), review_id=review_id) if hidden
+                  else HIDE_REVIEW.button(label(lang, "btn_review_hide"), review_id=review_id))
+        return keyboard([REPLY_TO_REVIEW.button(label(lang, "btn_review_reply"), review_id=review_id), switch])
+    return buttons
 
 
 def seller_view(lang: str, review: Review) -> Screen:

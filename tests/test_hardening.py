@@ -128,8 +128,9 @@ ADMIN_ACTIONS = [
     "confirm_delete_product", "confirm_refund", "daily_backup", "delete_category", "delete_product", "edit_kind",
     "edit_product", "export_csv", "generate_promos", "ledger_refund", "new_category", "new_promo", "products", "promo",
     "promo_batch", "promo_category", "promo_file", "promo_scope", "promo_scopes", "promos", "recent_purchases",
-    "refund", "rename_category", "reply", "sale_alerts", "sales", "save_product", "send_broadcast", "stock_done",
-    "subscribers", "toggle_batch", "toggle_product", "toggle_promo", "upload_stock",
+    "refund", "rename_category", "reply", "review_hide", "review_reply", "review_show", "sale_alerts", "sales",
+    "save_product", "send_broadcast", "stock_done", "subscribers", "toggle_batch", "toggle_product", "toggle_promo",
+    "upload_stock",
 ]
 
 
