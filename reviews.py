@@ -87,7 +87,7 @@ EDITS_PER_HOUR = 5  # how often a buyer may change their review: more is a flood
 HOUR = timedelta(hours=1)
 WRITING_MINUTES = 30  # the question "a few words?" is over after this long
 ASK_AFTER = timedelta(days=1)  # time to try the product before being asked
-ASK_EVERY = 600  # seconds between two looks for purchases to ask about
+ASK_EVERY = 600.0  # seconds between two looks for purchases to ask about
 ASK_BATCH = 200  # purchases looked at in one go
 ASKED_UNTIL = "reviews_asked_until"  # Setting: the id of the last purchase considered
 
@@ -415,22 +415,13 @@ def ask_for_reviews(shop: Shop, now: datetime | None = None) -> int:
         except ApiTelegramException as error:
             logger.warning("Could not ask user %s for a review: %s", row.telegram_id, error.description)
         shop.sleep(MASS_SEND_INTERVAL)
+    if asked:
+        logger.info("Asked %s buyers for a review", asked)
     return asked
-
-
-def keep_asking_for_reviews(shop: Shop) -> None:
-    """Ask for reviews now (catching up after a restart) and every ASK_EVERY seconds, for as long as it runs."""
-    while True:
-        try:
-            if asked := ask_for_reviews(shop):
-                logger.info("Asked %s buyers for a review", asked)
-        except Exception:
-            logger.exception("Asking for reviews failed; trying again later")
-        shop.sleep(ASK_EVERY)
 
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the reviews into the bot: the buyers' and the seller's buttons, and the daily question."""
-    shop.jobs_at_start.append(lambda shop: shop.start_background(keep_asking_for_reviews))
+    shop.jobs_at_start.append(lambda shop: shop.start_repeating(ask_for_reviews, ASK_EVERY))  # now, then every 10 min
     add_handlers(shop, customer)
     add_handlers(shop, seller)

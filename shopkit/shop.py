@@ -85,6 +85,19 @@ class Shop:
         self.background.append(thread)
         thread.start()
 
+    def start_repeating(self, work, every: float) -> None:
+        """Run ``work(shop)`` in the background now (catching up after a restart) and every ``every`` seconds, for
+        as long as the shop runs; a failure is logged, and the next turn tries again (a chapter's periodic job)."""
+        def repeat(shop: Shop) -> None:
+            while True:
+                try:
+                    work(shop)
+                except Exception:
+                    logger.exception("%s failed; trying again in %s seconds", work.__name__, every)
+                shop.sleep(every)
+        repeat.__name__ = work.__name__  # the thread's name
+        self.start_background(repeat)
+
 
 # ---------------------------------------------------------------------------
 # Calling the Bot API

@@ -2,6 +2,7 @@
 buttons, floods and markup get nowhere."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -261,6 +262,8 @@ def test_the_seller_replies_under_a_review_and_the_buyer_is_told(shop, alice, bo
     assert "Write your reply to Alice's review of Guide" in seller.last_text()
     seller.sends("x" * 301)
     assert "at most 300 characters" in seller.last_text()
+    seller.sends("\u200b")  # nothing visible
+    assert "The reply is empty" in seller.last_text()
     seller.sends("Thanks! <b>Part 2</b> is coming")
     assert "Your reply shows under the review" in seller.last_text()
     assert "The seller replied to your review of Guide:\n\nThanks! <b>Part 2</b> is coming" in alice.last_text()
@@ -319,3 +322,24 @@ def test_purchases_made_before_reviews_existed_are_not_asked_about(shop, alice, 
     assert reviews.ask_for_reviews(shop.bot.shop, utcnow() + timedelta(days=2)) == 1
     assert ADMIN_ID not in [int(c.params["chat_id"]) for c in shop.api.of("sendMessage")
                             if "How do you like" in c.params["text"]]
+
+
+def test_the_question_is_asked_by_a_job_that_starts_with_the_shop_and_repeats(shop, caplog):
+    """shop.start_repeating: at once, then every ``every`` seconds; a turn that fails is logged, the next runs."""
+    assert len(shop.bot.shop.jobs_at_start) >= 1  # reviews.py's among them
+    turns, second_turn, stop = [], threading.Event(), threading.Event()
+
+    def job(shop):
+        turns.append(1)
+        if len(turns) == 1:
+            raise RuntimeError("Telegram is down")
+        second_turn.set()
+
+    waits = []
+    shop.bot.shop.sleep = lambda seconds: waits.append(seconds) or (stop.wait() if second_turn.is_set() else None)
+    shop.bot.shop.start_repeating(job, 600)
+    try:
+        assert second_turn.wait(10)
+    finally:
+        stop.set()
+    assert waits[0] == 600 and "job failed; trying again in 600 seconds" in caplog.text
