@@ -181,6 +181,11 @@ def test_ten_thousand_characters_are_refused_and_asked_again(shop, alice, produc
     assert stored_reviews(shop) == [("Alice", 3, "Short and fine", "", False)]
 
 
+def test_a_nul_character_is_dropped_where_postgresql_would_refuse_it(shop, alice, product):
+    rates(alice, buys(alice, product), 4, "Good\x00 key")
+    assert stored_reviews(shop) == [("Alice", 4, "Good key", "", False)]
+
+
 def test_a_review_is_text_only(shop, alice, product):
     alice.taps_data(callback("rate", buys(alice, product), 3))
     alice.sends_photo()
