@@ -38,6 +38,7 @@ from sqlalchemy import (
     event,
     false,
     func,
+    null,
     select,
     text,
     update,
@@ -558,15 +559,26 @@ def products_page(session: Session, category_id: int, page: int, per_page: int, 
     return session.execute(select(*listing_columns()).where(Product.id.in_(page_ids)).order_by(Product.id)).all()
 
 
+def unsold_count(product_id: int):
+    """The query that counts a product's unsold items."""
+    return select(func.count(StockItem.id)).where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None))
+
+
 def unsold_items(session: Session, product_id: int) -> int:
     """How many items of a product are still unsold."""
-    return session.scalar(select(func.count(StockItem.id))
-                          .where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None)))
+    return session.scalar(unsold_count(product_id))
 
 
 def stock_left(session: Session, product: Product) -> int | None:
     """Unsold items of a stocked product (0 means sold out); None for an unlimited one."""
     return unsold_items(session, product.id) if product.stocked else None
+
+
+def stock_and_rating(session: Session, product: Product) -> tuple[int | None, tuple[float | None, int]]:
+    """What a card shows under the price, in one statement: ``stock_left`` and ``rating_of``."""
+    left = unsold_count(product.id).scalar_subquery() if product.stocked else null()
+    left, *rating = session.execute(rating_query(product.id, left.label("unsold"))).one()
+    return left, as_rating(*rating)
 
 
 def owning(product_id):
@@ -581,11 +593,18 @@ def shown_reviews(product_id):
     return and_(Review.product_id == product_id, Review.hidden == false())  # "= false": an index can serve it
 
 
-def rating_of(session: Session, product_id: int) -> tuple[float | None, int]:
-    """A product's average stars and how many reviews it has, hidden ones left out: (None, 0) without any."""
-    average, count = session.execute(select(func.avg(Review.stars), func.count(Review.id))
-                                     .where(shown_reviews(product_id))).one()
+def rating_query(product_id: int, *columns):
+    """One row: ``columns``, then a product's average stars and its number of reviews, hidden ones left out."""
+    return select(*columns, func.avg(Review.stars), func.count(Review.id)).where(shown_reviews(product_id))
+
+
+def as_rating(average, count: int) -> tuple[float | None, int]:
     return (float(average) if count else None), count
+
+
+def rating_of(session: Session, product_id: int) -> tuple[float | None, int]:
+    """A product's average stars and how many reviews count: (None, 0) without any."""
+    return as_rating(*session.execute(rating_query(product_id)).one())
 
 
 def drop_unowned_reviews(session: Session, product_id: int) -> None:

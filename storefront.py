@@ -34,8 +34,8 @@ from models import (
     listing_columns,
     lowercase,
     products_page,
-    rating_of,
     save_user,
+    stock_and_rating,
     stock_left,
 )
 from promos import PRODUCT, Offer, choose_code, discount_label, offer_and_owned
@@ -221,7 +221,7 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
     if product is None or not product.is_active:
         return None
     offer, owned = offer_and_owned(session, telegram_id, product, shop.config.currency)
-    left = stock_left(session, product)
+    left, rating = stock_and_rating(session, product)
     rows = []
     if not (owned and product.sold_once_per_customer):
         rows.append([NOTIFY_ME.button(label(lang, "btn_notify"), product_id=product.id)] if left == 0
@@ -230,7 +230,6 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
         rows.append([OPEN_PURCHASE.button(label(lang, "btn_owned"), purchase_id=owned)])
     if left != 0:
         rows.append(more_ways_to_buy(lang, product))
-    rating = rating_of(session, product.id)
     if rating[1]:
         rows.append([REVIEWS.button(label(lang, "btn_reviews"), product_id=product.id, page=0)])
     rows.append([CATEGORY.button(label(lang, "btn_back"), category_id=product.category_id, page=page)])

@@ -258,7 +258,8 @@ def test_my_purchases_pages_a_customers_purchases_without_their_subscription_pay
     for n in range(PAGE_SIZE):  # a page's worth of other purchases, and the subscription's two payments
         alice.taps_data(callback("buy", shop.add_product(f"Guide {n}", price=0).id))
     alice.sends("/purchases")
-    assert len(alice.button_labels()) == 1 + PAGE_SIZE + 1  # the subscription, the guides, Back: no pager
+    # the subscription, the guides (each with its ⭐: a review), Back: no pager
+    assert len(alice.button_labels()) == 1 + 2 * PAGE_SIZE + 1
 
 
 def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, alice):
