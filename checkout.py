@@ -1,6 +1,6 @@
 """Checkout: payments in the order they happen.
 
-Reading order: ... purchases.py → **checkout.py** → paid_media.py → ...
+Reading order: ... reviews.py → **checkout.py** → paid_media.py → ...
 
     Buy → invoice → pre-checkout → successful payment → delivery (purchases.py)
 

@@ -35,9 +35,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    delete,
     event,
     false,
     func,
+    null,
     select,
     text,
     update,
@@ -625,6 +627,46 @@ class Referral(Base):
 
 
 # ---------------------------------------------------------------------------
+# Reviews (reviews.py)
+# ---------------------------------------------------------------------------
+
+REVIEW_TEXT_MAX = 500  # characters, as Telegram counts them (utf16_len): four reviews and replies fit a message
+
+
+class Review(Base):
+    """A buyer's rating of a product they own, 1 to 5 stars and a few words, and the seller's reply under it."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        # One review per buyer and product: writing again replaces it.
+        UniqueConstraint("user_id", "product_id", name="uq_reviews_user_product"),
+        # A card's average and count, and the newest reviews a page at a time, read this index.
+        Index("ix_reviews_product_shown", "product_id", "hidden", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # CASCADE: a product can only be deleted while nobody bought it, so it never takes a real review with it.
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    stars: Mapped[int] = mapped_column()  # 1 to 5, checked before it is stored (reviews.py)
+    text: Mapped[str] = mapped_column(Text, default="")  # the buyer's words, at most REVIEW_TEXT_MAX; may be empty
+    reply: Mapped[str] = mapped_column(Text, default="")  # the seller's, shown under the review
+    hidden: Mapped[bool] = mapped_column(default=False)  # by the seller: counted nowhere, listed nowhere
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)  # written or rewritten: the newest show first
+    # The buyer's changes within the hour that began at edits_since: a flood of edits is turned away.
+    edits: Mapped[int] = mapped_column(default=0)
+    edits_since: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship()
+    product: Mapped[Product] = relationship()
+
+    def __repr__(self) -> str:
+        state = " hidden" if self.hidden else ""
+        return f"<Review {self.id} user={self.user_id} product={self.product_id} {self.stars}★{state}>"
+
+
+# ---------------------------------------------------------------------------
 # Queries the chapters share. Each takes the caller's session and runs one or
 # two indexed statements: nothing here loads the whole catalog.
 # ---------------------------------------------------------------------------
@@ -695,15 +737,26 @@ def products_page(session: Session, category_id: int, page: int, per_page: int, 
     return session.execute(select(*listing_columns()).where(Product.id.in_(page_ids)).order_by(Product.id)).all()
 
 
+def unsold_count(product_id: int):
+    """The query that counts a product's unsold items."""
+    return select(func.count(StockItem.id)).where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None))
+
+
 def unsold_items(session: Session, product_id: int) -> int:
     """How many items of a product are still unsold."""
-    return session.scalar(select(func.count(StockItem.id))
-                          .where(StockItem.product_id == product_id, StockItem.purchase_id.is_(None)))
+    return session.scalar(unsold_count(product_id))
 
 
 def stock_left(session: Session, product: Product) -> int | None:
     """Unsold items of a stocked product (0 means sold out); None for an unlimited one."""
     return unsold_items(session, product.id) if product.stocked else None
+
+
+def stock_and_rating(session: Session, product: Product) -> tuple[int | None, tuple[float | None, int]]:
+    """What a card shows under the price, in one statement: ``stock_left`` and ``rating_of``."""
+    left = unsold_count(product.id).scalar_subquery() if product.stocked else null()
+    left, *rating = session.execute(rating_query(product.id, left.label("unsold"))).one()
+    return left, as_rating(*rating)
 
 
 def owning(product_id):
@@ -728,6 +781,37 @@ def highest_id_given(session: Session, table: str) -> int:
         sequence = session.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table})
         given = session.execute(text(f"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {sequence}"))
     return given.scalar() or 0
+
+
+def shown_reviews(product_id):
+    """The condition on a review that lets it count: of this product, and not hidden by the seller."""
+    return and_(Review.product_id == product_id, Review.hidden == false())  # "= false": an index can serve it
+
+
+def rating_query(product_id: int, *columns):
+    """One row: ``columns``, then a product's average stars and its number of reviews, hidden ones left out."""
+    return select(*columns, func.avg(Review.stars), func.count(Review.id)).where(shown_reviews(product_id))
+
+
+def as_rating(average, count: int) -> tuple[float | None, int]:
+    return (float(average) if count else None), count
+
+
+def rating_of(session: Session, product_id: int) -> tuple[float | None, int]:
+    """A product's average stars and how many reviews count: (None, 0) without any."""
+    return as_rating(*session.execute(rating_query(product_id)).one())
+
+
+def drop_unowned_reviews(session: Session, product_id: int) -> None:
+    """After a refund: the reviews of a product by people who no longer own it go (in the caller's transaction).
+
+    A buyer who still owns it through another purchase keeps theirs; a gift's
+    recipient whose copy the refund took back loses theirs too.
+    """
+    session.flush()  # the refund's own changes first: the claimed copy it took back
+    owner = select(Purchase.id).where(Purchase.user_id == Review.user_id, owning(product_id)).exists()
+    session.execute(delete(Review).where(Review.product_id == product_id, ~owner)
+                    .execution_options(synchronize_session=False))
 
 
 def owned_purchase_id(session: Session, telegram_id: int, product_id: int) -> int | None:

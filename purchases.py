@@ -1,6 +1,6 @@
 """Purchases: what a customer receives, finds again, and may lose to a refund.
 
-Reading order: ... subscriptions.py → **purchases.py** → checkout.py → ...
+Reading order: ... subscriptions.py → **purchases.py** → reviews.py → ...
 
 Every way of getting a product ends here: a payment (checkout.py), a free
 product, a seller's /grant (sales.py), a gift claimed (gifts.py).
@@ -9,7 +9,7 @@ product, a seller's /grant (sales.py), a gift claimed (gifts.py).
    the buyer's own item. It reads everything first, then closes the session,
    then talks to Telegram; a customer who blocked the bot finds it all later.
 2. **📦 My purchases** shows everything bought, newest first, and sends it
-   again on a tap, to its owner only.
+   again on a tap, to its owner only; ⭐ beside it leads to a review (reviews.py).
 3. **Refunds**: Stars go back through Telegram; card payments are refunded in
    the provider's dashboard and marked here. A refunded purchase no longer
    opens. A key shown to a customer is never resold, but one nobody saw goes
@@ -29,13 +29,14 @@ from telebot.apihelper import ApiTelegramException
 
 import subscriptions
 from menus import CATALOG, PURCHASES
-from models import PAID_MEDIA, SUBSCRIPTION, Gift, Product, Purchase, StockItem, User
+from models import PAID_MEDIA, SUBSCRIPTION, Gift, Product, Purchase, StockItem, User, drop_unowned_reviews
 from shopkit import (
     PAGE_SIZE,
     After,
     Handlers,
     Screen,
     Shop,
+    Tap,
     Toast,
     add_handlers,
     chat_of,
@@ -60,6 +61,8 @@ from storefront import MENU, OPEN_PURCHASE, announce_restock
 
 logger = logging.getLogger("shopbot")
 handlers = Handlers()
+
+REVIEW = Tap("review", "purchase_id")  # ⭐ beside a purchase in My purchases: reviews.py answers it
 
 # How each way of paying (Purchase.payment_type) is named to the seller.
 PAYMENT_TYPES = {"stars": "payment_stars", "card": "payment_card", "free": "payment_free",
@@ -187,6 +190,13 @@ def purchase_label(lang: str, row) -> str:
     return label(lang, "purchase_button", name=row.name, date=f"{row.created_at:%Y-%m-%d}")
 
 
+def review_button(lang: str, row) -> list:
+    """⭐ beside a purchase its customer owns (not refunded, nor a gift they bought for someone else)."""
+    if row.refunded_at or row.refund_due or row.gift:
+        return []
+    return [REVIEW.button(label(lang, "btn_review"), purchase_id=row.id)]
+
+
 def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -> Screen:
     """📦 My purchases, newest first, a page at a time."""
     # The customer's id, looked up first: PostgreSQL's planner, knowing it, walks their purchases
@@ -215,7 +225,8 @@ def purchases_screen(session: Session, lang: str, telegram_id: int, page: int) -
         if page > 0:
             return purchases_screen(session, lang, telegram_id, 0)
         return Screen(text(lang, "purchases_empty"), keyboard([CATALOG.button(label(lang, "btn_catalog"))], back))
-    buttons = [[OPEN_PURCHASE.button(purchase_label(lang, row), purchase_id=row.id)] for row in rows]
+    buttons = [[OPEN_PURCHASE.button(purchase_label(lang, row), purchase_id=row.id), *review_button(lang, row)]
+               for row in rows]
     return Screen(text(lang, "purchases"),
                   keyboard(*subscribed, *buttons, pager_row(lang, PURCHASES, page, page_count(total)), back))
 
@@ -355,6 +366,7 @@ def close_refund(session: Session, purchase: Purchase, by: str, never_delivered:
     if refunded_by is None:
         return None
     taken_back = take_back(session, purchase, never_delivered)
+    drop_unowned_reviews(session, purchase.product_id)  # a refund takes the buyer's review with it (reviews.py)
     if refunded_by == AUTO:
         return (taken_back,)
     ending = subscriptions.end_by_refund(session, purchase, note=None)  # the buyer's note below says it

@@ -13,7 +13,7 @@ Reading order: ... stock.py → **referrals.py** → sales.py → ...
    invite link (a customer already, the inviter themselves, someone with a
    made-up code) is greeted, and nothing changes.
 3. Rewards are earned, never gamed. The friend's first paid purchase must be
-   kept for the holding time (3 days by default). A job (``keep_granting``:
+   kept for the holding time (3 days by default). A job (``grant_due_rewards``:
    at start, then every minute) decides each waiting referral once: refunded
    within the hold, no reward; the inviter has earned the month's cap, none;
    otherwise a one-time promo code is made for the inviter, who hears of it
@@ -61,7 +61,6 @@ from shopkit import (
     end_dialog,
     format_price,
     insert_for,
-    keep_doing,
     keyboard,
     label,
     language_for_code,
@@ -366,12 +365,6 @@ def tell_inviters(shop: Shop) -> None:
             session.commit()
 
 
-def keep_granting(shop: Shop) -> None:
-    """Grant due rewards now (catching up after a restart) and about once a minute, for as long as it runs."""
-    keep_doing(shop, grant_due_rewards, CHECK_EVERY, "%s referral rewards earned",
-               "The referral rewards check failed; trying again in a minute")
-
-
 # ---------------------------------------------------------------------------
 # The program's figures: the seller's 🤝 Referrals, 📊 Sales, the export
 # ---------------------------------------------------------------------------
@@ -536,6 +529,8 @@ def answer_referral_number(shop: Shop, message: types.Message, session: Session,
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire 🤝 Invite friends, the invite link and the seller's 🤝 Referrals; start the reward job."""
-    shop.jobs_at_start.append(lambda shop: shop.start_background(keep_granting))  # catches up, then every minute
+    # Catches up at start, then every minute.
+    shop.jobs_at_start.append(lambda shop: shop.start_repeating(grant_due_rewards, CHECK_EVERY,
+                                                                "%s referral rewards earned"))
     add_handlers(shop, handlers)
     add_handlers(shop, seller)

@@ -41,6 +41,7 @@ chapter that reads alone, top to bottom. In order:
     subscriptions.py  monthly access to a channel or group: Stars subscriptions,
                    join requests, renewals, expiry, cancel and resume
     purchases.py   what a customer receives: delivery, 📦 My purchases, refunds
+    reviews.py     ⭐ buyers rate what they bought; the card shows it, the seller replies
     checkout.py    Buy → invoice → pre-checkout → payment, then delivery
     paid_media.py  📸 photos and videos sold blurred, unlocked in place by Telegram
     ledger.py      no payment lost or doubled: redelivery, and Telegram's
@@ -86,6 +87,7 @@ import promo_panel
 import promos
 import purchases
 import referrals
+import reviews
 import sales
 import status
 import stock
@@ -98,8 +100,8 @@ from shopkit import Config, make_bot, run, use_texts
 use_texts(texts.TEXTS, texts.COMMANDS)  # every word the shop says, in English and Russian
 
 # Every chapter, in the reading order above; each registers its own handlers.
-CHAPTERS = [menus, promos, storefront, subscriptions, purchases, checkout, paid_media, ledger, gifts, support, channels,
-            admin, stock, referrals, sales, export, promo_panel, broadcast, backups, status, pricing]
+CHAPTERS = [menus, promos, storefront, subscriptions, purchases, reviews, checkout, paid_media, ledger, gifts, support,
+            channels, admin, stock, referrals, sales, export, promo_panel, broadcast, backups, status, pricing]
 
 
 def create_bot(config: Config, session_factory=None, threaded: bool = True):

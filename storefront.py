@@ -7,7 +7,8 @@ whose Buy button leads into checkout.py. Navigation edits one message in
 place, so the chat does not fill up with menus. A product can be shared as a
 deep link, ``https://t.me/<bot>?start=p_42``, and typing any words searches
 the catalog. Under a card, 🏷 Promo code asks for a code (promos.py prices
-with it) and 🎁 Buy as a gift leads into gifts.py.
+with it) and 🎁 Buy as a gift leads into gifts.py. A card shows
+what buyers think ("★ 4.8 · 23 reviews"), and 💬 Reviews opens them (reviews.py).
 """
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ from models import (
     lowercase,
     products_page,
     save_user,
+    stock_and_rating,
     stock_left,
 )
 from promos import PRODUCT, Offer, choose_code, discount_label, offer_and_owned
@@ -50,6 +52,7 @@ from shopkit import (
     Toast,
     add_handlers,
     ask,
+    counted,
     end_dialog,
     format_price,
     has_visible_text,
@@ -80,6 +83,7 @@ BUY_GIFT = Tap("buy_gift", "product_id")
 BUY = Tap("buy", "product_id")
 BUY_MEDIA = Tap("buy_media", "product_id")  # 📸 paid media: no invoice, Telegram takes the Stars (paid_media.py)
 OPEN_PURCHASE = Tap("open_purchase", "purchase_id")
+REVIEWS = Tap("reviews", "product_id", page=True)  # 💬 Reviews under a card: reviews.py answers it
 
 # ---------------------------------------------------------------------------
 # The catalog's counts, kept a few seconds
@@ -144,8 +148,19 @@ def product_label(shop: Shop, lang: str, row) -> str:
     return label(lang, "product_button", name=row.name, price=price)
 
 
-def product_card(shop: Shop, lang: str, product: Product, left: int | None = None, offer: Offer | None = None) -> str:
-    """The card customers see: name, price (struck through under a promo code's), stock, description."""
+def rating_line(lang: str, rating: tuple[float | None, int]) -> str:
+    """'★ 4.8 · 23 reviews' ('★ 4,8 · 23 отзыва'): what buyers think, or nothing before anyone has said."""
+    average, count = rating
+    if not count:
+        return ""
+    whole, tenth = divmod(round(average * 10), 10)
+    return text(lang, "rating_line", average=label(lang, "rating_average", whole=whole, tenth=tenth),
+                reviews=lambda lang: counted(lang, "n_reviews", count))
+
+
+def product_card(shop: Shop, lang: str, product: Product, left: int | None = None, offer: Offer | None = None,
+                 rating: tuple[float | None, int] = (None, 0)) -> str:
+    """The card customers see: name, price (struck through under a promo code's), stock, stars, description."""
     price = format_price(product.price, shop.config.currency) if product.price else text(lang, "free")
     if product.kind == SUBSCRIPTION:  # subscriptions.py: billed every month
         price = text(lang, "subscription_price", price=price)
@@ -154,6 +169,8 @@ def product_card(shop: Shop, lang: str, product: Product, left: int | None = Non
         stock_line += "\n" + text(lang, "paid_media_card", count=len(product.media or []))
     if product.protected:
         stock_line += "\n" + text(lang, "protected_card")
+    if rating[1]:  # below the stock, so that both read as facts about the price above them
+        stock_line += "\n" + rating_line(lang, rating)
     if offer and offer.code:
         new_price = format_price(offer.price, shop.config.currency) if offer.price else text(lang, "free")
         return text(lang, "product_card_promo", name=product.name, old=price, new=new_price, code=offer.code.code,
@@ -217,7 +234,7 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
     if product is None or not product.is_active:
         return None
     offer, owned = offer_and_owned(session, telegram_id, product, shop.config.currency)
-    left = stock_left(session, product)
+    left, rating = stock_and_rating(session, product)
     rows = []
     if not (owned and product.sold_once_per_customer):
         rows.append([NOTIFY_ME.button(label(lang, "btn_notify"), product_id=product.id)] if left == 0
@@ -226,8 +243,10 @@ def product_screen(shop: Shop, session: Session, lang: str, telegram_id: int, pr
         rows.append([OPEN_PURCHASE.button(label(lang, "btn_owned"), purchase_id=owned)])
     if left != 0:
         rows.append(more_ways_to_buy(lang, product))
+    if rating[1]:
+        rows.append([REVIEWS.button(label(lang, "btn_reviews"), product_id=product.id, page=0)])
     rows.append([CATEGORY.button(label(lang, "btn_back"), category_id=product.category_id, page=page)])
-    return Screen(product_card(shop, lang, product, left, offer), keyboard(*rows),
+    return Screen(product_card(shop, lang, product, left, offer, rating), keyboard(*rows),
                   product.description_file_id, product.description_file_type)
 
 

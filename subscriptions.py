@@ -67,7 +67,6 @@ from shopkit import (
     call_api,
     chat_of,
     format_price,
-    keep_doing,
     keyboard,
     label,
     language_for_code,
@@ -506,12 +505,6 @@ def check_expiry(shop: Shop) -> int:
     return remove_expired(shop)
 
 
-def keep_checking_expiry(shop: Shop) -> None:
-    """Remove expired subscribers now (catching up after a restart) and about once a minute, for as long as it runs."""
-    keep_doing(shop, check_expiry, CHECK_EVERY, "%s subscriptions ended",
-               "The expiry check failed; trying again in a minute")
-
-
 # ---------------------------------------------------------------------------
 # 5. My purchases: each subscription's status, ❌ Cancel and ♻️ Resume
 # ---------------------------------------------------------------------------
@@ -763,7 +756,7 @@ def remind_before_end(shop: Shop, now: datetime | None = None) -> int:
 
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire the subscriptions into the bot: join requests, the subscriber's buttons, and the expiry checks."""
-    shop.jobs_at_start.append(lambda shop: shop.start_background(keep_checking_expiry))  # catches up, then every minute
+    shop.jobs_at_start.append(lambda shop: shop.start_repeating(check_expiry, CHECK_EVERY, "%s subscriptions ended"))
     bot.register_chat_join_request_handler(lambda request: run_handler(shop, request, on_join_request),
                                            func=lambda request: True)
     add_handlers(shop, handlers)

@@ -44,7 +44,6 @@ from shopkit import (
     describe_user,
     end_dialog,
     format_price,
-    keep_doing,
     keyboard,
     label,
     language_for_code,
@@ -384,16 +383,10 @@ def close_silent_tickets(shop: Shop) -> int:
     return len(closing)
 
 
-def keep_closing_silent_tickets(shop: Shop) -> None:
-    """Close silent tickets now (catching up after a restart) and about once a minute, for as long as it runs."""
-    keep_doing(shop, close_silent_tickets, CHECK_EVERY, "%s silent support tickets closed",
-               "The silent tickets check failed; trying again in a minute")
-
-
 def register(bot: TeleBot, shop: Shop) -> None:
     """Wire /paysupport, tickets and the admins' answers into the bot (an admin's reply is looked at first), and
     close silent tickets every minute."""
     load_ticket_holders(shop)
-    shop.jobs_at_start.append(lambda shop: shop.start_background(keep_closing_silent_tickets))  # now, then each minute
+    shop.jobs_at_start.append(lambda shop: shop.start_repeating(close_silent_tickets, CHECK_EVERY))
     add_handlers(shop, seller)
     add_handlers(shop, customer)

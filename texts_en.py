@@ -59,7 +59,7 @@ EN = {
     "paid_but_gone_card": "⚠️ This product was removed while you were paying. The seller has been told "
                           "and will refund you.",
     # --- my purchases -----------------------------------------------------
-    "purchases": "📦 <b>My purchases</b>\n\nTap one to open it again:",
+    "purchases": "📦 <b>My purchases</b>\n\nTap one to open it again, or ⭐ to review it:",
     "purchases_empty": "📦 You have no purchases yet. Have a look at the catalog!",
     "purchase_button": "{name} · {date}",
     "purchase_refunded_button": "↩️ {name} (refunded)",
@@ -67,6 +67,44 @@ EN = {
     "purchase_refunded": "This purchase was refunded.",
     "purchase_refund_due": "This payment could not be honoured and is being refunded, so there is nothing to open.",
     "not_your_purchase": "This purchase is not available.",
+    # --- ⭐ reviews (reviews.py) ------------------------------------------
+    "btn_review": "⭐",
+    "review_rate": "⭐ How many stars would you give <b>{name}</b>?",
+    "review_yours": "Your review: {stars} {text}\nNew stars replace it.",
+    "review_ask": "⭐ How do you like <b>{name}</b>? Tap the stars to rate it: your review helps other buyers choose.",
+    "review_ask_text": "{stars} for <b>{name}</b>. Add a few words for other buyers (up to {limit} characters), or tap "
+                       "➡️ No text.",
+    "btn_review_no_text": "➡️ No text",
+    "review_text_only": "A review is words only: please send a text.",
+    "review_too_long": "That is too long: at most {limit} characters, and this has {length}.",
+    "review_saved": "✅ Thank you! Your review of <b>{name}</b> is saved: {stars}",
+    "review_refused": "You can review only something you bought and have not had refunded.",
+    "review_bad_stars": "A rating is 1 to 5 stars.",
+    "review_too_often": "🙏 This review has changed often enough for one hour: please try again a little later.",
+    "rating_line": "★ {average} · {reviews}",
+    "rating_average": "{whole}.{tenth}",
+    "n_reviews": ("{count} review", "{count} reviews"),
+    "btn_reviews": "💬 Reviews",
+    "reviews_title": "💬 <b>Reviews of {name}</b>",
+    "reviews_none": "💬 No reviews of <b>{name}</b> to show yet.",
+    "review_entry": "{stars} <b>{name}</b> · {date}",
+    "review_buyer": "A buyer",
+    "review_reply_entry": "↪️ <i>Seller:</i> {reply}",
+    "review_seller_replied": "💬 The seller replied to your review of <b>{name}</b>:\n\n{reply}",
+    "admin_new_review": "⭐ New review of <b>{name}</b> from {who} (id <code>{id}</code>): {stars}\n{text}",
+    "admin_review_changed": "✏️ {who} (id <code>{id}</code>) changed their review of <b>{name}</b>: {stars}\n{text}",
+    "admin_review": "⭐ Review of <b>{name}</b> from {who} (id <code>{id}</code>): {stars}\n{text}",
+    "admin_review_hidden": "🙈 Hidden: it counts nowhere, in the average or the list.",
+    "btn_review_reply": "↩️ Reply",
+    "btn_review_hide": "🙈 Hide",
+    "btn_review_show": "👁 Show again",
+    "admin_review_hidden_toast": "🙈 The review is hidden.",
+    "admin_review_shown_toast": "👁 The review shows again.",
+    "admin_review_ask_reply": "↩️ Write your reply to {who}'s review of <b>{name}</b> (up to {limit} characters). It "
+                              "will show under the review, and the buyer will be told.",
+    "admin_review_reply_empty": "The reply is empty.",
+    "admin_review_replied": "✅ Your reply shows under the review, and the buyer has been told.",
+    "admin_review_gone": "This review no longer exists: the purchase was refunded.",
     # --- support ----------------------------------------------------------
     # Support tickets (support.py): /paysupport, the customer's side...
     "paysupport": "🆘 <b>Payment support</b> · ticket #{ticket}\n\nDescribe the problem here (a screenshot helps). "

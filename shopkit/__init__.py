@@ -118,7 +118,6 @@ from .shop import (
     SALE_ALERTS,
     Shop,
     call_api,
-    keep_doing,
     message_admins,
     muted_admins,
     notify_admins,
@@ -138,10 +137,9 @@ __all__ = [
     "copy_row", "counted", "currency_hint", "data_folder", "decimals", "describe_database", "describe_user",
     "dialog_data", "edit_or_send", "end_dialog", "follow_start_link", "format_price", "format_stars", "free_space",
     "handles_errors", "has_visible_text", "html_to_plain", "insert_for", "is_id", "is_number", "journal_path",
-    "keep_doing", "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot", "megabytes",
-    "message_admins", "muted_admins", "notify_admins", "number", "on_message", "open_database", "page_count",
-    "pager_row", "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded",
-    "run", "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message",
-    "sqlite_file", "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len",
-    "with_toast"
+    "keyboard", "label", "language_for_code", "language_of", "load_config", "make_bot", "megabytes", "message_admins",
+    "muted_admins", "notify_admins", "number", "on_message", "open_database", "page_count", "pager_row",
+    "parse_price", "put_setting", "recorded_reply", "replies", "retry_after", "retry_until_recorded", "run",
+    "run_handler", "send", "send_file", "send_media", "short_reason", "show_reply", "split_message", "sqlite_file",
+    "stored_revision", "telegram_error", "text", "truncate", "use_texts", "utcnow", "utf16_len", "with_toast"
 ]

@@ -89,19 +89,20 @@ class Shop:
         self.background.append(thread)
         thread.start()
 
-
-def keep_doing(shop: Shop, work, every: float, done: str, failed: str) -> None:
-    """Do ``work(shop)`` now and then about every ``every`` seconds, for as long as the shop runs: a chapter's job
-    at start (subscriptions' expiry, referral rewards, silent support tickets), run with
-    ``shop.start_background``. What it returns, when anything, is logged with ``done``; a failure is logged with
-    ``failed``, and tried again next time."""
-    while True:
-        try:
-            if result := work(shop):
-                logger.info(done, result)
-        except Exception:
-            logger.exception(failed)
-        shop.sleep(every)
+    def start_repeating(self, work, every: float, done: str | None = None) -> None:
+        """Run ``work(shop)`` in the background now (catching up after a restart) and every ``every`` seconds, for
+        as long as the shop runs: a chapter's periodic job. What it returns, if anything, is logged with ``done``
+        ("%s subscriptions ended"); a failure is logged, and the next turn tries again."""
+        def repeat(shop: Shop) -> None:
+            while True:
+                try:
+                    if (result := work(shop)) and done:
+                        logger.info(done, result)
+                except Exception:
+                    logger.exception("%s failed; trying again in %g seconds", work.__name__, every)
+                shop.sleep(every)
+        repeat.__name__ = work.__name__  # the thread's name
+        self.start_background(repeat)
 
 
 # ---------------------------------------------------------------------------

@@ -187,10 +187,11 @@ def test_my_purchases_pages_and_reopens_content(shop, alice):
         alice.taps_data(callback("buy", product_id))
     alice.sends("/purchases")
     labels = alice.button_labels()
-    assert labels[0].startswith("Guide 9 · ") and labels[8:] == ["1/2", "Next ▶️", "⬅️ Back"]
+    # Each purchase with its ⭐ (a review: reviews.py) beside it, eight a page.
+    assert labels[0].startswith("Guide 9 · ") and labels[1] == "⭐" and labels[16:] == ["1/2", "Next ▶️", "⬅️ Back"]
     alice.taps("Next")
     day = labels[0].split(" · ")[1]  # today: every purchase was made now
-    assert alice.button_labels()[:2] == [f"Guide 1 · {day}", f"Guide 0 · {day}"]
+    assert alice.button_labels()[:4] == [f"Guide 1 · {day}", "⭐", f"Guide 0 · {day}", "⭐"]
     alice.taps("Guide 0")
     assert alice.last_text() == "SECRET-0"
 

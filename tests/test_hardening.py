@@ -133,9 +133,9 @@ ADMIN_ACTIONS = [
     "fast_broadcast", "generate_promos", "ledger_refund", "media_done", "new_category", "new_promo",
     "post_to_channel", "products", "promo", "promo_batch", "promo_category", "promo_file", "promo_scope",
     "promo_scopes", "promos", "recent_purchases", "referral_number", "referral_reward", "referral_welcome",
-    "referrals", "refund", "rename_category", "reply", "sale_alerts", "sales", "save_product", "send_broadcast",
-    "send_fast_broadcast", "stock_done", "subscribers", "ticket_resolve", "toggle_batch", "toggle_product",
-    "toggle_promo", "toggle_protected", "toggle_referrals", "upload_stock"
+    "referrals", "refund", "rename_category", "reply", "review_hide", "review_reply", "review_show", "sale_alerts",
+    "sales", "save_product", "send_broadcast", "send_fast_broadcast", "stock_done", "subscribers", "ticket_resolve",
+    "toggle_batch", "toggle_product", "toggle_promo", "toggle_protected", "toggle_referrals", "upload_stock"
 ]
 
 

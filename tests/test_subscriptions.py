@@ -1,6 +1,7 @@
 """📅 Subscriptions (subscriptions.py, channels.py): monthly access to a channel, paid in Stars."""
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -258,7 +259,8 @@ def test_my_purchases_pages_a_customers_purchases_without_their_subscription_pay
     for n in range(PAGE_SIZE):  # a page's worth of other purchases, and the subscription's two payments
         alice.taps_data(callback("buy", shop.add_product(f"Guide {n}", price=0).id))
     alice.sends("/purchases")
-    assert len(alice.button_labels()) == 1 + PAGE_SIZE + 1  # the subscription, the guides, Back: no pager
+    # the subscription, the guides (each with its ⭐: a review), Back: no pager
+    assert len(alice.button_labels()) == 1 + 2 * PAGE_SIZE + 1
 
 
 def test_cancel_and_resume_call_edit_user_star_subscription(shop, vip, channel, alice):
@@ -546,20 +548,24 @@ def test_a_subscription_cannot_be_granted(shop, vip, seller, alice):
 
 
 def test_the_expiry_check_runs_in_the_background_and_survives_errors(shop, monkeypatch, caplog):
-    runs = []
+    runs, third_turn, stop = [], threading.Event(), threading.Event()
 
     def remove_expired(shop):
         runs.append(1)
         if len(runs) == 1:
             raise RuntimeError("database gone")
         if len(runs) == 3:
-            raise SystemExit  # stop the loop
+            third_turn.set()
         return 0
 
     monkeypatch.setattr(subscriptions, "remove_expired", remove_expired)
-    with pytest.raises(SystemExit):
-        subscriptions.keep_checking_expiry(shop.bot.shop)
-    assert len(runs) == 3 and "The expiry check failed" in caplog.text
+    monkeypatch.setattr(shop.bot.shop, "sleep", lambda seconds: stop.wait() if third_turn.is_set() else None)
+    shop.bot.shop.start_repeating(subscriptions.check_expiry, subscriptions.CHECK_EVERY)  # as register() starts it
+    try:
+        assert third_turn.wait(10)
+    finally:
+        stop.set()
+    assert len(runs) == 3 and "check_expiry failed; trying again in 60 seconds" in caplog.text
 
 
 def test_the_shop_asks_telegram_for_join_requests():
