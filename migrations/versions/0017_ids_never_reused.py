@@ -1,6 +1,6 @@
 """An id is never given twice, and a /grant waits for someone who has not opened the bot yet.
 
-Revision 0017, after 0016 (rechained at merge). Two changes:
+Revision 0017, after 0016. Two changes:
 
 1. On SQLite, a table whose primary key is a plain INTEGER PRIMARY KEY gives
    a new row the highest id there is plus one: delete the newest product and

@@ -1,6 +1,6 @@
 """Reviews: a buyer's stars and words about a product they own, and the seller's reply.
 
-Revision 0021, after 0020 (helpers' revisions are chained at merge). A new
+Revision 0021, after 0020. A new
 table only: ``reviews`` holds one row per buyer and product (unique: writing
 again replaces it), read by product, shown ones newest first
 (ix_reviews_product_shown). A refund deletes the review with it (purchases.py).
