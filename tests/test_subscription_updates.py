@@ -4,11 +4,15 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from sqlalchemy import select
+
 import shopbot
 import subscriptions
 import test_subscriptions
 from checkout import invoice_payload
 from conftest import Person, ShopUnderTest, buttons, pays_link, subscription_lands
+from models import Purchase
+from purchases import AUTO
 from shopkit import bot as shopkit_bot
 from shopkit import callback
 from test_subscriptions import calls_of, moment, opens_subscription, paid_until, subscribes, subscription_of
@@ -162,6 +166,8 @@ def test_a_late_renewal_of_the_replaced_subscription_is_refunded_once(shop, vip,
     assert messages_to(alice) == seen + 1
     assert "charged your old subscription to VIP signals late" in alice.last_text()
     assert seller.all_texts().count("late for their old subscription") == 1
+    with shop.Session() as session:  # the shop's own refund, written down before Telegram was asked
+        assert session.scalar(select(Purchase.refunded_by).where(Purchase.payment_id == "sub-1-late")) == AUTO
     assert calls_of(shop, "editUserStarSubscription")[-1] == {
         "user_id": alice.id, "telegram_payment_charge_id": "sub-1", "is_canceled": True}
     subscription = subscription_of(shop, alice)  # still the one live subscription, unchanged
