@@ -595,7 +595,8 @@ def subscription_replies(session: Session, message: types.Message, purchase: Pur
     role = subscriptions.payment_role(session, purchase)
     if role in ("second", "superseded") and outcome == "new":
         set_aside_for_refund(session, purchase)
-        return After(refund_at_once, message, purchase.id, "owned" if role == "second" else "superseded", lang), After(
+        reason = "owned" if role == "second" else "superseded"
+        return After(refund_at_once, message, purchase.id, reason, lang), After(
             subscriptions.edit_renewal, message.from_user.id, purchase.subscription_charge_id)
     if purchase.delivered_at is not None and role != "first":
         return None
