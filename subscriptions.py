@@ -29,6 +29,9 @@ every 30 days by itself; this chapter keeps the chat's door.
    checkout.py hands here): the customer cancelled in Telegram's own settings
    (shown at once; only they can turn it back on, there), re-enabled it, or
    Telegram could not charge the renewal (they hear at once, with ♻️ Renew).
+   ♻️ Renew starts a new Telegram subscription, and Telegram may go on trying
+   the old one: the shop cancels it, and refunds a renewal of it that still
+   arrives, so that nobody pays twice for a month.
    Each is acted on once, in whatever order it and the payments arrive.
    Three days before a cancelled subscription ends, its customer is reminded,
    once, with ♻️ Resume when it was the shop's ❌ Cancel.
