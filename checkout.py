@@ -460,6 +460,10 @@ REFUND_AT_ONCE_TEXTS = {
     "promo": {"refunded": ("promo_refunded", "admin_promo_refunded"),
               "pending": ("promo_refund_pending", "admin_promo_refund_pending"),
               "failed": ("promo_refund_pending", "admin_promo_refund_failed")},
+    # Stars only, as every subscription: never "pending".
+    "superseded": {"refunded": ("superseded_refunded", "admin_superseded_refunded"),
+                   "pending": ("superseded_refund_pending", "admin_superseded_refund_failed"),
+                   "failed": ("superseded_refund_pending", "admin_superseded_refund_failed")},
 }
 
 
@@ -477,8 +481,9 @@ def refund_at_once(shop: Shop, message: types.Message, purchase_id: int, reason:
 
     ``reason`` is "sold_out" (two buyers paid for the last item at once, and
     this one lost), "owned" (a second payment for something the customer
-    already owns) or "promo" (the promo code had no use left for this customer
-    when the payment landed).
+    already owns), "promo" (the promo code had no use left for this customer
+    when the payment landed) or "superseded" (a late renewal of a subscription
+    the customer has replaced with a new one: that month is paid already).
     """
     payment = message.successful_payment
     with shop.Session() as session:
@@ -594,17 +599,20 @@ def on_successful_payment(shop: Shop, message: types.Message, session: Session, 
 
 def subscription_replies(session: Session, message: types.Message, purchase: Purchase, outcome: str, lang: str):
     """A subscription payment (subscriptions.py): the first is delivered with the join link, a renewal passes
-    silently (unless access had ended: delivered again), and a second subscription to it is refunded and stopped."""
-    payment = message.successful_payment
+    silently (unless access had ended: delivered again), and a second subscription to it is refunded and stopped,
+    as is the old one a new subscription replaced (first cancelled; refunded if it still charges)."""
     role = subscriptions.payment_role(session, purchase)
-    if role == "second" and outcome == "new":
+    if role in ("second", "superseded") and outcome == "new":
         set_aside_for_refund(session, purchase)
-        return After(refund_at_once, message, purchase.id, "owned", lang), After(
-            subscriptions.edit_renewal, message.from_user.id, payment.telegram_payment_charge_id)
+        reason = "owned" if role == "second" else "superseded"
+        return After(refund_at_once, message, purchase.id, reason, lang), After(
+            subscriptions.edit_renewal, message.from_user.id, purchase.subscription_charge_id)
     if purchase.delivered_at is not None and role != "first":
         return None
     delivery = After(deliver, message.chat.id, purchase.id, text(lang, "thanks", name=purchase.product.name), lang)
-    return delivery if outcome == "repeated" else (delivery, sale_notice(purchase))
+    if outcome == "repeated":
+        return delivery
+    return subscriptions.cancel_replaced(session, purchase), delivery, sale_notice(purchase)
 
 
 def on_subscription_update(shop: Shop, update: types.BotSubscriptionUpdated, session: Session, lang: str):

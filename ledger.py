@@ -107,7 +107,9 @@ LEDGER_PAGE = 100  # transactions per getStarTransactions call, Telegram's maxim
 # since it was made. Only then was the update lost; acting sooner would deliver it twice, with a false apology.
 UPDATE_GRACE = 300.0  # seconds
 # Why a payment the ledger found cannot be honoured, as the admins' list says it (checkout's reason -> text key).
-LEDGER_REASONS = {"sold_out": "ledger_sold_out", "owned": "ledger_owned", "promo": "ledger_promo"}
+# A late renewal of a replaced subscription ("superseded") pays for time the buyer owns already.
+LEDGER_REASONS = {"sold_out": "ledger_sold_out", "owned": "ledger_owned", "promo": "ledger_promo",
+                  "superseded": "ledger_owned"}
 UNHONOURED_SHOWN = 30  # payments listed (each with its ↩️ Refund) in one message to the admins
 
 # ---------------------------------------------------------------------------

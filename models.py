@@ -358,6 +358,9 @@ class Subscription(Base):
     cancelled_by: Mapped[str | None] = mapped_column(String(8), default=None)
     # When Telegram could not charge a renewal (too few Stars); access still ends at the paid date.
     renewal_failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The first charge of the Telegram subscription this one replaced (♻️ Renew after a failed renewal, or
+    # subscribing again): Telegram may still charge that one late. The shop cancels it and refunds its renewals.
+    replaced_charge_id: Mapped[str | None] = mapped_column(String(255), default=None)
     # The paid date a "your subscription ends soon" reminder was sent for: one reminder per date.
     reminded_for: Mapped[datetime | None] = mapped_column(default=None)
     # When the customer last tapped ❌ Cancel: their own choice, which neither a refund (cancelled_at) nor their

@@ -29,6 +29,9 @@ every 30 days by itself; this chapter keeps the chat's door.
    checkout.py hands here): the customer cancelled in Telegram's own settings
    (shown at once; only they can turn it back on, there), re-enabled it, or
    Telegram could not charge the renewal (they hear at once, with ♻️ Renew).
+   ♻️ Renew starts a new Telegram subscription, and Telegram may go on trying
+   the old one: the shop cancels it, and refunds a renewal of it that still
+   arrives, so that nobody pays twice for a month.
    Each is acted on once, in whatever order it and the payments arrive.
    Three days before a cancelled subscription ends, its customer is reminded,
    once, with ♻️ Resume when it was the shop's ❌ Cancel.
@@ -222,7 +225,8 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     A renewal has nothing to deliver, unless access had ended meanwhile: then
     the customer gets their join link again. A first payment while the
     customer's subscription is live (two payment sheets paid at once) changes
-    nothing: checkout refunds it.
+    nothing: checkout refunds it. Nor does a late renewal of the Telegram
+    subscription a new one replaced: checkout refunds it and cancels that one.
     """
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user.id,
                                                              Subscription.product_id == purchase.product.id))
@@ -235,12 +239,22 @@ def record_period(session: Session, purchase: Purchase, payment: types.Successfu
     elif payment.is_first_recurring and renews(subscription, utcnow()):
         purchase.delivered_at = utcnow()  # paid twice: nothing to deliver, the charge goes back
     elif payment.is_first_recurring:  # subscribed again after the last one ended, or after its renewal failed
+        # Unless cancelled, Telegram may still charge the old one (it retries a failed renewal): checkout cancels it.
+        subscription.replaced_charge_id = subscription.first_charge_id if subscription.cancelled_at is None else None
         subscription.first_charge_id, subscription.expires_at = charge, until
         subscription.cancelled_at = subscription.cancelled_by = None  # a new Telegram subscription: it renews
         reopen(subscription, purchase)
+    elif renews_replaced(subscription, utcnow()):  # the old subscription charged late: nothing to deliver
+        purchase.subscription_charge_id, purchase.delivered_at = subscription.replaced_charge_id, utcnow()
     else:  # a renewal (ledger.renewal decides it for a payment found only in Telegram's ledger)
         subscription.expires_at = max(subscription.expires_at, until)
         reopen(subscription, purchase)
+
+
+def renews_replaced(subscription: Subscription, now: datetime) -> bool:
+    """Whether a renewal that arrives now is the replaced Telegram subscription's: the current one is not due
+    (Telegram charges a renewal as the paid time ends), so it cannot be its renewal."""
+    return subscription.replaced_charge_id is not None and now < subscription.expires_at - RENEWAL_DUE
 
 
 def reopen(subscription: Subscription, purchase: Purchase) -> None:
@@ -258,12 +272,24 @@ def reopen(subscription: Subscription, purchase: Purchase) -> None:
 
 
 def payment_role(session: Session, purchase: Purchase) -> str:
-    """What a recorded subscription payment was: "first", "renewal", or "second" (a duplicate, to refund)."""
+    """What a recorded subscription payment was: "first", "renewal", "second" (a duplicate, to refund) or
+    "superseded" (a renewal of the Telegram subscription the customer's current one replaced, to refund)."""
     subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
                                                              Subscription.product_id == purchase.product_id))
     if subscription.first_charge_id == purchase.payment_id:
         return "first"
-    return "second" if purchase.subscription_charge_id == purchase.payment_id else "renewal"
+    if purchase.subscription_charge_id == purchase.payment_id:
+        return "second"
+    return "renewal" if purchase.subscription_charge_id == subscription.first_charge_id else "superseded"
+
+
+def cancel_replaced(session: Session, purchase: Purchase) -> After | None:
+    """The first payment of a subscription that replaced another Telegram may still charge: the step that
+    cancels that one with Telegram, to take once this payment is committed (None if there is none)."""
+    subscription = session.scalar(select(Subscription).where(Subscription.user_id == purchase.user_id,
+                                                             Subscription.product_id == purchase.product_id))
+    replaced = subscription.replaced_charge_id if subscription.first_charge_id == purchase.payment_id else None
+    return After(edit_renewal, purchase.user.telegram_id, replaced) if replaced else None
 
 
 def edit_renewal(shop: Shop, telegram_id: int, charge_id: str, cancel: bool = True) -> bool:

@@ -172,6 +172,20 @@ EN = {
                       "purchases.",
     "owned_refund_pending": "You already own {name}. The seller has been told and will refund this second payment. "
                             "Open it in 📦 My purchases.",
+    # A late renewal of a subscription the customer replaced with a new one (checkout.refund_at_once)
+    "superseded_refunded": "↩️ Telegram charged your old subscription to <b>{name}</b> late, but your new subscription "
+                           "already pays for this time, so that payment has been refunded and Telegram has been asked "
+                           "to stop the old subscription. Your new subscription goes on as before.",
+    "superseded_refund_pending": "⚠️ Telegram charged your old subscription to <b>{name}</b> late, but your new "
+                                 "subscription already pays for this time. The seller has been told and will refund "
+                                 "that payment, and Telegram has been asked to stop the old subscription.",
+    "admin_superseded_refunded": "↩️ Telegram charged {who} (id <code>{id}</code>) {amount} late for their old "
+                                 "subscription to <b>{product}</b>, which a new subscription had replaced. Purchase "
+                                 "#{purchase} was refunded automatically, and the old subscription cancelled.",
+    "admin_superseded_refund_failed": "⚠️ Telegram charged {who} (id <code>{id}</code>) {amount} late for their old "
+                                      "subscription to <b>{product}</b>, which a new subscription had replaced, and "
+                                      "refused the automatic refund. Please refund purchase #{purchase} here: open it "
+                                      "below → ↩️ Refund.",
 
     "delivery_delayed": "✅ We have received your payment. Delivery is taking a little longer than usual: it will "
                         "arrive here shortly, and nothing more is needed from you.",

@@ -4,11 +4,15 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from sqlalchemy import select
+
 import shopbot
 import subscriptions
 import test_subscriptions
 from checkout import invoice_payload
-from conftest import Person, ShopUnderTest, buttons, subscription_lands
+from conftest import Person, ShopUnderTest, buttons, pays_link, subscription_lands
+from models import Purchase
+from purchases import AUTO
 from shopkit import bot as shopkit_bot
 from shopkit import callback
 from test_subscriptions import calls_of, moment, opens_subscription, paid_until, subscribes, subscription_of
@@ -129,6 +133,49 @@ def test_after_a_failed_renewal_renew_brings_a_new_invoice(shop, vip, alice):
     assert "Renewal failed" in alice.last_text()
     alice.taps_data(callback("buy", vip.id))  # ♻️ Renew
     assert "t.me/$invoice" in buttons(alice.last())[0]["url"]  # not "You are subscribed already"
+
+
+def renews_after_a_failure(person: Person, product) -> int:
+    """Subscribed ("sub-1"), Telegram could not renew it, and ♻️ Renew paid a new subscription ("sub-2");
+    returns the new one's paid date."""
+    subscribes(person, product, "sub-1", expires=soon())
+    telegram_says(person, product, "failed")
+    person.taps_data(callback("buy", product.id))  # ♻️ Renew
+    expires = paid_until(30)
+    pays_link(person, buttons(person.last())[0]["url"], "sub-2", expires)
+    return expires
+
+
+def test_renew_after_a_failure_cancels_the_old_subscription_with_telegram(shop, vip, alice):
+    renews_after_a_failure(alice, vip)
+
+    assert {"user_id": alice.id, "telegram_payment_charge_id": "sub-1",
+            "is_canceled": True} in calls_of(shop, "editUserStarSubscription")
+    assert shop.api.channels.subscriptions["sub-1"]["canceled"] is True  # Telegram charges it no more
+    assert shop.api.channels.subscriptions["sub-2"]["canceled"] is False
+    assert subscription_of(shop, alice).first_charge_id == "sub-2"
+
+
+def test_a_late_renewal_of_the_replaced_subscription_is_refunded_once(shop, vip, channel, alice, seller):
+    expires = renews_after_a_failure(alice, vip)
+    seen = messages_to(alice)
+    renewal_lands(alice, vip, "sub-1-late", soon() + 30 * 86400)  # she topped up: the old one charged after all
+    renewal_lands(alice, vip, "sub-1-late", soon() + 30 * 86400)  # Telegram repeats the update
+
+    assert [c["telegram_payment_charge_id"] for c in calls_of(shop, "refundStarPayment")] == ["sub-1-late"]
+    assert messages_to(alice) == seen + 1
+    assert "charged your old subscription to VIP signals late" in alice.last_text()
+    assert seller.all_texts().count("late for their old subscription") == 1
+    with shop.Session() as session:  # the shop's own refund, written down before Telegram was asked
+        assert session.scalar(select(Purchase.refunded_by).where(Purchase.payment_id == "sub-1-late")) == AUTO
+    assert calls_of(shop, "editUserStarSubscription")[-1] == {
+        "user_id": alice.id, "telegram_payment_charge_id": "sub-1", "is_canceled": True}
+    subscription = subscription_of(shop, alice)  # still the one live subscription, unchanged
+    assert (subscription.first_charge_id, subscription.expires_at) == ("sub-2", moment(expires))
+    assert subscription.ended_at is None and subscription.cancelled_at is None
+    assert subscriptions.remove_expired(shop.bot.shop, now=moment(expires) - timedelta(days=1)) == 0
+    opens_subscription(alice)
+    assert "Active · renews on" in alice.last_text()
 
 
 def test_a_failed_renewal_then_a_late_payment_renews_silently(shop, vip, alice):
