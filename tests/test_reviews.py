@@ -332,7 +332,7 @@ def test_purchases_made_before_reviews_existed_are_not_asked_about(shop, alice, 
 def test_the_question_is_asked_by_a_job_that_starts_with_the_shop_and_repeats(shop, caplog):
     """shop.start_repeating: at once, then every ``every`` seconds; a turn that fails is logged, the next runs."""
     assert len(shop.bot.shop.jobs_at_start) >= 1  # reviews.py's among them
-    turns, second_turn, stop = [], threading.Event(), threading.Event()
+    turns, second_turn, parked = [], threading.Event(), threading.Event()  # parked: never set
 
     def job(shop):
         turns.append(1)
@@ -341,10 +341,9 @@ def test_the_question_is_asked_by_a_job_that_starts_with_the_shop_and_repeats(sh
         second_turn.set()
 
     waits = []
-    shop.bot.shop.sleep = lambda seconds: waits.append(seconds) or (stop.wait() if second_turn.is_set() else None)
+    # After its second turn the job's thread waits for good (a daemon): a loop left spinning would eat the memory
+    # of every test after this one.
+    shop.bot.shop.sleep = lambda seconds: waits.append(seconds) or (parked.wait() if second_turn.is_set() else None)
     shop.bot.shop.start_repeating(job, 600)
-    try:
-        assert second_turn.wait(10)
-    finally:
-        stop.set()
+    assert second_turn.wait(10)
     assert waits[0] == 600 and "job failed; trying again in 600 seconds" in caplog.text
