@@ -469,7 +469,8 @@ REFUND_AT_ONCE_TEXTS = {
 
 # The log's plain words for why a payment could not be honoured, and what became of its money.
 UNHONOURED_LOGGED = {"sold_out": "another buyer got the last item a moment before",
-                     "owned": "the buyer already owns it", "promo": "the promo code had no use left for them"}
+                     "owned": "the buyer already owns it", "promo": "the promo code had no use left for them",
+                     "superseded": "a late renewal of a subscription the buyer has replaced with a new one"}
 REFUND_LOGGED = {"refunded": "its Stars were given back at once",
                  "failed": "Telegram refused to give the Stars back; the admins are asked to refund it",
                  "pending": "the admins are asked to refund it in the payment provider's dashboard"}
