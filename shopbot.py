@@ -56,7 +56,7 @@ chapter that reads alone, top to bottom. In order:
     sales.py       sales figures, purchases, refunds, grants
     export.py      📄 Export: every purchase as a spreadsheet (.xlsx) and a CSV
     promo_panel.py the seller's 🏷 Promo codes: new codes, 🎟 generated ones
-    broadcast.py   one message to every customer
+    broadcast.py   one message to your customers, or a part of them; ⚡ fast ones
     backups.py     💾 Backup: a copy of the shop now, or every day
     status.py      /status: is the shop healthy? Running since, disk, backups, errors
     pricing.py     the catalog's currency, and --reprice
