@@ -60,6 +60,19 @@ def test_a_screen_that_fails_after_the_tap_was_answered_apologises_in_a_message(
     assert "Sorry, something went wrong" in alice.last_text() and "Error showing the reply" in caplog.text
 
 
+BEYOND_32_BITS = 2**31  # fits the callback data's 64 bits, not PostgreSQL's INTEGER row ids
+
+
+@pytest.mark.parametrize("data", [callback("product", BEYOND_32_BITS, 0), callback("buy_media", BEYOND_32_BITS),
+                                  callback("reviews", BEYOND_32_BITS, 0), callback("rate", BEYOND_32_BITS, 3),
+                                  callback("ticket_close", BEYOND_32_BITS), callback("open_purchase", MAX_ID)])
+def test_a_forged_id_too_big_for_a_row_is_stale_and_no_error(shop, alice, data, caplog):
+    alice.sends("/start")
+    alice.taps_data(data)
+    assert len(alice.callback_answers()) == 1
+    assert "Error handling" not in caplog.text and "Sorry" not in alice.all_texts()
+
+
 @pytest.mark.parametrize("data", FORGED_CALLBACK_DATA)
 def test_forged_or_stale_callback_data_gets_a_polite_answer(shop, alice, data, caplog):
     shop.add_product("Guide", price=0, hidden="SECRET")
