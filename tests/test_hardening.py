@@ -443,3 +443,15 @@ def test_a_typical_journey_warns_of_nothing_deprecated_and_logs_in_plain_words(s
            "given back at once" in caplog.text
     assert "tried admin action" not in caplog.text
     assert "User 1002 sent /admin, but is not in ADMIN_IDS" in caplog.text
+
+
+@pytest.mark.parametrize("argument", ["gift_abc\0def", "promo_SAVE\0", "r_abcdefg\0"])
+def test_a_start_link_typed_with_a_nul_character_greets_and_no_error(shop, alice, argument, caplog):
+    alice.sends("/start " + argument)  # PostgreSQL refuses NUL in a query's text
+    assert "Error handling" not in caplog.text and "Sorry" not in alice.all_texts()
+    assert alice.last_text()  # the welcome, as after a plain /start
+
+
+def test_refund_with_a_nul_character_is_explained_and_no_error(shop, seller, caplog):
+    seller.sends("/refund ch\0arge")
+    assert "Error handling" not in caplog.text and "/refund" in seller.last_text()
