@@ -21,8 +21,10 @@ from conftest import (
     add_stock,
     admin_texts,
     start_adding_a_product,
+    stock_of,
+    upload_stock,
 )
-from models import Category, Product, Purchase, User
+from models import PAID_MEDIA, Category, Product, Purchase, User
 from shopkit import MAX_ID, After, Handlers, Screen, Tap, Toast, callback, screens, show_reply
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
@@ -455,3 +457,25 @@ def test_a_start_link_typed_with_a_nul_character_greets_and_no_error(shop, alice
 def test_refund_with_a_nul_character_is_explained_and_no_error(shop, seller, caplog):
     seller.sends("/refund ch\0arge")
     assert "Error handling" not in caplog.text and "/refund" in seller.last_text()
+
+
+def test_a_nul_character_in_the_sellers_texts_is_dropped_not_a_postgresql_error(shop, seller, caplog):
+    product = shop.add_product("Guide", price=10)
+    media = shop.add_product("Beach set", price=150, hidden="", kind=PAID_MEDIA, caption="",
+                             media=[{"type": "photo", "file_id": "P1"}])
+    for field_index, answer in ((0, "Gu\0ide"), (2, "Ab\0out"), (4, "KE\0Y")):
+        seller.taps_data(callback("edit_product", product.id, field_index))
+        seller.sends(answer)
+    seller.taps_data(callback("edit_product", product.id, 4))
+    seller.sends_photo("P9", caption="sec\0ret")
+    seller.taps_data(callback("edit_product", media.id, 5))
+    seller.sends("Sum\0mer")
+    stocked = shop.add_product("Keys", price=10)
+    add_stock(shop, stocked)
+    upload_stock(seller, stocked, lambda person: person.sends("K\0-1\nK-2"))
+    assert "Error handling" not in caplog.text
+    with shop.Session() as session:
+        assert (session.get(Product, product.id).name, session.get(Product, product.id).description,
+                session.get(Product, product.id).hidden_content, session.get(Product, media.id).caption) == \
+            ("Guide", "About", "secret", "Summer")
+    assert stock_of(shop, stocked) == ["K-1", "K-2"]
