@@ -110,10 +110,11 @@ DESCRIPTION_MAX = 3500
 
 
 def message_text(message: types.Message) -> str:
-    """The text of a message, or an explained refusal when a file or a sticker came instead."""
+    """The text of a message, or an explained refusal when a file or a sticker came instead; NUL characters
+    (which PostgreSQL refuses in a text) dropped."""
     if message.content_type != "text":
         raise InputError("err_expected_text")
-    return message.text.strip()
+    return message.text.replace("\0", "").strip()
 
 
 def read_name(message: types.Message) -> str:
@@ -158,7 +159,8 @@ def read_hidden(message: types.Message) -> dict:
         if not has_visible_text(content):
             raise InputError("err_expected_text")
         return {"hidden_content": content, "hidden_file_id": None, "hidden_file_type": None}
-    return {"hidden_content": message.caption or "", "hidden_file_id": file[0], "hidden_file_type": file[1]}
+    return {"hidden_content": (message.caption or "").replace("\0", ""), "hidden_file_id": file[0],
+            "hidden_file_type": file[1]}
 
 
 @dataclass(frozen=True)

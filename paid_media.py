@@ -160,7 +160,7 @@ def read_caption(message: types.Message) -> dict:
     """The caption under the photos, /skip for none: at most 1,024 characters, as Telegram counts them."""
     if message.content_type != "text":
         raise InputError("err_expected_text")
-    caption = message.text.strip()
+    caption = message.text.replace("\0", "").strip()  # NUL: PostgreSQL refuses it in a text
     if caption == SKIP:
         return {"caption": ""}
     if utf16_len(caption) > CAPTION_MAX:

@@ -493,7 +493,8 @@ def tap_confirm_refund(shop: Shop, call: types.CallbackQuery, session: Session, 
 def on_refund_command(shop: Shop, message: types.Message, session: Session, lang: str) -> Screen:
     """/refund <payment id>"""
     payment_id = message.text.partition(" ")[2].strip()
-    purchase = session.scalar(select(Purchase).where(Purchase.payment_id == payment_id)) if payment_id else None
+    known = payment_id and "\0" not in payment_id  # NUL: no charge id has one, and PostgreSQL refuses it
+    purchase = session.scalar(select(Purchase).where(Purchase.payment_id == payment_id)) if known else None
     if purchase is None:
         return Screen(text(lang, "admin_refund_usage"))
     return Screen(refund_purchase(shop, session, purchase, message.from_user.id, lang))

@@ -184,7 +184,7 @@ def tap_upload_stock(shop: Shop, call: types.CallbackQuery, session: Session, la
 def read_upload(shop: Shop, message: types.Message) -> str | bytes | StockItem:
     """A paste, a .txt/.csv file's bytes, or one item (a file or photo that is itself the thing sold)."""
     if message.content_type == "text":
-        return message.text
+        return message.text.replace("\0", "")  # PostgreSQL refuses NUL in a text (a file with one is refused)
     if message.content_type == "document" and is_text_list(message.document):
         return download(shop, message.document)
     file = attached_file(message)

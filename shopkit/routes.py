@@ -357,6 +357,8 @@ def add_handlers(shop: Shop, handlers: Handlers) -> None:
 def follow_start_link(shop: Shop, message: types.Message, session: Session):
     """The reply to /start <argument> when a chapter registered the argument's prefix; else None."""
     argument = (message.text or "").partition(" ")[2].strip()
+    if "\0" in argument:  # typed by hand (a link cannot carry it): PostgreSQL would refuse it in a query
+        return None
     for prefix, route in shop.start_links.items():
         if argument.startswith(prefix):
             return route.handler(shop, message, session, language_of(message.from_user),

@@ -284,6 +284,7 @@ def parse_callback(data: str | None) -> tuple[str, list[int]] | None:
 
 PAGE_SIZE = 8  # products or purchases per page
 MAX_PAGE = 1_000_000  # more pages than any shop has; a forged bigger one would overflow a query's OFFSET
+MAX_ROW_ID = 2**31 - 1  # the database's row ids are 32-bit on PostgreSQL: a bigger one is forged, and would not fit
 
 
 class Tap:
@@ -321,10 +322,13 @@ class Tap:
         return types.InlineKeyboardButton(truncate(caption, 64), callback_data=data)
 
     def read(self, numbers: list[int]) -> dict[str, int] | None:
-        """A tapped button's numbers by name (a page cut to MAX_PAGE); None if it carries the wrong count."""
+        """A tapped button's numbers by name (a page cut to MAX_PAGE); None if it carries the wrong count, or a
+        number too big to be a row's id."""
         if len(numbers) != len(self.names):
             return None
         named = dict(zip(self.names, numbers, strict=True))
+        if any(number > MAX_ROW_ID for name, number in named.items() if name != "page"):
+            return None  # PostgreSQL would refuse to compare it with an INTEGER id: no button of ours carries one
         if self.paged:
             named["page"] = min(named["page"], MAX_PAGE)
         return named

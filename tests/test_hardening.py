@@ -21,8 +21,10 @@ from conftest import (
     add_stock,
     admin_texts,
     start_adding_a_product,
+    stock_of,
+    upload_stock,
 )
-from models import Category, Product, Purchase, User
+from models import PAID_MEDIA, Category, Product, Purchase, User
 from shopkit import MAX_ID, After, Handlers, Screen, Tap, Toast, callback, screens, show_reply
 
 HERE = Path(__file__).resolve().parent.parent  # the project's root
@@ -58,6 +60,19 @@ def test_a_screen_that_fails_after_the_tap_was_answered_apologises_in_a_message(
     alice.taps("Catalog")
     assert alice.callback_answers()[-1].get("text") is None
     assert "Sorry, something went wrong" in alice.last_text() and "Error showing the reply" in caplog.text
+
+
+BEYOND_32_BITS = 2**31  # fits the callback data's 64 bits, not PostgreSQL's INTEGER row ids
+
+
+@pytest.mark.parametrize("data", [callback("product", BEYOND_32_BITS, 0), callback("buy_media", BEYOND_32_BITS),
+                                  callback("reviews", BEYOND_32_BITS, 0), callback("rate", BEYOND_32_BITS, 3),
+                                  callback("ticket_close", BEYOND_32_BITS), callback("open_purchase", MAX_ID)])
+def test_a_forged_id_too_big_for_a_row_is_stale_and_no_error(shop, alice, data, caplog):
+    alice.sends("/start")
+    alice.taps_data(data)
+    assert len(alice.callback_answers()) == 1
+    assert "Error handling" not in caplog.text and "Sorry" not in alice.all_texts()
 
 
 @pytest.mark.parametrize("data", FORGED_CALLBACK_DATA)
@@ -430,3 +445,37 @@ def test_a_typical_journey_warns_of_nothing_deprecated_and_logs_in_plain_words(s
            "given back at once" in caplog.text
     assert "tried admin action" not in caplog.text
     assert "User 1002 sent /admin, but is not in ADMIN_IDS" in caplog.text
+
+
+@pytest.mark.parametrize("argument", ["gift_abc\0def", "promo_SAVE\0", "r_abcdefg\0"])
+def test_a_start_link_typed_with_a_nul_character_greets_and_no_error(shop, alice, argument, caplog):
+    alice.sends("/start " + argument)  # PostgreSQL refuses NUL in a query's text
+    assert "Error handling" not in caplog.text and "Sorry" not in alice.all_texts()
+    assert alice.last_text()  # the welcome, as after a plain /start
+
+
+def test_refund_with_a_nul_character_is_explained_and_no_error(shop, seller, caplog):
+    seller.sends("/refund ch\0arge")
+    assert "Error handling" not in caplog.text and "/refund" in seller.last_text()
+
+
+def test_a_nul_character_in_the_sellers_texts_is_dropped_not_a_postgresql_error(shop, seller, caplog):
+    product = shop.add_product("Guide", price=10)
+    media = shop.add_product("Beach set", price=150, hidden="", kind=PAID_MEDIA, caption="",
+                             media=[{"type": "photo", "file_id": "P1"}])
+    for field_index, answer in ((0, "Gu\0ide"), (2, "Ab\0out"), (4, "KE\0Y")):
+        seller.taps_data(callback("edit_product", product.id, field_index))
+        seller.sends(answer)
+    seller.taps_data(callback("edit_product", product.id, 4))
+    seller.sends_photo("P9", caption="sec\0ret")
+    seller.taps_data(callback("edit_product", media.id, 5))
+    seller.sends("Sum\0mer")
+    stocked = shop.add_product("Keys", price=10)
+    add_stock(shop, stocked)
+    upload_stock(seller, stocked, lambda person: person.sends("K\0-1\nK-2"))
+    assert "Error handling" not in caplog.text
+    with shop.Session() as session:
+        assert (session.get(Product, product.id).name, session.get(Product, product.id).description,
+                session.get(Product, product.id).hidden_content, session.get(Product, media.id).caption) == \
+            ("Guide", "About", "secret", "Summer")
+    assert stock_of(shop, stocked) == ["K-1", "K-2"]
