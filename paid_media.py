@@ -250,12 +250,20 @@ def tap_buy_media(shop: Shop, call: types.CallbackQuery, session: Session, lang:
 def record_paid_media(session: Session, buyer: types.User, payload: str | None,
                       charge_id: str | None = None) -> tuple[Purchase | None, bool]:
     """The purchase of a paid-media payload, recorded once (ux_purchases_paid_media) and committed; whether it is
-    new. ``charge_id`` (from the ledger) is written when known. (None, False) for a payload that is not the shop's,
-    or someone else's."""
+    new. ``charge_id`` (from the ledger) is written when known. (None, False) for a payload that is not the shop's.
+
+    Telegram fills in the payload itself, so nobody can forge one; but the
+    blurred message can be forwarded, and whoever pays for the forwarded copy
+    has paid the shop all the same: the sale is theirs, recorded under the
+    payload and their id (the one it was sent to may pay for their own copy too).
+    """
     parsed = parse_payload(payload)
-    if parsed is None or parsed.buyer_id != buyer.id:
-        logger.warning("Paid media bought by user %s with a payload that is not theirs: %r", buyer.id, payload)
+    if parsed is None:
+        logger.warning("Paid media bought by user %s with a payload that is not the shop's: %r", buyer.id, payload)
         return None, False
+    if parsed.buyer_id != buyer.id:
+        logger.info("User %s paid for paid media sent to user %s (a forwarded copy)", buyer.id, parsed.buyer_id)
+        payload = f"{payload}>{buyer.id}"
     existing = session.scalar(select(Purchase).where(Purchase.paid_media_payload == payload))
     if existing is None:
         product = session.get(Product, parsed.product_id)
@@ -291,7 +299,7 @@ def on_paid_media_purchased(shop: Shop, purchased: types.PaidMediaPurchased, ses
         return None
     logger.info("Paid media %r recorded as purchase %s", purchased.paid_media_payload, purchase.id)
     return (After(send, buyer.id, text(lang, "paid_media_thanks", name=purchase.product.name)), sale_notice(purchase),
-            After(find_charge, purchase.paid_media_payload))
+            After(find_charge, purchased.paid_media_payload))
 
 
 def paid_in_ledger(transaction: types.StarTransaction) -> bool:

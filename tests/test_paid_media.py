@@ -178,11 +178,21 @@ def test_the_update_records_one_purchase_however_often_it_comes(shop, alice, sel
     assert admin_texts(shop).count("New sale: Beach set") == 1
 
 
-def test_a_payload_that_is_not_the_buyers_records_nothing(shop, alice, bob):
+def test_a_forwarded_copy_paid_by_someone_else_is_their_purchase(shop, alice, bob):
     product = add_paid_media(shop)
     alice.taps_data(callback("buy_media", product.id))
     payload = shop.api.of("sendPaidMedia")[-1].params["payload"]
-    bob.buys_paid_media(payload)
+    bob.buys_paid_media(payload)  # Alice forwarded her blurred copy, and Bob paid for it: his Stars, his purchase
+    bob.buys_paid_media(payload)  # Telegram repeats the update: still one
+    assert shop.purchases() == [("bob", "Beach set", 150, "stars")]
+    alice.buys_paid_media(payload)  # and Alice may still pay for her own
+    assert shop.purchases() == [("bob", "Beach set", 150, "stars"), ("alice", "Beach set", 150, "stars")]
+
+
+def test_a_payload_that_is_not_the_shops_records_nothing(shop, bob):
+    add_paid_media(shop)
+    bob.buys_paid_media("media1:1:1002:1:forged:more")
+    bob.buys_paid_media("someone else's bot")
     assert shop.purchases() == []
 
 
