@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from telebot import TeleBot, types
 from telebot.apihelper import ApiException
 
-from checkout import sale_notice
+from checkout import ADMIN_PURCHASE, sale_notice
 from menus import ADMIN
 from models import PAID_MEDIA, Product, Purchase, owned_purchase_id, save_user
 from purchases import deliver
@@ -64,12 +64,14 @@ from shopkit import (
     call_api,
     chat_of,
     counted,
+    describe_user,
     end_dialog,
     format_price,
     is_id,
     keyboard,
     label,
     language_of,
+    notify_admins,
     run_handler,
     send,
     show_reply,
@@ -299,7 +301,23 @@ def on_paid_media_purchased(shop: Shop, purchased: types.PaidMediaPurchased, ses
         return None
     logger.info("Paid media %r recorded as purchase %s", purchased.paid_media_payload, purchase.id)
     return (After(send, buyer.id, text(lang, "paid_media_thanks", name=purchase.product.name)), sale_notice(purchase),
-            After(find_charge, purchased.paid_media_payload))
+            After(find_charge, purchased.paid_media_payload), *paid_twice(session, purchase))
+
+
+def paid_twice(session: Session, purchase: Purchase) -> tuple:
+    """Telegram lets a customer pay for two blurred copies of the same set (Buy tapped twice before paying), and
+    has no pre-checkout to refuse the second: the admins are asked to refund it, with its purchase at hand."""
+    earlier = session.scalar(select(Purchase.id).where(
+        Purchase.user_id == purchase.user_id, Purchase.product_id == purchase.product_id, Purchase.id != purchase.id,
+        Purchase.refunded_at.is_(None)).limit(1))
+    if earlier is None:
+        return ()
+    logger.warning("User %s paid twice for paid media %s (purchases %s and %s)", purchase.user.telegram_id,
+                   purchase.product_id, earlier, purchase.id)
+    return (After(notify_admins, "admin_paid_media_twice", who=describe_user(purchase.user),
+                  id=purchase.user.telegram_id, product=purchase.product.name,
+                  amount=format_price(purchase.price, purchase.currency), purchase=purchase.id,
+                  markup=keyboard([ADMIN_PURCHASE.button(f"🧾 #{purchase.id}", purchase_id=purchase.id)])),)
 
 
 def paid_in_ledger(transaction: types.StarTransaction) -> bool:

@@ -701,6 +701,9 @@ EN = {
                        "itself, so promo codes and gifts do not apply.",
     "protected_card": "🔒 Protected: it cannot be forwarded or saved.",
     "paid_media_sent": "📸 Sent below: pay there to unlock it.",
+    "admin_paid_media_twice": "⚠️ {who} (id <code>{id}</code>) paid a second time for <b>{product}</b> ({amount}): "
+                              "two blurred copies were both unlocked. Please refund purchase #{purchase}: open it "
+                              "below → ↩️ Refund.",
     "paid_media_thanks": "✅ <b>Thank you!</b> <b>{name}</b> is unlocked above, and stays in 📦 My purchases.",
     "btn_protected_on": "🔒 Protected: on",
     "btn_protected_off": "🔓 Protected: off",

@@ -189,6 +189,18 @@ def test_a_forwarded_copy_paid_by_someone_else_is_their_purchase(shop, alice, bo
     assert shop.purchases() == [("bob", "Beach set", 150, "stars"), ("alice", "Beach set", 150, "stars")]
 
 
+def test_paying_for_two_blurred_copies_asks_the_admins_to_refund_the_second(shop, seller, alice):
+    product = add_paid_media(shop)
+    alice.taps_data(callback("buy_media", product.id))
+    alice.taps_data(callback("buy_media", product.id))  # Buy tapped twice: two blurred copies, before either is paid
+    first, second = [call.params["payload"] for call in shop.api.of("sendPaidMedia")]
+    alice.buys_paid_media(first)
+    assert "paid a second time" not in seller.last_text()
+    alice.buys_paid_media(second)  # Telegram has no pre-checkout for paid media: the money is taken
+    assert "Alice (@alice) (id 1001) paid a second time for Beach set (150 ⭐)" in seller.last_text()
+    assert "refund purchase #2" in seller.last_text() and seller.button_labels() == ["🧾 #2"]
+
+
 def test_a_payload_that_is_not_the_shops_records_nothing(shop, bob):
     add_paid_media(shop)
     bob.buys_paid_media("media1:1:1002:1:forged:more")
