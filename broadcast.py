@@ -59,6 +59,7 @@ from shopkit import (
     call_api,
     counted,
     dialog_data,
+    edit_or_send,
     end_dialog,
     format_price,
     keyboard,
@@ -563,14 +564,7 @@ def skip_unsure(shop: Shop, broadcast_id: int) -> Broadcast:
 
 def tell_admin(shop: Shop, broadcast: Broadcast, html: str) -> None:
     """Edit the progress message into ``html``, or send it anew when Telegram cannot edit it."""
-    chat = broadcast.admin_chat_id
-    try:
-        call_api(shop, chat, shop.bot.edit_message_text, html, chat, broadcast.progress_message_id)
-    except ApiTelegramException as error:
-        if "message is not modified" not in error.description:
-            send(shop, chat, html)
-    except CALL_FAILED:
-        send(shop, chat, html)
+    edit_or_send(shop, broadcast.admin_chat_id, broadcast.progress_message_id, html)
 
 
 def progress_text(broadcast: Broadcast) -> str:
